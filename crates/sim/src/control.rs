@@ -1,0 +1,209 @@
+//! The control API, under `/_sim/` (a prefix no Microsoft endpoint uses), guarded by the bearer token the
+//! simulator prints at start. Tests and the demo change the world, move the clock, inject faults and
+//! read counters through it.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Duration;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::faults::FaultConfig;
+use crate::graph::throttle::Limits;
+use crate::state::SharedSim;
+use crate::world::actions::Action;
+
+pub fn router(sim: SharedSim) -> Router<SharedSim> {
+    Router::new()
+        .route("/_sim/actions", post(actions))
+        .route("/_sim/scenarios", get(scenarios))
+        .route("/_sim/scenarios/{name}", post(scenario))
+        .route("/_sim/clock", get(clock).post(advance))
+        .route("/_sim/counters", get(counters))
+        .route("/_sim/counters/reset", post(reset_counters))
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/throttle", get(get_limits).put(put_limits))
+        .route("/_sim/keys/rotate", post(rotate))
+        .route("/_sim/delta/expire", post(expire_delta))
+        .route("/_sim/world", get(world))
+        .route_layer(middleware::from_fn_with_state(sim, guard))
+        .route("/_sim/health", get(|| async { Json(json!({"ok": true})) }))
+}
+
+async fn guard(State(sim): State<SharedSim>, req: Request, next: Next) -> Response {
+    let expected = format!("Bearer {}", sim.control_token);
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ok =
+        given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "the control API needs the control token printed at start"})),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn bad(msg: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": msg.to_string()}))).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ActionsBody {
+    List(Vec<Action>),
+    Wrapped { actions: Vec<Action> },
+    One(Action),
+}
+
+async fn actions(State(sim): State<SharedSim>, body: axum::body::Bytes) -> Response {
+    let parsed: ActionsBody = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return bad(format!("not a list of actions: {e}")),
+    };
+    let list = match parsed {
+        ActionsBody::List(l) | ActionsBody::Wrapped { actions: l } => l,
+        ActionsBody::One(a) => vec![a],
+    };
+    apply_all(&sim, &list)
+}
+
+fn apply_all(sim: &SharedSim, list: &[Action]) -> Response {
+    let now = sim.now();
+    let mut world = sim.world_mut();
+    // Actions apply all or nothing, so that a typo in the third action does not leave the world half changed.
+    let mut scratch = world.clone();
+    for (i, a) in list.iter().enumerate() {
+        if let Err(e) = scratch.apply(a, now) {
+            return bad(format!("action {} failed: {e}", i + 1));
+        }
+    }
+    *world = scratch;
+    Json(json!({"applied": list.len(), "now": now})).into_response()
+}
+
+async fn scenarios(State(sim): State<SharedSim>) -> Response {
+    let w = sim.world();
+    Json(json!(
+        w.scenarios
+            .iter()
+            .map(|s| json!({"name": s.name, "description": s.description, "actions": s.actions.len()}))
+            .collect::<Vec<_>>()
+    ))
+    .into_response()
+}
+
+async fn scenario(State(sim): State<SharedSim>, Path(name): Path<String>) -> Response {
+    let actions = sim.world().scenarios.iter().find(|s| s.name == name).map(|s| s.actions.clone());
+    match actions {
+        Some(a) => apply_all(&sim, &a),
+        None => (StatusCode::NOT_FOUND, Json(json!({"error": format!("no scenario {name}")}))).into_response(),
+    }
+}
+
+async fn clock(State(sim): State<SharedSim>) -> Response {
+    Json(json!({"now": sim.now(), "offset_seconds": sim.clock.offset().num_seconds()})).into_response()
+}
+
+#[derive(Deserialize)]
+struct Advance {
+    #[serde(default)]
+    seconds: Option<i64>,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+async fn advance(State(sim): State<SharedSim>, Json(body): Json<Advance>) -> Response {
+    let by = match (body.seconds, body.by) {
+        (Some(s), _) => Duration::seconds(s),
+        (None, Some(text)) => {
+            let base = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+            let text = if text.starts_with(['+', '-']) { text } else { format!("+{text}") };
+            match crate::world::file::parse_time(&text, base) {
+                Ok(t) => t - base,
+                Err(e) => return bad(e),
+            }
+        }
+        (None, None) => return bad("give seconds or by (for example \"by\": \"91d\")"),
+    };
+    let now = sim.clock.advance(by);
+    Json(json!({"now": now, "offset_seconds": sim.clock.offset().num_seconds()})).into_response()
+}
+
+async fn counters(State(sim): State<SharedSim>) -> Response {
+    Json(sim.counters.snapshot()).into_response()
+}
+
+async fn reset_counters(State(sim): State<SharedSim>) -> Response {
+    sim.counters.reset();
+    Json(json!({"reset": true})).into_response()
+}
+
+async fn get_faults(State(sim): State<SharedSim>) -> Response {
+    Json(json!(sim.world().faults)).into_response()
+}
+
+async fn put_faults(State(sim): State<SharedSim>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<FaultConfig>(&body) {
+        Ok(f) => {
+            sim.world_mut().faults = f.clone();
+            Json(json!(f)).into_response()
+        }
+        Err(e) => bad(format!("not a fault configuration: {e}")),
+    }
+}
+
+async fn get_limits(State(sim): State<SharedSim>) -> Response {
+    Json(json!(sim.throttle.limits())).into_response()
+}
+
+async fn put_limits(State(sim): State<SharedSim>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<Limits>(&body) {
+        Ok(l) => {
+            sim.throttle.set_limits(l.clone());
+            Json(json!(l)).into_response()
+        }
+        Err(e) => bad(format!("not throttling limits: {e}")),
+    }
+}
+
+async fn rotate(State(sim): State<SharedSim>) -> Response {
+    match sim.keys.rotate() {
+        Ok(kid) => Json(json!({"active_kid": kid})).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
+    }
+}
+
+async fn expire_delta(State(sim): State<SharedSim>) -> Response {
+    sim.delta.lock().unwrap_or_else(|e| e.into_inner()).expire_all();
+    Json(json!({"expired": true})).into_response()
+}
+
+async fn world(State(sim): State<SharedSim>) -> Response {
+    let now = sim.now();
+    let w = sim.world();
+    let tenants: Vec<Value> = w
+        .tenants
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id, "domain": t.domain, "display_name": t.display_name, "role": t.kind,
+                "users": t.users.len(), "groups": t.groups.len(), "p1": t.has_p1(), "intune": t.has_intune(),
+                "security_defaults": t.security_defaults, "ca_policies": t.ca_policies.len(),
+                "consented_apps": t.service_principals.iter().map(|s| s.app_id).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let gdap: Vec<Value> = w
+        .gdap
+        .iter()
+        .map(|r| json!({"id": r.id, "display_name": r.display_name, "customer": r.customer, "status": r.status_at(now).as_str(), "end": r.end}))
+        .collect();
+    Json(json!({"name": w.name, "now": now, "tenants": tenants, "gdap": gdap})).into_response()
+}

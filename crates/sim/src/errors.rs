@@ -1,0 +1,228 @@
+//! Error responses shaped exactly as Microsoft sends them: the identity platform's OAuth error bodies
+//! with AADSTS codes, and Microsoft Graph's `{"error": {...}}` bodies with their headers.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// An identity-platform error: `error`, an AADSTS code with its message, and the HTTP status.
+#[derive(Debug, Clone)]
+pub struct AadError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub code: u32,
+    pub message: String,
+    pub suberror: Option<&'static str>,
+    pub claims: Option<String>,
+}
+
+impl AadError {
+    pub fn new(status: u16, error: &'static str, code: u32, message: impl Into<String>) -> AadError {
+        AadError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            error,
+            code,
+            message: message.into(),
+            suberror: None,
+            claims: None,
+        }
+    }
+
+    pub fn bad(error: &'static str, code: u32, message: impl Into<String>) -> AadError {
+        AadError::new(400, error, code, message)
+    }
+
+    pub fn with_suberror(mut self, suberror: &'static str) -> AadError {
+        self.suberror = Some(suberror);
+        self
+    }
+
+    pub fn with_claims(mut self, claims: String) -> AadError {
+        self.claims = Some(claims);
+        self
+    }
+
+    /// The JSON body, stamped with trace and correlation ids and the time of the failure.
+    pub fn body(&self, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Value {
+        let trace_id = Uuid::new_v4().to_string();
+        let timestamp = now.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        let description = format!(
+            "AADSTS{}: {} Trace ID: {} Correlation ID: {} Timestamp: {}",
+            self.code, self.message, trace_id, correlation_id, timestamp
+        );
+        let mut body = json!({
+            "error": self.error,
+            "error_description": description,
+            "error_codes": [self.code],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": format!("{base_url}/error?code={}", self.code),
+        });
+        if let Some(s) = self.suberror {
+            body["suberror"] = json!(s);
+        }
+        if let Some(c) = &self.claims {
+            body["claims"] = json!(c);
+        }
+        body
+    }
+
+    pub fn into_response_with(self, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Response {
+        let body = self.body(correlation_id, now, base_url);
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        identity_headers(resp.headers_mut(), correlation_id);
+        resp
+    }
+}
+
+/// Headers that every response of the token endpoint carries.
+pub fn identity_headers(headers: &mut HeaderMap, correlation_id: &str) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::EXPIRES, HeaderValue::from_static("-1"));
+    headers
+        .insert(HeaderName::from_static("x-ms-ests-server"), HeaderValue::from_static("2.1.19999.1 - SIM ProdSlices"));
+    if let Ok(v) = HeaderValue::from_str(&Uuid::new_v4().to_string()) {
+        headers.insert(HeaderName::from_static("x-ms-request-id"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(correlation_id) {
+        headers.insert(HeaderName::from_static("client-request-id"), v);
+    }
+}
+
+/// The ids and time of one Graph request, echoed in its headers and in any error body.
+#[derive(Debug, Clone)]
+pub struct GraphCtx {
+    pub request_id: String,
+    pub client_request_id: String,
+    pub now: DateTime<Utc>,
+}
+
+impl GraphCtx {
+    pub fn from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> GraphCtx {
+        let request_id = Uuid::new_v4().to_string();
+        let client_request_id = headers
+            .get("client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 128)
+            .map(str::to_string)
+            .unwrap_or_else(|| request_id.clone());
+        GraphCtx { request_id, client_request_id, now }
+    }
+
+    pub fn date(&self) -> String {
+        self.now.format("%Y-%m-%dT%H:%M:%S").to_string()
+    }
+
+    pub fn apply_headers(&self, headers: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            headers.insert(HeaderName::from_static("request-id"), v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.client_request_id) {
+            headers.insert(HeaderName::from_static("client-request-id"), v);
+        }
+        headers.insert(
+            HeaderName::from_static("x-ms-ags-diagnostic"),
+            HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"5","ScaleUnit":"001","RoleInstance":"SIM01","ADSiteName":"SIM"}}"#),
+        );
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+}
+
+/// A Graph error; turned into a response with the request's ids.
+#[derive(Debug, Clone)]
+pub struct GraphError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub inner: Option<(String, String)>,
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+impl GraphError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> GraphError {
+        GraphError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: code.to_string(),
+            message: message.into(),
+            inner: None,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_inner(mut self, code: &str, message: &str) -> GraphError {
+        self.inner = Some((code.to_string(), message.to_string()));
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> GraphError {
+        self.headers.push((HeaderName::from_static(name), value.into()));
+        self
+    }
+
+    pub fn body(&self, ctx: &GraphCtx) -> Value {
+        let mut inner = json!({
+            "date": ctx.date(),
+            "request-id": ctx.request_id,
+            "client-request-id": ctx.client_request_id,
+        });
+        if let Some((code, message)) = &self.inner {
+            inner["code"] = json!(code);
+            inner["message"] = json!(message);
+        }
+        json!({ "error": { "code": self.code, "message": self.message, "innerError": inner } })
+    }
+
+    pub fn into_response_with(self, ctx: &GraphCtx) -> Response {
+        let body = self.body(ctx);
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        ctx.apply_headers(resp.headers_mut());
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+        resp
+    }
+
+    pub fn invalid_token(message: &str) -> GraphError {
+        GraphError::new(401, "InvalidAuthenticationToken", message).with_header(
+            "www-authenticate",
+            r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#,
+        )
+    }
+
+    pub fn denied() -> GraphError {
+        GraphError::new(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+    }
+
+    pub fn not_found(what: &str) -> GraphError {
+        GraphError::new(
+            404,
+            "Request_ResourceNotFound",
+            format!(
+                "Resource '{what}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> GraphError {
+        GraphError::new(400, "Request_BadRequest", message)
+    }
+
+    pub fn unsupported_query(message: impl Into<String>) -> GraphError {
+        GraphError::new(400, "Request_UnsupportedQuery", message)
+    }
+
+    pub fn non_premium() -> GraphError {
+        GraphError::new(
+            403,
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+            "Neither tenant is B2C or tenant doesn't have premium license",
+        )
+    }
+}

@@ -1,0 +1,187 @@
+//! Server-side state of delta queries (`users/delta`, `groups/delta`).
+//!
+//! A delta token remembers a fingerprint of every object as the client last saw it; the next request
+//! compares them with the current world to find what was added, changed or removed. A round of pages
+//! is computed once, at its first page, and served from memory until its delta link.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Changed(Uuid),
+    Removed(Uuid),
+}
+
+struct Token {
+    tenant: Uuid,
+    collection: String,
+    created: DateTime<Utc>,
+    state: HashMap<Uuid, u64>,
+}
+
+struct Round {
+    tenant: Uuid,
+    collection: String,
+    created: DateTime<Utc>,
+    entries: Vec<Entry>,
+    next_state: HashMap<Uuid, u64>,
+}
+
+#[derive(Default)]
+pub struct DeltaStore {
+    tokens: HashMap<String, Token>,
+    rounds: HashMap<String, Round>,
+    /// Delta tokens older than this are refused with `resyncRequired`.
+    pub token_lifetime_days: Option<i64>,
+}
+
+pub fn fingerprint(value: &serde_json::Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut h);
+    h.finish()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeltaError {
+    /// The token is unknown, expired or belongs to another tenant or collection.
+    ResyncRequired,
+}
+
+impl DeltaStore {
+    fn lifetime(&self) -> Duration {
+        Duration::days(self.token_lifetime_days.unwrap_or(7))
+    }
+
+    /// Starts a round: from nothing (a full sync) or from a delta token.
+    pub fn start(
+        &mut self,
+        tenant: Uuid,
+        collection: &str,
+        token: Option<&str>,
+        current: HashMap<Uuid, u64>,
+        order: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<String, DeltaError> {
+        self.gc(now);
+        let entries = match token {
+            None => order.iter().map(|id| Entry::Changed(*id)).collect(),
+            Some(t) => {
+                let old = self.tokens.get(t).ok_or(DeltaError::ResyncRequired)?;
+                if old.tenant != tenant || old.collection != collection || now - old.created > self.lifetime() {
+                    return Err(DeltaError::ResyncRequired);
+                }
+                let mut entries: Vec<Entry> = order
+                    .iter()
+                    .filter(|id| old.state.get(id) != current.get(id))
+                    .map(|id| Entry::Changed(*id))
+                    .collect();
+                let mut removed: Vec<Uuid> = old.state.keys().filter(|id| !current.contains_key(id)).copied().collect();
+                removed.sort();
+                entries.extend(removed.into_iter().map(Entry::Removed));
+                entries
+            }
+        };
+        let id = crate::state::opaque("", 18);
+        self.rounds.insert(
+            id.clone(),
+            Round { tenant, collection: collection.to_string(), created: now, entries, next_state: current },
+        );
+        Ok(id)
+    }
+
+    /// A round that is empty by construction: `$deltatoken=latest` starts from now.
+    pub fn latest(
+        &mut self,
+        tenant: Uuid,
+        collection: &str,
+        current: HashMap<Uuid, u64>,
+        now: DateTime<Utc>,
+    ) -> String {
+        self.issue(tenant, collection, current, now)
+    }
+
+    pub fn page(
+        &self,
+        round: &str,
+        tenant: Uuid,
+        collection: &str,
+        offset: usize,
+        size: usize,
+    ) -> Result<(Vec<Entry>, bool), DeltaError> {
+        let r = self.rounds.get(round).ok_or(DeltaError::ResyncRequired)?;
+        if r.tenant != tenant || r.collection != collection {
+            return Err(DeltaError::ResyncRequired);
+        }
+        let end = (offset + size).min(r.entries.len());
+        let slice = r.entries.get(offset.min(end)..end).unwrap_or_default().to_vec();
+        Ok((slice, end >= r.entries.len()))
+    }
+
+    /// Ends a round and issues the delta token for the state the client now has.
+    pub fn finish(&mut self, round: &str, now: DateTime<Utc>) -> Result<String, DeltaError> {
+        let r = self.rounds.remove(round).ok_or(DeltaError::ResyncRequired)?;
+        Ok(self.issue(r.tenant, &r.collection, r.next_state, now))
+    }
+
+    fn issue(&mut self, tenant: Uuid, collection: &str, state: HashMap<Uuid, u64>, now: DateTime<Utc>) -> String {
+        let id = crate::state::opaque("", 24);
+        self.tokens.insert(id.clone(), Token { tenant, collection: collection.to_string(), created: now, state });
+        // Keep only the newest few tokens per tenant and collection: clients only use their latest.
+        let mut mine: Vec<(DateTime<Utc>, String)> = self
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.tenant == tenant && t.collection == collection)
+            .map(|(k, t)| (t.created, k.clone()))
+            .collect();
+        if mine.len() > 4 {
+            mine.sort();
+            for (_, k) in mine.iter().take(mine.len() - 4) {
+                self.tokens.remove(k);
+            }
+        }
+        id
+    }
+
+    /// Forgets every token, so that the next delta request must resync.
+    pub fn expire_all(&mut self) {
+        self.tokens.clear();
+        self.rounds.clear();
+    }
+
+    fn gc(&mut self, now: DateTime<Utc>) {
+        if self.rounds.len() > 5000 {
+            self.rounds.retain(|_, r| now - r.created < Duration::hours(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_and_removals_are_found() {
+        let mut store = DeltaStore::default();
+        let now = Utc::now();
+        let (t, a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let first: HashMap<Uuid, u64> = [(a, 1), (b, 2)].into();
+        let round = store.start(t, "users", None, first.clone(), &[a, b], now).unwrap();
+        let (entries, last) = store.page(&round, t, "users", 0, 10).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(last);
+        let token = store.finish(&round, now).unwrap();
+        let second: HashMap<Uuid, u64> = [(a, 1), (c, 3)].into();
+        let round = store.start(t, "users", Some(&token), second, &[a, c], now).unwrap();
+        let (entries, _) = store.page(&round, t, "users", 0, 10).unwrap();
+        assert_eq!(entries, vec![Entry::Changed(c), Entry::Removed(b)]);
+        assert_eq!(store.start(t, "groups", Some(&token), HashMap::new(), &[], now), Err(DeltaError::ResyncRequired));
+        assert_eq!(
+            store.start(t, "users", Some(&token), HashMap::new(), &[], now + Duration::days(8)),
+            Err(DeltaError::ResyncRequired)
+        );
+    }
+}

@@ -1,0 +1,511 @@
+//! Deciding whether a sign-in may get a token, and minting the tokens.
+//!
+//! Every user grant (authorization code, device code, refresh token, password) ends here, so that the
+//! same account, presence, consent and Conditional Access rules apply whichever way a client asks.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use rand::RngExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::catalog::{self, OIDC_SCOPES};
+use crate::errors::AadError;
+use crate::state::{Authn, RefreshState, Sim, opaque};
+use crate::world::{App, GrantControl, PolicyState, PolicyUsers, Tenant, User, World};
+
+/// The scopes of a request, split into the identity scopes and the Graph scopes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScopeRequest {
+    pub oidc: Vec<String>,
+    pub default: bool,
+    pub graph: Vec<String>,
+}
+
+/// Parses a `scope` parameter. Unqualified scopes name Graph, as Microsoft assumes.
+pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadError> {
+    let mut req = ScopeRequest::default();
+    for s in scope.split_whitespace() {
+        if OIDC_SCOPES.contains(&s) {
+            req.oidc.push(s.to_string());
+            continue;
+        }
+        let (resource, name) = match s.rsplit_once('/') {
+            Some((r, n)) if r.contains('.') || r.contains(':') || Uuid::parse_str(r).is_ok() => (Some(r), n),
+            _ => (None, s),
+        };
+        if let Some(r) = resource {
+            let r = r.trim_end_matches('/');
+            let is_graph = catalog::GRAPH_RESOURCES.iter().any(|g| g.eq_ignore_ascii_case(r))
+                || r.eq_ignore_ascii_case(base_url.trim_end_matches('/'));
+            if !is_graph {
+                return Err(AadError::bad(
+                    "invalid_resource",
+                    500011,
+                    format!(
+                        "The resource principal named {r} was not found in the tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+                    ),
+                ));
+            }
+        }
+        if name.is_empty() {
+            return Err(AadError::bad(
+                "invalid_scope",
+                70011,
+                format!("The provided value for the input parameter 'scope' is not valid. The scope {s} is not valid."),
+            ));
+        }
+        if name == ".default" {
+            req.default = true;
+        } else {
+            req.graph.push(name.to_string());
+        }
+    }
+    if req.default && !req.graph.is_empty() {
+        return Err(AadError::bad(
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope '{scope}' does not exist. .default scope can't be combined with resource-specific scopes."
+            ),
+        ));
+    }
+    Ok(req)
+}
+
+/// What Conditional Access, security defaults and per-user MFA ask of a sign-in.
+#[derive(Debug, Default, Clone)]
+pub struct Requirements {
+    pub mfa: bool,
+    pub block: Option<Uuid>,
+    /// Sign-in frequency in hours and whether the policy also asks for MFA.
+    pub sign_in_frequency: Option<(u32, bool)>,
+}
+
+/// Evaluates the policies of `resource` for `user` (of `home`), signing in from `ip`.
+pub fn requirements(
+    world: &World,
+    resource: &Tenant,
+    home: &Tenant,
+    user: &User,
+    ip: IpAddr,
+    now: DateTime<Utc>,
+) -> Requirements {
+    let foreign = resource.id != home.id;
+    let roles: Vec<String> =
+        if foreign { world.gdap_roles(home, user.id, resource.id, now) } else { user.roles.clone() };
+    let mut req = Requirements::default();
+    for p in resource.ca_policies.iter().filter(|p| p.state == PolicyState::Enabled) {
+        let included = match &p.users {
+            PolicyUsers::All => true,
+            PolicyUsers::Roles(r) => r.iter().any(|r| roles.contains(r)),
+            PolicyUsers::Users(u) => !foreign && u.contains(&user.id),
+        };
+        if !included || p.exclude_users.contains(&user.id) || (foreign && p.exclude_service_providers) {
+            continue;
+        }
+        if let Some(locations) = &p.outside_locations {
+            let inside = resource
+                .named_locations
+                .iter()
+                .filter(|l| locations.contains(&l.id))
+                .any(|l| l.ranges.iter().any(|r| r.contains(ip)));
+            if inside {
+                continue;
+            }
+        }
+        match p.grant {
+            GrantControl::Block => {
+                req.block.get_or_insert(p.id);
+            }
+            GrantControl::Mfa => req.mfa = true,
+        }
+        if let Some(h) = p.sign_in_frequency_hours {
+            let stricter = req.sign_in_frequency.is_none_or(|(cur, _)| h < cur);
+            if stricter {
+                req.sign_in_frequency = Some((h, p.grant == GrantControl::Mfa));
+            }
+        }
+    }
+    if !foreign {
+        if resource.security_defaults && !user.roles.is_empty() {
+            req.mfa = true;
+        }
+        if user.per_user_mfa != crate::world::PerUserMfa::Disabled {
+            req.mfa = true;
+        }
+    } else {
+        // Partner delegated administrators must have completed Microsoft MFA to act in a customer tenant.
+        req.mfa = true;
+    }
+    req
+}
+
+/// A granted set of delegated Graph scopes.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub scp: Vec<String>,
+}
+
+/// Checks the app's consent in `resource` and returns the scopes the token will carry.
+pub fn consented_scopes(
+    world: &World,
+    app: &App,
+    resource: &Tenant,
+    home: &Tenant,
+    req: &ScopeRequest,
+) -> Result<Grant, AadError> {
+    let foreign = resource.id != home.id;
+    if resource.id != app.home_tenant && !app.multi_tenant {
+        return Err(app_not_in_tenant(app, resource));
+    }
+    let Some(sp) = resource.service_principal(app.client_id) else {
+        if foreign {
+            return Err(AadError::bad(
+                "invalid_grant",
+                90099,
+                format!(
+                    "The application '{}' ({}) has not been authorized in the tenant '{}'. Applications must be authorized to access the customer tenant before partner delegated administrators can use them. Provide pre-consent or execute the appropriate Partner Center API to authorize the application.",
+                    app.client_id, app.display_name, resource.id
+                ),
+            ));
+        }
+        return Err(consent_required(app));
+    };
+    let granted: Vec<String> = sp.delegated.iter().filter(|s| !OIDC_SCOPES.contains(&s.as_str())).cloned().collect();
+    if req.default {
+        if granted.is_empty() && !req.oidc.is_empty() {
+            return Ok(Grant { scp: Vec::new() });
+        }
+        return Ok(Grant { scp: granted });
+    }
+    let missing: Vec<&String> =
+        req.graph.iter().filter(|s| !granted.iter().any(|g| g.eq_ignore_ascii_case(s))).collect();
+    if !missing.is_empty() {
+        return Err(consent_required(app));
+    }
+    Ok(Grant { scp: req.graph.clone() })
+}
+
+pub fn consent_required(app: &App) -> AadError {
+    AadError::bad(
+        "invalid_grant",
+        65001,
+        format!("The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.", app.client_id, app.display_name),
+    )
+    .with_suberror("consent_required")
+}
+
+pub fn app_not_in_tenant(app: &App, resource: &Tenant) -> AadError {
+    AadError::bad(
+        "unauthorized_client",
+        700016,
+        format!(
+            "Application with identifier '{}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+            app.client_id, resource.display_name
+        ),
+    )
+}
+
+/// Account-level checks that apply to every grant.
+pub fn check_account(user: &User) -> Result<(), AadError> {
+    if !user.enabled {
+        return Err(AadError::bad("invalid_grant", 50057, "The user account is disabled."));
+    }
+    if user.locked {
+        return Err(AadError::bad(
+            "invalid_grant",
+            50053,
+            "Your account is locked because you've tried to sign in too many times with an incorrect user ID or password.",
+        ));
+    }
+    Ok(())
+}
+
+/// Presence of the user in `resource`: home membership, or a GDAP role for a partner user.
+pub fn check_presence(
+    world: &World,
+    resource: &Tenant,
+    home: &Tenant,
+    user: &User,
+    app: &App,
+    now: DateTime<Utc>,
+) -> Result<(), AadError> {
+    if resource.id == home.id {
+        return Ok(());
+    }
+    if world.gdap_roles(home, user.id, resource.id, now).is_empty() {
+        return Err(AadError::bad(
+            "invalid_grant",
+            50020,
+            format!(
+                "User account '{}' from identity provider 'https://sts.windows.net/{}/' does not exist in tenant '{}' and cannot access the application '{}'({}) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account.",
+                user.upn, home.id, resource.display_name, app.client_id, app.display_name
+            ),
+        ));
+    }
+    if user.risky {
+        return Err(AadError::bad(
+            "invalid_grant",
+            530034,
+            "Delegated administrator access was blocked because of account risk in the home tenant. Remediate the user risk in the partner tenant and sign in again.",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies the requirements to a non-interactive grant, whose sign-in cannot prompt.
+pub fn enforce(
+    req: &Requirements,
+    authn: &Authn,
+    user: &User,
+    resource: &Tenant,
+    now: DateTime<Utc>,
+) -> Result<(), AadError> {
+    if let Some(policy) = req.block {
+        let claims = json!({ "access_token": { "capolids": { "essential": true, "values": [policy.to_string()] } } });
+        return Err(AadError::bad(
+            "invalid_grant",
+            53003,
+            "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.",
+        )
+        .with_suberror("message_only")
+        .with_claims(claims.to_string()));
+    }
+    if req.mfa && authn.mfa_at.is_none() {
+        let claims = json!({ "access_token": { "capolids": { "essential": true, "values": resource.ca_policies.iter().map(|p| p.id.to_string()).collect::<Vec<_>>() } } });
+        if user.mfa_registered() {
+            return Err(AadError::bad(
+                "interaction_required",
+                50076,
+                format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
+            )
+            .with_suberror("basic_action")
+            .with_claims(claims.to_string()));
+        }
+        return Err(AadError::bad(
+            "interaction_required",
+            50079,
+            format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
+        )
+        .with_suberror("basic_action")
+        .with_claims(claims.to_string()));
+    }
+    if let Some((hours, mfa)) = req.sign_in_frequency {
+        let limit = Duration::hours(i64::from(hours));
+        if mfa && authn.mfa_at.is_some_and(|m| now - m > limit) {
+            return Err(AadError::bad(
+                "interaction_required",
+                50078,
+                format!("Presented multi-factor authentication has expired due to policies configured by your administrator, you must refresh your multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
+            )
+            .with_suberror("basic_action"));
+        }
+        if now - authn.auth_time > limit {
+            return Err(AadError::bad(
+                "invalid_grant",
+                70043,
+                format!("The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on {} and the maximum allowed lifetime for this request is {}.", authn.auth_time.format("%Y-%m-%dT%H:%M:%S%.7fZ"), limit.num_seconds()),
+            )
+            .with_suberror("bad_token"));
+        }
+    }
+    Ok(())
+}
+
+/// Everything about a user grant that the token depends on.
+pub struct UserGrant<'a> {
+    pub authn: Authn,
+    pub client_id: Uuid,
+    pub resource_tenant: Uuid,
+    pub scopes: &'a ScopeRequest,
+    pub nonce: Option<String>,
+    pub client_ip: IpAddr,
+    pub appidacr: &'static str,
+    pub client_info: bool,
+    /// The grant may prompt (MFA, consent) and already did: policies are not checked again.
+    pub interactive: bool,
+}
+
+/// Runs every check for a user grant and mints the token response.
+pub fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadError> {
+    let now = sim.now();
+    let world = sim.world();
+    let app = world.app(grant.client_id).ok_or_else(|| unknown_client(grant.client_id))?;
+    let resource =
+        world.tenant(grant.resource_tenant).ok_or_else(|| tenant_not_found(&grant.resource_tenant.to_string()))?;
+    let home =
+        world.tenant(grant.authn.home_tenant).ok_or_else(|| tenant_not_found(&grant.authn.home_tenant.to_string()))?;
+    let user = home
+        .user(grant.authn.user)
+        .ok_or_else(|| AadError::bad("invalid_grant", 50034, "The user account does not exist in the directory."))?;
+    check_account(user)?;
+    if grant.authn.auth_time < user.sessions_valid_after {
+        return Err(revoked());
+    }
+    check_presence(&world, resource, home, user, app, now)?;
+    let consent = consented_scopes(&world, app, resource, home, grant.scopes)?;
+    if !grant.interactive {
+        let req = requirements(&world, resource, home, user, grant.client_ip, now);
+        enforce(&req, &grant.authn, user, resource, now)?;
+    }
+    let foreign = resource.id != home.id;
+    let wids: Vec<String> =
+        if foreign { world.gdap_roles(home, user.id, resource.id, now) } else { user.roles.clone() };
+    let key = sim.keys.active().ok_or_else(server_error)?;
+    let lifetime = Duration::minutes(i64::from(rand::rng().random_range(
+        world.settings.token_lifetime_min..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
+    )));
+    let iat = now.timestamp();
+    let exp = (now + lifetime).timestamp();
+    let mut amr = vec!["pwd".to_string()];
+    if grant.authn.mfa_at.is_some() {
+        amr.push("mfa".to_string());
+    }
+    let mut at = json!({
+        "aud": "https://graph.microsoft.com",
+        "iss": format!("https://sts.windows.net/{}/", resource.id),
+        "iat": iat,
+        "nbf": iat,
+        "exp": exp,
+        "acct": 0,
+        "acr": "1",
+        "aio": opaque("AVQAq/", 24),
+        "amr": amr,
+        "app_displayname": app.display_name,
+        "appid": app.client_id.to_string(),
+        "appidacr": grant.appidacr,
+        "family_name": user.surname,
+        "given_name": user.given_name,
+        "idtyp": "user",
+        "ipaddr": grant.client_ip.to_string(),
+        "name": user.display_name,
+        "oid": user.id.to_string(),
+        "platf": "3",
+        "puid": format!("{:016X}", u64::from_le_bytes(user.id.as_bytes()[..8].try_into().unwrap_or([0; 8]))),
+        "rh": opaque("1.A", 20),
+        "scp": consent.scp.join(" "),
+        "sub": pairwise_sub(user.id, app.client_id),
+        "tenant_region_scope": "NA",
+        "tid": resource.id.to_string(),
+        "unique_name": user.upn,
+        "upn": user.upn,
+        "uti": opaque("", 16),
+        "ver": "1.0",
+        "wids": wids,
+        "xms_tcdt": home.created.timestamp(),
+    });
+    if foreign {
+        at["idp"] = json!(format!("https://sts.windows.net/{}/", home.id));
+    }
+    let access_token = key.sign(&at, Some(&opaque("AQAB", 48))).map_err(|_| server_error())?;
+    let mut response = json!({
+        "token_type": "Bearer",
+        "scope": echo_scope(grant.scopes, &consent),
+        "expires_in": lifetime.num_seconds() - 1,
+        "ext_expires_in": lifetime.num_seconds() - 1,
+        "access_token": access_token,
+    });
+    if grant.scopes.oidc.iter().any(|s| s == "openid") {
+        let id = json!({
+            "aud": app.client_id.to_string(),
+            "iss": format!("{}/{}/v2.0", sim.base_url, resource.id),
+            "iat": iat,
+            "nbf": iat,
+            "exp": (now + Duration::hours(1)).timestamp(),
+            "aio": opaque("AUQAu/", 24),
+            "name": user.display_name,
+            "nonce": grant.nonce,
+            "oid": user.id.to_string(),
+            "preferred_username": user.upn,
+            "rh": opaque("1.A", 20),
+            "sub": pairwise_sub(user.id, app.client_id),
+            "tid": resource.id.to_string(),
+            "uti": opaque("", 16),
+            "ver": "2.0",
+        });
+        let id_token = key.sign(&id, None).map_err(|_| server_error())?;
+        response["id_token"] = json!(id_token);
+    }
+    if grant.client_info {
+        let info = json!({ "uid": user.id.to_string(), "utid": home.id.to_string() });
+        response["client_info"] = json!(URL_SAFE_NO_PAD.encode(info.to_string()));
+    }
+    let scopes_for_refresh: Vec<String> = if grant.scopes.default {
+        vec!["https://graph.microsoft.com/.default".to_string()]
+    } else {
+        grant.scopes.graph.clone()
+    };
+    drop(world);
+    if grant.scopes.oidc.iter().any(|s| s == "offline_access") || grant.scopes.default {
+        let rt = opaque("1.AXsim", 96);
+        sim.sessions().refresh_tokens.insert(
+            rt.clone(),
+            RefreshState {
+                client_id: grant.client_id,
+                authn: grant.authn.clone(),
+                scopes: scopes_for_refresh,
+                issued: now,
+                last_used: now,
+            },
+        );
+        response["refresh_token"] = json!(rt);
+    }
+    if let Some(u) = sim.world_mut().tenant_mut(grant.authn.home_tenant).and_then(|t| t.user_mut(grant.authn.user)) {
+        u.last_sign_in = Some(now);
+    }
+    Ok(response)
+}
+
+/// The `scope` echoed in a token response: the granted Graph scopes with their resource prefix, the
+/// requested `.default` scope and the requested identity scopes, so that client caches match them.
+fn echo_scope(req: &ScopeRequest, grant: &Grant) -> String {
+    let mut out: Vec<String> = grant.scp.iter().map(|s| format!("https://graph.microsoft.com/{s}")).collect();
+    if req.default {
+        out.push("https://graph.microsoft.com/.default".to_string());
+    }
+    out.extend(req.oidc.iter().filter(|s| *s != "offline_access").cloned());
+    out.join(" ")
+}
+
+fn pairwise_sub(user: Uuid, app: Uuid) -> String {
+    let digest = Sha256::digest(format!("{user}/{app}").as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..32])
+}
+
+pub fn revoked() -> AadError {
+    AadError::bad(
+        "invalid_grant",
+        50173,
+        "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.",
+    )
+    .with_suberror("bad_token")
+}
+
+pub fn unknown_client(client_id: impl std::fmt::Display) -> AadError {
+    AadError::bad(
+        "unauthorized_client",
+        700016,
+        format!(
+            "Application with identifier '{client_id}' was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+        ),
+    )
+}
+
+pub fn tenant_not_found(tenant: &str) -> AadError {
+    AadError::bad(
+        "invalid_tenant",
+        90002,
+        format!(
+            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+        ),
+    )
+}
+
+pub fn server_error() -> AadError {
+    AadError::new(500, "server_error", 90033, "A transient error has occurred. Please try again.")
+}

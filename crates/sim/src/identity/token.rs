@@ -1,0 +1,775 @@
+//! `POST /{tenant}/oauth2/v2.0/token` and `POST /{tenant}/oauth2/v2.0/devicecode`.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rand::RngExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::issue::{self, ScopeRequest, UserGrant, parse_scopes, unknown_client};
+use super::{ClientIp, TenantSegment, correlation, resolve_segment};
+use crate::errors::{AadError, identity_headers};
+use crate::state::{Authn, Counters, DeviceCode, DeviceStatus, SharedSim, Sim, opaque};
+
+/// The largest form body the endpoints accept; Microsoft rejects far smaller bodies than any real client sends.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+const KNOWN_PARAMS: &[&str] = &[
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "scope",
+    "code",
+    "device_code",
+    "refresh_token",
+    "redirect_uri",
+    "code_verifier",
+    "username",
+    "password",
+];
+
+/// A parsed form: one value per parameter; a repeated known parameter is an error, as at Microsoft.
+pub struct Form {
+    values: HashMap<String, String>,
+}
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Result<Form, AadError> {
+        let mut values = HashMap::new();
+        for (k, v) in form_urlencoded::parse(body) {
+            let k = k.into_owned();
+            if values.contains_key(&k) && KNOWN_PARAMS.contains(&k.as_str()) {
+                return Err(AadError::bad(
+                    "invalid_request",
+                    9000411,
+                    format!("The request is not properly formatted. The parameter '{k}' is duplicated."),
+                ));
+            }
+            values.insert(k, v.into_owned());
+        }
+        Ok(Form { values })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn require(&self, key: &str) -> Result<&str, AadError> {
+        self.get(key).ok_or_else(|| missing(key))
+    }
+}
+
+pub fn missing(name: &str) -> AadError {
+    AadError::bad(
+        "invalid_request",
+        900144,
+        format!("The request body must contain the following parameter: '{name}'."),
+    )
+}
+
+/// Reads a form body with a size limit and a content-type check, answering like the token endpoint.
+pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Form, AadError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
+        AadError::bad(
+            "invalid_request",
+            90015,
+            "The request is too large. The request body exceeds the maximum allowed size.",
+        )
+    })?;
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(missing("grant_type"));
+    }
+    Form::parse(&bytes)
+}
+
+pub async fn wrong_method(State(sim): State<SharedSim>, headers: HeaderMap) -> Response {
+    AadError::bad("invalid_request", 900561, "The endpoint only accepts POST requests. Received a GET request.")
+        .into_response_with(&correlation(&headers), sim.now(), &sim.base_url)
+}
+
+/// How the client proved its identity.
+enum ClientAuth {
+    None,
+    Secret,
+    Certificate,
+}
+
+impl ClientAuth {
+    fn appidacr(&self) -> &'static str {
+        match self {
+            ClientAuth::None => "0",
+            ClientAuth::Secret => "1",
+            ClientAuth::Certificate => "2",
+        }
+    }
+}
+
+pub async fn token(
+    State(sim): State<SharedSim>,
+    Path(tenant): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    Counters::bump(&sim.counters.token_requests);
+    let corr = correlation(&headers);
+    let result = async {
+        let form = read_form(&headers, body).await?;
+        handle_token(&sim, &tenant, &headers, &form, ip)
+    }
+    .await;
+    match result {
+        Ok(body) => {
+            if let Ok(t) = Uuid::parse_str(&tenant) {
+                sim.counters.tenant(t, |c| c.token_requests += 1);
+            }
+            let mut resp = axum::Json(body).into_response();
+            identity_headers(resp.headers_mut(), &corr);
+            resp
+        }
+        Err(e) => {
+            Counters::bump(&sim.counters.token_errors);
+            e.into_response_with(&corr, sim.now(), &sim.base_url)
+        }
+    }
+}
+
+fn handle_token(
+    sim: &Sim,
+    tenant: &str,
+    headers: &HeaderMap,
+    form: &Form,
+    ip: std::net::IpAddr,
+) -> Result<Value, AadError> {
+    let segment = resolve_segment(sim, tenant)
+        .map_err(|e| if e.code == 90002 { AadError { error: "invalid_request", ..e } } else { e })?;
+    let grant_type = form.require("grant_type")?;
+    let (basic_id, basic_secret) = basic_auth(headers);
+    let client_id_text = form.get("client_id").map(str::to_string).or(basic_id).ok_or_else(|| missing("client_id"))?;
+    let client_id = Uuid::parse_str(&client_id_text).map_err(|_| {
+        AadError::bad(
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{}' was not found in the directory.",
+                super::truncate(&client_id_text, 64)
+            ),
+        )
+    })?;
+    let app = sim.world().app(client_id).cloned().ok_or_else(|| unknown_client(client_id))?;
+    if !app.enabled {
+        return Err(AadError::bad(
+            "unauthorized_client",
+            7000112,
+            format!("Application '{}'({}) is disabled.", app.client_id, app.display_name),
+        ));
+    }
+    let secret = form.get("client_secret").map(str::to_string).or(basic_secret);
+    let auth = authenticate_client(sim, &app, tenant, form, secret.as_deref(), grant_type)?;
+    match grant_type {
+        "client_credentials" => client_credentials(sim, &app, &segment, form, &auth),
+        "authorization_code" => authorization_code(sim, &app, &segment, form, ip, &auth),
+        "refresh_token" => refresh(sim, &app, &segment, form, ip, &auth),
+        "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => device_code(sim, &app, form, ip, &auth),
+        "password" => password(sim, &app, &segment, form, ip, &auth),
+        other => Err(AadError::bad(
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{}'.", super::truncate(other, 64)),
+        )),
+    }
+}
+
+fn basic_auth(headers: &HeaderMap) -> (Option<String>, Option<String>) {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return (None, None) };
+    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+        return (None, None);
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return (None, None) };
+    let Ok(text) = String::from_utf8(decoded) else { return (None, None) };
+    match text.split_once(':') {
+        Some((id, secret)) => {
+            let id = form_urlencoded::parse(format!("a={id}").as_bytes()).next().map(|(_, v)| v.into_owned());
+            let secret = form_urlencoded::parse(format!("a={secret}").as_bytes()).next().map(|(_, v)| v.into_owned());
+            (id, secret)
+        }
+        None => (None, None),
+    }
+}
+
+fn authenticate_client(
+    sim: &Sim,
+    app: &crate::world::App,
+    tenant: &str,
+    form: &Form,
+    secret: Option<&str>,
+    grant_type: &str,
+) -> Result<ClientAuth, AadError> {
+    let now = sim.now();
+    if let Some(assertion) = form.get("client_assertion") {
+        if form.get("client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+            return Err(AadError::bad(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_assertion_type'.",
+            ));
+        }
+        verify_assertion(sim, app, tenant, assertion, now)?;
+        return Ok(ClientAuth::Certificate);
+    }
+    if let Some(secret) = secret {
+        let matching: Vec<&crate::world::AppSecret> =
+            app.secrets.iter().filter(|s| constant_eq(&s.value, secret)).collect();
+        if matching.is_empty() {
+            return Err(AadError::new(
+                401,
+                "invalid_client",
+                7000215,
+                format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                    app.client_id
+                ),
+            ));
+        }
+        if matching.iter().all(|s| s.end <= now) {
+            return Err(AadError::new(
+                401,
+                "invalid_client",
+                7000222,
+                format!(
+                    "The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
+                    app.client_id
+                ),
+            ));
+        }
+        return Ok(ClientAuth::Secret);
+    }
+    if !app.public_client || grant_type == "client_credentials" {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ));
+    }
+    Ok(ClientAuth::None)
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn assertion_error(reason: &str) -> AadError {
+    AadError::new(
+        401,
+        "invalid_client",
+        700027,
+        format!("Client assertion failed signature validation. [Reason - {reason}]"),
+    )
+}
+
+fn verify_assertion(
+    sim: &Sim,
+    app: &crate::world::App,
+    tenant: &str,
+    assertion: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AadError> {
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| AadError::new(401, "invalid_client", 50027, "Invalid JWT token. The token is malformed."))?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let cert = match (header.alg, &header.x5t_s256, &header.x5t) {
+        (Algorithm::PS256, Some(t), _) => {
+            let thumb = b64.decode(t).map_err(|_| assertion_error("The key was not found."))?;
+            app.certificates.iter().find(|c| c.thumbprint_sha256 == thumb)
+        }
+        (Algorithm::RS256, _, Some(t)) => {
+            let thumb = b64.decode(t).map_err(|_| assertion_error("The key was not found."))?;
+            app.certificates.iter().find(|c| c.thumbprint_sha1 == thumb)
+        }
+        _ => return Err(assertion_error("The provided signature algorithm or key identifier is not supported.")),
+    }
+    .ok_or_else(|| {
+        assertion_error(&format!(
+            "The key was not found., Thumbprint of key used by client: '{}'",
+            header.x5t.clone().or(header.x5t_s256.clone()).unwrap_or_default()
+        ))
+    })?;
+    if cert.end <= now {
+        return Err(assertion_error("The key used is expired."));
+    }
+    let key = DecodingKey::from_rsa_pem(cert.pem.as_bytes()).map_err(|_| assertion_error("The key was not found."))?;
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+        .map_err(|_| assertion_error("The signature is invalid."))?;
+    let claims = data.claims;
+    let client = app.client_id.to_string();
+    if claims.get("iss").and_then(Value::as_str) != Some(&client)
+        || claims.get("sub").and_then(Value::as_str) != Some(&client)
+    {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter.",
+        ));
+    }
+    let aud = claims.get("aud").and_then(Value::as_str).unwrap_or("");
+    let expected_suffix = [format!("/{tenant}/oauth2/v2.0/token"), format!("/{tenant}/v2.0")];
+    if !aud.starts_with(&sim.base_url) || !expected_suffix.iter().any(|s| aud.ends_with(s.as_str())) {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700212,
+            format!(
+                "No matching federated identity record found for presented assertion audience '{}'.",
+                super::truncate(aud, 200)
+            ),
+        ));
+    }
+    let ts = now.timestamp();
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
+    if exp + 300 < ts || nbf - 300 > ts {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
+    }
+    Ok(())
+}
+
+fn specific_tenant(segment: &TenantSegment) -> Option<Uuid> {
+    match segment {
+        TenantSegment::Tenant(t) => Some(*t),
+        _ => None,
+    }
+}
+
+fn client_credentials(
+    sim: &Sim,
+    app: &crate::world::App,
+    segment: &TenantSegment,
+    form: &Form,
+    auth: &ClientAuth,
+) -> Result<Value, AadError> {
+    let tenant = specific_tenant(segment).ok_or_else(|| {
+        AadError::bad(
+            "invalid_request",
+            50059,
+            "No tenant-identifying information found in either the request or implied by any provided credentials.",
+        )
+    })?;
+    let scope = form.require("scope")?;
+    if !scope.trim().ends_with("/.default") || scope.split_whitespace().count() != 1 {
+        return Err(AadError::bad(
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+                super::truncate(scope, 200)
+            ),
+        ));
+    }
+    parse_scopes(scope, &sim.base_url)?;
+    let now = sim.now();
+    let world = sim.world();
+    let resource = world.tenant(tenant).ok_or_else(|| issue::tenant_not_found(&tenant.to_string()))?;
+    if resource.id != app.home_tenant && !app.multi_tenant {
+        return Err(issue::app_not_in_tenant(app, resource));
+    }
+    let sp = resource.service_principal(app.client_id).ok_or_else(|| issue::app_not_in_tenant(app, resource))?;
+    let lifetime = Duration::minutes(i64::from(rand::rng().random_range(
+        world.settings.token_lifetime_min..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
+    )));
+    let claims = json!({
+        "aud": "https://graph.microsoft.com",
+        "iss": format!("https://sts.windows.net/{}/", resource.id),
+        "iat": now.timestamp(),
+        "nbf": now.timestamp(),
+        "exp": (now + lifetime).timestamp(),
+        "aio": opaque("E2Rg", 24),
+        "app_displayname": app.display_name,
+        "appid": app.client_id.to_string(),
+        "appidacr": auth.appidacr(),
+        "idp": format!("https://sts.windows.net/{}/", resource.id),
+        "idtyp": "app",
+        "oid": sp.id.to_string(),
+        "rh": opaque("1.A", 20),
+        "roles": sp.application,
+        "sub": sp.id.to_string(),
+        "tenant_region_scope": "NA",
+        "tid": resource.id.to_string(),
+        "uti": opaque("", 16),
+        "ver": "1.0",
+        "wids": ["0997a1d0-0d1d-4acb-b408-d5ca73121e90"],
+        "xms_tcdt": resource.created.timestamp(),
+    });
+    let claims = if sp.application.is_empty() {
+        let mut c = claims;
+        if let Some(o) = c.as_object_mut() {
+            o.remove("roles");
+        }
+        c
+    } else {
+        claims
+    };
+    drop(world);
+    let key = sim.keys.active().ok_or_else(issue::server_error)?;
+    let token = key.sign(&claims, Some(&opaque("AQAB", 48))).map_err(|_| issue::server_error())?;
+    Ok(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime.num_seconds() - 1,
+        "ext_expires_in": lifetime.num_seconds() - 1,
+        "access_token": token,
+    }))
+}
+
+fn user_scopes(sim: &Sim, form: &Form, default: Option<&[String]>) -> Result<ScopeRequest, AadError> {
+    match (form.get("scope"), default) {
+        (Some(s), _) => parse_scopes(s, &sim.base_url),
+        (None, Some(d)) => parse_scopes(&d.join(" "), &sim.base_url),
+        (None, None) => Err(missing("scope")),
+    }
+}
+
+fn authorization_code(
+    sim: &Sim,
+    app: &crate::world::App,
+    segment: &TenantSegment,
+    form: &Form,
+    ip: std::net::IpAddr,
+    auth: &ClientAuth,
+) -> Result<Value, AadError> {
+    let code = form.require("code")?;
+    let redirect_uri = form.require("redirect_uri")?;
+    let now = sim.now();
+    let record = {
+        let mut sessions = sim.sessions();
+        let record = sessions.codes.get_mut(code).ok_or_else(|| {
+            AadError::bad("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+        })?;
+        if record.redeemed {
+            return Err(AadError::bad(
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+            ));
+        }
+        if now - record.issued > Duration::minutes(10) {
+            return Err(AadError::bad(
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+            ));
+        }
+        if record.client_id != app.client_id {
+            return Err(AadError::bad(
+                "invalid_grant",
+                70000,
+                "The provided grant is invalid: the authorization code was issued to another client.",
+            ));
+        }
+        if record.redirect_uri != redirect_uri {
+            return Err(AadError::bad(
+                "invalid_grant",
+                50148,
+                "The code_verifier or redirect_uri does not match the one in the authorization request.",
+            ));
+        }
+        if let Some(TenantSegment::Tenant(t)) = Some(segment)
+            && *t != record.resource_tenant
+        {
+            return Err(AadError::bad(
+                "invalid_grant",
+                700005,
+                "Provided Authorization Code is intended to use against other tenant, thus rejected.",
+            ));
+        }
+        if let Some(challenge) = &record.code_challenge {
+            let verifier = form.get("code_verifier").unwrap_or("");
+            let computed = if record.code_challenge_method.eq_ignore_ascii_case("S256") {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+            } else {
+                verifier.to_string()
+            };
+            if verifier.is_empty() || !constant_eq(&computed, challenge) {
+                return Err(AadError::bad(
+                    "invalid_grant",
+                    501481,
+                    "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                ));
+            }
+        }
+        record.redeemed = true;
+        record.clone()
+    };
+    let scopes = match form.get("scope") {
+        Some(s) => parse_scopes(s, &sim.base_url)?,
+        None => parse_scopes(&record.scopes.join(" "), &sim.base_url)?,
+    };
+    issue::issue_user(
+        sim,
+        UserGrant {
+            authn: record.authn,
+            client_id: app.client_id,
+            resource_tenant: record.resource_tenant,
+            scopes: &scopes,
+            nonce: record.nonce,
+            client_ip: ip,
+            appidacr: auth.appidacr(),
+            client_info: form.get("client_info") == Some("1"),
+            interactive: true,
+        },
+    )
+}
+
+fn refresh(
+    sim: &Sim,
+    app: &crate::world::App,
+    segment: &TenantSegment,
+    form: &Form,
+    ip: std::net::IpAddr,
+    auth: &ClientAuth,
+) -> Result<Value, AadError> {
+    let rt = form.require("refresh_token")?;
+    let now = sim.now();
+    let inactivity = Duration::days(sim.world().settings.refresh_inactivity_days);
+    let state = {
+        let sessions = sim.sessions();
+        let state = sessions.refresh_tokens.get(rt).cloned().ok_or_else(|| {
+            AadError::bad("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+        })?;
+        state
+    };
+    if state.client_id != app.client_id {
+        return Err(AadError::bad(
+            "invalid_grant",
+            70000,
+            "The provided grant is invalid or malformed: the refresh token was issued to a different client.",
+        ));
+    }
+    if now - state.last_used > inactivity {
+        return Err(AadError::bad(
+            "invalid_grant",
+            700082,
+            format!("The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {}.00:00:00.", state.issued.format("%Y-%m-%dT%H:%M:%S%.7fZ"), inactivity.num_days()),
+        )
+        .with_suberror("bad_token"));
+    }
+    let resource_tenant = specific_tenant(segment).unwrap_or(state.authn.home_tenant);
+    let scopes = user_scopes(sim, form, Some(&state.scopes))?;
+    let result = issue::issue_user(
+        sim,
+        UserGrant {
+            authn: state.authn.clone(),
+            client_id: app.client_id,
+            resource_tenant,
+            scopes: &scopes,
+            nonce: None,
+            client_ip: ip,
+            appidacr: auth.appidacr(),
+            client_info: form.get("client_info") == Some("1"),
+            interactive: false,
+        },
+    )?;
+    if let Some(s) = sim.sessions().refresh_tokens.get_mut(rt) {
+        s.last_used = now;
+    }
+    Ok(result)
+}
+
+fn device_code(
+    sim: &Sim,
+    app: &crate::world::App,
+    form: &Form,
+    ip: std::net::IpAddr,
+    auth: &ClientAuth,
+) -> Result<Value, AadError> {
+    let code = form.get("device_code").or_else(|| form.get("code")).ok_or_else(|| missing("device_code"))?;
+    let now = sim.now();
+    let entry = sim.sessions().device_codes.get(code).cloned().ok_or_else(|| {
+        AadError::bad("invalid_grant", 70000, "The provided value for the input parameter 'device_code' is not valid.")
+    })?;
+    if entry.client_id != app.client_id {
+        return Err(AadError::bad(
+            "invalid_grant",
+            70000,
+            "The provided value for the input parameter 'device_code' was issued to another client.",
+        ));
+    }
+    if now > entry.expires && !matches!(entry.status, DeviceStatus::Redeemed) {
+        return Err(AadError::bad("expired_token", 70019, "Verification code expired."));
+    }
+    match entry.status {
+        DeviceStatus::Pending => Err(AadError::bad(
+            "authorization_pending",
+            70016,
+            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+        )),
+        DeviceStatus::Declined => {
+            Err(AadError::bad("authorization_declined", 70000, "The user declined the sign-in request."))
+        }
+        DeviceStatus::Redeemed => Err(AadError::bad(
+            "invalid_grant",
+            54005,
+            "The device code was already redeemed; start a new device code flow.",
+        )),
+        DeviceStatus::Approved { authn, resource_tenant } => {
+            let scopes = parse_scopes(&entry.scopes.join(" "), &sim.base_url)?;
+            let result = issue::issue_user(
+                sim,
+                UserGrant {
+                    authn,
+                    client_id: app.client_id,
+                    resource_tenant,
+                    scopes: &scopes,
+                    nonce: None,
+                    client_ip: ip,
+                    appidacr: auth.appidacr(),
+                    client_info: form.get("client_info") == Some("1"),
+                    interactive: true,
+                },
+            )?;
+            if let Some(e) = sim.sessions().device_codes.get_mut(code) {
+                e.status = DeviceStatus::Redeemed;
+            }
+            Ok(result)
+        }
+    }
+}
+
+fn password(
+    sim: &Sim,
+    app: &crate::world::App,
+    segment: &TenantSegment,
+    form: &Form,
+    ip: std::net::IpAddr,
+    auth: &ClientAuth,
+) -> Result<Value, AadError> {
+    let username = form.require("username")?;
+    let pass = form.require("password")?;
+    let now = sim.now();
+    let (home, user_id) = {
+        let world = sim.world();
+        let (home, user) = world.user_by_upn(username).ok_or_else(|| {
+            AadError::bad("invalid_grant", 50034, format!("The user account {} does not exist in the directory. To sign into this application, the account must be added to the directory.", super::truncate(username, 120)))
+        })?;
+        if !constant_eq(&user.password, pass) {
+            return Err(AadError::bad(
+                "invalid_grant",
+                50126,
+                "Error validating credentials due to invalid username or password.",
+            ));
+        }
+        issue::check_account(user)?;
+        if user.password_expired {
+            return Err(AadError::bad("user_password_expired", 50055, "The password is expired.")
+                .with_suberror("user_password_expired"));
+        }
+        (home.id, user.id)
+    };
+    let resource_tenant = specific_tenant(segment).unwrap_or(home);
+    let scopes = user_scopes(sim, form, None)?;
+    issue::issue_user(
+        sim,
+        UserGrant {
+            authn: Authn { home_tenant: home, user: user_id, auth_time: now, mfa_at: None },
+            client_id: app.client_id,
+            resource_tenant,
+            scopes: &scopes,
+            nonce: None,
+            client_ip: ip,
+            appidacr: auth.appidacr(),
+            client_info: form.get("client_info") == Some("1"),
+            interactive: false,
+        },
+    )
+}
+
+pub async fn devicecode(
+    State(sim): State<SharedSim>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let corr = correlation(&headers);
+    let result = async {
+        let form = read_form(&headers, body).await?;
+        resolve_segment(&sim, &tenant)?;
+        let client = form.require("client_id")?;
+        let client_id = Uuid::parse_str(client).map_err(|_| unknown_client(super::truncate(client, 64)))?;
+        if sim.world().app(client_id).is_none() {
+            return Err(unknown_client(client_id));
+        }
+        let scope = form.require("scope")?;
+        parse_scopes(scope, &sim.base_url)?;
+        let now = sim.now();
+        let (interval, lifetime) = {
+            let w = sim.world();
+            (w.settings.device_code_interval, w.settings.device_code_lifetime)
+        };
+        let user_code: String = {
+            let mut rng = rand::rng();
+            const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+            (0..9).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+        };
+        let device_code = opaque("DAQABIQEAAABVrSpeuWamRam2jAF1XRQE", 96);
+        {
+            let mut sessions = sim.sessions();
+            if sessions.device_codes.len() > 50_000 {
+                sessions.device_codes.retain(|_, d| d.expires > now);
+                let live: std::collections::HashSet<String> = sessions.device_codes.keys().cloned().collect();
+                sessions.user_codes.retain(|_, d| live.contains(d));
+            }
+            sessions.device_codes.insert(
+                device_code.clone(),
+                DeviceCode {
+                    user_code: user_code.clone(),
+                    client_id,
+                    scopes: scope.split_whitespace().map(str::to_string).collect(),
+                    tenant: tenant.clone(),
+                    expires: now + Duration::seconds(lifetime as i64),
+                    status: DeviceStatus::Pending,
+                },
+            );
+            sessions.user_codes.insert(user_code.clone(), device_code.clone());
+        }
+        let uri = format!("{}/devicelogin", sim.base_url);
+        Ok(json!({
+            "user_code": user_code,
+            "device_code": device_code,
+            "verification_uri": uri,
+            "expires_in": lifetime,
+            "interval": interval,
+            "message": format!("To sign in, use a web browser to open the page {uri} and enter the code {user_code} to authenticate."),
+        }))
+    }
+    .await;
+    match result {
+        Ok(v) => {
+            let mut resp = axum::Json(v).into_response();
+            identity_headers(resp.headers_mut(), &corr);
+            resp
+        }
+        Err(e) => e.into_response_with(&corr, sim.now(), &sim.base_url),
+    }
+}

@@ -1,0 +1,249 @@
+//! The simulator's shared state: the world, the clock, the keys, and the server-side state of sign-in
+//! flows, codes and refresh tokens.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::faults::FaultDice;
+use crate::graph::throttle::Throttle;
+use crate::keys::Keys;
+use crate::world::World;
+
+/// Who signed in, and how strongly: the facts that every token descending from a sign-in carries.
+#[derive(Debug, Clone)]
+pub struct Authn {
+    pub home_tenant: Uuid,
+    pub user: Uuid,
+    /// When the user authenticated (password), for sign-in frequency.
+    pub auth_time: DateTime<Utc>,
+    /// When MFA was performed in this session, if it was.
+    pub mfa_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FlowKind {
+    Authorize {
+        client_id: Uuid,
+        redirect_uri: String,
+        response_mode: String,
+        state: Option<String>,
+        nonce: Option<String>,
+        code_challenge: Option<String>,
+        code_challenge_method: String,
+        scopes: Vec<String>,
+    },
+    Device {
+        device_code: String,
+    },
+}
+
+/// An interactive sign-in in progress on the simulator's HTML pages.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub kind: FlowKind,
+    /// The tenant segment of the request: an id, a domain, `common` or `organizations`.
+    pub tenant: String,
+    pub client_id: Uuid,
+    pub scopes: Vec<String>,
+    pub authn: Option<Authn>,
+    pub password_ok: bool,
+    pub created: DateTime<Utc>,
+    pub client_ip: IpAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthCode {
+    pub client_id: Uuid,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: String,
+    pub resource_tenant: Uuid,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    pub authn: Authn,
+    pub issued: DateTime<Utc>,
+    pub redeemed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum DeviceStatus {
+    Pending,
+    Approved { authn: Authn, resource_tenant: Uuid },
+    Declined,
+    Redeemed,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceCode {
+    pub user_code: String,
+    pub client_id: Uuid,
+    pub scopes: Vec<String>,
+    pub tenant: String,
+    pub expires: DateTime<Utc>,
+    pub status: DeviceStatus,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshState {
+    pub client_id: Uuid,
+    pub authn: Authn,
+    pub scopes: Vec<String>,
+    pub issued: DateTime<Utc>,
+    pub last_used: DateTime<Utc>,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    pub flows: HashMap<String, Flow>,
+    pub codes: HashMap<String, AuthCode>,
+    pub device_codes: HashMap<String, DeviceCode>,
+    pub user_codes: HashMap<String, String>,
+    pub refresh_tokens: HashMap<String, RefreshState>,
+}
+
+/// Request counters, readable through the control API.
+#[derive(Default)]
+pub struct Counters {
+    pub token_requests: AtomicU64,
+    pub token_errors: AtomicU64,
+    pub graph_requests: AtomicU64,
+    pub graph_errors: AtomicU64,
+    pub throttled: AtomicU64,
+    pub early_retries: AtomicU64,
+    pub batch_requests: AtomicU64,
+    pub faults_injected: AtomicU64,
+    pub per_tenant: Mutex<HashMap<Uuid, TenantCounters>>,
+    pub per_path: Mutex<HashMap<String, u64>>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TenantCounters {
+    pub graph_requests: u64,
+    pub throttled: u64,
+    pub early_retries: u64,
+    pub token_requests: u64,
+}
+
+impl Counters {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn tenant(&self, tenant: Uuid, f: impl FnOnce(&mut TenantCounters)) {
+        let mut map = self.per_tenant.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(tenant).or_default());
+    }
+
+    pub fn path(&self, path: &str) {
+        let mut map = self.per_path.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(path.to_string()).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> serde_json::Value {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let tenants = self.per_tenant.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let paths = self.per_path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        serde_json::json!({
+            "token_requests": load(&self.token_requests),
+            "token_errors": load(&self.token_errors),
+            "graph_requests": load(&self.graph_requests),
+            "graph_errors": load(&self.graph_errors),
+            "throttled": load(&self.throttled),
+            "early_retries": load(&self.early_retries),
+            "batch_requests": load(&self.batch_requests),
+            "faults_injected": load(&self.faults_injected),
+            "tenants": tenants.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<std::collections::BTreeMap<_, _>>(),
+            "paths": paths.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        })
+    }
+
+    pub fn reset(&self) {
+        for c in [
+            &self.token_requests,
+            &self.token_errors,
+            &self.graph_requests,
+            &self.graph_errors,
+            &self.throttled,
+            &self.early_retries,
+            &self.batch_requests,
+            &self.faults_injected,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.per_tenant.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.per_path.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// The decoded, verified claims of a Graph access token.
+#[derive(Debug, Clone)]
+pub struct AccessClaims {
+    pub tid: Uuid,
+    pub appid: Uuid,
+    pub oid: Option<Uuid>,
+    pub scp: Vec<String>,
+    pub roles: Vec<String>,
+    pub amr: Vec<String>,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    /// The home tenant of the user when it differs from `tid` (a partner user through GDAP).
+    pub home_tid: Option<Uuid>,
+}
+
+impl AccessClaims {
+    pub fn is_app_only(&self) -> bool {
+        self.oid.is_none() || (self.scp.is_empty() && !self.roles.is_empty())
+    }
+}
+
+pub struct Sim {
+    pub base_url: String,
+    pub control_token: String,
+    pub world: RwLock<World>,
+    pub clock: Clock,
+    pub keys: Keys,
+    pub sessions: Mutex<Sessions>,
+    pub counters: Counters,
+    pub throttle: Throttle,
+    pub dice: FaultDice,
+    /// Access tokens already verified, so that the signature check runs once per token.
+    pub verified: Mutex<HashMap<String, Arc<AccessClaims>>>,
+    pub delta: Mutex<crate::graph::delta::DeltaStore>,
+}
+
+pub type SharedSim = Arc<Sim>;
+
+impl Sim {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn world(&self) -> std::sync::RwLockReadGuard<'_, World> {
+        self.world.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn world_mut(&self) -> std::sync::RwLockWriteGuard<'_, World> {
+        self.world.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A random opaque token of `bytes` random bytes, base64url encoded with a prefix.
+pub fn opaque(prefix: &str, bytes: usize) -> String {
+    use base64::Engine;
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    let data: Vec<u8> = (0..bytes).map(|_| rng.random::<u8>()).collect();
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data))
+}
