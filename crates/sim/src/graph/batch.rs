@@ -107,7 +107,7 @@ pub async fn handle(
     let mut statuses: HashMap<String, u16> = HashMap::new();
     let mut responses = Vec::new();
     for (id, r) in requests {
-        let sub_ctx = GraphCtx { request_id: uuid::Uuid::new_v4().to_string(), ..ctx.clone() };
+        let sub_ctx = GraphCtx { request_id: uuid::Uuid::new_v4().to_string(), client_request_id: format!("{}/{id}", ctx.client_request_id), ..ctx.clone() };
         let failed_dep =
             r.depends_on.iter().any(|d| statuses.get(&d.to_ascii_lowercase()).is_none_or(|s| !(200..300).contains(s)));
         let (status, headers, body) = if failed_dep {

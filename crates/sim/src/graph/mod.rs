@@ -26,7 +26,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use self::authz::{Class, Rule};
+use self::authz::Rule;
 use self::delta::{DeltaError, Entry};
 use self::query::{Filter, Query, apply_select, check_filter, encode_skiptoken, parse_filter};
 use crate::errors::{GraphCtx, GraphError};
@@ -359,7 +359,8 @@ pub fn handle(
         return Err(GraphError::non_premium());
     }
     let cost = (rule.cost as i32 + q.cost_adjustment()).max(1) as u32;
-    let usage = match sim.throttle.check(claims.appid, tenant.id, tenant.users.len(), rule.class, cost) {
+    let request_key = if ctx.client_request_id != ctx.request_id { ctx.client_request_id.clone() } else { format!("{method} {path}?{query}") };
+    let usage = match sim.throttle.check(claims.appid, tenant.id, tenant.users.len(), rule.class, cost, &request_key) {
         Ok(u) => u,
         Err(t) => {
             Counters::bump(&sim.counters.throttled);
@@ -1185,7 +1186,7 @@ impl Env<'_> {
             )
         };
         let mut store = self.sim.delta.lock().unwrap_or_else(|e| e.into_inner());
-        let context = format!("{collection}");
+        let context = collection.to_string();
         let (round, offset) = match (&self.q.skiptoken, &self.q.deltatoken) {
             (Some(skip), _) => {
                 let text =

@@ -101,6 +101,10 @@ struct Inner {
     reports: HashMap<(Uuid, Uuid), Bucket>,
     conditional_access: HashMap<Uuid, Bucket>,
     blocked: HashMap<(Uuid, Uuid, Class), Instant>,
+    /// Requests that were throttled, by the client's request key, until their `Retry-After` ends. A
+    /// request that comes back under the same key before then is an early retry. Requests merely in
+    /// flight at the same time are throttled too, but they are not retries.
+    throttled_requests: HashMap<String, Instant>,
 }
 
 #[derive(Default)]
@@ -119,8 +123,23 @@ impl Throttle {
         self.limits.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Admits or throttles one request of `cost` resource units.
-    pub fn check(&self, app: Uuid, tenant: Uuid, users: usize, class: Class, cost: u32) -> Result<Usage, Throttled> {
+    /// Admits or throttles one request of `cost` resource units. `request_key` identifies the logical
+    /// request across retries: the client's `client-request-id`, or the method and URL without one.
+    pub fn check(&self, app: Uuid, tenant: Uuid, users: usize, class: Class, cost: u32, request_key: &str) -> Result<Usage, Throttled> {
+        let result = self.check_inner(app, tenant, users, class, cost, request_key);
+        if let Err(t) = &result {
+            let wait = Duration::from_secs(t.retry_after.unwrap_or(1));
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if inner.throttled_requests.len() > 100_000 {
+                inner.throttled_requests.retain(|_, until| *until > now);
+            }
+            inner.throttled_requests.insert(request_key.to_string(), now + wait);
+        }
+        result
+    }
+
+    fn check_inner(&self, app: Uuid, tenant: Uuid, users: usize, class: Class, cost: u32, request_key: &str) -> Result<Usage, Throttled> {
         let limits = self.limits();
         if !limits.enabled {
             return Ok(Usage { resource_units: cost, limit_percentage: None });
@@ -128,6 +147,7 @@ impl Throttle {
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let scope = format!("Tenant_Application/Read/{app}/{tenant}");
+        let early = inner.throttled_requests.get(request_key).is_some_and(|until| now < *until);
         if let Some(until) = inner.blocked.get(&(app, tenant, class)).copied() {
             if now < until {
                 let wait = until.saturating_duration_since(now);
@@ -135,7 +155,7 @@ impl Throttle {
                     retry_after: (class != Class::ConditionalAccess).then(|| wait.as_secs().max(1)),
                     scope,
                     information: "ResourceUnitLimitExceeded",
-                    early_retry: true,
+                    early_retry: early,
                 });
             }
             inner.blocked.remove(&(app, tenant, class));
@@ -207,12 +227,14 @@ mod tests {
         t.set_limits(Limits { small: 10.0, ..Limits::default() });
         let (app, tenant) = (Uuid::new_v4(), Uuid::new_v4());
         for _ in 0..5 {
-            assert!(t.check(app, tenant, 10, Class::Directory, 2).is_ok());
+            assert!(t.check(app, tenant, 10, Class::Directory, 2, "r0").is_ok());
         }
-        let first = t.check(app, tenant, 10, Class::Directory, 2).unwrap_err();
+        let first = t.check(app, tenant, 10, Class::Directory, 2, "r1").unwrap_err();
         assert!(!first.early_retry);
         assert!(first.retry_after.is_some_and(|s| s >= 1));
-        let again = t.check(app, tenant, 10, Class::Directory, 1).unwrap_err();
+        let other = t.check(app, tenant, 10, Class::Directory, 1, "r2").unwrap_err();
+        assert!(!other.early_retry, "a different request is throttled but is not a retry");
+        let again = t.check(app, tenant, 10, Class::Directory, 1, "r1").unwrap_err();
         assert!(again.early_retry);
     }
 
@@ -220,8 +242,8 @@ mod tests {
     fn conditional_access_has_no_retry_after() {
         let t = Throttle::default();
         let (app, tenant) = (Uuid::new_v4(), Uuid::new_v4());
-        assert!(t.check(app, tenant, 10, Class::ConditionalAccess, 1).is_ok());
-        let err = t.check(app, tenant, 10, Class::ConditionalAccess, 1).unwrap_err();
+        assert!(t.check(app, tenant, 10, Class::ConditionalAccess, 1, "a").is_ok());
+        let err = t.check(app, tenant, 10, Class::ConditionalAccess, 1, "b").unwrap_err();
         assert_eq!(err.retry_after, None);
     }
 }

@@ -1,0 +1,237 @@
+//! The token cache: a hot in-memory layer over a persistent [`TokenStore`] (the product's encrypted
+//! store), keyed by cloud, home account, tenant, client and scope set.
+//!
+//! Access tokens are reused until five minutes before they expire. A refresh token is keyed without a
+//! tenant, because one refresh token serves every tenant where the user has presence (the GDAP
+//! pattern); when a redemption returns a new one, it replaces the old one in one atomic write.
+//! Concurrent requests for the same key wait for one token request instead of each making their own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::claims::Claims;
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Access,
+    Refresh,
+    /// The signed-in account: who, in which tenant; its secret is empty.
+    Account,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+            TokenKind::Account => "account",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        match s {
+            "access" => Some(TokenKind::Access),
+            "refresh" => Some(TokenKind::Refresh),
+            "account" => Some(TokenKind::Account),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct StoredToken {
+    pub key: String,
+    pub kind: TokenKind,
+    /// The tenant the token is for; `*` for a refresh token, which serves every tenant.
+    pub tenant_id: String,
+    pub client_id: String,
+    pub home_account: Option<String>,
+    pub scopes: String,
+    pub secret: SecretString,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A non-secret summary of the token's claims, kept for diagnosis.
+    pub claims: Option<Claims>,
+}
+
+impl std::fmt::Debug for StoredToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredToken")
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .field("tenant_id", &self.tenant_id)
+            .field("secret", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `tenantscope token` and diagnosis may see of a cached token: everything but the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub key: String,
+    pub kind: TokenKind,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub home_account: Option<String>,
+    pub scopes: String,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub claims: Option<Claims>,
+}
+
+impl From<&StoredToken> for TokenInfo {
+    fn from(t: &StoredToken) -> TokenInfo {
+        TokenInfo {
+            key: t.key.clone(),
+            kind: t.kind,
+            tenant_id: t.tenant_id.clone(),
+            client_id: t.client_id.clone(),
+            home_account: t.home_account.clone(),
+            scopes: t.scopes.clone(),
+            issued_at: t.issued_at,
+            expires_at: t.expires_at,
+            claims: t.claims.clone(),
+        }
+    }
+}
+
+/// Persistence of cached tokens. The product implements it over its encrypted store; tests use
+/// [`MemoryTokenStore`].
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn load(&self, key: &str) -> Result<Option<StoredToken>, Error>;
+    /// Writes a token atomically, replacing any token under the same key.
+    async fn save(&self, token: &StoredToken) -> Result<(), Error>;
+    async fn delete(&self, key: &str) -> Result<(), Error>;
+    async fn delete_tenant(&self, tenant_id: &str) -> Result<u64, Error>;
+    async fn clear(&self) -> Result<u64, Error>;
+    async fn list(&self) -> Result<Vec<TokenInfo>, Error>;
+}
+
+#[derive(Default)]
+pub struct MemoryTokenStore {
+    tokens: Mutex<HashMap<String, StoredToken>>,
+}
+
+#[async_trait]
+impl TokenStore for MemoryTokenStore {
+    async fn load(&self, key: &str) -> Result<Option<StoredToken>, Error> {
+        Ok(self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned())
+    }
+
+    async fn save(&self, token: &StoredToken) -> Result<(), Error> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(token.key.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        Ok(())
+    }
+
+    async fn delete_tenant(&self, tenant_id: &str) -> Result<u64, Error> {
+        let mut t = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let before = t.len();
+        t.retain(|_, v| !v.tenant_id.eq_ignore_ascii_case(tenant_id));
+        Ok((before - t.len()) as u64)
+    }
+
+    async fn clear(&self) -> Result<u64, Error> {
+        let mut t = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let n = t.len() as u64;
+        t.clear();
+        Ok(n)
+    }
+
+    async fn list(&self) -> Result<Vec<TokenInfo>, Error> {
+        Ok(self.tokens.lock().unwrap_or_else(|e| e.into_inner()).values().map(TokenInfo::from).collect())
+    }
+}
+
+/// How long before expiry a cached access token stops being handed out.
+pub const EXPIRY_MARGIN: Duration = Duration::minutes(5);
+
+pub struct TokenCache {
+    store: Arc<dyn TokenStore>,
+    hot: Mutex<HashMap<String, StoredToken>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl TokenCache {
+    pub fn new(store: Arc<dyn TokenStore>) -> TokenCache {
+        TokenCache { store, hot: Mutex::new(HashMap::new()), locks: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn access_key(cloud: &str, account: &str, tenant: &str, client: &str, scopes: &str) -> String {
+        format!("{cloud}|{account}|{}|{client}|access|{scopes}", tenant.to_ascii_lowercase())
+    }
+
+    pub fn refresh_key(cloud: &str, account: &str, client: &str) -> String {
+        format!("{cloud}|{account}|*|{client}|refresh")
+    }
+
+    pub fn account_key(cloud: &str, client: &str) -> String {
+        format!("{cloud}|account|{client}")
+    }
+
+    /// A usable access token under `key`: present and not within five minutes of expiry.
+    pub async fn access(&self, key: &str, now: DateTime<Utc>) -> Result<Option<StoredToken>, Error> {
+        let usable = |t: &StoredToken| t.expires_at.is_some_and(|e| e - EXPIRY_MARGIN > now);
+        if let Some(t) = self.hot.lock().unwrap_or_else(|e| e.into_inner()).get(key).filter(|t| usable(t)).cloned() {
+            return Ok(Some(t));
+        }
+        let loaded = self.store.load(key).await?.filter(|t| usable(t));
+        if let Some(t) = &loaded {
+            self.hot.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), t.clone());
+        }
+        Ok(loaded)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<StoredToken>, Error> {
+        if let Some(t) = self.hot.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned() {
+            return Ok(Some(t));
+        }
+        self.store.load(key).await
+    }
+
+    /// Persists first, then updates memory, so that a crash never leaves memory ahead of disk.
+    pub async fn put(&self, token: StoredToken) -> Result<(), Error> {
+        self.store.save(&token).await?;
+        self.hot.lock().unwrap_or_else(|e| e.into_inner()).insert(token.key.clone(), token);
+        Ok(())
+    }
+
+    pub async fn remove(&self, key: &str) -> Result<(), Error> {
+        self.hot.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.store.delete(key).await
+    }
+
+    /// The single-flight lock of a key: whoever holds it is the one making the token request.
+    pub async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self.locks.lock().unwrap_or_else(|e| e.into_inner()).entry(key.to_string()).or_default().clone();
+        m.lock_owned().await
+    }
+
+    /// Forgets every token for one tenant (access tokens issued for it).
+    pub async fn clear_tenant(&self, tenant_id: &str) -> Result<u64, Error> {
+        self.hot.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, t| !t.tenant_id.eq_ignore_ascii_case(tenant_id));
+        self.store.delete_tenant(tenant_id).await
+    }
+
+    pub async fn clear(&self) -> Result<u64, Error> {
+        self.hot.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.store.clear().await
+    }
+
+    pub async fn list(&self) -> Result<Vec<TokenInfo>, Error> {
+        self.store.list().await
+    }
+}

@@ -1,0 +1,636 @@
+//! The Microsoft Graph client: GETs with automatic paging as a stream, `$batch` packing, delta queries,
+//! retries that honour `Retry-After`, per-tenant concurrency and rate limits, and the host allow-list
+//! that keeps the bearer token on the cloud's Graph host.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http::{HeaderName, Method};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::auth::{Authenticator, Grant};
+use crate::error::{Error, GraphError};
+use crate::http::{Body, Request, Response, Transport};
+use crate::retry::RetryPolicy;
+
+/// Who a request is made as: a tenant and how to get its token.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub tenant: String,
+    pub grant: Grant,
+}
+
+#[derive(Debug, Clone)]
+pub struct GraphOptions {
+    pub version: String,
+    /// Requests in flight per tenant.
+    pub per_tenant_concurrency: usize,
+    /// Directory requests per second per tenant, far below Graph's resource-unit budget.
+    pub per_tenant_rate: u32,
+    /// Conditional Access allows one request per second per tenant for all apps together.
+    pub conditional_access_period: Duration,
+    /// Reports allow five requests per ten seconds per app and tenant.
+    pub reports_per_10s: u32,
+    pub retry: RetryPolicy,
+    /// A paged read stops with an error past this many pages (a server that pages forever).
+    pub max_pages: usize,
+}
+
+impl Default for GraphOptions {
+    fn default() -> Self {
+        GraphOptions {
+            version: "v1.0".into(),
+            per_tenant_concurrency: 8,
+            per_tenant_rate: 40,
+            conditional_access_period: Duration::from_millis(1050),
+            reports_per_10s: 5,
+            retry: RetryPolicy::default(),
+            max_pages: 100_000,
+        }
+    }
+}
+
+/// The throttling class Graph applies to a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Directory,
+    Reports,
+    ConditionalAccess,
+}
+
+pub fn class_of(path: &str) -> Class {
+    let p = path.to_ascii_lowercase();
+    let p = p.trim_start_matches('/');
+    let p = p.strip_prefix("v1.0/").or_else(|| p.strip_prefix("beta/")).unwrap_or(p);
+    if p.starts_with("identity/conditionalaccess") {
+        Class::ConditionalAccess
+    } else if p.starts_with("reports/") || p.starts_with("auditlogs/") {
+        Class::Reports
+    } else {
+        Class::Directory
+    }
+}
+
+struct TenantLimits {
+    in_flight: Semaphore,
+    directory: DefaultDirectRateLimiter,
+    conditional_access: DefaultDirectRateLimiter,
+    reports: DefaultDirectRateLimiter,
+    /// No request goes to the tenant before this instant: the last `Retry-After` it was given.
+    blocked_until: Mutex<Option<Instant>>,
+}
+
+impl TenantLimits {
+    fn new(o: &GraphOptions) -> TenantLimits {
+        let nz = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        TenantLimits {
+            in_flight: Semaphore::new(o.per_tenant_concurrency.max(1)),
+            directory: RateLimiter::direct(Quota::per_second(nz(o.per_tenant_rate))),
+            conditional_access: RateLimiter::direct(
+                Quota::with_period(o.conditional_access_period).unwrap_or(Quota::per_second(nz(1))).allow_burst(nz(1)),
+            ),
+            reports: RateLimiter::direct(
+                Quota::with_period(Duration::from_millis(10_000 / u64::from(o.reports_per_10s.max(1))))
+                    .unwrap_or(Quota::per_second(nz(1)))
+                    .allow_burst(nz(1)),
+            ),
+            blocked_until: Mutex::new(None),
+        }
+    }
+
+    async fn wait_gate(&self, stats: &crate::http::Stats) {
+        loop {
+            let until = *self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(t) if t > Instant::now() => {
+                    let wait = t - Instant::now();
+                    stats.throttle_wait_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn block_for(&self, secs: u64) {
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut b = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        if b.is_none_or(|cur| cur < until) {
+            *b = Some(until);
+        }
+    }
+}
+
+/// One page of a collection.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next_link: Option<String>,
+    pub delta_link: Option<String>,
+    pub count: Option<u64>,
+}
+
+/// What a delta round returned: objects added or changed, ids removed, and the link for next time.
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
+    pub changed: Vec<Value>,
+    pub removed: Vec<String>,
+    pub delta_link: String,
+    pub pages: usize,
+}
+
+/// One request of a `$batch`.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub id: String,
+    /// A path relative to the version, e.g. `policies/authorizationPolicy`.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Clone)]
+pub struct GraphClient {
+    pub auth: Arc<Authenticator>,
+    pub transport: Transport,
+    pub options: GraphOptions,
+    tenants: Arc<Mutex<HashMap<String, Arc<TenantLimits>>>>,
+}
+
+/// Parses a Graph error response: `{"error":{"code","message","innerError":{...}}}`.
+pub fn graph_error(method: &str, resp: &Response) -> GraphError {
+    let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    let err = v.get("error");
+    let inner = err.and_then(|e| e.get("innerError").or_else(|| e.get("innererror")));
+    let text = |o: Option<&Value>, k: &str| o.and_then(|o| o.get(k)).and_then(Value::as_str).map(str::to_string);
+    let message = text(err, "message").unwrap_or_else(|| {
+        let snippet: String = String::from_utf8_lossy(&resp.body).chars().take(200).collect();
+        if snippet.trim().is_empty() {
+            format!("HTTP {} with an empty body", resp.status)
+        } else {
+            format!("HTTP {} without a Graph error body: {snippet}", resp.status)
+        }
+    });
+    GraphError {
+        url: resp.url.clone(),
+        method: method.to_string(),
+        status: resp.status,
+        code: text(err, "code").unwrap_or_default(),
+        inner_code: text(inner, "code"),
+        message,
+        request_id: text(inner, "request-id").or_else(|| resp.request_id.clone()),
+        client_request_id: text(inner, "client-request-id").or_else(|| Some(resp.client_request_id.clone())),
+        date: text(inner, "date"),
+        www_authenticate: resp.header("www-authenticate").map(str::to_string),
+        retry_after: resp.retry_after(),
+    }
+}
+
+impl GraphClient {
+    pub fn new(auth: Arc<Authenticator>, options: GraphOptions) -> GraphClient {
+        let transport = auth.oauth.transport.clone();
+        GraphClient { auth, transport, options, tenants: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    fn limits(&self, tenant: &str) -> Arc<TenantLimits> {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant.to_ascii_lowercase())
+            .or_insert_with(|| Arc::new(TenantLimits::new(&self.options)))
+            .clone()
+    }
+
+    /// The absolute URL of a path relative to the version, or an absolute link as given.
+    pub fn url(&self, path_or_url: &str) -> Result<Url, Error> {
+        let text = if path_or_url.starts_with("https://") || path_or_url.starts_with("http://") {
+            path_or_url.to_string()
+        } else {
+            self.auth.cloud.graph(&self.options.version, path_or_url)
+        };
+        Url::parse(&text).map_err(|e| Error::Protocol { url: text.clone(), message: format!("not a URL: {e}") })
+    }
+
+    fn check_host(&self, url: &Url) -> Result<(), Error> {
+        if self.auth.cloud.is_graph_url(url) {
+            Ok(())
+        } else {
+            Err(Error::HostNotAllowed {
+                url: url.to_string(),
+                reason: format!("the cloud's Graph host is {}", self.auth.cloud.graph_url.host_str().unwrap_or("")),
+            })
+        }
+    }
+
+    /// Sends one request with retries; returns the successful response.
+    async fn send(
+        &self,
+        target: &Target,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+        headers: &[(String, String)],
+    ) -> Result<Response, Error> {
+        self.check_host(&url)?;
+        let limits = self.limits(&target.tenant);
+        let class = class_of(url.path());
+        let stats = self.transport.stats.clone();
+        let client_request_id = uuid::Uuid::new_v4().to_string();
+        self.options
+            .retry
+            .run(&stats, || {
+                let url = url.clone();
+                let body = body.clone();
+                let method = method.clone();
+                let limits = limits.clone();
+                let stats = stats.clone();
+                let client_request_id = client_request_id.clone();
+                async move {
+                    limits.wait_gate(&stats).await;
+                    match class {
+                        Class::Directory => limits.directory.until_ready().await,
+                        Class::ConditionalAccess => limits.conditional_access.until_ready().await,
+                        Class::Reports => limits.reports.until_ready().await,
+                    }
+                    let _permit = limits
+                        .in_flight
+                        .acquire()
+                        .await
+                        .map_err(|_| Error::Config("the client is shutting down".into()))?;
+                    let mut token = self.auth.access_token(&target.tenant, &target.grant).await?;
+                    let mut refreshed = false;
+                    let mut current = url.clone();
+                    let mut redirects = 0;
+                    loop {
+                        let req = Request {
+                            method: method.clone(),
+                            url: current.clone(),
+                            headers: headers
+                                .iter()
+                                .filter_map(|(k, v)| HeaderName::from_bytes(k.as_bytes()).ok().map(|n| (n, v.clone())))
+                                .collect(),
+                            body: match &body {
+                                Some(v) => Body::Json(v.clone()),
+                                None => Body::Empty,
+                            },
+                            bearer: Some(&token.secret),
+                            client_request_id: Some(client_request_id.clone()),
+                        };
+                        let resp = self.transport.send(req).await?;
+                        match resp.status {
+                            200..=299 => return Ok(resp),
+                            301 | 302 | 303 | 307 | 308 => {
+                                let location = resp.header("location").ok_or_else(|| Error::Protocol {
+                                    url: resp.url.clone(),
+                                    message: "a redirect without a location".into(),
+                                })?;
+                                let next = current.join(location).map_err(|e| Error::Protocol {
+                                    url: resp.url.clone(),
+                                    message: format!("a redirect to an invalid location: {e}"),
+                                })?;
+                                self.check_host(&next)?;
+                                redirects += 1;
+                                if redirects > 3 {
+                                    return Err(Error::Protocol {
+                                        url: resp.url.clone(),
+                                        message: "too many redirects".into(),
+                                    });
+                                }
+                                current = next;
+                            }
+                            _ => {
+                                let err = graph_error(method.as_str(), &resp);
+                                if err.status == 429
+                                    && let Some(secs) = err.retry_after
+                                {
+                                    limits.block_for(secs);
+                                }
+                                // A cached token the service rejects as invalid gets one fresh replacement.
+                                if err.status == 401
+                                    && err.code == "InvalidAuthenticationToken"
+                                    && token.from_cache
+                                    && !refreshed
+                                {
+                                    refreshed = true;
+                                    token = self.auth.fresh_token(&target.tenant, &target.grant).await?;
+                                    continue;
+                                }
+                                return Err(Error::Graph(err));
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+    }
+
+    /// GET a JSON object.
+    pub async fn get(&self, target: &Target, path_or_url: &str, headers: &[(String, String)]) -> Result<Value, Error> {
+        let url = self.url(path_or_url)?;
+        let resp = self.send(target, Method::GET, url, None, headers).await?;
+        parse_json(&resp)
+    }
+
+    /// The pages of a collection, fetched one at a time as the stream is read, so memory stays bounded
+    /// by one page. Headers (such as `ConsistencyLevel`) are sent with every page.
+    pub fn pages<'a>(
+        &'a self,
+        target: &'a Target,
+        path_or_url: &str,
+        headers: Vec<(String, String)>,
+    ) -> impl Stream<Item = Result<Page, Error>> + 'a {
+        let first = self.url(path_or_url);
+        let state = (Some(first), HashSet::<String>::new(), 0usize, headers);
+        futures::stream::unfold(state, move |(next, mut seen, n, headers)| async move {
+            let url = match next? {
+                Ok(u) => u,
+                Err(e) => return Some((Err(e), (None, seen, n, headers))),
+            };
+            if n >= self.options.max_pages {
+                let e = Error::Protocol {
+                    url: url.to_string(),
+                    message: format!("more than {} pages: stopping", self.options.max_pages),
+                };
+                return Some((Err(e), (None, seen, n, headers)));
+            }
+            if !seen.insert(url.to_string()) {
+                let e = Error::Protocol {
+                    url: url.to_string(),
+                    message: "the nextLink points to a page already read (a paging loop)".into(),
+                };
+                return Some((Err(e), (None, seen, n, headers)));
+            }
+            let result = async {
+                let resp = self.send(target, Method::GET, url.clone(), None, &headers).await?;
+                parse_page(&resp)
+            }
+            .await;
+            match result {
+                Ok(page) => {
+                    let next = page.next_link.as_deref().map(|l| {
+                        Url::parse(l).map_err(|e| Error::Protocol {
+                            url: l.to_string(),
+                            message: format!("the nextLink is not a URL: {e}"),
+                        })
+                    });
+                    Some((Ok(page), (next, seen, n + 1, headers)))
+                }
+                Err(e) => Some((Err(e), (None, seen, n + 1, headers))),
+            }
+        })
+    }
+
+    /// Reads every page of a collection.
+    pub async fn list(
+        &self,
+        target: &Target,
+        path_or_url: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<Vec<Value>, Error> {
+        use futures::StreamExt;
+        let mut out = Vec::new();
+        let mut pages = std::pin::pin!(self.pages(target, path_or_url, headers));
+        while let Some(page) = pages.next().await {
+            out.extend(page?.items);
+        }
+        Ok(out)
+    }
+
+    /// Runs a delta round from a path (a full read) or a saved delta link, to its new delta link.
+    pub async fn delta(&self, target: &Target, path_or_link: &str) -> Result<Delta, Error> {
+        use futures::StreamExt;
+        let mut delta = Delta::default();
+        let mut pages = std::pin::pin!(self.pages(target, path_or_link, Vec::new()));
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            delta.pages += 1;
+            for item in page.items {
+                if item.get("@removed").is_some() {
+                    if let Some(id) = item.get("id").and_then(Value::as_str) {
+                        delta.removed.push(id.to_string());
+                    }
+                } else {
+                    delta.changed.push(item);
+                }
+            }
+            if let Some(link) = page.delta_link {
+                delta.delta_link = link;
+            }
+        }
+        if delta.delta_link.is_empty() {
+            return Err(Error::Protocol {
+                url: path_or_link.to_string(),
+                message: "the delta round ended without a deltaLink".into(),
+            });
+        }
+        Ok(delta)
+    }
+
+    /// Sends GETs in `$batch` requests of at most 20, retrying throttled items after their
+    /// `Retry-After`. Results come back in the order of `items`.
+    pub async fn batch(&self, target: &Target, items: Vec<BatchItem>) -> Vec<(String, Result<Value, Error>)> {
+        let mut results: HashMap<String, Result<Value, Error>> = HashMap::new();
+        let order: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        let limits = self.limits(&target.tenant);
+        for chunk in items.chunks(20) {
+            let mut pending: Vec<BatchItem> = chunk.to_vec();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                attempt += 1;
+                let body = json!({
+                    "requests": pending.iter().map(|i| {
+                        let mut r = json!({ "id": i.id, "method": "GET", "url": format!("/{}", i.path.trim_start_matches('/')) });
+                        if !i.headers.is_empty() {
+                            r["headers"] = Value::Object(i.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+                        }
+                        r
+                    }).collect::<Vec<_>>()
+                });
+                let url = match self.url("$batch") {
+                    Ok(u) => u,
+                    Err(e) => {
+                        for i in &pending {
+                            results.insert(i.id.clone(), Err(e.clone()));
+                        }
+                        break;
+                    }
+                };
+                let outcome =
+                    self.send(target, Method::POST, url.clone(), Some(body), &[]).await.and_then(|r| parse_json(&r));
+                let responses = match outcome {
+                    Ok(v) => v.get("responses").and_then(Value::as_array).cloned().unwrap_or_default(),
+                    Err(e) => {
+                        for i in &pending {
+                            results.insert(i.id.clone(), Err(e.clone()));
+                        }
+                        break;
+                    }
+                };
+                let mut retry: Vec<BatchItem> = Vec::new();
+                let mut wait = 0u64;
+                for item in &pending {
+                    let Some(r) =
+                        responses.iter().find(|r| r.get("id").and_then(Value::as_str) == Some(item.id.as_str()))
+                    else {
+                        results.insert(
+                            item.id.clone(),
+                            Err(Error::Protocol {
+                                url: url.to_string(),
+                                message: format!("the batch response has no answer for request {}", item.id),
+                            }),
+                        );
+                        continue;
+                    };
+                    let status = r.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
+                    let body = r.get("body").cloned().unwrap_or(Value::Null);
+                    if (200..300).contains(&status) {
+                        results.insert(item.id.clone(), Ok(body));
+                        continue;
+                    }
+                    let headers = r.get("headers").cloned().unwrap_or(Value::Null);
+                    let header = |k: &str| {
+                        headers
+                            .as_object()
+                            .and_then(|h| h.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)))
+                            .and_then(|(_, v)| v.as_str().map(str::to_string))
+                    };
+                    let retry_after =
+                        header("retry-after").and_then(|v| v.parse::<i64>().ok()).filter(|n| *n >= 0).map(|n| n as u64);
+                    let sub_url = self.auth.cloud.graph(&self.options.version, &item.path);
+                    let err = GraphError {
+                        url: sub_url,
+                        method: "GET".into(),
+                        status,
+                        code: body.pointer("/error/code").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        inner_code: body.pointer("/error/innerError/code").and_then(Value::as_str).map(str::to_string),
+                        message: body.pointer("/error/message").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        request_id: body
+                            .pointer("/error/innerError/request-id")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        client_request_id: body
+                            .pointer("/error/innerError/client-request-id")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        date: body.pointer("/error/innerError/date").and_then(Value::as_str).map(str::to_string),
+                        www_authenticate: header("www-authenticate"),
+                        retry_after,
+                    };
+                    let transient = matches!(status, 429 | 500 | 502 | 503 | 504);
+                    if transient && attempt < self.options.retry.max_attempts {
+                        wait = wait.max(retry_after.unwrap_or(1 << attempt.min(5)));
+                        retry.push(item.clone());
+                        results.insert(item.id.clone(), Err(Error::Graph(err)));
+                    } else {
+                        results.insert(item.id.clone(), Err(Error::Graph(err)));
+                    }
+                }
+                if !retry.is_empty() {
+                    if Duration::from_secs(wait) > self.options.retry.max_wait {
+                        break;
+                    }
+                    self.transport.stats.retries.fetch_add(retry.len() as u64, Ordering::Relaxed);
+                    self.transport.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    limits.block_for(wait);
+                    limits.wait_gate(&self.transport.stats).await;
+                }
+                pending = retry;
+            }
+        }
+        order
+            .into_iter()
+            .map(|id| {
+                let r = results.remove(&id).unwrap_or_else(|| {
+                    Err(Error::Protocol { url: "$batch".into(), message: format!("no result for {id}") })
+                });
+                (id, r)
+            })
+            .collect()
+    }
+}
+
+fn parse_json(resp: &Response) -> Result<Value, Error> {
+    serde_json::from_slice(&resp.body)
+        .map_err(|e| Error::Protocol { url: resp.url.clone(), message: format!("the response is not JSON ({e})") })
+}
+
+fn parse_page(resp: &Response) -> Result<Page, Error> {
+    let v = parse_json(resp)?;
+    let Value::Object(mut map) = v else {
+        return Err(Error::Protocol {
+            url: resp.url.clone(),
+            message: "a collection page is not a JSON object".into(),
+        });
+    };
+    let items = match map.remove("value") {
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(Error::Protocol { url: resp.url.clone(), message: "'value' is not an array".into() }),
+        None => return Err(Error::Protocol { url: resp.url.clone(), message: "the page has no 'value'".into() }),
+    };
+    let link = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(Page {
+        items,
+        next_link: link("@odata.nextLink"),
+        delta_link: link("@odata.deltaLink"),
+        count: map.get("@odata.count").and_then(Value::as_u64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_the_path() {
+        assert_eq!(class_of("/v1.0/identity/conditionalAccess/policies"), Class::ConditionalAccess);
+        assert_eq!(class_of("reports/authenticationMethods/userRegistrationDetails"), Class::Reports);
+        assert_eq!(class_of("/beta/auditLogs/signIns"), Class::Reports);
+        assert_eq!(class_of("users"), Class::Directory);
+    }
+
+    #[test]
+    fn graph_errors_are_parsed_even_when_odd() {
+        let ok = Response {
+            status: 403,
+            headers: Default::default(),
+            body: bytes::Bytes::from(
+                r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation.","innerError":{"date":"2026-01-01T00:00:00","request-id":"r1","client-request-id":"c1"}}}"#,
+            ),
+            url: "https://graph/v1.0/x".into(),
+            request_id: None,
+            client_request_id: "c0".into(),
+        };
+        let e = graph_error("GET", &ok);
+        assert_eq!(e.code, "Authorization_RequestDenied");
+        assert_eq!(e.request_id.as_deref(), Some("r1"));
+        let odd = Response { body: bytes::Bytes::from("<html>gateway</html>"), status: 502, ..ok };
+        let e = graph_error("GET", &odd);
+        assert!(e.message.contains("HTTP 502"));
+        assert_eq!(e.code, "");
+    }
+
+    #[test]
+    fn pages_must_be_objects_with_values() {
+        let resp = |body: &str| Response {
+            status: 200,
+            headers: Default::default(),
+            body: bytes::Bytes::from(body.to_string()),
+            url: "u".into(),
+            request_id: None,
+            client_request_id: "c".into(),
+        };
+        assert!(parse_page(&resp("[]")).is_err());
+        assert!(parse_page(&resp(r#"{"value": 3}"#)).is_err());
+        assert!(parse_page(&resp("{\"value\": [1,")).is_err());
+        let p = parse_page(&resp(r#"{"@odata.nextLink":"https://g/v1.0/users?$skiptoken=x","value":[{"id":"1"}]}"#))
+            .unwrap();
+        assert_eq!(p.items.len(), 1);
+        assert!(p.next_link.is_some());
+    }
+}
