@@ -2,6 +2,7 @@
 //! says no. This binary is thin: it parses the command line, calls the library crates and prints.
 
 mod commands;
+mod context;
 
 use clap::Parser;
 

@@ -85,6 +85,8 @@ struct TenantLimits {
     reports: DefaultDirectRateLimiter,
     /// No request goes to the tenant before this instant: the last `Retry-After` it was given.
     blocked_until: Mutex<Option<Instant>>,
+    /// HTTP requests sent to Graph for this tenant, retries included.
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl TenantLimits {
@@ -102,6 +104,7 @@ impl TenantLimits {
                     .allow_burst(nz(1)),
             ),
             blocked_until: Mutex::new(None),
+            requests: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -207,6 +210,11 @@ impl GraphClient {
             .clone()
     }
 
+    /// HTTP requests sent to Graph for a tenant so far, retries included.
+    pub fn requests_for(&self, tenant: &str) -> u64 {
+        self.limits(tenant).requests.load(Ordering::Relaxed)
+    }
+
     /// The absolute URL of a path relative to the version, or an absolute link as given.
     pub fn url(&self, path_or_url: &str) -> Result<Url, Error> {
         let text = if path_or_url.starts_with("https://") || path_or_url.starts_with("http://") {
@@ -282,6 +290,7 @@ impl GraphClient {
                             bearer: Some(&token.secret),
                             client_request_id: Some(client_request_id.clone()),
                         };
+                        limits.requests.fetch_add(1, Ordering::Relaxed);
                         let resp = self.transport.send(req).await?;
                         match resp.status {
                             200..=299 => return Ok(resp),

@@ -1,6 +1,15 @@
 //! The command line: one module per command group.
 
-mod sim;
+pub mod demo;
+mod diagnosis;
+mod history;
+mod inspect;
+mod login;
+mod output;
+mod permissions;
+mod report;
+pub mod sim;
+mod tenants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,11 +30,12 @@ pub struct Cli {
 }
 
 /// Options every command accepts; each also reads a `TENANTSCOPE_*` environment variable.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct Global {
-    /// The cloud: global, usgov, usgov-dod, china, or the path of a cloud file.
-    #[arg(long, global = true, env = "TENANTSCOPE_CLOUD", default_value = "global")]
-    pub cloud: String,
+    /// The cloud: global, usgov, usgov-dod, china, or the path of a cloud file (default: the cloud of
+    /// the last sign-in, else global).
+    #[arg(long, global = true, env = "TENANTSCOPE_CLOUD")]
+    pub cloud: Option<String>,
     /// An extra CA certificate (PEM) to trust for the cloud's hosts.
     #[arg(long, global = true, env = "TENANTSCOPE_CA_FILE")]
     pub ca_file: Option<PathBuf>,
@@ -33,7 +43,7 @@ pub struct Global {
     #[arg(long, global = true, env = "TENANTSCOPE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// The database: a sqlite:// path or a postgres:// URL (default: SQLite in the data directory).
-    #[arg(long, global = true, env = "TENANTSCOPE_DATABASE_URL")]
+    #[arg(long, global = true, env = "TENANTSCOPE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// More log output on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -42,14 +52,58 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the built-in simulated MSP, sign in, inspect everything and print the summary.
+    Demo(demo::DemoArgs),
+    /// Sign in: as the partner (GDAP) or, with --direct, as a user of one customer.
+    Login(login::LoginArgs),
+    /// Forget cached tokens and signed-in accounts.
+    Logout(login::LogoutArgs),
+    /// Show the claims of a tenant's token (never the token itself).
+    Token(login::TokenArgs),
+    /// Inspect the partner and its customers into dataprints.
+    Inspect(inspect::InspectArgs),
+    /// Every known tenant, or manage the app credentials of customers read app-only.
+    Tenants(tenants::TenantsArgs),
+    /// Write a report of the last inspection: a self-contained HTML file, JSON or CSV.
+    Report(report::ReportArgs),
+    /// The least-privilege permissions and GDAP roles the collectors need, and what is granted.
+    Permissions(permissions::PermissionsArgs),
+    /// Run the six checks for a tenant and name the root cause of its access problem.
+    Doctor(diagnosis::DoctorArgs),
+    /// Diagnose an error message or HTTP response pasted from anywhere.
+    Explain(diagnosis::ExplainArgs),
+    /// What changed in tenants between inspections.
+    Changes(history::ChangesArgs),
+    /// Metric values per tenant, and questions across tenants.
+    Metrics(history::MetricsArgs),
+    /// Open and past alerts.
+    Alerts(history::AlertsArgs),
+    /// Save a tenant's settings as a baseline and report drift from it.
+    #[command(subcommand)]
+    Baseline(history::BaselineCommand),
     /// Run or use the simulated Microsoft cloud.
     #[command(subcommand)]
     Sim(sim::SimCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
     match cli.command {
-        Command::Sim(cmd) => sim::run(cmd, &cli.global).await,
+        Command::Demo(a) => demo::run(a, g).await,
+        Command::Login(a) => login::login(a, g).await,
+        Command::Logout(a) => login::logout(a, g).await,
+        Command::Token(a) => login::token(a, g).await,
+        Command::Inspect(a) => inspect::run(a, g).await,
+        Command::Tenants(a) => tenants::run(a, g).await,
+        Command::Report(a) => report::run(a, g).await,
+        Command::Permissions(a) => permissions::run(a, g).await,
+        Command::Doctor(a) => diagnosis::doctor(a, g).await,
+        Command::Explain(a) => diagnosis::explain(a).await,
+        Command::Changes(a) => history::changes(a, g).await,
+        Command::Metrics(a) => history::metrics(a, g).await,
+        Command::Alerts(a) => history::alerts(a, g).await,
+        Command::Baseline(a) => history::baseline(a, g).await,
+        Command::Sim(cmd) => sim::run(cmd, g).await,
     }
 }
 

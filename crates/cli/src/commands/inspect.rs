@@ -1,0 +1,187 @@
+//! `tenantscope inspect`: the partner and its customers into dataprints, with a live display, a
+//! readable table and the causes of every failure grouped at the end.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use inspect::dataprint::Status;
+use inspect::{RunOptions, RunReport, Runner};
+use microsoft::har::HarRecorder;
+
+use super::Global;
+use super::output::{Progress, table};
+use crate::context::Ctx;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Inspect every known tenant (the default when no --tenant is given).
+    #[arg(long)]
+    pub all: bool,
+    /// A tenant to inspect (id, domain or name); repeat for more.
+    #[arg(long)]
+    pub tenant: Vec<String>,
+    /// Forget the cached access tokens of the tenants first (tokens minted before a consent or role
+    /// change keep the old permissions until they expire).
+    #[arg(long)]
+    pub clear_cache: bool,
+    /// Read everything again, ignoring freshness windows and delta links.
+    #[arg(long)]
+    pub full: bool,
+    /// Record every HTTP exchange, redacted, as a HAR file (default: in the data directory).
+    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "HAR_FILE")]
+    pub debug: Option<Option<std::path::PathBuf>>,
+    /// Tenants inspected at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::open(g).await?;
+    let client_id = ctx.client_id(None).await.unwrap_or_else(|_| "00000000-0000-0000-0000-000000000000".into());
+    let har_path = ctx.har_path(&args.debug, "inspect")?;
+    let har = har_path.as_ref().map(|_| Arc::new(HarRecorder::new()));
+    let auth = ctx.auth(&client_id, har.clone())?;
+    let graph = ctx.graph(auth);
+    let progress = Progress::new(!args.json);
+    progress.watch(graph.transport.stats.clone());
+    let runner = Runner {
+        graph,
+        store: ctx.store.clone(),
+        options: RunOptions {
+            tenants: args.tenant.clone(),
+            full: args.full,
+            clear_cache: args.clear_cache,
+            concurrency: args.concurrency,
+            cloud: Some(ctx.cloud.name.clone()),
+        },
+        observer: progress.clone(),
+    };
+    let result = runner.run().await;
+    progress.finish();
+    if let (Some(path), Some(h)) = (&har_path, &har) {
+        h.write(path).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("debug trace ({} exchanges, secrets redacted): {}", h.len(), path.display());
+    }
+    let report = result?;
+    crate::commands::history::after_run(&ctx, &report).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_report(&report))?);
+    } else {
+        print!("{}", text_report(&report));
+    }
+    let clean = report.tenants.iter().all(|t| t.status == Status::Ok)
+        && report.partner.as_ref().is_none_or(|p| p.status == Status::Ok);
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub fn json_report(r: &RunReport) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": r.run_id,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "partner": r.partner,
+        "tenants": r.tenants,
+        "new_customers": r.new_customers,
+        "lost_customers": r.lost_customers,
+        "causes": grouped_causes(r).into_iter().map(|(cause, (fix, tenants))| serde_json::json!({"cause": cause, "tenants": tenants, "fix": fix})).collect::<Vec<_>>(),
+        "warnings": r.warnings,
+        "stats": r.stats,
+    })
+}
+
+/// Failed and partial tenants grouped by the cause of their problem, with the fix.
+pub fn grouped_causes(r: &RunReport) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+    let mut out: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for t in r.tenants.iter().chain(r.partner.iter()) {
+        if let Some(d) = &t.diagnosis {
+            let e = out.entry(d.cause.clone()).or_insert_with(|| (d.fix.clone(), Vec::new()));
+            e.1.push(if t.display_name.is_empty() { t.tenant_id.clone() } else { t.display_name.clone() });
+        }
+    }
+    out
+}
+
+pub fn text_report(r: &RunReport) -> String {
+    let mut out = String::new();
+    let mut rows = Vec::new();
+    for t in r.partner.iter().chain(r.tenants.iter()) {
+        let collected = t.collectors.iter().filter(|c| c.status == inspect::child::OutcomeStatus::Ok).count();
+        let skipped = t.collectors.iter().filter(|c| c.status == inspect::child::OutcomeStatus::Skipped).count();
+        let failed = t.collectors.iter().filter(|c| c.status == inspect::child::OutcomeStatus::Failed).count();
+        let users = t
+            .summary
+            .as_ref()
+            .and_then(|s| s.get("users"))
+            .and_then(|v| v.as_u64())
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into());
+        rows.push(vec![
+            if t.display_name.is_empty() { t.tenant_id.clone() } else { t.display_name.clone() },
+            t.auth.as_str().to_string(),
+            t.status.as_str().to_string(),
+            format!("{collected}/{skipped}/{failed}"),
+            users,
+            t.diagnosis.as_ref().map(|d| d.cause.clone()).unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&table(&["TENANT", "ACCESS", "STATUS", "OK/SKIP/FAIL", "USERS", "CAUSE"], &rows));
+    out.push('\n');
+    let causes = grouped_causes(r);
+    if !causes.is_empty() {
+        out.push_str("\nWhy tenants failed, and the fix:\n");
+        for (cause, (fix, tenants)) in &causes {
+            out.push_str(&format!(
+                "\n  {} tenant{}: {cause}  ({})\n",
+                tenants.len(),
+                if tenants.len() == 1 { "" } else { "s" },
+                tenants.join(", ")
+            ));
+            if let Some(d) = r
+                .tenants
+                .iter()
+                .chain(r.partner.iter())
+                .filter_map(|t| t.diagnosis.as_ref())
+                .find(|d| &d.cause == cause)
+            {
+                out.push_str(&format!("    {}\n", d.summary));
+            }
+            for (i, step) in fix.iter().enumerate() {
+                out.push_str(&format!("    {}. {step}\n", i + 1));
+            }
+            out.push_str(&format!("    more: docs/causes.md#{cause}\n"));
+        }
+    }
+    if !r.warnings.is_empty() {
+        out.push_str("\nWarnings:\n");
+        for w in &r.warnings {
+            out.push_str(&format!("  - {}\n", w.summary));
+        }
+    }
+    if !r.new_customers.is_empty() && r.first_run {
+        out.push_str(&format!("\nCustomers found: {}\n", r.new_customers.len()));
+    } else if !r.new_customers.is_empty() {
+        out.push_str(&format!("\nNew customers since the last run: {}\n", r.new_customers.len()));
+    }
+    if !r.lost_customers.is_empty() {
+        out.push_str(&format!("Customers no longer reachable through GDAP: {}\n", r.lost_customers.join(", ")));
+    }
+    let s = &r.stats;
+    out.push_str(&format!(
+        "\n{} tenants: {} ok, {} partial, {} failed · {} Graph requests, {} retries, {} throttled · {:.1}s\n",
+        s["tenants"],
+        s["ok"],
+        s["partial"],
+        s["failed"],
+        s["graph_requests"],
+        s["retries"],
+        s["throttled"],
+        (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0
+    ));
+    out
+}

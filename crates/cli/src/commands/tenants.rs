@@ -1,0 +1,210 @@
+//! `tenantscope tenants`: every known tenant with its last inspection, and the app credentials of
+//! customers read app-only.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use store::{AppCredential, CredentialKind, SecretString};
+
+use super::Global;
+use super::output::table;
+use crate::context::Ctx;
+
+#[derive(Debug, Args)]
+pub struct TenantsArgs {
+    #[command(subcommand)]
+    pub command: Option<TenantsCommand>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Read a customer app-only with an app registered or consented in that tenant.
+    AddApp(AddAppArgs),
+    /// Stop reading a customer app-only.
+    RemoveApp {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddAppArgs {
+    /// The customer tenant id (a GUID).
+    #[arg(long)]
+    pub tenant: String,
+    /// The application (client) id.
+    #[arg(long)]
+    pub client_id: String,
+    /// Read the client secret from this environment variable (secrets never go on the command line).
+    #[arg(long, conflicts_with_all = ["secret_stdin", "secret_file", "certificate"])]
+    pub secret_env: Option<String>,
+    /// Read the client secret from standard input.
+    #[arg(long, conflicts_with_all = ["secret_file", "certificate"])]
+    pub secret_stdin: bool,
+    /// Read the client secret from a file.
+    #[arg(long, conflicts_with = "certificate")]
+    pub secret_file: Option<PathBuf>,
+    /// Authenticate with a certificate (PEM) instead of a secret; needs --key.
+    #[arg(long, requires = "key")]
+    pub certificate: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// When the secret or certificate expires (RFC 3339 or YYYY-MM-DD), for expiry warnings.
+    #[arg(long)]
+    pub expires: Option<String>,
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+pub async fn run(args: TenantsArgs, g: &Global) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::open(g).await?;
+    match args.command {
+        None => list(&ctx, args.json).await,
+        Some(TenantsCommand::AddApp(a)) => add_app(&ctx, a).await,
+        Some(TenantsCommand::RemoveApp { tenant }) => {
+            if ctx.store.credential_delete(&tenant.to_ascii_lowercase()).await? {
+                eprintln!("Removed the app credential of {tenant}.");
+            } else {
+                eprintln!("No app credential is set for {tenant}.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn list(ctx: &Ctx, json_out: bool) -> anyhow::Result<ExitCode> {
+    let mut tenants = ctx.store.list_tenants().await?;
+    tenants.sort_by(|a, b| {
+        (a.role != store::TenantRole::Partner, a.display_name.to_ascii_lowercase())
+            .cmp(&(b.role != store::TenantRole::Partner, b.display_name.to_ascii_lowercase()))
+    });
+    let mut items = Vec::new();
+    for t in &tenants {
+        let last = ctx.store.last_tenant_run(&t.id).await?;
+        items.push(json!({
+            "tenant_id": t.id,
+            "display_name": t.display_name,
+            "domain": t.domain,
+            "role": t.role,
+            "auth": t.auth,
+            "gone_since": t.gone_since,
+            "last_status": last.as_ref().map(|r| r.status),
+            "last_inspected": last.as_ref().map(|r| r.finished_at),
+            "cause": last.as_ref().and_then(|r| r.diagnosis.as_ref()).and_then(|d| d.get("cause")).cloned(),
+        }));
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&json!({ "tenants": items }))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if items.is_empty() {
+        eprintln!("No tenants yet: run `tenantscope inspect`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            vec![
+                s("display_name"),
+                s("domain"),
+                s("tenant_id"),
+                format!("{}{}", s("auth"), if i["gone_since"].is_null() { "" } else { " (gone)" }),
+                if s("last_status").is_empty() { "never".into() } else { s("last_status") },
+                s("last_inspected").chars().take(19).collect(),
+                s("cause"),
+            ]
+        })
+        .collect();
+    println!("{}", table(&["TENANT", "DOMAIN", "ID", "ACCESS", "LAST", "WHEN (UTC)", "CAUSE"], &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_when(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(d.with_timezone(&chrono::Utc));
+    }
+    let d = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .with_context(|| format!("'{text}' is neither RFC 3339 nor YYYY-MM-DD"))?;
+    Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default())
+}
+
+async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
+    if uuid_like(&a.tenant).is_none() {
+        bail!("--tenant must be the customer's tenant id (a GUID)");
+    }
+    let (kind, secret, certificate_pem) = if let Some(cert) = &a.certificate {
+        let key_path = a.key.as_ref().context("--certificate needs --key")?;
+        let pem = std::fs::read_to_string(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+        let key = std::fs::read_to_string(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+        microsoft::oauth::client_assertion(
+            "https://check.invalid/token",
+            &a.client_id,
+            &SecretString::from(key.clone()),
+            &pem,
+            false,
+        )
+        .map_err(|e| anyhow::anyhow!("the certificate and key cannot sign an assertion: {e}"))?;
+        (CredentialKind::Certificate, SecretString::from(key), Some(pem))
+    } else {
+        let text = if let Some(var) = &a.secret_env {
+            std::env::var(var).with_context(|| format!("the environment variable {var} is not set"))?
+        } else if a.secret_stdin {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("cannot read the secret from standard input")?;
+            s
+        } else if let Some(f) = &a.secret_file {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        } else {
+            bail!("give the secret with --secret-env, --secret-stdin or --secret-file, or use --certificate and --key");
+        };
+        let text = text.trim().to_string();
+        if text.is_empty() {
+            bail!("the secret is empty");
+        }
+        (CredentialKind::Secret, SecretString::from(text), None)
+    };
+    let expires_at = a.expires.as_deref().map(parse_when).transpose()?;
+    ctx.store
+        .credential_put(&AppCredential {
+            tenant_id: a.tenant.to_ascii_lowercase(),
+            client_id: a.client_id.clone(),
+            kind,
+            secret,
+            certificate_pem,
+            expires_at,
+            label: a.label.clone(),
+            added_at: chrono::Utc::now(),
+        })
+        .await?;
+    if ctx.store.get_tenant(&a.tenant).await?.is_none() {
+        let now = chrono::Utc::now();
+        ctx.store
+            .upsert_tenant(&store::TenantRecord {
+                id: a.tenant.to_ascii_lowercase(),
+                domain: None,
+                display_name: a.label.clone().unwrap_or_else(|| a.tenant.clone()),
+                role: store::TenantRole::Customer,
+                auth: store::TenantAuth::App,
+                first_seen: now,
+                last_seen: now,
+                gone_since: None,
+                gdap: None,
+            })
+            .await?;
+    }
+    eprintln!("Tenant {} will be read app-only with app {}.", a.tenant, a.client_id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn uuid_like(s: &str) -> Option<()> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    (hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(())
+}

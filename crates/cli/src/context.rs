@@ -1,0 +1,149 @@
+//! What every command needs: the data directory, the store, the cloud, the app, the Microsoft client.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use inspect::{AuthMode, StoreTokens};
+use microsoft::graph::{GraphClient, GraphOptions};
+use microsoft::har::HarRecorder;
+use microsoft::http::{Transport, TransportOptions};
+use microsoft::{AppCredential, Authenticator, Cloud, Grant};
+use serde_json::json;
+use store::Store;
+
+use crate::commands::Global;
+
+pub struct Ctx {
+    pub data_dir: PathBuf,
+    pub store: Arc<dyn Store>,
+    pub cloud: Cloud,
+    pub cloud_spec: String,
+}
+
+/// Creates a directory readable only by its owner (it holds the key and the database).
+pub fn private_dir(path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+impl Ctx {
+    pub async fn open(global: &Global) -> anyhow::Result<Ctx> {
+        let data_dir = global.data_dir.clone().unwrap_or_else(crate::commands::default_data_dir);
+        private_dir(&data_dir)?;
+        let key = store::Key::from_env_or_file(&data_dir).context("cannot load the encryption key")?;
+        let url = match &global.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("tenantscope.db").display()),
+        };
+        let store =
+            store::open(&url, key).await.with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+        let saved = store.setting_get("cloud").await?.and_then(|v| v.as_str().map(str::to_string));
+        let cloud_spec = global.cloud.clone().or(saved).unwrap_or_else(|| "global".to_string());
+        let mut cloud = Cloud::resolve(&cloud_spec).map_err(|e| anyhow!("{e}"))?;
+        if let Some(ca) = &global.ca_file {
+            cloud = cloud.with_ca_file(ca).map_err(|e| anyhow!("{e}"))?;
+        }
+        Ok(Ctx { data_dir, store, cloud, cloud_spec })
+    }
+
+    /// The app that signs users in: the flag, else the one used at the last sign-in.
+    pub async fn client_id(&self, flag: Option<&str>) -> anyhow::Result<String> {
+        if let Some(id) = flag {
+            return Ok(id.to_string());
+        }
+        match self.store.setting_get("client_id").await?.and_then(|v| v.as_str().map(str::to_string)) {
+            Some(id) => Ok(id),
+            None => bail!(
+                "no app is configured: pass --client-id with the application (client) id of your tenantscope app registration, or set TENANTSCOPE_CLIENT_ID"
+            ),
+        }
+    }
+
+    pub async fn remember(&self, client_id: &str) -> anyhow::Result<()> {
+        self.store.setting_put("client_id", &json!(client_id)).await?;
+        self.store.setting_put("cloud", &json!(self.cloud_spec)).await?;
+        Ok(())
+    }
+
+    pub fn auth(&self, client_id: &str, har: Option<Arc<HarRecorder>>) -> anyhow::Result<Arc<Authenticator>> {
+        let transport = Transport::new(&self.cloud, TransportOptions::default(), har).map_err(|e| anyhow!("{e}"))?;
+        Ok(Arc::new(Authenticator::new(
+            self.cloud.clone(),
+            transport,
+            Arc::new(StoreTokens { store: self.store.clone() }),
+            client_id,
+        )))
+    }
+
+    pub fn graph(&self, auth: Arc<Authenticator>) -> GraphClient {
+        GraphClient::new(auth, GraphOptions::default())
+    }
+
+    /// How tokens for a tenant are obtained: its app credential, its direct account, or the partner.
+    pub async fn grant_for(&self, auth: &Authenticator, tenant: &str) -> anyhow::Result<(String, Grant, AuthMode)> {
+        let record = self.store.get_tenant(tenant).await?;
+        let id = record.as_ref().map(|t| t.id.clone()).unwrap_or_else(|| tenant.to_ascii_lowercase());
+        if let Some(cred) = self.store.credential_get(&id).await? {
+            let credential = match cred.kind {
+                store::CredentialKind::Secret => AppCredential::Secret(cred.secret.clone()),
+                store::CredentialKind::Certificate => AppCredential::Certificate {
+                    private_key_pem: cred.secret.clone(),
+                    certificate_pem: cred.certificate_pem.clone().unwrap_or_default(),
+                    pss: false,
+                },
+            };
+            return Ok((id, Grant::App { client_id: cred.client_id.clone(), credential }, AuthMode::App));
+        }
+        for account in auth.accounts().await? {
+            let domain_match = account
+                .upn
+                .as_deref()
+                .and_then(|u| u.split_once('@'))
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(tenant));
+            if account.home_tenant.eq_ignore_ascii_case(&id) || domain_match {
+                return Ok(match account.role {
+                    microsoft::AccountRole::Direct => (
+                        account.home_tenant.clone(),
+                        Grant::Direct { home_account: account.home_account_id.clone() },
+                        AuthMode::Direct,
+                    ),
+                    microsoft::AccountRole::Partner => (account.home_tenant.clone(), Grant::Partner, AuthMode::Partner),
+                });
+            }
+        }
+        if auth.account().await?.is_none() {
+            bail!("nobody is signed in and no app credential is set for {tenant}: run `tenantscope login` first");
+        }
+        Ok((id, Grant::Partner, AuthMode::Gdap))
+    }
+
+    /// Where a HAR trace goes: the given file, or a timestamped file in the data directory.
+    pub fn har_path(&self, debug: &Option<Option<PathBuf>>, command: &str) -> anyhow::Result<Option<PathBuf>> {
+        Ok(match debug {
+            None => None,
+            Some(Some(p)) => Some(p.clone()),
+            Some(None) => {
+                let dir = self.data_dir.join("debug");
+                private_dir(&dir)?;
+                Some(dir.join(format!("{command}-{}.har", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))))
+            }
+        })
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,564 @@
+//! The collector catalog: what tenantscope reads from each tenant, and what each read needs.
+//!
+//! Every collector declares its Graph endpoint, the delegated scopes and application roles that allow
+//! it (least privileged first), the directory roles that suffice for a delegated caller, the licence
+//! it depends on, how it is fetched (batched, paged, delta, per parent object) and how long a
+//! collection stays fresh before a run reads it again.
+
+use serde::Serialize;
+
+/// Role template ids, as Microsoft publishes them.
+pub mod roles {
+    pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+    pub const GLOBAL_READER: &str = "f2ef992c-3afb-46b9-b7cf-a126ee74c451";
+    pub const SECURITY_READER: &str = "5d6b6bb7-de71-4623-b4af-96380a352509";
+    pub const SECURITY_ADMINISTRATOR: &str = "194ae4cb-b126-40b2-bd5b-6091b380977d";
+    pub const REPORTS_READER: &str = "4a5d8f65-41da-4de4-8968-e035b65339cf";
+    pub const DIRECTORY_READERS: &str = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b";
+    pub const CONDITIONAL_ACCESS_ADMINISTRATOR: &str = "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9";
+    pub const INTUNE_ADMINISTRATOR: &str = "3a2c62db-5318-420d-8d74-23affee5d9d5";
+    pub const USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
+    pub const PRIVILEGED_ROLE_ADMINISTRATOR: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+    pub const CLOUD_APPLICATION_ADMINISTRATOR: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
+    pub const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+
+    /// Display names of the roles the catalog mentions.
+    pub fn name(id: &str) -> &'static str {
+        match id {
+            GLOBAL_ADMINISTRATOR => "Global Administrator",
+            GLOBAL_READER => "Global Reader",
+            SECURITY_READER => "Security Reader",
+            SECURITY_ADMINISTRATOR => "Security Administrator",
+            REPORTS_READER => "Reports Reader",
+            DIRECTORY_READERS => "Directory Readers",
+            CONDITIONAL_ACCESS_ADMINISTRATOR => "Conditional Access Administrator",
+            INTUNE_ADMINISTRATOR => "Intune Administrator",
+            USER_ADMINISTRATOR => "User Administrator",
+            PRIVILEGED_ROLE_ADMINISTRATOR => "Privileged Role Administrator",
+            CLOUD_APPLICATION_ADMINISTRATOR => "Cloud Application Administrator",
+            APPLICATION_ADMINISTRATOR => "Application Administrator",
+            _ => "directory role",
+        }
+    }
+}
+
+use roles::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Customer,
+    Partner,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Licence {
+    /// Microsoft Entra ID P1 (service plan AAD_PREMIUM).
+    P1,
+    /// Microsoft Intune (service plan INTUNE_A).
+    Intune,
+}
+
+impl Licence {
+    pub fn service_plan(self) -> &'static str {
+        match self {
+            Licence::P1 => "AAD_PREMIUM",
+            Licence::Intune => "INTUNE_A",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Licence::P1 => "Microsoft Entra ID P1",
+            Licence::Intune => "Microsoft Intune",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fetch {
+    /// A small read that goes into the tenant's `$batch`; its pages, if any, are followed.
+    Batch,
+    /// A paged list read on its own, streamed page by page.
+    List,
+    /// A delta query: a full round the first time, then only the changes.
+    Delta,
+    /// One request per service principal holding application permissions, batched.
+    PerServicePrincipal,
+    /// One request per GDAP relationship, batched.
+    PerRelationship,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Collector {
+    /// The collection name in the dataprint.
+    pub name: &'static str,
+    pub title: &'static str,
+    pub side: Side,
+    /// The Graph path and query, relative to the version.
+    pub path: &'static str,
+    pub fetch: Fetch,
+    /// Delegated scopes that allow the read, least privileged first.
+    pub delegated: &'static [&'static str],
+    /// Application roles that allow the read, least privileged first.
+    pub application: &'static [&'static str],
+    /// Directory roles that suffice for a delegated caller (for GDAP: roles of the relationship).
+    pub roles: &'static [&'static str],
+    pub licence: Option<Licence>,
+    /// Minutes a collection stays fresh: a run within that time reuses it instead of reading it again.
+    /// Delta collections read every run; an unchanged tenant then costs one request for them.
+    pub fresh_minutes: u32,
+}
+
+const DIRECTORY: &[&str] = &[
+    DIRECTORY_READERS,
+    GLOBAL_READER,
+    SECURITY_READER,
+    SECURITY_ADMINISTRATOR,
+    USER_ADMINISTRATOR,
+    GLOBAL_ADMINISTRATOR,
+];
+const POLICY: &[&str] =
+    &[SECURITY_READER, GLOBAL_READER, SECURITY_ADMINISTRATOR, CONDITIONAL_ACCESS_ADMINISTRATOR, GLOBAL_ADMINISTRATOR];
+const REPORTS: &[&str] =
+    &[REPORTS_READER, SECURITY_READER, GLOBAL_READER, SECURITY_ADMINISTRATOR, GLOBAL_ADMINISTRATOR];
+const APPS: &[&str] = &[
+    DIRECTORY_READERS,
+    GLOBAL_READER,
+    SECURITY_READER,
+    CLOUD_APPLICATION_ADMINISTRATOR,
+    APPLICATION_ADMINISTRATOR,
+    GLOBAL_ADMINISTRATOR,
+];
+
+const HOUR: u32 = 60;
+
+pub static CATALOG: &[Collector] = &[
+    Collector {
+        name: "organization",
+        title: "Organization",
+        side: Side::Customer,
+        path: "organization",
+        fetch: Fetch::Batch,
+        delegated: &["Organization.Read.All", "Directory.Read.All"],
+        application: &["Organization.Read.All", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "domains",
+        title: "Domains",
+        side: Side::Customer,
+        path: "domains",
+        fetch: Fetch::Batch,
+        delegated: &["Domain.Read.All", "Directory.Read.All"],
+        application: &["Domain.Read.All", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "subscribedSkus",
+        title: "Licences",
+        side: Side::Customer,
+        path: "subscribedSkus",
+        fetch: Fetch::Batch,
+        delegated: &["Organization.Read.All", "Directory.Read.All"],
+        application: &["Organization.Read.All", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "subscriptions",
+        title: "Subscriptions",
+        side: Side::Customer,
+        path: "directory/subscriptions",
+        fetch: Fetch::Batch,
+        delegated: &["Organization.Read.All", "Directory.Read.All"],
+        application: &["Organization.Read.All", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "users",
+        title: "Users",
+        side: Side::Customer,
+        path: "users/delta?$select=id,displayName,userPrincipalName,accountEnabled,userType,assignedLicenses,createdDateTime,onPremisesSyncEnabled,mail,jobTitle,department",
+        fetch: Fetch::Delta,
+        delegated: &["User.Read.All", "Directory.Read.All"],
+        application: &["User.Read.All", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
+        name: "signInActivity",
+        title: "Last sign-ins of users",
+        side: Side::Customer,
+        path: "users?$select=id,signInActivity&$top=999",
+        fetch: Fetch::List,
+        delegated: &["AuditLog.Read.All"],
+        application: &["AuditLog.Read.All"],
+        roles: REPORTS,
+        licence: Some(Licence::P1),
+        fresh_minutes: 12 * HOUR,
+    },
+    Collector {
+        name: "groups",
+        title: "Groups",
+        side: Side::Customer,
+        path: "groups/delta?$select=id,displayName,securityEnabled,mailEnabled,groupTypes,description",
+        fetch: Fetch::Delta,
+        delegated: &["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"],
+        application: &["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
+        name: "userRegistrationDetails",
+        title: "MFA registration",
+        side: Side::Customer,
+        path: "reports/authenticationMethods/userRegistrationDetails?$top=999",
+        fetch: Fetch::List,
+        delegated: &["AuditLog.Read.All"],
+        application: &["AuditLog.Read.All"],
+        roles: REPORTS,
+        licence: Some(Licence::P1),
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "directoryRoles",
+        title: "Directory roles and members",
+        side: Side::Customer,
+        path: "directoryRoles?$expand=members",
+        fetch: Fetch::Batch,
+        delegated: &["RoleManagement.Read.Directory", "Directory.Read.All"],
+        application: &["RoleManagement.Read.Directory", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "roleDefinitions",
+        title: "Role definitions",
+        side: Side::Customer,
+        path: "roleManagement/directory/roleDefinitions?$select=id,displayName,templateId,isBuiltIn,isEnabled",
+        fetch: Fetch::Batch,
+        delegated: &["RoleManagement.Read.Directory", "Directory.Read.All"],
+        application: &["RoleManagement.Read.Directory", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: 24 * HOUR,
+    },
+    Collector {
+        name: "roleAssignments",
+        title: "Role assignments (GDAP groups as foreign principals)",
+        side: Side::Customer,
+        path: "roleManagement/directory/roleAssignments?$expand=principal",
+        fetch: Fetch::Batch,
+        delegated: &["RoleManagement.Read.Directory", "Directory.Read.All"],
+        application: &["RoleManagement.Read.Directory", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "conditionalAccessPolicies",
+        title: "Conditional Access policies",
+        side: Side::Customer,
+        path: "identity/conditionalAccess/policies",
+        fetch: Fetch::List,
+        delegated: &["Policy.Read.All"],
+        application: &["Policy.Read.All"],
+        roles: POLICY,
+        licence: Some(Licence::P1),
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "namedLocations",
+        title: "Named locations",
+        side: Side::Customer,
+        path: "identity/conditionalAccess/namedLocations",
+        fetch: Fetch::List,
+        delegated: &["Policy.Read.All"],
+        application: &["Policy.Read.All"],
+        roles: POLICY,
+        licence: Some(Licence::P1),
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "securityDefaults",
+        title: "Security defaults",
+        side: Side::Customer,
+        path: "policies/identitySecurityDefaultsEnforcementPolicy",
+        fetch: Fetch::Batch,
+        delegated: &["Policy.Read.All"],
+        application: &["Policy.Read.All"],
+        roles: POLICY,
+        licence: None,
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "authorizationPolicy",
+        title: "Authorization policy",
+        side: Side::Customer,
+        path: "policies/authorizationPolicy",
+        fetch: Fetch::Batch,
+        delegated: &["Policy.Read.All"],
+        application: &["Policy.Read.All"],
+        roles: POLICY,
+        licence: None,
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "authenticationMethodsPolicy",
+        title: "Authentication methods policy",
+        side: Side::Customer,
+        path: "policies/authenticationMethodsPolicy",
+        fetch: Fetch::Batch,
+        delegated: &["Policy.Read.All"],
+        application: &["Policy.Read.All"],
+        roles: POLICY,
+        licence: None,
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "secureScores",
+        title: "Secure score",
+        side: Side::Customer,
+        path: "security/secureScores?$top=1",
+        fetch: Fetch::Batch,
+        delegated: &["SecurityEvents.Read.All"],
+        application: &["SecurityEvents.Read.All"],
+        roles: POLICY,
+        licence: None,
+        fresh_minutes: 12 * HOUR,
+    },
+    Collector {
+        name: "servicePrincipals",
+        title: "Enterprise applications",
+        side: Side::Customer,
+        path: "servicePrincipals?$select=id,appId,displayName,appOwnerOrganizationId,servicePrincipalType,signInAudience,createdDateTime,accountEnabled,tags,appRoles&$top=999",
+        fetch: Fetch::Batch,
+        delegated: &["Application.Read.All", "Directory.Read.All"],
+        application: &["Application.Read.All", "Directory.Read.All"],
+        roles: APPS,
+        licence: None,
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "appRoleAssignments",
+        title: "Application permissions granted",
+        side: Side::Customer,
+        path: "servicePrincipals/{id}/appRoleAssignments",
+        fetch: Fetch::PerServicePrincipal,
+        delegated: &["Application.Read.All", "Directory.Read.All"],
+        application: &["Application.Read.All", "Directory.Read.All"],
+        roles: APPS,
+        licence: None,
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "applications",
+        title: "App registrations",
+        side: Side::Customer,
+        path: "applications?$select=id,appId,displayName,signInAudience,passwordCredentials,keyCredentials,createdDateTime,requiredResourceAccess&$top=999",
+        fetch: Fetch::Batch,
+        delegated: &["Application.Read.All", "Directory.Read.All"],
+        application: &["Application.Read.All", "Directory.Read.All"],
+        roles: APPS,
+        licence: None,
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "oauth2PermissionGrants",
+        title: "Delegated consents",
+        side: Side::Customer,
+        path: "oauth2PermissionGrants?$top=999",
+        fetch: Fetch::Batch,
+        delegated: &["Directory.Read.All"],
+        application: &["Directory.Read.All"],
+        roles: APPS,
+        licence: None,
+        fresh_minutes: HOUR,
+    },
+    Collector {
+        name: "devices",
+        title: "Devices",
+        side: Side::Customer,
+        path: "devices?$select=id,deviceId,displayName,operatingSystem,operatingSystemVersion,trustType,isCompliant,isManaged,registrationDateTime,approximateLastSignInDateTime,accountEnabled&$top=999",
+        fetch: Fetch::List,
+        delegated: &["Device.Read.All", "Directory.Read.All"],
+        application: &["Device.Read.All", "Directory.Read.All"],
+        roles: DIRECTORY,
+        licence: None,
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "managedDevices",
+        title: "Intune managed devices",
+        side: Side::Customer,
+        path: "deviceManagement/managedDevices?$top=999",
+        fetch: Fetch::List,
+        delegated: &["DeviceManagementManagedDevices.Read.All"],
+        application: &["DeviceManagementManagedDevices.Read.All"],
+        roles: &[GLOBAL_READER, INTUNE_ADMINISTRATOR, GLOBAL_ADMINISTRATOR],
+        licence: Some(Licence::Intune),
+        fresh_minutes: 6 * HOUR,
+    },
+    Collector {
+        name: "signIns",
+        title: "Sign-in logs (last 7 days)",
+        side: Side::Customer,
+        path: "auditLogs/signIns?$top=1000",
+        fetch: Fetch::List,
+        delegated: &["AuditLog.Read.All"],
+        application: &["AuditLog.Read.All"],
+        roles: REPORTS,
+        licence: Some(Licence::P1),
+        fresh_minutes: 12 * HOUR,
+    },
+    // The partner tenant.
+    Collector {
+        name: "organization",
+        title: "Partner organization",
+        side: Side::Partner,
+        path: "organization",
+        fetch: Fetch::Batch,
+        delegated: &["User.Read", "Organization.Read.All", "Directory.Read.All"],
+        application: &["Organization.Read.All", "Directory.Read.All"],
+        roles: &[],
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
+        name: "me",
+        title: "Signed-in partner user",
+        side: Side::Partner,
+        path: "me?$select=id,displayName,userPrincipalName,accountEnabled",
+        fetch: Fetch::Batch,
+        delegated: &["User.Read"],
+        application: &[],
+        roles: &[],
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
+        name: "memberOf",
+        title: "Groups of the partner user",
+        side: Side::Partner,
+        path: "me/transitiveMemberOf?$select=id,displayName,securityEnabled",
+        fetch: Fetch::Batch,
+        delegated: &["GroupMember.Read.All", "Directory.Read.All"],
+        application: &[],
+        roles: &[],
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
+        name: "delegatedAdminRelationships",
+        title: "GDAP relationships",
+        side: Side::Partner,
+        path: "tenantRelationships/delegatedAdminRelationships?$top=300",
+        fetch: Fetch::List,
+        delegated: &["DelegatedAdminRelationship.Read.All"],
+        application: &["DelegatedAdminRelationship.Read.All"],
+        roles: &[GLOBAL_READER, DIRECTORY_READERS, SECURITY_READER, GLOBAL_ADMINISTRATOR],
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
+        name: "accessAssignments",
+        title: "GDAP access assignments",
+        side: Side::Partner,
+        path: "tenantRelationships/delegatedAdminRelationships/{id}/accessAssignments",
+        fetch: Fetch::PerRelationship,
+        delegated: &["DelegatedAdminRelationship.Read.All"],
+        application: &["DelegatedAdminRelationship.Read.All"],
+        roles: &[GLOBAL_READER, DIRECTORY_READERS, SECURITY_READER, GLOBAL_ADMINISTRATOR],
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
+        name: "delegatedAdminCustomers",
+        title: "Delegated-admin customers",
+        side: Side::Partner,
+        path: "tenantRelationships/delegatedAdminCustomers?$top=300",
+        fetch: Fetch::List,
+        delegated: &["DelegatedAdminRelationship.Read.All"],
+        application: &["DelegatedAdminRelationship.Read.All"],
+        roles: &[GLOBAL_READER, DIRECTORY_READERS, SECURITY_READER, GLOBAL_ADMINISTRATOR],
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
+        name: "contracts",
+        title: "Contracts (legacy DAP and reseller customers)",
+        side: Side::Partner,
+        path: "contracts?$top=999",
+        fetch: Fetch::Batch,
+        delegated: &["Directory.Read.All"],
+        application: &["Directory.Read.All"],
+        roles: &[],
+        licence: None,
+        fresh_minutes: 0,
+    },
+];
+
+pub fn customer_collectors() -> impl Iterator<Item = &'static Collector> {
+    CATALOG.iter().filter(|c| c.side == Side::Customer)
+}
+
+pub fn partner_collectors() -> impl Iterator<Item = &'static Collector> {
+    CATALOG.iter().filter(|c| c.side == Side::Partner)
+}
+
+pub fn find(side: Side, name: &str) -> Option<&'static Collector> {
+    CATALOG.iter().find(|c| c.side == side && c.name == name)
+}
+
+/// Whether a granted scope or role list allows a collector.
+pub fn allowed(granted: &[String], needed: &[&str]) -> bool {
+    needed.is_empty() || granted.iter().any(|g| needed.iter().any(|n| n.eq_ignore_ascii_case(g)))
+}
+
+/// Roles whose scope covers a collector that the role list of the catalog does not name directly.
+pub fn role_suffices(held: &[String], needed: &[&str]) -> bool {
+    needed.is_empty() || held.iter().any(|h| needed.iter().any(|n| n.eq_ignore_ascii_case(h)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_per_side_and_declarations_complete() {
+        for side in [Side::Customer, Side::Partner] {
+            let names: Vec<&str> = CATALOG.iter().filter(|c| c.side == side).map(|c| c.name).collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), names.len(), "duplicate collector names on {side:?}");
+        }
+        for c in CATALOG {
+            assert!(!c.delegated.is_empty(), "{} declares no delegated scope", c.name);
+            if c.side == Side::Customer {
+                assert!(!c.application.is_empty(), "{} declares no application role", c.name);
+                assert!(!c.roles.is_empty(), "{} declares no sufficient role", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn allowed_checks_any_of() {
+        assert!(allowed(&["Directory.Read.All".into()], &["User.Read.All", "Directory.Read.All"]));
+        assert!(!allowed(&["User.Read".into()], &["User.Read.All"]));
+        assert!(allowed(&[], &[]));
+    }
+}

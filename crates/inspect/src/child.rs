@@ -1,0 +1,687 @@
+//! Inspecting one customer tenant: a token, then every collector of the catalog (skipped up front when
+//! its licence or permission is known to be missing), small reads batched, large lists streamed, users
+//! and groups by delta, and the dataprint assembled from it all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use microsoft::graph::{BatchItem, GraphClient, Target};
+use microsoft::{AccessToken, Error, Grant};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::catalog::{self, Collector, Fetch, Side};
+use crate::dataprint::{self, Status, canonical, keyed};
+use crate::facts::{self, GdapView, Situation};
+
+/// Microsoft's own tenant: first-party service principals belong to it.
+const MICROSOFT_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    Gdap,
+    App,
+    Direct,
+    Partner,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Gdap => "gdap",
+            AuthMode::App => "app",
+            AuthMode::Direct => "direct",
+            AuthMode::Partner => "partner",
+        }
+    }
+
+    pub fn diagnose(self) -> diagnose::Auth {
+        match self {
+            AuthMode::Gdap => diagnose::Auth::Gdap,
+            AuthMode::App => diagnose::Auth::App,
+            AuthMode::Direct => diagnose::Auth::Direct,
+            AuthMode::Partner => diagnose::Auth::Partner,
+        }
+    }
+}
+
+/// A tenant to inspect and how to reach it.
+#[derive(Debug, Clone)]
+pub struct TenantTarget {
+    pub tenant_id: String,
+    pub display_name: String,
+    pub domain: Option<String>,
+    pub auth: AuthMode,
+    pub grant: Grant,
+    pub gdap: Option<GdapView>,
+    pub partner_tenant_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeStatus {
+    Ok,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Batch,
+    Paged,
+    Full,
+    Delta,
+    Reused,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reason {
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// What happened to one collector.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub name: &'static str,
+    pub status: OutcomeStatus,
+    pub items: Option<usize>,
+    pub reason: Option<Reason>,
+    #[serde(skip)]
+    pub error: Option<Error>,
+    pub diagnosis: Option<diagnose::Diagnosis>,
+    pub mode: Mode,
+    pub requests: u64,
+    pub duration_ms: u64,
+    pub collected_at: Option<DateTime<Utc>>,
+}
+
+impl Outcome {
+    fn new(c: &Collector) -> Outcome {
+        Outcome {
+            name: c.name,
+            status: OutcomeStatus::Ok,
+            items: None,
+            reason: None,
+            error: None,
+            diagnosis: None,
+            mode: Mode::None,
+            requests: 0,
+            duration_ms: 0,
+            collected_at: None,
+        }
+    }
+
+    /// Whether this outcome is an access problem worth a diagnosis (not a licence the tenant lacks).
+    pub fn is_access_problem(&self) -> bool {
+        match self.status {
+            OutcomeStatus::Failed => true,
+            OutcomeStatus::Skipped => {
+                self.reason.as_ref().is_some_and(|r| matches!(r.kind, "permission" | "role" | "no_token"))
+            }
+            OutcomeStatus::Ok => false,
+        }
+    }
+}
+
+/// The result of inspecting one tenant.
+#[derive(Debug, Clone)]
+pub struct TenantResult {
+    pub target: TenantTarget,
+    pub status: Status,
+    pub outcomes: Vec<Outcome>,
+    pub dataprint: Option<Value>,
+    pub diagnosis: Option<diagnose::Diagnosis>,
+    pub token_error: Option<Error>,
+    pub token: Option<AccessToken>,
+    pub delta_links: Vec<(String, String)>,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub requests: u64,
+}
+
+/// What a previous run left that this one may build on.
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    pub dataprint: Option<Value>,
+    pub taken_at: Option<DateTime<Utc>>,
+    pub delta_links: HashMap<String, String>,
+}
+
+impl Previous {
+    fn collection(&self, name: &str) -> Option<&Map<String, Value>> {
+        self.dataprint.as_ref()?.get("collections")?.get(name)?.as_object()
+    }
+
+    /// When a collection was last read from Graph (carried through reuses).
+    fn collected_at(&self, name: &str) -> Option<DateTime<Utc>> {
+        let dp = self.dataprint.as_ref()?;
+        dp.pointer(&format!("/run/collectors/{name}/collected_at"))
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .or(self.taken_at)
+    }
+
+    fn was_ok(&self, name: &str) -> bool {
+        self.dataprint.as_ref().and_then(|d| d.pointer(&format!("/collectors/{name}/status"))).and_then(Value::as_str)
+            == Some("ok")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChildOptions {
+    /// Read everything again, ignoring freshness and delta links.
+    pub full: bool,
+    /// Forget the tenant's cached access tokens before starting.
+    pub clear_cache: bool,
+    pub cloud: Option<String>,
+}
+
+fn reason(kind: &'static str, detail: impl Into<String>) -> Option<Reason> {
+    Some(Reason { kind, detail: detail.into() })
+}
+
+fn graph_code(e: &Error) -> Option<&str> {
+    match e.root() {
+        Error::Graph(g) => Some(g.code.as_str()),
+        _ => None,
+    }
+}
+
+fn is_resync(e: &Error) -> bool {
+    match e.root() {
+        Error::Graph(g) => {
+            g.status == 410 || matches!(g.code.as_str(), "resyncRequired" | "syncStateNotFound" | "SyncStateNotFound")
+        }
+        _ => false,
+    }
+}
+
+pub struct Child<'a> {
+    pub graph: &'a GraphClient,
+    pub target: &'a TenantTarget,
+    pub previous: &'a Previous,
+    pub options: &'a ChildOptions,
+}
+
+impl Child<'_> {
+    fn gtarget(&self) -> Target {
+        Target { tenant: self.target.tenant_id.clone(), grant: self.target.grant.clone() }
+    }
+
+    fn situation<'s>(
+        &'s self,
+        collector: Option<&'s Collector>,
+        token: Option<&'s AccessToken>,
+        plans: Option<&'s [String]>,
+    ) -> Situation<'s> {
+        Situation {
+            tenant_id: &self.target.tenant_id,
+            tenant_name: Some(&self.target.display_name),
+            partner_tenant_id: self.target.partner_tenant_id.as_deref(),
+            auth: self.target.auth.diagnose(),
+            collector,
+            token,
+            gdap: self.target.gdap.as_ref(),
+            service_plans: plans,
+            cloud: self.options.cloud.as_deref(),
+        }
+    }
+
+    pub async fn run(&self) -> TenantResult {
+        let started = Utc::now();
+        let requests_before = self.graph.requests_for(&self.target.tenant_id);
+        if self.options.clear_cache {
+            let _ = self.graph.auth.clear_tenant_tokens(&self.target.tenant_id).await;
+        }
+        let collectors: Vec<&'static Collector> = catalog::customer_collectors().collect();
+        let token = match self.graph.auth.access_token(&self.target.tenant_id, &self.target.grant).await {
+            Ok(t) => t,
+            Err(e) => {
+                let diagnosis = facts::diagnose(&e, &self.situation(None, None, None));
+                let outcomes = collectors
+                    .iter()
+                    .map(|c| Outcome {
+                        status: OutcomeStatus::Skipped,
+                        reason: reason("no_token", format!("no token for this tenant: {}", diagnosis.summary)),
+                        ..Outcome::new(c)
+                    })
+                    .collect();
+                return TenantResult {
+                    target: self.target.clone(),
+                    status: Status::Failed,
+                    outcomes,
+                    dataprint: None,
+                    diagnosis: Some(diagnosis),
+                    token_error: Some(e),
+                    token: None,
+                    delta_links: Vec::new(),
+                    started,
+                    finished: Utc::now(),
+                    requests: self.graph.requests_for(&self.target.tenant_id).saturating_sub(requests_before),
+                };
+            }
+        };
+        let app_only = matches!(self.target.grant, Grant::App { .. });
+        let granted: Vec<String> =
+            token.claims.as_ref().map(|c| if app_only { c.roles.clone() } else { c.scp.clone() }).unwrap_or_default();
+        let claims_known = token.claims.is_some();
+        let mut outcomes: BTreeMap<&'static str, Outcome> = BTreeMap::new();
+        let mut collections: Map<String, Value> = Map::new();
+        let mut delta_links = Vec::new();
+        let now = Utc::now();
+
+        // Decide, for each collector, whether it is skipped, reused or read.
+        let mut to_read: Vec<&'static Collector> = Vec::new();
+        for c in &collectors {
+            let needed = if app_only { c.application } else { c.delegated };
+            if claims_known && !catalog::allowed(&granted, needed) {
+                let detail = format!(
+                    "the {} for this tenant grants none of {} (it grants {})",
+                    if app_only { "app's token" } else { "token" },
+                    needed.join(", "),
+                    if granted.is_empty() { "nothing".to_string() } else { granted.join(" ") }
+                );
+                let mut o =
+                    Outcome { status: OutcomeStatus::Skipped, reason: reason("permission", detail), ..Outcome::new(c) };
+                o.diagnosis =
+                    Some(diagnose::diagnose(&facts::facts(None, &self.situation(Some(c), Some(&token), None))));
+                outcomes.insert(c.name, o);
+                continue;
+            }
+            if !self.options.full && c.fresh_minutes > 0 && self.previous.was_ok(c.name) {
+                if let (Some(prev), Some(at)) = (self.previous.collection(c.name), self.previous.collected_at(c.name))
+                    && now - at < Duration::minutes(i64::from(c.fresh_minutes))
+                {
+                    collections.insert(c.name.to_string(), Value::Object(prev.clone()));
+                    outcomes.insert(
+                        c.name,
+                        Outcome {
+                            items: Some(prev.len()),
+                            mode: Mode::Reused,
+                            collected_at: Some(at),
+                            ..Outcome::new(c)
+                        },
+                    );
+                    continue;
+                }
+            }
+            to_read.push(c);
+        }
+
+        // Phase one: the batch of small reads, which includes the licences that gate phase two.
+        let batch: Vec<&'static Collector> = to_read.iter().copied().filter(|c| c.fetch == Fetch::Batch).collect();
+        if !batch.is_empty() {
+            let t0 = Instant::now();
+            let items: Vec<BatchItem> = batch
+                .iter()
+                .map(|c| BatchItem { id: c.name.to_string(), path: c.path.to_string(), headers: vec![] })
+                .collect();
+            let results = self.graph.batch(&self.gtarget(), items).await;
+            let per = t0.elapsed().as_millis() as u64 / results.len().max(1) as u64;
+            for (c, (_, result)) in batch.iter().zip(results) {
+                let mut o = Outcome { mode: Mode::Batch, duration_ms: per, collected_at: Some(now), ..Outcome::new(c) };
+                match self.follow(result).await {
+                    Ok(items) => {
+                        o.items = Some(items.len());
+                        collections.insert(c.name.to_string(), keyed(items));
+                    }
+                    Err(e) => self.fail(&mut o, c, e, &token, None),
+                }
+                outcomes.insert(c.name, o);
+            }
+        }
+        // Licences come from this run's read, or the last good one when this run could not read them.
+        let plans = service_plans(collections.get("subscribedSkus")).or_else(|| {
+            self.previous.collection("subscribedSkus").and_then(|m| service_plans(Some(&Value::Object(m.clone()))))
+        });
+
+        // Phase two: licence-gated and large reads.
+        for c in to_read.iter().copied().filter(|c| c.fetch != Fetch::Batch) {
+            // Once the token endpoint refused this tenant (say, a revoked refresh token found while
+            // replacing an expired access token), every further read would fail the same way.
+            if let Some(d) = outcomes
+                .values()
+                .find(|o| o.error.as_ref().is_some_and(|e| matches!(e.root(), Error::Token(_))))
+                .and_then(|o| o.diagnosis.clone())
+            {
+                outcomes.insert(
+                    c.name,
+                    Outcome {
+                        status: OutcomeStatus::Skipped,
+                        reason: reason("no_token", format!("no token for this tenant: {}", d.summary)),
+                        diagnosis: Some(d),
+                        ..Outcome::new(c)
+                    },
+                );
+                continue;
+            }
+            if let (Some(l), Some(plans)) = (c.licence, &plans)
+                && !plans.iter().any(|p| p == l.service_plan())
+            {
+                outcomes.insert(
+                    c.name,
+                    Outcome {
+                        status: OutcomeStatus::Skipped,
+                        reason: reason("license", format!("{} is not licensed in this tenant", l.label())),
+                        ..Outcome::new(c)
+                    },
+                );
+                continue;
+            }
+            let t0 = Instant::now();
+            let mut o = Outcome { collected_at: Some(now), ..Outcome::new(c) };
+            let result = match c.fetch {
+                Fetch::Delta => self.delta(c, &mut o, &mut delta_links).await,
+                Fetch::PerServicePrincipal => self.app_role_assignments(&collections, &mut o).await,
+                Fetch::List => {
+                    o.mode = Mode::Paged;
+                    let cap = if c.name == "signIns" { Some(1000) } else { None };
+                    self.list(c.path, cap).await
+                }
+                Fetch::Batch | Fetch::PerRelationship => Ok(Vec::new()),
+            };
+            o.duration_ms = t0.elapsed().as_millis() as u64;
+            match result {
+                Ok(items) => {
+                    o.items = Some(items.len());
+                    collections.insert(c.name.to_string(), keyed(items));
+                }
+                Err(e) if graph_code(&e) == Some("Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
+                    o.status = OutcomeStatus::Skipped;
+                    o.reason = reason(
+                        "license",
+                        format!(
+                            "{} is not licensed in this tenant (Graph said so)",
+                            c.licence.map_or("A premium licence", |l| l.label())
+                        ),
+                    );
+                    o.diagnosis = Some(facts::diagnose(&e, &self.situation(Some(c), Some(&token), plans.as_deref())));
+                }
+                Err(e) => self.fail(&mut o, c, e, &token, plans.as_deref()),
+            }
+            outcomes.insert(c.name, o);
+        }
+
+        // Sign-in activity is not available through delta, so it is read apart and joined to users.
+        merge_sign_in_activity(&mut collections);
+
+        let ordered: Vec<Outcome> = collectors.iter().filter_map(|c| outcomes.remove(c.name)).collect();
+        let any_data = ordered.iter().any(|o| o.status == OutcomeStatus::Ok);
+        let any_problem = ordered.iter().any(Outcome::is_access_problem);
+        let status = if !any_data {
+            Status::Failed
+        } else if any_problem {
+            Status::Partial
+        } else {
+            Status::Ok
+        };
+        let diagnosis = tenant_diagnosis(&ordered);
+        let finished = Utc::now();
+        let dataprint = any_data.then(|| self.dataprint(status, &ordered, collections, started, finished, &token));
+        TenantResult {
+            target: self.target.clone(),
+            status,
+            outcomes: ordered,
+            dataprint,
+            diagnosis,
+            token_error: None,
+            token: Some(token),
+            delta_links,
+            started,
+            finished,
+            requests: self.graph.requests_for(&self.target.tenant_id).saturating_sub(requests_before),
+        }
+    }
+
+    fn fail(&self, o: &mut Outcome, c: &Collector, e: Error, token: &AccessToken, plans: Option<&[String]>) {
+        o.status = OutcomeStatus::Failed;
+        o.diagnosis = Some(facts::diagnose(&e, &self.situation(Some(c), Some(token), plans)));
+        o.error = Some(e);
+    }
+
+    /// The items of a batch answer, following its nextLink when the collection has more pages.
+    async fn follow(&self, result: Result<Value, Error>) -> Result<Vec<Value>, Error> {
+        let body = result?;
+        match body.get("value") {
+            Some(Value::Array(items)) => {
+                let mut items = items.clone();
+                if let Some(next) = body.get("@odata.nextLink").and_then(Value::as_str) {
+                    items.extend(self.graph.list(&self.gtarget(), next, Vec::new()).await?);
+                }
+                Ok(items)
+            }
+            _ => Ok(vec![body]),
+        }
+    }
+
+    async fn list(&self, path: &str, cap: Option<usize>) -> Result<Vec<Value>, Error> {
+        use futures::StreamExt;
+        let target = self.gtarget();
+        let mut pages = std::pin::pin!(self.graph.pages(&target, path, Vec::new()));
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(page?.items);
+            if cap.is_some_and(|c| out.len() >= c) {
+                out.truncate(cap.unwrap_or(usize::MAX));
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A delta round from the saved link, merged into the previous collection; a full round when there
+    /// is no link, no previous collection, or the link has expired.
+    async fn delta(
+        &self,
+        c: &Collector,
+        o: &mut Outcome,
+        links: &mut Vec<(String, String)>,
+    ) -> Result<Vec<Value>, Error> {
+        let target = self.gtarget();
+        let base = if self.options.full { None } else { self.previous.collection(c.name) };
+        let link = if self.options.full { None } else { self.previous.delta_links.get(c.name) };
+        if let (Some(base), Some(link)) = (base, link) {
+            match self.graph.delta(&target, link).await {
+                Ok(d) => {
+                    o.mode = Mode::Delta;
+                    let mut merged: BTreeMap<String, Value> =
+                        base.iter().map(|(k, v)| (k.clone(), strip_sign_in(v.clone()))).collect();
+                    for id in &d.removed {
+                        merged.remove(id);
+                    }
+                    for item in d.changed {
+                        if let Some(id) = item.get("id").and_then(Value::as_str) {
+                            merged.insert(id.to_string(), item);
+                        }
+                    }
+                    links.push((c.name.to_string(), d.delta_link));
+                    return Ok(merged.into_values().collect());
+                }
+                Err(e) if is_resync(&e) => {
+                    tracing::info!(tenant = %self.target.tenant_id, collection = c.name, "delta link expired; reading in full")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        o.mode = Mode::Full;
+        let d = self.graph.delta(&target, c.path).await?;
+        links.push((c.name.to_string(), d.delta_link));
+        Ok(d.changed)
+    }
+
+    /// Application permissions of the tenant's own and third-party service principals, batched.
+    async fn app_role_assignments(
+        &self,
+        collections: &Map<String, Value>,
+        o: &mut Outcome,
+    ) -> Result<Vec<Value>, Error> {
+        o.mode = Mode::Batch;
+        let Some(sps) = collections.get("servicePrincipals").and_then(Value::as_object) else {
+            return Err(Error::Protocol {
+                url: "servicePrincipals".into(),
+                message: "the service principals were not read, so their permissions cannot be".into(),
+            });
+        };
+        let graph_app_roles: HashMap<String, String> = sps
+            .values()
+            .find(|sp| sp.get("appId").and_then(Value::as_str) == Some("00000003-0000-0000-c000-000000000000"))
+            .and_then(|sp| sp.get("appRoles").and_then(Value::as_array))
+            .map(|roles| {
+                roles
+                    .iter()
+                    .filter_map(|r| Some((r.get("id")?.as_str()?.to_string(), r.get("value")?.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let items: Vec<BatchItem> = sps
+            .values()
+            .filter(|sp| sp.get("appOwnerOrganizationId").and_then(Value::as_str) != Some(MICROSOFT_TENANT))
+            .filter(|sp| sp.get("appId").and_then(Value::as_str) != Some("00000003-0000-0000-c000-000000000000"))
+            .filter_map(|sp| sp.get("id").and_then(Value::as_str))
+            .map(|id| BatchItem {
+                id: id.to_string(),
+                path: format!("servicePrincipals/{id}/appRoleAssignments"),
+                headers: vec![],
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (_, result) in self.graph.batch(&self.gtarget(), items).await {
+            for mut a in self.follow(result).await? {
+                if let Some(value) = a.get("appRoleId").and_then(Value::as_str).and_then(|id| graph_app_roles.get(id)) {
+                    a["appRoleValue"] = json!(value);
+                }
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    fn dataprint(
+        &self,
+        status: Status,
+        outcomes: &[Outcome],
+        collections: Map<String, Value>,
+        started: DateTime<Utc>,
+        finished: DateTime<Utc>,
+        token: &AccessToken,
+    ) -> Value {
+        let summary = dataprint::customer_summary(&collections);
+        let mut stable = Map::new();
+        let mut volatile = Map::new();
+        for o in outcomes {
+            let mut s = json!({ "status": o.status });
+            if let Some(n) = o.items {
+                s["items"] = json!(n);
+            }
+            if let Some(r) = &o.reason {
+                s["reason"] = json!({ "kind": r.kind, "detail": r.detail });
+            }
+            if let Some(d) = &o.diagnosis {
+                s["diagnosis"] = json!({ "cause": d.cause, "summary": d.summary, "fix": d.fix, "check": d.check });
+            }
+            if let Some(e) = &o.error {
+                s["error"] = stable_error(e);
+            }
+            stable.insert(o.name.to_string(), s);
+            let mut v = json!({ "mode": o.mode, "requests": o.requests, "duration_ms": o.duration_ms });
+            if let Some(at) = o.collected_at {
+                v["collected_at"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+            if let Some(e) = &o.error {
+                v["error"] = serde_json::to_value(e).unwrap_or(Value::Null);
+            }
+            if let Some(d) = &o.diagnosis {
+                v["evidence"] = serde_json::to_value(&d.evidence).unwrap_or(Value::Null);
+            }
+            volatile.insert(o.name.to_string(), v);
+        }
+        json!({
+            "schema": dataprint::SCHEMA,
+            "tenant": {
+                "id": self.target.tenant_id,
+                "display_name": self.target.display_name,
+                "domain": self.target.domain,
+                "role": "customer",
+            },
+            "auth": self.target.auth.as_str(),
+            "status": status.as_str(),
+            "collectors": Value::Object(stable),
+            "summary": summary,
+            "collections": Value::Object(collections),
+            "run": {
+                "started_at": started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "finished_at": finished.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "token_issued_at": token.issued_at,
+                "collectors": Value::Object(volatile),
+            },
+        })
+    }
+}
+
+/// The parts of an error that identify the failure, without the ids and times that change per request.
+pub fn stable_error(e: &Error) -> Value {
+    match e.root() {
+        Error::Token(t) => json!({ "kind": "token", "status": t.status, "error": t.error, "codes": t.error_codes }),
+        Error::Graph(g) => {
+            json!({ "kind": "graph", "status": g.status, "code": g.code, "inner_code": g.inner_code, "message": g.message })
+        }
+        Error::Transport(t) => json!({ "kind": "transport", "transport": t.kind }),
+        Error::HostNotAllowed { .. } => json!({ "kind": "host_not_allowed" }),
+        Error::Protocol { message, .. } => json!({ "kind": "protocol", "message": message }),
+        other => json!({ "kind": "other", "message": other.to_string() }),
+    }
+}
+
+/// The service plan names of a `subscribedSkus` collection.
+pub fn service_plans(skus: Option<&Value>) -> Option<Vec<String>> {
+    let skus = skus?.as_object()?;
+    let mut plans: Vec<String> = skus
+        .values()
+        .flat_map(|s| s.get("servicePlans").and_then(Value::as_array).cloned().unwrap_or_default())
+        .filter_map(|p| p.get("servicePlanName").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    plans.sort();
+    plans.dedup();
+    Some(plans)
+}
+
+fn strip_sign_in(mut user: Value) -> Value {
+    if let Some(o) = user.as_object_mut() {
+        o.remove("signInActivity");
+    }
+    user
+}
+
+fn merge_sign_in_activity(collections: &mut Map<String, Value>) {
+    let Some(activity) = collections.get("signInActivity").and_then(Value::as_object).cloned() else { return };
+    if let Some(users) = collections.get_mut("users").and_then(Value::as_object_mut) {
+        for (id, user) in users.iter_mut() {
+            if let (Some(a), Some(u)) = (activity.get(id).and_then(|a| a.get("signInActivity")), user.as_object_mut()) {
+                u.insert("signInActivity".into(), canonical(a.clone()));
+            }
+        }
+    }
+}
+
+/// The tenant's diagnosis: the cause most of its failing collectors share, with the first one's detail.
+pub fn tenant_diagnosis(outcomes: &[Outcome]) -> Option<diagnose::Diagnosis> {
+    let problems: Vec<&diagnose::Diagnosis> =
+        outcomes.iter().filter(|o| o.is_access_problem()).filter_map(|o| o.diagnosis.as_ref()).collect();
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for d in &problems {
+        *counts.entry(d.cause.id()).or_default() += 1;
+    }
+    let best = counts.iter().max_by_key(|(_, n)| **n).map(|(c, _)| *c)?;
+    problems.into_iter().find(|d| d.cause.id() == best).cloned()
+}
+
+/// Collectors of the catalog on one side, for `permissions` and reports.
+pub fn collectors(side: Side) -> Vec<&'static Collector> {
+    catalog::CATALOG.iter().filter(|c| c.side == side).collect()
+}
