@@ -135,7 +135,10 @@ pub static MAPPING: &[CodeRule] = &[
     // --- MFA ---------------------------------------------------------------------------------
     rule(50076, MfaRequired, "AADSTS50076: the sign-in must complete multi-factor authentication (Conditional Access, per-user MFA or a new location).")
         .resolve(Resolve::MfaClaim),
-    rule(50079, MfaRequired, "AADSTS50079: the account must register for multi-factor authentication before it can get a token."),
+    // A partner account that was never enrolled gets 50079 rather than 50076 at customers; either way the
+    // root cause is a partner sign-in without Microsoft Entra MFA.
+    rule(50079, MfaRequired, "AADSTS50079: the account must register for multi-factor authentication before it can get a token.")
+        .resolve(Resolve::MfaClaim),
     rule(50072, MfaRequired, "AADSTS50072: the account must enrol a second authentication factor.")
         .fix(&["Register an MFA method for the account at https://aka.ms/mfasetup, then sign in again with `tenantscope login`."]),
     rule(50074, MfaRequired, "AADSTS50074: strong authentication is required and the MFA challenge was not passed."),

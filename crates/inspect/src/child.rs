@@ -57,6 +57,8 @@ pub struct TenantTarget {
     pub grant: Grant,
     pub gdap: Option<GdapView>,
     pub partner_tenant_id: Option<String>,
+    /// The claims of the account whose refresh token reaches this tenant, for diagnosis.
+    pub sign_in: Option<microsoft::Claims>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -227,6 +229,7 @@ impl Child<'_> {
             auth: self.target.auth.diagnose(),
             collector,
             token,
+            sign_in: self.target.sign_in.as_ref(),
             gdap: self.target.gdap.as_ref(),
             service_plans: plans,
             cloud: self.options.cloud.as_deref(),

@@ -166,6 +166,9 @@ pub struct Situation<'a> {
     pub auth: Auth,
     pub collector: Option<&'a Collector>,
     pub token: Option<&'a AccessToken>,
+    /// The claims of the sign-in behind the request when no access token was obtained (the partner's
+    /// or a direct account's), so that a refused refresh can be explained by them.
+    pub sign_in: Option<&'a Claims>,
     pub gdap: Option<&'a GdapView>,
     pub service_plans: Option<&'a [String]>,
     pub cloud: Option<&'a str>,
@@ -186,7 +189,7 @@ pub fn facts(error: Option<&Error>, s: &Situation<'_>) -> Facts {
             licence: c.licence.map(|l| l.service_plan().to_string()),
         })
         .unwrap_or_default();
-    let token_claims = s.token.and_then(|t| t.claims.as_ref());
+    let token_claims = s.token.and_then(|t| t.claims.as_ref()).or(s.sign_in);
     Facts {
         failure: error.map(failure),
         claims: token_claims.map(claims),

@@ -73,6 +73,7 @@ pub async fn inspect_partner(graph: &GraphClient, partner_tenant: &str, cloud: O
                 auth: diagnose::Auth::Partner,
                 collector: c,
                 token: t,
+                sign_in: None,
                 gdap: None,
                 service_plans: None,
                 cloud,

@@ -282,6 +282,7 @@ impl Runner {
                         grant: Grant::Partner,
                         gdap: Some(c.gdap.clone()),
                         partner_tenant_id: Some(p.tenant_id.clone()),
+                        sign_in: account.claims.clone(),
                     });
                 }
             }
@@ -336,6 +337,7 @@ impl Runner {
                 grant: Grant::App { client_id: cred.client_id.clone(), credential },
                 gdap: None,
                 partner_tenant_id: partner_account.as_ref().map(|a| a.home_tenant.clone()),
+                sign_in: None,
             });
         }
         for account in auth.accounts().await?.into_iter().filter(|a| a.role == microsoft::AccountRole::Direct) {
@@ -361,6 +363,7 @@ impl Runner {
                 grant: Grant::Direct { home_account: account.home_account_id.clone() },
                 gdap: None,
                 partner_tenant_id: None,
+                sign_in: account.claims.clone(),
             });
         }
         if targets.is_empty() && partner_summary.is_none() {

@@ -151,14 +151,22 @@ async fn gdap_view(graph: &microsoft::graph::GraphClient, partner: &str, custome
         .unwrap_or(GdapView { user_groups: None, ..GdapView::default() }))
 }
 
-/// Probes a few reads with a token; returns the first failure.
-async fn probe(graph: &microsoft::graph::GraphClient, target: &Target, paths: &[&str]) -> Option<Error> {
+/// Probes a few reads with a token; returns the first failure and the path that failed.
+async fn probe(graph: &microsoft::graph::GraphClient, target: &Target, paths: &[&str]) -> Option<(Error, String)> {
     for p in paths {
         if let Err(e) = graph.get(target, p, &[]).await {
-            return Some(e);
+            return Some((e, p.to_string()));
         }
     }
     None
+}
+
+/// The catalog collector a probe path belongs to, so that diagnosis knows what the read needed.
+fn collector_of(path: &str) -> Option<&'static inspect::catalog::Collector> {
+    let base = path.split('?').next().unwrap_or(path);
+    inspect::catalog::CATALOG
+        .iter()
+        .find(|c| c.path.split('?').next().unwrap_or(c.path).trim_end_matches("/delta") == base)
 }
 
 async fn reachable(url: &url::Url, ca: Option<&[u8]>) -> bool {
@@ -310,6 +318,7 @@ pub async fn doctor(args: DoctorArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let cached = auth.cached(&tenant, &grant).await?;
     let fresh = auth.fresh_token(&tenant, &grant).await;
     let target = Target { tenant: tenant.clone(), grant: grant.clone() };
+    let mut failed_path: Option<String> = None;
     let (fresh_token, fresh_probe) = match &fresh {
         Ok(t) => (Some(t.clone()), probe(&graph, &target, &collector_paths).await),
         Err(_) => (None, None),
@@ -324,14 +333,15 @@ pub async fn doctor(args: DoctorArgs, g: &Global) -> anyhow::Result<ExitCode> {
             ));
             facts.failure = Some(inspect::facts::failure(e));
         }
-        (Ok(_), Some(e)) => {
+        (Ok(_), Some((e, path))) => {
             checks.push(check(
                 Check::TokenRetrieval,
                 CheckStatus::Fail,
-                format!("a fresh token was issued but Graph refused it for {}", collector_paths.join(", ")),
+                format!("a fresh token was issued but Graph refused it for {path}"),
                 vec![("error".into(), e.to_string())],
             ));
             facts.failure = Some(inspect::facts::failure(e));
+            failed_path = Some(path.clone());
         }
         (Ok(t), None) => checks.push(check(
             Check::TokenRetrieval,
@@ -346,6 +356,9 @@ pub async fn doctor(args: DoctorArgs, g: &Global) -> anyhow::Result<ExitCode> {
         Some(old) => {
             // The evicted token is put back only for this probe, to compare it with the fresh one.
             let old_result = probe_with(&graph, &target, &old, &collector_paths).await;
+            if let Some((_, p)) = &old_result {
+                failed_path.get_or_insert_with(|| p.clone());
+            }
             let fresh_ok = fresh.is_ok() && fresh_probe.is_none();
             facts.cache = Some(CacheFacts {
                 token_from_cache: true,
@@ -355,7 +368,7 @@ pub async fn doctor(args: DoctorArgs, g: &Global) -> anyhow::Result<ExitCode> {
                 ..CacheFacts::default()
             });
             checks.push(match (&old_result, fresh_ok) {
-                (Some(e), true) => {
+                (Some((e, _)), true) => {
                     facts.failure = Some(inspect::facts::failure(e));
                     check(Check::Cache, CheckStatus::Fail, "the cached token failed where a fresh one succeeds: the cache was stale and has been refreshed", vec![("cached token issued".into(), old.issued_at.map(|d| d.to_rfc3339()).unwrap_or_default()), ("cached token error".into(), e.to_string())])
                 }
@@ -452,8 +465,9 @@ pub async fn doctor(args: DoctorArgs, g: &Global) -> anyhow::Result<ExitCode> {
             tenant_name: Some(&name),
             partner_tenant_id: partner.as_ref().map(|p| p.home_tenant.as_str()),
             auth: mode.diagnose(),
-            collector: None,
+            collector: failed_path.as_deref().and_then(collector_of),
             token: fresh_token.as_ref(),
+            sign_in: partner_claims.as_ref(),
             gdap: gdap.as_ref(),
             service_plans: None,
             cloud: Some(&ctx.cloud.name),
@@ -510,21 +524,24 @@ async fn probe_with(
     target: &Target,
     token: &AccessToken,
     paths: &[&str],
-) -> Option<Error> {
+) -> Option<(Error, String)> {
     let transport = &graph.transport;
     for p in paths {
         let url = match graph.url(p) {
             Ok(u) => u,
-            Err(e) => return Some(e),
+            Err(e) => return Some((e, p.to_string())),
         };
         if !graph.auth.cloud.is_graph_url(&url) {
-            return Some(Error::HostNotAllowed { url: url.to_string(), reason: "not the cloud's Graph host".into() });
+            return Some((
+                Error::HostNotAllowed { url: url.to_string(), reason: "not the cloud's Graph host".into() },
+                p.to_string(),
+            ));
         }
         let req = microsoft::http::Request { bearer: Some(&token.secret), ..microsoft::http::Request::get(url) };
         match transport.send(req).await {
             Ok(resp) if (200..300).contains(&resp.status) => {}
-            Ok(resp) => return Some(Error::Graph(microsoft::graph::graph_error("GET", &resp))),
-            Err(e) => return Some(e),
+            Ok(resp) => return Some((Error::Graph(microsoft::graph::graph_error("GET", &resp)), p.to_string())),
+            Err(e) => return Some((e, p.to_string())),
         }
     }
     let _ = target;

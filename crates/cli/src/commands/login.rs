@@ -28,7 +28,7 @@ pub struct LoginArgs {
     #[arg(long, env = "TENANTSCOPE_CLIENT_ID")]
     pub client_id: Option<String>,
     /// Print the sign-in URL instead of opening a browser.
-    #[arg(long, env = "TENANTSCOPE_NO_BROWSER")]
+    #[arg(long, env = "TENANTSCOPE_NO_BROWSER", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_browser: bool,
     /// Seconds to wait for the browser sign-in to come back.
     #[arg(long, default_value_t = 300)]

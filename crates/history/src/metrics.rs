@@ -1,0 +1,382 @@
+//! Metrics: JMESPath expressions over a dataprint.
+//!
+//! A metric is compiled once and evaluated against many dataprints. Each
+//! evaluation sees the dataprint as it is, plus a top-level `now` string (the
+//! caller's time, RFC 3339), and can use the extra functions listed in
+//! [`crate::EXTRA_FUNCTIONS`] (`days_since`, `sub`, `unique`, ...).
+//! Evaluation reads the dataprint in place (see `eval.rs`), and the counts
+//! that many metrics take over the same collection are computed in one pass.
+//!
+//! A metric depends on the collections it reads. When one of them is absent
+//! from the dataprint ("not known in this run") the metric's value is null,
+//! not 0: a count over unknown data is unknown.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::dataprint::{Dataprint, check_schema};
+use crate::error::HistoryError;
+use crate::eval::{Ctx, Node, Val, compile};
+
+/// A compiled JMESPath expression, evaluated in place over JSON.
+///
+/// It understands standard JMESPath (as the `jmespath` crate 0.5 does) plus
+/// the functions of [`crate::EXTRA_FUNCTIONS`].
+#[derive(Clone, PartialEq)]
+pub struct Query {
+    text: String,
+    node: Node,
+}
+
+impl fmt::Debug for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Query").field(&self.text).finish()
+    }
+}
+
+impl Query {
+    /// Compiles an expression.
+    ///
+    /// # Errors
+    ///
+    /// Fails on a syntax error, an unknown function or a wrong number of
+    /// arguments, with the message as the error text.
+    pub fn new(text: &str) -> Result<Query, String> {
+        let ast = jmespath::parse(text).map_err(|e| e.to_string())?;
+        let node = compile(&ast)?;
+        Ok(Query { text: text.to_owned(), node })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Evaluates the expression against any JSON document. `now` is what
+    /// `days_since` and `days_until` measure from; without it they give
+    /// null.
+    ///
+    /// # Errors
+    ///
+    /// Fails when a function gets an argument of the wrong type or a slice
+    /// has a step of 0.
+    pub fn search(&self, data: &Value, now: Option<DateTime<Utc>>) -> Result<Value, String> {
+        let ctx = Ctx::new(now.map(|t| t.timestamp()));
+        ctx.eval(&self.node, &Val::from_json(data)).map(|v| v.to_json()).map_err(|e| e.to_string())
+    }
+}
+
+/// A compiled metric.
+#[derive(Clone)]
+pub struct Metric {
+    name: String,
+    query: String,
+    description: String,
+    unit: Option<String>,
+    /// Each entry is a set of alternatives: the metric needs at least one of
+    /// them present.
+    requires: Vec<Vec<String>>,
+    query_node: Query,
+}
+
+impl fmt::Debug for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metric")
+            .field("name", &self.name)
+            .field("query", &self.query)
+            .field("unit", &self.unit)
+            .field("requires", &self.requires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a name is a snake_case id: a lowercase letter, then lowercase
+/// letters, digits and underscores, at most 64 characters.
+pub(crate) fn is_snake_case(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl Metric {
+    /// Compiles a metric. The collections it requires are inferred from the
+    /// `collections.<name>` paths of the expression; see
+    /// [`Metric::with_requires`] to state them instead.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the name is not snake_case or the query does not compile.
+    pub fn new(name: &str, query: &str) -> Result<Metric, HistoryError> {
+        if !is_snake_case(name) {
+            return Err(HistoryError::Metric {
+                name: name.to_owned(),
+                message: "names are snake_case ids (a-z, 0-9, _; starting with a letter)".into(),
+            });
+        }
+        let compiled = Query::new(query).map_err(|message| HistoryError::Metric { name: name.to_owned(), message })?;
+        let mut reads = BTreeSet::new();
+        scan(&compiled.node, &mut reads);
+        Ok(Metric {
+            name: name.to_owned(),
+            query: query.to_owned(),
+            description: String::new(),
+            unit: None,
+            requires: reads.into_iter().map(|c| vec![c]).collect(),
+            query_node: compiled,
+        })
+    }
+
+    /// Sets the description shown in listings.
+    #[must_use]
+    pub fn with_description(mut self, description: &str) -> Metric {
+        description.clone_into(&mut self.description);
+        self
+    }
+
+    /// Sets the unit (for example `users`, `%`, `licences`).
+    #[must_use]
+    pub fn with_unit(mut self, unit: Option<&str>) -> Metric {
+        self.unit = unit.map(str::to_owned);
+        self
+    }
+
+    /// Replaces the inferred requirements. Each entry names a collection, or
+    /// alternatives separated by `|` of which one must be present (for
+    /// example `directoryRoles|roleAssignments`). An empty list means the
+    /// metric is always evaluated.
+    #[must_use]
+    pub fn with_requires<S: AsRef<str>>(mut self, requires: &[S]) -> Metric {
+        self.requires = requires
+            .iter()
+            .map(|r| r.as_ref().split('|').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect::<Vec<_>>())
+            .filter(|alternatives| !alternatives.is_empty())
+            .collect();
+        self
+    }
+
+    /// The metric's snake_case name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The JMESPath expression.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    /// What the metric measures.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The unit of the value, if any.
+    pub fn unit(&self) -> Option<&str> {
+        self.unit.as_deref()
+    }
+
+    /// The collections the metric needs, one entry per requirement, with
+    /// alternatives joined by `|`.
+    pub fn requires(&self) -> Vec<String> {
+        self.requires.iter().map(|alt| alt.join("|")).collect()
+    }
+
+    fn requirements_met(&self, dp: &Dataprint<'_>) -> bool {
+        self.requires.iter().all(|alternatives| alternatives.iter().any(|c| dp.collection(c).is_some()))
+    }
+}
+
+/// Collects the collections an expression reads through
+/// `collections.<name>`; these become the metric's default requirements.
+fn scan(node: &Node, reads: &mut BTreeSet<String>) {
+    match node {
+        Node::Subexpr(lhs, rhs) => {
+            if let (Node::Field(l, _), Node::Field(r, _)) = (&**lhs, &**rhs)
+                && l == "collections"
+            {
+                reads.insert(r.clone());
+                return;
+            }
+            scan(lhs, reads);
+            scan(rhs, reads);
+        }
+        Node::Projection(a, b)
+        | Node::CountProjection(a, b)
+        | Node::Condition(a, b)
+        | Node::Comparison(_, a, b)
+        | Node::And(a, b)
+        | Node::Or(a, b) => {
+            scan(a, reads);
+            scan(b, reads);
+        }
+        Node::ObjectValues(a) | Node::Flatten(a) | Node::Not(a) | Node::Expref(a) => {
+            scan(a, reads);
+        }
+        Node::MultiList(items) | Node::Function(_, items) => {
+            items.iter().for_each(|a| scan(a, reads));
+        }
+        Node::MultiHash(items) => items.iter().for_each(|(_, a)| scan(a, reads)),
+        Node::Identity | Node::Field(..) | Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => {}
+    }
+}
+
+/// The value of one metric for one dataprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricValue {
+    /// The metric's name.
+    pub name: String,
+    /// The result; null when a required collection is absent or on error.
+    pub value: Value,
+    /// Why the metric could not be computed, if it could not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The document metrics see: the dataprint's top-level fields, borrowed,
+/// plus `now`.
+fn document<'a>(dp: &Dataprint<'a>, now: &'a str) -> Val<'a> {
+    let mut root: BTreeMap<String, Val<'a>> = dp.root().iter().map(|(k, v)| (k.clone(), Val::from_json(v))).collect();
+    root.insert("now".to_owned(), Val::Str(std::borrow::Cow::Borrowed(now)));
+    Val::Obj(root)
+}
+
+/// Evaluates metrics against one dataprint at time `now`.
+///
+/// The result has one entry per metric, in order. A metric whose required
+/// collection is absent yields null without error; a metric that fails to
+/// evaluate yields null with the error. A document that is not a supported
+/// dataprint gives every metric that error.
+pub fn evaluate(metrics: &[Metric], dataprint: &Value, now: DateTime<Utc>) -> Vec<MetricValue> {
+    let dp = match check_schema(dataprint) {
+        Ok(dp) => dp,
+        Err(e) => {
+            return metrics
+                .iter()
+                .map(|m| MetricValue { name: m.name.clone(), value: Value::Null, error: Some(e.to_string()) })
+                .collect();
+        }
+    };
+    let now_text = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let doc = document(&dp, &now_text);
+    // One context for all metrics, so that what it learns about the
+    // document's collections is learnt once, and the counts over
+    // collections are computed together.
+    let ctx = Ctx::new(Some(now.timestamp()));
+    let ready: Vec<&Node> = metrics.iter().filter(|m| m.requirements_met(&dp)).map(|m| &m.query_node.node).collect();
+    ctx.prepare(&ready, &doc);
+    metrics
+        .iter()
+        .map(|m| {
+            if !m.requirements_met(&dp) {
+                return MetricValue { name: m.name.clone(), value: Value::Null, error: None };
+            }
+            match ctx.eval(&m.query_node.node, &doc) {
+                Ok(v) => MetricValue { name: m.name.clone(), value: v.to_json(), error: None },
+                Err(e) => MetricValue { name: m.name.clone(), value: Value::Null, error: Some(e.to_string()) },
+            }
+        })
+        .collect()
+}
+
+/// The object `--where` filters are evaluated against: metric names mapped
+/// to their values, for example `{"global_admins": 3, "security_defaults":
+/// false}`.
+pub fn metric_object(values: &[MetricValue]) -> Value {
+    Value::Object(values.iter().map(|v| (v.name.clone(), v.value.clone())).collect::<Map<String, Value>>())
+}
+
+/// A compiled `--where` expression that selects tenants by their metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhereFilter {
+    query: Query,
+}
+
+impl WhereFilter {
+    /// Compiles a filter.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the expression does not compile.
+    pub fn new(expression: &str) -> Result<WhereFilter, HistoryError> {
+        Query::new(expression).map(|query| WhereFilter { query }).map_err(HistoryError::Where)
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        self.query.as_str()
+    }
+
+    /// Whether a tenant's metric object (see [`metric_object`]) is selected:
+    /// the expression's result is truthy in the JMESPath sense (not null,
+    /// false, an empty string, array or object).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the expression cannot be evaluated, for example a function
+    /// called with the wrong type.
+    pub fn matches(&self, metrics: &Value) -> Result<bool, HistoryError> {
+        let ctx = Ctx::new(None);
+        ctx.eval(&self.query.node, &Val::from_json(metrics))
+            .map(|v| v.is_truthy())
+            .map_err(|e| HistoryError::Where(e.to_string()))
+    }
+
+    /// [`WhereFilter::matches`] on metric values directly.
+    ///
+    /// # Errors
+    ///
+    /// As [`WhereFilter::matches`].
+    pub fn matches_values(&self, values: &[MetricValue]) -> Result<bool, HistoryError> {
+        self.matches(&metric_object(values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compiled_expressions_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Metric>();
+        shareable::<Query>();
+        shareable::<WhereFilter>();
+    }
+
+    #[test]
+    fn names_are_snake_case() {
+        assert!(is_snake_case("global_admins"));
+        assert!(is_snake_case("a1"));
+        assert!(!is_snake_case("GlobalAdmins"));
+        assert!(!is_snake_case("1a"));
+        assert!(!is_snake_case("a-b"));
+        assert!(!is_snake_case(""));
+        assert!(Metric::new("Bad Name", "a").is_err());
+        assert!(Metric::new("ok", "a[").is_err());
+    }
+
+    #[test]
+    fn inferred_requirements() {
+        let m = Metric::new("x", "length(values(collections.users)[?contains(keys(collections.groups), id)])").unwrap();
+        assert_eq!(m.requires(), ["groups", "users"]);
+        let all = Metric::new("y", "length(keys(collections))").unwrap();
+        assert!(all.requires().is_empty());
+        let explicit = m.with_requires(&["directoryRoles|roleAssignments"]);
+        assert_eq!(explicit.requires(), ["directoryRoles|roleAssignments"]);
+    }
+
+    #[test]
+    fn where_truthiness() {
+        let f = WhereFilter::new("global_admins > `2` && !security_defaults").unwrap();
+        assert!(f.matches(&json!({"global_admins": 3, "security_defaults": false})).unwrap());
+        assert!(!f.matches(&json!({"global_admins": 3, "security_defaults": true})).unwrap());
+        assert!(!f.matches(&json!({"global_admins": null, "security_defaults": false})).unwrap());
+        assert!(WhereFilter::new("a[").is_err());
+        assert!(WhereFilter::new("length(`1`)").unwrap().matches(&json!({})).is_err());
+    }
+}
