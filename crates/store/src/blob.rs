@@ -1,0 +1,427 @@
+//! Content addressing and compression of dataprints.
+//!
+//! A dataprint is split in two:
+//!
+//! - each entry of its `collections` object becomes a **blob**: the entry's
+//!   JSON bytes, zlib-compressed, keyed by the SHA-256 of those bytes;
+//! - everything else is the **envelope**: the document with every collection
+//!   replaced by a `null` placeholder, so that the position of `collections`
+//!   in the document and of each name inside it is kept.
+//!
+//! The set of `(collection name, blob hash)` pairs of a dataprint is itself
+//! content-addressed (a "collection set").
+//!
+//! A dataprint as a whole has a **content identity**: the hash of its
+//! envelope without the top-level `run` member (where the producer puts
+//! every field that changes between runs of an unchanged tenant: run id,
+//! times, durations, request counts) and of its collection set. A tenant
+//! whose new dataprint has the identity of its latest one stores no new
+//! dataprint at all; the tenant run points at the existing one and keeps
+//! its own `run` member in its per-run part (`per_run.rs`).
+//!
+//! On hashing: the dataprint format requires collection objects to have
+//! sorted keys, so a conforming collection's bytes *are* its canonical JSON
+//! and the blob key is its canonical hash. The hash is taken over the bytes
+//! as given rather than over a re-sorted copy so that `get_dataprint` always
+//! returns byte-for-byte what was stored, even for a producer that does not
+//! sort; such a collection deduplicates only against byte-identical copies.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::read::ZlibDecoder;
+use flate2::write::ZlibEncoder;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, StoreError};
+
+/// The key of the top-level object that holds the collections.
+pub(crate) const COLLECTIONS: &str = "collections";
+
+/// The key of the top-level object that holds what changes between runs.
+pub(crate) const RUN: &str = "run";
+
+/// Largest document or collection the store accepts, uncompressed. Far above
+/// any real tenant; it exists so that a corrupt length can never make the
+/// store allocate without bound.
+pub(crate) const MAX_RAW_LEN: usize = 1 << 30;
+
+/// Hex SHA-256 of some bytes.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Compresses bytes with zlib, whose Adler-32 trailer also catches most
+/// corruption before the hash check does.
+pub(crate) fn compress(raw: &[u8]) -> Vec<u8> {
+    let mut encoder = ZlibEncoder::new(Vec::with_capacity(raw.len() / 4 + 64), Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(raw);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Decompresses bytes that must inflate to exactly `raw_len` bytes.
+pub(crate) fn decompress(data: &[u8], raw_len: i64, what: &str) -> Result<Vec<u8>> {
+    let expected = usize::try_from(raw_len)
+        .ok()
+        .filter(|len| *len <= MAX_RAW_LEN)
+        .ok_or_else(|| StoreError::corrupt(format!("{what}: invalid length {raw_len}")))?;
+    let mut raw = Vec::with_capacity(expected);
+    ZlibDecoder::new(data)
+        .take(expected as u64 + 1)
+        .read_to_end(&mut raw)
+        .map_err(|err| StoreError::corrupt(format!("{what}: cannot decompress: {err}")))?;
+    if raw.len() != expected {
+        return Err(StoreError::corrupt(format!("{what}: decompressed to {} bytes, expected {expected}", raw.len())));
+    }
+    Ok(raw)
+}
+
+/// One collection of a dataprint, ready to be stored.
+pub(crate) struct CollectionBlob {
+    /// The collection name (`users`, `domains`...).
+    pub name: String,
+    /// Hex SHA-256 of `raw`.
+    pub hash: String,
+    /// The collection's JSON bytes.
+    pub raw: Vec<u8>,
+}
+
+/// A dataprint split into envelope and collections.
+pub(crate) struct SplitDataprint {
+    /// The envelope JSON, uncompressed.
+    pub envelope: Vec<u8>,
+    /// The collections in document order; empty when not split.
+    pub collections: Vec<CollectionBlob>,
+    /// Hash of the collection set, `None` when the document has no non-empty
+    /// `collections` object (then the envelope is the whole document).
+    pub set_hash: Option<String>,
+    /// The content identity: SHA-256 of everything but the `run` member.
+    pub content_hash: Vec<u8>,
+    /// The top-level `run` member, when the document is an object with one.
+    pub run: Option<Value>,
+}
+
+/// Splits a dataprint into its envelope and collection blobs, and computes
+/// its content identity.
+pub(crate) fn split(doc: &Value) -> Result<SplitDataprint> {
+    let run = doc.as_object().and_then(|top| top.get(RUN)).cloned();
+    let collections = match doc.get(COLLECTIONS) {
+        Some(Value::Object(map)) if !map.is_empty() => map,
+        _ => {
+            let envelope = serde_json::to_vec(doc)?;
+            let content_hash = content_hash(doc, None)?;
+            return Ok(SplitDataprint { envelope, collections: Vec::new(), set_hash: None, content_hash, run });
+        }
+    };
+    let mut blobs = Vec::with_capacity(collections.len());
+    for (name, value) in collections {
+        let raw = serde_json::to_vec(value)?;
+        check_len(raw.len(), name)?;
+        blobs.push(CollectionBlob { name: name.clone(), hash: sha256_hex(&raw), raw });
+    }
+    // The envelope keeps every key in place; only the collection values are
+    // replaced, which is cheap because serde_json clones only the envelope
+    // part that we rebuild here.
+    let mut envelope = serde_json::Map::with_capacity(doc.as_object().map_or(0, |m| m.len()));
+    if let Some(top) = doc.as_object() {
+        for (key, value) in top {
+            if key == COLLECTIONS {
+                let placeholders = collections.keys().map(|name| (name.clone(), Value::Null)).collect();
+                envelope.insert(key.clone(), Value::Object(placeholders));
+            } else {
+                envelope.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let envelope = Value::Object(envelope);
+    let set_hash = set_hash(blobs.iter().map(|b| (b.name.as_str(), b.hash.as_str())));
+    let content_hash = content_hash(&envelope, Some(&set_hash))?;
+    let envelope = serde_json::to_vec(&envelope)?;
+    check_len(envelope.len(), "envelope")?;
+    Ok(SplitDataprint { envelope, collections: blobs, set_hash: Some(set_hash), content_hash, run })
+}
+
+/// The content identity of a dataprint: its envelope without the `run`
+/// member, where that member was (the workspace's maps are sorted, so the
+/// position only matters if a caller ever builds with `preserve_order`;
+/// hashing it keeps every stored document rebuildable exactly), and its
+/// collection set.
+fn content_hash(envelope: &Value, set_hash: Option<&str>) -> Result<Vec<u8>> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"tenantscope.dataprint-content/v1\n");
+    let (without_run, position) = match envelope.as_object() {
+        Some(top) if top.contains_key(RUN) => {
+            let position = top.keys().position(|k| k == RUN).unwrap_or_default() as u64;
+            let rest: serde_json::Map<String, Value> =
+                top.iter().filter(|(k, _)| *k != RUN).map(|(k, v)| (k.clone(), v.clone())).collect();
+            (serde_json::to_vec(&Value::Object(rest))?, position)
+        }
+        _ => (serde_json::to_vec(envelope)?, u64::MAX),
+    };
+    hasher.update((without_run.len() as u64).to_be_bytes());
+    hasher.update(&without_run);
+    hasher.update(position.to_be_bytes());
+    match set_hash {
+        Some(set) => {
+            hasher.update([1]);
+            hasher.update(set.as_bytes());
+        }
+        None => hasher.update([0]),
+    }
+    Ok(hasher.finalize().to_vec())
+}
+
+/// The `run` member of a stored envelope, decompressed and parsed: the
+/// reference that per-run deltas are relative to.
+pub(crate) fn envelope_run(envelope_z: &[u8], envelope_len: i64, dataprint_id: &str) -> Result<Option<Value>> {
+    let raw = decompress(envelope_z, envelope_len, &format!("dataprint {dataprint_id} envelope"))?;
+    let mut doc: Value = serde_json::from_slice(&raw)
+        .map_err(|err| StoreError::corrupt(format!("dataprint {dataprint_id}: invalid envelope JSON: {err}")))?;
+    Ok(doc.as_object_mut().and_then(|top| top.remove(RUN)))
+}
+
+fn check_len(len: usize, what: &str) -> Result<()> {
+    if len > MAX_RAW_LEN {
+        return Err(StoreError::InvalidInput(format!(
+            "dataprint part {what:?} is {len} bytes, more than the {MAX_RAW_LEN} the store accepts"
+        )));
+    }
+    Ok(())
+}
+
+/// The hash of a collection set: independent of the order of the pairs
+/// (the envelope keeps the order), unambiguous through length prefixes.
+pub(crate) fn set_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut pairs: Vec<(&str, &str)> = pairs.collect();
+    pairs.sort_unstable();
+    let mut hasher = Sha256::new();
+    hasher.update(b"tenantscope.collection-set/v1");
+    for (name, hash) in pairs {
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((hash.len() as u64).to_be_bytes());
+        hasher.update(hash.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Checks that a decompressed blob matches its hash and parses it.
+pub(crate) fn parse_blob(raw: &[u8], hash: &str) -> Result<Value> {
+    if sha256_hex(raw) != hash {
+        return Err(StoreError::corrupt(format!("blob {hash}: content does not match its hash")));
+    }
+    serde_json::from_slice(raw).map_err(|err| StoreError::corrupt(format!("blob {hash}: invalid JSON: {err}")))
+}
+
+/// Rebuilds a dataprint from its envelope and, when it was split, the
+/// parsed collections by name.
+pub(crate) fn reassemble(
+    dataprint_id: &str,
+    envelope_raw: &[u8],
+    members: Option<HashMap<String, Value>>,
+) -> Result<Value> {
+    let mut doc: Value = serde_json::from_slice(envelope_raw)
+        .map_err(|err| StoreError::corrupt(format!("dataprint {dataprint_id}: invalid envelope JSON: {err}")))?;
+    let Some(mut members) = members else {
+        return Ok(doc);
+    };
+    let corrupt = |what: String| StoreError::corrupt(format!("dataprint {dataprint_id}: {what}"));
+    let slots = doc
+        .get_mut(COLLECTIONS)
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| corrupt("envelope has no collections object".into()))?;
+    if slots.len() != members.len() {
+        return Err(corrupt(format!("envelope names {} collections but {} are stored", slots.len(), members.len())));
+    }
+    for (name, slot) in slots.iter_mut() {
+        let value = members.remove(name).ok_or_else(|| corrupt(format!("collection {name:?} is missing")))?;
+        *slot = value;
+    }
+    Ok(doc)
+}
+
+/// A dataprint ready to be committed: split, with its envelope compressed
+/// and the collections the database lacks compressed too.
+pub(crate) struct PreparedDataprint {
+    /// The split document.
+    pub split: SplitDataprint,
+    /// The compressed envelope.
+    pub envelope_z: Vec<u8>,
+    /// Compressed bytes of the collections found absent, by hash.
+    pub compressed: HashMap<String, Vec<u8>>,
+}
+
+impl PreparedDataprint {
+    /// The compressed bytes of a collection: prepared ones if any, else
+    /// compressed now (a blob that was pruned between the check and the
+    /// transaction).
+    pub(crate) fn compressed(&self, blob: &CollectionBlob) -> Vec<u8> {
+        match self.compressed.get(&blob.hash) {
+            Some(bytes) => bytes.clone(),
+            None => compress(&blob.raw),
+        }
+    }
+}
+
+/// Compresses the envelope and the named collections on the blocking pool,
+/// so that a large tenant does not stall the async workers (and, in SQLite,
+/// so the work is done before the write lock is taken).
+pub(crate) async fn prepare(split: SplitDataprint, missing: Vec<String>) -> Result<PreparedDataprint> {
+    tokio::task::spawn_blocking(move || {
+        let envelope_z = compress(&split.envelope);
+        let mut compressed = HashMap::with_capacity(missing.len());
+        for hash in missing {
+            if let Some(blob) = split.collections.iter().find(|c| c.hash == hash) {
+                compressed.insert(hash, compress(&blob.raw));
+            }
+        }
+        PreparedDataprint { split, envelope_z, compressed }
+    })
+    .await
+    .map_err(|err| StoreError::Internal(format!("compression task failed: {err}")))
+}
+
+/// Compresses just the envelope, on the current thread; collections are
+/// compressed on demand by [`PreparedDataprint::compressed`]. For the rare
+/// commit that finds, inside its transaction, that it must store a
+/// dataprint it expected to confirm.
+pub(crate) fn prepare_now(split: SplitDataprint) -> PreparedDataprint {
+    let envelope_z = compress(&split.envelope);
+    PreparedDataprint { split, envelope_z, compressed: HashMap::new() }
+}
+
+/// A stored collection as read from the database.
+pub(crate) struct StoredMember {
+    /// Collection name.
+    pub name: String,
+    /// Blob hash.
+    pub hash: String,
+    /// Uncompressed length.
+    pub raw_len: i64,
+    /// Compressed bytes.
+    pub data: Vec<u8>,
+}
+
+/// A stored dataprint as read from the database.
+pub(crate) struct StoredDataprint {
+    /// Its id, for error messages.
+    pub id: String,
+    /// The compressed envelope.
+    pub envelope_z: Vec<u8>,
+    /// The envelope's uncompressed length.
+    pub envelope_len: i64,
+    /// The collections, when the document was split.
+    pub members: Option<Vec<StoredMember>>,
+}
+
+/// Decompresses, verifies and reassembles a stored dataprint on the
+/// blocking pool.
+pub(crate) async fn load(stored: StoredDataprint) -> Result<Value> {
+    tokio::task::spawn_blocking(move || {
+        let envelope =
+            decompress(&stored.envelope_z, stored.envelope_len, &format!("dataprint {} envelope", stored.id))?;
+        let members = match stored.members {
+            None => None,
+            Some(list) => {
+                let mut map = HashMap::with_capacity(list.len());
+                for member in list {
+                    let what = format!("blob {}", member.hash);
+                    let raw = decompress(&member.data, member.raw_len, &what)?;
+                    map.insert(member.name, parse_blob(&raw, &member.hash)?);
+                }
+                Some(map)
+            }
+        };
+        reassemble(&stored.id, &envelope, members)
+    })
+    .await
+    .map_err(|err| StoreError::Internal(format!("decompression task failed: {err}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compression_round_trip_and_length_check() {
+        let raw = b"{\"a\":1,\"b\":[1,2,3]}".repeat(100);
+        let packed = compress(&raw);
+        assert!(packed.len() < raw.len());
+        assert_eq!(decompress(&packed, raw.len() as i64, "t").expect("ok"), raw);
+        assert!(decompress(&packed, raw.len() as i64 - 1, "t").is_err());
+        assert!(decompress(&packed, -1, "t").is_err());
+        assert!(decompress(b"garbage", 7, "t").is_err());
+    }
+
+    #[test]
+    fn split_and_reassemble_is_byte_exact() {
+        let doc = json!({
+            "schema": "tenantscope.dataprint/1",
+            "collections": {"users": {"b": {"id": "b", "displayName": "B"}}, "domains": {}},
+            "zz_after": [1, 2.5, "x"],
+        });
+        let split = split(&doc).expect("split");
+        assert_eq!(split.collections.len(), 2);
+        let members =
+            split.collections.iter().map(|c| (c.name.clone(), parse_blob(&c.raw, &c.hash).expect("blob"))).collect();
+        let back = reassemble("d", &split.envelope, Some(members)).expect("reassemble");
+        assert_eq!(serde_json::to_string(&back).expect("json"), serde_json::to_string(&doc).expect("json"));
+    }
+
+    #[test]
+    fn sorted_collection_hashes_as_its_canonical_json() {
+        let doc = json!({"collections": {"users": {"a": {"id": "a", "x": 1}}}});
+        let split = split(&doc).expect("split");
+        assert_eq!(split.collections[0].hash, sha256_hex(br#"{"a":{"id":"a","x":1}}"#));
+    }
+
+    #[test]
+    fn documents_without_collections_are_kept_whole() {
+        for doc in [json!({"status": "failed"}), json!({"collections": {}}), json!([1, 2])] {
+            let split = split(&doc).expect("split");
+            assert!(split.set_hash.is_none());
+            let back = reassemble("d", &split.envelope, None).expect("back");
+            assert_eq!(back, doc);
+        }
+    }
+
+    #[test]
+    fn content_identity_ignores_only_the_run_member() {
+        let a = json!({"schema": "s", "run": {"id": "1"}, "status": "ok", "collections": {"users": {"u": {}}}});
+        let b = json!({"schema": "s", "run": {"id": "2", "extra": [1]}, "status": "ok", "collections": {"users": {"u": {}}}});
+        let other = json!({"schema": "s", "run": {"id": "1"}, "status": "ok", "collections": {"users": {"v": {}}}});
+        let no_run = json!({"schema": "s", "status": "ok", "collections": {"users": {"u": {}}}});
+        let hash = |doc: &Value| split(doc).expect("split").content_hash;
+        assert_eq!(hash(&a), hash(&b));
+        assert_eq!(split(&a).expect("split").run, Some(json!({"id": "1"})));
+        for different in [&other, &no_run] {
+            assert_ne!(hash(&a), hash(different));
+        }
+        assert_eq!(hash(&json!({"run": 1})), hash(&json!({"run": 2})));
+        assert_ne!(hash(&json!([1])), hash(&json!([2])));
+        let split_a = split(&a).expect("split");
+        let run = envelope_run(&compress(&split_a.envelope), split_a.envelope.len() as i64, "d").expect("run");
+        assert_eq!(run, Some(json!({"id": "1"})));
+    }
+
+    #[test]
+    fn set_hash_ignores_order_but_not_content() {
+        let a = set_hash([("u", "1"), ("d", "2")].into_iter());
+        let b = set_hash([("d", "2"), ("u", "1")].into_iter());
+        let c = set_hash([("d", "2"), ("u", "3")].into_iter());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn tampered_blob_is_corrupt() {
+        let raw = br#"{"a":1}"#;
+        let hash = sha256_hex(raw);
+        assert!(parse_blob(br#"{"a":2}"#, &hash).is_err());
+        assert!(reassemble("d", b"not json", None).is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! Turning database rows into records, shared by both backends.
+//!
+//! The backends differ only in how a timestamp column comes back (integer
+//! microseconds in SQLite, `timestamptz` in PostgreSQL) and in integer
+//! widths (PostgreSQL keys are `integer`), so [`RowExt`] hides that and every
+//! record decoder is written once. Any value the store could not have
+//! written is reported as [`StoreError::Corrupt`] naming the column.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use crate::common::{parse_enum, parse_json, parse_opt_json, ts_from_micros};
+use crate::error::{Result, StoreError};
+use crate::per_run::{self, Decoded};
+use crate::plan::{Envelope, Latest, StoredRun};
+use crate::result::{self, ResultContent};
+use crate::{
+    AlertRecord, AppCredentialMeta, BaselineMeta, CacheRecordMeta, DataprintId, DataprintMeta, DeliveryRecord,
+    MetricPoint, RunRecord, StoredEvent, TenantRecord, TenantRunRecord,
+};
+
+fn decode_error(column: &str, err: sqlx::Error) -> StoreError {
+    StoreError::corrupt(format!("column {column}: {err}"))
+}
+
+/// Typed column access with corruption errors instead of panics.
+pub(crate) trait RowExt {
+    fn text(&self, column: &str) -> Result<String>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>>;
+    fn int(&self, column: &str) -> Result<i64>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>>;
+    fn ts(&self, column: &str) -> Result<DateTime<Utc>>;
+    fn opt_ts(&self, column: &str) -> Result<Option<DateTime<Utc>>>;
+
+    fn json(&self, column: &str) -> Result<Value> {
+        parse_json(&self.text(column)?, column)
+    }
+
+    fn opt_json(&self, column: &str) -> Result<Option<Value>> {
+        parse_opt_json(self.opt_text(column)?, column)
+    }
+
+    fn enum_value<T: std::str::FromStr>(&self, column: &str) -> Result<T> {
+        parse_enum(&self.text(column)?, column)
+    }
+}
+
+macro_rules! plain_columns {
+    () => {
+        fn text(&self, column: &str) -> Result<String> {
+            self.try_get(column).map_err(|e| decode_error(column, e))
+        }
+
+        fn opt_text(&self, column: &str) -> Result<Option<String>> {
+            self.try_get(column).map_err(|e| decode_error(column, e))
+        }
+
+        fn bytes(&self, column: &str) -> Result<Vec<u8>> {
+            self.try_get(column).map_err(|e| decode_error(column, e))
+        }
+    };
+}
+
+impl RowExt for SqliteRow {
+    plain_columns!();
+
+    fn int(&self, column: &str) -> Result<i64> {
+        self.try_get(column).map_err(|e| decode_error(column, e))
+    }
+
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        self.try_get(column).map_err(|e| decode_error(column, e))
+    }
+
+    fn ts(&self, column: &str) -> Result<DateTime<Utc>> {
+        ts_from_micros(self.int(column)?, column)
+    }
+
+    fn opt_ts(&self, column: &str) -> Result<Option<DateTime<Utc>>> {
+        self.opt_int(column)?.map(|micros| ts_from_micros(micros, column)).transpose()
+    }
+}
+
+impl RowExt for PgRow {
+    plain_columns!();
+
+    // Keys are `integer` and figures `bigint`; both read as i64.
+    fn int(&self, column: &str) -> Result<i64> {
+        self.opt_int(column)?.ok_or_else(|| StoreError::corrupt(format!("column {column}: unexpected NULL")))
+    }
+
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        match self.try_get::<Option<i64>, _>(column) {
+            Ok(value) => Ok(value),
+            Err(sqlx::Error::ColumnDecode { .. }) => {
+                let narrow: Option<i32> = self.try_get(column).map_err(|e| decode_error(column, e))?;
+                Ok(narrow.map(i64::from))
+            }
+            Err(err) => Err(decode_error(column, err)),
+        }
+    }
+
+    fn ts(&self, column: &str) -> Result<DateTime<Utc>> {
+        self.try_get(column).map_err(|e| decode_error(column, e))
+    }
+
+    fn opt_ts(&self, column: &str) -> Result<Option<DateTime<Utc>>> {
+        self.try_get(column).map_err(|e| decode_error(column, e))
+    }
+}
+
+/// The columns [`tenant`] reads, as a literal for `concat!`.
+macro_rules! tenant_columns {
+    () => {
+        "id, domain, display_name, role, auth, first_seen, last_seen, gone_since, gdap"
+    };
+}
+
+pub(crate) fn tenant(row: &impl RowExt) -> Result<TenantRecord> {
+    Ok(TenantRecord {
+        id: row.text("id")?,
+        domain: row.opt_text("domain")?,
+        display_name: row.text("display_name")?,
+        role: row.enum_value("role")?,
+        auth: row.enum_value("auth")?,
+        first_seen: row.ts("first_seen")?,
+        last_seen: row.ts("last_seen")?,
+        gone_since: row.opt_ts("gone_since")?,
+        gdap: row.opt_json("gdap")?,
+    })
+}
+
+/// The columns [`run`] reads, as a literal for `concat!`.
+macro_rules! run_columns {
+    () => {
+        "id, kind, started_at, finished_at, status, stats"
+    };
+}
+
+pub(crate) fn run(row: &impl RowExt) -> Result<RunRecord> {
+    Ok(RunRecord {
+        id: row.text("id")?,
+        kind: row.text("kind")?,
+        started_at: row.ts("started_at")?,
+        finished_at: row.opt_ts("finished_at")?,
+        status: row.enum_value("status")?,
+        stats: row.json("stats")?,
+    })
+}
+
+/// The query [`tenant_run`] reads, without its `WHERE` clause: a tenant run
+/// joined with its run id, tenant id, result and dataprint id.
+macro_rules! tenant_run_select {
+    () => {
+        "SELECT r.id AS run_id, t.tenant_id, x.finished_at, x.per_run, d.id AS dataprint_id, \
+         s.hash AS result_hash, s.raw_len AS result_len, s.data AS result_data \
+         FROM tenant_runs x JOIN runs r ON r.key = x.run_key JOIN tenant_keys t ON t.key = x.tenant_key \
+         JOIN results s ON s.key = x.result_key LEFT JOIN dataprints d ON d.key = x.dataprint_key"
+    };
+}
+
+/// The stored result of a tenant run row (selected as `result_hash`,
+/// `result_len`, `result_data`).
+pub(crate) fn result_content(row: &impl RowExt) -> Result<ResultContent> {
+    result::decode(&row.bytes("result_hash")?, row.int("result_len")?, &row.bytes("result_data")?)
+}
+
+pub(crate) fn tenant_run(row: &impl RowExt) -> Result<TenantRunRecord> {
+    let content = result_content(row)?;
+    let run_id = row.text("run_id")?;
+    let finished_at = row.ts("finished_at")?;
+    // The start is kept in the per-run part, as time before the end.
+    let elapsed = per_run::elapsed_micros(&row.bytes("per_run")?, &run_id)?;
+    let started_at = finished_at
+        .checked_sub_signed(TimeDelta::microseconds(elapsed))
+        .ok_or_else(|| StoreError::corrupt(format!("tenant run of run {run_id}: invalid start")))?;
+    Ok(TenantRunRecord {
+        run_id,
+        tenant_id: row.text("tenant_id")?,
+        status: content.status,
+        started_at,
+        finished_at,
+        diagnosis: content.diagnosis,
+        error: content.error,
+        dataprint_id: row.opt_text("dataprint_id")?.map(DataprintId::from),
+    })
+}
+
+/// The query [`stored_run`] reads, without its `WHERE` clause: what is
+/// needed to rebuild a tenant run's outcomes and `run` member, including
+/// its dataprint's envelope (the reference of the per-run delta).
+macro_rules! stored_run_select {
+    () => {
+        "SELECT x.run_key, x.tenant_key, r.id AS run_id, t.tenant_id, x.finished_at, x.per_run, \
+         s.hash AS result_hash, s.raw_len AS result_len, s.data AS result_data, \
+         d.id AS dataprint_id, d.taken_at, d.envelope, d.envelope_len \
+         FROM tenant_runs x JOIN runs r ON r.key = x.run_key JOIN tenant_keys t ON t.key = x.tenant_key \
+         JOIN results s ON s.key = x.result_key LEFT JOIN dataprints d ON d.key = x.dataprint_key"
+    };
+}
+
+/// A tenant run as [`stored_run_select`] reads it.
+pub(crate) struct StoredRunRow {
+    pub run_key: i64,
+    pub tenant_key: i64,
+    pub run: StoredRun,
+    /// The dataprint's id, envelope and `taken_at`, when it has one.
+    pub dataprint: Option<(Envelope, DateTime<Utc>)>,
+}
+
+impl StoredRunRow {
+    /// Decodes the per-run part, reading the reference `run` member from
+    /// the envelope only when the encoding uses it.
+    pub(crate) fn decode(&self) -> Result<Decoded> {
+        if !self.run.needs_reference() {
+            return self.run.decode(None);
+        }
+        let (envelope, taken_at) = self.dataprint.as_ref().ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "tenant run {}/{}: its per-run data needs a dataprint it no longer has",
+                self.run.run_id, self.run.tenant_id
+            ))
+        })?;
+        let reference = envelope.run()?;
+        self.run.decode(Some((reference.as_ref(), *taken_at)))
+    }
+}
+
+pub(crate) fn stored_run(row: &impl RowExt) -> Result<StoredRunRow> {
+    let dataprint = match row.opt_text("dataprint_id")? {
+        None => None,
+        Some(id) => {
+            let envelope = Envelope { id, data: row.bytes("envelope")?, len: row.int("envelope_len")? };
+            Some((envelope, row.ts("taken_at")?))
+        }
+    };
+    Ok(StoredRunRow {
+        run_key: row.int("run_key")?,
+        tenant_key: row.int("tenant_key")?,
+        run: StoredRun {
+            run_id: row.text("run_id")?,
+            tenant_id: row.text("tenant_id")?,
+            finished_at: row.ts("finished_at")?,
+            content: result_content(row)?,
+            per_run: row.bytes("per_run")?,
+        },
+        dataprint,
+    })
+}
+
+/// The columns [`latest`] reads.
+macro_rules! latest_columns {
+    () => {
+        "d.key, d.id, d.content_hash, d.status, d.taken_at"
+    };
+}
+
+pub(crate) fn latest(row: &impl RowExt) -> Result<Latest> {
+    Ok(Latest {
+        key: row.int("key")?,
+        id: row.text("id")?,
+        content_hash: row.bytes("content_hash")?,
+        status: row.enum_value("status")?,
+        taken_at: row.ts("taken_at")?,
+    })
+}
+
+/// The query [`dataprint_meta`] reads, without its `WHERE` clause. When a
+/// dataprint was last confirmed is derived from the tenant runs that point
+/// at it rather than stored, so confirming one writes nothing but the
+/// tenant run itself.
+macro_rules! dataprint_meta_select {
+    () => {
+        "SELECT d.key, d.id, r.id AS run_id, t.tenant_id, d.taken_at, d.status, \
+         COALESCE((SELECT MAX(c.finished_at) FROM tenant_runs c \
+                   WHERE c.tenant_key = d.tenant_key AND c.dataprint_key = d.key), d.taken_at) AS confirmed_at, \
+         COALESCE((SELECT cr.id FROM tenant_runs c JOIN runs cr ON cr.key = c.run_key \
+                   WHERE c.tenant_key = d.tenant_key AND c.dataprint_key = d.key \
+                   ORDER BY c.finished_at DESC, cr.id DESC LIMIT 1), r.id) AS confirmed_run_id \
+         FROM dataprints d JOIN runs r ON r.key = d.run_key JOIN tenant_keys t ON t.key = d.tenant_key"
+    };
+}
+
+pub(crate) fn dataprint_meta(row: &impl RowExt) -> Result<DataprintMeta> {
+    Ok(DataprintMeta {
+        id: DataprintId::from(row.text("id")?),
+        run_id: row.text("run_id")?,
+        tenant_id: row.text("tenant_id")?,
+        taken_at: row.ts("taken_at")?,
+        status: row.enum_value("status")?,
+        confirmed_at: row.ts("confirmed_at")?,
+        confirmed_run_id: row.text("confirmed_run_id")?,
+    })
+}
+
+/// The columns [`cache_meta`] reads, as a literal for `concat!`.
+macro_rules! cache_meta_columns {
+    () => {
+        "key, tenant_id, kind, client_id, home_account, scopes, issued_at, expires_at, claims, updated_at"
+    };
+}
+
+pub(crate) fn cache_meta(row: &impl RowExt) -> Result<CacheRecordMeta> {
+    Ok(CacheRecordMeta {
+        key: row.text("key")?,
+        tenant_id: row.text("tenant_id")?,
+        kind: row.text("kind")?,
+        client_id: row.text("client_id")?,
+        home_account: row.opt_text("home_account")?,
+        scopes: row.text("scopes")?,
+        issued_at: row.opt_ts("issued_at")?,
+        expires_at: row.opt_ts("expires_at")?,
+        claims: row.opt_json("claims")?,
+        updated_at: row.ts("updated_at")?,
+    })
+}
+
+/// The columns [`credential_meta`] reads, as a literal for `concat!`.
+macro_rules! credential_meta_columns {
+    () => {
+        "tenant_id, client_id, kind, certificate_pem, expires_at, label, added_at"
+    };
+}
+
+pub(crate) fn credential_meta(row: &impl RowExt) -> Result<AppCredentialMeta> {
+    Ok(AppCredentialMeta {
+        tenant_id: row.text("tenant_id")?,
+        client_id: row.text("client_id")?,
+        kind: row.enum_value("kind")?,
+        certificate_pem: row.opt_text("certificate_pem")?,
+        expires_at: row.opt_ts("expires_at")?,
+        label: row.opt_text("label")?,
+        added_at: row.ts("added_at")?,
+    })
+}
+
+pub(crate) fn metric(row: &impl RowExt) -> Result<MetricPoint> {
+    Ok(MetricPoint {
+        run_id: row.text("run_id")?,
+        tenant_id: row.text("tenant_id")?,
+        name: row.text("name")?,
+        at: row.ts("at")?,
+        value: row.json("value")?,
+    })
+}
+
+pub(crate) fn event(row: &impl RowExt) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: row.int("id")?,
+        run_id: row.text("run_id")?,
+        tenant_id: row.text("tenant_id")?,
+        at: row.ts("at")?,
+        severity: row.enum_value("severity")?,
+        event: row.json("payload")?,
+    })
+}
+
+/// The columns [`alert`] reads, as a literal for `concat!`.
+macro_rules! alert_columns {
+    () => {
+        "key, rule, tenant_id, severity, opened_at, resolved_at, payload"
+    };
+}
+
+pub(crate) fn alert(row: &impl RowExt) -> Result<AlertRecord> {
+    Ok(AlertRecord {
+        key: row.text("key")?,
+        rule: row.text("rule")?,
+        tenant_id: row.text("tenant_id")?,
+        severity: row.enum_value("severity")?,
+        opened_at: row.ts("opened_at")?,
+        resolved_at: row.opt_ts("resolved_at")?,
+        payload: row.json("payload")?,
+    })
+}
+
+pub(crate) fn delivery(row: &impl RowExt) -> Result<DeliveryRecord> {
+    Ok(DeliveryRecord {
+        alert_key: row.text("alert_key")?,
+        target: row.text("target")?,
+        attempt: row.int("attempt")?,
+        status: row.text("status")?,
+        at: row.ts("at")?,
+    })
+}
+
+pub(crate) fn baseline_meta(row: &impl RowExt) -> Result<BaselineMeta> {
+    Ok(BaselineMeta { name: row.text("name")?, updated_at: row.ts("updated_at")? })
+}
+
+/// Keeps the first point of each metric name, for `latest_metrics` whose
+/// query returns ties (two runs at the same instant) newest run first.
+pub(crate) fn first_per_name(points: Vec<MetricPoint>) -> Vec<MetricPoint> {
+    let mut out: Vec<MetricPoint> = Vec::with_capacity(points.len());
+    for point in points {
+        if out.last().is_none_or(|last| last.name != point.name) {
+            out.push(point);
+        }
+    }
+    out
+}

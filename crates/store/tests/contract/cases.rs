@@ -1,0 +1,1358 @@
+//! The contract every backend must meet: one async function per behaviour,
+//! each taking the store under test (and its database, for the few checks
+//! that must look underneath the store or reopen it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use serde_json::{Value, json};
+use sha2::Digest;
+use store::{
+    AlertRecord, AppCredential, Backend, CacheRecord, CollectorOutcomeRecord, CredentialKind, DataprintId, EventFilter,
+    ExposeSecret, Key, OutcomeStatus, RunStatus, SecretString, Severity, Store, StoreError, TenantAuth, TenantRecord,
+    TenantRole, TenantRunRecord, TenantRunStatus,
+};
+use tokio::io::AsyncBufReadExt;
+
+use crate::fixtures;
+use crate::harness::{Kind, TestDb};
+
+type S = Arc<dyn Store>;
+type Db = Arc<TestDb>;
+
+fn ts(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).expect("test timestamp").with_timezone(&Utc)
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn tenant(id: &str, domain: Option<&str>, name: &str) -> TenantRecord {
+    TenantRecord {
+        id: id.to_owned(),
+        domain: domain.map(str::to_owned),
+        display_name: name.to_owned(),
+        role: TenantRole::Customer,
+        auth: TenantAuth::Gdap,
+        first_seen: ts("2026-01-01T00:00:00.123456Z"),
+        last_seen: ts("2026-11-28T12:00:00Z"),
+        gone_since: None,
+        gdap: Some(json!({"status": "active", "roles": ["Global Reader"], "endDateTime": "2027-01-01T00:00:00Z"})),
+    }
+}
+
+fn tenant_run(run_id: &str, tenant_id: &str, status: TenantRunStatus, finished_at: DateTime<Utc>) -> TenantRunRecord {
+    TenantRunRecord {
+        run_id: run_id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        status,
+        started_at: finished_at - TimeDelta::seconds(7),
+        finished_at,
+        diagnosis: (status == TenantRunStatus::Failed)
+            .then(|| json!({"cause": "gdap_expired", "summary": "The GDAP relationship ended"})),
+        error: (status == TenantRunStatus::Failed).then(|| json!({"kind": "token", "code": "AADSTS50020"})),
+        dataprint_id: None,
+    }
+}
+
+fn outcome(run_id: &str, tenant_id: &str, collector: &str, status: OutcomeStatus) -> CollectorOutcomeRecord {
+    CollectorOutcomeRecord {
+        run_id: run_id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        collector: collector.to_owned(),
+        status,
+        items: (status == OutcomeStatus::Ok).then_some(412),
+        reason: (status == OutcomeStatus::Skipped)
+            .then(|| json!({"kind": "license", "detail": "Entra ID P1 is required"})),
+        error: (status == OutcomeStatus::Failed).then(|| json!({"status": 403, "code": "Authorization_RequestDenied"})),
+        diagnosis: (status == OutcomeStatus::Failed).then(|| json!({"cause": "permission_missing"})),
+        requests: 3,
+        duration_ms: 180,
+    }
+}
+
+/// Commits a tenant result with a standard set of outcomes.
+async fn commit(
+    store: &S,
+    run_id: &str,
+    tenant_id: &str,
+    status: TenantRunStatus,
+    at: DateTime<Utc>,
+    doc: Option<&Value>,
+) -> Option<DataprintId> {
+    let outcomes = vec![
+        outcome(run_id, tenant_id, "users", OutcomeStatus::Ok),
+        outcome(run_id, tenant_id, "signIns", OutcomeStatus::Skipped),
+    ];
+    store
+        .commit_tenant_result(&tenant_run(run_id, tenant_id, status, at), &outcomes, doc)
+        .await
+        .expect("commit tenant result")
+}
+
+/// Commits a tenant's dataprint as the inspection engine does: the outcomes
+/// come from the document, their figures from its `run` member.
+async fn commit_doc(
+    store: &S,
+    run_id: &str,
+    tenant_id: &str,
+    status: TenantRunStatus,
+    at: DateTime<Utc>,
+    doc: &Value,
+) -> Option<DataprintId> {
+    let outcomes = fixtures::outcomes(run_id, tenant_id, doc);
+    store
+        .commit_tenant_result(&tenant_run(run_id, tenant_id, status, at), &outcomes, Some(doc))
+        .await
+        .expect("commit tenant result")
+}
+
+fn cache_record(key: &str, tenant_id: &str, kind: &str, secret: &str) -> CacheRecord {
+    CacheRecord {
+        key: key.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        kind: kind.to_owned(),
+        client_id: "11111111-2222-3333-4444-555555555555".to_owned(),
+        home_account: Some("uid.utid".to_owned()),
+        scopes: "https://graph.microsoft.com/.default offline_access".to_owned(),
+        secret: SecretString::from(secret.to_owned()),
+        issued_at: Some(ts("2026-11-28T12:00:00Z")),
+        expires_at: Some(ts("2026-11-28T13:00:00Z")),
+        claims: Some(json!({"amr": ["pwd", "mfa"], "tid": tenant_id})),
+        updated_at: ts("2026-11-28T12:00:01Z"),
+    }
+}
+
+fn credential(tenant_id: &str, kind: CredentialKind, secret: &str) -> AppCredential {
+    AppCredential {
+        tenant_id: tenant_id.to_owned(),
+        client_id: "99999999-8888-7777-6666-555555555555".to_owned(),
+        kind,
+        secret: SecretString::from(secret.to_owned()),
+        certificate_pem: (kind == CredentialKind::Certificate)
+            .then(|| "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_owned()),
+        expires_at: Some(ts("2027-06-30T00:00:00Z")),
+        label: Some("reader app".to_owned()),
+        added_at: ts("2026-11-01T09:00:00Z"),
+    }
+}
+
+fn json_string(value: &Value) -> String {
+    serde_json::to_string(value).expect("serialize")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------
+
+pub async fn backend_matches(store: S, db: Db) {
+    let expected = match db.kind {
+        Kind::Sqlite => Backend::Sqlite,
+        Kind::Postgres => Backend::Postgres,
+    };
+    assert_eq!(store.backend(), expected);
+}
+
+pub async fn tenants(store: S, _db: Db) {
+    let north = tenant("0F3C2A55-0000-4000-8000-000000000001", Some("Northwind.onmicrosoft.com"), "Northwind Traders");
+    store.upsert_tenant(&north).await.expect("upsert");
+    assert_eq!(store.get_tenant(&north.id).await.expect("get"), Some(north.clone()));
+    let by_domain = store.get_tenant("NORTHWIND.ONMICROSOFT.COM").await.expect("get").expect("found");
+    assert_eq!(by_domain.id, north.id);
+    let by_lower_id = store.get_tenant(&north.id.to_lowercase()).await.expect("get").expect("found");
+    assert_eq!(by_lower_id.id, north.id);
+    assert_eq!(store.get_tenant("nobody.example").await.expect("get"), None);
+
+    // An upsert keeps first_seen and takes everything else.
+    let mut renamed = north.clone();
+    renamed.first_seen = ts("2026-06-01T00:00:00Z");
+    renamed.last_seen = ts("2026-11-29T00:00:00Z");
+    renamed.display_name = "Northwind Traders Ltd".into();
+    renamed.auth = TenantAuth::App;
+    renamed.gdap = None;
+    store.upsert_tenant(&renamed).await.expect("upsert again");
+    let back = store.get_tenant(&north.id).await.expect("get").expect("found");
+    assert_eq!(back.first_seen, north.first_seen);
+    assert_eq!(back.display_name, "Northwind Traders Ltd");
+    assert_eq!(back.auth, TenantAuth::App);
+    assert_eq!(back.last_seen, renamed.last_seen);
+    assert_eq!(back.gdap, None);
+
+    let mut partner = tenant("partner-0001", Some("msp.onmicrosoft.com"), "Alpha MSP");
+    partner.role = TenantRole::Partner;
+    partner.auth = TenantAuth::Partner;
+    store.upsert_tenant(&partner).await.expect("upsert partner");
+    let names: Vec<String> = store.list_tenants().await.expect("list").into_iter().map(|t| t.display_name).collect();
+    assert_eq!(names, vec!["Alpha MSP".to_owned(), "Northwind Traders Ltd".to_owned()]);
+
+    // mark_gone keeps the earliest date and reports unknown tenants.
+    assert!(store.mark_gone(&north.id, ts("2026-12-01T00:00:00Z")).await.expect("gone"));
+    assert!(store.mark_gone(&north.id, ts("2026-12-05T00:00:00Z")).await.expect("gone"));
+    let gone = store.get_tenant(&north.id).await.expect("get").expect("found");
+    assert_eq!(gone.gone_since, Some(ts("2026-12-01T00:00:00Z")));
+    assert!(!store.mark_gone("unknown-tenant", now()).await.expect("gone"));
+
+    // A domain reused by a new tenant resolves to the present one.
+    let successor =
+        tenant("0f3c2a55-0000-4000-8000-000000000002", Some("northwind.onmicrosoft.com"), "Northwind (new)");
+    store.upsert_tenant(&successor).await.expect("upsert successor");
+    let resolved = store.get_tenant("northwind.onmicrosoft.com").await.expect("get").expect("found");
+    assert_eq!(resolved.id, successor.id);
+}
+
+pub async fn runs(store: S, _db: Db) {
+    let t0 = ts("2026-11-28T12:00:00.5Z");
+    let run = store.start_run("inspect", t0).await.expect("start");
+    let uuid = uuid::Uuid::parse_str(&run.id).expect("run id is a uuid");
+    assert_eq!(uuid.get_version_num(), 7);
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(store.get_run(&run.id).await.expect("get"), Some(run.clone()));
+
+    let stats = json!({"tenants": 12, "ok": 11, "failed": 1, "requests": 840});
+    store.finish_run(&run.id, RunStatus::Partial, ts("2026-11-28T12:03:00Z"), &stats).await.expect("finish");
+    let done = store.get_run(&run.id).await.expect("get").expect("found");
+    assert_eq!(done.status, RunStatus::Partial);
+    assert_eq!(done.finished_at, Some(ts("2026-11-28T12:03:00Z")));
+    assert_eq!(json_string(&done.stats), json_string(&stats));
+
+    let later = store.start_run("doctor", ts("2026-11-28T13:00:00Z")).await.expect("start");
+    let listed = store.list_runs(10).await.expect("list");
+    assert_eq!(listed.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![later.id.clone(), run.id.clone()]);
+    assert_eq!(store.list_runs(1).await.expect("list").len(), 1);
+
+    let err = store.finish_run(&later.id, RunStatus::Running, now(), &Value::Null).await.expect_err("refused");
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+    let err = store.finish_run("no-such-run", RunStatus::Ok, now(), &Value::Null).await.expect_err("refused");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let err = store.heartbeat_run("no-such-run").await.expect_err("refused");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    store.heartbeat_run(&later.id).await.expect("heartbeat");
+    assert_eq!(store.get_run("no-such-run").await.expect("get"), None);
+}
+
+pub async fn interrupted_runs_are_marked_on_open(store: S, db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let doc = fixtures::dataprint("crashco", &run.id, 20);
+    commit(&store, &run.id, "crashco", TenantRunStatus::Ok, now(), Some(&doc)).await;
+
+    // A second process opening the database while the first is alive must
+    // not interrupt its run.
+    let other = db.open().await;
+    assert_eq!(other.get_run(&run.id).await.expect("get").expect("found").status, RunStatus::Running);
+    drop(other);
+
+    // The owner dies without finishing the run.
+    drop(store);
+    let reopened = db.open().await;
+    let interrupted = reopened.get_run(&run.id).await.expect("get").expect("found");
+    assert_eq!(interrupted.status, RunStatus::Interrupted);
+    assert!(interrupted.finished_at.is_some());
+    // What it committed is intact.
+    let (_, last) = reopened.last_good_dataprint("crashco").await.expect("last").expect("kept");
+    assert_eq!(json_string(&last), json_string(&doc));
+
+    // The next run completes normally.
+    let next = reopened.start_run("inspect", now()).await.expect("start");
+    commit(&reopened, &next.id, "crashco", TenantRunStatus::Ok, now(), Some(&doc)).await;
+    reopened.finish_run(&next.id, RunStatus::Ok, now(), &json!({"tenants": 1})).await.expect("finish");
+    drop(reopened);
+    let again = db.open().await;
+    assert_eq!(again.get_run(&next.id).await.expect("get").expect("found").status, RunStatus::Ok);
+    assert_eq!(again.get_run(&run.id).await.expect("get").expect("found").status, RunStatus::Interrupted);
+    assert_eq!(again.recover_interrupted_runs().await.expect("recover"), 0);
+}
+
+pub async fn tenant_results(store: S, _db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let at = now();
+    let outcomes = vec![
+        outcome(&run.id, "t1", "users", OutcomeStatus::Ok),
+        outcome(&run.id, "t1", "signIns", OutcomeStatus::Skipped),
+        outcome(&run.id, "t1", "conditionalAccessPolicies", OutcomeStatus::Failed),
+    ];
+    let tr = tenant_run(&run.id, "t1", TenantRunStatus::Partial, at);
+    let doc = fixtures::dataprint("t1", &run.id, 10);
+    let id = store.commit_tenant_result(&tr, &outcomes, Some(&doc)).await.expect("commit").expect("dataprint stored");
+    let mut expected = tr.clone();
+    expected.dataprint_id = Some(id.clone());
+    assert_eq!(store.tenant_runs(&run.id).await.expect("runs"), vec![expected.clone()]);
+    assert_eq!(store.collector_outcomes(&run.id, "t1").await.expect("outcomes"), outcomes);
+    assert_eq!(store.last_tenant_run("t1").await.expect("last"), Some(expected));
+    let meta = store.dataprint_meta(&id).await.expect("meta").expect("found");
+    assert_eq!(
+        (meta.run_id.as_str(), meta.tenant_id.as_str(), meta.taken_at, meta.status),
+        (run.id.as_str(), "t1", at, TenantRunStatus::Partial)
+    );
+
+    // Committing the same tenant again replaces its result.
+    let retry = tenant_run(&run.id, "t1", TenantRunStatus::Ok, at + TimeDelta::seconds(30));
+    let retry_outcomes = vec![outcome(&run.id, "t1", "users", OutcomeStatus::Ok)];
+    let id2 = store.commit_tenant_result(&retry, &retry_outcomes, Some(&doc)).await.expect("recommit").expect("stored");
+    assert_ne!(id, id2);
+    assert_eq!(store.tenant_runs(&run.id).await.expect("runs").len(), 1);
+    assert_eq!(store.collector_outcomes(&run.id, "t1").await.expect("outcomes"), retry_outcomes);
+    assert_eq!(store.dataprint_meta(&id).await.expect("meta"), None);
+    assert_eq!(store.get_dataprint(&id).await.expect("get"), None);
+
+    // A failed tenant stores no dataprint even when given one.
+    let failed = tenant_run(&run.id, "t2", TenantRunStatus::Failed, at);
+    let none = store.commit_tenant_result(&failed, &[], Some(&doc)).await.expect("commit failed");
+    assert_eq!(none, None);
+    assert_eq!(store.last_good_dataprint("t2").await.expect("last"), None);
+    assert_eq!(store.last_tenant_run("t2").await.expect("last").expect("found").status, TenantRunStatus::Failed);
+
+    // Bad input is refused before anything is written.
+    let wrong = vec![outcome(&run.id, "other-tenant", "users", OutcomeStatus::Ok)];
+    let err = store
+        .commit_tenant_result(&tenant_run(&run.id, "t3", TenantRunStatus::Ok, at), &wrong, None)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+    let twice =
+        vec![outcome(&run.id, "t3", "users", OutcomeStatus::Ok), outcome(&run.id, "t3", "users", OutcomeStatus::Ok)];
+    let err = store
+        .commit_tenant_result(&tenant_run(&run.id, "t3", TenantRunStatus::Ok, at), &twice, None)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+    let err = store
+        .commit_tenant_result(&tenant_run("no-such-run", "t3", TenantRunStatus::Ok, at), &[], Some(&doc))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert_eq!(store.last_tenant_run("t3").await.expect("last"), None);
+    assert_eq!(store.tenant_runs("no-such-run").await.expect("runs"), vec![]);
+}
+
+pub async fn dataprint_round_trip_is_byte_exact(store: S, _db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    // Unsorted keys inside collections, Unicode, escapes, extreme numbers,
+    // empty and null collections, and keys after `collections`.
+    let doc = json!({
+        "schema": "tenantscope.dataprint/1",
+        "tenant": {"id": "t-rt", "display_name": "Zürich \"Quotes\" \\ Ltd ☃", "role": "customer"},
+        "status": "ok",
+        "collections": {
+            "users": {
+                "b-id": {"id": "b-id", "displayName": "Bé", "zeta": [1, 2, 3], "alpha": {"y": 1, "x": 2}},
+                "a-id": {"userPrincipalName": "a@x", "id": "a-id", "n": 0.1, "big": 18446744073709551615u64, "neg": -9223372036854775808i64, "tiny": 1e-300, "huge": 1.7976931348623157e308, "negzero": -0.0},
+            },
+            "empty": {},
+            "nothing": null,
+            "list": [3, 1, 2],
+            "control": {"x": "line\nbreak\ttab\u{0001}"},
+        },
+        "after": {"z": 1, "a": 2},
+    });
+    let id = commit(&store, &run.id, "t-rt", TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
+    let back = store.get_dataprint(&id).await.expect("get").expect("found");
+    assert_eq!(json_string(&back), json_string(&doc));
+    let (meta, last) = store.last_good_dataprint("t-rt").await.expect("last").expect("found");
+    assert_eq!(meta.id, id);
+    assert_eq!(json_string(&last), json_string(&doc));
+
+    // Documents with nothing to split are stored whole.
+    for (tenant_id, doc) in [
+        ("t-none", json!({"schema": "tenantscope.dataprint/1", "status": "partial", "collectors": {}})),
+        ("t-empty", json!({"collections": {}, "status": "ok"})),
+        ("t-array", json!([1, "two", {"three": 3}])),
+    ] {
+        let id = commit(&store, &run.id, tenant_id, TenantRunStatus::Partial, now(), Some(&doc)).await.expect("stored");
+        let back = store.get_dataprint(&id).await.expect("get").expect("found");
+        assert_eq!(json_string(&back), json_string(&doc));
+    }
+
+    // A realistic document round-trips too.
+    let big = fixtures::dataprint("roundtrip", &run.id, 300);
+    let id = commit(&store, &run.id, "roundtrip", TenantRunStatus::Ok, now(), Some(&big)).await.expect("stored");
+    assert_eq!(json_string(&store.get_dataprint(&id).await.expect("get").expect("found")), json_string(&big));
+    assert_eq!(store.get_dataprint(&DataprintId::new("missing")).await.expect("get"), None);
+}
+
+pub async fn identical_dataprints_are_stored_once(store: S, db: Db) {
+    let doc = fixtures::dataprint("contoso", "same-run-id", 2000);
+    let mut first_size = 0;
+    let mut first_blobs = 0;
+    let mut ids = Vec::new();
+    let t0 = ts("2026-11-01T00:00:00Z");
+    for i in 0..30 {
+        let at = t0 + TimeDelta::days(i);
+        let run = store.start_run("inspect", at).await.expect("start");
+        let id = commit(&store, &run.id, "contoso", TenantRunStatus::Ok, at, Some(&doc)).await.expect("stored");
+        store.finish_run(&run.id, RunStatus::Ok, at, &json!({"tenants": 1})).await.expect("finish");
+        ids.push(id);
+        let blobs = db.count("SELECT COUNT(*) FROM blobs").await;
+        if i == 0 {
+            first_size = store.storage_bytes().await.expect("size");
+            first_blobs = blobs;
+            assert_eq!(blobs, 13, "one blob per collection");
+        } else {
+            assert_eq!(blobs, first_blobs, "an unchanged collection is stored once");
+            assert_eq!(ids[i as usize], ids[0], "identical content keeps its dataprint");
+        }
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM dataprints").await, 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM results").await, 1, "the same outcomes are stored once");
+    assert_eq!(db.count("SELECT COUNT(*) FROM tenant_runs").await, 30);
+    let meta = store.dataprint_meta(&ids[0]).await.expect("meta").expect("found");
+    assert_eq!((meta.taken_at, meta.confirmed_at), (t0, t0 + TimeDelta::days(29)));
+    let last_size = store.storage_bytes().await.expect("size");
+    let ratio = last_size as f64 / first_size as f64;
+    eprintln!("{:?}: 30 identical 2,000-user dataprints: {first_size} -> {last_size} bytes, ratio {ratio:.3}", db.kind);
+    assert!(ratio <= 1.2, "size grew from {first_size} to {last_size} bytes (ratio {ratio:.3})");
+    let back = store.get_dataprint(&ids[29]).await.expect("get").expect("found");
+    assert_eq!(json_string(&back), json_string(&doc));
+}
+
+/// Runs of an unchanged tenant, each with its own `run` member as the
+/// engine writes it, confirm one dataprint; every run's document and
+/// outcomes still come back exactly as committed.
+pub async fn unchanged_dataprints_are_confirmed_not_stored(store: S, db: Db) {
+    let collections = fixtures::collections("steady", 120);
+    let t0 = ts("2026-11-01T06:00:00Z");
+    let mut runs = Vec::new();
+    for day in 0..6 {
+        let at = t0 + TimeDelta::days(day);
+        let run = store.start_run("inspect", at).await.expect("start");
+        // The first run reads everything in full; later ones read by delta
+        // where they can, with durations and times that differ every run.
+        let info = fixtures::RunInfo { id: run.id.clone(), started_at: at, seed: day as u64 * 7919 };
+        let doc = fixtures::dataprint_in_run("steady", &info, collections.clone());
+        let finished = at + TimeDelta::seconds(9);
+        let id = commit_doc(&store, &run.id, "steady", TenantRunStatus::Ok, finished, &doc).await.expect("stored");
+        store.finish_run(&run.id, RunStatus::Ok, finished, &json!({})).await.expect("finish");
+        runs.push((run.id, doc, finished, id));
+    }
+    let (first_run, first_doc, first_at, first_id) = runs[0].clone();
+    for (run_id, _, finished, id) in &runs {
+        assert_eq!(id, &first_id, "unchanged content keeps its dataprint");
+        let result = store.tenant_runs(run_id).await.expect("results").pop().expect("one result");
+        assert_eq!(result.dataprint_id.as_ref(), Some(&first_id));
+        assert_eq!(result.finished_at, *finished);
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM dataprints").await, 1);
+
+    // The meta tells when the content was first and last seen.
+    let (last_run, _, last_at, _) = runs.last().cloned().expect("runs");
+    let meta = store.dataprint_meta(&first_id).await.expect("meta").expect("found");
+    assert_eq!((meta.run_id.as_str(), meta.taken_at), (first_run.as_str(), first_at));
+    assert_eq!((meta.confirmed_run_id.as_str(), meta.confirmed_at), (last_run.as_str(), last_at));
+
+    // get_dataprint and last_good_dataprint give the document as first
+    // stored; dataprint_for_run gives each run's own.
+    assert_eq!(
+        json_string(&store.get_dataprint(&first_id).await.expect("get").expect("found")),
+        json_string(&first_doc)
+    );
+    let (last_meta, last_doc) = store.last_good_dataprint("steady").await.expect("last").expect("found");
+    assert_eq!(last_meta, meta);
+    assert_eq!(json_string(&last_doc), json_string(&first_doc));
+    for (run_id, doc, _, _) in &runs {
+        let back = store.dataprint_for_run(run_id, "steady").await.expect("for run").expect("found");
+        assert_eq!(json_string(&back), json_string(doc), "run {run_id}");
+        let outcomes = store.collector_outcomes(run_id, "steady").await.expect("outcomes");
+        assert_eq!(outcomes, fixtures::outcomes(run_id, "steady", doc), "run {run_id}");
+        assert_eq!(outcomes.len(), 14);
+    }
+    assert_eq!(store.dataprint_for_run("no-such-run", "steady").await.expect("for run"), None);
+    assert_eq!(store.dataprint_for_run(&first_run, "nobody").await.expect("for run"), None);
+
+    // Listing walks distinct content; a dataprint still current counts as
+    // taken since any time up to its last confirmation.
+    assert_eq!(store.dataprints("steady", None).await.expect("list"), vec![meta.clone()]);
+    assert_eq!(store.dataprints("steady", Some(last_at)).await.expect("list").len(), 1);
+    assert!(store.dataprints("steady", Some(last_at + TimeDelta::seconds(1))).await.expect("list").is_empty());
+    assert_eq!(store.previous_dataprint("steady", &first_id).await.expect("previous"), None);
+
+    // What an unchanged run costs: its per-run part is a few dozen bytes.
+    let largest = db.count("SELECT CAST(MAX(LENGTH(per_run)) AS BIGINT) FROM tenant_runs").await;
+    eprintln!("{:?}: largest per-run part {largest} bytes", db.kind);
+    assert!(largest < 120, "{largest} bytes");
+}
+
+/// Changed content, a return to earlier content, and a change of status
+/// each store a new dataprint; the listing then walks exactly those changes.
+pub async fn changed_content_stores_a_new_dataprint(store: S, db: Db) {
+    let a = fixtures::collections("chg", 30);
+    let mut b = a.clone();
+    let users = b["users"].as_object_mut().expect("users");
+    let first = users.keys().next().expect("a user").clone();
+    users[&first]["displayName"] = json!("Renamed User");
+    let steps = [
+        (&a, TenantRunStatus::Ok),
+        (&a, TenantRunStatus::Ok),
+        (&b, TenantRunStatus::Ok),
+        (&b, TenantRunStatus::Ok),
+        (&a, TenantRunStatus::Ok),
+        (&a, TenantRunStatus::Partial),
+    ];
+    let t0 = ts("2026-11-01T00:00:00Z");
+    let mut ids = Vec::new();
+    let mut times = Vec::new();
+    for (day, (collections, status)) in steps.iter().enumerate() {
+        let at = t0 + TimeDelta::days(day as i64);
+        let run = store.start_run("inspect", at).await.expect("start");
+        let info = fixtures::RunInfo { id: run.id.clone(), started_at: at, seed: day as u64 };
+        let doc = fixtures::dataprint_in_run("chg", &info, (*collections).clone());
+        ids.push(commit_doc(&store, &run.id, "chg", *status, at, &doc).await.expect("stored"));
+        times.push(at);
+    }
+    assert_eq!(ids[1], ids[0], "unchanged");
+    assert_ne!(ids[2], ids[0], "changed");
+    assert_eq!(ids[3], ids[2], "unchanged");
+    assert!(ids[4] != ids[0] && ids[4] != ids[2], "back to the first content is a change too");
+    assert_ne!(ids[5], ids[4], "same content, other status");
+    assert_eq!(db.count("SELECT COUNT(*) FROM dataprints").await, 4);
+    assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 2, "returning content reuses its set");
+
+    let listed = store.dataprints("chg", None).await.expect("list");
+    let distinct = vec![ids[0].clone(), ids[2].clone(), ids[4].clone(), ids[5].clone()];
+    assert_eq!(listed.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), distinct);
+    assert_eq!((listed[0].taken_at, listed[0].confirmed_at), (times[0], times[1]));
+    assert_eq!((listed[3].status, listed[3].confirmed_at), (TenantRunStatus::Partial, times[5]));
+    // Since the second day: the first content was still current then.
+    let since = store.dataprints("chg", Some(times[1])).await.expect("list");
+    assert_eq!(since.len(), 4);
+    let since = store.dataprints("chg", Some(times[2])).await.expect("list");
+    assert_eq!(since.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), distinct[1..].to_vec());
+
+    let (previous, doc) = store.previous_dataprint("chg", &ids[4]).await.expect("previous").expect("found");
+    assert_eq!(previous.id, ids[2]);
+    assert_eq!(doc["collections"]["users"][&first]["displayName"], json!("Renamed User"));
+    let (last, _) = store.last_good_dataprint("chg").await.expect("last").expect("found");
+    assert_eq!(last.id, ids[5]);
+}
+
+pub async fn only_changed_collections_are_added(store: S, db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let a = fixtures::dataprint("fabrikam", &run.id, 50);
+    commit(&store, &run.id, "fabrikam", TenantRunStatus::Ok, ts("2026-11-01T00:00:00Z"), Some(&a)).await;
+    let blobs = db.count("SELECT COUNT(*) FROM blobs").await;
+
+    // One user renamed: one new blob (users), one new set.
+    let mut b = a.clone();
+    let users = b["collections"]["users"].as_object_mut().expect("users");
+    let first = users.keys().next().expect("a user").clone();
+    users[&first]["displayName"] = json!("Renamed User");
+    let run2 = store.start_run("inspect", now()).await.expect("start");
+    let id_b = commit(&store, &run2.id, "fabrikam", TenantRunStatus::Ok, ts("2026-11-02T00:00:00Z"), Some(&b))
+        .await
+        .expect("stored");
+    assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, blobs + 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 2);
+
+    // Back to the first state: nothing new at all.
+    let run3 = store.start_run("inspect", now()).await.expect("start");
+    commit(&store, &run3.id, "fabrikam", TenantRunStatus::Ok, ts("2026-11-03T00:00:00Z"), Some(&a)).await;
+    assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, blobs + 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 2);
+    assert_eq!(json_string(&store.get_dataprint(&id_b).await.expect("get").expect("found")), json_string(&b));
+
+    // Another tenant with an identical collection shares its blob.
+    let mut c = fixtures::dataprint("other", &run3.id, 5);
+    c["collections"]["securityDefaults"] = a["collections"]["securityDefaults"].clone();
+    let before = db.count("SELECT COUNT(*) FROM blobs").await;
+    commit(&store, &run3.id, "other", TenantRunStatus::Ok, now(), Some(&c)).await;
+    let added = db.count("SELECT COUNT(*) FROM blobs").await - before;
+    assert_eq!(added, 12, "13 collections, one shared with fabrikam");
+}
+
+pub async fn last_good_dataprint_survives_failed_runs(store: S, _db: Db) {
+    let run1 = store.start_run("inspect", ts("2026-11-01T00:00:00Z")).await.expect("start");
+    let doc1 = fixtures::dataprint("lg", &run1.id, 20);
+    let id1 = commit(&store, &run1.id, "lg", TenantRunStatus::Ok, ts("2026-11-01T00:00:10Z"), Some(&doc1))
+        .await
+        .expect("stored");
+    store.finish_run(&run1.id, RunStatus::Ok, ts("2026-11-01T00:01:00Z"), &Value::Null).await.expect("finish");
+
+    let run2 = store.start_run("inspect", ts("2026-11-02T00:00:00Z")).await.expect("start");
+    let mut doc2 = fixtures::dataprint("lg", &run2.id, 0);
+    doc2["status"] = json!("failed");
+    let none = commit(&store, &run2.id, "lg", TenantRunStatus::Failed, ts("2026-11-02T00:00:10Z"), Some(&doc2)).await;
+    assert_eq!(none, None);
+    store.finish_run(&run2.id, RunStatus::Failed, ts("2026-11-02T00:01:00Z"), &Value::Null).await.expect("finish");
+
+    let (meta, doc) = store.last_good_dataprint("lg").await.expect("last").expect("kept");
+    assert_eq!(meta.id, id1);
+    assert_eq!(meta.run_id, run1.id);
+    assert_eq!(json_string(&doc), json_string(&doc1));
+    let last = store.last_tenant_run("lg").await.expect("last").expect("found");
+    assert_eq!((last.run_id, last.status, last.dataprint_id), (run2.id.clone(), TenantRunStatus::Failed, None));
+    assert_eq!(store.dataprint_for_run(&run2.id, "lg").await.expect("for run"), None);
+    assert_eq!(store.collector_outcomes(&run2.id, "lg").await.expect("outcomes").len(), 2);
+
+    // An unchanged run after the failure confirms the last good dataprint:
+    // the failure neither replaced it nor broke the chain of confirmations.
+    let run2b = store.start_run("inspect", ts("2026-11-02T12:00:00Z")).await.expect("start");
+    let doc2b = fixtures::dataprint("lg", &run2b.id, 20);
+    let id2b = commit(&store, &run2b.id, "lg", TenantRunStatus::Ok, ts("2026-11-02T12:00:10Z"), Some(&doc2b)).await;
+    assert_eq!(id2b.as_ref(), Some(&id1));
+    let (meta, doc) = store.last_good_dataprint("lg").await.expect("last").expect("kept");
+    assert_eq!((meta.id.clone(), meta.confirmed_at), (id1.clone(), ts("2026-11-02T12:00:10Z")));
+    assert_eq!(json_string(&doc), json_string(&doc1));
+    let doc = store.dataprint_for_run(&run2b.id, "lg").await.expect("for run").expect("found");
+    assert_eq!(json_string(&doc), json_string(&doc2b));
+
+    // A partial result is good enough to become the last good dataprint.
+    let run3 = store.start_run("inspect", ts("2026-11-03T00:00:00Z")).await.expect("start");
+    let doc3 = fixtures::dataprint("lg", &run3.id, 21);
+    let id3 = commit(&store, &run3.id, "lg", TenantRunStatus::Partial, ts("2026-11-03T00:00:10Z"), Some(&doc3))
+        .await
+        .expect("stored");
+    let (meta, _) = store.last_good_dataprint("lg").await.expect("last").expect("found");
+    assert_eq!((meta.id, meta.status), (id3, TenantRunStatus::Partial));
+}
+
+pub async fn dataprint_listing_and_previous(store: S, _db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let times = ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"];
+    let mut ids = Vec::new();
+    for (i, at) in times.iter().enumerate() {
+        let run_i = store.start_run("inspect", ts(at)).await.expect("start");
+        let doc = fixtures::dataprint("lst", &run_i.id, 5 + i);
+        ids.push(commit(&store, &run_i.id, "lst", TenantRunStatus::Ok, ts(at), Some(&doc)).await.expect("stored"));
+    }
+    commit(
+        &store,
+        &run.id,
+        "unrelated",
+        TenantRunStatus::Ok,
+        ts(times[1]),
+        Some(&fixtures::dataprint("u", &run.id, 1)),
+    )
+    .await;
+
+    let all = store.dataprints("lst", None).await.expect("list");
+    assert_eq!(all.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), ids);
+    assert_eq!(all[1].taken_at, ts(times[1]));
+    let since = store.dataprints("lst", Some(ts(times[1]))).await.expect("list");
+    assert_eq!(since.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), ids[1..].to_vec());
+
+    let (prev, doc) = store.previous_dataprint("lst", &ids[2]).await.expect("prev").expect("found");
+    assert_eq!(prev.id, ids[1]);
+    assert_eq!(doc["collections"]["users"].as_object().map(|m| m.len()), Some(6));
+    assert_eq!(store.previous_dataprint("lst", &ids[0]).await.expect("prev"), None);
+    assert_eq!(store.previous_dataprint("lst", &DataprintId::new("nope")).await.expect("prev"), None);
+    assert_eq!(store.dataprints("nobody", None).await.expect("list"), vec![]);
+}
+
+pub async fn prune_collects_garbage(store: S, db: Db) {
+    let mut ids = Vec::new();
+    let mut pruned_runs = Vec::new();
+    for day in 1..=4 {
+        // Users change every day; every other collection stays the same.
+        let mut collections = fixtures::collections("pr", 30);
+        collections["users"] = json!({ format!("u{day}"): {"id": format!("u{day}")} });
+        // Two runs a day: the second confirms the first's dataprint.
+        for hour in [0, 12] {
+            let at = ts(&format!("2026-11-0{day}T{hour:02}:00:00Z"));
+            let run = store.start_run("inspect", at).await.expect("start");
+            let info = fixtures::RunInfo { id: run.id.clone(), started_at: at, seed: hour + 1 };
+            let doc = fixtures::dataprint_in_run("pr", &info, collections.clone());
+            let id = commit_doc(&store, &run.id, "pr", TenantRunStatus::Ok, at, &doc).await.expect("stored");
+            if day <= 2 {
+                pruned_runs.push((run.id.clone(), fixtures::outcomes(&run.id, "pr", &doc)));
+            }
+            if hour == 0 {
+                ids.push((id, doc));
+            } else {
+                assert_eq!(id, ids.last().expect("first run of the day").0);
+            }
+        }
+    }
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let keep_doc = fixtures::dataprint("solo", &run.id, 3);
+    let solo = commit(&store, &run.id, "solo", TenantRunStatus::Ok, now(), Some(&keep_doc)).await.expect("stored");
+    let blobs_before = db.count("SELECT COUNT(*) FROM blobs").await;
+
+    let report = store.prune(2).await.expect("prune");
+    assert_eq!(report.dataprints_deleted, 2);
+    assert_eq!(report.sets_deleted, 2);
+    assert_eq!(report.blobs_deleted, 2, "only the two old users collections");
+    assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, blobs_before - 2);
+    for (id, _) in &ids[..2] {
+        assert_eq!(store.get_dataprint(id).await.expect("get"), None);
+    }
+    for (id, doc) in &ids[2..] {
+        assert_eq!(json_string(&store.get_dataprint(id).await.expect("get").expect("kept")), json_string(doc));
+    }
+    assert!(store.get_dataprint(&solo).await.expect("get").is_some());
+    // The tenant results of pruned dataprints remain, without a dataprint
+    // but with their complete outcomes.
+    let detached = db.count("SELECT COUNT(*) FROM tenant_runs WHERE dataprint_key IS NULL").await;
+    assert_eq!(detached, 4);
+    for (run_id, outcomes) in &pruned_runs {
+        assert_eq!(&store.collector_outcomes(run_id, "pr").await.expect("outcomes"), outcomes);
+        assert_eq!(store.dataprint_for_run(run_id, "pr").await.expect("for run"), None);
+        let result = store.tenant_runs(run_id).await.expect("results").pop().expect("kept");
+        assert_eq!(result.dataprint_id, None);
+    }
+
+    // Keeping zero still keeps the last good dataprint of every tenant.
+    let report = store.prune(0).await.expect("prune");
+    assert_eq!(report.dataprints_deleted, 1);
+    let (meta, doc) = store.last_good_dataprint("pr").await.expect("last").expect("kept");
+    assert_eq!(meta.id, ids[3].0);
+    assert_eq!(json_string(&doc), json_string(&ids[3].1));
+    assert!(store.last_good_dataprint("solo").await.expect("last").is_some());
+}
+
+pub async fn delta_links(store: S, _db: Db) {
+    assert_eq!(store.get_delta_link("t1", "users").await.expect("get"), None);
+    let link = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=abc";
+    store.set_delta_link("t1", "users", link).await.expect("set");
+    store
+        .set_delta_link("t1", "groups", "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=g")
+        .await
+        .expect("set");
+    store
+        .set_delta_link("t2", "users", "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=t2")
+        .await
+        .expect("set");
+    assert_eq!(store.get_delta_link("t1", "users").await.expect("get").as_deref(), Some(link));
+    store
+        .set_delta_link("t1", "users", "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=def")
+        .await
+        .expect("replace");
+    assert!(store.get_delta_link("t1", "users").await.expect("get").expect("set").ends_with("def"));
+    assert_eq!(store.clear_delta_links("t1").await.expect("clear"), 2);
+    assert_eq!(store.get_delta_link("t1", "users").await.expect("get"), None);
+    assert!(store.get_delta_link("t2", "users").await.expect("get").is_some());
+}
+
+pub async fn token_cache_rotation_and_deletes(store: S, _db: Db) {
+    store.cache_put(&cache_record("at-a", "tenant-a", "access", "eyJ.access.a")).await.expect("put");
+    store.cache_put(&cache_record("rt-a", "tenant-a", "refresh", "0.refresh.a.v1")).await.expect("put");
+    store.cache_put(&cache_record("rt-b", "tenant-b", "refresh", "0.refresh.b")).await.expect("put");
+
+    let got = store.cache_get("rt-a").await.expect("get").expect("found");
+    assert_eq!(got.secret.expose_secret(), "0.refresh.a.v1");
+    assert_eq!(got.claims, Some(json!({"amr": ["pwd", "mfa"], "tid": "tenant-a"})));
+    assert_eq!(
+        (got.kind.as_str(), got.issued_at, got.expires_at),
+        ("refresh", Some(ts("2026-11-28T12:00:00Z")), Some(ts("2026-11-28T13:00:00Z")))
+    );
+
+    // Rotation: the new refresh token replaces the old one atomically.
+    let mut rotated = cache_record("rt-a", "tenant-a", "refresh", "0.refresh.a.v2");
+    rotated.updated_at = ts("2026-11-28T12:30:00Z");
+    rotated.expires_at = None;
+    store.cache_put(&rotated).await.expect("rotate");
+    let got = store.cache_get("rt-a").await.expect("get").expect("found");
+    assert_eq!(got.secret.expose_secret(), "0.refresh.a.v2");
+    assert_eq!((got.updated_at, got.expires_at), (ts("2026-11-28T12:30:00Z"), None));
+
+    let list = store.cache_list().await.expect("list");
+    assert_eq!(list.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), vec!["at-a", "rt-a", "rt-b"]);
+    let listed = serde_json::to_string(&list).expect("json");
+    assert!(!listed.contains("refresh.a"), "listing carries no secret: {listed}");
+
+    assert!(store.cache_delete("at-a").await.expect("delete"));
+    assert!(!store.cache_delete("at-a").await.expect("delete"));
+    store.cache_put(&cache_record("id-a", "tenant-a", "id", "eyJ.id.a")).await.expect("put");
+    assert_eq!(store.cache_delete_tenant("tenant-a").await.expect("delete tenant"), 2);
+    assert_eq!(store.cache_get("rt-a").await.expect("get").map(|r| r.key), None);
+    assert!(store.cache_get("rt-b").await.expect("get").is_some());
+    assert_eq!(store.cache_clear().await.expect("clear"), 1);
+    assert!(store.cache_list().await.expect("list").is_empty());
+}
+
+pub async fn secrets_are_encrypted_at_rest(store: S, db: Db) {
+    let refresh = "0.AXoAplaintext-refresh-token-7f3e9c1b";
+    let access = "eyJ0eXAiOiJKV1QiplaintextAccessTokenBody";
+    let client_secret = "Zx8Q~client-secret-plaintext-value";
+    let private_key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7plaintextkey\n-----END PRIVATE KEY-----\n";
+    let mut marked = cache_record("rt-1", "tenant-enc", "refresh", refresh);
+    marked.scopes = "Directory.Read.All marker-scope-visible".into();
+    store.cache_put(&marked).await.expect("put");
+    store.cache_put(&cache_record("at-1", "tenant-enc", "access", access)).await.expect("put");
+    store.credential_put(&credential("tenant-enc", CredentialKind::Secret, client_secret)).await.expect("put");
+    store.credential_put(&credential("tenant-cert", CredentialKind::Certificate, private_key)).await.expect("put");
+    // Rotation leaves no old plaintext either.
+    store.cache_put(&cache_record("rt-1", "tenant-enc", "refresh", &format!("{refresh}-v2"))).await.expect("rotate");
+    store.close().await;
+
+    let dump = db.dump().await;
+    assert!(contains(&dump, b"marker-scope-visible") || contains(&dump, b"tenant-enc"), "the dump sees stored data");
+    for secret in [refresh, access, client_secret, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7plaintextkey"] {
+        assert!(!contains(&dump, secret.as_bytes()), "plaintext secret found in the {:?} database", db.kind);
+        assert!(
+            !contains(&dump, hex::encode(secret).as_bytes()),
+            "hex of a secret found in the {:?} database",
+            db.kind
+        );
+    }
+
+    let reopened = db.open().await;
+    assert_eq!(
+        reopened.cache_get("rt-1").await.expect("get").expect("found").secret.expose_secret(),
+        format!("{refresh}-v2")
+    );
+    assert_eq!(
+        reopened.credential_get("tenant-cert").await.expect("get").expect("found").secret.expose_secret(),
+        private_key
+    );
+}
+
+pub async fn tampered_or_moved_ciphertext_fails_cleanly(store: S, db: Db) {
+    for (key, tenant_id) in
+        [("k1", "tenant-a"), ("k2", "tenant-b"), ("k3", "tenant-c"), ("k4", "tenant-d"), ("k5", "tenant-e")]
+    {
+        store.cache_put(&cache_record(key, tenant_id, "refresh", &format!("secret-of-{key}"))).await.expect("put");
+    }
+    store.credential_put(&credential("tenant-a", CredentialKind::Secret, "client-secret-a")).await.expect("put");
+    store.credential_put(&credential("tenant-b", CredentialKind::Secret, "client-secret-b")).await.expect("put");
+
+    // Swap the ciphertexts of k1 and k2.
+    let c1 = db.fetch_bytes("SELECT secret FROM token_cache WHERE key = $1", "k1").await;
+    let c2 = db.fetch_bytes("SELECT secret FROM token_cache WHERE key = $1", "k2").await;
+    assert_eq!(db.set_bytes("UPDATE token_cache SET secret = $1 WHERE key = $2", &c2, "k1").await, 1);
+    assert_eq!(db.set_bytes("UPDATE token_cache SET secret = $1 WHERE key = $2", &c1, "k2").await, 1);
+    // Flip one bit of k3, truncate k4.
+    let mut c3 = db.fetch_bytes("SELECT secret FROM token_cache WHERE key = $1", "k3").await;
+    let middle = c3.len() / 2;
+    c3[middle] ^= 0x01;
+    db.set_bytes("UPDATE token_cache SET secret = $1 WHERE key = $2", &c3, "k3").await;
+    db.set_bytes("UPDATE token_cache SET secret = $1 WHERE key = $2", &[1u8, 2, 3], "k4").await;
+    // Point k5 at another tenant without touching its ciphertext.
+    assert_eq!(db.exec("UPDATE token_cache SET tenant_id = 'tenant-evil' WHERE key = $1", &["k5"]).await, 1);
+
+    for key in ["k1", "k2", "k3", "k4", "k5"] {
+        let err = store.cache_get(key).await.expect_err("must fail");
+        match &err {
+            StoreError::Crypto { record } => assert!(record.contains(key), "{record}"),
+            other => panic!("expected a crypto error for {key}, got {other}"),
+        }
+        let message = format!("{err} {err:?}");
+        assert!(!message.contains("secret-of-"), "{message}");
+    }
+    // Listing needs no decryption and still works.
+    assert_eq!(store.cache_list().await.expect("list").len(), 5);
+
+    // Credentials moved between tenants fail too.
+    let a = db.fetch_bytes("SELECT secret FROM app_credentials WHERE tenant_id = $1", "tenant-a").await;
+    db.set_bytes("UPDATE app_credentials SET secret = $1 WHERE tenant_id = $2", &a, "tenant-b").await;
+    let err = store.credential_get("tenant-b").await.expect_err("must fail");
+    assert!(matches!(err, StoreError::Crypto { .. }), "{err}");
+    assert_eq!(
+        store.credential_get("tenant-a").await.expect("get").expect("found").secret.expose_secret(),
+        "client-secret-a"
+    );
+
+    // A rewritten entry is readable again.
+    store.cache_put(&cache_record("k1", "tenant-a", "refresh", "fresh")).await.expect("put");
+    assert_eq!(store.cache_get("k1").await.expect("get").expect("found").secret.expose_secret(), "fresh");
+}
+
+pub async fn wrong_key_fails_cleanly(store: S, db: Db) {
+    store.cache_put(&cache_record("rt", "tenant-a", "refresh", "the-refresh-token")).await.expect("put");
+    store.credential_put(&credential("tenant-a", CredentialKind::Secret, "the-client-secret")).await.expect("put");
+    store.upsert_tenant(&tenant("tenant-a", Some("a.example"), "A")).await.expect("tenant");
+    store.close().await;
+    drop(store);
+
+    let other = db.open_with(Key::generate()).await.expect("open with another key");
+    let err = other.cache_get("rt").await.expect_err("must fail");
+    assert!(matches!(&err, StoreError::Crypto { record } if record.contains("rt")), "{err}");
+    assert!(err.to_string().contains("key"), "{err}");
+    let err = other.credential_get("tenant-a").await.expect_err("must fail");
+    assert!(matches!(err, StoreError::Crypto { .. }), "{err}");
+    // Everything that is not secret is still usable, and the cache can be
+    // cleared to recover.
+    assert_eq!(other.list_tenants().await.expect("tenants").len(), 1);
+    assert_eq!(other.cache_list().await.expect("list").len(), 1);
+    assert_eq!(other.cache_clear().await.expect("clear"), 1);
+}
+
+pub async fn app_credentials(store: S, _db: Db) {
+    store.credential_put(&credential("tenant-b", CredentialKind::Secret, "secret-b")).await.expect("put");
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+    store.credential_put(&credential("tenant-a", CredentialKind::Certificate, pem)).await.expect("put");
+    let got = store.credential_get("tenant-a").await.expect("get").expect("found");
+    assert_eq!(got.kind, CredentialKind::Certificate);
+    assert_eq!(got.secret.expose_secret(), pem);
+    assert!(got.certificate_pem.as_deref().is_some_and(|c| c.contains("BEGIN CERTIFICATE")));
+    assert_eq!(
+        (got.expires_at, got.added_at, got.label.as_deref()),
+        (Some(ts("2027-06-30T00:00:00Z")), ts("2026-11-01T09:00:00Z"), Some("reader app"))
+    );
+
+    let list = store.credential_list().await.expect("list");
+    assert_eq!(list.iter().map(|c| c.tenant_id.as_str()).collect::<Vec<_>>(), vec!["tenant-a", "tenant-b"]);
+    assert!(!serde_json::to_string(&list).expect("json").contains("secret-b"));
+
+    // Replacing a credential (a rotated client secret).
+    store.credential_put(&credential("tenant-b", CredentialKind::Secret, "secret-b2")).await.expect("replace");
+    assert_eq!(
+        store.credential_get("tenant-b").await.expect("get").expect("found").secret.expose_secret(),
+        "secret-b2"
+    );
+    assert!(store.credential_delete("tenant-b").await.expect("delete"));
+    assert!(!store.credential_delete("tenant-b").await.expect("delete"));
+    assert!(store.credential_get("tenant-b").await.expect("get").is_none());
+}
+
+pub async fn settings(store: S, _db: Db) {
+    assert_eq!(store.setting_get("partner_account").await.expect("get"), None);
+    let account = json!({"upn": "admin@msp.example", "tenant": "partner-0001", "z": 1, "a": 2});
+    store.setting_put("partner_account", &account).await.expect("put");
+    store.setting_put("cloud", &json!("global")).await.expect("put");
+    assert_eq!(
+        json_string(&store.setting_get("partner_account").await.expect("get").expect("set")),
+        json_string(&account)
+    );
+    store.setting_put("cloud", &json!("usgov")).await.expect("overwrite");
+    assert_eq!(store.setting_get("cloud").await.expect("get"), Some(json!("usgov")));
+}
+
+pub async fn metrics(store: S, _db: Db) {
+    let (t1, t2) = (ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z"));
+    store
+        .put_metrics("run-1", "tenant-a", t1, &[("users".into(), json!(10)), ("mfa_pct".into(), json!(75.5))])
+        .await
+        .expect("put");
+    store.put_metrics("run-2", "tenant-a", t2, &[("users".into(), json!(12))]).await.expect("put");
+    store.put_metrics("run-1", "tenant-b", t1, &[("users".into(), json!(3))]).await.expect("put");
+    // Re-putting the same run's value replaces it.
+    store.put_metrics("run-1", "tenant-b", t1, &[("users".into(), json!(4))]).await.expect("replace");
+
+    let series = store.metric_series(Some("tenant-a"), Some("users"), None).await.expect("series");
+    assert_eq!(series.iter().map(|p| p.value.clone()).collect::<Vec<_>>(), vec![json!(10), json!(12)]);
+    assert_eq!(series[1].run_id, "run-2");
+    assert_eq!(series[1].at, t2);
+    let since = store.metric_series(Some("tenant-a"), None, Some(t2)).await.expect("series");
+    assert_eq!(since.len(), 1);
+    let all_users = store.metric_series(None, Some("users"), None).await.expect("series");
+    assert_eq!(all_users.len(), 3);
+    assert!(all_users.iter().any(|p| p.tenant_id == "tenant-b" && p.value == json!(4)));
+    assert_eq!(store.metric_series(None, None, None).await.expect("series").len(), 4);
+
+    let latest = store.latest_metrics("tenant-a").await.expect("latest");
+    let summary: Vec<(String, Value)> = latest.into_iter().map(|p| (p.name, p.value)).collect();
+    assert_eq!(summary, vec![("mfa_pct".to_owned(), json!(75.5)), ("users".to_owned(), json!(12))]);
+    assert!(store.latest_metrics("nobody").await.expect("latest").is_empty());
+}
+
+/// Metric series keep only their change points, and stay minimal when a
+/// run's value is replaced or a point arrives out of order.
+pub async fn metric_series_keep_only_changes(store: S, db: Db) {
+    let day = |d: u32| ts(&format!("2026-11-{d:02}T00:00:00Z"));
+    for d in 1..=10 {
+        let users = match d {
+            1..=3 => 10,
+            4..=7 => 12,
+            _ => 10,
+        };
+        let values = [("users".to_owned(), json!(users)), ("score".to_owned(), json!(41.5))];
+        store.put_metrics(&format!("run-{d:02}"), "t", day(d), &values).await.expect("put");
+    }
+    let points = |series: Vec<store::MetricPoint>| -> Vec<(String, DateTime<Utc>, Value)> {
+        series.into_iter().map(|p| (p.run_id, p.at, p.value)).collect()
+    };
+    let users = store.metric_series(Some("t"), Some("users"), None).await.expect("series");
+    assert_eq!(
+        points(users),
+        vec![
+            ("run-01".into(), day(1), json!(10)),
+            ("run-04".into(), day(4), json!(12)),
+            ("run-08".into(), day(8), json!(10))
+        ]
+    );
+    let score = store.metric_series(Some("t"), Some("score"), None).await.expect("series");
+    assert_eq!(points(score), vec![("run-01".into(), day(1), json!(41.5))]);
+    assert_eq!(db.count("SELECT COUNT(*) FROM metrics").await, 4, "ten runs, four changes");
+    // 41.5 and 41.50 are the same JSON number; 10 and 10.0 are not.
+    store.put_metrics("run-11", "t", day(11), &[("score".into(), json!(41.50))]).await.expect("put");
+    store.put_metrics("run-11", "t", day(11), &[("users".into(), json!(10.0))]).await.expect("put");
+    assert_eq!(db.count("SELECT COUNT(*) FROM metrics").await, 5);
+
+    let latest: Vec<(String, String, Value)> =
+        store.latest_metrics("t").await.expect("latest").into_iter().map(|p| (p.name, p.run_id, p.value)).collect();
+    assert_eq!(
+        latest,
+        vec![("score".into(), "run-01".into(), json!(41.5)), ("users".into(), "run-11".into(), json!(10.0))]
+    );
+
+    // Re-putting the latest run's value replaces it; back to the value in
+    // effect before, the point disappears.
+    store.put_metrics("run-11", "t", day(11), &[("users".into(), json!(10))]).await.expect("replace");
+    let users = store.metric_series(Some("t"), Some("users"), None).await.expect("series");
+    assert_eq!(users.last().map(|p| p.run_id.as_str()), Some("run-08"));
+    assert_eq!(users.len(), 3);
+
+    // A point before the series starts takes over its first point when the
+    // value is the same.
+    store.put_metrics("run-00", "t", ts("2026-10-31T00:00:00Z"), &[("users".into(), json!(10))]).await.expect("put");
+    let users = store.metric_series(Some("t"), Some("users"), None).await.expect("series");
+    assert_eq!(users.iter().map(|p| p.run_id.as_str()).collect::<Vec<_>>(), vec!["run-00", "run-04", "run-08"]);
+    // And `since` narrows to the changes at or after it.
+    let recent = store.metric_series(Some("t"), Some("users"), Some(day(5))).await.expect("series");
+    assert_eq!(points(recent), vec![("run-08".into(), day(8), json!(10))]);
+}
+
+pub async fn events(store: S, _db: Db) {
+    let (t1, t2) = (ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z"));
+    store
+        .put_events(
+            "run-1",
+            "tenant-a",
+            t1,
+            &[
+                json!({"kind": "user_added", "object": "u1"}),
+                json!({"kind": "ca_policy_disabled", "severity": "high", "z": 1, "a": 2}),
+                json!({"kind": "global_admin_added", "severity": "critical"}),
+            ],
+        )
+        .await
+        .expect("put");
+    store
+        .put_events(
+            "run-2",
+            "tenant-b",
+            t2,
+            &[json!({"kind": "licence_change", "severity": "low"}), json!({"kind": "mfa_drop", "severity": "Medium"})],
+        )
+        .await
+        .expect("put");
+
+    let all = store.events(&EventFilter::default()).await.expect("events");
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].at, t2, "newest first");
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    let by_tenant =
+        store.events(&EventFilter { tenant: Some("tenant-a".into()), ..Default::default() }).await.expect("events");
+    assert_eq!(by_tenant.len(), 3);
+    assert_eq!(by_tenant.iter().find(|e| e.event["kind"] == "user_added").map(|e| e.severity), Some(Severity::Info));
+    let high =
+        store.events(&EventFilter { min_severity: Some(Severity::High), ..Default::default() }).await.expect("events");
+    assert_eq!(high.iter().map(|e| e.severity).collect::<Vec<_>>(), vec![Severity::Critical, Severity::High]);
+    let policy = high.iter().find(|e| e.severity == Severity::High).expect("high event");
+    assert_eq!(json_string(&policy.event), r#"{"a":2,"kind":"ca_policy_disabled","severity":"high","z":1}"#);
+    let since = store.events(&EventFilter { since: Some(t2), ..Default::default() }).await.expect("events");
+    assert_eq!(since.len(), 2);
+    assert!(since.iter().any(|e| e.severity == Severity::Medium));
+    let limited = store.events(&EventFilter { limit: Some(1), ..Default::default() }).await.expect("events");
+    assert_eq!(limited.len(), 1);
+    assert_eq!(limited[0].tenant_id, "tenant-b");
+
+    // An unknown severity is refused, and nothing of that batch is stored.
+    let err = store
+        .put_events("run-3", "tenant-a", t2, &[json!({"kind": "ok"}), json!({"kind": "x", "severity": "urgent"})])
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+    assert_eq!(store.events(&EventFilter::default()).await.expect("events").len(), 5);
+}
+
+pub async fn alerts_and_deliveries(store: S, _db: Db) {
+    let alert = |key: &str, tenant_id: &str, opened: &str, resolved: Option<&str>| AlertRecord {
+        key: key.to_owned(),
+        rule: "admins_without_mfa > 0".to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        severity: Severity::High,
+        opened_at: ts(opened),
+        resolved_at: resolved.map(ts),
+        payload: json!({"value": 2, "threshold": 0}),
+    };
+    store.upsert_alert(&alert("a1", "tenant-a", "2026-11-01T00:00:00Z", None)).await.expect("upsert");
+    store.upsert_alert(&alert("a2", "tenant-b", "2026-11-02T00:00:00Z", None)).await.expect("upsert");
+    store
+        .upsert_alert(&alert("a3", "tenant-a", "2026-10-01T00:00:00Z", Some("2026-10-02T00:00:00Z")))
+        .await
+        .expect("upsert");
+
+    let open: Vec<String> = store.open_alerts(None).await.expect("open").into_iter().map(|a| a.key).collect();
+    assert_eq!(open, vec!["a2", "a1"]);
+    let open_a = store.open_alerts(Some("tenant-a")).await.expect("open");
+    assert_eq!(open_a, vec![alert("a1", "tenant-a", "2026-11-01T00:00:00Z", None)]);
+    assert_eq!(store.list_alerts(false).await.expect("all").len(), 3);
+    assert_eq!(store.list_alerts(true).await.expect("open").len(), 2);
+
+    store
+        .upsert_alert(&alert("a1", "tenant-a", "2026-11-01T00:00:00Z", Some("2026-11-03T00:00:00Z")))
+        .await
+        .expect("resolve");
+    assert_eq!(store.open_alerts(None).await.expect("open").len(), 1);
+
+    store.record_delivery("a1", "webhook:ops", 1, "failed: 502", ts("2026-11-01T00:00:05Z")).await.expect("delivery");
+    store.record_delivery("a1", "webhook:ops", 2, "sent", ts("2026-11-01T00:01:05Z")).await.expect("delivery");
+    let deliveries = store.deliveries("a1").await.expect("deliveries");
+    assert_eq!(
+        deliveries.iter().map(|d| (d.attempt, d.status.as_str())).collect::<Vec<_>>(),
+        vec![(1, "failed: 502"), (2, "sent")]
+    );
+    let err = store.record_delivery("nope", "webhook:ops", 1, "sent", now()).await.expect_err("refused");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+pub async fn baselines(store: S, _db: Db) {
+    assert_eq!(store.baseline_get("cis-l1").await.expect("get"), None);
+    let baseline = json!({"security_defaults": true, "ca_policies_enabled": {">=": 3}});
+    store.baseline_put("cis-l1", &baseline).await.expect("put");
+    store.baseline_put("msp-standard", &json!({"mfa_registered_pct": 95})).await.expect("put");
+    assert_eq!(json_string(&store.baseline_get("cis-l1").await.expect("get").expect("set")), json_string(&baseline));
+    let names: Vec<String> = store.baseline_list().await.expect("list").into_iter().map(|b| b.name).collect();
+    assert_eq!(names, vec!["cis-l1", "msp-standard"]);
+    store.baseline_put("cis-l1", &json!({"v": 2})).await.expect("overwrite");
+    assert_eq!(store.baseline_get("cis-l1").await.expect("get"), Some(json!({"v": 2})));
+}
+
+pub async fn dropped_store_keeps_committed_data(store: S, db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let mut docs = Vec::new();
+    for i in 0..5 {
+        let name = format!("crash-{i}");
+        let doc = fixtures::dataprint(&name, &run.id, 40);
+        commit(&store, &run.id, &name, TenantRunStatus::Ok, now(), Some(&doc)).await;
+        docs.push((name, doc));
+    }
+    // Simulated crash: no finish_run, no close.
+    drop(store);
+
+    let reopened = db.open().await;
+    assert_eq!(reopened.get_run(&run.id).await.expect("get").expect("found").status, RunStatus::Interrupted);
+    assert_eq!(reopened.tenant_runs(&run.id).await.expect("tenant runs").len(), 5);
+    for (name, doc) in &docs {
+        let (_, back) = reopened.last_good_dataprint(name).await.expect("last").expect("kept");
+        assert_eq!(json_string(&back), json_string(doc));
+        assert_eq!(reopened.collector_outcomes(&run.id, name).await.expect("outcomes").len(), 2);
+    }
+    let next = reopened.start_run("inspect", now()).await.expect("start");
+    reopened.finish_run(&next.id, RunStatus::Ok, now(), &Value::Null).await.expect("finish");
+}
+
+/// Runs the child half of the kill -9 test in another process: commits
+/// tenant after tenant, printing each commit, until it is killed.
+pub async fn killed_process_loses_nothing_committed(_store: S, db: Db) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = tokio::process::Command::new(exe)
+        .args(["crash_child_process_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env("TENANTSCOPE_CRASH_URL", &db.url)
+        .env("TENANTSCOPE_CRASH_KEY", db.key.to_base64().expose_secret())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut run_id = None;
+    let mut steady_run = None;
+    let mut committed = 0usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while committed < 4 {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("child made progress in time")
+            .expect("read child output")
+            .expect("child exited early");
+        // libtest may print "test ... " on the same line before the child's
+        // own output, so the markers are searched, not anchored.
+        if let Some((_, id)) = line.split_once("CRASH-RUN ") {
+            run_id = Some(id.trim().to_owned());
+        } else if let Some((_, id)) = line.split_once("CRASH-STEADY ") {
+            steady_run = Some(id.trim().to_owned());
+        } else if line.contains("CRASH-COMMITTED ") {
+            committed += 1;
+        }
+    }
+    // SIGKILL in the middle of the next commit, then reap the process so
+    // its PID is really gone.
+    child.start_kill().expect("kill child");
+    let status = child.wait().await.expect("wait child");
+    assert!(!status.success());
+    let run_id = run_id.expect("child reported its run");
+
+    let store = db.open().await;
+    assert_eq!(store.get_run(&run_id).await.expect("get").expect("found").status, RunStatus::Interrupted);
+    let results = store.tenant_runs(&run_id).await.expect("tenant runs");
+    assert!(results.len() >= committed, "{} results, {committed} reported", results.len());
+    // Whatever is there is whole: every result has its outcomes and an
+    // intact dataprint; a tenant caught mid-commit is absent entirely. The
+    // steady tenant, re-committed (replaced) with every step, confirms the
+    // dataprint of its first run and keeps this run's `run` member.
+    let steady_run = steady_run.expect("child reported its steady run");
+    for result in &results {
+        let id = result.dataprint_id.clone().expect("dataprint");
+        let doc = store.get_dataprint(&id).await.expect("get").expect("found");
+        if result.tenant_id == "steady" {
+            assert_eq!(json_string(&doc), json_string(&fixtures::dataprint("steady", &steady_run, 50)));
+            let own = store.dataprint_for_run(&run_id, "steady").await.expect("for run").expect("found");
+            assert_eq!(json_string(&own), json_string(&fixtures::dataprint("steady", &run_id, 50)));
+        } else {
+            assert_eq!(json_string(&doc), json_string(&fixtures::dataprint(&result.tenant_id, &run_id, 200)));
+        }
+        assert_eq!(store.collector_outcomes(&run_id, &result.tenant_id).await.expect("outcomes").len(), 2);
+    }
+    assert_eq!(store.dataprints("steady", None).await.expect("list").len(), 1);
+    let next = store.start_run("inspect", now()).await.expect("start");
+    store.finish_run(&next.id, RunStatus::Ok, now(), &Value::Null).await.expect("finish");
+}
+
+/// The child side of [`killed_process_loses_nothing_committed`].
+pub async fn crash_child(url: &str, key: &str) {
+    let key = Key::parse(key, "TENANTSCOPE_CRASH_KEY").expect("key");
+    let store = store::open(url, key).await.expect("open");
+    let steady = store.start_run("inspect", now()).await.expect("start");
+    let doc = fixtures::dataprint("steady", &steady.id, 50);
+    commit(&store, &steady.id, "steady", TenantRunStatus::Ok, now(), Some(&doc)).await;
+    store.finish_run(&steady.id, RunStatus::Ok, now(), &Value::Null).await.expect("finish");
+    println!("CRASH-STEADY {}", steady.id);
+    let run = store.start_run("inspect", now()).await.expect("start");
+    println!("CRASH-RUN {}", run.id);
+    let steady_doc = fixtures::dataprint("steady", &run.id, 50);
+    for i in 0..10_000 {
+        let name = format!("kill-{i}");
+        let doc = fixtures::dataprint(&name, &run.id, 200);
+        commit(&store, &run.id, &name, TenantRunStatus::Ok, now(), Some(&doc)).await;
+        commit(&store, &run.id, "steady", TenantRunStatus::Ok, now(), Some(&steady_doc)).await;
+        println!("CRASH-COMMITTED {name}");
+    }
+}
+
+pub async fn corrupt_rows_are_reported(store: S, db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let doc = fixtures::dataprint("corrupt", &run.id, 10);
+    let id = commit(&store, &run.id, "corrupt", TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
+    let other = fixtures::dataprint("healthy", &run.id, 3);
+    let healthy = commit(&store, &run.id, "healthy", TenantRunStatus::Ok, now(), Some(&other)).await.expect("stored");
+    store.setting_put("cloud", &json!("global")).await.expect("put");
+    store.upsert_tenant(&tenant("corrupt", None, "Corrupt")).await.expect("tenant");
+
+    let is_corrupt = |result: store::Result<_>, what: &str| match result {
+        Err(StoreError::Corrupt { what: detail }) => assert!(detail.contains(what), "{detail}"),
+        Err(other) => panic!("expected corruption naming {what}, got {other}"),
+        Ok(_) => panic!("expected corruption naming {what}, got a value"),
+    };
+
+    db.exec("UPDATE runs SET status = 'exploded' WHERE id = $1", &[run.id.as_str()]).await;
+    is_corrupt(store.get_run(&run.id).await.map(|_| ()), "status");
+    is_corrupt(store.list_runs(5).await.map(|_| ()), "status");
+    db.exec("UPDATE settings SET value = 'not json{' WHERE key = $1", &["cloud"]).await;
+    is_corrupt(store.setting_get("cloud").await.map(|_| ()), "value");
+    db.exec("UPDATE tenants SET role = 'alien' WHERE id = $1", &["corrupt"]).await;
+    is_corrupt(store.get_tenant("corrupt").await.map(|_| ()), "role");
+    // A damaged per-run part, then a damaged result (status, diagnosis and
+    // outcomes, which both tenants share because they are equal).
+    db.set_bytes(
+        "UPDATE tenant_runs SET per_run = $1 WHERE tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $2)",
+        b"\xff",
+        "healthy",
+    )
+    .await;
+    is_corrupt(store.collector_outcomes(&run.id, "healthy").await.map(|_| ()), "per-run");
+    assert_eq!(store.collector_outcomes(&run.id, "corrupt").await.expect("intact").len(), 2);
+    db.set_bytes(
+        "UPDATE results SET data = $1 WHERE key = (SELECT result_key FROM tenant_runs \
+         WHERE tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $2))",
+        b"\x78\x9cgarbage",
+        "corrupt",
+    )
+    .await;
+    is_corrupt(store.last_tenant_run("corrupt").await.map(|_| ()), "tenant result");
+    is_corrupt(store.collector_outcomes(&run.id, "corrupt").await.map(|_| ()), "tenant result");
+
+    // A blob whose bytes were altered: the dataprint that uses it is
+    // reported corrupt; other dataprints are unaffected.
+    let users = serde_json::to_vec(&doc["collections"]["users"]).expect("json");
+    let users_hash = hex::encode(sha2::Sha256::digest(&users));
+    assert_eq!(db.set_bytes("UPDATE blobs SET data = $1 WHERE hash = $2", b"\x78\x9cgarbage", &users_hash).await, 1);
+    is_corrupt(store.get_dataprint(&id).await.map(|_| ()), &users_hash);
+    assert!(store.get_dataprint(&healthy).await.expect("healthy").is_some());
+
+    // Valid compressed data of the right length that is not what the hash
+    // says.
+    let mut tweaked = users.clone();
+    let at = tweaked.iter().position(|b| *b == b'U').expect("a capital U in the users JSON");
+    tweaked[at] = b'V';
+    let impostor = {
+        use std::io::Write;
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&tweaked).expect("compress");
+        encoder.finish().expect("compress")
+    };
+    db.set_bytes("UPDATE blobs SET data = $1 WHERE hash = $2", &impostor, &users_hash).await;
+    is_corrupt(store.get_dataprint(&id).await.map(|_| ()), "does not match its hash");
+
+    // A missing member and a broken envelope.
+    db.exec(
+        "DELETE FROM collection_set_members WHERE name = $1 AND set_id = (SELECT set_id FROM dataprints WHERE id = $2)",
+        &["domains", healthy.as_str()],
+    )
+    .await;
+    is_corrupt(store.get_dataprint(&healthy).await.map(|_| ()), healthy.as_str());
+    db.set_bytes("UPDATE dataprints SET envelope = $1 WHERE id = $2", b"nope", healthy.as_str()).await;
+    is_corrupt(store.get_dataprint(&healthy).await.map(|_| ()), "envelope");
+}
+
+pub async fn debug_output_redacts_secrets(store: S, _db: Db) {
+    store.cache_put(&cache_record("rt", "tenant-a", "refresh", "debug-visible-token")).await.expect("put");
+    store.credential_put(&credential("tenant-a", CredentialKind::Secret, "debug-visible-secret")).await.expect("put");
+    let record = store.cache_get("rt").await.expect("get").expect("found");
+    let cred = store.credential_get("tenant-a").await.expect("get").expect("found");
+    let shown = format!("{record:?} {cred:?} {:?}", Key::generate());
+    assert!(!shown.contains("debug-visible"), "{shown}");
+    assert!(shown.contains("rt") && shown.contains("tenant-a"));
+}
+
+pub async fn bad_input_is_refused(store: S, _db: Db) {
+    let invalid = |result: store::Result<()>| match result {
+        Err(StoreError::InvalidInput(_)) => {}
+        other => panic!("expected invalid input, got {other:?}"),
+    };
+    invalid(store.upsert_tenant(&tenant(" ", None, "blank")).await);
+    invalid(store.start_run("", now()).await.map(|_| ()));
+    let far = chrono::TimeZone::with_ymd_and_hms(&Utc, 10000, 1, 1, 0, 0, 0).single().expect("a valid far date");
+    invalid(store.start_run("inspect", far).await.map(|_| ()));
+    invalid(store.cache_put(&cache_record("", "t", "access", "x")).await);
+    invalid(store.setting_put("", &json!(1)).await);
+    invalid(store.baseline_put("", &json!(1)).await);
+    invalid(store.put_events("r", "t", now(), &[json!({"severity": 3})]).await);
+}
+
+pub async fn storage_bytes_grow(store: S, _db: Db) {
+    let empty = store.storage_bytes().await.expect("size");
+    assert!(empty > 0);
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let doc = fixtures::dataprint("sizer", &run.id, 1000);
+    commit(&store, &run.id, "sizer", TenantRunStatus::Ok, now(), Some(&doc)).await;
+    let full = store.storage_bytes().await.expect("size");
+    assert!(full > empty + 50_000, "{empty} -> {full}");
+}
+
+pub async fn concurrent_commits(store: S, db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    // Sixteen tenants at once, half of them with identical new content so
+    // that concurrent inserts of the same blobs meet.
+    let shared = fixtures::collections("shared", 60);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        let run_id = run.id.clone();
+        let collections = if i % 2 == 0 { shared.clone() } else { fixtures::collections(&format!("own-{i}"), 60) };
+        tasks.push(tokio::spawn(async move {
+            let name = format!("conc-{i}");
+            let doc = fixtures::dataprint_with(&name, &run_id, collections);
+            let id = commit(&store, &run_id, &name, TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
+            (id, doc)
+        }));
+    }
+    let mut stored = Vec::new();
+    for task in tasks {
+        stored.push(task.await.expect("task"));
+    }
+    assert_eq!(store.tenant_runs(&run.id).await.expect("runs").len(), 16);
+    for (id, doc) in &stored {
+        assert_eq!(json_string(&store.get_dataprint(id).await.expect("get").expect("found")), json_string(doc));
+    }
+    // 13 shared collections once, plus 13 for each of the 8 other tenants
+    // (a few tiny singletons coincide across tenants, so at most that).
+    let blobs = db.count("SELECT COUNT(*) FROM blobs").await;
+    assert!(blobs <= 13 * 9, "{blobs} blobs");
+    assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 9);
+}
