@@ -77,9 +77,9 @@ pub struct TransportError {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Error {
     #[error("token request to {} failed: {} {} ({})", .0.url, .0.status, .0.error, .0.message())]
-    Token(TokenError),
+    Token(Box<TokenError>),
     #[error("{} {} failed: {} {}: {}", .0.method, .0.url, .0.status, .0.code, .0.message)]
-    Graph(GraphError),
+    Graph(Box<GraphError>),
     #[error("cannot reach {}: {:?}: {}", .0.url, .0.kind, .0.message)]
     Transport(TransportError),
     /// A link or redirect pointed outside the cloud's Graph host; the token was not sent.

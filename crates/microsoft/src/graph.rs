@@ -330,7 +330,7 @@ impl GraphClient {
                                     token = self.auth.fresh_token(&target.tenant, &target.grant).await?;
                                     continue;
                                 }
-                                return Err(Error::Graph(err));
+                                return Err(Error::Graph(Box::new(err)));
                             }
                         }
                     }
@@ -535,9 +535,9 @@ impl GraphClient {
                     if transient && attempt < self.options.retry.max_attempts {
                         wait = wait.max(retry_after.unwrap_or(1 << attempt.min(5)));
                         retry.push(item.clone());
-                        results.insert(item.id.clone(), Err(Error::Graph(err)));
+                        results.insert(item.id.clone(), Err(Error::Graph(Box::new(err))));
                     } else {
-                        results.insert(item.id.clone(), Err(Error::Graph(err)));
+                        results.insert(item.id.clone(), Err(Error::Graph(Box::new(err))));
                     }
                 }
                 if !retry.is_empty() {

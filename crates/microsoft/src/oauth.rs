@@ -181,7 +181,7 @@ impl OAuth {
                 async move {
                     let resp = self.transport.send(req).await?;
                     if resp.status != 200 {
-                        return Err(Error::Token(token_error(&resp, Some(tenant))));
+                        return Err(Error::Token(Box::new(token_error(&resp, Some(tenant)))));
                     }
                     serde_json::from_slice::<Value>(&resp.body).map_err(|_| Error::Protocol {
                         url: resp.url.clone(),
@@ -439,7 +439,7 @@ impl OAuth {
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         if let Some(error) = get("error") {
             let description = get("error_description").unwrap_or_default();
-            return Err(Error::Token(TokenError {
+            return Err(Error::Token(Box::new(TokenError {
                 url: self.cloud.authorize_endpoint(tenant),
                 tenant: Some(tenant.to_string()),
                 status: 400,
@@ -452,7 +452,7 @@ impl OAuth {
                 correlation_id: None,
                 timestamp: None,
                 retry_after: None,
-            }));
+            })));
         }
         if get("state").as_deref() != Some(req.state.as_str()) {
             return Err(Error::SignIn("the redirect's state does not match the request; ignoring it".into()));

@@ -107,7 +107,7 @@ mod tests {
     use std::time::Instant;
 
     fn throttled(retry_after: Option<u64>) -> Error {
-        Error::Graph(GraphError {
+        Error::Graph(Box::new(GraphError {
             url: "u".into(),
             method: "GET".into(),
             status: 429,
@@ -119,7 +119,7 @@ mod tests {
             date: None,
             www_authenticate: None,
             retry_after,
-        })
+        }))
     }
 
     #[tokio::test]

@@ -137,7 +137,7 @@ async fn hostile() -> Hostile {
                             "huge" => Some("1000000000"),
                             _ => None,
                         };
-                        if n % 2 == 0 || kind == "huge" {
+                        if n.is_multiple_of(2) || kind == "huge" {
                             let mut resp = (
                                 StatusCode::TOO_MANY_REQUESTS,
                                 axum::Json(json!({"error": {"code": "TooManyRequests", "message": "slow down"}})),
