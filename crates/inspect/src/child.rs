@@ -297,22 +297,18 @@ impl Child<'_> {
                 outcomes.insert(c.name, o);
                 continue;
             }
-            if !self.options.full && c.fresh_minutes > 0 && self.previous.was_ok(c.name) {
-                if let (Some(prev), Some(at)) = (self.previous.collection(c.name), self.previous.collected_at(c.name))
-                    && now - at < Duration::minutes(i64::from(c.fresh_minutes))
-                {
-                    collections.insert(c.name.to_string(), Value::Object(prev.clone()));
-                    outcomes.insert(
-                        c.name,
-                        Outcome {
-                            items: Some(prev.len()),
-                            mode: Mode::Reused,
-                            collected_at: Some(at),
-                            ..Outcome::new(c)
-                        },
-                    );
-                    continue;
-                }
+            if !self.options.full
+                && c.fresh_minutes > 0
+                && self.previous.was_ok(c.name)
+                && let (Some(prev), Some(at)) = (self.previous.collection(c.name), self.previous.collected_at(c.name))
+                && now - at < Duration::minutes(i64::from(c.fresh_minutes))
+            {
+                collections.insert(c.name.to_string(), Value::Object(prev.clone()));
+                outcomes.insert(
+                    c.name,
+                    Outcome { items: Some(prev.len()), mode: Mode::Reused, collected_at: Some(at), ..Outcome::new(c) },
+                );
+                continue;
             }
             to_read.push(c);
         }

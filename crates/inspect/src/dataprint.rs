@@ -13,22 +13,17 @@ use serde_json::{Map, Value, json};
 
 pub const SCHEMA: &str = "tenantscope.dataprint/1";
 
-/// Sorts object keys recursively and drops OData annotations that carry no tenant state.
-pub fn canonical(v: Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let mut sorted: BTreeMap<String, Value> = BTreeMap::new();
-            for (k, v) in map {
-                if k == "@odata.context" || k == "@odata.etag" || k == "@odata.nextLink" || k == "@odata.deltaLink" {
-                    continue;
-                }
-                sorted.insert(k, canonical(v));
-            }
-            Value::Object(sorted.into_iter().collect::<Map<String, Value>>())
+/// Drops the OData annotations of an object that carry no tenant state (paging links, etags).
+///
+/// Keys need no sorting here: `serde_json` maps are ordered by key (the workspace does not enable
+/// `preserve_order`), so every object serializes in canonical order.
+pub fn canonical(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        for k in ["@odata.context", "@odata.etag", "@odata.nextLink", "@odata.deltaLink"] {
+            map.remove(k);
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
-        other => other,
     }
+    v
 }
 
 /// A collection keyed by id, in id order.
@@ -176,8 +171,10 @@ mod tests {
 
     #[test]
     fn canonical_sorts_keys_and_drops_paging_annotations() {
-        let v = canonical(json!({"b": 1, "a": {"d": 2, "c": 3}, "@odata.context": "x", "@odata.type": "#t"}));
-        assert_eq!(v.to_string(), r#"{"@odata.type":"#t","a":{"c":3,"d":2},"b":1}"#);
+        let v = canonical(
+            json!({"b": 1, "a": {"d": 2, "c": 3}, "@odata.context": "x", "@odata.etag": "e", "@odata.type": "#t"}),
+        );
+        assert_eq!(v.to_string(), r##"{"@odata.type":"#t","a":{"c":3,"d":2},"b":1}"##);
     }
 
     #[test]

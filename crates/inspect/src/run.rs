@@ -42,11 +42,41 @@ pub struct RunOptions {
     /// Tenants inspected at the same time.
     pub concurrency: usize,
     pub cloud: Option<String>,
+    /// Metrics and alert rules evaluated after each tenant is committed; `None` records no history.
+    pub history: Option<HistoryOptions>,
+}
+
+/// What history to record during a run.
+#[derive(Debug, Clone)]
+pub struct HistoryOptions {
+    pub metrics: Vec<history::Metric>,
+    pub rules: Vec<history::AlertRule>,
+}
+
+impl Default for HistoryOptions {
+    fn default() -> Self {
+        HistoryOptions { metrics: history::builtin_metrics(), rules: Vec::new() }
+    }
+}
+
+/// The history one tenant's commit produced.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TenantHistory {
+    pub events: usize,
+    pub opened: Vec<history::Alert>,
+    pub resolved: Vec<history::Alert>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { tenants: Vec::new(), full: false, clear_cache: false, concurrency: 16, cloud: None }
+        RunOptions {
+            tenants: Vec::new(),
+            full: false,
+            clear_cache: false,
+            concurrency: 16,
+            cloud: None,
+            history: Some(HistoryOptions::default()),
+        }
     }
 }
 
@@ -74,6 +104,8 @@ pub struct TenantSummary {
     pub requests: u64,
     pub duration_ms: u64,
     pub dataprint_id: Option<String>,
+    /// Change events and alerts this run recorded for the tenant.
+    pub history: TenantHistory,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -233,7 +265,11 @@ impl Runner {
             };
             let outcomes: Vec<CollectorOutcomeRecord> =
                 p.outcomes.iter().map(|o| store_outcome(&run.id, &p.tenant_id, o)).collect();
+            let previous = self.store.last_good_dataprint(&p.tenant_id).await?.map(|(_, d)| d);
             let dataprint_id = self.store.commit_tenant_result(&record, &outcomes, p.dataprint.as_ref()).await?;
+            let partner_history = self
+                .record_history(&run.id, &p.tenant_id, previous.as_ref(), p.dataprint.as_ref(), dataprint_id.as_ref())
+                .await?;
             partner_summary = Some(TenantSummary {
                 tenant_id: p.tenant_id.clone(),
                 display_name: p.display_name.clone(),
@@ -246,6 +282,7 @@ impl Runner {
                 requests: 0,
                 duration_ms: (p.finished - p.started).num_milliseconds().max(0) as u64,
                 dataprint_id: dataprint_id.map(|d| d.to_string()),
+                history: partner_history,
             });
             for c in &p.customers {
                 let key = c.tenant_id.to_ascii_lowercase();
@@ -380,7 +417,7 @@ impl Runner {
             clear_cache: self.options.clear_cache,
             cloud: self.options.cloud.clone(),
         };
-        let results: Vec<Result<TenantSummary, RunError>> = futures::stream::iter(targets.into_iter())
+        let results: Vec<Result<TenantSummary, RunError>> = futures::stream::iter(targets)
             .map(|target| {
                 let run_id = run.id.clone();
                 let child_options = child_options.clone();
@@ -393,7 +430,7 @@ impl Runner {
         for r in results {
             tenants.push(r?);
         }
-        tenants.sort_by(|a, b| a.display_name.to_ascii_lowercase().cmp(&b.display_name.to_ascii_lowercase()));
+        tenants.sort_by_key(|t| t.display_name.to_ascii_lowercase());
 
         warnings.extend(diagnose::warnings(&diagnose::WarningInput {
             now: Utc::now(),
@@ -522,6 +559,15 @@ impl Runner {
         let outcomes: Vec<CollectorOutcomeRecord> =
             result.outcomes.iter().map(|o| store_outcome(run_id, &target.tenant_id, o)).collect();
         let dataprint_id = self.store.commit_tenant_result(&record, &outcomes, result.dataprint.as_ref()).await?;
+        let history = self
+            .record_history(
+                run_id,
+                &target.tenant_id,
+                previous.dataprint.as_ref(),
+                result.dataprint.as_ref(),
+                dataprint_id.as_ref(),
+            )
+            .await?;
         // Delta links are saved only once the data they lead on from is committed, so that a crash in
         // between re-reads changes instead of losing them.
         if dataprint_id.is_some() {
@@ -541,9 +587,77 @@ impl Runner {
             requests: result.requests,
             duration_ms: (result.finished - result.started).num_milliseconds().max(0) as u64,
             dataprint_id: dataprint_id.map(|d| d.to_string()),
+            history,
         };
         self.observer.tenant_done(&summary);
         Ok(summary)
+    }
+}
+
+impl Runner {
+    /// Change events, metric values and alerts for a committed tenant, from the dataprints in memory.
+    /// Events are computed only when the commit stored new content: an unchanged tenant confirms its
+    /// previous dataprint and has nothing to report.
+    async fn record_history(
+        &self,
+        run_id: &str,
+        tenant_id: &str,
+        previous: Option<&Value>,
+        current: Option<&Value>,
+        dataprint_id: Option<&store::DataprintId>,
+    ) -> Result<TenantHistory, RunError> {
+        let (Some(options), Some(current), Some(id)) = (&self.options.history, current, dataprint_id) else {
+            return Ok(TenantHistory::default());
+        };
+        let now = Utc::now();
+        let changed = self.store.dataprint_meta(id).await?.is_some_and(|m| m.run_id == run_id);
+        let events = match (changed, previous) {
+            (true, Some(previous)) => history::diff(previous, current).unwrap_or_else(|e| {
+                tracing::warn!(tenant = tenant_id, error = %e, "change detection skipped");
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
+        if !events.is_empty() {
+            let values: Vec<Value> = events.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
+            self.store.put_events(run_id, tenant_id, now, &values).await?;
+        }
+        let before: Vec<history::MetricValue> = self
+            .store
+            .latest_metrics(tenant_id)
+            .await?
+            .into_iter()
+            .map(|p| history::MetricValue { name: p.name, value: p.value, error: None })
+            .collect();
+        let values = history::evaluate(&options.metrics, current, now);
+        let pairs: Vec<(String, Value)> = values.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
+        self.store.put_metrics(run_id, tenant_id, now, &pairs).await?;
+        let open: Vec<history::Alert> = self
+            .store
+            .open_alerts(Some(tenant_id))
+            .await?
+            .into_iter()
+            .filter_map(|a| serde_json::from_value(a.payload).ok())
+            .collect();
+        let outcome = history::evaluate_alerts(&options.rules, tenant_id, &values, &before, &events, &open, now);
+        for a in outcome.opened.iter().chain(outcome.resolved.iter()).chain(outcome.still_open.iter()) {
+            let severity = serde_json::to_value(a.severity)
+                .ok()
+                .and_then(|v| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(store::Severity::Info);
+            self.store
+                .upsert_alert(&store::AlertRecord {
+                    key: a.key(),
+                    rule: a.rule.clone(),
+                    tenant_id: a.tenant_id.clone(),
+                    severity,
+                    opened_at: a.opened_at,
+                    resolved_at: a.resolved_at,
+                    payload: serde_json::to_value(a).unwrap_or(Value::Null),
+                })
+                .await?;
+        }
+        Ok(TenantHistory { events: events.len(), opened: outcome.opened, resolved: outcome.resolved })
     }
 }
 

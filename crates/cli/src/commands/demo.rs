@@ -160,7 +160,11 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let runner = Runner {
         graph,
         store: ctx.store.clone(),
-        options: RunOptions { cloud: Some(ctx.cloud.name.clone()), ..RunOptions::default() },
+        options: RunOptions {
+            cloud: Some(ctx.cloud.name.clone()),
+            history: Some(crate::commands::history::run_history(&ctx)?),
+            ..RunOptions::default()
+        },
         observer: progress.clone(),
     };
     let report = runner.run().await;

@@ -540,7 +540,9 @@ async fn probe_with(
         let req = microsoft::http::Request { bearer: Some(&token.secret), ..microsoft::http::Request::get(url) };
         match transport.send(req).await {
             Ok(resp) if (200..300).contains(&resp.status) => {}
-            Ok(resp) => return Some((Error::Graph(microsoft::graph::graph_error("GET", &resp)), p.to_string())),
+            Ok(resp) => {
+                return Some((Error::Graph(Box::new(microsoft::graph::graph_error("GET", &resp))), p.to_string()));
+            }
             Err(e) => return Some((e, p.to_string())),
         }
     }

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand};
-use history::{Alert, AlertStatus, Baseline, Config, MetricValue, WhereFilter};
+use history::{Alert, AlertStatus, Baseline, Config, WhereFilter};
 use inspect::RunReport;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{AlertRecord, EventFilter};
+use store::EventFilter;
 
 use super::Global;
 use super::output::table;
@@ -53,76 +53,21 @@ fn severity_of(text: &str) -> store::Severity {
     text.parse().unwrap_or(store::Severity::Info)
 }
 
-/// Events, metrics and alerts for every tenant the run committed a dataprint for.
+/// The history options of a run: the built-in metrics, the user's metrics and alert rules.
+pub fn run_history(ctx: &Ctx) -> anyhow::Result<inspect::run::HistoryOptions> {
+    let (config, _) = load_config(ctx)?;
+    Ok(inspect::run::HistoryOptions { metrics: config.all_metrics(), rules: config.alerts })
+}
+
+/// After a run: alerts that opened or resolved go to the console and to every webhook. The run itself
+/// already recorded events, metric values and alert states as it committed each tenant.
 pub async fn after_run(ctx: &Ctx, report: &RunReport) -> anyhow::Result<()> {
-    let (config, hooks) = load_config(ctx)?;
-    let metrics = config.all_metrics();
-    let now = chrono::Utc::now();
-    let mut opened_all: Vec<Alert> = Vec::new();
-    let mut resolved_all: Vec<Alert> = Vec::new();
-    let names: BTreeMap<String, String> = report
-        .tenants
-        .iter()
-        .chain(report.partner.iter())
-        .map(|t| (t.tenant_id.clone(), t.display_name.clone()))
-        .collect();
+    let (_, hooks) = load_config(ctx)?;
     for t in report.tenants.iter().chain(report.partner.iter()) {
-        let Some(id) = &t.dataprint_id else { continue };
-        let id = store::DataprintId::from(id.as_str());
-        let Some(current) = ctx.store.get_dataprint(&id).await? else { continue };
-        let events = match ctx.store.previous_dataprint(&t.tenant_id, &id).await? {
-            Some((_, previous)) => {
-                history::diff(&previous, &current).map_err(|e| anyhow!("change detection for {}: {e}", t.tenant_id))?
-            }
-            None => Vec::new(),
-        };
-        if !events.is_empty() {
-            let values: Vec<Value> = events.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
-            ctx.store.put_events(&report.run_id, &t.tenant_id, now, &values).await?;
+        for a in t.history.opened.iter().chain(t.history.resolved.iter()) {
+            eprintln!("{}", a.to_console_line());
+            deliver(ctx, &hooks, a, Some(&t.display_name)).await?;
         }
-        let previous_values: Vec<MetricValue> = ctx
-            .store
-            .latest_metrics(&t.tenant_id)
-            .await?
-            .into_iter()
-            .map(|p| MetricValue { name: p.name, value: p.value, error: None })
-            .collect();
-        let values = history::evaluate(&metrics, &current, now);
-        let pairs: Vec<(String, Value)> = values.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
-        ctx.store.put_metrics(&report.run_id, &t.tenant_id, now, &pairs).await?;
-        let open: Vec<Alert> = ctx
-            .store
-            .open_alerts(Some(&t.tenant_id))
-            .await?
-            .into_iter()
-            .filter_map(|a| serde_json::from_value(a.payload).ok())
-            .collect();
-        let outcome =
-            history::evaluate_alerts(&config.alerts, &t.tenant_id, &values, &previous_values, &events, &open, now);
-        for a in outcome.opened.iter().chain(outcome.resolved.iter()).chain(outcome.still_open.iter()) {
-            ctx.store
-                .upsert_alert(&AlertRecord {
-                    key: a.key(),
-                    rule: a.rule.clone(),
-                    tenant_id: a.tenant_id.clone(),
-                    severity: severity_of(
-                        &serde_json::to_value(a.severity)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                    ),
-                    opened_at: a.opened_at,
-                    resolved_at: a.resolved_at,
-                    payload: serde_json::to_value(a)?,
-                })
-                .await?;
-        }
-        opened_all.extend(outcome.opened);
-        resolved_all.extend(outcome.resolved);
-    }
-    for a in opened_all.iter().chain(resolved_all.iter()) {
-        eprintln!("{}", a.to_console_line());
-        deliver(ctx, &hooks, a, names.get(&a.tenant_id).map(String::as_str)).await?;
     }
     Ok(())
 }

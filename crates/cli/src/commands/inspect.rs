@@ -59,6 +59,7 @@ pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
             clear_cache: args.clear_cache,
             concurrency: args.concurrency,
             cloud: Some(ctx.cloud.name.clone()),
+            history: Some(crate::commands::history::run_history(&ctx)?),
         },
         observer: progress.clone(),
     };

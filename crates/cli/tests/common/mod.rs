@@ -75,9 +75,14 @@ impl Env {
 
     /// `tenantscope login --device-code`, approved by the scripted user; returns the binary's stderr.
     pub async fn login(&self, upn: &str, extra: &[&str]) -> String {
+        self.login_with(DEMO_CLIENT, upn, extra).await
+    }
+
+    /// `tenantscope login --device-code` with a given application, approved by the scripted user.
+    pub async fn login_with(&self, client_id: &str, upn: &str, extra: &[&str]) -> String {
         let mut child = self
             .command()
-            .args(["login", "--device-code", "--client-id", DEMO_CLIENT])
+            .args(["login", "--device-code", "--client-id", client_id])
             .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -109,15 +114,16 @@ impl Env {
     }
 
     pub async fn control(&self, path: &str, body: Value) -> Value {
+        self.control_with(reqwest::Method::POST, path, body).await
+    }
+
+    /// A call to the simulator's control API with any method (faults and limits are `PUT`, counters `GET`).
+    pub async fn control_with(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.sim.ready.ca_cert).expect("CA")).expect("pem");
         let client = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
-        let resp = client
-            .post(format!("{}/_sim/{path}", self.sim.ready.base_url))
-            .bearer_auth(&self.sim.ready.control_token)
-            .json(&body)
-            .send()
-            .await
-            .expect("control API");
+        let req = client.request(method.clone(), format!("{}/_sim/{path}", self.sim.ready.base_url));
+        let req = if method == reqwest::Method::GET { req } else { req.json(&body) };
+        let resp = req.bearer_auth(&self.sim.ready.control_token).send().await.expect("control API");
         assert!(resp.status().is_success(), "control {path}: {}", resp.status());
         resp.json().await.expect("JSON")
     }

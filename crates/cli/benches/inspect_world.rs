@@ -1,0 +1,236 @@
+//! The inspection benchmark: a generated world served by the simulator in its own process, inspected by
+//! the release binary. It measures wall time and peak memory of the first run, Graph requests against
+//! the minimum the catalog needs, requests sent before a `Retry-After` elapsed, the requests of a
+//! second run of the unchanged world, and the store's growth over repeated runs.
+//!
+//! `cargo bench -p tenantscope --bench inspect_world`; `TS_BENCH_SPEC` (default
+//! `customers=1000,users=50..2000,seed=7`) and `TS_BENCH_RUNS` (default 30) change the world and the
+//! number of runs.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sim::signin::{Browser, Person};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tenantscope");
+const APP: &str = "0b6f2c4d-7a1e-4c59-9f3e-5d1a2b3c4d5e";
+const ADMIN: &str = "admin@generatedmsp.onmicrosoft.com";
+
+fn command(data: &Path, cloud: &str) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("TENANTSCOPE_DATA_DIR", data)
+        .env("TENANTSCOPE_CLOUD", cloud)
+        .env("TENANTSCOPE_NO_BROWSER", "1")
+        .env_remove("TENANTSCOPE_KEY");
+    c
+}
+
+/// Peak resident memory of a running process, from its status file.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs a child to completion, sampling its peak memory until it exits.
+fn measure(mut child: Child) -> (Duration, u64, Vec<u8>) {
+    let started = Instant::now();
+    let pid = child.id();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).ok();
+        buf
+    });
+    let mut peak = 0;
+    loop {
+        if let Some(k) = peak_rss_kib(pid) {
+            peak = peak.max(k);
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (started.elapsed(), peak, reader.join().unwrap_or_default())
+}
+
+fn control(rt: &tokio::runtime::Runtime, ready: &sim::ReadyInfo, method: &str, path: &str) -> Value {
+    rt.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&ready.ca_cert).expect("CA")).expect("pem");
+        let client = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
+        let url = format!("{}/_sim/{path}", ready.base_url);
+        let req = if method == "GET" { client.get(url) } else { client.post(url).json(&serde_json::json!({})) };
+        req.bearer_auth(&ready.control_token).send().await.expect("control").json().await.expect("json")
+    })
+}
+
+/// The fewest Graph requests the catalog could have made for what a tenant returned: one batch, and
+/// each paged collection's pages at the largest page size Graph allows.
+fn minimum_requests(tenant: &Value) -> u64 {
+    let mut n = 0;
+    let mut batched = false;
+    for c in tenant["collectors"].as_array().cloned().unwrap_or_default() {
+        let items = c["items"].as_u64().unwrap_or(0);
+        let pages = |size: u64| items.div_ceil(size).max(1);
+        match c["mode"].as_str() {
+            Some("batch") => batched = true,
+            Some("paged") => n += pages(if c["name"] == "signIns" { 1000 } else { 999 }),
+            Some("full") => n += pages(200),
+            Some("delta") => n += 1,
+            _ => {}
+        }
+    }
+    n + u64::from(batched)
+}
+
+fn main() {
+    let spec = std::env::var("TS_BENCH_SPEC").unwrap_or_else(|_| "customers=1000,users=50..2000,seed=7".into());
+    let runs: usize = std::env::var("TS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ready_path = dir.path().join("ready.json");
+    let data = dir.path().join("data");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+
+    let generation = Instant::now();
+    let mut sim = Command::new(BIN)
+        .args(["sim", "serve", "--generate", &spec, "--ready-file"])
+        .arg(&ready_path)
+        .arg("--state-dir")
+        .arg(dir.path().join("sim"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("simulator");
+    while !ready_path.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(generation.elapsed() < Duration::from_secs(120), "the simulator did not start");
+    }
+    let world_ready = generation.elapsed();
+    let ready: sim::ReadyInfo =
+        serde_json::from_slice(&std::fs::read(&ready_path).expect("ready")).expect("ready file");
+    let world = control(&rt, &ready, "GET", "world");
+    let users: u64 =
+        world["tenants"].as_array().map(|t| t.iter().filter_map(|x| x["users"].as_u64()).sum()).unwrap_or(0);
+    println!(
+        "world {spec}: {} tenants, {users} users, simulator ready in {:.1} s",
+        world["tenants"].as_array().map_or(0, Vec::len),
+        world_ready.as_secs_f64()
+    );
+
+    let mut login = command(&data, &ready.cloud_file)
+        .args(["login", "--device-code", "--client-id", APP])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("login");
+    let stderr = login.stderr.take().expect("stderr");
+    let code = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.find("enter the code ")
+                .map(|i| l[i + 15..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>())
+        })
+        .expect("a device code");
+    let admin = ready.users.iter().find(|u| u.upn == ADMIN).expect("admin");
+    rt.block_on(async {
+        let browser =
+            Browser::new(&ready.base_url, &std::fs::read_to_string(&ready.ca_cert).expect("CA")).expect("browser");
+        browser
+            .approve_device_code(
+                &code,
+                &Person {
+                    upn: admin.upn.clone(),
+                    password: admin.password.clone(),
+                    totp_secret: admin.totp_secret.clone(),
+                    accept_consent: true,
+                },
+            )
+            .await
+            .expect("sign-in")
+    });
+    assert!(login.wait().expect("login").success());
+    control(&rt, &ready, "POST", "counters/reset");
+
+    let child = command(&data, &ready.cloud_file)
+        .args(["inspect", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("inspect");
+    let (elapsed, peak_kib, out) = measure(child);
+    let report: Value = serde_json::from_slice(&out).expect("inspect --json");
+    let counters = control(&rt, &ready, "GET", "counters");
+    let tenants = report["tenants"].as_array().cloned().unwrap_or_default();
+    let sent: u64 = tenants.iter().filter_map(|t| t["requests"].as_u64()).sum();
+    let minimum: u64 = tenants.iter().map(minimum_requests).sum();
+    println!(
+        "first run: {} tenants ({} ok, {} partial, {} failed) in {:.1} s, peak RSS {:.0} MiB",
+        tenants.len(),
+        report["stats"]["ok"],
+        report["stats"]["partial"],
+        report["stats"]["failed"],
+        elapsed.as_secs_f64(),
+        peak_kib as f64 / 1024.0
+    );
+    println!(
+        "graph requests: {sent} sent, {minimum} minimum for what was read ({:.2}x); simulator saw {} (batch sub-requests counted singly: {}), throttled {}, early retries {}",
+        sent as f64 / minimum.max(1) as f64,
+        counters["graph_requests"],
+        counters["batch_requests"],
+        counters["throttled"],
+        counters["early_retries"]
+    );
+
+    let db = format!("sqlite://{}?mode=rwc", data.join("tenantscope.db").display());
+    let size = || {
+        rt.block_on(async {
+            let key = store::Key::from_env_or_file(&data).expect("key");
+            let s = store::open(&db, key).await.expect("store");
+            let n = s.storage_bytes().await.expect("size");
+            s.close().await;
+            n
+        })
+    };
+    let after_one = size();
+
+    control(&rt, &ready, "POST", "counters/reset");
+    let child = command(&data, &ready.cloud_file)
+        .args(["inspect", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("second inspect");
+    let (elapsed2, peak2, out2) = measure(child);
+    let report2: Value = serde_json::from_slice(&out2).expect("json");
+    let sent2: u64 =
+        report2["tenants"].as_array().map(|t| t.iter().filter_map(|x| x["requests"].as_u64()).sum()).unwrap_or(0);
+    println!(
+        "second run (unchanged world): {sent2} requests ({:.1}x fewer) in {:.1} s, peak RSS {:.0} MiB",
+        sent as f64 / sent2.max(1) as f64,
+        elapsed2.as_secs_f64(),
+        peak2 as f64 / 1024.0
+    );
+
+    let mut last = elapsed2;
+    for _ in 2..runs {
+        let child = command(&data, &ready.cloud_file)
+            .args(["inspect", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("inspect");
+        last = measure(child).0;
+    }
+    let after_all = size();
+    println!(
+        "store: {:.1} MiB after 1 run, {:.1} MiB after {runs} runs ({:.2}x); the last run took {:.1} s",
+        after_one as f64 / 1048576.0,
+        after_all as f64 / 1048576.0,
+        after_all as f64 / after_one.max(1) as f64,
+        last.as_secs_f64()
+    );
+    let _ = sim.kill();
+    let _ = sim.wait();
+}
