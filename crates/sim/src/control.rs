@@ -112,6 +112,7 @@ async fn clock(State(sim): State<SharedSim>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Advance {
     #[serde(default)]
     seconds: Option<i64>,
@@ -119,9 +120,18 @@ struct Advance {
     by: Option<String>,
 }
 
-async fn advance(State(sim): State<SharedSim>, Json(body): Json<Advance>) -> Response {
+async fn advance(State(sim): State<SharedSim>, body: axum::body::Bytes) -> Response {
+    let body: Advance = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad(format!("not a clock change: {e}")),
+    };
     let by = match (body.seconds, body.by) {
-        (Some(s), _) => Duration::seconds(s),
+        (Some(s), _) => {
+            match Duration::try_seconds(s).filter(|d| d.abs() <= Duration::days(crate::world::file::MAX_OFFSET_DAYS)) {
+                Some(d) => d,
+                None => return bad(format!("seconds must be within {} days", crate::world::file::MAX_OFFSET_DAYS)),
+            }
+        }
         (None, Some(text)) => {
             let base = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
             let text = if text.starts_with(['+', '-']) { text } else { format!("+{text}") };
@@ -174,7 +184,7 @@ async fn put_limits(State(sim): State<SharedSim>, body: axum::body::Bytes) -> Re
 }
 
 async fn rotate(State(sim): State<SharedSim>) -> Response {
-    match sim.keys.rotate() {
+    match sim.rotate_keys() {
         Ok(kid) => Json(json!({"active_kid": kid})).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
     }

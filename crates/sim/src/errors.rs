@@ -78,6 +78,13 @@ impl AadError {
     }
 }
 
+/// An instant as Microsoft's .NET services print it in error messages: seven fractional digits and `Z`
+/// (`2026-01-06T20:34:44.6150000Z`). chrono has no seven-digit specifier, so the fraction is built here.
+pub fn dotnet_time(t: DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.nanosecond() % 1_000_000_000 / 100)
+}
+
 /// Headers that every response of the token endpoint carries.
 pub fn identity_headers(headers: &mut HeaderMap, correlation_id: &str) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
@@ -139,7 +146,8 @@ pub struct GraphError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
-    pub inner: Option<(String, String)>,
+    /// The inner error code and message; boxed so that `Result<_, GraphError>` stays small on the hot path.
+    pub inner: Option<Box<(String, String)>>,
     pub headers: Vec<(HeaderName, String)>,
 }
 
@@ -155,7 +163,7 @@ impl GraphError {
     }
 
     pub fn with_inner(mut self, code: &str, message: &str) -> GraphError {
-        self.inner = Some((code.to_string(), message.to_string()));
+        self.inner = Some(Box::new((code.to_string(), message.to_string())));
         self
     }
 
@@ -170,9 +178,14 @@ impl GraphError {
             "request-id": ctx.request_id,
             "client-request-id": ctx.client_request_id,
         });
-        if let Some((code, message)) = &self.inner {
+        if let Some(pair) = &self.inner {
+            let (code, message) = &**pair;
             inner["code"] = json!(code);
             inner["message"] = json!(message);
+            // Throttling answers repeat the status inside the inner error, as Microsoft's sample shows.
+            if self.status == StatusCode::TOO_MANY_REQUESTS {
+                inner["status"] = json!(self.status.as_u16().to_string());
+            }
         }
         json!({ "error": { "code": self.code, "message": self.message, "innerError": inner } })
     }
@@ -224,5 +237,29 @@ impl GraphError {
             "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
             "Neither tenant is B2C or tenant doesn't have premium license",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotnet_time_has_seven_fraction_digits() {
+        let t = DateTime::parse_from_rfc3339("2026-01-06T20:34:44.615123456Z").map(|d| d.with_timezone(&Utc)).unwrap();
+        assert_eq!(dotnet_time(t), "2026-01-06T20:34:44.6151234Z");
+        let whole = DateTime::parse_from_rfc3339("2026-01-06T20:34:44Z").map(|d| d.with_timezone(&Utc)).unwrap();
+        assert_eq!(dotnet_time(whole), "2026-01-06T20:34:44.0000000Z");
+    }
+
+    #[test]
+    fn graph_error_bodies_carry_the_inner_error() {
+        let ctx = GraphCtx { request_id: "r".into(), client_request_id: "c".into(), now: Utc::now() };
+        let body = GraphError::new(429, "TooManyRequests", "Please retry again later.")
+            .with_inner("429", "Please retry after")
+            .body(&ctx);
+        assert_eq!(body["error"]["innerError"]["code"], "429");
+        assert_eq!(body["error"]["innerError"]["message"], "Please retry after");
+        assert_eq!(body["error"]["innerError"]["request-id"], "r");
     }
 }

@@ -4,6 +4,10 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use bytes::Bytes;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -67,15 +71,25 @@ pub struct Decision {
     pub outcome: Outcome,
 }
 
-/// The random source behind fault decisions; reseeded whenever the configuration changes.
+/// The random source behind fault decisions; reseeded from `seed` whenever the configuration changes, so
+/// that the same configuration applied to a fresh sequence of requests faults the same requests.
 pub struct FaultDice {
-    state: Mutex<(u64, ChaCha8Rng)>,
+    state: Mutex<(FaultConfig, ChaCha8Rng)>,
 }
 
 impl Default for FaultDice {
     fn default() -> Self {
-        FaultDice { state: Mutex::new((0, ChaCha8Rng::seed_from_u64(0))) }
+        FaultDice { state: Mutex::new((FaultConfig::default(), ChaCha8Rng::seed_from_u64(0))) }
     }
+}
+
+/// The fault decided for one request where it entered the server, carried to the handler in the request's
+/// extensions so that each request rolls the dice exactly once.
+#[derive(Debug, Clone, Copy)]
+pub struct Injected {
+    pub decision: Decision,
+    pub retry_after: Option<u64>,
+    pub slow_body: Duration,
 }
 
 impl FaultDice {
@@ -85,8 +99,8 @@ impl FaultDice {
             return Decision { latency, outcome: Outcome::Normal };
         }
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.0 != config.seed {
-            *guard = (config.seed, ChaCha8Rng::seed_from_u64(config.seed));
+        if guard.0 != *config {
+            *guard = (config.clone(), ChaCha8Rng::seed_from_u64(config.seed));
         }
         let rng = &mut guard.1;
         let roll: f64 = rng.random();
@@ -115,6 +129,47 @@ impl FaultDice {
         };
         Decision { latency, outcome }
     }
+}
+
+/// Cuts a response's body in half and then fails the stream, so that the client sees a connection that
+/// broke in the middle of a body whose `Content-Length` promised more.
+pub async fn truncate(resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let cut = bytes.slice(0..bytes.len() / 2);
+    // The pause lets the server flush the headers and the first half before the stream fails; failing at
+    // once would drop the connection before anything was sent, which is a reset, not a truncation.
+    let stream = futures::stream::unfold(0u8, move |step| {
+        let cut = cut.clone();
+        async move {
+            match step {
+                0 => Some((Ok::<Bytes, std::io::Error>(cut), 1)),
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Some((Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation")), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    let mut resp = Response::from_parts(parts, Body::from_stream(stream));
+    if let Ok(v) = HeaderValue::from_str(&bytes.len().to_string()) {
+        resp.headers_mut().insert(header::CONTENT_LENGTH, v);
+    }
+    resp
+}
+
+/// Sends a response's body in 256-byte chunks with `delay` before each.
+pub async fn slow(resp: Response, delay: Duration) -> Response {
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let chunks: Vec<Bytes> = bytes.chunks(256).map(Bytes::copy_from_slice).collect();
+    let stream = futures::stream::unfold(chunks.into_iter(), move |mut it| async move {
+        let next = it.next()?;
+        tokio::time::sleep(delay).await;
+        Some((Ok::<Bytes, std::io::Error>(next), it))
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// Hostile text for display names when the world asks for it.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::clock::Clock;
-use crate::faults::{FaultDice, Outcome};
+use crate::faults::{FaultDice, Injected, Outcome};
 use crate::graph::throttle::Throttle;
 use crate::keys::Keys;
 use crate::state::{Counters, Sessions, SharedSim, Sim, opaque};
@@ -173,6 +174,11 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string(), host_ip.to_string()];
     names.extend(config.hostnames.iter().cloned());
     names.dedup();
+    // Paths in the ready and cloud files are absolute, so that they mean the same from any directory.
+    let mut config = config;
+    if let Ok(abs) = std::path::absolute(&config.state_dir) {
+        config.state_dir = abs;
+    }
     let tls = crate::tls::prepare(&config.state_dir, &names)?;
     let keys = Keys::load(&config.state_dir.join("keys"), &base_url)?;
     let clock = Clock::default();
@@ -232,20 +238,8 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
                 else {
                     return;
                 };
-                let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                    let app = app.clone();
-                    let sim = sim.clone();
-                    async move {
-                        if should_reset(&sim, req.uri().path()) {
-                            Counters::bump(&sim.counters.faults_injected);
-                            return Err(std::io::Error::new(
-                                std::io::ErrorKind::ConnectionReset,
-                                "injected connection reset",
-                            ));
-                        }
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                        app.oneshot(req.map(Body::new)).await.map_err(|never| match never {})
-                    }
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    serve_one(sim.clone(), app.clone(), peer, req)
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await;
@@ -255,27 +249,101 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
     Ok(RunningSim { sim, addr, ready, shutdown, task })
 }
 
-fn should_reset(sim: &Sim, path: &str) -> bool {
+/// The answer to a request whose handler panicked.
+fn panic_response(sim: &Sim, identity: bool) -> axum::response::Response {
+    let now = sim.now();
+    if identity {
+        let correlation = uuid::Uuid::new_v4().to_string();
+        return crate::identity::issue::server_error().into_response_with(&correlation, now, &sim.base_url);
+    }
+    let ctx = crate::errors::GraphCtx::from_headers(&axum::http::HeaderMap::new(), now);
+    crate::errors::GraphError::new(500, "InternalServerError", "An internal server error occurred.")
+        .into_response_with(&ctx)
+}
+
+/// Serves one request: decides its injected fault (once), answers identity faults here and hands Graph
+/// faults to the Graph handler, and turns a panicking handler into a 500.
+async fn serve_one(
+    sim: SharedSim,
+    app: Router,
+    peer: SocketAddr,
+    mut req: hyper::Request<Incoming>,
+) -> Result<axum::response::Response, std::io::Error> {
+    let path = req.uri().path();
+    let graph = path.starts_with("/v1.0/") || path.starts_with("/beta/");
+    let identity = path.contains("/oauth2/");
+    // Identity faults hit the endpoints clients call programmatically, never the pages a person sees.
+    let faultable = graph || path.ends_with("/oauth2/v2.0/token") || path.ends_with("/oauth2/v2.0/devicecode");
+    let injected = if faultable { decide_fault(&sim, graph) } else { None };
+    if let Some(i) = injected
+        && i.decision.outcome == Outcome::Reset
+    {
+        Counters::bump(&sim.counters.faults_injected);
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected connection reset"));
+    }
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let identity_fault = injected.filter(|_| !graph);
+    if let Some(i) = injected.filter(|_| graph) {
+        req.extensions_mut().insert(i);
+    }
+    if let Some(i) = identity_fault {
+        if !i.decision.latency.is_zero() {
+            tokio::time::sleep(i.decision.latency).await;
+        }
+        if let Outcome::Status(code) = i.decision.outcome {
+            Counters::bump(&sim.counters.faults_injected);
+            return Ok(identity_fault_response(&sim, code, i.retry_after));
+        }
+    }
+    // A bug in a handler must not drop the connection without an answer: the client gets a 500 in the
+    // shape of the endpoint it called, and the server keeps serving.
+    let resp = match std::panic::AssertUnwindSafe(app.oneshot(req.map(Body::new))).catch_unwind().await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(never)) => match never {},
+        Err(_) => panic_response(&sim, identity),
+    };
+    Ok(match identity_fault.map(|i| (i.decision.outcome, i.slow_body)) {
+        Some((Outcome::Truncate, _)) => {
+            Counters::bump(&sim.counters.faults_injected);
+            crate::faults::truncate(resp).await
+        }
+        Some((Outcome::SlowBody, delay)) => {
+            Counters::bump(&sim.counters.faults_injected);
+            crate::faults::slow(resp, delay).await
+        }
+        _ => resp,
+    })
+}
+
+/// Rolls the fault dice for a Graph request, or for an identity request when faults apply to identity too.
+fn decide_fault(sim: &Sim, graph: bool) -> Option<Injected> {
     let faults = {
         let w = sim.world();
-        if w.faults.reset_rate <= 0.0 {
-            return false;
+        if !w.faults.is_active() || !(graph || w.faults.identity) {
+            return None;
         }
         w.faults.clone()
     };
-    let graph = path.starts_with("/v1.0/") || path.starts_with("/beta/");
-    let identity = path.contains("/oauth2/");
-    if !(graph || (faults.identity && identity)) {
-        return false;
+    Some(Injected {
+        decision: sim.dice.decide(&faults),
+        retry_after: faults.retry_after,
+        slow_body: std::time::Duration::from_millis(faults.slow_body_ms.max(1)),
+    })
+}
+
+/// An injected server error of the token and device-code endpoints, in the identity platform's shape.
+fn identity_fault_response(sim: &Sim, code: u16, retry_after: Option<u64>) -> axum::response::Response {
+    let error = if code == 503 { "temporarily_unavailable" } else { "server_error" };
+    let mut resp =
+        crate::errors::AadError::new(code, error, 90033, "A transient error has occurred. Please try again.")
+            .into_response_with(&uuid::Uuid::new_v4().to_string(), sim.now(), &sim.base_url);
+    if code == 503
+        && let Some(s) = retry_after
+        && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())
+    {
+        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
     }
-    let only_resets = crate::faults::FaultConfig {
-        error_rate: 0.0,
-        truncate_rate: 0.0,
-        slow_body_rate: 0.0,
-        latency_ms: 0,
-        ..faults
-    };
-    sim.dice.decide(&only_resets).outcome == Outcome::Reset
+    resp
 }
 
 fn ready_info(sim: &Sim, ca: &Path, cloud: &Path) -> ReadyInfo {

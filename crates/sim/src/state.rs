@@ -108,6 +108,9 @@ pub struct Sessions {
     pub refresh_tokens: HashMap<String, RefreshState>,
 }
 
+/// How many distinct Graph paths the counters keep apart.
+pub const MAX_COUNTED_PATHS: usize = 4096;
+
 /// Request counters, readable through the control API.
 #[derive(Default)]
 pub struct Counters {
@@ -143,7 +146,15 @@ impl Counters {
 
     pub fn path(&self, path: &str) {
         let mut map = self.per_path.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry(path.to_string()).or_default() += 1;
+        // Paths come from clients; past a few thousand distinct ones the rest are counted together so that
+        // a client probing random paths cannot grow the map without bound.
+        let key = if map.len() >= MAX_COUNTED_PATHS && !map.contains_key(path) { "{other}" } else { path };
+        match map.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(key.to_string(), 1);
+            }
+        }
     }
 
     pub fn snapshot(&self) -> serde_json::Value {
@@ -232,6 +243,29 @@ impl Sim {
 
     pub fn world_mut(&self) -> std::sync::RwLockWriteGuard<'_, World> {
         self.world.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key that signs tokens now, honouring the world's `key_rotation_minutes`.
+    pub fn signing_key(&self) -> Option<Arc<crate::keys::SigningKey>> {
+        let minutes = self.world().settings.key_rotation_minutes;
+        self.signing_key_at(self.now(), minutes)
+    }
+
+    /// The key that signs tokens at `now`, rotating first when the active key is `rotate_minutes` old. A
+    /// failed rotation keeps signing with the current key.
+    pub fn signing_key_at(&self, now: DateTime<Utc>, rotate_minutes: u64) -> Option<Arc<crate::keys::SigningKey>> {
+        if self.keys.rotation_due(now, rotate_minutes) {
+            let _ = self.rotate_keys();
+        }
+        self.keys.active()
+    }
+
+    /// Rotates the signing key. Verified tokens are forgotten, so that tokens signed by a key that is no
+    /// longer published stop validating, as at Microsoft.
+    pub fn rotate_keys(&self) -> Result<String, crate::tls::TlsError> {
+        let kid = self.keys.rotate()?;
+        self.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(kid)
     }
 
     pub fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {

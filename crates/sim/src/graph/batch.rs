@@ -104,10 +104,17 @@ pub async fn handle(
     Counters::bump(&sim.counters.batch_requests);
     let requests = handle_batch_body(bytes).await?;
     let faults = sim.world().faults.clone();
+    // Items are faulted like separate requests, for the configured tenants only.
+    let tid = claims.tid.to_string();
+    let item_faults = faults.tenants.is_empty() || faults.tenants.iter().any(|t| t.eq_ignore_ascii_case(&tid));
     let mut statuses: HashMap<String, u16> = HashMap::new();
     let mut responses = Vec::new();
     for (id, r) in requests {
-        let sub_ctx = GraphCtx { request_id: uuid::Uuid::new_v4().to_string(), client_request_id: format!("{}/{id}", ctx.client_request_id), ..ctx.clone() };
+        let sub_ctx = GraphCtx {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            client_request_id: format!("{}/{id}", ctx.client_request_id),
+            ..ctx.clone()
+        };
         let failed_dep =
             r.depends_on.iter().any(|d| statuses.get(&d.to_ascii_lowercase()).is_none_or(|s| !(200..300).contains(s)));
         let (status, headers, body) = if failed_dep {
@@ -119,7 +126,7 @@ pub async fn handle(
             (424u16, json!({"Content-Type": "application/json"}), e.body(&sub_ctx))
         } else {
             Counters::bump(&sim.counters.graph_requests);
-            let injected = if faults.is_active() {
+            let injected = if item_faults && faults.is_active() {
                 match sim.dice.decide(&faults).outcome {
                     Outcome::Status(code) => Some(code),
                     _ => None,
@@ -129,11 +136,7 @@ pub async fn handle(
             };
             if let Some(code) = injected {
                 Counters::bump(&sim.counters.faults_injected);
-                let e = GraphError::new(
-                    code,
-                    if code == 503 { "ServiceUnavailable" } else { "InternalServerError" },
-                    "The service is temporarily unavailable. Please retry later.",
-                );
+                let e = super::injected_graph_error(code, faults.retry_after);
                 let mut h = json!({"Content-Type": "application/json"});
                 if code == 503
                     && let Some(s) = faults.retry_after

@@ -116,7 +116,7 @@ impl DeltaStore {
         if r.tenant != tenant || r.collection != collection {
             return Err(DeltaError::ResyncRequired);
         }
-        let end = (offset + size).min(r.entries.len());
+        let end = offset.saturating_add(size).min(r.entries.len());
         let slice = r.entries.get(offset.min(end)..end).unwrap_or_default().to_vec();
         Ok((slice, end >= r.entries.len()))
     }

@@ -15,22 +15,21 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{OriginalUri, State};
+use axum::extract::{Extension, OriginalUri, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use self::authz::Rule;
 use self::delta::{DeltaError, Entry};
-use self::query::{Filter, Query, apply_select, check_filter, encode_skiptoken, parse_filter};
+use self::query::{Filter, Query, apply_select, check_filter, encode_skiptoken, odata_query, parse_filter};
 use crate::errors::{GraphCtx, GraphError};
-use crate::faults::Outcome;
+use crate::faults::{Injected, Outcome};
 use crate::state::{AccessClaims, Counters, SharedSim, Sim};
 use crate::world::{GdapStatus, Tenant, TenantKind, World};
 
@@ -63,6 +62,7 @@ async fn entry(
     State(sim): State<SharedSim>,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    injected: Option<Extension<Injected>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -83,12 +83,12 @@ async fn entry(
     };
     sim.counters.tenant(claims.tid, |c| c.graph_requests += 1);
     sim.counters.path(&normalize_path(&path));
-    let faults = {
+    // The fault was decided where the request entered the server; it applies only to the configured tenants.
+    let injected = injected.map(|Extension(i)| i).filter(|_| {
         let w = sim.world();
-        let f = &w.faults;
-        (f.tenants.is_empty() || f.tenants.iter().any(|t| t == &claims.tid.to_string())).then(|| f.clone())
-    };
-    let decision = faults.as_ref().map(|f| sim.dice.decide(f));
+        w.faults.tenants.is_empty() || w.faults.tenants.iter().any(|t| t.eq_ignore_ascii_case(&claims.tid.to_string()))
+    });
+    let decision = injected.map(|i| i.decision);
     if let Some(d) = decision
         && !d.latency.is_zero()
     {
@@ -98,7 +98,7 @@ async fn entry(
         && let Outcome::Status(code) = d.outcome
     {
         Counters::bump(&sim.counters.faults_injected);
-        return injected_error(code, faults.as_ref().and_then(|f| f.retry_after), &ctx);
+        return injected_error(code, injected.and_then(|i| i.retry_after), &ctx);
     }
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -127,11 +127,12 @@ async fn entry(
         match d.outcome {
             Outcome::Truncate => {
                 Counters::bump(&sim.counters.faults_injected);
-                resp = truncate(resp).await;
+                resp = crate::faults::truncate(resp).await;
             }
             Outcome::SlowBody => {
                 Counters::bump(&sim.counters.faults_injected);
-                resp = slow(resp, Duration::from_millis(faults.as_ref().map_or(200, |f| f.slow_body_ms.max(1)))).await;
+                let delay = injected.map_or(Duration::from_millis(200), |i| i.slow_body);
+                resp = crate::faults::slow(resp, delay).await;
             }
             _ => {}
         }
@@ -152,6 +153,11 @@ fn method_not_allowed() -> GraphError {
 }
 
 fn injected_error(code: u16, retry_after: Option<u64>, ctx: &GraphCtx) -> Response {
+    injected_graph_error(code, retry_after).into_response_with(ctx)
+}
+
+/// The Graph error of an injected server failure, with `Retry-After` on 503 when the faults give one.
+pub fn injected_graph_error(code: u16, retry_after: Option<u64>) -> GraphError {
     let (name, message) = match code {
         500 => ("InternalServerError", "An internal server error occurred."),
         502 => ("BadGateway", "The server, while acting as a gateway, received an invalid response."),
@@ -165,7 +171,7 @@ fn injected_error(code: u16, retry_after: Option<u64>, ctx: &GraphCtx) -> Respon
     {
         e = e.with_header("retry-after", s.to_string());
     }
-    e.into_response_with(ctx)
+    e
 }
 
 pub fn render(ok: GraphOk, ctx: &GraphCtx) -> Response {
@@ -192,33 +198,6 @@ pub fn render(ok: GraphOk, ctx: &GraphCtx) -> Response {
         }
     }
     resp
-}
-
-async fn truncate(resp: Response) -> Response {
-    let (parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let cut = bytes.slice(0..bytes.len() / 2);
-    let stream = futures::stream::iter(vec![
-        Ok::<Bytes, std::io::Error>(cut),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation")),
-    ]);
-    let mut resp = Response::from_parts(parts, Body::from_stream(stream));
-    if let Ok(v) = HeaderValue::from_str(&bytes.len().to_string()) {
-        resp.headers_mut().insert(header::CONTENT_LENGTH, v);
-    }
-    resp
-}
-
-async fn slow(resp: Response, delay: Duration) -> Response {
-    let (parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let chunks: Vec<Bytes> = bytes.chunks(256).map(Bytes::copy_from_slice).collect();
-    let stream = futures::stream::unfold(chunks.into_iter(), move |mut it| async move {
-        let next = it.next()?;
-        tokio::time::sleep(delay).await;
-        Some((Ok::<Bytes, std::io::Error>(next), it))
-    });
-    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// Validates a bearer token as Graph does: signature, issuer, audience and lifetime (on the simulated
@@ -323,6 +302,24 @@ pub fn handle(
     headers: &HeaderMap,
     ctx: &GraphCtx,
 ) -> Result<GraphOk, GraphError> {
+    // Requests that Graph rejects after reading them still cost one resource unit and say so, as
+    // Microsoft's `$batch` sample shows; throttled requests cost nothing.
+    serve_request(sim, claims, method, version, path, query, headers, ctx).map_err(|e| {
+        if e.status == StatusCode::TOO_MANY_REQUESTS { e } else { e.with_header("x-ms-resource-unit", "1") }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_request(
+    sim: &Sim,
+    claims: &AccessClaims,
+    method: &Method,
+    version: &str,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    ctx: &GraphCtx,
+) -> Result<GraphOk, GraphError> {
     let eventual = headers
         .get("consistencylevel")
         .and_then(|v| v.to_str().ok())
@@ -359,7 +356,11 @@ pub fn handle(
         return Err(GraphError::non_premium());
     }
     let cost = (rule.cost as i32 + q.cost_adjustment()).max(1) as u32;
-    let request_key = if ctx.client_request_id != ctx.request_id { ctx.client_request_id.clone() } else { format!("{method} {path}?{query}") };
+    let request_key = if ctx.client_request_id != ctx.request_id {
+        ctx.client_request_id.clone()
+    } else {
+        format!("{method} {path}?{query}")
+    };
     let usage = match sim.throttle.check(claims.appid, tenant.id, tenant.users.len(), rule.class, cost, &request_key) {
         Ok(u) => u,
         Err(t) => {
@@ -521,19 +522,16 @@ impl Env<'_> {
 
     /// The link to the next page: same path and options, with a new `$skiptoken`.
     fn next_link(&self, token: &str) -> String {
+        // A delta round's pages are addressed by the skiptoken alone, so the old delta token is dropped.
+        let kept = self.q.raw.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$deltatoken"));
+        let kept = kept.map(|(k, v)| (k.as_str(), v.as_str()));
         if self.faults.looping_next_link {
-            let mut pairs = form_urlencoded::Serializer::new(String::new());
-            pairs.extend_pairs(self.q.raw.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            if let Some(t) = &self.q.skiptoken {
-                pairs.append_pair("$skiptoken", t);
-            }
-            return format!("{}/{}/{}?{}", self.graph_base(), self.version, self.path, pairs.finish());
+            let same = self.q.skiptoken.as_deref().map(|t| ("$skiptoken", t));
+            return format!("{}/{}/{}?{}", self.graph_base(), self.version, self.path, odata_query(kept.chain(same)));
         }
-        let mut pairs = form_urlencoded::Serializer::new(String::new());
-        pairs.extend_pairs(self.q.raw.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        pairs.append_pair("$skiptoken", token);
         let base = if self.faults.foreign_next_link { "https://graph.attacker.example" } else { self.graph_base() };
-        format!("{base}/{}/{}?{}", self.version, self.path, pairs.finish())
+        let query = odata_query(kept.chain(std::iter::once(("$skiptoken", token))));
+        format!("{base}/{}/{}?{query}", self.version, self.path)
     }
 
     fn filter(&self, allowed: &[&str], resource: &str) -> Result<Option<Filter>, GraphError> {
@@ -623,15 +621,21 @@ impl Env<'_> {
         GraphOk::json(v)
     }
 
+    fn wants_sign_in_activity(&self) -> bool {
+        self.q.select.as_ref().is_some_and(|s| s.iter().any(|p| p.eq_ignore_ascii_case("signInActivity")))
+            || self.q.filter.as_ref().is_some_and(|f| f.to_ascii_lowercase().contains("signinactivity"))
+    }
+
     fn user_json(&self, u: &crate::world::User) -> Result<Value, GraphError> {
-        let with_sign_in =
-            self.q.select.as_ref().is_some_and(|s| s.iter().any(|p| p.eq_ignore_ascii_case("signInActivity")))
-                || self.q.filter.as_ref().is_some_and(|f| f.to_ascii_lowercase().contains("signinactivity"));
-        let full = objects::user(u, self.tenant, self.faults, with_sign_in);
         match &self.q.select {
-            Some(sel) => apply_select(full, Some(sel), objects::USER_PROPERTIES, "user"),
-            None if self.q.filter.is_some() => Ok(full),
-            None => Ok(objects::user_default(full)),
+            None if self.q.filter.is_none() => Ok(objects::user_default_object(u, self.faults)),
+            None => Ok(objects::user(u, self.tenant, self.faults, self.wants_sign_in_activity())),
+            Some(sel) => apply_select(
+                objects::user(u, self.tenant, self.faults, self.wants_sign_in_activity()),
+                Some(sel),
+                objects::USER_PROPERTIES,
+                "user",
+            ),
         }
     }
 
@@ -727,20 +731,9 @@ impl Env<'_> {
                 )?;
                 let users: Vec<&crate::world::User> = t.users.iter().collect();
                 self.list(&users, "users", 100, 999, filter.as_ref(), |u| {
-                    let full = objects::user(
-                        u,
-                        t,
-                        f,
-                        self.q.filter.as_ref().is_some_and(|x| x.to_ascii_lowercase().contains("signinactivity"))
-                            || self
-                                .q
-                                .select
-                                .as_ref()
-                                .is_some_and(|s| s.iter().any(|p| p.eq_ignore_ascii_case("signInActivity"))),
-                    );
                     if filter.is_some() {
                         // Filtering needs every property; the selection is applied after the match below.
-                        Ok(full)
+                        Ok(objects::user(u, t, f, self.wants_sign_in_activity()))
                     } else {
                         self.user_json(u)
                     }
@@ -1109,9 +1102,21 @@ impl Env<'_> {
                         format!("https://admin.microsoft.com/Partner/BeginClientSession.aspx?CTID={}", c.id),
                     ),
                 ];
-                self.list(&services, "tenantRelationships/delegatedAdminCustomers('id')/serviceManagementDetails", 100, 300, None, |(name, url)| {
-                    Ok(json!({"id": Uuid::new_v5(&c.id, name.as_bytes()).to_string(), "serviceName": name, "serviceManagementUrl": url}))
-                })
+                self.list(
+                    &services,
+                    "tenantRelationships/delegatedAdminCustomers('id')/serviceManagementDetails",
+                    100,
+                    300,
+                    None,
+                    |(name, url)| {
+                        Ok(json!({
+                            "@odata.type": "#microsoft.graph.delegatedAdminServiceManagementDetail",
+                            "id": Uuid::new_v5(&c.id, name.as_bytes()).to_string(),
+                            "serviceManagementUrl": url,
+                            "serviceName": name,
+                        }))
+                    },
+                )
             }
             Route::Contracts => {
                 let contracts: Vec<(&crate::world::Contract, &Tenant)> = self
@@ -1235,16 +1240,10 @@ impl Env<'_> {
     }
 
     fn delta_link(&self, token: &str) -> String {
-        let mut pairs = form_urlencoded::Serializer::new(String::new());
-        pairs.extend_pairs(
-            self.q
-                .raw
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("$deltatoken"))
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        pairs.append_pair("$deltatoken", token);
-        format!("{}/{}/{}?{}", self.graph_base(), self.version, self.path, pairs.finish())
+        let kept = self.q.raw.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$deltatoken"));
+        let query =
+            odata_query(kept.map(|(k, v)| (k.as_str(), v.as_str())).chain(std::iter::once(("$deltatoken", token))));
+        format!("{}/{}/{}?{query}", self.graph_base(), self.version, self.path)
     }
 }
 

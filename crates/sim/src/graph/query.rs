@@ -111,6 +111,22 @@ impl Query {
     }
 }
 
+/// A query string as Graph writes it in `@odata.nextLink` and `@odata.deltaLink`: OData option names keep
+/// their literal `$`, and values are percent-encoded with `%20` for spaces.
+pub fn odata_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20");
+    pairs
+        .map(|(k, v)| {
+            let key = match k.strip_prefix('$') {
+                Some(rest) => format!("${}", enc(rest)),
+                None => enc(k),
+            };
+            format!("{key}={}", enc(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 pub fn encode_skiptoken(offset: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("RFNwdAIAAQAAA:{offset}"))
 }
@@ -353,6 +369,16 @@ mod tests {
         assert!(check_filter(&f, &plain, &["mail"], "User").is_err());
         let adv = Query::parse("$count=true", true).unwrap();
         assert!(check_filter(&f, &adv, &["mail"], "User").is_ok());
+    }
+
+    #[test]
+    fn links_keep_dollar_names_and_encode_values() {
+        let q = odata_query([("$filter", "accountEnabled eq true"), ("$top", "5"), ("x y", "a+b&c")].into_iter());
+        assert_eq!(q, "$filter=accountEnabled%20eq%20true&$top=5&x%20y=a%2Bb%26c");
+        let parsed: Vec<(String, String)> =
+            form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        assert_eq!(parsed[0], ("$filter".to_string(), "accountEnabled eq true".to_string()));
+        assert_eq!(parsed[2], ("x y".to_string(), "a+b&c".to_string()));
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl Bucket {
     }
 }
 
+/// A wait as the whole seconds of `Retry-After`, rounded up and at least one.
+fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
 /// Why a request was throttled, and what to tell the client.
 #[derive(Debug, Clone)]
 pub struct Throttled {
@@ -125,7 +130,15 @@ impl Throttle {
 
     /// Admits or throttles one request of `cost` resource units. `request_key` identifies the logical
     /// request across retries: the client's `client-request-id`, or the method and URL without one.
-    pub fn check(&self, app: Uuid, tenant: Uuid, users: usize, class: Class, cost: u32, request_key: &str) -> Result<Usage, Throttled> {
+    pub fn check(
+        &self,
+        app: Uuid,
+        tenant: Uuid,
+        users: usize,
+        class: Class,
+        cost: u32,
+        request_key: &str,
+    ) -> Result<Usage, Throttled> {
         let result = self.check_inner(app, tenant, users, class, cost, request_key);
         if let Err(t) = &result {
             let wait = Duration::from_secs(t.retry_after.unwrap_or(1));
@@ -139,7 +152,15 @@ impl Throttle {
         result
     }
 
-    fn check_inner(&self, app: Uuid, tenant: Uuid, users: usize, class: Class, cost: u32, request_key: &str) -> Result<Usage, Throttled> {
+    fn check_inner(
+        &self,
+        app: Uuid,
+        tenant: Uuid,
+        users: usize,
+        class: Class,
+        cost: u32,
+        request_key: &str,
+    ) -> Result<Usage, Throttled> {
         let limits = self.limits();
         if !limits.enabled {
             return Ok(Usage { resource_units: cost, limit_percentage: None });
@@ -151,8 +172,9 @@ impl Throttle {
         if let Some(until) = inner.blocked.get(&(app, tenant, class)).copied() {
             if now < until {
                 let wait = until.saturating_duration_since(now);
+                // Rounded up: a client that waits exactly Retry-After seconds must find the block lifted.
                 return Err(Throttled {
-                    retry_after: (class != Class::ConditionalAccess).then(|| wait.as_secs().max(1)),
+                    retry_after: (class != Class::ConditionalAccess).then(|| whole_seconds(wait)),
                     scope,
                     information: "ResourceUnitLimitExceeded",
                     early_retry: early,
@@ -176,7 +198,7 @@ impl Throttle {
         if let Err(wait) = result {
             inner.blocked.insert((app, tenant, class), now + wait);
             return Err(Throttled {
-                retry_after: (class != Class::ConditionalAccess).then(|| wait.as_secs_f64().ceil().max(1.0) as u64),
+                retry_after: (class != Class::ConditionalAccess).then(|| whole_seconds(wait)),
                 scope,
                 information: "ResourceUnitLimitExceeded",
                 early_retry: false,
@@ -204,7 +226,7 @@ impl Throttle {
                 limit_percentage: (used >= 0.8).then_some((used * 10.0).round() / 10.0),
             }),
             (Err(wait), _) | (_, Err(wait)) => {
-                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let secs = whole_seconds(wait);
                 inner.blocked.insert((app, tenant, Class::Directory), now + Duration::from_secs(secs));
                 Err(Throttled {
                     retry_after: Some(secs),

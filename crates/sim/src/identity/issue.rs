@@ -18,6 +18,9 @@ use crate::errors::AadError;
 use crate::state::{Authn, RefreshState, Sim, opaque};
 use crate::world::{App, GrantControl, PolicyState, PolicyUsers, Tenant, User, World};
 
+/// How many refresh tokens the simulator keeps before forgetting those unused for an hour.
+pub const MAX_REFRESH_TOKENS: usize = 1_000_000;
+
 /// The scopes of a request, split into the identity scopes and the Graph scopes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScopeRequest {
@@ -81,6 +84,9 @@ pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadErro
 #[derive(Debug, Default, Clone)]
 pub struct Requirements {
     pub mfa: bool,
+    /// The Conditional Access policies that ask for MFA; empty when only per-user MFA, security defaults or
+    /// the partner rule ask for it, which Microsoft's claims challenge does not name.
+    pub mfa_policies: Vec<Uuid>,
     pub block: Option<Uuid>,
     /// Sign-in frequency in hours and whether the policy also asks for MFA.
     pub sign_in_frequency: Option<(u32, bool)>,
@@ -122,7 +128,11 @@ pub fn requirements(
             GrantControl::Block => {
                 req.block.get_or_insert(p.id);
             }
-            GrantControl::Mfa => req.mfa = true,
+            GrantControl::Mfa => {
+                req.mfa = true;
+                req.mfa_policies.push(p.id);
+            }
+            GrantControl::None => {}
         }
         if let Some(h) = p.sign_in_frequency_hours {
             let stricter = req.sign_in_frequency.is_none_or(|(cur, _)| h < cur);
@@ -153,7 +163,7 @@ pub struct Grant {
 
 /// Checks the app's consent in `resource` and returns the scopes the token will carry.
 pub fn consented_scopes(
-    world: &World,
+    _world: &World,
     app: &App,
     resource: &Tenant,
     home: &Tenant,
@@ -259,13 +269,7 @@ pub fn check_presence(
 }
 
 /// Applies the requirements to a non-interactive grant, whose sign-in cannot prompt.
-pub fn enforce(
-    req: &Requirements,
-    authn: &Authn,
-    user: &User,
-    resource: &Tenant,
-    now: DateTime<Utc>,
-) -> Result<(), AadError> {
+pub fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateTime<Utc>) -> Result<(), AadError> {
     if let Some(policy) = req.block {
         let claims = json!({ "access_token": { "capolids": { "essential": true, "values": [policy.to_string()] } } });
         return Err(AadError::bad(
@@ -277,23 +281,25 @@ pub fn enforce(
         .with_claims(claims.to_string()));
     }
     if req.mfa && authn.mfa_at.is_none() {
-        let claims = json!({ "access_token": { "capolids": { "essential": true, "values": resource.ca_policies.iter().map(|p| p.id.to_string()).collect::<Vec<_>>() } } });
-        if user.mfa_registered() {
-            return Err(AadError::bad(
+        let error = if user.mfa_registered() {
+            AadError::bad(
                 "interaction_required",
                 50076,
                 format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
             )
-            .with_suberror("basic_action")
-            .with_claims(claims.to_string()));
+        } else {
+            AadError::bad(
+                "interaction_required",
+                50079,
+                format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
+            )
         }
-        return Err(AadError::bad(
-            "interaction_required",
-            50079,
-            format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
-        )
-        .with_suberror("basic_action")
-        .with_claims(claims.to_string()));
+        .with_suberror("basic_action");
+        if req.mfa_policies.is_empty() {
+            return Err(error);
+        }
+        let claims = json!({ "access_token": { "capolids": { "essential": true, "values": req.mfa_policies.iter().map(Uuid::to_string).collect::<Vec<_>>() } } });
+        return Err(error.with_claims(claims.to_string()));
     }
     if let Some((hours, mfa)) = req.sign_in_frequency {
         let limit = Duration::hours(i64::from(hours));
@@ -309,7 +315,7 @@ pub fn enforce(
             return Err(AadError::bad(
                 "invalid_grant",
                 70043,
-                format!("The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on {} and the maximum allowed lifetime for this request is {}.", authn.auth_time.format("%Y-%m-%dT%H:%M:%S%.7fZ"), limit.num_seconds()),
+                format!("The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on {} and the maximum allowed lifetime for this request is {}.", crate::errors::dotnet_time(authn.auth_time), limit.num_seconds()),
             )
             .with_suberror("bad_token"));
         }
@@ -351,12 +357,12 @@ pub fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadError> {
     let consent = consented_scopes(&world, app, resource, home, grant.scopes)?;
     if !grant.interactive {
         let req = requirements(&world, resource, home, user, grant.client_ip, now);
-        enforce(&req, &grant.authn, user, resource, now)?;
+        enforce(&req, &grant.authn, user, now)?;
     }
     let foreign = resource.id != home.id;
     let wids: Vec<String> =
         if foreign { world.gdap_roles(home, user.id, resource.id, now) } else { user.roles.clone() };
-    let key = sim.keys.active().ok_or_else(server_error)?;
+    let key = sim.signing_key_at(now, world.settings.key_rotation_minutes).ok_or_else(server_error)?;
     let lifetime = Duration::minutes(i64::from(rand::rng().random_range(
         world.settings.token_lifetime_min..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
     )));
@@ -443,7 +449,13 @@ pub fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadError> {
     drop(world);
     if grant.scopes.oidc.iter().any(|s| s == "offline_access") || grant.scopes.default {
         let rt = opaque("1.AXsim", 96);
-        sim.sessions().refresh_tokens.insert(
+        let mut sessions = sim.sessions();
+        // Every grant issues a new refresh token and the old ones stay valid, as at Microsoft; under
+        // sustained load the map is bounded by forgetting tokens unused for an hour.
+        if sessions.refresh_tokens.len() >= MAX_REFRESH_TOKENS {
+            sessions.refresh_tokens.retain(|_, s| now - s.last_used < Duration::hours(1));
+        }
+        sessions.refresh_tokens.insert(
             rt.clone(),
             RefreshState {
                 client_id: grant.client_id,

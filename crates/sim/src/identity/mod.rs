@@ -24,6 +24,7 @@ pub fn router() -> Router<SharedSim> {
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
         .route("/{tenant}/discovery/keys", get(jwks))
         .route("/common/discovery/instance", get(instance_discovery))
+        .route("/common/userrealm/{user}", get(user_realm))
         .route("/{tenant}/oauth2/v2.0/token", post(token::token).get(token::wrong_method))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(token::devicecode).get(token::wrong_method))
         .route("/{tenant}/oauth2/v2.0/authorize", get(pages::authorize))
@@ -199,6 +200,24 @@ async fn instance_discovery(
             &sim.base_url,
         ),
     }
+}
+
+/// Home realm discovery, which MSAL calls before a password grant: every simulated domain is managed (no
+/// federation), and a domain the world does not know is `Unknown`, as at Microsoft.
+async fn user_realm(State(sim): State<SharedSim>, Path(user): Path<String>) -> Response {
+    let domain = user.rsplit_once('@').map_or(user.as_str(), |(_, d)| d).to_ascii_lowercase();
+    let known = sim.world().resolve_tenant(&domain).map(|t| t.display_name.clone());
+    let mut body = json!({
+        "ver": "1.0",
+        "account_type": if known.is_some() { "Managed" } else { "Unknown" },
+        "domain_name": truncate(&domain, 253),
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_audience_urn": "urn:federation:MicrosoftOnline",
+    });
+    if let Some(name) = known {
+        body["FederationBrandName"] = json!(name);
+    }
+    axum::Json(body).into_response()
 }
 
 async fn logout() -> Html<&'static str> {

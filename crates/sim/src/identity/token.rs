@@ -433,7 +433,7 @@ fn client_credentials(
         claims
     };
     drop(world);
-    let key = sim.keys.active().ok_or_else(issue::server_error)?;
+    let key = sim.signing_key().ok_or_else(issue::server_error)?;
     let token = key.sign(&claims, Some(&opaque("AQAB", 48))).map_err(|_| issue::server_error())?;
     Ok(json!({
         "token_type": "Bearer",
@@ -555,10 +555,9 @@ fn refresh(
     let inactivity = Duration::days(sim.world().settings.refresh_inactivity_days);
     let state = {
         let sessions = sim.sessions();
-        let state = sessions.refresh_tokens.get(rt).cloned().ok_or_else(|| {
+        sessions.refresh_tokens.get(rt).cloned().ok_or_else(|| {
             AadError::bad("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
-        })?;
-        state
+        })?
     };
     if state.client_id != app.client_id {
         return Err(AadError::bad(
@@ -571,7 +570,7 @@ fn refresh(
         return Err(AadError::bad(
             "invalid_grant",
             700082,
-            format!("The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {}.00:00:00.", state.issued.format("%Y-%m-%dT%H:%M:%S%.7fZ"), inactivity.num_days()),
+            format!("The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {}.00:00:00.", crate::errors::dotnet_time(state.issued), inactivity.num_days()),
         )
         .with_suberror("bad_token"));
     }
@@ -682,7 +681,7 @@ fn password(
         }
         issue::check_account(user)?;
         if user.password_expired {
-            return Err(AadError::bad("user_password_expired", 50055, "The password is expired.")
+            return Err(AadError::bad("invalid_grant", 50055, "The password is expired.")
                 .with_suberror("user_password_expired"));
         }
         (home.id, user.id)

@@ -270,6 +270,13 @@ pub struct ContractFile {
     pub customer: String,
 }
 
+/// The largest time offset accepted anywhere (world files, the control API's clock): a century.
+pub const MAX_OFFSET_DAYS: i64 = 36_525;
+
+fn out_of_range(text: &str) -> WorldError {
+    invalid(format!("time offset '{text}' is out of range (at most {MAX_OFFSET_DAYS} days either way)"))
+}
+
 /// Parses a time: `now`, a signed offset such as `-30d`, `+2h`, `-90d12h`, `+15m`, or an RFC 3339 instant.
 pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, WorldError> {
     let t = text.trim();
@@ -287,22 +294,40 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, World
             }
             let n: i64 = digits.parse().map_err(|_| invalid(format!("bad time offset '{text}'")))?;
             digits.clear();
-            total += match c {
-                'd' => Duration::days(n),
-                'h' => Duration::hours(n),
-                'm' => Duration::minutes(n),
-                's' => Duration::seconds(n),
+            // Offsets come from files and the control API, so arithmetic is checked: an absurd offset is an
+            // error, not a panic.
+            let part = match c {
+                'd' => Duration::try_days(n),
+                'h' => Duration::try_hours(n),
+                'm' => Duration::try_minutes(n),
+                's' => Duration::try_seconds(n),
                 _ => return Err(invalid(format!("bad unit '{c}' in time offset '{text}' (use d, h, m, s)"))),
             };
+            total = part.and_then(|p| total.checked_add(&p)).ok_or_else(|| out_of_range(text))?;
         }
         if !digits.is_empty() {
             return Err(invalid(format!("time offset '{text}' lacks a unit (d, h, m, s)")));
         }
-        return Ok(now + total * sign);
+        if body.is_empty() {
+            return Err(invalid(format!("time offset '{text}' is empty")));
+        }
+        let signed = if sign < 0 { -total } else { total };
+        if signed.abs() > Duration::days(MAX_OFFSET_DAYS) {
+            return Err(out_of_range(text));
+        }
+        return now.checked_add_signed(signed).ok_or_else(|| out_of_range(text));
     }
     DateTime::parse_from_rfc3339(t)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|_| invalid(format!("bad time '{text}': use now, an offset like -30d, or RFC 3339")))
+}
+
+/// Prefixes an error with where in the file it happened.
+fn at(context: String) -> impl FnOnce(WorldError) -> WorldError {
+    move |e| match e {
+        WorldError::Invalid(m) => WorldError::Invalid(format!("{context}: {m}")),
+        other => other,
+    }
 }
 
 fn opt_time(text: &Option<String>, now: DateTime<Utc>, default: DateTime<Utc>) -> Result<DateTime<Utc>, WorldError> {
@@ -372,7 +397,13 @@ impl WorldFile {
         let seed = self.seed;
         let mut world = World {
             name: self.name.clone().unwrap_or_else(|| "world".into()),
-            settings: self.settings.clone().unwrap_or_else(Settings::defaults),
+            settings: match &self.settings {
+                Some(s) => {
+                    s.validate().map_err(invalid)?;
+                    s.clone()
+                }
+                None => Settings::defaults(),
+            },
             faults: self.faults.clone().unwrap_or_default(),
             scenarios: self.scenarios.clone(),
             ..World::default()
@@ -403,8 +434,10 @@ impl WorldFile {
                     key_id: stable_id(seed, &["secret", &af.key, &s.name]),
                     display_name: s.name.clone(),
                     value: s.value.clone(),
-                    start: opt_time(&s.start, now, now - Duration::days(30))?,
-                    end: parse_time(&s.expires, now)?,
+                    start: opt_time(&s.start, now, now - Duration::days(30))
+                        .map_err(at(format!("app '{}' secret '{}' start", af.key, s.name)))?,
+                    end: parse_time(&s.expires, now)
+                        .map_err(at(format!("app '{}' secret '{}' expires", af.key, s.name)))?,
                 });
             }
             let mut certificates = Vec::new();
@@ -413,8 +446,10 @@ impl WorldFile {
                     stable_id(seed, &["cert", &af.key, &c.name]),
                     &c.name,
                     &c.pem,
-                    opt_time(&c.start, now, now - Duration::days(30))?,
-                    parse_time(&c.expires, now)?,
+                    opt_time(&c.start, now, now - Duration::days(30))
+                        .map_err(at(format!("app '{}' certificate '{}' start", af.key, c.name)))?,
+                    parse_time(&c.expires, now)
+                        .map_err(at(format!("app '{}' certificate '{}' expires", af.key, c.name)))?,
                 )?);
             }
             world.apps.push(App {
@@ -450,7 +485,8 @@ impl WorldFile {
                         Some(Grants::List(l)) => l.clone(),
                     }
                 };
-                let changed = opt_time(&c.changed, now, now - Duration::days(60))?;
+                let changed = opt_time(&c.changed, now, now - Duration::days(60))
+                    .map_err(at(format!("tenant '{}' consent for '{}' changed", tf.key, c.app)))?;
                 tenant.service_principals.push(ServicePrincipal {
                     id: stable_id(seed, &["sp", &tf.key, &c.app]),
                     app_id: app.client_id,
@@ -471,12 +507,16 @@ impl WorldFile {
                 .get(&g.customer)
                 .ok_or_else(|| invalid(format!("gdap '{}': no tenant '{}'", g.name, g.customer)))?;
             let roles = role_ids(&g.roles, &format!("gdap '{}'", g.name))?;
-            let created = opt_time(&g.created, now, now - Duration::days(200))?;
+            let created = opt_time(&g.created, now, now - Duration::days(200))
+                .map_err(at(format!("gdap '{}' created", g.name)))?;
             let duration_days = g.duration_days.unwrap_or(730);
+            if !(1..=730).contains(&duration_days) {
+                return Err(invalid(format!("gdap '{}': duration_days must be 1 to 730 (P1D to P2Y)", g.name)));
+            }
             let activated = (g.status != GdapStatus::Created && g.status != GdapStatus::ApprovalPending)
                 .then_some(created + Duration::hours(1));
             let end = match (&g.end, activated) {
-                (Some(e), _) => Some(parse_time(e, now)?),
+                (Some(e), _) => Some(parse_time(e, now).map_err(at(format!("gdap '{}' end", g.name)))?),
                 (None, Some(a)) => Some(a + Duration::days(i64::from(duration_days))),
                 (None, None) => None,
             };
@@ -527,7 +567,8 @@ impl WorldFile {
 
     fn compile_tenant(&self, tf: &TenantFile, id: Uuid, now: DateTime<Utc>) -> Result<Tenant, WorldError> {
         let seed = self.seed;
-        let created = opt_time(&tf.created, now, now - Duration::days(1200))?;
+        let created = opt_time(&tf.created, now, now - Duration::days(1200))
+            .map_err(at(format!("tenant '{}' created", tf.key)))?;
         let mut licences = Vec::new();
         for l in &tf.licences {
             let sku =
@@ -564,7 +605,8 @@ impl WorldFile {
                 enabled: uf.enabled,
                 locked: uf.locked,
                 guest: uf.guest,
-                password_changed: opt_time(&uf.password_changed, now, now - Duration::days(45))?,
+                password_changed: opt_time(&uf.password_changed, now, now - Duration::days(45))
+                    .map_err(at(format!("user '{upn}' password_changed")))?,
                 password_expired: uf.password_expired,
                 totp_secret,
                 per_user_mfa: uf.per_user_mfa,
@@ -572,7 +614,7 @@ impl WorldFile {
                 licences: user_licences,
                 created: created + Duration::days(3),
                 last_sign_in: match &uf.last_sign_in {
-                    Some(t) => Some(parse_time(t, now)?),
+                    Some(t) => Some(parse_time(t, now).map_err(at(format!("user '{upn}' last_sign_in")))?),
                     None => Some(now - Duration::hours(20)),
                 },
                 sessions_valid_after: created,

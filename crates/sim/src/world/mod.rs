@@ -163,6 +163,8 @@ pub enum PolicyUsers {
 pub enum GrantControl {
     Mfa,
     Block,
+    /// No grant control: a policy of session controls only, such as a sign-in frequency.
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -432,7 +434,9 @@ pub struct Contract {
     pub customer: Uuid,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Settings of the simulated platform. A world file may give any subset; the others keep Microsoft's
+/// defaults (not zero, which would make every refresh token expire at once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Seconds between device-code polls that the simulator asks for.
@@ -447,7 +451,29 @@ pub struct Settings {
     pub key_rotation_minutes: u64,
 }
 
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings::defaults()
+    }
+}
+
 impl Settings {
+    /// Checks that every setting is within the range the simulator can honour, with a message naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let check =
+            |ok: bool, key: &str, range: &str| if ok { Ok(()) } else { Err(format!("settings.{key} must be {range}")) };
+        check((1..=600).contains(&self.device_code_interval), "device_code_interval", "1 to 600 seconds")?;
+        check((60..=86_400).contains(&self.device_code_lifetime), "device_code_lifetime", "60 to 86400 seconds")?;
+        check((1..=1440).contains(&self.token_lifetime_min), "token_lifetime_min", "1 to 1440 minutes")?;
+        check(
+            (self.token_lifetime_min..=1440).contains(&self.token_lifetime_max),
+            "token_lifetime_max",
+            "token_lifetime_min to 1440 minutes",
+        )?;
+        check((1..=3650).contains(&self.refresh_inactivity_days), "refresh_inactivity_days", "1 to 3650 days")?;
+        check(self.key_rotation_minutes <= 525_600, "key_rotation_minutes", "0 to 525600 minutes")
+    }
+
     pub fn defaults() -> Settings {
         Settings {
             device_code_interval: 5,
