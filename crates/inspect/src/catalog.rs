@@ -81,6 +81,9 @@ impl Licence {
 pub enum Fetch {
     /// A small read that goes into the tenant's `$batch`; its pages, if any, are followed.
     Batch,
+    /// The newest item of a history (`$top=1`), batched; its nextLink leads to older items and is not
+    /// followed (a secure score history would otherwise cost one request per day it keeps).
+    Latest,
     /// A paged list read on its own, streamed page by page.
     List,
     /// A delta query: a full round the first time, then only the changes.
@@ -89,6 +92,13 @@ pub enum Fetch {
     PerServicePrincipal,
     /// One request per GDAP relationship, batched.
     PerRelationship,
+}
+
+impl Fetch {
+    /// Whether the read goes into the tenant's `$batch`.
+    pub fn batched(self) -> bool {
+        matches!(self, Fetch::Batch | Fetch::Latest)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -333,7 +343,7 @@ pub static CATALOG: &[Collector] = &[
         title: "Secure score",
         side: Side::Customer,
         path: "security/secureScores?$top=1",
-        fetch: Fetch::Batch,
+        fetch: Fetch::Latest,
         delegated: &["SecurityEvents.Read.All"],
         application: &["SecurityEvents.Read.All"],
         roles: POLICY,

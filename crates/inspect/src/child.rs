@@ -147,31 +147,72 @@ pub struct TenantResult {
 }
 
 /// What a previous run left that this one may build on.
-#[derive(Debug, Clone, Default)]
+///
+/// Its collections are moved, not copied, into the run that reuses them (a fresh collection, or the
+/// base a delta round is merged into): the previous and the current dataprint of a large tenant are
+/// never both in memory. The change history re-reads the previous dataprint from the store when, and
+/// only when, the tenant changed.
+#[derive(Debug, Default)]
 pub struct Previous {
-    pub dataprint: Option<Value>,
+    collections: std::sync::Mutex<Map<String, Value>>,
+    /// Per collector: whether it succeeded, and when its collection was last read from Graph.
+    collectors: HashMap<String, (bool, Option<DateTime<Utc>>)>,
     pub taken_at: Option<DateTime<Utc>>,
     pub delta_links: HashMap<String, String>,
 }
 
 impl Previous {
-    fn collection(&self, name: &str) -> Option<&Map<String, Value>> {
-        self.dataprint.as_ref()?.get("collections")?.get(name)?.as_object()
+    /// Takes a stored dataprint apart, keeping its collections and what its collectors reported.
+    pub fn new(mut dataprint: Value, taken_at: DateTime<Utc>) -> Previous {
+        let collections = match dataprint.get_mut("collections").map(Value::take) {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        let mut collectors = HashMap::new();
+        if let Some(stable) = dataprint.get("collectors").and_then(Value::as_object) {
+            for (name, c) in stable {
+                let ok = c.get("status").and_then(Value::as_str) == Some("ok");
+                let at = dataprint
+                    .pointer(&format!("/run/collectors/{name}/collected_at"))
+                    .and_then(Value::as_str)
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .or(Some(taken_at));
+                collectors.insert(name.clone(), (ok, at));
+            }
+        }
+        Previous {
+            collections: std::sync::Mutex::new(collections),
+            collectors,
+            taken_at: Some(taken_at),
+            delta_links: HashMap::new(),
+        }
+    }
+
+    /// Moves a collection out; each collector asks for its own at most once.
+    fn take(&self, name: &str) -> Option<Map<String, Value>> {
+        match self.collections.lock().unwrap_or_else(|e| e.into_inner()).remove(name)? {
+            Value::Object(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.collections.lock().unwrap_or_else(|e| e.into_inner()).get(name).is_some_and(Value::is_object)
+    }
+
+    /// The service plans of the previous licences, for a run that could not read them.
+    fn service_plans(&self) -> Option<Vec<String>> {
+        service_plans(self.collections.lock().unwrap_or_else(|e| e.into_inner()).get("subscribedSkus"))
     }
 
     /// When a collection was last read from Graph (carried through reuses).
     fn collected_at(&self, name: &str) -> Option<DateTime<Utc>> {
-        let dp = self.dataprint.as_ref()?;
-        dp.pointer(&format!("/run/collectors/{name}/collected_at"))
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .or(self.taken_at)
+        self.collectors.get(name).and_then(|(_, at)| *at)
     }
 
     fn was_ok(&self, name: &str) -> bool {
-        self.dataprint.as_ref().and_then(|d| d.pointer(&format!("/collectors/{name}/status"))).and_then(Value::as_str)
-            == Some("ok")
+        self.collectors.get(name).is_some_and(|(ok, _)| *ok)
     }
 }
 
@@ -300,21 +341,22 @@ impl Child<'_> {
             if !self.options.full
                 && c.fresh_minutes > 0
                 && self.previous.was_ok(c.name)
-                && let (Some(prev), Some(at)) = (self.previous.collection(c.name), self.previous.collected_at(c.name))
+                && let Some(at) = self.previous.collected_at(c.name)
                 && now - at < Duration::minutes(i64::from(c.fresh_minutes))
+                && let Some(prev) = self.previous.take(c.name)
             {
-                collections.insert(c.name.to_string(), Value::Object(prev.clone()));
                 outcomes.insert(
                     c.name,
                     Outcome { items: Some(prev.len()), mode: Mode::Reused, collected_at: Some(at), ..Outcome::new(c) },
                 );
+                collections.insert(c.name.to_string(), Value::Object(prev));
                 continue;
             }
             to_read.push(c);
         }
 
         // Phase one: the batch of small reads, which includes the licences that gate phase two.
-        let batch: Vec<&'static Collector> = to_read.iter().copied().filter(|c| c.fetch == Fetch::Batch).collect();
+        let batch: Vec<&'static Collector> = to_read.iter().copied().filter(|c| c.fetch.batched()).collect();
         if !batch.is_empty() {
             let t0 = Instant::now();
             let items: Vec<BatchItem> = batch
@@ -325,7 +367,7 @@ impl Child<'_> {
             let per = t0.elapsed().as_millis() as u64 / results.len().max(1) as u64;
             for (c, (_, result)) in batch.iter().zip(results) {
                 let mut o = Outcome { mode: Mode::Batch, duration_ms: per, collected_at: Some(now), ..Outcome::new(c) };
-                match self.follow(result).await {
+                match self.follow(result, c.fetch == Fetch::Batch).await {
                     Ok(items) => {
                         o.items = Some(items.len());
                         collections.insert(c.name.to_string(), keyed(items));
@@ -336,12 +378,14 @@ impl Child<'_> {
             }
         }
         // Licences come from this run's read, or the last good one when this run could not read them.
-        let plans = service_plans(collections.get("subscribedSkus")).or_else(|| {
-            self.previous.collection("subscribedSkus").and_then(|m| service_plans(Some(&Value::Object(m.clone()))))
-        });
+        let plans = service_plans(collections.get("subscribedSkus")).or_else(|| self.previous.service_plans());
 
-        // Phase two: licence-gated and large reads.
-        for c in to_read.iter().copied().filter(|c| c.fetch != Fetch::Batch) {
+        // Phase two: licence-gated and large reads, concurrently (the Graph client keeps each tenant
+        // within its limits). Conditional Access allows one request per second per tenant, so reading
+        // one collector after another would make every tenant wait on it.
+        let mut reads = Vec::new();
+        let mut after_service_principals = Vec::new();
+        for c in to_read.iter().copied().filter(|c| !c.fetch.batched()) {
             // Once the token endpoint refused this tenant (say, a revoked refresh token found while
             // replacing an expired access token), every further read would fail the same way.
             if let Some(d) = outcomes
@@ -373,36 +417,24 @@ impl Child<'_> {
                 );
                 continue;
             }
-            let t0 = Instant::now();
-            let mut o = Outcome { collected_at: Some(now), ..Outcome::new(c) };
-            let result = match c.fetch {
-                Fetch::Delta => self.delta(c, &mut o, &mut delta_links).await,
-                Fetch::PerServicePrincipal => self.app_role_assignments(&collections, &mut o).await,
-                Fetch::List => {
-                    o.mode = Mode::Paged;
-                    let cap = if c.name == "signIns" { Some(1000) } else { None };
-                    self.list(c.path, cap).await
-                }
-                Fetch::Batch | Fetch::PerRelationship => Ok(Vec::new()),
-            };
-            o.duration_ms = t0.elapsed().as_millis() as u64;
-            match result {
-                Ok(items) => {
-                    o.items = Some(items.len());
-                    collections.insert(c.name.to_string(), keyed(items));
-                }
-                Err(e) if graph_code(&e) == Some("Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
-                    o.status = OutcomeStatus::Skipped;
-                    o.reason = reason(
-                        "license",
-                        format!(
-                            "{} is not licensed in this tenant (Graph said so)",
-                            c.licence.map_or("A premium licence", |l| l.label())
-                        ),
-                    );
-                    o.diagnosis = Some(facts::diagnose(&e, &self.situation(Some(c), Some(&token), plans.as_deref())));
-                }
-                Err(e) => self.fail(&mut o, c, e, &token, plans.as_deref()),
+            if c.fetch == Fetch::PerServicePrincipal {
+                after_service_principals.push(c);
+            } else {
+                reads.push(self.read(c, now, &collections, &token, plans.as_deref()));
+            }
+        }
+        for (c, o, items, links) in futures::future::join_all(reads).await {
+            if let Some(items) = items {
+                collections.insert(c.name.to_string(), keyed(items));
+            }
+            delta_links.extend(links);
+            outcomes.insert(c.name, o);
+        }
+        // Application permissions are read per service principal, so after the service principals.
+        for c in after_service_principals {
+            let (c, o, items, _) = self.read(c, now, &collections, &token, plans.as_deref()).await;
+            if let Some(items) = items {
+                collections.insert(c.name.to_string(), keyed(items));
             }
             outcomes.insert(c.name, o);
         }
@@ -438,19 +470,65 @@ impl Child<'_> {
         }
     }
 
+    /// One phase-two read: its outcome, its items when it succeeded, and the delta links it got.
+    async fn read<'c>(
+        &self,
+        c: &'c Collector,
+        now: DateTime<Utc>,
+        collections: &Map<String, Value>,
+        token: &AccessToken,
+        plans: Option<&[String]>,
+    ) -> (&'c Collector, Outcome, Option<Vec<Value>>, Vec<(String, String)>) {
+        let t0 = Instant::now();
+        let mut o = Outcome { collected_at: Some(now), ..Outcome::new(c) };
+        let mut links = Vec::new();
+        let result = match c.fetch {
+            Fetch::Delta => self.delta(c, &mut o, &mut links).await,
+            Fetch::PerServicePrincipal => self.app_role_assignments(collections, &mut o).await,
+            Fetch::List => {
+                o.mode = Mode::Paged;
+                let cap = if c.name == "signIns" { Some(1000) } else { None };
+                self.list(c.path, cap).await
+            }
+            Fetch::Batch | Fetch::Latest | Fetch::PerRelationship => Ok(Vec::new()),
+        };
+        o.duration_ms = t0.elapsed().as_millis() as u64;
+        let mut items = None;
+        match result {
+            Ok(read) => {
+                o.items = Some(read.len());
+                items = Some(read);
+            }
+            Err(e) if graph_code(&e) == Some("Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
+                o.status = OutcomeStatus::Skipped;
+                o.reason = reason(
+                    "license",
+                    format!(
+                        "{} is not licensed in this tenant (Graph said so)",
+                        c.licence.map_or("A premium licence", |l| l.label())
+                    ),
+                );
+                o.diagnosis = Some(facts::diagnose(&e, &self.situation(Some(c), Some(token), plans)));
+            }
+            Err(e) => self.fail(&mut o, c, e, token, plans),
+        }
+        (c, o, items, links)
+    }
+
     fn fail(&self, o: &mut Outcome, c: &Collector, e: Error, token: &AccessToken, plans: Option<&[String]>) {
         o.status = OutcomeStatus::Failed;
         o.diagnosis = Some(facts::diagnose(&e, &self.situation(Some(c), Some(token), plans)));
         o.error = Some(e);
     }
 
-    /// The items of a batch answer, following its nextLink when the collection has more pages.
-    async fn follow(&self, result: Result<Value, Error>) -> Result<Vec<Value>, Error> {
+    /// The items of a batch answer, following its nextLink when the collection has more pages and
+    /// `more` asks for them.
+    async fn follow(&self, result: Result<Value, Error>, more: bool) -> Result<Vec<Value>, Error> {
         let body = result?;
         match body.get("value") {
             Some(Value::Array(items)) => {
                 let mut items = items.clone();
-                if let Some(next) = body.get("@odata.nextLink").and_then(Value::as_str) {
+                if more && let Some(next) = body.get("@odata.nextLink").and_then(Value::as_str) {
                     items.extend(self.graph.list(&self.gtarget(), next, Vec::new()).await?);
                 }
                 Ok(items)
@@ -483,14 +561,16 @@ impl Child<'_> {
         links: &mut Vec<(String, String)>,
     ) -> Result<Vec<Value>, Error> {
         let target = self.gtarget();
-        let base = if self.options.full { None } else { self.previous.collection(c.name) };
         let link = if self.options.full { None } else { self.previous.delta_links.get(c.name) };
-        if let (Some(base), Some(link)) = (base, link) {
+        if let Some(link) = link
+            && self.previous.has(c.name)
+        {
             match self.graph.delta(&target, link).await {
                 Ok(d) => {
+                    let base = self.previous.take(c.name).unwrap_or_default();
                     o.mode = Mode::Delta;
                     let mut merged: BTreeMap<String, Value> =
-                        base.iter().map(|(k, v)| (k.clone(), strip_sign_in(v.clone()))).collect();
+                        base.into_iter().map(|(k, v)| (k, strip_sign_in(v))).collect();
                     for id in &d.removed {
                         merged.remove(id);
                     }
@@ -551,7 +631,7 @@ impl Child<'_> {
             .collect();
         let mut out = Vec::new();
         for (_, result) in self.graph.batch(&self.gtarget(), items).await {
-            for mut a in self.follow(result).await? {
+            for mut a in self.follow(result, true).await? {
                 if let Some(value) = a.get("appRoleId").and_then(Value::as_str).and_then(|id| graph_app_roles.get(id)) {
                     a["appRoleValue"] = json!(value);
                 }
@@ -600,7 +680,9 @@ impl Child<'_> {
             }
             volatile.insert(o.name.to_string(), v);
         }
-        json!({
+        // `json!` serializes the values it is given, a deep copy; the collections, the bulk of a
+        // dataprint, are moved in afterwards instead.
+        let mut dataprint = json!({
             "schema": dataprint::SCHEMA,
             "tenant": {
                 "id": self.target.tenant_id,
@@ -612,14 +694,16 @@ impl Child<'_> {
             "status": status.as_str(),
             "collectors": Value::Object(stable),
             "summary": summary,
-            "collections": Value::Object(collections),
+            "collections": null,
             "run": {
                 "started_at": started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 "finished_at": finished.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 "token_issued_at": token.issued_at,
                 "collectors": Value::Object(volatile),
             },
-        })
+        });
+        dataprint["collections"] = Value::Object(collections);
+        dataprint
     }
 }
 

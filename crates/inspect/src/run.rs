@@ -265,7 +265,7 @@ impl Runner {
             };
             let outcomes: Vec<CollectorOutcomeRecord> =
                 p.outcomes.iter().map(|o| store_outcome(&run.id, &p.tenant_id, o)).collect();
-            let previous = self.store.last_good_dataprint(&p.tenant_id).await?.map(|(_, d)| d);
+            let previous = self.store.last_good_dataprint(&p.tenant_id).await?.map(|(m, _)| m.id);
             let dataprint_id = self.store.commit_tenant_result(&record, &outcomes, p.dataprint.as_ref()).await?;
             let partner_history = self
                 .record_history(&run.id, &p.tenant_id, previous.as_ref(), p.dataprint.as_ref(), dataprint_id.as_ref())
@@ -495,11 +495,10 @@ impl Runner {
         target: TenantTarget,
         options: &ChildOptions,
     ) -> Result<TenantSummary, RunError> {
-        let mut previous = Previous::default();
-        if let Some((meta, dp)) = self.store.last_good_dataprint(&target.tenant_id).await? {
-            previous.taken_at = Some(meta.taken_at);
-            previous.dataprint = Some(dp);
-        }
+        let (mut previous, previous_id) = match self.store.last_good_dataprint(&target.tenant_id).await? {
+            Some((meta, dp)) => (Previous::new(dp, meta.taken_at), Some(meta.id)),
+            None => (Previous::default(), None),
+        };
         for name in ["users", "groups"] {
             if let Some(link) = self.store.get_delta_link(&target.tenant_id, name).await? {
                 previous.delta_links.insert(name.to_string(), link);
@@ -507,6 +506,7 @@ impl Runner {
         }
         let result: TenantResult =
             Child { graph: &self.graph, target: &target, previous: &previous, options }.run().await;
+        drop(previous);
         let now = Utc::now();
         // A tenant first known only by id gets its name from its own organization object.
         let mut target = target;
@@ -563,7 +563,7 @@ impl Runner {
             .record_history(
                 run_id,
                 &target.tenant_id,
-                previous.dataprint.as_ref(),
+                previous_id.as_ref(),
                 result.dataprint.as_ref(),
                 dataprint_id.as_ref(),
             )
@@ -602,7 +602,7 @@ impl Runner {
         &self,
         run_id: &str,
         tenant_id: &str,
-        previous: Option<&Value>,
+        previous: Option<&store::DataprintId>,
         current: Option<&Value>,
         dataprint_id: Option<&store::DataprintId>,
     ) -> Result<TenantHistory, RunError> {
@@ -611,8 +611,13 @@ impl Runner {
         };
         let now = Utc::now();
         let changed = self.store.dataprint_meta(id).await?.is_some_and(|m| m.run_id == run_id);
+        // The previous dataprint is read again only for a tenant that changed (see `Previous`).
+        let previous = match (changed, previous) {
+            (true, Some(p)) if p != id => self.store.get_dataprint(p).await?,
+            _ => None,
+        };
         let events = match (changed, previous) {
-            (true, Some(previous)) => history::diff(previous, current).unwrap_or_else(|e| {
+            (true, Some(previous)) => history::diff(&previous, current).unwrap_or_else(|e| {
                 tracing::warn!(tenant = tenant_id, error = %e, "change detection skipped");
                 Vec::new()
             }),

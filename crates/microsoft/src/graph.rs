@@ -99,9 +99,11 @@ impl TenantLimits {
                 Quota::with_period(o.conditional_access_period).unwrap_or(Quota::per_second(nz(1))).allow_burst(nz(1)),
             ),
             reports: RateLimiter::direct(
+                // Graph allows the five requests of a ten-second window at once; spacing them two
+                // seconds apart would make every tenant wait for its second report.
                 Quota::with_period(Duration::from_millis(10_000 / u64::from(o.reports_per_10s.max(1))))
                     .unwrap_or(Quota::per_second(nz(1)))
-                    .allow_burst(nz(1)),
+                    .allow_burst(nz(o.reports_per_10s)),
             ),
             blocked_until: Mutex::new(None),
             requests: std::sync::atomic::AtomicU64::new(0),
