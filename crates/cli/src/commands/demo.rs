@@ -4,7 +4,6 @@
 //! they do in real life, and runs the same inspection a real MSP runs, into a fresh data directory.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
@@ -182,7 +181,16 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
         println!("Try next (against the same data):");
         let dd = base.join("data");
         println!("  tenantscope --data-dir {} tenants", dd.display());
-        println!("  tenantscope --data-dir {} doctor --tenant cohowinery.onmicrosoft.com", dd.display());
+        if args.keep_running {
+            println!(
+                "  tenantscope --data-dir {} --cloud {} doctor --tenant cohowinery.onmicrosoft.com",
+                dd.display(),
+                ready.cloud_file
+            );
+        } else {
+            // doctor talks to the cloud, which stops with this command.
+            println!("  tenantscope demo --keep-running   (keeps the simulated cloud up for doctor and inspect)");
+        }
         println!(
             "  echo 'AADSTS50076: Due to a configuration change made by your administrator...' | tenantscope explain"
         );
@@ -195,6 +203,5 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
     }
     running.stop().await;
-    let _ = Arc::strong_count(&auth);
     Ok(ExitCode::SUCCESS)
 }
