@@ -684,10 +684,12 @@ pub trait Store: Send + Sync {
     /// What is known about a dataprint without loading it.
     async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>>;
 
-    /// The newest dataprint of a tenant from an ok or partial result, as
-    /// first stored (see [`Store::get_dataprint`]); its meta's
-    /// `confirmed_at` tells when a run last produced it. A later failed
-    /// result never replaces it.
+    /// The newest dataprint of a tenant from an ok or partial result, with
+    /// the `run` member of the run that last produced it (as
+    /// [`Store::dataprint_for_run`] gives it for that run), so that an
+    /// inspection building on it sees when each collection was last read;
+    /// its meta's `confirmed_at` tells when that was. A later failed result
+    /// never replaces it.
     async fn last_good_dataprint(&self, tenant_id: &str) -> Result<Option<(DataprintMeta, Value)>>;
 
     /// A tenant's distinct dataprints, oldest first, that were current at or

@@ -639,9 +639,23 @@ impl Store for SqliteStore {
     }
 
     async fn last_good_dataprint(&self, tenant_id: &str) -> Result<Option<(DataprintMeta, Value)>> {
-        match latest_dataprint(&self.read, tenant_id).await? {
-            Some(latest) => self.load_dataprint(&latest.id).await,
-            None => Ok(None),
+        let Some(latest) = latest_dataprint(&self.read, tenant_id).await? else {
+            return Ok(None);
+        };
+        let Some((meta, doc)) = self.load_dataprint(&latest.id).await? else {
+            return Ok(None);
+        };
+        if meta.confirmed_run_id == meta.run_id {
+            return Ok(Some((meta, doc)));
+        }
+        // A later run confirmed the content: its `run` member tells when each collection was last read.
+        match self.stored_run(&meta.confirmed_run_id, tenant_id).await? {
+            Some(stored) if stored.dataprint.as_ref().is_some_and(|(e, _)| e.id == meta.id.as_str()) => {
+                let taken_at = stored.dataprint.as_ref().map_or(meta.taken_at, |(_, t)| *t);
+                let decoded = stored.run.decode(Some((doc.get(blob::RUN), taken_at)))?;
+                Ok(Some((meta, plan::with_run(doc, decoded.run))))
+            }
+            _ => Ok(Some((meta, doc))),
         }
     }
 

@@ -443,15 +443,17 @@ pub async fn unchanged_dataprints_are_confirmed_not_stored(store: S, db: Db) {
     assert_eq!((meta.run_id.as_str(), meta.taken_at), (first_run.as_str(), first_at));
     assert_eq!((meta.confirmed_run_id.as_str(), meta.confirmed_at), (last_run.as_str(), last_at));
 
-    // get_dataprint and last_good_dataprint give the document as first
-    // stored; dataprint_for_run gives each run's own.
+    // get_dataprint gives the document as first stored, last_good_dataprint
+    // as the last run produced it, and dataprint_for_run each run's own.
     assert_eq!(
         json_string(&store.get_dataprint(&first_id).await.expect("get").expect("found")),
         json_string(&first_doc)
     );
     let (last_meta, last_doc) = store.last_good_dataprint("steady").await.expect("last").expect("found");
     assert_eq!(last_meta, meta);
-    assert_eq!(json_string(&last_doc), json_string(&first_doc));
+    let last_run_doc = &runs.last().expect("runs").1;
+    assert_eq!(json_string(&last_doc), json_string(last_run_doc));
+    assert_ne!(json_string(&last_doc), json_string(&first_doc), "the runs' members differ");
     for (run_id, doc, _, _) in &runs {
         let back = store.dataprint_for_run(run_id, "steady").await.expect("for run").expect("found");
         assert_eq!(json_string(&back), json_string(doc), "run {run_id}");
@@ -594,7 +596,8 @@ pub async fn last_good_dataprint_survives_failed_runs(store: S, _db: Db) {
     assert_eq!(id2b.as_ref(), Some(&id1));
     let (meta, doc) = store.last_good_dataprint("lg").await.expect("last").expect("kept");
     assert_eq!((meta.id.clone(), meta.confirmed_at), (id1.clone(), ts("2026-11-02T12:00:10Z")));
-    assert_eq!(json_string(&doc), json_string(&doc1));
+    // It comes with the `run` member of the run that confirmed it.
+    assert_eq!(json_string(&doc), json_string(&doc2b));
     let doc = store.dataprint_for_run(&run2b.id, "lg").await.expect("for run").expect("found");
     assert_eq!(json_string(&doc), json_string(&doc2b));
 
@@ -643,6 +646,8 @@ pub async fn dataprint_listing_and_previous(store: S, _db: Db) {
 
 pub async fn prune_collects_garbage(store: S, db: Db) {
     let mut ids = Vec::new();
+    // The last day's dataprint as the run that confirmed it produced it.
+    let mut confirmed_doc = Value::Null;
     let mut pruned_runs = Vec::new();
     for day in 1..=4 {
         // Users change every day; every other collection stays the same.
@@ -662,6 +667,7 @@ pub async fn prune_collects_garbage(store: S, db: Db) {
                 ids.push((id, doc));
             } else {
                 assert_eq!(id, ids.last().expect("first run of the day").0);
+                confirmed_doc = doc;
             }
         }
     }
@@ -698,7 +704,7 @@ pub async fn prune_collects_garbage(store: S, db: Db) {
     assert_eq!(report.dataprints_deleted, 1);
     let (meta, doc) = store.last_good_dataprint("pr").await.expect("last").expect("kept");
     assert_eq!(meta.id, ids[3].0);
-    assert_eq!(json_string(&doc), json_string(&ids[3].1));
+    assert_eq!(json_string(&doc), json_string(&confirmed_doc));
     assert!(store.last_good_dataprint("solo").await.expect("last").is_some());
 }
 
