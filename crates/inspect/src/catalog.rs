@@ -493,7 +493,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["DelegatedAdminRelationship.Read.All"],
         roles: &[GLOBAL_READER, DIRECTORY_READERS, SECURITY_READER, GLOBAL_ADMINISTRATOR],
         licence: None,
-        fresh_minutes: 0,
+        fresh_minutes: HOUR,
     },
     Collector {
         name: "delegatedAdminCustomers",

@@ -357,14 +357,41 @@ impl Child<'_> {
 
         // Phase one: the batch of small reads, which includes the licences that gate phase two.
         let batch: Vec<&'static Collector> = to_read.iter().copied().filter(|c| c.fetch.batched()).collect();
-        if !batch.is_empty() {
+        // A delta round that continues from a saved link starts in the same batch: on an unchanged
+        // tenant its first page is also its last, so checking users and groups for changes costs no
+        // request of its own.
+        let deltas: Vec<(&'static Collector, String, String)> = if self.options.full {
+            Vec::new()
+        } else {
+            to_read
+                .iter()
+                .copied()
+                .filter(|c| c.fetch == Fetch::Delta && self.previous.has(c.name))
+                .filter_map(|c| {
+                    let link = self.previous.delta_links.get(c.name)?;
+                    let path = self.graph.batch_path(link).ok()?;
+                    Some((c, link.clone(), path))
+                })
+                .collect()
+        };
+        let mut first_pages: HashMap<&'static str, (String, Result<Value, Error>)> = HashMap::new();
+        if !batch.is_empty() || !deltas.is_empty() {
             let t0 = Instant::now();
             let items: Vec<BatchItem> = batch
                 .iter()
                 .map(|c| BatchItem { id: c.name.to_string(), path: c.path.to_string(), headers: vec![] })
+                .chain(deltas.iter().map(|(c, _, path)| BatchItem {
+                    id: c.name.to_string(),
+                    path: path.clone(),
+                    headers: vec![],
+                }))
                 .collect();
-            let results = self.graph.batch(&self.gtarget(), items).await;
+            let mut results = self.graph.batch(&self.gtarget(), items).await;
             let per = t0.elapsed().as_millis() as u64 / results.len().max(1) as u64;
+            for ((c, link, _), (_, result)) in deltas.into_iter().zip(results.split_off(batch.len().min(results.len())))
+            {
+                first_pages.insert(c.name, (link, result));
+            }
             for (c, (_, result)) in batch.iter().zip(results) {
                 let mut o = Outcome { mode: Mode::Batch, duration_ms: per, collected_at: Some(now), ..Outcome::new(c) };
                 match self.follow(result, c.fetch == Fetch::Batch).await {
@@ -420,7 +447,8 @@ impl Child<'_> {
             if c.fetch == Fetch::PerServicePrincipal {
                 after_service_principals.push(c);
             } else {
-                reads.push(self.read(c, now, &collections, &token, plans.as_deref()));
+                let first = first_pages.remove(c.name);
+                reads.push(self.read(c, now, &collections, &token, plans.as_deref(), first));
             }
         }
         for (c, o, items, links) in futures::future::join_all(reads).await {
@@ -432,7 +460,7 @@ impl Child<'_> {
         }
         // Application permissions are read per service principal, so after the service principals.
         for c in after_service_principals {
-            let (c, o, items, _) = self.read(c, now, &collections, &token, plans.as_deref()).await;
+            let (c, o, items, _) = self.read(c, now, &collections, &token, plans.as_deref(), None).await;
             if let Some(items) = items {
                 collections.insert(c.name.to_string(), keyed(items));
             }
@@ -478,12 +506,13 @@ impl Child<'_> {
         collections: &Map<String, Value>,
         token: &AccessToken,
         plans: Option<&[String]>,
+        first_page: Option<(String, Result<Value, Error>)>,
     ) -> (&'c Collector, Outcome, Option<Vec<Value>>, Vec<(String, String)>) {
         let t0 = Instant::now();
         let mut o = Outcome { collected_at: Some(now), ..Outcome::new(c) };
         let mut links = Vec::new();
         let result = match c.fetch {
-            Fetch::Delta => self.delta(c, &mut o, &mut links).await,
+            Fetch::Delta => self.delta(c, &mut o, &mut links, first_page).await,
             Fetch::PerServicePrincipal => self.app_role_assignments(collections, &mut o).await,
             Fetch::List => {
                 o.mode = Mode::Paged;
@@ -559,13 +588,19 @@ impl Child<'_> {
         c: &Collector,
         o: &mut Outcome,
         links: &mut Vec<(String, String)>,
+        first_page: Option<(String, Result<Value, Error>)>,
     ) -> Result<Vec<Value>, Error> {
         let target = self.gtarget();
         let link = if self.options.full { None } else { self.previous.delta_links.get(c.name) };
         if let Some(link) = link
             && self.previous.has(c.name)
         {
-            match self.graph.delta(&target, link).await {
+            let round = match first_page {
+                Some((link, Ok(page))) => self.graph.delta_from_page(&target, &link, page).await,
+                Some((_, Err(e))) => Err(e),
+                None => self.graph.delta(&target, link).await,
+            };
+            match round {
                 Ok(d) => {
                     let base = self.previous.take(c.name).unwrap_or_default();
                     o.mode = Mode::Delta;
@@ -742,14 +777,19 @@ fn strip_sign_in(mut user: Value) -> Value {
 }
 
 fn merge_sign_in_activity(collections: &mut Map<String, Value>) {
-    let Some(activity) = collections.get("signInActivity").and_then(Value::as_object).cloned() else { return };
-    if let Some(users) = collections.get_mut("users").and_then(Value::as_object_mut) {
+    // The activity collection is lifted out while the users are changed, rather than copied: on a large
+    // tenant it holds an object per user.
+    let Some(activity) = collections.remove("signInActivity") else { return };
+    if let (Some(by_id), Some(users)) =
+        (activity.as_object(), collections.get_mut("users").and_then(Value::as_object_mut))
+    {
         for (id, user) in users.iter_mut() {
-            if let (Some(a), Some(u)) = (activity.get(id).and_then(|a| a.get("signInActivity")), user.as_object_mut()) {
+            if let (Some(a), Some(u)) = (by_id.get(id).and_then(|a| a.get("signInActivity")), user.as_object_mut()) {
                 u.insert("signInActivity".into(), canonical(a.clone()));
             }
         }
     }
+    collections.insert("signInActivity".into(), activity);
 }
 
 /// The tenant's diagnosis: the cause most of its failing collectors share, with the first one's detail.
@@ -767,4 +807,64 @@ pub fn tenant_diagnosis(outcomes: &[Outcome]) -> Option<diagnose::Diagnosis> {
 /// Collectors of the catalog on one side, for `permissions` and reports.
 pub fn collectors(side: Side) -> Vec<&'static Collector> {
     catalog::CATALOG.iter().filter(|c| c.side == side).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored() -> Value {
+        json!({
+            "collectors": {
+                "users": {"status": "ok"},
+                "groups": {"status": "failed"},
+                "domains": {"status": "ok"},
+            },
+            "collections": {
+                "users": {"u1": {"id": "u1"}, "u2": {"id": "u2"}},
+                "domains": {"contoso.com": {"id": "contoso.com"}},
+                "subscribedSkus": {"s": {"servicePlans": [{"servicePlanName": "AAD_PREMIUM"}]}},
+            },
+            "run": {"collectors": {"users": {"collected_at": "2026-11-01T10:00:00.000Z"}}},
+        })
+    }
+
+    #[test]
+    fn previous_keeps_outcomes_and_moves_collections_out_once() {
+        let taken = DateTime::parse_from_rfc3339("2026-11-02T10:00:00Z").map(|t| t.with_timezone(&Utc)).ok();
+        let previous = Previous::new(stored(), taken.unwrap_or_default());
+        assert!(previous.was_ok("users") && !previous.was_ok("groups") && !previous.was_ok("devices"));
+        // A collection carried through reuses keeps the time it was read; others date from the run.
+        assert_eq!(
+            previous.collected_at("users").map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-01T10:00:00+00:00")
+        );
+        assert_eq!(previous.collected_at("domains"), taken);
+        assert_eq!(previous.collected_at("devices"), None);
+        assert_eq!(previous.service_plans(), Some(vec!["AAD_PREMIUM".to_string()]));
+        assert!(previous.has("users"));
+        assert_eq!(previous.take("users").map(|m| m.len()), Some(2));
+        assert!(!previous.has("users") && previous.take("users").is_none());
+        assert!(previous.has("domains"));
+    }
+
+    #[test]
+    fn previous_of_a_malformed_dataprint_is_empty() {
+        let previous = Previous::new(json!({"collections": [1, 2], "collectors": "x"}), Utc::now());
+        assert!(!previous.has("users") && !previous.was_ok("users") && previous.service_plans().is_none());
+    }
+
+    #[test]
+    fn sign_in_activity_is_merged_into_users_and_kept() {
+        let mut collections = Map::new();
+        collections.insert("users".into(), json!({"u1": {"id": "u1"}, "u2": {"id": "u2"}}));
+        collections.insert(
+            "signInActivity".into(),
+            json!({"u1": {"id": "u1", "signInActivity": {"lastSignInDateTime": "2026-11-01T00:00:00Z"}}}),
+        );
+        merge_sign_in_activity(&mut collections);
+        assert_eq!(collections["users"]["u1"]["signInActivity"]["lastSignInDateTime"], "2026-11-01T00:00:00Z");
+        assert!(collections["users"]["u2"].get("signInActivity").is_none());
+        assert!(collections.contains_key("signInActivity"));
+    }
 }

@@ -59,7 +59,40 @@ fn text(v: &Value, pointer: &str) -> Option<String> {
     v.pointer(pointer).and_then(Value::as_str).map(str::to_string)
 }
 
-pub async fn inspect_partner(graph: &GraphClient, partner_tenant: &str, cloud: Option<&str>) -> PartnerResult {
+/// Access assignments a previous partner dataprint holds, by relationship id, with the time they were
+/// read, when that was within the collector's freshness window.
+///
+/// Reading them costs one batch item per relationship on every run, which for an MSP with a thousand
+/// customers is most of what an unchanged run sends. The relationships themselves (status, roles, end
+/// date) are read on every run; only the assignments of relationships already known are reused, and
+/// all of them are read again once the window has passed. `doctor` always reads them live.
+pub fn reusable_assignments(previous: &Value, now: DateTime<Utc>) -> Option<(DateTime<Utc>, BTreeMap<String, Value>)> {
+    let fresh = catalog::find(Side::Partner, "accessAssignments")?.fresh_minutes;
+    if fresh == 0 || previous.pointer("/collectors/accessAssignments/status").and_then(Value::as_str) != Some("ok") {
+        return None;
+    }
+    let at = previous
+        .pointer("/run/collectors/accessAssignments/collected_at")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
+        .with_timezone(&Utc);
+    if now - at >= chrono::Duration::minutes(i64::from(fresh)) || at > now {
+        return None;
+    }
+    let relationships = previous.pointer("/collections/delegatedAdminRelationships")?.as_object()?;
+    let assignments = relationships
+        .iter()
+        .filter_map(|(id, r)| Some((id.clone(), r.get("accessAssignments").filter(|a| a.is_array())?.clone())))
+        .collect();
+    Some((at, assignments))
+}
+
+pub async fn inspect_partner(
+    graph: &GraphClient,
+    partner_tenant: &str,
+    cloud: Option<&str>,
+    reuse: Option<(DateTime<Utc>, BTreeMap<String, Value>)>,
+) -> PartnerResult {
     let started = Utc::now();
     let target = Target { tenant: partner_tenant.to_string(), grant: Grant::Partner };
     let collectors: Vec<&'static catalog::Collector> = catalog::partner_collectors().collect();
@@ -186,32 +219,46 @@ pub async fn inspect_partner(graph: &GraphClient, partner_tenant: &str, cloud: O
         Err(e) => fail("delegatedAdminRelationships", e, &mut outcomes),
     }
     if relationships_read {
+        let (reused_at, mut reused) = reuse.unwrap_or_default();
         let items: Vec<BatchItem> = relationships
             .iter()
             .filter_map(|r| r.get("id").and_then(Value::as_str))
+            .filter(|id| !reused.contains_key(*id))
             .map(|id| BatchItem {
                 id: id.to_string(),
                 path: format!("tenantRelationships/delegatedAdminRelationships/{id}/accessAssignments"),
                 headers: vec![],
             })
             .collect();
-        let mut assignments: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let read_any = !items.is_empty();
+        let mut assignments: BTreeMap<String, Value> = BTreeMap::new();
         let mut failed = None;
         for (id, result) in graph.batch(&target, items).await {
             match result {
                 Ok(body) => {
-                    assignments.insert(id, body.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
+                    assignments.insert(id, body.get("value").filter(|v| v.is_array()).cloned().unwrap_or(json!([])));
                 }
                 Err(e) => failed = Some(e),
             }
         }
-        match failed {
-            Some(e) => fail("accessAssignments", e, &mut outcomes),
-            None => ok("accessAssignments", assignments.values().map(Vec::len).sum(), Mode::Batch, &mut outcomes),
-        }
         for r in &mut relationships {
             if let Some(id) = r.get("id").and_then(Value::as_str).map(str::to_string) {
-                r["accessAssignments"] = json!(assignments.remove(&id).unwrap_or_default());
+                let a = assignments.remove(&id).or_else(|| reused.remove(&id)).unwrap_or(json!([]));
+                r["accessAssignments"] = a;
+            }
+        }
+        let count = relationships.iter().filter_map(|r| r["accessAssignments"].as_array()).map(Vec::len).sum();
+        match failed {
+            Some(e) => fail("accessAssignments", e, &mut outcomes),
+            None => {
+                ok("accessAssignments", count, if read_any { Mode::Batch } else { Mode::Reused }, &mut outcomes);
+                // Reused assignments keep the time they were read, so that all of them are read again
+                // once the oldest is out of its window.
+                if reused_at != DateTime::<Utc>::default()
+                    && let Some(o) = outcomes.get_mut("accessAssignments")
+                {
+                    o.collected_at = Some(reused_at);
+                }
             }
         }
         collections.insert("delegatedAdminRelationships".into(), keyed(relationships.clone()));
@@ -390,4 +437,38 @@ pub fn derive_customers(collections: &Map<String, Value>) -> Vec<Customer> {
         }
     }
     customers.into_values().collect()
+}
+
+#[cfg(test)]
+mod reuse_tests {
+    use super::*;
+
+    fn partner(status: &str, collected_at: &str) -> Value {
+        json!({
+            "collectors": {"accessAssignments": {"status": status}},
+            "collections": {"delegatedAdminRelationships": {
+                "r1": {"id": "r1", "accessAssignments": [{"id": "a1"}]},
+                "r2": {"id": "r2"},
+            }},
+            "run": {"collectors": {"accessAssignments": {"collected_at": collected_at}}},
+        })
+    }
+
+    fn at(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    }
+
+    #[test]
+    fn assignments_are_reused_within_their_window_only() {
+        let now = at("2026-11-28T12:00:00Z");
+        let fresh = reusable_assignments(&partner("ok", "2026-11-28T11:30:00Z"), now);
+        let Some((read_at, by_id)) = fresh else { panic!("fresh assignments are reusable") };
+        assert_eq!(read_at, at("2026-11-28T11:30:00Z"));
+        assert_eq!(by_id.keys().collect::<Vec<_>>(), ["r1"], "a relationship without assignments is read again");
+        assert!(reusable_assignments(&partner("ok", "2026-11-28T10:59:00Z"), now).is_none(), "out of the window");
+        assert!(reusable_assignments(&partner("failed", "2026-11-28T11:30:00Z"), now).is_none());
+        assert!(reusable_assignments(&partner("ok", "2026-11-28T13:00:00Z"), now).is_none(), "from the future");
+        assert!(reusable_assignments(&partner("ok", "yesterday"), now).is_none());
+        assert!(reusable_assignments(&json!({}), now).is_none());
+    }
 }

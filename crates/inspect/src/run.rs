@@ -232,8 +232,16 @@ impl Runner {
         let mut relationships_for_warnings = Vec::new();
 
         if let Some(account) = &partner_account {
+            let reuse = if self.options.full {
+                None
+            } else {
+                self.store
+                    .last_good_dataprint(&account.home_tenant)
+                    .await?
+                    .and_then(|(_, dp)| partner::reusable_assignments(&dp, Utc::now()))
+            };
             let p: PartnerResult =
-                partner::inspect_partner(&self.graph, &account.home_tenant, self.options.cloud.as_deref()).await;
+                partner::inspect_partner(&self.graph, &account.home_tenant, self.options.cloud.as_deref(), reuse).await;
             partner_claims = p.token.as_ref().and_then(|t| t.claims.clone()).or_else(|| account.claims.clone());
             let now = Utc::now();
             self.store

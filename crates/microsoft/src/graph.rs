@@ -151,6 +151,34 @@ pub struct Delta {
     pub pages: usize,
 }
 
+impl Delta {
+    fn absorb(&mut self, page: Page) {
+        self.pages += 1;
+        for item in page.items {
+            if item.get("@removed").is_some() {
+                if let Some(id) = item.get("id").and_then(Value::as_str) {
+                    self.removed.push(id.to_string());
+                }
+            } else {
+                self.changed.push(item);
+            }
+        }
+        if let Some(link) = page.delta_link {
+            self.delta_link = link;
+        }
+    }
+
+    fn finish(self, started_from: &str) -> Result<Delta, Error> {
+        if self.delta_link.is_empty() {
+            return Err(Error::Protocol {
+                url: started_from.to_string(),
+                message: "the delta round ended without a deltaLink".into(),
+            });
+        }
+        Ok(self)
+    }
+}
+
 /// One request of a `$batch`.
 #[derive(Debug, Clone)]
 pub struct BatchItem {
@@ -415,32 +443,47 @@ impl GraphClient {
 
     /// Runs a delta round from a path (a full read) or a saved delta link, to its new delta link.
     pub async fn delta(&self, target: &Target, path_or_link: &str) -> Result<Delta, Error> {
-        use futures::StreamExt;
         let mut delta = Delta::default();
+        self.delta_pages(target, path_or_link, &mut delta).await?;
+        delta.finish(path_or_link)
+    }
+
+    /// Finishes a delta round whose first page came back in a `$batch` (see [`GraphClient::batch_path`]):
+    /// the page's changes, then the pages its nextLink leads to, to the new delta link.
+    pub async fn delta_from_page(&self, target: &Target, link: &str, first: Value) -> Result<Delta, Error> {
+        let mut delta = Delta::default();
+        let page = page_of(first, link)?;
+        let next = page.next_link.clone();
+        delta.absorb(page);
+        if let Some(next) = next {
+            self.delta_pages(target, &next, &mut delta).await?;
+        }
+        delta.finish(link)
+    }
+
+    async fn delta_pages(&self, target: &Target, path_or_link: &str, delta: &mut Delta) -> Result<(), Error> {
+        use futures::StreamExt;
         let mut pages = std::pin::pin!(self.pages(target, path_or_link, Vec::new()));
         while let Some(page) = pages.next().await {
-            let page = page?;
-            delta.pages += 1;
-            for item in page.items {
-                if item.get("@removed").is_some() {
-                    if let Some(id) = item.get("id").and_then(Value::as_str) {
-                        delta.removed.push(id.to_string());
-                    }
-                } else {
-                    delta.changed.push(item);
-                }
-            }
-            if let Some(link) = page.delta_link {
-                delta.delta_link = link;
-            }
+            delta.absorb(page?);
         }
-        if delta.delta_link.is_empty() {
-            return Err(Error::Protocol {
-                url: path_or_link.to_string(),
-                message: "the delta round ended without a deltaLink".into(),
-            });
-        }
-        Ok(delta)
+        Ok(())
+    }
+
+    /// A link Graph gave (a nextLink or deltaLink) as the version-relative path a `$batch` item takes.
+    /// Only links to the cloud's Graph host and this client's version qualify.
+    pub fn batch_path(&self, link: &str) -> Result<String, Error> {
+        let url = self.url(link)?;
+        self.check_host(&url)?;
+        let prefix = format!("/{}/", self.options.version);
+        let rest = url.path().strip_prefix(&prefix).ok_or_else(|| Error::Protocol {
+            url: link.to_string(),
+            message: format!("the link is not under {prefix}"),
+        })?;
+        Ok(match url.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        })
     }
 
     /// Sends GETs in `$batch` requests of at most 20, retrying throttled items after their
@@ -572,17 +615,19 @@ fn parse_json(resp: &Response) -> Result<Value, Error> {
 }
 
 fn parse_page(resp: &Response) -> Result<Page, Error> {
-    let v = parse_json(resp)?;
+    page_of(parse_json(resp)?, &resp.url)
+}
+
+/// A collection page from its JSON body (a response's, or a `$batch` item's).
+fn page_of(v: Value, url: &str) -> Result<Page, Error> {
+    let protocol = |message: &str| Error::Protocol { url: url.to_string(), message: message.into() };
     let Value::Object(mut map) = v else {
-        return Err(Error::Protocol {
-            url: resp.url.clone(),
-            message: "a collection page is not a JSON object".into(),
-        });
+        return Err(protocol("a collection page is not a JSON object"));
     };
     let items = match map.remove("value") {
         Some(Value::Array(a)) => a,
-        Some(_) => return Err(Error::Protocol { url: resp.url.clone(), message: "'value' is not an array".into() }),
-        None => return Err(Error::Protocol { url: resp.url.clone(), message: "the page has no 'value'".into() }),
+        Some(_) => return Err(protocol("'value' is not an array")),
+        None => return Err(protocol("the page has no 'value'")),
     };
     let link = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_string);
     Ok(Page {
@@ -596,6 +641,23 @@ fn parse_page(resp: &Response) -> Result<Page, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_body_needs_a_value_array() {
+        let page = page_of(
+            json!({"value": [{"id": "a"}, {"id": "b", "@removed": {"reason": "deleted"}}], "@odata.deltaLink": "https://g/v1.0/users/delta?$deltatoken=x"}),
+            "u",
+        )
+        .map_err(|e| e.to_string());
+        let Ok(page) = page else { panic!("{page:?}") };
+        let mut delta = Delta::default();
+        delta.absorb(page);
+        assert_eq!((delta.changed.len(), delta.removed.clone(), delta.pages), (1, vec!["b".to_string()], 1));
+        assert!(delta.finish("u").is_ok());
+        assert!(page_of(json!({"value": {}}), "u").is_err());
+        assert!(page_of(json!([1]), "u").is_err());
+        assert!(Delta::default().finish("u").is_err(), "a round without a deltaLink is an error");
+    }
 
     #[test]
     fn classes_follow_the_path() {
