@@ -634,14 +634,11 @@ impl Store for PgStore {
             return Ok(Some((meta, doc)));
         }
         // A later run confirmed the content: its `run` member tells when each collection was last read.
-        match self.stored_run(&meta.confirmed_run_id, tenant_id).await? {
-            Some(stored) if stored.dataprint.as_ref().is_some_and(|(e, _)| e.id == meta.id.as_str()) => {
-                let taken_at = stored.dataprint.as_ref().map_or(meta.taken_at, |(_, t)| *t);
-                let decoded = stored.run.decode(Some((doc.get(blob::RUN), taken_at)))?;
-                Ok(Some((meta, plan::with_run(doc, decoded.run))))
-            }
-            _ => Ok(Some((meta, doc))),
-        }
+        let doc = match self.stored_run(&meta.confirmed_run_id, tenant_id).await? {
+            Some(stored) => stored.with_run_member(meta.id.as_str(), doc)?,
+            None => doc,
+        };
+        Ok(Some((meta, doc)))
     }
 
     async fn dataprints(&self, tenant_id: &str, since: Option<DateTime<Utc>>) -> Result<Vec<DataprintMeta>> {

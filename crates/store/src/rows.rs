@@ -228,6 +228,18 @@ impl StoredRunRow {
         let reference = envelope.run()?;
         self.run.decode(Some((reference.as_ref(), *taken_at)))
     }
+
+    /// Dataprint `id`, loaded as first stored, with the `run` member this
+    /// tenant run produced; unchanged when the run refers to another one.
+    pub(crate) fn with_run_member(&self, id: &str, doc: Value) -> Result<Value> {
+        match &self.dataprint {
+            Some((envelope, taken_at)) if envelope.id == id => {
+                let decoded = self.run.decode(Some((doc.get(crate::blob::RUN), *taken_at)))?;
+                Ok(crate::plan::with_run(doc, decoded.run))
+            }
+            _ => Ok(doc),
+        }
+    }
 }
 
 pub(crate) fn stored_run(row: &impl RowExt) -> Result<StoredRunRow> {
