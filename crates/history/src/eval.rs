@@ -24,6 +24,8 @@ use serde_json::{Map, Number, Value};
 
 use crate::dataprint::parse_time;
 
+mod row;
+
 /// The functions this crate adds to standard JMESPath.
 pub const EXTRA_FUNCTIONS: &[&str] =
     &["days_since", "days_until", "to_epoch", "unique", "add", "sub", "mul", "div", "round", "split"];
@@ -616,10 +618,9 @@ enum Keep<'a> {
     NotNull(&'a Node),
 }
 
-/// How many objects ahead [`Ctx::prepare`] asks for memory: the entries of
-/// the object twice this far ahead, the keys and strings of the object this
-/// far ahead.
-const LOOKAHEAD: usize = 4;
+/// How many elements of a collection [`Ctx::prepare`] gathers together
+/// (see [`row::Fields::gather`]).
+const BATCH: usize = 16;
 
 /// Asks the processor to start loading the cache line at `address`.
 #[inline]
@@ -635,60 +636,27 @@ fn prefetch<T>(address: *const T) {
     let _ = address;
 }
 
-/// The hints of the fields a filter reads on the element itself, so that
-/// only those entries are fetched ahead.
-fn element_fields<'a>(node: &'a Node, out: &mut Vec<&'a Hint>) {
-    match node {
-        Node::Field(_, hint) => out.push(hint),
-        Node::Subexpr(lhs, _) | Node::Projection(lhs, _) => element_fields(lhs, out),
-        Node::Flatten(inner) | Node::ObjectValues(inner) | Node::Not(inner) | Node::CountProjection(inner, _) => {
-            element_fields(inner, out);
-        }
-        Node::Condition(a, b) | Node::Comparison(_, a, b) | Node::And(a, b) | Node::Or(a, b) => {
-            element_fields(a, out);
-            element_fields(b, out);
-        }
-        Node::MultiList(items) | Node::Function(_, items) => items.iter().for_each(|i| element_fields(i, out)),
-        Node::MultiHash(items) => items.iter().for_each(|(_, i)| element_fields(i, out)),
-        Node::Identity | Node::Index(_) | Node::Slice { .. } | Node::Literal(_) | Node::Expref(_) => {}
-    }
+/// `length()` of a document value, or `None` for a value that has none
+/// (an error the evaluator reports).
+fn length_of(v: &Value) -> Option<f64> {
+    #[allow(clippy::cast_precision_loss)]
+    Some(match v {
+        Value::Array(a) => a.len() as f64,
+        Value::Object(m) => m.len() as f64,
+        Value::String(s) => s.chars().count() as f64,
+        _ => return None,
+    })
 }
 
-/// Prefetches the entries at the given positions of an object: their
-/// addresses come from the map itself, without reading the entries.
-fn prefetch_entries(value: &Value, positions: &[usize]) {
-    if let Value::Object(m) = value {
-        for &p in positions {
-            if let Some((k, _)) = m.iter().nth(p) {
-                prefetch(std::ptr::from_ref(k));
-            }
-        }
-    }
-}
-
-/// Prefetches what the entries at the given positions point to (fetched
-/// ahead before): the key, a string value, a nested object's entries.
-fn prefetch_contents(value: &Value, positions: &[usize]) {
-    if let Value::Object(m) = value {
-        for &p in positions {
-            let Some((k, v)) = m.iter().nth(p) else {
-                continue;
-            };
-            prefetch(k.as_ptr());
-            match v {
-                Value::String(s) => prefetch(s.as_ptr()),
-                Value::Object(inner) => {
-                    for (k2, v2) in inner {
-                        prefetch(std::ptr::from_ref(k2));
-                        if let Value::String(s) = v2 {
-                            prefetch(s.as_ptr());
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+/// Whole days from `now` back to the time `text` (`days_since`) or from
+/// `now` on to it (`days_until`); `None` when either is unknown.
+fn days_between(func: Func, text: &str, now: Option<i64>) -> Option<f64> {
+    epoch_seconds(text).zip(now).map(|(t, now)| {
+        let seconds = if func == Func::DaysSince { now - t } else { t - now };
+        #[allow(clippy::cast_precision_loss)]
+        let days = seconds.div_euclid(SECONDS_PER_DAY) as f64;
+        days
+    })
 }
 
 /// The address of a node, as a key for what is known about it.
@@ -783,37 +751,52 @@ impl Ctx {
                 })
                 .collect();
             let mut results: Vec<Result<usize, EvalError>> = vec![Ok(0); nodes.len()];
+            let mut fields = row::Fields::default();
+            let preds: Vec<Option<row::Pred>> = nodes
+                .iter()
+                .map(|(_, keep)| match keep {
+                    Keep::Filter(p) => row::compile(p, &mut fields),
+                    Keep::NotNull(_) => None,
+                })
+                .collect();
+            let mut slots: Vec<&Value> = Vec::new();
+            let mut memo = vec![0u8; fields.atoms()];
             let values: Vec<&Value> = collection.values().collect();
-            let mut hints: Vec<&Hint> = Vec::new();
-            for (_, keep) in &nodes {
-                match keep {
-                    Keep::Filter(n) | Keep::NotNull(n) => element_fields(n, &mut hints),
-                }
+            let width = fields.len();
+            let batches: Vec<&[&Value]> = values.chunks(BATCH).collect();
+            let (mut current, mut ahead) = (row::Gathered::default(), row::Gathered::default());
+            if let Some(first) = batches.first()
+                && width > 0
+            {
+                fields.gather(first, &mut ahead);
             }
-            let mut positions: Vec<usize> = Vec::new();
-            for (i, value) in values.iter().enumerate() {
-                // Where the fields are is learnt from the first elements.
-                if i % 64 == 8 {
-                    positions = hints.iter().map(|h| h.0.load(AtomicOrdering::Relaxed)).collect();
-                    positions.sort_unstable();
-                    positions.dedup();
+            for (b, batch) in batches.iter().enumerate() {
+                if width > 0 {
+                    std::mem::swap(&mut current, &mut ahead);
+                    if let Some(next) = batches.get(b + 1) {
+                        fields.gather(next, &mut ahead);
+                    }
+                    fields.resolve(&current, &mut slots);
                 }
-                // Objects are scattered in memory and a filter follows
-                // pointers from each one to its fields: asking for the next
-                // objects' memory ahead lets the loads overlap the work on
-                // this one instead of waiting on each pointer in turn.
-                if let Some(ahead) = values.get(i + 2 * LOOKAHEAD) {
-                    prefetch_entries(ahead, &positions);
-                }
-                if let Some(ahead) = values.get(i + LOOKAHEAD) {
-                    prefetch_contents(ahead, &positions);
-                }
-                let item = Val::from_json(value);
-                for ((_, keep), result) in nodes.iter().zip(results.iter_mut()) {
-                    if let Ok(count) = result {
-                        let kept = match keep {
-                            Keep::Filter(p) => self.test(p, &item).map(|t| t && !item.is_null()),
-                            Keep::NotNull(rhs) => self.eval(rhs, &item).map(|v| !v.is_null()),
+                for (j, value) in batch.iter().enumerate() {
+                    memo.fill(0);
+                    let item = Val::from_json(value);
+                    let row = match value {
+                        Value::Object(_) => slots.get(j * width..(j + 1) * width),
+                        _ => None,
+                    };
+                    for (((_, keep), pred), result) in nodes.iter().zip(&preds).zip(results.iter_mut()) {
+                        let Ok(count) = result else {
+                            continue;
+                        };
+                        let quick = match (pred, row) {
+                            (Some(pred), Some(row)) => pred.test(&fields, row, &mut memo, self.now),
+                            _ => None,
+                        };
+                        let kept = match (quick, keep) {
+                            (Some(kept), _) => Ok(kept),
+                            (None, Keep::Filter(p)) => self.test(p, &item).map(|t| t && !item.is_null()),
+                            (None, Keep::NotNull(rhs)) => self.eval(rhs, &item).map(|v| !v.is_null()),
                         };
                         match kept {
                             Ok(true) => *count += 1,
@@ -967,26 +950,9 @@ impl Ctx {
     /// normally (including every case that would be an error).
     fn fast_number<'a>(&self, node: &'a Node, cur: &Val<'a>) -> Option<Option<f64>> {
         match node {
-            Node::Function(Func::Length, args) => {
-                #[allow(clippy::cast_precision_loss)]
-                let n = match peek(args.first()?, cur)? {
-                    Value::Array(a) => a.len() as f64,
-                    Value::Object(m) => m.len() as f64,
-                    Value::String(s) => s.chars().count() as f64,
-                    _ => return None,
-                };
-                Some(Some(n))
-            }
+            Node::Function(Func::Length, args) => length_of(peek(args.first()?, cur)?).map(Some),
             Node::Function(func @ (Func::DaysSince | Func::DaysUntil), args) => match peek(args.first()?, cur)? {
-                Value::String(s) => {
-                    let days = epoch_seconds(s).zip(self.now).map(|(t, now)| {
-                        let seconds = if *func == Func::DaysSince { now - t } else { t - now };
-                        #[allow(clippy::cast_precision_loss)]
-                        let days = seconds.div_euclid(SECONDS_PER_DAY) as f64;
-                        days
-                    });
-                    Some(days)
-                }
+                Value::String(s) => Some(days_between(*func, s, self.now)),
                 Value::Null => Some(None),
                 _ => None,
             },

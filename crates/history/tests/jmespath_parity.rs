@@ -279,3 +279,142 @@ fn compile_errors_are_reported() {
     assert!(Query::new("no_such_function(@)").is_err());
     assert!(Query::new("length(a, b)").is_err());
 }
+
+/// Filters that `evaluate` decides from each element's fields looked up
+/// once (see `src/eval/row.rs`), beyond the built-in metrics: shared tests,
+/// nested paths, `||` and `&&` of values, every comparison, dates.
+const ONE_PASS: &[&str] = &[
+    "length(values(collections.users)[?accountEnabled == `true` || userType == 'Guest'])",
+    "length(values(collections.users)[?!accountEnabled && userType != 'Guest'])",
+    "length(values(collections.users)[?signInActivity.lastSignInDateTime])",
+    "length(values(collections.users)[?(signInActivity.lastSignInDateTime && accountEnabled) == `true`])",
+    "length(values(collections.users)[?days_until(createdDateTime) < `0`])",
+    "length(values(collections.users)[?days_since(signInActivity.lastSignInDateTime) == days_since(createdDateTime)])",
+    "length(values(collections.users)[?length(assignedLicenses) >= length(userType)])",
+    "length(values(collections.users)[?assignedLicenses == `[]`])",
+    "length(values(collections.users)[?userType < 'Member'])",
+    "length(values(collections.users)[?accountEnabled != `null`])",
+    "length(values(collections.users)[?createdDateTime > `1`])",
+];
+
+/// A user as a dataprint holds it, with every field sometimes missing or of
+/// another type, and now and then an element that is not an object.
+fn odd_user() -> impl Strategy<Value = Value> {
+    let date = || {
+        prop::sample::select(vec![
+            Value::from("2026-11-01T00:00:00Z"),
+            Value::from("2025-01-01T10:00:00.1234567Z"),
+            Value::from("2026-11-28T12:00:00+01:00"),
+            Value::from("2026-02-30T00:00:00Z"),
+            Value::from("not a date"),
+            Value::Null,
+            Value::from(3),
+        ])
+    };
+    let field = |values: Vec<Value>| prop::option::weighted(0.85, prop::sample::select(values));
+    let user = (
+        field(vec![Value::Bool(true), Value::Bool(false), Value::Null, Value::from("true")]),
+        field(vec![Value::from("Member"), Value::from("Guest"), Value::from(1)]),
+        field(vec![
+            serde_json::json!([]),
+            serde_json::json!([{"skuId": "s"}]),
+            Value::Null,
+            Value::from(2),
+            Value::from("x"),
+        ]),
+        prop::option::weighted(
+            0.8,
+            prop_oneof![
+                date().prop_map(|d| serde_json::json!({"lastSignInDateTime": d})),
+                Just(Value::from(5)),
+                Just(serde_json::json!({}))
+            ],
+        ),
+        prop::option::weighted(0.9, date()),
+    )
+        .prop_map(|(enabled, kind, licences, activity, created)| {
+            let mut m = Map::new();
+            for (k, v) in [
+                ("accountEnabled", enabled),
+                ("userType", kind),
+                ("assignedLicenses", licences),
+                ("signInActivity", activity),
+                ("createdDateTime", created),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.to_owned(), v);
+                }
+            }
+            Value::Object(m)
+        });
+    prop_oneof![20 => user, 1 => Just(Value::Null), 1 => Just(Value::from(7))]
+}
+
+fn odd_registration() -> impl Strategy<Value = Value> {
+    let flag =
+        || prop::option::weighted(0.85, prop::sample::select(vec![Value::Bool(true), Value::Bool(false), Value::Null]));
+    (flag(), flag(), prop::option::of(prop::sample::select(vec!["member", "guest"]))).prop_map(|(mfa, admin, kind)| {
+        let mut m = Map::new();
+        if let Some(v) = mfa {
+            m.insert("isMfaRegistered".to_owned(), v);
+        }
+        if let Some(v) = admin {
+            m.insert("isAdmin".to_owned(), v);
+        }
+        if let Some(v) = kind {
+            m.insert("userType".to_owned(), Value::from(v));
+        }
+        Value::Object(m)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `evaluate` counts filters over a collection in one pass, in batches,
+    /// with each element's fields looked up once; a query's `search` walks
+    /// the expression as written. Both must give the same values and the
+    /// same errors, on collections larger than a batch.
+    #[test]
+    fn one_pass_counts_match_plain_evaluation(
+        users in prop::collection::vec(odd_user(), 0..60),
+        registrations in prop::collection::vec(odd_registration(), 0..40),
+    ) {
+        let keyed = |items: Vec<Value>| -> Value {
+            Value::Object(items.into_iter().enumerate().map(|(i, v)| (format!("{i:04}"), v)).collect())
+        };
+        let dp = serde_json::json!({
+            "schema": "tenantscope.dataprint/1",
+            "tenant": {"id": "t"},
+            "collections": {
+                "users": keyed(users),
+                "userRegistrationDetails": keyed(registrations),
+                "directoryRoles": {},
+                "roleAssignments": {}
+            }
+        });
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+        let mut metrics = history::builtin_metrics();
+        for (i, q) in ONE_PASS.iter().enumerate() {
+            metrics.push(Metric::new(&format!("one_pass_{i}"), q).unwrap());
+        }
+        let values = evaluate(&metrics, &dp, now);
+        let mut doc = dp.clone();
+        doc["now"] = Value::from("2026-11-28T12:00:00Z");
+        for (metric, got) in metrics.iter().zip(&values) {
+            // A metric whose collections are absent is null without error,
+            // whatever its query would say.
+            let present = metric.requires().iter().all(|r| r.split('|').any(|c| dp["collections"].get(c).is_some()));
+            if !present {
+                prop_assert_eq!(&got.value, &Value::Null);
+                continue;
+            }
+            let want = Query::new(metric.query()).unwrap().search(&doc, Some(now));
+            match (&want, &got.error) {
+                (Ok(w), None) => prop_assert_eq!(w, &got.value, "{}", metric.query()),
+                (Err(w), Some(g)) => prop_assert_eq!(w, g, "{}", metric.query()),
+                _ => prop_assert!(false, "{}: plain {want:?}, one pass {got:?}", metric.query()),
+            }
+        }
+    }
+}
