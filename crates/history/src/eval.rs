@@ -619,7 +619,7 @@ enum Keep<'a> {
 }
 
 /// How many elements of a collection [`Ctx::prepare`] gathers together
-/// (see [`row::Fields::gather`]).
+/// (see [`row::Fields::gather`]); at most [`row::Bits::CAPACITY`].
 const BATCH: usize = 16;
 
 /// Asks the processor to start loading the cache line at `address`.
@@ -760,7 +760,7 @@ impl Ctx {
                 })
                 .collect();
             let mut slots: Vec<&Value> = Vec::new();
-            let mut memo = vec![0u8; fields.atoms()];
+            let mut decided: Vec<row::Bits> = Vec::new();
             let values: Vec<&Value> = collection.values().collect();
             let width = fields.len();
             let batches: Vec<&[&Value]> = values.chunks(BATCH).collect();
@@ -772,36 +772,42 @@ impl Ctx {
             }
             for (b, batch) in batches.iter().enumerate() {
                 if width > 0 {
+                    if let Some(far) = batches.get(b + 2) {
+                        row::touch(far);
+                    }
                     std::mem::swap(&mut current, &mut ahead);
                     if let Some(next) = batches.get(b + 1) {
                         fields.gather(next, &mut ahead);
                     }
                     fields.resolve(&current, &mut slots);
                 }
-                for (j, value) in batch.iter().enumerate() {
-                    memo.fill(0);
-                    let item = Val::from_json(value);
-                    let row = match value {
-                        Value::Object(_) => slots.get(j * width..(j + 1) * width),
-                        _ => None,
+                fields.decide(batch, &slots, self.now, &mut decided);
+                let all = row::Bits::all(batch.len());
+                for (((_, keep), pred), result) in nodes.iter().zip(&preds).zip(results.iter_mut()) {
+                    let Ok(count) = result else {
+                        continue;
                     };
-                    for (((_, keep), pred), result) in nodes.iter().zip(&preds).zip(results.iter_mut()) {
-                        let Ok(count) = result else {
+                    let bits = pred.as_ref().map_or(all.undecided(), |p| p.bits(&decided, all));
+                    *count += bits.kept();
+                    // Elements the predicate could not decide are evaluated
+                    // one by one, in order, so that the first error is the
+                    // one reported.
+                    for j in bits.undecided_positions() {
+                        let Some(value) = batch.get(j) else {
                             continue;
                         };
-                        let quick = match (pred, row) {
-                            (Some(pred), Some(row)) => pred.test(&fields, row, &mut memo, self.now),
-                            _ => None,
-                        };
-                        let kept = match (quick, keep) {
-                            (Some(kept), _) => Ok(kept),
-                            (None, Keep::Filter(p)) => self.test(p, &item).map(|t| t && !item.is_null()),
-                            (None, Keep::NotNull(rhs)) => self.eval(rhs, &item).map(|v| !v.is_null()),
+                        let item = Val::from_json(value);
+                        let kept = match keep {
+                            Keep::Filter(p) => self.test(p, &item).map(|t| t && !item.is_null()),
+                            Keep::NotNull(rhs) => self.eval(rhs, &item).map(|v| !v.is_null()),
                         };
                         match kept {
                             Ok(true) => *count += 1,
                             Ok(false) => {}
-                            Err(e) => *result = Err(e),
+                            Err(e) => {
+                                *result = Err(e);
+                                break;
+                            }
                         }
                     }
                 }
@@ -1105,8 +1111,11 @@ impl Ctx {
             }
             Func::Ceil => float_num(a.as_f64().unwrap_or_default().ceil())?,
             Func::Floor => float_num(a.as_f64().unwrap_or_default().floor())?,
+            // Filters call `contains()` on a literal list for every element:
+            // the list is walked in place, not copied.
             Func::Contains => match &a {
                 Val::Str(s) => Val::Bool(b.as_str().is_some_and(|n| s.contains(n))),
+                Val::JArr(items) => Val::Bool(items.iter().any(|x| equal(&Val::from_json(x), &b))),
                 _ => Val::Bool(a.items().iter().any(|x| equal(x, &b))),
             },
             Func::StartsWith => Val::Bool(a.as_str().zip(b.as_str()).is_some_and(|(s, p)| s.starts_with(p))),

@@ -295,6 +295,9 @@ const ONE_PASS: &[&str] = &[
     "length(values(collections.users)[?userType < 'Member'])",
     "length(values(collections.users)[?accountEnabled != `null`])",
     "length(values(collections.users)[?createdDateTime > `1`])",
+    "length(values(collections.users)[?contains(`[\"Guest\", 1, true]`, userType)])",
+    "length(values(collections.users)[?contains(userType, 'ue') || contains(assignedLicenses, `2`)])",
+    "length(values(collections.users)[?`false` != accountEnabled])",
 ];
 
 /// A user as a dataprint holds it, with every field sometimes missing or of

@@ -18,7 +18,7 @@
 
 use serde_json::Value;
 
-use super::{Cmp, Func, Hint, NULL, Node, compare_json, float_eq, get_hinted, json_truthy, ordered};
+use super::{Cmp, Func, Hint, NULL, Node, compare_json, float_eq, get_hinted, json_equal, json_truthy, ordered};
 
 /// A value read from the element without evaluation, like
 /// [`peek`](super::peek).
@@ -46,7 +46,16 @@ pub(super) enum Side<'n> {
 /// them (`accountEnabled == `true``), and each is decided once per element.
 #[derive(Debug)]
 enum Atom<'n> {
+    /// `field == literal`, or `!=` when `negate`: the most common test,
+    /// decided without the general comparison.
+    FieldEquals {
+        slot: usize,
+        literal: &'n Value,
+        negate: bool,
+    },
     Compare(Cmp, Side<'n>, Side<'n>),
+    /// `contains(list or string, value)`.
+    Contains(Operand<'n>, Operand<'n>),
     Truthy(Operand<'n>),
 }
 
@@ -85,17 +94,21 @@ impl<'n> Fields<'n> {
             return Some(i);
         }
         let atom = match node {
+            Node::Comparison(cmp @ (Cmp::Eq | Cmp::Ne), l, r) => match (&**l, &**r) {
+                (Node::Field(name, _), Node::Literal(literal)) | (Node::Literal(literal), Node::Field(name, _)) => {
+                    Atom::FieldEquals { slot: self.slot(name), literal, negate: *cmp == Cmp::Ne }
+                }
+                _ => Atom::Compare(*cmp, side(l, self)?, side(r, self)?),
+            },
             Node::Comparison(cmp, l, r) => Atom::Compare(*cmp, side(l, self)?, side(r, self)?),
+            Node::Function(Func::Contains, args) => match args.as_slice() {
+                [list, item] => Atom::Contains(operand(list, self)?, operand(item, self)?),
+                _ => return None,
+            },
             other => Atom::Truthy(operand(other, self)?),
         };
         self.atoms.push((node, atom));
         Some(self.atoms.len() - 1)
-    }
-
-    /// The number of atoms, the length of the memory [`Pred::test`] needs
-    /// for each element.
-    pub(super) fn atoms(&self) -> usize {
-        self.atoms.len()
     }
 
     /// The number of slots each element has.
@@ -192,6 +205,21 @@ pub(super) struct Gathered<'a> {
     starts: Vec<usize>,
 }
 
+/// Reads the first entry of each element's map, the first load of the chain
+/// [`Fields::gather`] follows, so that it is in the cache by then. The loop
+/// is kept to that one load per element, so that the processor has many of
+/// them in flight at once.
+pub(super) fn touch(elements: &[&Value]) {
+    for element in elements {
+        if let Value::Object(m) = element
+            && let Some((k, v)) = m.iter().next()
+        {
+            super::prefetch(std::ptr::from_ref(k));
+            super::prefetch(std::ptr::from_ref(v));
+        }
+    }
+}
+
 /// Compiles a filter's predicate, or `None` when it has a form that must be
 /// evaluated.
 pub(super) fn compile<'n>(node: &'n Node, fields: &mut Fields<'n>) -> Option<Pred> {
@@ -274,9 +302,29 @@ impl Side<'_> {
 }
 
 impl Atom<'_> {
+    #[inline]
     fn test(&self, slots: &[&Value], now: Option<i64>) -> Option<bool> {
         match self {
+            Atom::FieldEquals { slot, literal, negate } => {
+                let value = slots.get(*slot).copied().unwrap_or(&NULL);
+                let equal = match (value, literal) {
+                    (Value::Bool(x), Value::Bool(y)) => x == y,
+                    (Value::String(x), Value::String(y)) => x == y,
+                    _ => json_equal(value, literal),
+                };
+                Some(equal != *negate)
+            }
             Atom::Truthy(o) => Some(json_truthy(o.read(slots))),
+            Atom::Contains(list, item) => {
+                let item = item.read(slots);
+                match list.read(slots) {
+                    Value::Array(items) => Some(items.iter().any(|x| json_equal(x, item))),
+                    Value::String(s) => Some(matches!(item, Value::String(n) if s.contains(n.as_str()))),
+                    // Anything else is a type error, which the evaluator
+                    // reports.
+                    _ => None,
+                }
+            }
             Atom::Compare(cmp, Side::Value(l), Side::Value(r)) => {
                 Some(compare_json(*cmp, l.read(slots), r.read(slots)) == Some(true))
             }
@@ -295,54 +343,95 @@ impl Atom<'_> {
     }
 }
 
-/// What is known of an atom for the current element, in [`Pred::test`]'s
-/// memory.
-const UNKNOWN: u8 = 0;
-const FALSE: u8 = 1;
-const TRUE: u8 = 2;
-const UNDECIDED: u8 = 3;
+/// What a test gave for each element of a batch: bit `j` is element `j`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bits {
+    /// The elements that pass.
+    yes: u64,
+    /// The elements the test could not decide, which must be evaluated.
+    unknown: u64,
+}
 
-impl Pred {
-    /// Whether the element whose fields are `slots` passes, or `None` when
-    /// the filter must be evaluated normally to know. `memo` holds what is
-    /// known of each atom for this element, all [`UNKNOWN`] (zero) for a new
-    /// element.
-    pub(super) fn test(
-        &self,
-        fields: &Fields<'_>,
-        slots: &[&Value],
-        memo: &mut [u8],
-        now: Option<i64>,
-    ) -> Option<bool> {
-        match self {
-            Pred::And(x, y) => Some(x.test(fields, slots, memo, now)? && y.test(fields, slots, memo, now)?),
-            Pred::Or(x, y) => Some(x.test(fields, slots, memo, now)? || y.test(fields, slots, memo, now)?),
-            Pred::Not(x) => Some(!x.test(fields, slots, memo, now)?),
-            Pred::Atom(i) => {
-                let known = memo.get(*i).copied().unwrap_or(UNKNOWN);
-                let known = if known == UNKNOWN {
-                    let decided = match fields.atoms.get(*i) {
-                        Some((_, atom)) => atom.test(slots, now),
-                        None => None,
-                    };
-                    let known = match decided {
-                        Some(true) => TRUE,
-                        Some(false) => FALSE,
-                        None => UNDECIDED,
-                    };
-                    if let Some(m) = memo.get_mut(*i) {
-                        *m = known;
-                    }
-                    known
-                } else {
-                    known
-                };
-                match known {
-                    TRUE => Some(true),
-                    FALSE => Some(false),
-                    _ => None,
+impl Bits {
+    /// The most elements a batch can have.
+    pub(super) const CAPACITY: usize = 64;
+
+    /// Every element of a batch of `n` passes.
+    pub(super) fn all(n: usize) -> Bits {
+        let yes = if n >= Self::CAPACITY { u64::MAX } else { (1u64 << n) - 1 };
+        Bits { yes, unknown: 0 }
+    }
+
+    /// The same elements, none decided.
+    pub(super) fn undecided(self) -> Bits {
+        Bits { yes: 0, unknown: self.yes }
+    }
+
+    /// How many elements are known to pass.
+    pub(super) fn kept(self) -> usize {
+        (self.yes & !self.unknown).count_ones() as usize
+    }
+
+    /// The elements that must be evaluated, in order.
+    pub(super) fn undecided_positions(self) -> impl Iterator<Item = usize> {
+        (0..Self::CAPACITY).filter(move |j| self.unknown >> j & 1 == 1)
+    }
+}
+
+impl Fields<'_> {
+    /// Decides every atom for every element of a batch whose slots
+    /// [`Fields::resolve`] filled. Elements that are not objects are left
+    /// undecided: filters over them are evaluated.
+    ///
+    /// Each atom is decided for the whole batch in one loop, so that the
+    /// processor runs the same few instructions over and over instead of
+    /// walking every predicate for each element.
+    pub(super) fn decide(&self, batch: &[&Value], slots: &[&Value], now: Option<i64>, out: &mut Vec<Bits>) {
+        let width = self.names.len();
+        let mut objects = 0u64;
+        for (j, element) in batch.iter().enumerate().take(Bits::CAPACITY) {
+            if element.is_object() {
+                objects |= 1 << j;
+            }
+        }
+        out.clear();
+        for (_, atom) in &self.atoms {
+            let mut bits = Bits { yes: 0, unknown: !objects & Bits::all(batch.len()).yes };
+            for j in 0..batch.len().min(Bits::CAPACITY) {
+                if objects >> j & 1 == 0 {
+                    continue;
+                }
+                let row = slots.get(j * width..(j + 1) * width).unwrap_or_default();
+                match atom.test(row, now) {
+                    Some(true) => bits.yes |= 1 << j,
+                    Some(false) => {}
+                    None => bits.unknown |= 1 << j,
                 }
             }
+            out.push(bits);
+        }
+    }
+}
+
+impl Pred {
+    /// Which elements of a batch pass, from what [`Fields::decide`] gave for
+    /// each atom. An element any of the predicate's atoms left undecided is
+    /// undecided: evaluating it decides it exactly, short circuits and all.
+    pub(super) fn bits(&self, atoms: &[Bits], all: Bits) -> Bits {
+        match self {
+            Pred::And(x, y) => {
+                let (x, y) = (x.bits(atoms, all), y.bits(atoms, all));
+                Bits { yes: x.yes & y.yes, unknown: x.unknown | y.unknown }
+            }
+            Pred::Or(x, y) => {
+                let (x, y) = (x.bits(atoms, all), y.bits(atoms, all));
+                Bits { yes: x.yes | y.yes, unknown: x.unknown | y.unknown }
+            }
+            Pred::Not(x) => {
+                let x = x.bits(atoms, all);
+                Bits { yes: all.yes & !x.yes, unknown: x.unknown }
+            }
+            Pred::Atom(i) => atoms.get(*i).copied().unwrap_or(all.undecided()),
         }
     }
 }
