@@ -764,22 +764,30 @@ impl Ctx {
             let values: Vec<&Value> = collection.values().collect();
             let width = fields.len();
             let batches: Vec<&[&Value]> = values.chunks(BATCH).collect();
-            let (mut current, mut ahead) = (row::Gathered::default(), row::Gathered::default());
-            if let Some(first) = batches.first()
-                && width > 0
-            {
-                fields.gather(first, &mut ahead);
+            // Batch `b` is resolved and tested while `b + 1` is fetched,
+            // `b + 2` gathered and `b + 3` touched (see `row::Fields::gather`).
+            let mut gathered: [row::Gathered<'_>; 3] = Default::default();
+            if width > 0 {
+                for batch in batches.iter().take(3) {
+                    row::touch(batch);
+                }
+                for (batch, into) in batches.iter().zip(&mut gathered).take(2) {
+                    fields.gather(batch, into);
+                }
+                fields.fetch(&gathered[0]);
             }
             for (b, batch) in batches.iter().enumerate() {
                 if width > 0 {
-                    if let Some(far) = batches.get(b + 2) {
+                    if let Some(far) = batches.get(b + 3) {
                         row::touch(far);
                     }
-                    std::mem::swap(&mut current, &mut ahead);
-                    if let Some(next) = batches.get(b + 1) {
-                        fields.gather(next, &mut ahead);
+                    match batches.get(b + 2) {
+                        Some(next) => fields.gather(next, &mut gathered[2]),
+                        None => gathered[2] = row::Gathered::default(),
                     }
-                    fields.resolve(&current, &mut slots);
+                    fields.fetch(&gathered[1]);
+                    fields.resolve(&gathered[0], &mut slots);
+                    gathered.rotate_left(1);
                 }
                 fields.decide(batch, &slots, self.now, &mut decided);
                 let all = row::Bits::all(batch.len());

@@ -9,12 +9,16 @@
 //! resolves the slots of an element once (one walk over its entries, one key
 //! comparison per field) and every filter then reads them directly.
 //!
-//! A [`Pred`] covers the forms [`Ctx::test`](super::Ctx::test) decides
-//! without evaluating (fields, paths, literals, `||` and `&&` of those,
-//! comparisons, `length()`, `days_since()`, `days_until()`, `!`) and gives
-//! the same answers. Whatever it cannot decide (an error to report, a
-//! comparison of values that are not numbers, anything else) it hands back
-//! as `None`, and the caller evaluates the filter normally.
+//! A [`Pred`] is `&&`, `||` and `!` over atoms: comparisons, truthiness
+//! and `contains()` of fields, paths, literals, `||` and `&&` of those,
+//! `length()`, `days_since()` and `days_until()`; the forms
+//! [`Ctx::test`](super::Ctx::test) decides without evaluating, with the same
+//! answers. Filters share atoms, and each atom is decided once for a whole
+//! batch of elements ([`Fields::decide`]), into bits that predicates
+//! combine. Whatever an atom cannot decide (an error to report, equality of
+//! values that are not numbers) leaves the element undecided, and the
+//! caller evaluates the filter on it normally; a filter with any other form
+//! is not compiled at all.
 
 use serde_json::Value;
 
@@ -36,6 +40,8 @@ pub(super) enum Operand<'n> {
 /// A side of a comparison.
 #[derive(Debug)]
 pub(super) enum Side<'n> {
+    /// A literal's number (`None` when it is not a number), worked out once.
+    Constant(Option<f64>),
     Value(Operand<'n>),
     Length(Operand<'n>),
     /// `days_since()` or `days_until()`.
@@ -98,9 +104,9 @@ impl<'n> Fields<'n> {
                 (Node::Field(name, _), Node::Literal(literal)) | (Node::Literal(literal), Node::Field(name, _)) => {
                     Atom::FieldEquals { slot: self.slot(name), literal, negate: *cmp == Cmp::Ne }
                 }
-                _ => Atom::Compare(*cmp, side(l, self)?, side(r, self)?),
+                _ => compare(*cmp, side(l, self)?, side(r, self)?),
             },
-            Node::Comparison(cmp, l, r) => Atom::Compare(*cmp, side(l, self)?, side(r, self)?),
+            Node::Comparison(cmp, l, r) => compare(*cmp, side(l, self)?, side(r, self)?),
             Node::Function(Func::Contains, args) => match args.as_slice() {
                 [list, item] => Atom::Contains(operand(list, self)?, operand(item, self)?),
                 _ => return None,
@@ -116,28 +122,20 @@ impl<'n> Fields<'n> {
         self.names.len()
     }
 
-    /// Reads where the entries of a batch of elements are and asks for the
-    /// memory of the keys and values the fields are likely at, so that it is
-    /// in the cache by the time [`Fields::resolve`] reads it.
+    /// Collects where the entries of a batch of elements are (one walk over
+    /// each element's map, which reads only the map's length) and asks for
+    /// the memory of the keys and values at the fields' positions.
     ///
-    /// The elements' memory is scattered, and what is read of each (its
-    /// map, then the keys and strings the map points to) is a chain of loads
-    /// that each wait on memory. Gathering a batch while the one before is
-    /// being resolved and tested lets those waits overlap the work instead of
+    /// The elements' memory is scattered, and reading an element is a chain
+    /// of loads that each wait on memory: its map, the keys and values in
+    /// it, then the key bytes and strings they point to. [`Ctx::prepare`]
+    /// (super::Ctx::prepare) keeps several batches in flight, each a step
+    /// further along that chain ([`touch`], `gather`, [`Fields::fetch`],
+    /// [`Fields::resolve`]), so that the waits overlap the work instead of
     /// adding up.
     pub(super) fn gather<'a>(&self, elements: &[&'a Value], into: &mut Gathered<'a>) {
         into.entries.clear();
         into.starts.clear();
-        for element in elements {
-            if let Value::Object(m) = element {
-                for position in &self.positions {
-                    if let Some((k, v)) = m.iter().nth(*position) {
-                        super::prefetch(std::ptr::from_ref(k));
-                        super::prefetch(std::ptr::from_ref(v));
-                    }
-                }
-            }
-        }
         for element in elements {
             into.starts.push(into.entries.len());
             if let Value::Object(m) = element {
@@ -151,11 +149,27 @@ impl<'n> Fields<'n> {
             };
             for position in &self.positions {
                 if let Some((k, v)) = row.get(*position) {
+                    super::prefetch(std::ptr::from_ref(*k));
+                    super::prefetch(std::ptr::from_ref(*v));
+                }
+            }
+        }
+    }
+
+    /// Asks for the key bytes and strings at the fields' positions in
+    /// gathered elements, and for the entries of nested objects there.
+    pub(super) fn fetch(&self, gathered: &Gathered<'_>) {
+        for window in gathered.starts.windows(2) {
+            let Some(row) = gathered.entries.get(window[0]..window[1]) else {
+                continue;
+            };
+            for position in &self.positions {
+                if let Some((k, v)) = row.get(*position) {
                     super::prefetch(k.as_ptr());
                     match v {
                         Value::String(s) => super::prefetch(s.as_ptr()),
                         Value::Object(inner) => {
-                            for (k2, v2) in inner {
+                            for (k2, v2) in inner.iter() {
                                 super::prefetch(k2.as_ptr());
                                 if let Value::String(s) = v2 {
                                     super::prefetch(s.as_ptr());
@@ -181,8 +195,8 @@ impl<'n> Fields<'n> {
                 // same order, so the field is almost always where it was in
                 // the element before.
                 let value = match row.get(*position) {
-                    Some((k, v)) if k.as_str() == *name => v,
-                    _ => match row.iter().position(|(k, _)| k.as_str() == *name) {
+                    Some((k, v)) if same_key(k, name) => v,
+                    _ => match row.iter().position(|(k, _)| same_key(k, name)) {
                         Some(p) => {
                             *position = p;
                             row[p].1
@@ -231,6 +245,18 @@ pub(super) fn compile<'n>(node: &'n Node, fields: &mut Fields<'n>) -> Option<Pre
     })
 }
 
+/// A comparison atom. When one side is a number worked out from a field
+/// (`length()`, `days_since()`), the comparison is one of numbers, and a
+/// literal on the other side is turned into its number once.
+fn compare<'n>(cmp: Cmp, l: Side<'n>, r: Side<'n>) -> Atom<'n> {
+    let numeric = |s: &Side<'_>| matches!(s, Side::Length(_) | Side::Days(..));
+    let constant = |s: Side<'n>| match s {
+        Side::Value(Operand::Literal(v)) => Side::Constant(v.as_f64()),
+        other => other,
+    };
+    if numeric(&l) || numeric(&r) { Atom::Compare(cmp, constant(l), constant(r)) } else { Atom::Compare(cmp, l, r) }
+}
+
 fn side<'n>(node: &'n Node, fields: &mut Fields<'n>) -> Option<Side<'n>> {
     Some(match node {
         Node::Function(Func::Length, args) => Side::Length(operand(single(args)?, fields)?),
@@ -264,7 +290,18 @@ fn operand<'n>(node: &'n Node, fields: &mut Fields<'n>) -> Option<Operand<'n>> {
 }
 
 impl Operand<'_> {
+    /// The value, with fields and literals, the commonest operands, read
+    /// inline.
+    #[inline]
     fn read<'a>(&'a self, slots: &[&'a Value]) -> &'a Value {
+        match self {
+            Operand::Slot(i) => slots.get(*i).copied().unwrap_or(&NULL),
+            Operand::Literal(v) => v,
+            other => other.read_nested(slots),
+        }
+    }
+
+    fn read_nested<'a>(&'a self, slots: &[&'a Value]) -> &'a Value {
         match self {
             Operand::Slot(i) => slots.get(*i).copied().unwrap_or(&NULL),
             Operand::Literal(v) => v,
@@ -290,6 +327,7 @@ impl Side<'_> {
     /// side must be evaluated (an error to report).
     fn number(&self, slots: &[&Value], now: Option<i64>) -> Option<Option<f64>> {
         match self {
+            Side::Constant(n) => Some(*n),
             Side::Value(o) => Some(o.read(slots).as_f64()),
             Side::Length(o) => super::length_of(o.read(slots)).map(Some),
             Side::Days(func, o) => match o.read(slots) {
@@ -306,13 +344,7 @@ impl Atom<'_> {
     fn test(&self, slots: &[&Value], now: Option<i64>) -> Option<bool> {
         match self {
             Atom::FieldEquals { slot, literal, negate } => {
-                let value = slots.get(*slot).copied().unwrap_or(&NULL);
-                let equal = match (value, literal) {
-                    (Value::Bool(x), Value::Bool(y)) => x == y,
-                    (Value::String(x), Value::String(y)) => x == y,
-                    _ => json_equal(value, literal),
-                };
-                Some(equal != *negate)
+                Some(field_equals(slots.get(*slot).copied().unwrap_or(&NULL), literal) != *negate)
             }
             Atom::Truthy(o) => Some(json_truthy(o.read(slots))),
             Atom::Contains(list, item) => {
@@ -374,7 +406,15 @@ impl Bits {
 
     /// The elements that must be evaluated, in order.
     pub(super) fn undecided_positions(self) -> impl Iterator<Item = usize> {
-        (0..Self::CAPACITY).filter(move |j| self.unknown >> j & 1 == 1)
+        let mut rest = self.unknown;
+        std::iter::from_fn(move || {
+            if rest == 0 {
+                return None;
+            }
+            let j = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            Some(j)
+        })
     }
 }
 
@@ -395,22 +435,69 @@ impl Fields<'_> {
             }
         }
         out.clear();
+        let n = batch.len().min(Bits::CAPACITY);
+        let field = |j: usize, slot: usize| slots.get(j * width + slot).copied().unwrap_or(&NULL);
         for (_, atom) in &self.atoms {
-            let mut bits = Bits { yes: 0, unknown: !objects & Bits::all(batch.len()).yes };
-            for j in 0..batch.len().min(Bits::CAPACITY) {
-                if objects >> j & 1 == 0 {
-                    continue;
+            // Elements that are not objects have null in every slot: what
+            // the atom says of them is ignored, so no element is skipped
+            // and the loops stay simple.
+            let mut bits = Bits { yes: 0, unknown: !objects & Bits::all(n).yes };
+            // The commonest atoms get loops of their own.
+            match atom {
+                Atom::FieldEquals { slot, literal, negate } => {
+                    for j in 0..n {
+                        if field_equals(field(j, *slot), literal) != *negate {
+                            bits.yes |= 1 << j;
+                        }
+                    }
                 }
-                let row = slots.get(j * width..(j + 1) * width).unwrap_or_default();
-                match atom.test(row, now) {
-                    Some(true) => bits.yes |= 1 << j,
-                    Some(false) => {}
-                    None => bits.unknown |= 1 << j,
+                Atom::Truthy(Operand::Slot(slot)) => {
+                    for j in 0..n {
+                        if json_truthy(field(j, *slot)) {
+                            bits.yes |= 1 << j;
+                        }
+                    }
+                }
+                _ => {
+                    for j in 0..n {
+                        let row = slots.get(j * width..(j + 1) * width).unwrap_or_default();
+                        match atom.test(row, now) {
+                            Some(true) => bits.yes |= 1 << j,
+                            Some(false) => {}
+                            None => bits.unknown |= 1 << j,
+                        }
+                    }
                 }
             }
             out.push(bits);
         }
     }
+}
+
+/// Whether a field's value equals a literal, as `==` says.
+#[inline]
+fn field_equals(value: &Value, literal: &Value) -> bool {
+    match (value, literal) {
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::String(x), Value::String(y)) => x == y,
+        _ => json_equal(value, literal),
+    }
+}
+
+/// Whether a key is the field's name. Field names are short: comparing
+/// them as two overlapping words is quicker than a call to `memcmp`.
+#[inline]
+fn same_key(key: &str, name: &str) -> bool {
+    let (a, b) = (key.as_bytes(), name.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&a.len()) {
+        let head = |s: &[u8]| s.first_chunk::<8>().map(|c| u64::from_ne_bytes(*c));
+        let tail = |s: &[u8]| s.last_chunk::<8>().map(|c| u64::from_ne_bytes(*c));
+        return head(a) == head(b) && tail(a) == tail(b);
+    }
+    a == b
 }
 
 impl Pred {
@@ -432,6 +519,26 @@ impl Pred {
                 Bits { yes: all.yes & !x.yes, unknown: x.unknown }
             }
             Pred::Atom(i) => atoms.get(*i).copied().unwrap_or(all.undecided()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+
+    #[test]
+    fn keys_compare_equal_only_when_every_byte_is_equal() {
+        for len in 0..24 {
+            let name: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(same_key(&name, &name.clone()), "{name}");
+            assert!(!same_key(&name, &format!("{name}x")), "{name}");
+            for at in 0..len {
+                let mut other = name.clone().into_bytes();
+                other[at] = b'Z';
+                let other = String::from_utf8(other).unwrap_or_default();
+                assert!(!same_key(&name, &other), "{name} / {other}");
+            }
         }
     }
 }
