@@ -74,8 +74,9 @@ pub(super) enum Pred {
     Atom(usize),
 }
 
-/// The top-level fields the predicates of one collection read, in slot
-/// order, with where each was found in the last element.
+/// What the predicates of one collection read: the top-level fields, in
+/// slot order, with where each was found in the last element, and the atoms
+/// the predicates combine.
 #[derive(Debug, Default)]
 pub(super) struct Fields<'n> {
     names: Vec<&'n str>,
@@ -128,9 +129,9 @@ impl<'n> Fields<'n> {
     ///
     /// The elements' memory is scattered, and reading an element is a chain
     /// of loads that each wait on memory: its map, the keys and values in
-    /// it, then the key bytes and strings they point to. [`Ctx::prepare`]
-    /// (super::Ctx::prepare) keeps several batches in flight, each a step
-    /// further along that chain ([`touch`], `gather`, [`Fields::fetch`],
+    /// it, then the key bytes and strings they point to.
+    /// [`Ctx::prepare`](super::Ctx::prepare) keeps several batches in
+    /// flight, each a step further along that chain ([`touch`], `gather`, [`Fields::fetch`],
     /// [`Fields::resolve`]), so that the waits overlap the work instead of
     /// adding up.
     pub(super) fn gather<'a>(&self, elements: &[&'a Value], into: &mut Gathered<'a>) {
