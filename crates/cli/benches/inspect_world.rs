@@ -57,6 +57,17 @@ fn measure(mut child: Child) -> (Duration, u64, Vec<u8>) {
     (started.elapsed(), peak, reader.join().unwrap_or_default())
 }
 
+/// Runs `inspect --json` over every tenant: its time, peak memory and report.
+fn inspect(data: &Path, cloud: &str) -> (Duration, u64, Vec<u8>) {
+    let child = command(data, cloud)
+        .args(["inspect", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("inspect");
+    measure(child)
+}
+
 fn control(rt: &tokio::runtime::Runtime, ready: &sim::ReadyInfo, method: &str, path: &str) -> Value {
     rt.block_on(async {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&ready.ca_cert).expect("CA")).expect("pem");
@@ -160,13 +171,7 @@ fn main() {
     let _ = drain.join();
     control(&rt, &ready, "POST", "counters/reset");
 
-    let child = command(&data, &ready.cloud_file)
-        .args(["inspect", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("inspect");
-    let (elapsed, peak_kib, out) = measure(child);
+    let (elapsed, peak_kib, out) = inspect(&data, &ready.cloud_file);
     let report: Value = serde_json::from_slice(&out).expect("inspect --json");
     let counters = control(&rt, &ready, "GET", "counters");
     let tenants = report["tenants"].as_array().cloned().unwrap_or_default();
@@ -203,13 +208,7 @@ fn main() {
     let after_one = size();
 
     control(&rt, &ready, "POST", "counters/reset");
-    let child = command(&data, &ready.cloud_file)
-        .args(["inspect", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("second inspect");
-    let (elapsed2, peak2, out2) = measure(child);
+    let (elapsed2, peak2, out2) = inspect(&data, &ready.cloud_file);
     let report2: Value = serde_json::from_slice(&out2).expect("json");
     let counters2 = control(&rt, &ready, "GET", "counters");
     let sent2: u64 =
@@ -229,13 +228,7 @@ fn main() {
 
     let mut last = elapsed2;
     for _ in 2..runs {
-        let child = command(&data, &ready.cloud_file)
-            .args(["inspect", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("inspect");
-        last = measure(child).0;
+        last = inspect(&data, &ready.cloud_file).0;
     }
     let after_all = size();
     println!(
