@@ -198,6 +198,31 @@ async fn second_run_reads_changes_only_and_history_sees_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_access_assignments_are_reused_within_their_window() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    let north = env.tenant_id("northwindtraders");
+    let first = env.json(&["inspect", "--json", "--tenant", &north]);
+    let second = env.json(&["inspect", "--json", "--tenant", &north]);
+    let assignments = |r: &Value| -> Value {
+        r["partner"]["collectors"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "accessAssignments"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no accessAssignments collector: {r:#}"))
+    };
+    let (a1, a2) = (assignments(&first), assignments(&second));
+    assert_eq!((a1["status"].as_str(), a1["mode"].as_str()), (Some("ok"), Some("batch")), "{a1:#}");
+    // Read a moment ago: the second run keeps them, with the time they were read.
+    assert_eq!((a2["status"].as_str(), a2["mode"].as_str()), (Some("ok"), Some("reused")), "{a2:#}");
+    assert_eq!(a1["items"], a2["items"]);
+    assert!(a1["items"].as_u64().is_some_and(|n| n > 0), "{a1:#}");
+    assert_eq!(a1["collected_at"], a2["collected_at"]);
+    // The customer is still reached through the reused assignments.
+    assert_eq!(second["tenants"][0]["status"], "ok", "{second:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_reads_pasted_text() {
     let env = Env::start(WorldSource::Demo).await;
     let mut child = env
