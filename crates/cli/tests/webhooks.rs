@@ -93,13 +93,17 @@ secret_env = "HOOK_SECRET"
     std::fs::write(env.data_dir().join("config.toml"), config).expect("config written");
 }
 
-fn inspect(env: &Env, tenant: &str) -> Value {
-    let out = env
-        .command()
+/// Runs `inspect` of one tenant with the webhook's secret in the environment.
+fn run_inspect(env: &Env, tenant: &str) -> std::process::Output {
+    env.command()
         .args(["inspect", "--json", "--tenant", tenant])
         .env("HOOK_SECRET", SECRET)
         .output()
-        .expect("inspect runs");
+        .expect("inspect runs")
+}
+
+fn inspect(env: &Env, tenant: &str) -> Value {
+    let out = run_inspect(env, tenant);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
 }
@@ -178,12 +182,7 @@ async fn a_receiver_that_keeps_failing_costs_four_attempts_and_the_run_still_suc
     let north = env.tenant_id("northwindtraders");
     let (url, seen) = receiver(usize::MAX).await;
     write_config(&env, &url, 1);
-    let out = env
-        .command()
-        .args(["inspect", "--json", "--tenant", &north])
-        .env("HOOK_SECRET", SECRET)
-        .output()
-        .expect("inspect runs");
+    let out = run_inspect(&env, &north);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("failed after 4 attempts (http 500)"), "{stderr}");
