@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
-use inspect::{AuthMode, StoreTokens};
+use inspect::StoreTokens;
 use microsoft::graph::{GraphClient, GraphOptions};
 use microsoft::har::HarRecorder;
 use microsoft::http::{Transport, TransportOptions};
-use microsoft::{AppCredential, Authenticator, Cloud, Grant};
+use microsoft::{Authenticator, Cloud};
 use serde_json::json;
 use store::Store;
 
@@ -85,42 +85,9 @@ impl Ctx {
         GraphClient::new(auth, GraphOptions::default())
     }
 
-    /// How tokens for a tenant are obtained: its app credential, its direct account, or the partner.
-    pub async fn grant_for(&self, auth: &Authenticator, tenant: &str) -> anyhow::Result<(String, Grant, AuthMode)> {
-        let record = self.store.get_tenant(tenant).await?;
-        let id = record.as_ref().map(|t| t.id.clone()).unwrap_or_else(|| tenant.to_ascii_lowercase());
-        if let Some(cred) = self.store.credential_get(&id).await? {
-            let credential = match cred.kind {
-                store::CredentialKind::Secret => AppCredential::Secret(cred.secret.clone()),
-                store::CredentialKind::Certificate => AppCredential::Certificate {
-                    private_key_pem: cred.secret.clone(),
-                    certificate_pem: cred.certificate_pem.clone().unwrap_or_default(),
-                    pss: false,
-                },
-            };
-            return Ok((id, Grant::App { client_id: cred.client_id.clone(), credential }, AuthMode::App));
-        }
-        for account in auth.accounts().await? {
-            let domain_match = account
-                .upn
-                .as_deref()
-                .and_then(|u| u.split_once('@'))
-                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(tenant));
-            if account.home_tenant.eq_ignore_ascii_case(&id) || domain_match {
-                return Ok(match account.role {
-                    microsoft::AccountRole::Direct => (
-                        account.home_tenant.clone(),
-                        Grant::Direct { home_account: account.home_account_id.clone() },
-                        AuthMode::Direct,
-                    ),
-                    microsoft::AccountRole::Partner => (account.home_tenant.clone(), Grant::Partner, AuthMode::Partner),
-                });
-            }
-        }
-        if auth.account().await?.is_none() {
-            bail!("nobody is signed in and no app credential is set for {tenant}: run `tenantscope login` first");
-        }
-        Ok((id, Grant::Partner, AuthMode::Gdap))
+    /// The tenant a `--tenant` value names, and how it is reached ([`inspect::access`]).
+    pub async fn resolve(&self, auth: &Authenticator, query: &str) -> anyhow::Result<inspect::access::Resolved> {
+        Ok(inspect::access::resolve(self.store.as_ref(), auth, query).await?)
     }
 
     /// Where a HAR trace goes: the given file, or a timestamped file in the data directory.

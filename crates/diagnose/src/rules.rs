@@ -22,7 +22,7 @@ use crate::parse;
 use crate::text;
 
 /// The Entra role template id of Global Administrator, which implies every other role.
-pub(crate) const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+pub(crate) const GLOBAL_ADMIN: &str = vocab::roles::GLOBAL_ADMINISTRATOR;
 
 /// A candidate cause before it becomes a `Diagnosis`.
 #[derive(Debug, Clone)]

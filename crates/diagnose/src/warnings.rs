@@ -25,14 +25,9 @@ pub enum WarningKind {
     ClientSecretExpiring,
 }
 
-/// How urgent a warning is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
+/// How urgent a warning is: the scale change events and alerts use. Something that will break soon
+/// is `high`; something broken or about to break within a week is `critical`.
+pub use vocab::Severity;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Warning {
@@ -120,7 +115,7 @@ pub fn warnings(input: &WarningInput) -> Vec<Warning> {
                             format!("Turn on auto-extend (P180D) for the relationship in Partner Center > Customers > the customer > Admin relationships ({}), or request a new relationship before it ends.", advice::PARTNER_CUSTOMERS),
                             "A relationship with Global Administrator cannot auto-extend: request a new one without that role.".into(),
                         ],
-                        severity: if left <= 7 { Severity::Critical } else { Severity::Warning },
+                        severity: if left <= 7 { Severity::Critical } else { Severity::High },
                     });
             }
         }
@@ -136,7 +131,7 @@ pub fn warnings(input: &WarningInput) -> Vec<Warning> {
                 fix: vec![
                     format!("Request a new relationship with the least-privilege roles `tenantscope permissions` lists and auto-extend on (Partner Center > Customers > the customer > Admin relationships, {}), then let this one end.", advice::PARTNER_CUSTOMERS),
                 ],
-                severity: Severity::Warning,
+                severity: Severity::High,
             });
         }
     }
@@ -165,7 +160,7 @@ pub fn warnings(input: &WarningInput) -> Vec<Warning> {
                     "Request a proper GDAP relationship with the roles tenantscope needs (Partner Center > Customers > the customer > Admin relationships, {}).",
                     advice::PARTNER_CUSTOMERS
                 )],
-                severity: Severity::Warning,
+                severity: Severity::High,
             });
         }
     }
@@ -205,7 +200,7 @@ pub fn warnings(input: &WarningInput) -> Vec<Warning> {
                     "Run any inspection (or `tenantscope doctor`) so the refresh token is redeemed, and keep a schedule running.".into(),
                     "If it has expired, sign in again with `tenantscope login`.".into(),
                 ],
-                severity: if expired { Severity::Critical } else { Severity::Warning },
+                severity: if expired { Severity::Critical } else { Severity::High },
             });
         }
     }
@@ -227,7 +222,7 @@ pub fn warnings(input: &WarningInput) -> Vec<Warning> {
                     )
                 },
                 fix: advice::default_fix(crate::cause::Cause::ClientCredentialExpired),
-                severity: if expired { Severity::Critical } else { Severity::Warning },
+                severity: if expired { Severity::Critical } else { Severity::High },
             });
         }
     }

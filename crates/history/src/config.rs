@@ -149,7 +149,8 @@ fn refuse(a: &RawAlert, options: &[(&str, bool)]) -> Result<(), HistoryError> {
 }
 
 fn rule(a: RawAlert, names: &HashSet<String>) -> Result<AlertRule, HistoryError> {
-    let severity: Severity = a.severity.parse().map_err(|e: String| alert_error(&a.name, &e))?;
+    let severity: Severity =
+        a.severity.parse().map_err(|e: vocab::UnknownSeverity| alert_error(&a.name, &e.to_string()))?;
     let condition = match a.kind.as_str() {
         "threshold" => {
             refuse(
@@ -226,7 +227,7 @@ fn rule(a: RawAlert, names: &HashSet<String>) -> Result<AlertRule, HistoryError>
                 .as_deref()
                 .map(str::parse::<Severity>)
                 .transpose()
-                .map_err(|e| alert_error(&a.name, &e))?;
+                .map_err(|e| alert_error(&a.name, &e.to_string()))?;
             AlertCondition::Presence {
                 event,
                 min_severity,

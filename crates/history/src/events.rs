@@ -7,8 +7,6 @@
 //! no change goes unseen and none is reported twice.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -17,59 +15,8 @@ use crate::dataprint::{Dataprint, Role, check_schema};
 use crate::error::HistoryError;
 use crate::{generic, named};
 
-/// How much a change matters, from `info` to `critical`.
-///
-/// The order of the variants is the order of importance, so severities can be
-/// compared and filtered with `>=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth recording, not worth reading.
-    #[default]
-    Info,
-    /// Routine administration.
-    Low,
-    /// Worth a look.
-    Medium,
-    /// Weakens security or access; someone should check it today.
-    High,
-    /// Grants tenant-wide control or removes a main protection.
-    Critical,
-}
-
-impl Severity {
-    /// The lowercase name used in JSON, TOML and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "info" => Ok(Severity::Info),
-            "low" => Ok(Severity::Low),
-            "medium" => Ok(Severity::Medium),
-            "high" => Ok(Severity::High),
-            "critical" => Ok(Severity::Critical),
-            other => Err(format!("unknown severity `{other}` (expected info, low, medium, high or critical)")),
-        }
-    }
-}
+/// How much a change matters, from `info` to `critical`: the scale alerts and warnings share.
+pub use vocab::Severity;
 
 /// One change between two dataprints of a tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

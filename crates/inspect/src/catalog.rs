@@ -8,37 +8,13 @@
 use serde::Serialize;
 
 /// Role template ids, as Microsoft publishes them.
+/// Directory roles: the one table in `vocab`.
 pub mod roles {
-    pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
-    pub const GLOBAL_READER: &str = "f2ef992c-3afb-46b9-b7cf-a126ee74c451";
-    pub const SECURITY_READER: &str = "5d6b6bb7-de71-4623-b4af-96380a352509";
-    pub const SECURITY_ADMINISTRATOR: &str = "194ae4cb-b126-40b2-bd5b-6091b380977d";
-    pub const REPORTS_READER: &str = "4a5d8f65-41da-4de4-8968-e035b65339cf";
-    pub const DIRECTORY_READERS: &str = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b";
-    pub const CONDITIONAL_ACCESS_ADMINISTRATOR: &str = "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9";
-    pub const INTUNE_ADMINISTRATOR: &str = "3a2c62db-5318-420d-8d74-23affee5d9d5";
-    pub const USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
-    pub const PRIVILEGED_ROLE_ADMINISTRATOR: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
-    pub const CLOUD_APPLICATION_ADMINISTRATOR: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
-    pub const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+    pub use vocab::roles::*;
 
-    /// Display names of the roles the catalog mentions.
+    /// The display name of a role, or "directory role" for one not in the table.
     pub fn name(id: &str) -> &'static str {
-        match id {
-            GLOBAL_ADMINISTRATOR => "Global Administrator",
-            GLOBAL_READER => "Global Reader",
-            SECURITY_READER => "Security Reader",
-            SECURITY_ADMINISTRATOR => "Security Administrator",
-            REPORTS_READER => "Reports Reader",
-            DIRECTORY_READERS => "Directory Readers",
-            CONDITIONAL_ACCESS_ADMINISTRATOR => "Conditional Access Administrator",
-            INTUNE_ADMINISTRATOR => "Intune Administrator",
-            USER_ADMINISTRATOR => "User Administrator",
-            PRIVILEGED_ROLE_ADMINISTRATOR => "Privileged Role Administrator",
-            CLOUD_APPLICATION_ADMINISTRATOR => "Cloud Application Administrator",
-            APPLICATION_ADMINISTRATOR => "Application Administrator",
-            _ => "directory role",
-        }
+        vocab::role_name(id)
     }
 }
 

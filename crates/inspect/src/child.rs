@@ -10,8 +10,10 @@ use microsoft::graph::{BatchItem, GraphClient, Target};
 use microsoft::{AccessToken, Error, Grant};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use store::TenantId;
 
 use crate::catalog::{self, Collector, Fetch, Side};
+use crate::clock::Clock;
 use crate::dataprint::{self, Status, canonical, keyed};
 use crate::facts::{self, GdapView, Situation};
 
@@ -50,13 +52,13 @@ impl AuthMode {
 /// A tenant to inspect and how to reach it.
 #[derive(Debug, Clone)]
 pub struct TenantTarget {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub display_name: String,
     pub domain: Option<String>,
     pub auth: AuthMode,
     pub grant: Grant,
     pub gdap: Option<GdapView>,
-    pub partner_tenant_id: Option<String>,
+    pub partner_tenant_id: Option<TenantId>,
     /// The claims of the account whose refresh token reaches this tenant, for diagnosis.
     pub sign_in: Option<microsoft::Claims>,
 }
@@ -247,6 +249,7 @@ fn is_resync(e: &Error) -> bool {
 
 pub struct Child<'a> {
     pub graph: &'a GraphClient,
+    pub clock: &'a dyn Clock,
     pub target: &'a TenantTarget,
     pub previous: &'a Previous,
     pub options: &'a ChildOptions,
@@ -254,7 +257,7 @@ pub struct Child<'a> {
 
 impl Child<'_> {
     fn gtarget(&self) -> Target {
-        Target { tenant: self.target.tenant_id.clone(), grant: self.target.grant.clone() }
+        Target { tenant: self.target.tenant_id.to_string(), grant: self.target.grant.clone() }
     }
 
     fn situation<'s>(
@@ -264,9 +267,9 @@ impl Child<'_> {
         plans: Option<&'s [String]>,
     ) -> Situation<'s> {
         Situation {
-            tenant_id: &self.target.tenant_id,
+            tenant_id: self.target.tenant_id.as_str(),
             tenant_name: Some(&self.target.display_name),
-            partner_tenant_id: self.target.partner_tenant_id.as_deref(),
+            partner_tenant_id: self.target.partner_tenant_id.as_ref().map(TenantId::as_str),
             auth: self.target.auth.diagnose(),
             collector,
             token,
@@ -274,17 +277,18 @@ impl Child<'_> {
             gdap: self.target.gdap.as_ref(),
             service_plans: plans,
             cloud: self.options.cloud.as_deref(),
+            now: self.clock.now(),
         }
     }
 
     pub async fn run(&self) -> TenantResult {
-        let started = Utc::now();
-        let requests_before = self.graph.requests_for(&self.target.tenant_id);
+        let started = self.clock.now();
+        let requests_before = self.graph.requests_for(self.target.tenant_id.as_str());
         if self.options.clear_cache {
-            let _ = self.graph.auth.clear_tenant_tokens(&self.target.tenant_id).await;
+            let _ = self.graph.auth.clear_tenant_tokens(self.target.tenant_id.as_str()).await;
         }
         let collectors: Vec<&'static Collector> = catalog::customer_collectors().collect();
-        let token = match self.graph.auth.access_token(&self.target.tenant_id, &self.target.grant).await {
+        let token = match self.graph.auth.access_token(self.target.tenant_id.as_str(), &self.target.grant).await {
             Ok(t) => t,
             Err(e) => {
                 let diagnosis = facts::diagnose(&e, &self.situation(None, None, None));
@@ -306,8 +310,8 @@ impl Child<'_> {
                     token: None,
                     delta_links: Vec::new(),
                     started,
-                    finished: Utc::now(),
-                    requests: self.graph.requests_for(&self.target.tenant_id).saturating_sub(requests_before),
+                    finished: self.clock.now(),
+                    requests: self.graph.requests_for(self.target.tenant_id.as_str()).saturating_sub(requests_before),
                 };
             }
         };
@@ -318,7 +322,7 @@ impl Child<'_> {
         let mut outcomes: BTreeMap<&'static str, Outcome> = BTreeMap::new();
         let mut collections: Map<String, Value> = Map::new();
         let mut delta_links = Vec::new();
-        let now = Utc::now();
+        let now = self.clock.now();
 
         // Decide, for each collector, whether it is skipped, reused or read.
         let mut to_read: Vec<&'static Collector> = Vec::new();
@@ -481,7 +485,7 @@ impl Child<'_> {
             Status::Ok
         };
         let diagnosis = tenant_diagnosis(&ordered);
-        let finished = Utc::now();
+        let finished = self.clock.now();
         let dataprint = any_data.then(|| self.dataprint(status, &ordered, collections, started, finished, &token));
         TenantResult {
             target: self.target.clone(),
@@ -494,7 +498,7 @@ impl Child<'_> {
             delta_links,
             started,
             finished,
-            requests: self.graph.requests_for(&self.target.tenant_id).saturating_sub(requests_before),
+            requests: self.graph.requests_for(self.target.tenant_id.as_str()).saturating_sub(requests_before),
         }
     }
 

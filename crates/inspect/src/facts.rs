@@ -172,6 +172,8 @@ pub struct Situation<'a> {
     pub gdap: Option<&'a GdapView>,
     pub service_plans: Option<&'a [String]>,
     pub cloud: Option<&'a str>,
+    /// When the failure happened, as the inspection's clock tells it.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// Builds the facts for one failure and asks the engine for the diagnosis.
@@ -221,6 +223,6 @@ pub fn facts(error: Option<&Error>, s: &Situation<'_>) -> Facts {
             ..CacheFacts::default()
         }),
         network: None,
-        now: Some(chrono::Utc::now()),
+        now: Some(s.now),
     }
 }

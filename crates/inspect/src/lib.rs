@@ -5,15 +5,21 @@
 //! serves nothing over HTTP. Everything it says to Microsoft goes through the `microsoft` crate; every
 //! failure it meets is handed to the `diagnose` crate with the facts around it.
 
+pub mod access;
 pub mod catalog;
 pub mod child;
+pub mod clock;
 pub mod dataprint;
+pub mod doctor;
 pub mod facts;
 pub mod partner;
 pub mod permissions;
 pub mod run;
 pub mod tokens;
 
+pub use access::Access;
 pub use child::{AuthMode, TenantTarget};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use doctor::{CheckResult, CheckStatus, DoctorReport};
 pub use run::{Observer, RunOptions, RunReport, Runner, Silent, TenantSummary};
 pub use tokens::StoreTokens;

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::{self, Side};
 use crate::child::{Mode, Outcome, OutcomeStatus, stable_error};
+use crate::clock::Clock;
 use crate::dataprint::{self, Status, keyed};
 use crate::facts::{self, AssignmentView, GdapView, RelationshipView, Situation};
 
@@ -89,11 +90,12 @@ pub fn reusable_assignments(previous: &Value, now: DateTime<Utc>) -> Option<(Dat
 
 pub async fn inspect_partner(
     graph: &GraphClient,
+    clock: &dyn Clock,
     partner_tenant: &str,
     cloud: Option<&str>,
     reuse: Option<(DateTime<Utc>, BTreeMap<String, Value>)>,
 ) -> PartnerResult {
-    let started = Utc::now();
+    let started = clock.now();
     let target = Target { tenant: partner_tenant.to_string(), grant: Grant::Partner };
     let collectors: Vec<&'static catalog::Collector> = catalog::partner_collectors().collect();
     let situation = |c: Option<&'static catalog::Collector>, t: Option<&AccessToken>| -> diagnose::Facts {
@@ -110,6 +112,7 @@ pub async fn inspect_partner(
                 gdap: None,
                 service_plans: None,
                 cloud,
+                now: clock.now(),
             },
         )
     };
@@ -131,7 +134,7 @@ pub async fn inspect_partner(
                 token: None,
                 token_error: Some(e),
                 started,
-                finished: Utc::now(),
+                finished: clock.now(),
             };
         }
     };
@@ -152,7 +155,7 @@ pub async fn inspect_partner(
             mode: Mode::None,
             requests: 0,
             duration_ms: 0,
-            collected_at: Some(Utc::now()),
+            collected_at: Some(clock.now()),
         };
         outcomes.insert(o.name, o);
     };
@@ -169,7 +172,7 @@ pub async fn inspect_partner(
                 mode,
                 requests: 0,
                 duration_ms: 0,
-                collected_at: Some(Utc::now()),
+                collected_at: Some(clock.now()),
             },
         );
     };
@@ -289,7 +292,7 @@ pub async fn inspect_partner(
         .and_then(|m| m.values().next())
         .and_then(|o| text(o, "/displayName"))
         .unwrap_or_default();
-    let finished = Utc::now();
+    let finished = clock.now();
     let dataprint = any_ok.then(|| {
         let mut stable = Map::new();
         let mut volatile = Map::new();

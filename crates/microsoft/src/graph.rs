@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use url::Url;
 
-use crate::auth::{Authenticator, Grant};
+use crate::auth::{AccessToken, Authenticator, Grant};
 use crate::error::{Error, GraphError};
 use crate::http::{Body, Request, Response, Transport};
 use crate::retry::RetryPolicy;
@@ -374,6 +374,23 @@ impl GraphClient {
         let url = self.url(path_or_url)?;
         let resp = self.send(target, Method::GET, url, None, headers).await?;
         parse_json(&resp)
+    }
+
+    /// One GET with a given access token instead of the cache's, once, without retries: `doctor`
+    /// compares a token it found in the cache with a fresh one. The host allow-list applies as to
+    /// every request, and the request counts towards the token's tenant.
+    pub async fn get_with_token(&self, token: &AccessToken, path_or_url: &str) -> Result<Value, Error> {
+        let url = self.url(path_or_url)?;
+        self.check_host(&url)?;
+        if let Some(tid) = token.claims.as_ref().and_then(|c| c.tid.as_deref()) {
+            self.limits(tid).requests.fetch_add(1, Ordering::Relaxed);
+        }
+        let req = Request { bearer: Some(&token.secret), ..Request::get(url) };
+        let resp = self.transport.send(req).await?;
+        match resp.status {
+            200..=299 => parse_json(&resp),
+            _ => Err(Error::Graph(Box::new(graph_error("GET", &resp)))),
+        }
     }
 
     /// The pages of a collection, fetched one at a time as the stream is read, so memory stays bounded

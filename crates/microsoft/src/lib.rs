@@ -18,6 +18,7 @@ pub mod graph;
 pub mod har;
 pub mod http;
 pub mod oauth;
+pub mod reach;
 pub mod retry;
 
 pub use auth::{AccessToken, Account, AccountRole, Authenticator, Grant};

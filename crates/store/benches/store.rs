@@ -58,8 +58,8 @@ fn mib(bytes: u64) -> String {
 async fn commit(store: &Arc<dyn Store>, run_id: &str, tenant_id: &str, doc: &Value) {
     let now = Utc::now();
     let result = TenantRunRecord {
-        run_id: run_id.to_owned(),
-        tenant_id: tenant_id.to_owned(),
+        run_id: run_id.into(),
+        tenant_id: tenant_id.into(),
         status: TenantRunStatus::Ok,
         started_at: now - TimeDelta::seconds(2),
         finished_at: now,
@@ -79,16 +79,16 @@ fn run_info(run_id: &str, index: usize, started_at: DateTime<Utc>) -> fixtures::
 
 async fn big_tenant(store: &Arc<dyn Store>) {
     let run = store.start_run("bench", chrono::Utc::now()).await.expect("run");
-    let sample = fixtures::dataprint("big-0", &run.id, 2000);
+    let sample = fixtures::dataprint("big-0", run.id.as_str(), 2000);
     let json_bytes = serde_json::to_vec(&sample).expect("json").len();
     let before = store.storage_bytes().await.expect("size");
 
     let mut first = Vec::new();
     for i in 0..3 {
         let name = format!("big-{i}");
-        let doc = fixtures::dataprint(&name, &run.id, 2000);
+        let doc = fixtures::dataprint(&name, run.id.as_str(), 2000);
         let started = Instant::now();
-        commit(store, &run.id, &name, &doc).await;
+        commit(store, run.id.as_str(), &name, &doc).await;
         first.push(started.elapsed());
     }
     let after_three = store.storage_bytes().await.expect("size");
@@ -97,16 +97,16 @@ async fn big_tenant(store: &Arc<dyn Store>) {
     let big = fixtures::collections("big-0", 2000);
     for i in 0..5 {
         let run = store.start_run("bench", chrono::Utc::now()).await.expect("run");
-        let doc = fixtures::dataprint_in_run("big-0", &run_info(&run.id, i + 1, Utc::now()), big.clone());
+        let doc = fixtures::dataprint_in_run("big-0", &run_info(run.id.as_str(), i + 1, Utc::now()), big.clone());
         let started = Instant::now();
-        commit(store, &run.id, "big-0", &doc).await;
+        commit(store, run.id.as_str(), "big-0", &doc).await;
         unchanged.push(started.elapsed());
     }
 
     let mut reads = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let (_, doc) = store.last_good_dataprint("big-0").await.expect("read").expect("found");
+        let (_, doc) = store.last_good_dataprint(&store::TenantId::new("big-0")).await.expect("read").expect("found");
         reads.push(started.elapsed());
         assert!(doc["collections"]["users"].as_object().is_some_and(|u| u.len() == 2000));
     }
@@ -281,8 +281,8 @@ async fn fleet(store: &Arc<dyn Store>, tenants: usize, runs: usize, db: &Db) {
             let collections = collections.clone();
             set.spawn(async move {
                 let (name, c) = &collections[i];
-                let doc = fixtures::dataprint_in_run(name, &run_info(&run_id, r, Utc::now()), c.clone());
-                commit(&store, &run_id, name, &doc).await;
+                let doc = fixtures::dataprint_in_run(name, &run_info(run_id.as_str(), r, Utc::now()), c.clone());
+                commit(&store, run_id.as_str(), name, &doc).await;
             });
         }
         while let Some(done) = set.join_next().await {

@@ -37,20 +37,11 @@ pub(crate) fn ts_micros(at: DateTime<Utc>) -> Result<i64> {
     Ok(check_ts(at)?.timestamp_micros())
 }
 
-pub(crate) fn opt_ts_micros(at: Option<DateTime<Utc>>) -> Result<Option<i64>> {
-    at.map(ts_micros).transpose()
-}
-
 /// Reads a timestamp stored by [`ts_micros`].
 pub(crate) fn ts_from_micros(value: i64, what: &str) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(value)
         .filter(|at| (1..=9999).contains(&at.year()))
         .ok_or_else(|| StoreError::corrupt(format!("{what}: invalid timestamp {value}")))
-}
-
-/// Validates an optional timestamp for PostgreSQL.
-pub(crate) fn check_opt_ts(at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>> {
-    at.map(check_ts).transpose()
 }
 
 /// JSON columns are text holding the serialized value, so key order is kept
@@ -236,8 +227,8 @@ pub(crate) fn owner_is_dead(owner_text: &str, heartbeat_at: DateTime<Utc>, now: 
 
 /// Checks a tenant result before anything is written.
 pub(crate) fn validate_tenant_result(tenant_run: &TenantRunRecord, outcomes: &[CollectorOutcomeRecord]) -> Result<()> {
-    non_empty(&tenant_run.run_id, "run id")?;
-    non_empty(&tenant_run.tenant_id, "tenant id")?;
+    non_empty(tenant_run.run_id.as_str(), "run id")?;
+    non_empty(tenant_run.tenant_id.as_str(), "tenant id")?;
     let mut names = HashSet::new();
     for outcome in outcomes {
         if outcome.run_id != tenant_run.run_id || outcome.tenant_id != tenant_run.tenant_id {

@@ -80,6 +80,46 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// The database was written by a newer tenantscope: it has schema migrations this binary does
+    /// not know, and reading it could misread or damage it.
+    #[error(
+        "the database was written by a newer tenantscope (schema version {found}; this tenantscope knows versions up to {known}): upgrade tenantscope, or restore a backup taken before the upgrade"
+    )]
+    SchemaTooNew {
+        /// The newest version recorded in the database.
+        found: i64,
+        /// The newest version this binary knows.
+        known: i64,
+    },
+
+    /// A migration recorded in the database differs from this binary's migration of the same
+    /// number: the database was written by a different build of tenantscope.
+    #[error(
+        "schema migration {version} recorded in the database differs from this tenantscope's: the database was written by a different build; use that build, or restore a backup"
+    )]
+    SchemaMismatch {
+        /// The migration number.
+        version: i64,
+    },
+
+    /// A migration failed half-way in an earlier run and left the schema in between versions.
+    #[error(
+        "schema migration {version} failed part-way in an earlier run; restore the database from a backup taken before the upgrade"
+    )]
+    SchemaDirty {
+        /// The migration number.
+        version: i64,
+    },
+
+    /// The database file cannot be opened, with the reason.
+    #[error("cannot open the database {}: {reason}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why, as far as the file system tells.
+        reason: String,
+    },
+
     /// The caller passed something the store cannot accept.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -18,7 +18,7 @@ use crate::common::micros;
 use crate::error::Result;
 use crate::per_run::{self, Context, Decoded, Numbers};
 use crate::result::{self, EncodedResult, ResultContent};
-use crate::{CollectorOutcomeRecord, TenantRunRecord, TenantRunStatus};
+use crate::{CollectorOutcomeRecord, RunId, TenantId, TenantRunRecord, TenantRunStatus};
 
 /// The latest dataprint of a tenant, as the identity check needs it.
 pub(crate) struct Latest {
@@ -97,7 +97,7 @@ impl Incoming {
 
     /// The per-run part of a tenant run with no dataprint.
     pub(crate) fn bare_per_run(&self, tenant_run: &TenantRunRecord) -> Result<Vec<u8>> {
-        let ctx = Context { run_id: &tenant_run.run_id, shift_micros: 0 };
+        let ctx = Context { run_id: tenant_run.run_id.as_str(), shift_micros: 0 };
         per_run::encode(self.elapsed_micros, &self.numbers, &self.content.collectors(), None, None, &ctx)
     }
 
@@ -110,7 +110,7 @@ impl Incoming {
         reference: Option<&Value>,
         taken_at: DateTime<Utc>,
     ) -> Result<Vec<u8>> {
-        let ctx = context(&tenant_run.run_id, micros(tenant_run.finished_at), taken_at);
+        let ctx = context(tenant_run.run_id.as_str(), micros(tenant_run.finished_at), taken_at);
         let collectors = self.content.collectors();
         per_run::encode(self.elapsed_micros, &self.numbers, &collectors, split.run.as_ref(), reference, &ctx)
     }
@@ -172,8 +172,8 @@ fn context(run_id: &str, finished_at: DateTime<Utc>, taken_at: DateTime<Utc>) ->
 
 /// A stored tenant run, as needed to rebuild its outcomes and `run` member.
 pub(crate) struct StoredRun {
-    pub run_id: String,
-    pub tenant_id: String,
+    pub run_id: RunId,
+    pub tenant_id: TenantId,
     pub finished_at: DateTime<Utc>,
     pub content: ResultContent,
     pub per_run: Vec<u8>,
@@ -189,7 +189,7 @@ impl StoredRun {
     /// member and `taken_at`, when the tenant run has a dataprint.
     pub(crate) fn decode(&self, reference: Option<(Option<&Value>, DateTime<Utc>)>) -> Result<Decoded> {
         let (run, taken_at) = reference.unwrap_or((None, self.finished_at));
-        let ctx = context(&self.run_id, self.finished_at, taken_at);
+        let ctx = context(self.run_id.as_str(), self.finished_at, taken_at);
         per_run::decode(&self.per_run, &self.content.collectors(), run, &ctx)
     }
 
@@ -201,7 +201,7 @@ impl StoredRun {
     /// The per-run part once the dataprint is gone: the figures only, which
     /// need no reference to decode.
     pub(crate) fn detached(&self, decoded: &Decoded) -> Result<Vec<u8>> {
-        let ctx = Context { run_id: &self.run_id, shift_micros: 0 };
+        let ctx = Context { run_id: self.run_id.as_str(), shift_micros: 0 };
         per_run::encode(decoded.elapsed_micros, &decoded.numbers, &self.content.collectors(), None, None, &ctx)
     }
 }

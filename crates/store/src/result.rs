@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::blob::{compress, decompress};
 use crate::error::{Result, StoreError};
 use crate::per_run::Numbers;
-use crate::{CollectorOutcomeRecord, OutcomeStatus, TenantRunRecord, TenantRunStatus};
+use crate::{CollectorOutcomeRecord, OutcomeStatus, RunId, TenantId, TenantRunRecord, TenantRunStatus};
 
 /// What a tenant result repeats from run to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,8 +85,8 @@ impl ResultContent {
     /// figures.
     pub(crate) fn outcome_records(
         &self,
-        run_id: &str,
-        tenant_id: &str,
+        run_id: &RunId,
+        tenant_id: &TenantId,
         numbers: &[Numbers],
     ) -> Result<Vec<CollectorOutcomeRecord>> {
         if numbers.len() != self.outcomes.len() {
@@ -101,8 +101,8 @@ impl ResultContent {
             .iter()
             .zip(numbers)
             .map(|(o, &(requests, duration_ms))| CollectorOutcomeRecord {
-                run_id: run_id.to_owned(),
-                tenant_id: tenant_id.to_owned(),
+                run_id: run_id.clone(),
+                tenant_id: tenant_id.clone(),
                 collector: o.collector.clone(),
                 status: o.status,
                 items: o.items,
@@ -187,8 +187,8 @@ mod tests {
         let back = decode(&encoded.hash, encoded.raw_len, &encoded.data).expect("decode");
         assert_eq!(back, content);
         assert_eq!(back.diagnosis, Some(Value::Null));
-        assert_eq!(back.outcome_records("r", "t", &numbers).expect("records"), outcomes);
-        assert!(back.outcome_records("r", "t", &[]).is_err());
+        assert_eq!(back.outcome_records(&"r".into(), &"t".into(), &numbers).expect("records"), outcomes);
+        assert!(back.outcome_records(&"r".into(), &"t".into(), &[]).is_err());
         assert!(decode(&encoded.hash, encoded.raw_len, &compress(b"{}")).is_err());
     }
 }

@@ -1,14 +1,13 @@
 //! Turning database rows into records, shared by both backends.
 //!
-//! The backends differ only in how a timestamp column comes back (integer
-//! microseconds in SQLite, `timestamptz` in PostgreSQL) and in integer
-//! widths (PostgreSQL keys are `integer`), so [`RowExt`] hides that and every
-//! record decoder is written once. Any value the store could not have
+//! The dialects differ only in how a timestamp column comes back (integer
+//! microseconds in SQLite, `timestamptz` in PostgreSQL), so [`RowExt`] hides
+//! that and every record decoder is written once. Any value the store could not have
 //! written is reported as [`StoreError::Corrupt`] naming the column.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
@@ -17,9 +16,10 @@ use crate::error::{Result, StoreError};
 use crate::per_run::{self, Decoded};
 use crate::plan::{Envelope, Latest, StoredRun};
 use crate::result::{self, ResultContent};
+use crate::sql::Row;
 use crate::{
     AlertRecord, AppCredentialMeta, BaselineMeta, CacheRecordMeta, DataprintId, DataprintMeta, DeliveryRecord,
-    MetricPoint, RunRecord, StoredEvent, TenantRecord, TenantRunRecord,
+    MetricPoint, RunId, RunRecord, StoredEvent, TenantId, TenantRecord, TenantRunRecord,
 };
 
 fn decode_error(column: &str, err: sqlx::Error) -> StoreError {
@@ -35,6 +35,10 @@ pub(crate) trait RowExt {
     fn bytes(&self, column: &str) -> Result<Vec<u8>>;
     fn ts(&self, column: &str) -> Result<DateTime<Utc>>;
     fn opt_ts(&self, column: &str) -> Result<Option<DateTime<Utc>>>;
+    /// The integer in a column by position, for single-value queries.
+    fn int_at(&self, index: usize) -> Result<i64>;
+    /// The text in a column by position, for single-value queries.
+    fn text_at(&self, index: usize) -> Result<String>;
 
     fn json(&self, column: &str) -> Result<Value> {
         parse_json(&self.text(column)?, column)
@@ -46,6 +50,14 @@ pub(crate) trait RowExt {
 
     fn enum_value<T: std::str::FromStr>(&self, column: &str) -> Result<T> {
         parse_enum(&self.text(column)?, column)
+    }
+
+    fn tenant_id(&self, column: &str) -> Result<TenantId> {
+        Ok(TenantId::new(self.text(column)?))
+    }
+
+    fn run_id(&self, column: &str) -> Result<RunId> {
+        Ok(RunId::new(self.text(column)?))
     }
 }
 
@@ -62,6 +74,10 @@ macro_rules! plain_columns {
         fn bytes(&self, column: &str) -> Result<Vec<u8>> {
             self.try_get(column).map_err(|e| decode_error(column, e))
         }
+
+        fn text_at(&self, index: usize) -> Result<String> {
+            self.try_get(index).map_err(|e| decode_error(&index.to_string(), e))
+        }
     };
 }
 
@@ -76,6 +92,10 @@ impl RowExt for SqliteRow {
         self.try_get(column).map_err(|e| decode_error(column, e))
     }
 
+    fn int_at(&self, index: usize) -> Result<i64> {
+        self.try_get(index).map_err(|e| decode_error(&index.to_string(), e))
+    }
+
     fn ts(&self, column: &str) -> Result<DateTime<Utc>> {
         ts_from_micros(self.int(column)?, column)
     }
@@ -88,11 +108,12 @@ impl RowExt for SqliteRow {
 impl RowExt for PgRow {
     plain_columns!();
 
-    // Keys are `integer` and figures `bigint`; both read as i64.
     fn int(&self, column: &str) -> Result<i64> {
         self.opt_int(column)?.ok_or_else(|| StoreError::corrupt(format!("column {column}: unexpected NULL")))
     }
 
+    // Keys and figures are `bigint`; a plain `integer` (a count from an older schema, say) reads as
+    // i64 too.
     fn opt_int(&self, column: &str) -> Result<Option<i64>> {
         match self.try_get::<Option<i64>, _>(column) {
             Ok(value) => Ok(value),
@@ -101,6 +122,16 @@ impl RowExt for PgRow {
                 Ok(narrow.map(i64::from))
             }
             Err(err) => Err(decode_error(column, err)),
+        }
+    }
+
+    fn int_at(&self, index: usize) -> Result<i64> {
+        match self.try_get::<i64, _>(index) {
+            Ok(value) => Ok(value),
+            Err(sqlx::Error::ColumnDecode { .. }) => {
+                self.try_get::<i32, _>(index).map(i64::from).map_err(|e| decode_error(&index.to_string(), e))
+            }
+            Err(err) => Err(decode_error(&index.to_string(), err)),
         }
     }
 
@@ -113,6 +144,32 @@ impl RowExt for PgRow {
     }
 }
 
+/// Dispatches to the engine's row.
+macro_rules! dispatch {
+    ($($name:ident($arg:ty) -> $out:ty),+ $(,)?) => {
+        $(fn $name(&self, arg: $arg) -> Result<$out> {
+            match self {
+                Row::Sqlite(row) => row.$name(arg),
+                Row::Postgres(row) => row.$name(arg),
+            }
+        })+
+    };
+}
+
+impl RowExt for Row {
+    dispatch! {
+        text(&str) -> String,
+        opt_text(&str) -> Option<String>,
+        int(&str) -> i64,
+        opt_int(&str) -> Option<i64>,
+        bytes(&str) -> Vec<u8>,
+        ts(&str) -> DateTime<Utc>,
+        opt_ts(&str) -> Option<DateTime<Utc>>,
+        int_at(usize) -> i64,
+        text_at(usize) -> String,
+    }
+}
+
 /// The columns [`tenant`] reads, as a literal for `concat!`.
 macro_rules! tenant_columns {
     () => {
@@ -122,7 +179,7 @@ macro_rules! tenant_columns {
 
 pub(crate) fn tenant(row: &impl RowExt) -> Result<TenantRecord> {
     Ok(TenantRecord {
-        id: row.text("id")?,
+        id: row.tenant_id("id")?,
         domain: row.opt_text("domain")?,
         display_name: row.text("display_name")?,
         role: row.enum_value("role")?,
@@ -143,7 +200,7 @@ macro_rules! run_columns {
 
 pub(crate) fn run(row: &impl RowExt) -> Result<RunRecord> {
     Ok(RunRecord {
-        id: row.text("id")?,
+        id: row.run_id("id")?,
         kind: row.text("kind")?,
         started_at: row.ts("started_at")?,
         finished_at: row.opt_ts("finished_at")?,
@@ -171,16 +228,16 @@ pub(crate) fn result_content(row: &impl RowExt) -> Result<ResultContent> {
 
 pub(crate) fn tenant_run(row: &impl RowExt) -> Result<TenantRunRecord> {
     let content = result_content(row)?;
-    let run_id = row.text("run_id")?;
+    let run_id = row.run_id("run_id")?;
     let finished_at = row.ts("finished_at")?;
     // The start is kept in the per-run part, as time before the end.
-    let elapsed = per_run::elapsed_micros(&row.bytes("per_run")?, &run_id)?;
+    let elapsed = per_run::elapsed_micros(&row.bytes("per_run")?, run_id.as_str())?;
     let started_at = finished_at
         .checked_sub_signed(TimeDelta::microseconds(elapsed))
         .ok_or_else(|| StoreError::corrupt(format!("tenant run of run {run_id}: invalid start")))?;
     Ok(TenantRunRecord {
         run_id,
-        tenant_id: row.text("tenant_id")?,
+        tenant_id: row.tenant_id("tenant_id")?,
         status: content.status,
         started_at,
         finished_at,
@@ -254,8 +311,8 @@ pub(crate) fn stored_run(row: &impl RowExt) -> Result<StoredRunRow> {
         run_key: row.int("run_key")?,
         tenant_key: row.int("tenant_key")?,
         run: StoredRun {
-            run_id: row.text("run_id")?,
-            tenant_id: row.text("tenant_id")?,
+            run_id: row.run_id("run_id")?,
+            tenant_id: row.tenant_id("tenant_id")?,
             finished_at: row.ts("finished_at")?,
             content: result_content(row)?,
             per_run: row.bytes("per_run")?,
@@ -300,12 +357,12 @@ macro_rules! dataprint_meta_select {
 pub(crate) fn dataprint_meta(row: &impl RowExt) -> Result<DataprintMeta> {
     Ok(DataprintMeta {
         id: DataprintId::from(row.text("id")?),
-        run_id: row.text("run_id")?,
-        tenant_id: row.text("tenant_id")?,
+        run_id: row.run_id("run_id")?,
+        tenant_id: row.tenant_id("tenant_id")?,
         taken_at: row.ts("taken_at")?,
         status: row.enum_value("status")?,
         confirmed_at: row.ts("confirmed_at")?,
-        confirmed_run_id: row.text("confirmed_run_id")?,
+        confirmed_run_id: row.run_id("confirmed_run_id")?,
     })
 }
 
@@ -340,7 +397,7 @@ macro_rules! credential_meta_columns {
 
 pub(crate) fn credential_meta(row: &impl RowExt) -> Result<AppCredentialMeta> {
     Ok(AppCredentialMeta {
-        tenant_id: row.text("tenant_id")?,
+        tenant_id: row.tenant_id("tenant_id")?,
         client_id: row.text("client_id")?,
         kind: row.enum_value("kind")?,
         certificate_pem: row.opt_text("certificate_pem")?,
@@ -352,8 +409,8 @@ pub(crate) fn credential_meta(row: &impl RowExt) -> Result<AppCredentialMeta> {
 
 pub(crate) fn metric(row: &impl RowExt) -> Result<MetricPoint> {
     Ok(MetricPoint {
-        run_id: row.text("run_id")?,
-        tenant_id: row.text("tenant_id")?,
+        run_id: row.run_id("run_id")?,
+        tenant_id: row.tenant_id("tenant_id")?,
         name: row.text("name")?,
         at: row.ts("at")?,
         value: row.json("value")?,
@@ -363,8 +420,8 @@ pub(crate) fn metric(row: &impl RowExt) -> Result<MetricPoint> {
 pub(crate) fn event(row: &impl RowExt) -> Result<StoredEvent> {
     Ok(StoredEvent {
         id: row.int("id")?,
-        run_id: row.text("run_id")?,
-        tenant_id: row.text("tenant_id")?,
+        run_id: row.run_id("run_id")?,
+        tenant_id: row.tenant_id("tenant_id")?,
         at: row.ts("at")?,
         severity: row.enum_value("severity")?,
         event: row.json("payload")?,
@@ -382,7 +439,7 @@ pub(crate) fn alert(row: &impl RowExt) -> Result<AlertRecord> {
     Ok(AlertRecord {
         key: row.text("key")?,
         rule: row.text("rule")?,
-        tenant_id: row.text("tenant_id")?,
+        tenant_id: row.tenant_id("tenant_id")?,
         severity: row.enum_value("severity")?,
         opened_at: row.ts("opened_at")?,
         resolved_at: row.opt_ts("resolved_at")?,

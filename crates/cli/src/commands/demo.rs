@@ -126,7 +126,7 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let tenant = ready.tenants.iter().find(|t| t.domain == APP_TENANT).context("the demo world has no Woodgrove")?;
     ctx.store
         .credential_put(&store::AppCredential {
-            tenant_id: tenant.id.clone(),
+            tenant_id: tenant.id.as_str().into(),
             client_id: app.client_id.clone(),
             kind: store::CredentialKind::Secret,
             secret: store::SecretString::from(app.client_secret.clone().unwrap_or_default()),
@@ -156,16 +156,16 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let graph = ctx.graph(auth.clone());
     let progress = Progress::new(!args.json);
     progress.watch(graph.transport.stats.clone());
-    let runner = Runner {
+    let runner = Runner::new(
         graph,
-        store: ctx.store.clone(),
-        options: RunOptions {
+        ctx.store.clone(),
+        RunOptions {
             cloud: Some(ctx.cloud.name.clone()),
             history: Some(crate::commands::history::run_history(&ctx)?),
             ..RunOptions::default()
         },
-        observer: progress.clone(),
-    };
+    )
+    .with_observer(progress.clone());
     let report = runner.run().await;
     progress.finish();
     let report = report?;

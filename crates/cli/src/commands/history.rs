@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand};
 use history::{Alert, AlertStatus, Baseline, Config, WhereFilter};
 use inspect::RunReport;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::EventFilter;
+use store::{EventFilter, TenantId};
 
 use super::Global;
 use super::output::table;
@@ -151,22 +151,13 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default())
 }
 
-async fn tenant_ids(ctx: &Ctx, given: &[String]) -> anyhow::Result<Vec<Option<String>>> {
+async fn tenant_ids(ctx: &Ctx, given: &[String]) -> anyhow::Result<Vec<Option<TenantId>>> {
     if given.is_empty() {
         return Ok(vec![None]);
     }
     let mut out = Vec::new();
     for t in given {
-        match ctx.store.get_tenant(t).await? {
-            Some(r) => out.push(Some(r.id)),
-            None => {
-                let all = ctx.store.list_tenants().await?;
-                match all.into_iter().find(|x| x.display_name.eq_ignore_ascii_case(t)) {
-                    Some(r) => out.push(Some(r.id)),
-                    None => bail!("no known tenant matches '{t}'"),
-                }
-            }
-        }
+        out.push(Some(inspect::access::require_tenant(ctx.store.as_ref(), t).await?.id));
     }
     Ok(out)
 }
@@ -181,7 +172,7 @@ pub async fn changes(args: ChangesArgs, g: &Global) -> anyhow::Result<ExitCode> 
             s.parse::<store::Severity>().map_err(|_| anyhow!("severity is one of info, low, medium, high, critical"))
         })
         .transpose()?;
-    let names: BTreeMap<String, String> =
+    let names: BTreeMap<TenantId, String> =
         ctx.store.list_tenants().await?.into_iter().map(|t| (t.id, t.display_name)).collect();
     let mut events = Vec::new();
     for tenant in tenant_ids(&ctx, &args.tenant).await? {
@@ -209,7 +200,7 @@ pub async fn changes(args: ChangesArgs, g: &Global) -> anyhow::Result<ExitCode> 
         .map(|e| {
             vec![
                 e.at.format("%Y-%m-%d %H:%M").to_string(),
-                names.get(&e.tenant_id).cloned().unwrap_or_else(|| e.tenant_id.clone()),
+                names.get(&e.tenant_id).cloned().unwrap_or_else(|| e.tenant_id.to_string()),
                 e.severity.to_string(),
                 e.event.get("kind").and_then(Value::as_str).unwrap_or("").to_string(),
                 e.event.get("summary").and_then(Value::as_str).unwrap_or("").to_string(),

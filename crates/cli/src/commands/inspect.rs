@@ -50,10 +50,10 @@ pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let graph = ctx.graph(auth);
     let progress = Progress::new(!args.json);
     progress.watch(graph.transport.stats.clone());
-    let runner = Runner {
+    let runner = Runner::new(
         graph,
-        store: ctx.store.clone(),
-        options: RunOptions {
+        ctx.store.clone(),
+        RunOptions {
             tenants: args.tenant.clone(),
             full: args.full,
             clear_cache: args.clear_cache,
@@ -61,8 +61,8 @@ pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
             cloud: Some(ctx.cloud.name.clone()),
             history: Some(crate::commands::history::run_history(&ctx)?),
         },
-        observer: progress.clone(),
-    };
+    )
+    .with_observer(progress.clone());
     let result = runner.run().await;
     progress.finish();
     if let (Some(path), Some(h)) = (&har_path, &har) {
@@ -102,7 +102,7 @@ pub fn grouped_causes(r: &RunReport) -> BTreeMap<String, (Vec<String>, Vec<Strin
     for t in r.tenants.iter().chain(r.partner.iter()) {
         if let Some(d) = &t.diagnosis {
             let e = out.entry(d.cause.clone()).or_insert_with(|| (d.fix.clone(), Vec::new()));
-            e.1.push(if t.display_name.is_empty() { t.tenant_id.clone() } else { t.display_name.clone() });
+            e.1.push(if t.display_name.is_empty() { t.tenant_id.to_string() } else { t.display_name.clone() });
         }
     }
     out
@@ -123,7 +123,7 @@ pub fn text_report(r: &RunReport) -> String {
             .map(|n| n.to_string())
             .unwrap_or_else(|| "-".into());
         rows.push(vec![
-            if t.display_name.is_empty() { t.tenant_id.clone() } else { t.display_name.clone() },
+            if t.display_name.is_empty() { t.tenant_id.to_string() } else { t.display_name.clone() },
             t.auth.as_str().to_string(),
             t.status.as_str().to_string(),
             format!("{collected}/{skipped}/{failed}"),

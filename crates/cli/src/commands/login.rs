@@ -201,7 +201,8 @@ pub async fn token(args: TokenArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(g).await?;
     let client_id = ctx.client_id(None).await?;
     let auth = ctx.auth(&client_id, None)?;
-    let (tenant, grant, mode) = ctx.grant_for(&auth, &args.tenant).await?;
+    let resolved = ctx.resolve(&auth, &args.tenant).await?;
+    let (tenant, grant, mode) = (resolved.access.tenant_id.to_string(), resolved.access.grant, resolved.access.mode);
     let token = if args.fresh {
         auth.fresh_token(&tenant, &grant).await
     } else {

@@ -30,7 +30,8 @@ pub async fn run(args: PermissionsArgs, g: &Global) -> anyhow::Result<ExitCode> 
             let ctx = Ctx::open(g).await?;
             let client_id = ctx.client_id(None).await?;
             let auth = ctx.auth(&client_id, None)?;
-            let (tenant, grant, _) = ctx.grant_for(&auth, t).await?;
+            let resolved = ctx.resolve(&auth, t).await?;
+            let (tenant, grant) = (resolved.access.tenant_id.to_string(), resolved.access.grant);
             let token =
                 auth.access_token(&tenant, &grant).await.map_err(|e| anyhow::anyhow!("no token for {t}: {e}"))?;
             let claims = token.claims.unwrap_or_default();

@@ -33,7 +33,7 @@ pub struct ReportArgs {
 }
 
 /// Everything a report shows, gathered from the store.
-pub async fn gather(ctx: &Ctx, run_id: Option<&str>) -> anyhow::Result<Value> {
+pub async fn gather(ctx: &Ctx, run_id: Option<&store::RunId>) -> anyhow::Result<Value> {
     let run = match run_id {
         Some(id) => ctx.store.get_run(id).await?.with_context(|| format!("no run {id}"))?,
         None => match ctx.store.list_runs(50).await?.into_iter().find(|r| r.kind == "inspect") {
@@ -41,7 +41,7 @@ pub async fn gather(ctx: &Ctx, run_id: Option<&str>) -> anyhow::Result<Value> {
             None => bail!("nothing to report yet: run `tenantscope inspect` first"),
         },
     };
-    let tenants: BTreeMap<String, store::TenantRecord> =
+    let tenants: BTreeMap<store::TenantId, store::TenantRecord> =
         ctx.store.list_tenants().await?.into_iter().map(|t| (t.id.clone(), t)).collect();
     let mut items = Vec::new();
     for tr in ctx.store.tenant_runs(&run.id).await? {
@@ -89,7 +89,8 @@ pub async fn gather(ctx: &Ctx, run_id: Option<&str>) -> anyhow::Result<Value> {
 
 pub async fn run(args: ReportArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(g).await?;
-    let data = gather(&ctx, args.run.as_deref()).await?;
+    let run_id = args.run.as_deref().map(store::RunId::new);
+    let data = gather(&ctx, run_id.as_ref()).await?;
     let (text, default_name) = match args.format {
         Format::Json => (serde_json::to_string_pretty(&data)?, "report.json"),
         Format::Csv => (csv(&data), "report.csv"),

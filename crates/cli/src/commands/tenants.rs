@@ -69,7 +69,7 @@ pub async fn run(args: TenantsArgs, g: &Global) -> anyhow::Result<ExitCode> {
         None => list(&ctx, args.json).await,
         Some(TenantsCommand::AddApp(a)) => add_app(&ctx, a).await,
         Some(TenantsCommand::RemoveApp { tenant }) => {
-            if ctx.store.credential_delete(&tenant.to_ascii_lowercase()).await? {
+            if ctx.store.credential_delete(&store::TenantId::new(&tenant)).await? {
                 eprintln!("Removed the app credential of {tenant}.");
             } else {
                 eprintln!("No app credential is set for {tenant}.");
@@ -174,7 +174,7 @@ async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
     let expires_at = a.expires.as_deref().map(parse_when).transpose()?;
     ctx.store
         .credential_put(&AppCredential {
-            tenant_id: a.tenant.to_ascii_lowercase(),
+            tenant_id: store::TenantId::new(&a.tenant),
             client_id: a.client_id.clone(),
             kind,
             secret,
@@ -184,11 +184,11 @@ async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
             added_at: chrono::Utc::now(),
         })
         .await?;
-    if ctx.store.get_tenant(&a.tenant).await?.is_none() {
+    if ctx.store.get_tenant(&store::TenantId::new(&a.tenant)).await?.is_none() {
         let now = chrono::Utc::now();
         ctx.store
             .upsert_tenant(&store::TenantRecord {
-                id: a.tenant.to_ascii_lowercase(),
+                id: store::TenantId::new(&a.tenant),
                 domain: None,
                 display_name: a.label.clone().unwrap_or_else(|| a.tenant.clone()),
                 role: store::TenantRole::Customer,

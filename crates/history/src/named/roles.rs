@@ -12,23 +12,13 @@ const DIRECTORY_ROLES: &str = "directoryRoles";
 const ROLE_ASSIGNMENTS: &str = "roleAssignments";
 
 /// The template id of Global Administrator, the same in every tenant.
-pub(crate) const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+pub(crate) const GLOBAL_ADMIN: &str = vocab::roles::GLOBAL_ADMINISTRATOR;
 
-/// Roles that can take over the tenant or its security controls; assigning
-/// one of them is `high` rather than `medium`.
-const PRIVILEGED_ROLES: &[&str] = &[
-    "e8611ab8-c189-46e8-94e1-60213ab1f814", // Privileged Role Administrator
-    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13", // Privileged Authentication Administrator
-    "194ae4cb-b126-40b2-bd5b-6091b380977d", // Security Administrator
-    "29232cdf-9323-42fd-ade2-1d097af3e4de", // Exchange Administrator
-    "f28a1f50-f6e7-4571-818b-6a12f2af6b6c", // SharePoint Administrator
-    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3", // Application Administrator
-    "158c047a-c907-4556-b7ef-446551a6b5f7", // Cloud Application Administrator
-    "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9", // Conditional Access Administrator
-    "fe930be7-5e62-47db-91af-98c3a49a38b1", // User Administrator
-    "c4e39bd9-1100-46d3-8c65-fb160da0071f", // Authentication Administrator
-    "8ac3fc64-6eca-42ea-9e69-59f4c7b60eb2", // Hybrid Identity Administrator
-];
+/// Whether a role can take over the tenant or its security controls; assigning one of them is
+/// `high` rather than `medium`.
+fn is_privileged(role_id: &str) -> bool {
+    vocab::role(role_id).is_some_and(|r| r.takeover)
+}
 
 /// One principal holding one role at one scope.
 #[derive(Debug, Clone)]
@@ -191,7 +181,7 @@ pub(crate) fn run(ctx: &mut DiffContext<'_>) {
         }
         let (kind, severity) = if a.role_id == GLOBAL_ADMIN {
             ("global_admin_assigned", Severity::Critical)
-        } else if PRIVILEGED_ROLES.contains(&a.role_id.as_str()) {
+        } else if is_privileged(&a.role_id) {
             ("admin_role_assigned", Severity::High)
         } else {
             ("admin_role_assigned", Severity::Medium)

@@ -16,7 +16,7 @@ use store::{
 use tokio::io::AsyncBufReadExt;
 
 use crate::fixtures;
-use crate::harness::{Kind, TestDb};
+use crate::harness::{Kind, TestDb, opt_tid, rid, tid};
 
 type S = Arc<dyn Store>;
 type Db = Arc<TestDb>;
@@ -31,7 +31,7 @@ fn now() -> DateTime<Utc> {
 
 fn tenant(id: &str, domain: Option<&str>, name: &str) -> TenantRecord {
     TenantRecord {
-        id: id.to_owned(),
+        id: tid(id),
         domain: domain.map(str::to_owned),
         display_name: name.to_owned(),
         role: TenantRole::Customer,
@@ -43,10 +43,15 @@ fn tenant(id: &str, domain: Option<&str>, name: &str) -> TenantRecord {
     }
 }
 
-fn tenant_run(run_id: &str, tenant_id: &str, status: TenantRunStatus, finished_at: DateTime<Utc>) -> TenantRunRecord {
+fn tenant_run(
+    run_id: &(impl AsRef<str> + ?Sized),
+    tenant_id: &(impl AsRef<str> + ?Sized),
+    status: TenantRunStatus,
+    finished_at: DateTime<Utc>,
+) -> TenantRunRecord {
     TenantRunRecord {
-        run_id: run_id.to_owned(),
-        tenant_id: tenant_id.to_owned(),
+        run_id: rid(run_id),
+        tenant_id: tid(tenant_id),
         status,
         started_at: finished_at - TimeDelta::seconds(7),
         finished_at,
@@ -57,10 +62,15 @@ fn tenant_run(run_id: &str, tenant_id: &str, status: TenantRunStatus, finished_a
     }
 }
 
-fn outcome(run_id: &str, tenant_id: &str, collector: &str, status: OutcomeStatus) -> CollectorOutcomeRecord {
+fn outcome(
+    run_id: &(impl AsRef<str> + ?Sized),
+    tenant_id: &(impl AsRef<str> + ?Sized),
+    collector: &str,
+    status: OutcomeStatus,
+) -> CollectorOutcomeRecord {
     CollectorOutcomeRecord {
-        run_id: run_id.to_owned(),
-        tenant_id: tenant_id.to_owned(),
+        run_id: rid(run_id),
+        tenant_id: tid(tenant_id),
         collector: collector.to_owned(),
         status,
         items: (status == OutcomeStatus::Ok).then_some(412),
@@ -76,8 +86,8 @@ fn outcome(run_id: &str, tenant_id: &str, collector: &str, status: OutcomeStatus
 /// Commits a tenant result with a standard set of outcomes.
 async fn commit(
     store: &S,
-    run_id: &str,
-    tenant_id: &str,
+    run_id: &(impl AsRef<str> + ?Sized),
+    tenant_id: &(impl AsRef<str> + ?Sized),
     status: TenantRunStatus,
     at: DateTime<Utc>,
     doc: Option<&Value>,
@@ -96,13 +106,13 @@ async fn commit(
 /// come from the document, their figures from its `run` member.
 async fn commit_doc(
     store: &S,
-    run_id: &str,
-    tenant_id: &str,
+    run_id: &(impl AsRef<str> + ?Sized),
+    tenant_id: &(impl AsRef<str> + ?Sized),
     status: TenantRunStatus,
     at: DateTime<Utc>,
     doc: &Value,
 ) -> Option<DataprintId> {
-    let outcomes = fixtures::outcomes(run_id, tenant_id, doc);
+    let outcomes = fixtures::outcomes(run_id.as_ref(), tenant_id.as_ref(), doc);
     store
         .commit_tenant_result(&tenant_run(run_id, tenant_id, status, at), &outcomes, Some(doc))
         .await
@@ -112,7 +122,7 @@ async fn commit_doc(
 fn cache_record(key: &str, tenant_id: &str, kind: &str, secret: &str) -> CacheRecord {
     CacheRecord {
         key: key.to_owned(),
-        tenant_id: tenant_id.to_owned(),
+        tenant_id: tenant_id.into(),
         kind: kind.to_owned(),
         client_id: "11111111-2222-3333-4444-555555555555".to_owned(),
         home_account: Some("uid.utid".to_owned()),
@@ -127,7 +137,7 @@ fn cache_record(key: &str, tenant_id: &str, kind: &str, secret: &str) -> CacheRe
 
 fn credential(tenant_id: &str, kind: CredentialKind, secret: &str) -> AppCredential {
     AppCredential {
-        tenant_id: tenant_id.to_owned(),
+        tenant_id: tid(tenant_id),
         client_id: "99999999-8888-7777-6666-555555555555".to_owned(),
         kind,
         secret: SecretString::from(secret.to_owned()),
@@ -160,12 +170,12 @@ pub async fn backend_matches(store: S, db: Db) {
 pub async fn tenants(store: S, _db: Db) {
     let north = tenant("0F3C2A55-0000-4000-8000-000000000001", Some("Northwind.onmicrosoft.com"), "Northwind Traders");
     store.upsert_tenant(&north).await.expect("upsert");
-    assert_eq!(store.get_tenant(&north.id).await.expect("get"), Some(north.clone()));
-    let by_domain = store.get_tenant("NORTHWIND.ONMICROSOFT.COM").await.expect("get").expect("found");
+    assert_eq!(store.find_tenant(north.id.as_str()).await.expect("get"), Some(north.clone()));
+    let by_domain = store.find_tenant("NORTHWIND.ONMICROSOFT.COM").await.expect("get").expect("found");
     assert_eq!(by_domain.id, north.id);
-    let by_lower_id = store.get_tenant(&north.id.to_lowercase()).await.expect("get").expect("found");
+    let by_lower_id = store.find_tenant(&north.id.as_str().to_uppercase()).await.expect("get").expect("found");
     assert_eq!(by_lower_id.id, north.id);
-    assert_eq!(store.get_tenant("nobody.example").await.expect("get"), None);
+    assert_eq!(store.find_tenant("nobody.example").await.expect("get"), None);
 
     // An upsert keeps first_seen and takes everything else.
     let mut renamed = north.clone();
@@ -175,7 +185,7 @@ pub async fn tenants(store: S, _db: Db) {
     renamed.auth = TenantAuth::App;
     renamed.gdap = None;
     store.upsert_tenant(&renamed).await.expect("upsert again");
-    let back = store.get_tenant(&north.id).await.expect("get").expect("found");
+    let back = store.find_tenant(north.id.as_str()).await.expect("get").expect("found");
     assert_eq!(back.first_seen, north.first_seen);
     assert_eq!(back.display_name, "Northwind Traders Ltd");
     assert_eq!(back.auth, TenantAuth::App);
@@ -190,31 +200,34 @@ pub async fn tenants(store: S, _db: Db) {
     assert_eq!(names, vec!["Alpha MSP".to_owned(), "Northwind Traders Ltd".to_owned()]);
 
     // mark_gone keeps the earliest date and reports unknown tenants.
-    assert!(store.mark_gone(&north.id, ts("2026-12-01T00:00:00Z")).await.expect("gone"));
-    assert!(store.mark_gone(&north.id, ts("2026-12-05T00:00:00Z")).await.expect("gone"));
-    let gone = store.get_tenant(&north.id).await.expect("get").expect("found");
+    assert!(store.mark_gone(&tid(north.id.as_str()), ts("2026-12-01T00:00:00Z")).await.expect("gone"));
+    assert!(store.mark_gone(&tid(north.id.as_str()), ts("2026-12-05T00:00:00Z")).await.expect("gone"));
+    let gone = store.find_tenant(north.id.as_str()).await.expect("get").expect("found");
     assert_eq!(gone.gone_since, Some(ts("2026-12-01T00:00:00Z")));
-    assert!(!store.mark_gone("unknown-tenant", now()).await.expect("gone"));
+    assert!(!store.mark_gone(&tid("unknown-tenant"), now()).await.expect("gone"));
 
     // A domain reused by a new tenant resolves to the present one.
     let successor =
         tenant("0f3c2a55-0000-4000-8000-000000000002", Some("northwind.onmicrosoft.com"), "Northwind (new)");
     store.upsert_tenant(&successor).await.expect("upsert successor");
-    let resolved = store.get_tenant("northwind.onmicrosoft.com").await.expect("get").expect("found");
+    let resolved = store.find_tenant("northwind.onmicrosoft.com").await.expect("get").expect("found");
     assert_eq!(resolved.id, successor.id);
 }
 
 pub async fn runs(store: S, _db: Db) {
     let t0 = ts("2026-11-28T12:00:00.5Z");
     let run = store.start_run("inspect", t0).await.expect("start");
-    let uuid = uuid::Uuid::parse_str(&run.id).expect("run id is a uuid");
+    let uuid = uuid::Uuid::parse_str(run.id.as_str()).expect("run id is a uuid");
     assert_eq!(uuid.get_version_num(), 7);
     assert_eq!(run.status, RunStatus::Running);
-    assert_eq!(store.get_run(&run.id).await.expect("get"), Some(run.clone()));
+    assert_eq!(store.get_run(&rid(run.id.as_str())).await.expect("get"), Some(run.clone()));
 
     let stats = json!({"tenants": 12, "ok": 11, "failed": 1, "requests": 840});
-    store.finish_run(&run.id, RunStatus::Partial, ts("2026-11-28T12:03:00Z"), &stats).await.expect("finish");
-    let done = store.get_run(&run.id).await.expect("get").expect("found");
+    store
+        .finish_run(&rid(run.id.as_str()), RunStatus::Partial, ts("2026-11-28T12:03:00Z"), &stats)
+        .await
+        .expect("finish");
+    let done = store.get_run(&rid(run.id.as_str())).await.expect("get").expect("found");
     assert_eq!(done.status, RunStatus::Partial);
     assert_eq!(done.finished_at, Some(ts("2026-11-28T12:03:00Z")));
     assert_eq!(json_string(&done.stats), json_string(&stats));
@@ -224,45 +237,46 @@ pub async fn runs(store: S, _db: Db) {
     assert_eq!(listed.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![later.id.clone(), run.id.clone()]);
     assert_eq!(store.list_runs(1).await.expect("list").len(), 1);
 
-    let err = store.finish_run(&later.id, RunStatus::Running, now(), &Value::Null).await.expect_err("refused");
+    let err =
+        store.finish_run(&rid(later.id.as_str()), RunStatus::Running, now(), &Value::Null).await.expect_err("refused");
     assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
-    let err = store.finish_run("no-such-run", RunStatus::Ok, now(), &Value::Null).await.expect_err("refused");
+    let err = store.finish_run(&rid("no-such-run"), RunStatus::Ok, now(), &Value::Null).await.expect_err("refused");
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-    let err = store.heartbeat_run("no-such-run").await.expect_err("refused");
+    let err = store.heartbeat_run(&rid("no-such-run")).await.expect_err("refused");
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-    store.heartbeat_run(&later.id).await.expect("heartbeat");
-    assert_eq!(store.get_run("no-such-run").await.expect("get"), None);
+    store.heartbeat_run(&rid(later.id.as_str())).await.expect("heartbeat");
+    assert_eq!(store.get_run(&rid("no-such-run")).await.expect("get"), None);
 }
 
 pub async fn interrupted_runs_are_marked_on_open(store: S, db: Db) {
     let run = store.start_run("inspect", now()).await.expect("start");
-    let doc = fixtures::dataprint("crashco", &run.id, 20);
-    commit(&store, &run.id, "crashco", TenantRunStatus::Ok, now(), Some(&doc)).await;
+    let doc = fixtures::dataprint("crashco", run.id.as_str(), 20);
+    commit(&store, run.id.as_str(), "crashco", TenantRunStatus::Ok, now(), Some(&doc)).await;
 
     // A second process opening the database while the first is alive must
     // not interrupt its run.
     let other = db.open().await;
-    assert_eq!(other.get_run(&run.id).await.expect("get").expect("found").status, RunStatus::Running);
+    assert_eq!(other.get_run(&rid(run.id.as_str())).await.expect("get").expect("found").status, RunStatus::Running);
     drop(other);
 
     // The owner dies without finishing the run.
     drop(store);
     let reopened = db.open().await;
-    let interrupted = reopened.get_run(&run.id).await.expect("get").expect("found");
+    let interrupted = reopened.get_run(&rid(run.id.as_str())).await.expect("get").expect("found");
     assert_eq!(interrupted.status, RunStatus::Interrupted);
     assert!(interrupted.finished_at.is_some());
     // What it committed is intact.
-    let (_, last) = reopened.last_good_dataprint("crashco").await.expect("last").expect("kept");
+    let (_, last) = reopened.last_good_dataprint(&tid("crashco")).await.expect("last").expect("kept");
     assert_eq!(json_string(&last), json_string(&doc));
 
     // The next run completes normally.
     let next = reopened.start_run("inspect", now()).await.expect("start");
     commit(&reopened, &next.id, "crashco", TenantRunStatus::Ok, now(), Some(&doc)).await;
-    reopened.finish_run(&next.id, RunStatus::Ok, now(), &json!({"tenants": 1})).await.expect("finish");
+    reopened.finish_run(&rid(&next.id), RunStatus::Ok, now(), &json!({"tenants": 1})).await.expect("finish");
     drop(reopened);
     let again = db.open().await;
-    assert_eq!(again.get_run(&next.id).await.expect("get").expect("found").status, RunStatus::Ok);
-    assert_eq!(again.get_run(&run.id).await.expect("get").expect("found").status, RunStatus::Interrupted);
+    assert_eq!(again.get_run(&rid(&next.id)).await.expect("get").expect("found").status, RunStatus::Ok);
+    assert_eq!(again.get_run(&rid(run.id.as_str())).await.expect("get").expect("found").status, RunStatus::Interrupted);
     assert_eq!(again.recover_interrupted_runs().await.expect("recover"), 0);
 }
 
@@ -270,18 +284,18 @@ pub async fn tenant_results(store: S, _db: Db) {
     let run = store.start_run("inspect", now()).await.expect("start");
     let at = now();
     let outcomes = vec![
-        outcome(&run.id, "t1", "users", OutcomeStatus::Ok),
-        outcome(&run.id, "t1", "signIns", OutcomeStatus::Skipped),
-        outcome(&run.id, "t1", "conditionalAccessPolicies", OutcomeStatus::Failed),
+        outcome(run.id.as_str(), "t1", "users", OutcomeStatus::Ok),
+        outcome(run.id.as_str(), "t1", "signIns", OutcomeStatus::Skipped),
+        outcome(run.id.as_str(), "t1", "conditionalAccessPolicies", OutcomeStatus::Failed),
     ];
-    let tr = tenant_run(&run.id, "t1", TenantRunStatus::Partial, at);
-    let doc = fixtures::dataprint("t1", &run.id, 10);
+    let tr = tenant_run(run.id.as_str(), "t1", TenantRunStatus::Partial, at);
+    let doc = fixtures::dataprint("t1", run.id.as_str(), 10);
     let id = store.commit_tenant_result(&tr, &outcomes, Some(&doc)).await.expect("commit").expect("dataprint stored");
     let mut expected = tr.clone();
     expected.dataprint_id = Some(id.clone());
-    assert_eq!(store.tenant_runs(&run.id).await.expect("runs"), vec![expected.clone()]);
-    assert_eq!(store.collector_outcomes(&run.id, "t1").await.expect("outcomes"), outcomes);
-    assert_eq!(store.last_tenant_run("t1").await.expect("last"), Some(expected));
+    assert_eq!(store.tenant_runs(&rid(run.id.as_str())).await.expect("runs"), vec![expected.clone()]);
+    assert_eq!(store.collector_outcomes(&rid(run.id.as_str()), &tid("t1")).await.expect("outcomes"), outcomes);
+    assert_eq!(store.last_tenant_run(&tid("t1")).await.expect("last"), Some(expected));
     let meta = store.dataprint_meta(&id).await.expect("meta").expect("found");
     assert_eq!(
         (meta.run_id.as_str(), meta.tenant_id.as_str(), meta.taken_at, meta.status),
@@ -289,33 +303,35 @@ pub async fn tenant_results(store: S, _db: Db) {
     );
 
     // Committing the same tenant again replaces its result.
-    let retry = tenant_run(&run.id, "t1", TenantRunStatus::Ok, at + TimeDelta::seconds(30));
-    let retry_outcomes = vec![outcome(&run.id, "t1", "users", OutcomeStatus::Ok)];
+    let retry = tenant_run(run.id.as_str(), "t1", TenantRunStatus::Ok, at + TimeDelta::seconds(30));
+    let retry_outcomes = vec![outcome(run.id.as_str(), "t1", "users", OutcomeStatus::Ok)];
     let id2 = store.commit_tenant_result(&retry, &retry_outcomes, Some(&doc)).await.expect("recommit").expect("stored");
     assert_ne!(id, id2);
-    assert_eq!(store.tenant_runs(&run.id).await.expect("runs").len(), 1);
-    assert_eq!(store.collector_outcomes(&run.id, "t1").await.expect("outcomes"), retry_outcomes);
+    assert_eq!(store.tenant_runs(&rid(run.id.as_str())).await.expect("runs").len(), 1);
+    assert_eq!(store.collector_outcomes(&rid(run.id.as_str()), &tid("t1")).await.expect("outcomes"), retry_outcomes);
     assert_eq!(store.dataprint_meta(&id).await.expect("meta"), None);
     assert_eq!(store.get_dataprint(&id).await.expect("get"), None);
 
     // A failed tenant stores no dataprint even when given one.
-    let failed = tenant_run(&run.id, "t2", TenantRunStatus::Failed, at);
+    let failed = tenant_run(run.id.as_str(), "t2", TenantRunStatus::Failed, at);
     let none = store.commit_tenant_result(&failed, &[], Some(&doc)).await.expect("commit failed");
     assert_eq!(none, None);
-    assert_eq!(store.last_good_dataprint("t2").await.expect("last"), None);
-    assert_eq!(store.last_tenant_run("t2").await.expect("last").expect("found").status, TenantRunStatus::Failed);
+    assert_eq!(store.last_good_dataprint(&tid("t2")).await.expect("last"), None);
+    assert_eq!(store.last_tenant_run(&tid("t2")).await.expect("last").expect("found").status, TenantRunStatus::Failed);
 
     // Bad input is refused before anything is written.
-    let wrong = vec![outcome(&run.id, "other-tenant", "users", OutcomeStatus::Ok)];
+    let wrong = vec![outcome(run.id.as_str(), "other-tenant", "users", OutcomeStatus::Ok)];
     let err = store
-        .commit_tenant_result(&tenant_run(&run.id, "t3", TenantRunStatus::Ok, at), &wrong, None)
+        .commit_tenant_result(&tenant_run(run.id.as_str(), "t3", TenantRunStatus::Ok, at), &wrong, None)
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
-    let twice =
-        vec![outcome(&run.id, "t3", "users", OutcomeStatus::Ok), outcome(&run.id, "t3", "users", OutcomeStatus::Ok)];
+    let twice = vec![
+        outcome(run.id.as_str(), "t3", "users", OutcomeStatus::Ok),
+        outcome(run.id.as_str(), "t3", "users", OutcomeStatus::Ok),
+    ];
     let err = store
-        .commit_tenant_result(&tenant_run(&run.id, "t3", TenantRunStatus::Ok, at), &twice, None)
+        .commit_tenant_result(&tenant_run(run.id.as_str(), "t3", TenantRunStatus::Ok, at), &twice, None)
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
@@ -324,8 +340,8 @@ pub async fn tenant_results(store: S, _db: Db) {
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-    assert_eq!(store.last_tenant_run("t3").await.expect("last"), None);
-    assert_eq!(store.tenant_runs("no-such-run").await.expect("runs"), vec![]);
+    assert_eq!(store.last_tenant_run(&tid("t3")).await.expect("last"), None);
+    assert_eq!(store.tenant_runs(&rid("no-such-run")).await.expect("runs"), vec![]);
 }
 
 pub async fn dataprint_round_trip_is_byte_exact(store: S, _db: Db) {
@@ -348,10 +364,10 @@ pub async fn dataprint_round_trip_is_byte_exact(store: S, _db: Db) {
         },
         "after": {"z": 1, "a": 2},
     });
-    let id = commit(&store, &run.id, "t-rt", TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
+    let id = commit(&store, run.id.as_str(), "t-rt", TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
     let back = store.get_dataprint(&id).await.expect("get").expect("found");
     assert_eq!(json_string(&back), json_string(&doc));
-    let (meta, last) = store.last_good_dataprint("t-rt").await.expect("last").expect("found");
+    let (meta, last) = store.last_good_dataprint(&tid("t-rt")).await.expect("last").expect("found");
     assert_eq!(meta.id, id);
     assert_eq!(json_string(&last), json_string(&doc));
 
@@ -361,14 +377,17 @@ pub async fn dataprint_round_trip_is_byte_exact(store: S, _db: Db) {
         ("t-empty", json!({"collections": {}, "status": "ok"})),
         ("t-array", json!([1, "two", {"three": 3}])),
     ] {
-        let id = commit(&store, &run.id, tenant_id, TenantRunStatus::Partial, now(), Some(&doc)).await.expect("stored");
+        let id = commit(&store, run.id.as_str(), tenant_id, TenantRunStatus::Partial, now(), Some(&doc))
+            .await
+            .expect("stored");
         let back = store.get_dataprint(&id).await.expect("get").expect("found");
         assert_eq!(json_string(&back), json_string(&doc));
     }
 
     // A realistic document round-trips too.
-    let big = fixtures::dataprint("roundtrip", &run.id, 300);
-    let id = commit(&store, &run.id, "roundtrip", TenantRunStatus::Ok, now(), Some(&big)).await.expect("stored");
+    let big = fixtures::dataprint("roundtrip", run.id.as_str(), 300);
+    let id =
+        commit(&store, run.id.as_str(), "roundtrip", TenantRunStatus::Ok, now(), Some(&big)).await.expect("stored");
     assert_eq!(json_string(&store.get_dataprint(&id).await.expect("get").expect("found")), json_string(&big));
     assert_eq!(store.get_dataprint(&DataprintId::new("missing")).await.expect("get"), None);
 }
@@ -382,8 +401,8 @@ pub async fn identical_dataprints_are_stored_once(store: S, db: Db) {
     for i in 0..30 {
         let at = t0 + TimeDelta::days(i);
         let run = store.start_run("inspect", at).await.expect("start");
-        let id = commit(&store, &run.id, "contoso", TenantRunStatus::Ok, at, Some(&doc)).await.expect("stored");
-        store.finish_run(&run.id, RunStatus::Ok, at, &json!({"tenants": 1})).await.expect("finish");
+        let id = commit(&store, run.id.as_str(), "contoso", TenantRunStatus::Ok, at, Some(&doc)).await.expect("stored");
+        store.finish_run(&rid(run.id.as_str()), RunStatus::Ok, at, &json!({"tenants": 1})).await.expect("finish");
         ids.push(id);
         let blobs = db.count("SELECT COUNT(*) FROM blobs").await;
         if i == 0 {
@@ -421,17 +440,18 @@ pub async fn unchanged_dataprints_are_confirmed_not_stored(store: S, db: Db) {
         let run = store.start_run("inspect", at).await.expect("start");
         // The first run reads everything in full; later ones read by delta
         // where they can, with durations and times that differ every run.
-        let info = fixtures::RunInfo { id: run.id.clone(), started_at: at, seed: day as u64 * 7919 };
+        let info = fixtures::RunInfo { id: run.id.to_string(), started_at: at, seed: day as u64 * 7919 };
         let doc = fixtures::dataprint_in_run("steady", &info, collections.clone());
         let finished = at + TimeDelta::seconds(9);
-        let id = commit_doc(&store, &run.id, "steady", TenantRunStatus::Ok, finished, &doc).await.expect("stored");
-        store.finish_run(&run.id, RunStatus::Ok, finished, &json!({})).await.expect("finish");
+        let id =
+            commit_doc(&store, run.id.as_str(), "steady", TenantRunStatus::Ok, finished, &doc).await.expect("stored");
+        store.finish_run(&rid(run.id.as_str()), RunStatus::Ok, finished, &json!({})).await.expect("finish");
         runs.push((run.id, doc, finished, id));
     }
     let (first_run, first_doc, first_at, first_id) = runs[0].clone();
     for (run_id, _, finished, id) in &runs {
         assert_eq!(id, &first_id, "unchanged content keeps its dataprint");
-        let result = store.tenant_runs(run_id).await.expect("results").pop().expect("one result");
+        let result = store.tenant_runs(&rid(run_id)).await.expect("results").pop().expect("one result");
         assert_eq!(result.dataprint_id.as_ref(), Some(&first_id));
         assert_eq!(result.finished_at, *finished);
     }
@@ -449,27 +469,27 @@ pub async fn unchanged_dataprints_are_confirmed_not_stored(store: S, db: Db) {
         json_string(&store.get_dataprint(&first_id).await.expect("get").expect("found")),
         json_string(&first_doc)
     );
-    let (last_meta, last_doc) = store.last_good_dataprint("steady").await.expect("last").expect("found");
+    let (last_meta, last_doc) = store.last_good_dataprint(&tid("steady")).await.expect("last").expect("found");
     assert_eq!(last_meta, meta);
     let last_run_doc = &runs.last().expect("runs").1;
     assert_eq!(json_string(&last_doc), json_string(last_run_doc));
     assert_ne!(json_string(&last_doc), json_string(&first_doc), "the runs' members differ");
     for (run_id, doc, _, _) in &runs {
-        let back = store.dataprint_for_run(run_id, "steady").await.expect("for run").expect("found");
+        let back = store.dataprint_for_run(&rid(run_id), &tid("steady")).await.expect("for run").expect("found");
         assert_eq!(json_string(&back), json_string(doc), "run {run_id}");
-        let outcomes = store.collector_outcomes(run_id, "steady").await.expect("outcomes");
-        assert_eq!(outcomes, fixtures::outcomes(run_id, "steady", doc), "run {run_id}");
+        let outcomes = store.collector_outcomes(&rid(run_id), &tid("steady")).await.expect("outcomes");
+        assert_eq!(outcomes, fixtures::outcomes(run_id.as_str(), "steady", doc), "run {run_id}");
         assert_eq!(outcomes.len(), 14);
     }
-    assert_eq!(store.dataprint_for_run("no-such-run", "steady").await.expect("for run"), None);
-    assert_eq!(store.dataprint_for_run(&first_run, "nobody").await.expect("for run"), None);
+    assert_eq!(store.dataprint_for_run(&rid("no-such-run"), &tid("steady")).await.expect("for run"), None);
+    assert_eq!(store.dataprint_for_run(&rid(&first_run), &tid("nobody")).await.expect("for run"), None);
 
     // Listing walks distinct content; a dataprint still current counts as
     // taken since any time up to its last confirmation.
-    assert_eq!(store.dataprints("steady", None).await.expect("list"), vec![meta.clone()]);
-    assert_eq!(store.dataprints("steady", Some(last_at)).await.expect("list").len(), 1);
-    assert!(store.dataprints("steady", Some(last_at + TimeDelta::seconds(1))).await.expect("list").is_empty());
-    assert_eq!(store.previous_dataprint("steady", &first_id).await.expect("previous"), None);
+    assert_eq!(store.dataprints(&tid("steady"), None).await.expect("list"), vec![meta.clone()]);
+    assert_eq!(store.dataprints(&tid("steady"), Some(last_at)).await.expect("list").len(), 1);
+    assert!(store.dataprints(&tid("steady"), Some(last_at + TimeDelta::seconds(1))).await.expect("list").is_empty());
+    assert_eq!(store.previous_dataprint(&tid("steady"), &first_id).await.expect("previous"), None);
 
     // What an unchanged run costs: its per-run part is a few dozen bytes.
     let largest = db.count("SELECT CAST(MAX(LENGTH(per_run)) AS BIGINT) FROM tenant_runs").await;
@@ -499,9 +519,9 @@ pub async fn changed_content_stores_a_new_dataprint(store: S, db: Db) {
     for (day, (collections, status)) in steps.iter().enumerate() {
         let at = t0 + TimeDelta::days(day as i64);
         let run = store.start_run("inspect", at).await.expect("start");
-        let info = fixtures::RunInfo { id: run.id.clone(), started_at: at, seed: day as u64 };
+        let info = fixtures::RunInfo { id: run.id.to_string(), started_at: at, seed: day as u64 };
         let doc = fixtures::dataprint_in_run("chg", &info, (*collections).clone());
-        ids.push(commit_doc(&store, &run.id, "chg", *status, at, &doc).await.expect("stored"));
+        ids.push(commit_doc(&store, run.id.as_str(), "chg", *status, at, &doc).await.expect("stored"));
         times.push(at);
     }
     assert_eq!(ids[1], ids[0], "unchanged");
@@ -512,28 +532,28 @@ pub async fn changed_content_stores_a_new_dataprint(store: S, db: Db) {
     assert_eq!(db.count("SELECT COUNT(*) FROM dataprints").await, 4);
     assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 2, "returning content reuses its set");
 
-    let listed = store.dataprints("chg", None).await.expect("list");
+    let listed = store.dataprints(&tid("chg"), None).await.expect("list");
     let distinct = vec![ids[0].clone(), ids[2].clone(), ids[4].clone(), ids[5].clone()];
     assert_eq!(listed.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), distinct);
     assert_eq!((listed[0].taken_at, listed[0].confirmed_at), (times[0], times[1]));
     assert_eq!((listed[3].status, listed[3].confirmed_at), (TenantRunStatus::Partial, times[5]));
     // Since the second day: the first content was still current then.
-    let since = store.dataprints("chg", Some(times[1])).await.expect("list");
+    let since = store.dataprints(&tid("chg"), Some(times[1])).await.expect("list");
     assert_eq!(since.len(), 4);
-    let since = store.dataprints("chg", Some(times[2])).await.expect("list");
+    let since = store.dataprints(&tid("chg"), Some(times[2])).await.expect("list");
     assert_eq!(since.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), distinct[1..].to_vec());
 
-    let (previous, doc) = store.previous_dataprint("chg", &ids[4]).await.expect("previous").expect("found");
+    let (previous, doc) = store.previous_dataprint(&tid("chg"), &ids[4]).await.expect("previous").expect("found");
     assert_eq!(previous.id, ids[2]);
     assert_eq!(doc["collections"]["users"][&first]["displayName"], json!("Renamed User"));
-    let (last, _) = store.last_good_dataprint("chg").await.expect("last").expect("found");
+    let (last, _) = store.last_good_dataprint(&tid("chg")).await.expect("last").expect("found");
     assert_eq!(last.id, ids[5]);
 }
 
 pub async fn only_changed_collections_are_added(store: S, db: Db) {
     let run = store.start_run("inspect", now()).await.expect("start");
-    let a = fixtures::dataprint("fabrikam", &run.id, 50);
-    commit(&store, &run.id, "fabrikam", TenantRunStatus::Ok, ts("2026-11-01T00:00:00Z"), Some(&a)).await;
+    let a = fixtures::dataprint("fabrikam", run.id.as_str(), 50);
+    commit(&store, run.id.as_str(), "fabrikam", TenantRunStatus::Ok, ts("2026-11-01T00:00:00Z"), Some(&a)).await;
     let blobs = db.count("SELECT COUNT(*) FROM blobs").await;
 
     // One user renamed: one new blob (users), one new set.
@@ -542,7 +562,7 @@ pub async fn only_changed_collections_are_added(store: S, db: Db) {
     let first = users.keys().next().expect("a user").clone();
     users[&first]["displayName"] = json!("Renamed User");
     let run2 = store.start_run("inspect", now()).await.expect("start");
-    let id_b = commit(&store, &run2.id, "fabrikam", TenantRunStatus::Ok, ts("2026-11-02T00:00:00Z"), Some(&b))
+    let id_b = commit(&store, run2.id.as_str(), "fabrikam", TenantRunStatus::Ok, ts("2026-11-02T00:00:00Z"), Some(&b))
         .await
         .expect("stored");
     assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, blobs + 1);
@@ -550,64 +570,72 @@ pub async fn only_changed_collections_are_added(store: S, db: Db) {
 
     // Back to the first state: nothing new at all.
     let run3 = store.start_run("inspect", now()).await.expect("start");
-    commit(&store, &run3.id, "fabrikam", TenantRunStatus::Ok, ts("2026-11-03T00:00:00Z"), Some(&a)).await;
+    commit(&store, run3.id.as_str(), "fabrikam", TenantRunStatus::Ok, ts("2026-11-03T00:00:00Z"), Some(&a)).await;
     assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, blobs + 1);
     assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 2);
     assert_eq!(json_string(&store.get_dataprint(&id_b).await.expect("get").expect("found")), json_string(&b));
 
     // Another tenant with an identical collection shares its blob.
-    let mut c = fixtures::dataprint("other", &run3.id, 5);
+    let mut c = fixtures::dataprint("other", run3.id.as_str(), 5);
     c["collections"]["securityDefaults"] = a["collections"]["securityDefaults"].clone();
     let before = db.count("SELECT COUNT(*) FROM blobs").await;
-    commit(&store, &run3.id, "other", TenantRunStatus::Ok, now(), Some(&c)).await;
+    commit(&store, run3.id.as_str(), "other", TenantRunStatus::Ok, now(), Some(&c)).await;
     let added = db.count("SELECT COUNT(*) FROM blobs").await - before;
     assert_eq!(added, 12, "13 collections, one shared with fabrikam");
 }
 
 pub async fn last_good_dataprint_survives_failed_runs(store: S, _db: Db) {
     let run1 = store.start_run("inspect", ts("2026-11-01T00:00:00Z")).await.expect("start");
-    let doc1 = fixtures::dataprint("lg", &run1.id, 20);
-    let id1 = commit(&store, &run1.id, "lg", TenantRunStatus::Ok, ts("2026-11-01T00:00:10Z"), Some(&doc1))
+    let doc1 = fixtures::dataprint("lg", run1.id.as_str(), 20);
+    let id1 = commit(&store, run1.id.as_str(), "lg", TenantRunStatus::Ok, ts("2026-11-01T00:00:10Z"), Some(&doc1))
         .await
         .expect("stored");
-    store.finish_run(&run1.id, RunStatus::Ok, ts("2026-11-01T00:01:00Z"), &Value::Null).await.expect("finish");
+    store
+        .finish_run(&rid(run1.id.as_str()), RunStatus::Ok, ts("2026-11-01T00:01:00Z"), &Value::Null)
+        .await
+        .expect("finish");
 
     let run2 = store.start_run("inspect", ts("2026-11-02T00:00:00Z")).await.expect("start");
-    let mut doc2 = fixtures::dataprint("lg", &run2.id, 0);
+    let mut doc2 = fixtures::dataprint("lg", run2.id.as_str(), 0);
     doc2["status"] = json!("failed");
-    let none = commit(&store, &run2.id, "lg", TenantRunStatus::Failed, ts("2026-11-02T00:00:10Z"), Some(&doc2)).await;
+    let none =
+        commit(&store, run2.id.as_str(), "lg", TenantRunStatus::Failed, ts("2026-11-02T00:00:10Z"), Some(&doc2)).await;
     assert_eq!(none, None);
-    store.finish_run(&run2.id, RunStatus::Failed, ts("2026-11-02T00:01:00Z"), &Value::Null).await.expect("finish");
+    store
+        .finish_run(&rid(run2.id.as_str()), RunStatus::Failed, ts("2026-11-02T00:01:00Z"), &Value::Null)
+        .await
+        .expect("finish");
 
-    let (meta, doc) = store.last_good_dataprint("lg").await.expect("last").expect("kept");
+    let (meta, doc) = store.last_good_dataprint(&tid("lg")).await.expect("last").expect("kept");
     assert_eq!(meta.id, id1);
     assert_eq!(meta.run_id, run1.id);
     assert_eq!(json_string(&doc), json_string(&doc1));
-    let last = store.last_tenant_run("lg").await.expect("last").expect("found");
+    let last = store.last_tenant_run(&tid("lg")).await.expect("last").expect("found");
     assert_eq!((last.run_id, last.status, last.dataprint_id), (run2.id.clone(), TenantRunStatus::Failed, None));
-    assert_eq!(store.dataprint_for_run(&run2.id, "lg").await.expect("for run"), None);
-    assert_eq!(store.collector_outcomes(&run2.id, "lg").await.expect("outcomes").len(), 2);
+    assert_eq!(store.dataprint_for_run(&rid(run2.id.as_str()), &tid("lg")).await.expect("for run"), None);
+    assert_eq!(store.collector_outcomes(&rid(run2.id.as_str()), &tid("lg")).await.expect("outcomes").len(), 2);
 
     // An unchanged run after the failure confirms the last good dataprint:
     // the failure neither replaced it nor broke the chain of confirmations.
     let run2b = store.start_run("inspect", ts("2026-11-02T12:00:00Z")).await.expect("start");
-    let doc2b = fixtures::dataprint("lg", &run2b.id, 20);
-    let id2b = commit(&store, &run2b.id, "lg", TenantRunStatus::Ok, ts("2026-11-02T12:00:10Z"), Some(&doc2b)).await;
+    let doc2b = fixtures::dataprint("lg", run2b.id.as_str(), 20);
+    let id2b =
+        commit(&store, run2b.id.as_str(), "lg", TenantRunStatus::Ok, ts("2026-11-02T12:00:10Z"), Some(&doc2b)).await;
     assert_eq!(id2b.as_ref(), Some(&id1));
-    let (meta, doc) = store.last_good_dataprint("lg").await.expect("last").expect("kept");
+    let (meta, doc) = store.last_good_dataprint(&tid("lg")).await.expect("last").expect("kept");
     assert_eq!((meta.id.clone(), meta.confirmed_at), (id1.clone(), ts("2026-11-02T12:00:10Z")));
     // It comes with the `run` member of the run that confirmed it.
     assert_eq!(json_string(&doc), json_string(&doc2b));
-    let doc = store.dataprint_for_run(&run2b.id, "lg").await.expect("for run").expect("found");
+    let doc = store.dataprint_for_run(&rid(run2b.id.as_str()), &tid("lg")).await.expect("for run").expect("found");
     assert_eq!(json_string(&doc), json_string(&doc2b));
 
     // A partial result is good enough to become the last good dataprint.
     let run3 = store.start_run("inspect", ts("2026-11-03T00:00:00Z")).await.expect("start");
-    let doc3 = fixtures::dataprint("lg", &run3.id, 21);
-    let id3 = commit(&store, &run3.id, "lg", TenantRunStatus::Partial, ts("2026-11-03T00:00:10Z"), Some(&doc3))
+    let doc3 = fixtures::dataprint("lg", run3.id.as_str(), 21);
+    let id3 = commit(&store, run3.id.as_str(), "lg", TenantRunStatus::Partial, ts("2026-11-03T00:00:10Z"), Some(&doc3))
         .await
         .expect("stored");
-    let (meta, _) = store.last_good_dataprint("lg").await.expect("last").expect("found");
+    let (meta, _) = store.last_good_dataprint(&tid("lg")).await.expect("last").expect("found");
     assert_eq!((meta.id, meta.status), (id3, TenantRunStatus::Partial));
 }
 
@@ -617,31 +645,33 @@ pub async fn dataprint_listing_and_previous(store: S, _db: Db) {
     let mut ids = Vec::new();
     for (i, at) in times.iter().enumerate() {
         let run_i = store.start_run("inspect", ts(at)).await.expect("start");
-        let doc = fixtures::dataprint("lst", &run_i.id, 5 + i);
-        ids.push(commit(&store, &run_i.id, "lst", TenantRunStatus::Ok, ts(at), Some(&doc)).await.expect("stored"));
+        let doc = fixtures::dataprint("lst", run_i.id.as_str(), 5 + i);
+        ids.push(
+            commit(&store, run_i.id.as_str(), "lst", TenantRunStatus::Ok, ts(at), Some(&doc)).await.expect("stored"),
+        );
     }
     commit(
         &store,
-        &run.id,
+        run.id.as_str(),
         "unrelated",
         TenantRunStatus::Ok,
         ts(times[1]),
-        Some(&fixtures::dataprint("u", &run.id, 1)),
+        Some(&fixtures::dataprint("u", run.id.as_str(), 1)),
     )
     .await;
 
-    let all = store.dataprints("lst", None).await.expect("list");
+    let all = store.dataprints(&tid("lst"), None).await.expect("list");
     assert_eq!(all.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), ids);
     assert_eq!(all[1].taken_at, ts(times[1]));
-    let since = store.dataprints("lst", Some(ts(times[1]))).await.expect("list");
+    let since = store.dataprints(&tid("lst"), Some(ts(times[1]))).await.expect("list");
     assert_eq!(since.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), ids[1..].to_vec());
 
-    let (prev, doc) = store.previous_dataprint("lst", &ids[2]).await.expect("prev").expect("found");
+    let (prev, doc) = store.previous_dataprint(&tid("lst"), &ids[2]).await.expect("prev").expect("found");
     assert_eq!(prev.id, ids[1]);
     assert_eq!(doc["collections"]["users"].as_object().map(|m| m.len()), Some(6));
-    assert_eq!(store.previous_dataprint("lst", &ids[0]).await.expect("prev"), None);
-    assert_eq!(store.previous_dataprint("lst", &DataprintId::new("nope")).await.expect("prev"), None);
-    assert_eq!(store.dataprints("nobody", None).await.expect("list"), vec![]);
+    assert_eq!(store.previous_dataprint(&tid("lst"), &ids[0]).await.expect("prev"), None);
+    assert_eq!(store.previous_dataprint(&tid("lst"), &DataprintId::new("nope")).await.expect("prev"), None);
+    assert_eq!(store.dataprints(&tid("nobody"), None).await.expect("list"), vec![]);
 }
 
 pub async fn prune_collects_garbage(store: S, db: Db) {
@@ -657,11 +687,11 @@ pub async fn prune_collects_garbage(store: S, db: Db) {
         for hour in [0, 12] {
             let at = ts(&format!("2026-11-0{day}T{hour:02}:00:00Z"));
             let run = store.start_run("inspect", at).await.expect("start");
-            let info = fixtures::RunInfo { id: run.id.clone(), started_at: at, seed: hour + 1 };
+            let info = fixtures::RunInfo { id: run.id.to_string(), started_at: at, seed: hour + 1 };
             let doc = fixtures::dataprint_in_run("pr", &info, collections.clone());
-            let id = commit_doc(&store, &run.id, "pr", TenantRunStatus::Ok, at, &doc).await.expect("stored");
+            let id = commit_doc(&store, run.id.as_str(), "pr", TenantRunStatus::Ok, at, &doc).await.expect("stored");
             if day <= 2 {
-                pruned_runs.push((run.id.clone(), fixtures::outcomes(&run.id, "pr", &doc)));
+                pruned_runs.push((run.id.clone(), fixtures::outcomes(run.id.as_str(), "pr", &doc)));
             }
             if hour == 0 {
                 ids.push((id, doc));
@@ -672,8 +702,9 @@ pub async fn prune_collects_garbage(store: S, db: Db) {
         }
     }
     let run = store.start_run("inspect", now()).await.expect("start");
-    let keep_doc = fixtures::dataprint("solo", &run.id, 3);
-    let solo = commit(&store, &run.id, "solo", TenantRunStatus::Ok, now(), Some(&keep_doc)).await.expect("stored");
+    let keep_doc = fixtures::dataprint("solo", run.id.as_str(), 3);
+    let solo =
+        commit(&store, run.id.as_str(), "solo", TenantRunStatus::Ok, now(), Some(&keep_doc)).await.expect("stored");
     let blobs_before = db.count("SELECT COUNT(*) FROM blobs").await;
 
     let report = store.prune(2).await.expect("prune");
@@ -693,42 +724,42 @@ pub async fn prune_collects_garbage(store: S, db: Db) {
     let detached = db.count("SELECT COUNT(*) FROM tenant_runs WHERE dataprint_key IS NULL").await;
     assert_eq!(detached, 4);
     for (run_id, outcomes) in &pruned_runs {
-        assert_eq!(&store.collector_outcomes(run_id, "pr").await.expect("outcomes"), outcomes);
-        assert_eq!(store.dataprint_for_run(run_id, "pr").await.expect("for run"), None);
-        let result = store.tenant_runs(run_id).await.expect("results").pop().expect("kept");
+        assert_eq!(&store.collector_outcomes(&rid(run_id), &tid("pr")).await.expect("outcomes"), outcomes);
+        assert_eq!(store.dataprint_for_run(&rid(run_id), &tid("pr")).await.expect("for run"), None);
+        let result = store.tenant_runs(&rid(run_id)).await.expect("results").pop().expect("kept");
         assert_eq!(result.dataprint_id, None);
     }
 
     // Keeping zero still keeps the last good dataprint of every tenant.
     let report = store.prune(0).await.expect("prune");
     assert_eq!(report.dataprints_deleted, 1);
-    let (meta, doc) = store.last_good_dataprint("pr").await.expect("last").expect("kept");
+    let (meta, doc) = store.last_good_dataprint(&tid("pr")).await.expect("last").expect("kept");
     assert_eq!(meta.id, ids[3].0);
     assert_eq!(json_string(&doc), json_string(&confirmed_doc));
-    assert!(store.last_good_dataprint("solo").await.expect("last").is_some());
+    assert!(store.last_good_dataprint(&tid("solo")).await.expect("last").is_some());
 }
 
 pub async fn delta_links(store: S, _db: Db) {
-    assert_eq!(store.get_delta_link("t1", "users").await.expect("get"), None);
+    assert_eq!(store.get_delta_link(&tid("t1"), "users").await.expect("get"), None);
     let link = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=abc";
-    store.set_delta_link("t1", "users", link).await.expect("set");
+    store.set_delta_link(&tid("t1"), "users", link).await.expect("set");
     store
-        .set_delta_link("t1", "groups", "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=g")
+        .set_delta_link(&tid("t1"), "groups", "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=g")
         .await
         .expect("set");
     store
-        .set_delta_link("t2", "users", "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=t2")
+        .set_delta_link(&tid("t2"), "users", "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=t2")
         .await
         .expect("set");
-    assert_eq!(store.get_delta_link("t1", "users").await.expect("get").as_deref(), Some(link));
+    assert_eq!(store.get_delta_link(&tid("t1"), "users").await.expect("get").as_deref(), Some(link));
     store
-        .set_delta_link("t1", "users", "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=def")
+        .set_delta_link(&tid("t1"), "users", "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=def")
         .await
         .expect("replace");
-    assert!(store.get_delta_link("t1", "users").await.expect("get").expect("set").ends_with("def"));
-    assert_eq!(store.clear_delta_links("t1").await.expect("clear"), 2);
-    assert_eq!(store.get_delta_link("t1", "users").await.expect("get"), None);
-    assert!(store.get_delta_link("t2", "users").await.expect("get").is_some());
+    assert!(store.get_delta_link(&tid("t1"), "users").await.expect("get").expect("set").ends_with("def"));
+    assert_eq!(store.clear_delta_links(&tid("t1")).await.expect("clear"), 2);
+    assert_eq!(store.get_delta_link(&tid("t1"), "users").await.expect("get"), None);
+    assert!(store.get_delta_link(&tid("t2"), "users").await.expect("get").is_some());
 }
 
 pub async fn token_cache_rotation_and_deletes(store: S, _db: Db) {
@@ -800,7 +831,7 @@ pub async fn secrets_are_encrypted_at_rest(store: S, db: Db) {
         format!("{refresh}-v2")
     );
     assert_eq!(
-        reopened.credential_get("tenant-cert").await.expect("get").expect("found").secret.expose_secret(),
+        reopened.credential_get(&tid("tenant-cert")).await.expect("get").expect("found").secret.expose_secret(),
         private_key
     );
 }
@@ -843,10 +874,10 @@ pub async fn tampered_or_moved_ciphertext_fails_cleanly(store: S, db: Db) {
     // Credentials moved between tenants fail too.
     let a = db.fetch_bytes("SELECT secret FROM app_credentials WHERE tenant_id = $1", "tenant-a").await;
     db.set_bytes("UPDATE app_credentials SET secret = $1 WHERE tenant_id = $2", &a, "tenant-b").await;
-    let err = store.credential_get("tenant-b").await.expect_err("must fail");
+    let err = store.credential_get(&tid("tenant-b")).await.expect_err("must fail");
     assert!(matches!(err, StoreError::Crypto { .. }), "{err}");
     assert_eq!(
-        store.credential_get("tenant-a").await.expect("get").expect("found").secret.expose_secret(),
+        store.credential_get(&tid("tenant-a")).await.expect("get").expect("found").secret.expose_secret(),
         "client-secret-a"
     );
 
@@ -866,7 +897,7 @@ pub async fn wrong_key_fails_cleanly(store: S, db: Db) {
     let err = other.cache_get("rt").await.expect_err("must fail");
     assert!(matches!(&err, StoreError::Crypto { record } if record.contains("rt")), "{err}");
     assert!(err.to_string().contains("key"), "{err}");
-    let err = other.credential_get("tenant-a").await.expect_err("must fail");
+    let err = other.credential_get(&tid("tenant-a")).await.expect_err("must fail");
     assert!(matches!(err, StoreError::Crypto { .. }), "{err}");
     // Everything that is not secret is still usable, and the cache can be
     // cleared to recover.
@@ -879,7 +910,7 @@ pub async fn app_credentials(store: S, _db: Db) {
     store.credential_put(&credential("tenant-b", CredentialKind::Secret, "secret-b")).await.expect("put");
     let pem = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
     store.credential_put(&credential("tenant-a", CredentialKind::Certificate, pem)).await.expect("put");
-    let got = store.credential_get("tenant-a").await.expect("get").expect("found");
+    let got = store.credential_get(&tid("tenant-a")).await.expect("get").expect("found");
     assert_eq!(got.kind, CredentialKind::Certificate);
     assert_eq!(got.secret.expose_secret(), pem);
     assert!(got.certificate_pem.as_deref().is_some_and(|c| c.contains("BEGIN CERTIFICATE")));
@@ -895,12 +926,12 @@ pub async fn app_credentials(store: S, _db: Db) {
     // Replacing a credential (a rotated client secret).
     store.credential_put(&credential("tenant-b", CredentialKind::Secret, "secret-b2")).await.expect("replace");
     assert_eq!(
-        store.credential_get("tenant-b").await.expect("get").expect("found").secret.expose_secret(),
+        store.credential_get(&tid("tenant-b")).await.expect("get").expect("found").secret.expose_secret(),
         "secret-b2"
     );
-    assert!(store.credential_delete("tenant-b").await.expect("delete"));
-    assert!(!store.credential_delete("tenant-b").await.expect("delete"));
-    assert!(store.credential_get("tenant-b").await.expect("get").is_none());
+    assert!(store.credential_delete(&tid("tenant-b")).await.expect("delete"));
+    assert!(!store.credential_delete(&tid("tenant-b")).await.expect("delete"));
+    assert!(store.credential_get(&tid("tenant-b")).await.expect("get").is_none());
 }
 
 pub async fn settings(store: S, _db: Db) {
@@ -919,29 +950,34 @@ pub async fn settings(store: S, _db: Db) {
 pub async fn metrics(store: S, _db: Db) {
     let (t1, t2) = (ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z"));
     store
-        .put_metrics("run-1", "tenant-a", t1, &[("users".into(), json!(10)), ("mfa_pct".into(), json!(75.5))])
+        .put_metrics(
+            &rid("run-1"),
+            &tid("tenant-a"),
+            t1,
+            &[("users".into(), json!(10)), ("mfa_pct".into(), json!(75.5))],
+        )
         .await
         .expect("put");
-    store.put_metrics("run-2", "tenant-a", t2, &[("users".into(), json!(12))]).await.expect("put");
-    store.put_metrics("run-1", "tenant-b", t1, &[("users".into(), json!(3))]).await.expect("put");
+    store.put_metrics(&rid("run-2"), &tid("tenant-a"), t2, &[("users".into(), json!(12))]).await.expect("put");
+    store.put_metrics(&rid("run-1"), &tid("tenant-b"), t1, &[("users".into(), json!(3))]).await.expect("put");
     // Re-putting the same run's value replaces it.
-    store.put_metrics("run-1", "tenant-b", t1, &[("users".into(), json!(4))]).await.expect("replace");
+    store.put_metrics(&rid("run-1"), &tid("tenant-b"), t1, &[("users".into(), json!(4))]).await.expect("replace");
 
-    let series = store.metric_series(Some("tenant-a"), Some("users"), None).await.expect("series");
+    let series = store.metric_series(opt_tid(Some("tenant-a")).as_ref(), Some("users"), None).await.expect("series");
     assert_eq!(series.iter().map(|p| p.value.clone()).collect::<Vec<_>>(), vec![json!(10), json!(12)]);
     assert_eq!(series[1].run_id, "run-2");
     assert_eq!(series[1].at, t2);
-    let since = store.metric_series(Some("tenant-a"), None, Some(t2)).await.expect("series");
+    let since = store.metric_series(opt_tid(Some("tenant-a")).as_ref(), None, Some(t2)).await.expect("series");
     assert_eq!(since.len(), 1);
     let all_users = store.metric_series(None, Some("users"), None).await.expect("series");
     assert_eq!(all_users.len(), 3);
     assert!(all_users.iter().any(|p| p.tenant_id == "tenant-b" && p.value == json!(4)));
     assert_eq!(store.metric_series(None, None, None).await.expect("series").len(), 4);
 
-    let latest = store.latest_metrics("tenant-a").await.expect("latest");
+    let latest = store.latest_metrics(&tid("tenant-a")).await.expect("latest");
     let summary: Vec<(String, Value)> = latest.into_iter().map(|p| (p.name, p.value)).collect();
     assert_eq!(summary, vec![("mfa_pct".to_owned(), json!(75.5)), ("users".to_owned(), json!(12))]);
-    assert!(store.latest_metrics("nobody").await.expect("latest").is_empty());
+    assert!(store.latest_metrics(&tid("nobody")).await.expect("latest").is_empty());
 }
 
 /// Metric series keep only their change points, and stay minimal when a
@@ -955,12 +991,12 @@ pub async fn metric_series_keep_only_changes(store: S, db: Db) {
             _ => 10,
         };
         let values = [("users".to_owned(), json!(users)), ("score".to_owned(), json!(41.5))];
-        store.put_metrics(&format!("run-{d:02}"), "t", day(d), &values).await.expect("put");
+        store.put_metrics(&rid(&format!("run-{d:02}")), &tid("t"), day(d), &values).await.expect("put");
     }
     let points = |series: Vec<store::MetricPoint>| -> Vec<(String, DateTime<Utc>, Value)> {
-        series.into_iter().map(|p| (p.run_id, p.at, p.value)).collect()
+        series.into_iter().map(|p| (p.run_id.to_string(), p.at, p.value)).collect()
     };
-    let users = store.metric_series(Some("t"), Some("users"), None).await.expect("series");
+    let users = store.metric_series(opt_tid(Some("t")).as_ref(), Some("users"), None).await.expect("series");
     assert_eq!(
         points(users),
         vec![
@@ -969,16 +1005,21 @@ pub async fn metric_series_keep_only_changes(store: S, db: Db) {
             ("run-08".into(), day(8), json!(10))
         ]
     );
-    let score = store.metric_series(Some("t"), Some("score"), None).await.expect("series");
+    let score = store.metric_series(opt_tid(Some("t")).as_ref(), Some("score"), None).await.expect("series");
     assert_eq!(points(score), vec![("run-01".into(), day(1), json!(41.5))]);
     assert_eq!(db.count("SELECT COUNT(*) FROM metrics").await, 4, "ten runs, four changes");
     // 41.5 and 41.50 are the same JSON number; 10 and 10.0 are not.
-    store.put_metrics("run-11", "t", day(11), &[("score".into(), json!(41.50))]).await.expect("put");
-    store.put_metrics("run-11", "t", day(11), &[("users".into(), json!(10.0))]).await.expect("put");
+    store.put_metrics(&rid("run-11"), &tid("t"), day(11), &[("score".into(), json!(41.50))]).await.expect("put");
+    store.put_metrics(&rid("run-11"), &tid("t"), day(11), &[("users".into(), json!(10.0))]).await.expect("put");
     assert_eq!(db.count("SELECT COUNT(*) FROM metrics").await, 5);
 
-    let latest: Vec<(String, String, Value)> =
-        store.latest_metrics("t").await.expect("latest").into_iter().map(|p| (p.name, p.run_id, p.value)).collect();
+    let latest: Vec<(String, String, Value)> = store
+        .latest_metrics(&tid("t"))
+        .await
+        .expect("latest")
+        .into_iter()
+        .map(|p| (p.name, p.run_id.to_string(), p.value))
+        .collect();
     assert_eq!(
         latest,
         vec![("score".into(), "run-01".into(), json!(41.5)), ("users".into(), "run-11".into(), json!(10.0))]
@@ -986,18 +1027,21 @@ pub async fn metric_series_keep_only_changes(store: S, db: Db) {
 
     // Re-putting the latest run's value replaces it; back to the value in
     // effect before, the point disappears.
-    store.put_metrics("run-11", "t", day(11), &[("users".into(), json!(10))]).await.expect("replace");
-    let users = store.metric_series(Some("t"), Some("users"), None).await.expect("series");
+    store.put_metrics(&rid("run-11"), &tid("t"), day(11), &[("users".into(), json!(10))]).await.expect("replace");
+    let users = store.metric_series(opt_tid(Some("t")).as_ref(), Some("users"), None).await.expect("series");
     assert_eq!(users.last().map(|p| p.run_id.as_str()), Some("run-08"));
     assert_eq!(users.len(), 3);
 
     // A point before the series starts takes over its first point when the
     // value is the same.
-    store.put_metrics("run-00", "t", ts("2026-10-31T00:00:00Z"), &[("users".into(), json!(10))]).await.expect("put");
-    let users = store.metric_series(Some("t"), Some("users"), None).await.expect("series");
+    store
+        .put_metrics(&rid("run-00"), &tid("t"), ts("2026-10-31T00:00:00Z"), &[("users".into(), json!(10))])
+        .await
+        .expect("put");
+    let users = store.metric_series(opt_tid(Some("t")).as_ref(), Some("users"), None).await.expect("series");
     assert_eq!(users.iter().map(|p| p.run_id.as_str()).collect::<Vec<_>>(), vec!["run-00", "run-04", "run-08"]);
     // And `since` narrows to the changes at or after it.
-    let recent = store.metric_series(Some("t"), Some("users"), Some(day(5))).await.expect("series");
+    let recent = store.metric_series(opt_tid(Some("t")).as_ref(), Some("users"), Some(day(5))).await.expect("series");
     assert_eq!(points(recent), vec![("run-08".into(), day(8), json!(10))]);
 }
 
@@ -1005,8 +1049,8 @@ pub async fn events(store: S, _db: Db) {
     let (t1, t2) = (ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z"));
     store
         .put_events(
-            "run-1",
-            "tenant-a",
+            &rid("run-1"),
+            &tid("tenant-a"),
             t1,
             &[
                 json!({"kind": "user_added", "object": "u1"}),
@@ -1018,8 +1062,8 @@ pub async fn events(store: S, _db: Db) {
         .expect("put");
     store
         .put_events(
-            "run-2",
-            "tenant-b",
+            &rid("run-2"),
+            &tid("tenant-b"),
             t2,
             &[json!({"kind": "licence_change", "severity": "low"}), json!({"kind": "mfa_drop", "severity": "Medium"})],
         )
@@ -1048,7 +1092,12 @@ pub async fn events(store: S, _db: Db) {
 
     // An unknown severity is refused, and nothing of that batch is stored.
     let err = store
-        .put_events("run-3", "tenant-a", t2, &[json!({"kind": "ok"}), json!({"kind": "x", "severity": "urgent"})])
+        .put_events(
+            &rid("run-3"),
+            &tid("tenant-a"),
+            t2,
+            &[json!({"kind": "ok"}), json!({"kind": "x", "severity": "urgent"})],
+        )
         .await
         .expect_err("refused");
     assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
@@ -1059,7 +1108,7 @@ pub async fn alerts_and_deliveries(store: S, _db: Db) {
     let alert = |key: &str, tenant_id: &str, opened: &str, resolved: Option<&str>| AlertRecord {
         key: key.to_owned(),
         rule: "admins_without_mfa > 0".to_owned(),
-        tenant_id: tenant_id.to_owned(),
+        tenant_id: tenant_id.into(),
         severity: Severity::High,
         opened_at: ts(opened),
         resolved_at: resolved.map(ts),
@@ -1074,7 +1123,7 @@ pub async fn alerts_and_deliveries(store: S, _db: Db) {
 
     let open: Vec<String> = store.open_alerts(None).await.expect("open").into_iter().map(|a| a.key).collect();
     assert_eq!(open, vec!["a2", "a1"]);
-    let open_a = store.open_alerts(Some("tenant-a")).await.expect("open");
+    let open_a = store.open_alerts(opt_tid(Some("tenant-a")).as_ref()).await.expect("open");
     assert_eq!(open_a, vec![alert("a1", "tenant-a", "2026-11-01T00:00:00Z", None)]);
     assert_eq!(store.list_alerts(false).await.expect("all").len(), 3);
     assert_eq!(store.list_alerts(true).await.expect("open").len(), 2);
@@ -1113,23 +1162,26 @@ pub async fn dropped_store_keeps_committed_data(store: S, db: Db) {
     let mut docs = Vec::new();
     for i in 0..5 {
         let name = format!("crash-{i}");
-        let doc = fixtures::dataprint(&name, &run.id, 40);
-        commit(&store, &run.id, &name, TenantRunStatus::Ok, now(), Some(&doc)).await;
+        let doc = fixtures::dataprint(&name, run.id.as_str(), 40);
+        commit(&store, run.id.as_str(), &name, TenantRunStatus::Ok, now(), Some(&doc)).await;
         docs.push((name, doc));
     }
     // Simulated crash: no finish_run, no close.
     drop(store);
 
     let reopened = db.open().await;
-    assert_eq!(reopened.get_run(&run.id).await.expect("get").expect("found").status, RunStatus::Interrupted);
-    assert_eq!(reopened.tenant_runs(&run.id).await.expect("tenant runs").len(), 5);
+    assert_eq!(
+        reopened.get_run(&rid(run.id.as_str())).await.expect("get").expect("found").status,
+        RunStatus::Interrupted
+    );
+    assert_eq!(reopened.tenant_runs(&rid(run.id.as_str())).await.expect("tenant runs").len(), 5);
     for (name, doc) in &docs {
-        let (_, back) = reopened.last_good_dataprint(name).await.expect("last").expect("kept");
+        let (_, back) = reopened.last_good_dataprint(&tid(name)).await.expect("last").expect("kept");
         assert_eq!(json_string(&back), json_string(doc));
-        assert_eq!(reopened.collector_outcomes(&run.id, name).await.expect("outcomes").len(), 2);
+        assert_eq!(reopened.collector_outcomes(&rid(run.id.as_str()), &tid(name)).await.expect("outcomes").len(), 2);
     }
     let next = reopened.start_run("inspect", now()).await.expect("start");
-    reopened.finish_run(&next.id, RunStatus::Ok, now(), &Value::Null).await.expect("finish");
+    reopened.finish_run(&rid(&next.id), RunStatus::Ok, now(), &Value::Null).await.expect("finish");
 }
 
 /// Runs the child half of the kill -9 test in another process: commits
@@ -1175,8 +1227,8 @@ pub async fn killed_process_loses_nothing_committed(_store: S, db: Db) {
     let run_id = run_id.expect("child reported its run");
 
     let store = db.open().await;
-    assert_eq!(store.get_run(&run_id).await.expect("get").expect("found").status, RunStatus::Interrupted);
-    let results = store.tenant_runs(&run_id).await.expect("tenant runs");
+    assert_eq!(store.get_run(&rid(&run_id)).await.expect("get").expect("found").status, RunStatus::Interrupted);
+    let results = store.tenant_runs(&rid(&run_id)).await.expect("tenant runs");
     assert!(results.len() >= committed, "{} results, {committed} reported", results.len());
     // Whatever is there is whole: every result has its outcomes and an
     // intact dataprint; a tenant caught mid-commit is absent entirely. The
@@ -1188,16 +1240,19 @@ pub async fn killed_process_loses_nothing_committed(_store: S, db: Db) {
         let doc = store.get_dataprint(&id).await.expect("get").expect("found");
         if result.tenant_id == "steady" {
             assert_eq!(json_string(&doc), json_string(&fixtures::dataprint("steady", &steady_run, 50)));
-            let own = store.dataprint_for_run(&run_id, "steady").await.expect("for run").expect("found");
+            let own = store.dataprint_for_run(&rid(&run_id), &tid("steady")).await.expect("for run").expect("found");
             assert_eq!(json_string(&own), json_string(&fixtures::dataprint("steady", &run_id, 50)));
         } else {
-            assert_eq!(json_string(&doc), json_string(&fixtures::dataprint(&result.tenant_id, &run_id, 200)));
+            assert_eq!(
+                json_string(&doc),
+                json_string(&fixtures::dataprint(result.tenant_id.as_str(), run_id.as_str(), 200))
+            );
         }
-        assert_eq!(store.collector_outcomes(&run_id, &result.tenant_id).await.expect("outcomes").len(), 2);
+        assert_eq!(store.collector_outcomes(&rid(&run_id), &tid(&result.tenant_id)).await.expect("outcomes").len(), 2);
     }
-    assert_eq!(store.dataprints("steady", None).await.expect("list").len(), 1);
+    assert_eq!(store.dataprints(&tid("steady"), None).await.expect("list").len(), 1);
     let next = store.start_run("inspect", now()).await.expect("start");
-    store.finish_run(&next.id, RunStatus::Ok, now(), &Value::Null).await.expect("finish");
+    store.finish_run(&rid(&next.id), RunStatus::Ok, now(), &Value::Null).await.expect("finish");
 }
 
 /// The child side of [`killed_process_loses_nothing_committed`].
@@ -1205,28 +1260,29 @@ pub async fn crash_child(url: &str, key: &str) {
     let key = Key::parse(key, "TENANTSCOPE_CRASH_KEY").expect("key");
     let store = store::open(url, key).await.expect("open");
     let steady = store.start_run("inspect", now()).await.expect("start");
-    let doc = fixtures::dataprint("steady", &steady.id, 50);
-    commit(&store, &steady.id, "steady", TenantRunStatus::Ok, now(), Some(&doc)).await;
-    store.finish_run(&steady.id, RunStatus::Ok, now(), &Value::Null).await.expect("finish");
+    let doc = fixtures::dataprint("steady", steady.id.as_str(), 50);
+    commit(&store, steady.id.as_str(), "steady", TenantRunStatus::Ok, now(), Some(&doc)).await;
+    store.finish_run(&rid(steady.id.as_str()), RunStatus::Ok, now(), &Value::Null).await.expect("finish");
     println!("CRASH-STEADY {}", steady.id);
     let run = store.start_run("inspect", now()).await.expect("start");
     println!("CRASH-RUN {}", run.id);
-    let steady_doc = fixtures::dataprint("steady", &run.id, 50);
+    let steady_doc = fixtures::dataprint("steady", run.id.as_str(), 50);
     for i in 0..10_000 {
         let name = format!("kill-{i}");
-        let doc = fixtures::dataprint(&name, &run.id, 200);
-        commit(&store, &run.id, &name, TenantRunStatus::Ok, now(), Some(&doc)).await;
-        commit(&store, &run.id, "steady", TenantRunStatus::Ok, now(), Some(&steady_doc)).await;
+        let doc = fixtures::dataprint(&name, run.id.as_str(), 200);
+        commit(&store, run.id.as_str(), &name, TenantRunStatus::Ok, now(), Some(&doc)).await;
+        commit(&store, run.id.as_str(), "steady", TenantRunStatus::Ok, now(), Some(&steady_doc)).await;
         println!("CRASH-COMMITTED {name}");
     }
 }
 
 pub async fn corrupt_rows_are_reported(store: S, db: Db) {
     let run = store.start_run("inspect", now()).await.expect("start");
-    let doc = fixtures::dataprint("corrupt", &run.id, 10);
-    let id = commit(&store, &run.id, "corrupt", TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
-    let other = fixtures::dataprint("healthy", &run.id, 3);
-    let healthy = commit(&store, &run.id, "healthy", TenantRunStatus::Ok, now(), Some(&other)).await.expect("stored");
+    let doc = fixtures::dataprint("corrupt", run.id.as_str(), 10);
+    let id = commit(&store, run.id.as_str(), "corrupt", TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
+    let other = fixtures::dataprint("healthy", run.id.as_str(), 3);
+    let healthy =
+        commit(&store, run.id.as_str(), "healthy", TenantRunStatus::Ok, now(), Some(&other)).await.expect("stored");
     store.setting_put("cloud", &json!("global")).await.expect("put");
     store.upsert_tenant(&tenant("corrupt", None, "Corrupt")).await.expect("tenant");
 
@@ -1237,12 +1293,12 @@ pub async fn corrupt_rows_are_reported(store: S, db: Db) {
     };
 
     db.exec("UPDATE runs SET status = 'exploded' WHERE id = $1", &[run.id.as_str()]).await;
-    is_corrupt(store.get_run(&run.id).await.map(|_| ()), "status");
+    is_corrupt(store.get_run(&rid(run.id.as_str())).await.map(|_| ()), "status");
     is_corrupt(store.list_runs(5).await.map(|_| ()), "status");
     db.exec("UPDATE settings SET value = 'not json{' WHERE key = $1", &["cloud"]).await;
     is_corrupt(store.setting_get("cloud").await.map(|_| ()), "value");
     db.exec("UPDATE tenants SET role = 'alien' WHERE id = $1", &["corrupt"]).await;
-    is_corrupt(store.get_tenant("corrupt").await.map(|_| ()), "role");
+    is_corrupt(store.find_tenant("corrupt").await.map(|_| ()), "role");
     // A damaged per-run part, then a damaged result (status, diagnosis and
     // outcomes, which both tenants share because they are equal).
     db.set_bytes(
@@ -1251,8 +1307,8 @@ pub async fn corrupt_rows_are_reported(store: S, db: Db) {
         "healthy",
     )
     .await;
-    is_corrupt(store.collector_outcomes(&run.id, "healthy").await.map(|_| ()), "per-run");
-    assert_eq!(store.collector_outcomes(&run.id, "corrupt").await.expect("intact").len(), 2);
+    is_corrupt(store.collector_outcomes(&rid(run.id.as_str()), &tid("healthy")).await.map(|_| ()), "per-run");
+    assert_eq!(store.collector_outcomes(&rid(run.id.as_str()), &tid("corrupt")).await.expect("intact").len(), 2);
     db.set_bytes(
         "UPDATE results SET data = $1 WHERE key = (SELECT result_key FROM tenant_runs \
          WHERE tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $2))",
@@ -1260,8 +1316,8 @@ pub async fn corrupt_rows_are_reported(store: S, db: Db) {
         "corrupt",
     )
     .await;
-    is_corrupt(store.last_tenant_run("corrupt").await.map(|_| ()), "tenant result");
-    is_corrupt(store.collector_outcomes(&run.id, "corrupt").await.map(|_| ()), "tenant result");
+    is_corrupt(store.last_tenant_run(&tid("corrupt")).await.map(|_| ()), "tenant result");
+    is_corrupt(store.collector_outcomes(&rid(run.id.as_str()), &tid("corrupt")).await.map(|_| ()), "tenant result");
 
     // A blob whose bytes were altered: the dataprint that uses it is
     // reported corrupt; other dataprints are unaffected.
@@ -1300,7 +1356,7 @@ pub async fn debug_output_redacts_secrets(store: S, _db: Db) {
     store.cache_put(&cache_record("rt", "tenant-a", "refresh", "debug-visible-token")).await.expect("put");
     store.credential_put(&credential("tenant-a", CredentialKind::Secret, "debug-visible-secret")).await.expect("put");
     let record = store.cache_get("rt").await.expect("get").expect("found");
-    let cred = store.credential_get("tenant-a").await.expect("get").expect("found");
+    let cred = store.credential_get(&tid("tenant-a")).await.expect("get").expect("found");
     let shown = format!("{record:?} {cred:?} {:?}", Key::generate());
     assert!(!shown.contains("debug-visible"), "{shown}");
     assert!(shown.contains("rt") && shown.contains("tenant-a"));
@@ -1318,15 +1374,15 @@ pub async fn bad_input_is_refused(store: S, _db: Db) {
     invalid(store.cache_put(&cache_record("", "t", "access", "x")).await);
     invalid(store.setting_put("", &json!(1)).await);
     invalid(store.baseline_put("", &json!(1)).await);
-    invalid(store.put_events("r", "t", now(), &[json!({"severity": 3})]).await);
+    invalid(store.put_events(&rid("r"), &tid("t"), now(), &[json!({"severity": 3})]).await);
 }
 
 pub async fn storage_bytes_grow(store: S, _db: Db) {
     let empty = store.storage_bytes().await.expect("size");
     assert!(empty > 0);
     let run = store.start_run("inspect", now()).await.expect("start");
-    let doc = fixtures::dataprint("sizer", &run.id, 1000);
-    commit(&store, &run.id, "sizer", TenantRunStatus::Ok, now(), Some(&doc)).await;
+    let doc = fixtures::dataprint("sizer", run.id.as_str(), 1000);
+    commit(&store, run.id.as_str(), "sizer", TenantRunStatus::Ok, now(), Some(&doc)).await;
     let full = store.storage_bytes().await.expect("size");
     assert!(full > empty + 50_000, "{empty} -> {full}");
 }
@@ -1343,7 +1399,7 @@ pub async fn concurrent_commits(store: S, db: Db) {
         let collections = if i % 2 == 0 { shared.clone() } else { fixtures::collections(&format!("own-{i}"), 60) };
         tasks.push(tokio::spawn(async move {
             let name = format!("conc-{i}");
-            let doc = fixtures::dataprint_with(&name, &run_id, collections);
+            let doc = fixtures::dataprint_with(&name, run_id.as_str(), collections);
             let id = commit(&store, &run_id, &name, TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
             (id, doc)
         }));
@@ -1352,7 +1408,7 @@ pub async fn concurrent_commits(store: S, db: Db) {
     for task in tasks {
         stored.push(task.await.expect("task"));
     }
-    assert_eq!(store.tenant_runs(&run.id).await.expect("runs").len(), 16);
+    assert_eq!(store.tenant_runs(&rid(run.id.as_str())).await.expect("runs").len(), 16);
     for (id, doc) in &stored {
         assert_eq!(json_string(&store.get_dataprint(id).await.expect("get").expect("found")), json_string(doc));
     }
@@ -1362,3 +1418,5 @@ pub async fn concurrent_commits(store: S, db: Db) {
     assert!(blobs <= 13 * 9, "{blobs} blobs");
     assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 9);
 }
+
+pub use crate::layouts::schema_from_a_newer_binary_is_refused;

@@ -299,8 +299,8 @@ pub fn outcomes(run_id: &str, tenant_id: &str, doc: &Value) -> Vec<store::Collec
         .map(|(name, c)| {
             let figures = &doc["run"]["collectors"][name];
             store::CollectorOutcomeRecord {
-                run_id: run_id.to_owned(),
-                tenant_id: tenant_id.to_owned(),
+                run_id: run_id.into(),
+                tenant_id: tenant_id.into(),
                 collector: name.clone(),
                 status: if c["status"] == "ok" { store::OutcomeStatus::Ok } else { store::OutcomeStatus::Skipped },
                 items: c["items"].as_i64(),

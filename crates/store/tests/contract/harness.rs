@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Connection, Executor};
-use store::{Key, Store};
+use store::{Key, RunId, Store, TenantId};
 
 /// The PostgreSQL server used when `TENANTSCOPE_TEST_DATABASE_URL` is unset.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -259,6 +259,11 @@ impl TestDb {
         PgPoolOptions::new().max_connections(1).connect(&self.url).await.expect("raw postgres connection")
     }
 
+    /// Drops a PostgreSQL database made by [`TestDb::postgres`] outside [`run`].
+    pub async fn drop_database(&self) {
+        self.cleanup().await;
+    }
+
     async fn cleanup(&self) {
         if let (Some(admin), Some(name)) = (&self.admin_url, &self.pg_name) {
             let options = PgConnectOptions::from_str(admin).expect("admin url");
@@ -303,4 +308,19 @@ fn database_name_is_replaced() {
     assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
     assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
+
+/// A tenant id from anything that reads as one.
+pub fn tid(id: &(impl AsRef<str> + ?Sized)) -> TenantId {
+    TenantId::new(id.as_ref())
+}
+
+/// An optional tenant id, for filters.
+pub fn opt_tid(id: Option<&(impl AsRef<str> + ?Sized)>) -> Option<TenantId> {
+    id.map(tid)
+}
+
+/// A run id from anything that reads as one.
+pub fn rid(id: &(impl AsRef<str> + ?Sized)) -> RunId {
+    RunId::new(id.as_ref())
 }

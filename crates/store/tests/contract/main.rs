@@ -6,6 +6,7 @@
 mod cases;
 mod fixtures;
 mod harness;
+mod layouts;
 
 use harness::Kind;
 
@@ -64,6 +65,7 @@ contract_tests!(
     bad_input_is_refused,
     storage_bytes_grow,
     concurrent_commits,
+    schema_from_a_newer_binary_is_refused,
 );
 
 /// The child process of `killed_process_loses_nothing_committed`: does
@@ -87,7 +89,7 @@ mod open {
         let store = store::open("sqlite::memory:", Key::generate()).await.expect("open");
         assert_eq!(store.backend(), Backend::Sqlite);
         let run = store.start_run("inspect", chrono::Utc::now()).await.expect("start");
-        assert!(store.get_run(&run.id).await.expect("get").is_some());
+        assert!(store.get_run(&crate::harness::rid(run.id.as_str())).await.expect("get").is_some());
         assert!(store.storage_bytes().await.expect("size") > 0);
     }
 
@@ -193,12 +195,16 @@ mod full_disk {
         let store = store::open(&url, key).await.expect("reopen without the limit");
         let run_id = store.list_runs(1).await.expect("runs").first().map(|r| r.id.clone()).expect("the child's run");
         for name in &committed {
-            let (meta, doc) = store.last_good_dataprint(name).await.expect("read").expect("committed dataprint kept");
+            let (meta, doc) = store
+                .last_good_dataprint(&crate::harness::tid(name))
+                .await
+                .expect("read")
+                .expect("committed dataprint kept");
             assert_eq!(meta.run_id, run_id);
-            assert_eq!(doc, fixtures::dataprint(name, &run_id, 300));
+            assert_eq!(doc, fixtures::dataprint(name, run_id.as_str(), 300));
         }
         assert_eq!(
-            store.tenant_runs(&run_id).await.expect("results").len(),
+            store.tenant_runs(&crate::harness::rid(&run_id)).await.expect("results").len(),
             committed.len(),
             "the failed commit left nothing behind"
         );
@@ -217,10 +223,10 @@ mod full_disk {
         let mut last = None;
         for i in 0..2_000 {
             let name = format!("full-{i}");
-            let doc = fixtures::dataprint(&name, &run.id, 300);
+            let doc = fixtures::dataprint(&name, run.id.as_str(), 300);
             let result = store::TenantRunRecord {
                 run_id: run.id.clone(),
-                tenant_id: name.clone(),
+                tenant_id: name.as_str().into(),
                 status: TenantRunStatus::Ok,
                 started_at: chrono::Utc::now(),
                 finished_at: chrono::Utc::now(),
@@ -241,7 +247,7 @@ mod full_disk {
             }
         }
         let last = last.expect("committed something before the limit");
-        let kept = store.last_good_dataprint(&last).await.expect("read after failure");
+        let kept = store.last_good_dataprint(&crate::harness::tid(&last)).await.expect("read after failure");
         assert!(kept.is_some());
         println!("FULL-READBACK ok");
     }

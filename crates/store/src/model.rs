@@ -1,0 +1,547 @@
+//! The records the store keeps, and their identifiers.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use vocab::{Severity, TenantId};
+
+/// Error returned when text is not one of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownValue {
+    kind: &'static str,
+    value: String,
+}
+
+/// Defines a closed set of values stored as lower-case text, with `as_str`,
+/// `FromStr`, `Display` and serde in the same spelling.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored spelling.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text ),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(text: &str) -> std::result::Result<Self, UnknownValue> {
+                match text {
+                    $( $text => Ok($name::$variant), )+
+                    _ => Err(UnknownValue { kind: stringify!($name), value: text.to_owned() }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Whether a tenant is the MSP's own partner tenant or a customer.
+    TenantRole {
+        /// The partner tenant the MSP signs in to.
+        Partner = "partner",
+        /// A customer tenant.
+        Customer = "customer",
+    }
+}
+
+text_enum! {
+    /// How tenantscope obtains tokens for a tenant.
+    TenantAuth {
+        /// The partner user's refresh token redeemed at the customer (GDAP).
+        Gdap = "gdap",
+        /// Client credentials of an app in the customer tenant.
+        App = "app",
+        /// A user of that tenant signed in directly.
+        Direct = "direct",
+        /// The partner tenant itself.
+        Partner = "partner",
+    }
+}
+
+text_enum! {
+    /// The state of a run.
+    RunStatus {
+        /// Started and not finished; see [`crate::RunStore::heartbeat_run`].
+        Running = "running",
+        /// Every tenant succeeded.
+        Ok = "ok",
+        /// Some tenants or collectors failed.
+        Partial = "partial",
+        /// Nothing succeeded.
+        Failed = "failed",
+        /// The process running it died; marked by the next [`crate::open`].
+        Interrupted = "interrupted",
+    }
+}
+
+text_enum! {
+    /// The result of one tenant in a run (the dataprint's `status`).
+    TenantRunStatus {
+        /// Every collector that ran succeeded.
+        Ok = "ok",
+        /// At least one collector failed but some data was read.
+        Partial = "partial",
+        /// No collector produced data; no dataprint is stored.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// The outcome of one collector for one tenant.
+    OutcomeStatus {
+        /// Collected.
+        Ok = "ok",
+        /// Not run, with a reason (licence, permission, role...).
+        Skipped = "skipped",
+        /// Ran and failed, with the error and its diagnosis.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// What an app credential's secret holds.
+    CredentialKind {
+        /// A client secret.
+        Secret = "secret",
+        /// A certificate: the secret is the PEM private key.
+        Certificate = "certificate",
+    }
+}
+
+/// The identifier of a run (a UUID v7 assigned by [`crate::RunStore::start_run`], so ids sort by
+/// time).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct RunId(String);
+
+impl RunId {
+    /// Wraps an id read from elsewhere (a CLI argument, an API path, a job).
+    pub fn new(id: impl Into<String>) -> RunId {
+        RunId(id.into().trim().to_owned())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for RunId {
+    fn from(id: String) -> RunId {
+        RunId::new(id)
+    }
+}
+
+impl From<&str> for RunId {
+    fn from(id: &str) -> RunId {
+        RunId::new(id)
+    }
+}
+
+impl AsRef<str> for RunId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for RunId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for RunId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// The identifier of a stored dataprint (a UUID v7, so ids sort by time).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DataprintId(String);
+
+impl DataprintId {
+    /// Wraps an id read from elsewhere (a CLI argument, an API path).
+    pub fn new(id: impl Into<String>) -> DataprintId {
+        DataprintId(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DataprintId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for DataprintId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DataprintId {
+    fn from(id: String) -> DataprintId {
+        DataprintId(id)
+    }
+}
+
+impl From<&str> for DataprintId {
+    fn from(id: &str) -> DataprintId {
+        DataprintId(id.to_owned())
+    }
+}
+
+/// A tenant tenantscope knows: the partner tenant or a customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// The Entra tenant id (a GUID).
+    pub id: TenantId,
+    /// The initial or primary domain, when known.
+    pub domain: Option<String>,
+    /// The organization's display name.
+    pub display_name: String,
+    /// Partner or customer.
+    pub role: TenantRole,
+    /// How tokens are obtained for it.
+    pub auth: TenantAuth,
+    /// When it was first seen. An upsert keeps the first value stored.
+    pub first_seen: DateTime<Utc>,
+    /// When it was last seen in the partner's customer list.
+    pub last_seen: DateTime<Utc>,
+    /// Since when it is no longer a customer, if it is gone.
+    pub gone_since: Option<DateTime<Utc>>,
+    /// GDAP relationship facts as read in the parent inspection.
+    pub gdap: Option<Value>,
+}
+
+/// One run of tenantscope (an inspection, a doctor run...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// A UUID v7, assigned by [`crate::RunStore::start_run`].
+    pub id: RunId,
+    /// What kind of run: `inspect`, `doctor`...
+    pub kind: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished, if it did.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its state.
+    pub status: RunStatus,
+    /// Free-form figures (tenants, requests, duration...).
+    pub stats: Value,
+}
+
+/// The result of one tenant in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantRunRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Ok, partial or failed.
+    pub status: TenantRunStatus,
+    /// When this tenant's inspection started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished; also the dataprint's `taken_at`.
+    pub finished_at: DateTime<Utc>,
+    /// The diagnosis of a tenant-level failure (no token, say).
+    pub diagnosis: Option<Value>,
+    /// The typed tenant-level error.
+    pub error: Option<Value>,
+    /// The stored dataprint. Set by the store; ignored on input.
+    pub dataprint_id: Option<DataprintId>,
+}
+
+/// The outcome of one collector for one tenant in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorOutcomeRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The collector name (`users`, `conditionalAccessPolicies`...).
+    pub collector: String,
+    /// Ok, skipped or failed.
+    pub status: OutcomeStatus,
+    /// Objects collected, when ok.
+    pub items: Option<i64>,
+    /// Why it was skipped.
+    pub reason: Option<Value>,
+    /// The typed error, when failed.
+    pub error: Option<Value>,
+    /// The diagnosis of the error.
+    pub diagnosis: Option<Value>,
+    /// Graph requests made.
+    pub requests: i64,
+    /// Time spent.
+    pub duration_ms: i64,
+}
+
+/// What is known about a stored dataprint without loading it.
+///
+/// A dataprint is stored once per distinct content: runs of an unchanged
+/// tenant confirm it instead of adding one, so `taken_at` and `run_id` say
+/// when its content was first seen and `confirmed_at` and
+/// `confirmed_run_id` when it was last seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataprintMeta {
+    /// Its id.
+    pub id: DataprintId,
+    /// The run that first produced this content.
+    pub run_id: RunId,
+    /// The tenant it describes.
+    pub tenant_id: TenantId,
+    /// When it was taken (the `finished_at` of the first tenant result with
+    /// this content).
+    pub taken_at: DateTime<Utc>,
+    /// Ok or partial (failed tenant results store no dataprint).
+    pub status: TenantRunStatus,
+    /// The `finished_at` of the latest tenant result that produced this
+    /// content (`taken_at` until another run confirms it).
+    pub confirmed_at: DateTime<Utc>,
+    /// The run of that latest tenant result.
+    pub confirmed_run_id: RunId,
+}
+
+/// What [`crate::DataprintStore::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    /// Dataprints deleted.
+    pub dataprints_deleted: u64,
+    /// Collection sets no longer used by any dataprint.
+    pub sets_deleted: u64,
+    /// Collection blobs no longer used by any set.
+    pub blobs_deleted: u64,
+}
+
+/// One entry of the Microsoft token cache.
+#[derive(Debug, Clone)]
+pub struct CacheRecord {
+    /// The cache key, chosen by the token cache.
+    pub key: String,
+    /// The tenant the token is for.
+    pub tenant_id: String,
+    /// `access`, `refresh`, `id` or `account`.
+    pub kind: String,
+    /// The app the token was issued to.
+    pub client_id: String,
+    /// The signed-in account, when there is one.
+    pub home_account: Option<String>,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// The token itself; encrypted at rest.
+    pub secret: SecretString,
+    /// When it was issued.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// When it expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A non-secret summary of the token's claims (`amr`, `scp`, `tid`...).
+    pub claims: Option<Value>,
+    /// When this entry was written.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A token cache entry without its secret, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheRecordMeta {
+    /// The cache key.
+    pub key: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// `access`, `refresh`, `id` or `account`.
+    pub kind: String,
+    /// The app.
+    pub client_id: String,
+    /// The account.
+    pub home_account: Option<String>,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// When it was issued.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// When it expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Non-secret claims summary.
+    pub claims: Option<Value>,
+    /// When this entry was written.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Client credentials of an app in a customer tenant.
+#[derive(Debug, Clone)]
+pub struct AppCredential {
+    /// The customer tenant.
+    pub tenant_id: TenantId,
+    /// The app (client) id.
+    pub client_id: String,
+    /// Secret or certificate.
+    pub kind: CredentialKind,
+    /// The client secret, or the PEM private key; encrypted at rest.
+    pub secret: SecretString,
+    /// The PEM certificate, for certificate credentials.
+    pub certificate_pem: Option<String>,
+    /// When the secret or certificate expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A note for people.
+    pub label: Option<String>,
+    /// When it was added.
+    pub added_at: DateTime<Utc>,
+}
+
+/// An app credential without its secret, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppCredentialMeta {
+    /// The customer tenant.
+    pub tenant_id: TenantId,
+    /// The app (client) id.
+    pub client_id: String,
+    /// Secret or certificate.
+    pub kind: CredentialKind,
+    /// The PEM certificate, for certificate credentials (public).
+    pub certificate_pem: Option<String>,
+    /// When it expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A note for people.
+    pub label: Option<String>,
+    /// When it was added.
+    pub added_at: DateTime<Utc>,
+}
+
+/// A change point of one metric of one tenant: the metric had `value` from
+/// `at` until the next point of the same tenant and name (see
+/// [`crate::HistoryStore::put_metrics`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// The run that measured the value first.
+    pub run_id: RunId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The metric name.
+    pub name: String,
+    /// When the value was first measured.
+    pub at: DateTime<Utc>,
+    /// The value (usually a number).
+    pub value: Value,
+}
+
+/// Which change events to return; every field narrows the result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    /// Only this tenant.
+    pub tenant: Option<TenantId>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events at least this severe.
+    pub min_severity: Option<Severity>,
+    /// At most this many (the newest).
+    pub limit: Option<u32>,
+}
+
+/// A change event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Store-assigned, increasing in insertion order.
+    pub id: i64,
+    /// The run that found the change.
+    pub run_id: RunId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The event's `severity` field (`info` when it had none).
+    pub severity: Severity,
+    /// The event as given to [`crate::HistoryStore::put_events`].
+    pub event: Value,
+}
+
+/// An alert: a rule that fired for a tenant, open until resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Stable key (rule and tenant, typically).
+    pub key: String,
+    /// The rule name.
+    pub rule: String,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// How severe.
+    pub severity: Severity,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+    /// When it was resolved, if it was.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Details for people and notifications.
+    pub payload: Value,
+}
+
+/// One attempt to deliver an alert notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// The alert.
+    pub alert_key: String,
+    /// Where it was sent (a webhook name, an address).
+    pub target: String,
+    /// Attempt number, from 1.
+    pub attempt: i64,
+    /// `sent`, `failed: ...`, as the notifier reports it.
+    pub status: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A baseline's name and age, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineMeta {
+    /// The baseline name.
+    pub name: String,
+    /// When it was last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which database engine a store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}

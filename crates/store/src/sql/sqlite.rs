@@ -1,0 +1,197 @@
+//! SQLite, the embedded default.
+//!
+//! SQLite allows one writer at a time, so the dialect keeps two pools: a single-connection writer,
+//! through which every write goes (serialised in-process, `BEGIN IMMEDIATE` against other
+//! processes), and a few `query_only` readers that WAL lets run beside the writer. Commits use
+//! `synchronous=NORMAL`: in WAL mode a commit survives the process being killed, and only a power
+//! loss can roll back the last few.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+
+use super::{Dialect, Exec, Query, Tx, TxKind, bind_query, impl_exec};
+use crate::common::ts_micros;
+use crate::error::{Result, StoreError};
+use crate::{Backend, migrate};
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Reader connections; WAL lets them read while the writer writes.
+const READERS: u32 = 4;
+
+pub(crate) struct Sqlite {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+fn bind(q: Query) -> Result<sqlx::query::Query<'static, sqlx::Sqlite, SqliteArguments>> {
+    // Integer microseconds since the epoch: 8 bytes where text took 27, ordered like time.
+    bind_query!(q, |t| ts_micros(t))
+}
+
+struct OnPool<'a>(&'a SqlitePool);
+impl_exec!(OnPool<'_>, Sqlite, bind, |s| s.0);
+
+struct InTx(sqlx::Transaction<'static, sqlx::Sqlite>);
+impl_exec!(InTx, Sqlite, bind, |s| &mut *s.0);
+
+#[async_trait]
+impl Tx for InTx {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        Ok(self.0.commit().await?)
+    }
+}
+
+impl Sqlite {
+    pub(crate) async fn open(url: &str) -> Result<Sqlite> {
+        let (options, in_memory) = connect_options(url)?;
+        let base = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true).synchronous(SqliteSynchronous::Normal);
+        if in_memory {
+            // An in-memory database exists only inside its one connection, so readers and writer
+            // must share it.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(base)
+                .await?;
+            migrate::run(&migrate::SQLITE, &pool).await?;
+            return Ok(Sqlite { read: pool.clone(), write: pool });
+        }
+        let path = base.get_filename().to_path_buf();
+        prepare_file(&path)?;
+        // Incremental auto-vacuum lets `prune` hand freed pages back to the file system; it only
+        // takes effect on a new database, and must be set before WAL mode, which sqlx's pragma
+        // order takes care of.
+        let writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            .journal_mode(SqliteJournalMode::Wal);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(writer_options)
+            .await
+            .map_err(|err| open_error(&path, err))?;
+        migrate::run(&migrate::SQLITE, &write).await?;
+        // Readers must not write: `query_only` turns a mistake into an error instead of a second
+        // writer fighting for the lock.
+        let read =
+            SqlitePoolOptions::new().max_connections(READERS).connect_with(base.pragma("query_only", "ON")).await?;
+        Ok(Sqlite { read, write })
+    }
+}
+
+#[async_trait]
+impl Dialect for Sqlite {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    fn read(&self) -> Box<dyn Exec + '_> {
+        Box::new(OnPool(&self.read))
+    }
+
+    fn write(&self) -> Box<dyn Exec + '_> {
+        Box::new(OnPool(&self.write))
+    }
+
+    async fn begin(&self, kind: TxKind) -> Result<Box<dyn Tx + '_>> {
+        let tx = match kind {
+            // A deferred transaction on a reader sees one snapshot of the WAL.
+            TxKind::Snapshot => self.read.begin().await?,
+            // IMMEDIATE takes the write lock up front, so another process's writer makes us wait
+            // (busy timeout) rather than fail half-way. With one writer, commits and garbage
+            // collection exclude each other without further locks.
+            TxKind::Write | TxKind::Commit | TxKind::Collect => self.write.begin_with("BEGIN IMMEDIATE").await?,
+        };
+        Ok(Box::new(InTx(tx)))
+    }
+
+    async fn storage_bytes(&self) -> Result<u64> {
+        // Checkpointing first makes the figure the size of the database file itself; the page
+        // count is the same either way, since it already includes pages committed to the WAL. A
+        // busy checkpoint is not an error: it only leaves pages in the WAL for later.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.write).await;
+        let bytes: i64 =
+            sqlx::query_scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+                .fetch_one(&self.read)
+                .await?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+
+    async fn reclaim_space(&self) -> Result<()> {
+        // Only effective on databases created with incremental auto-vacuum; harmless otherwise.
+        sqlx::query("PRAGMA incremental_vacuum").execute(&self.write).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.read.close().await;
+        // Folding the WAL back into the database leaves a single tidy file; if it fails (another
+        // process is reading), SQLite does it later.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.write).await;
+        self.write.close().await;
+    }
+}
+
+/// Reads the URL into connect options; returns whether it is in memory.
+fn connect_options(url: &str) -> Result<(SqliteConnectOptions, bool)> {
+    let url = url.trim();
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| StoreError::UnsupportedUrl { scheme: "sqlite".into(), reason: err.to_string() })?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        Ok((options, in_memory))
+    } else {
+        Ok((SqliteConnectOptions::new().filename(url).create_if_missing(true), false))
+    }
+}
+
+/// SQLite's "unable to open database file" names no file and no reason; say which file, and check
+/// the usual reasons (a directory that cannot be written or entered) so the message can say why.
+fn open_error(path: &Path, err: sqlx::Error) -> StoreError {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let reason = match std::fs::metadata(dir) {
+        Err(e) => format!("its directory {} cannot be read: {e}", dir.display()),
+        Ok(meta) if meta.permissions().readonly() => format!("its directory {} is read-only", dir.display()),
+        Ok(_) => match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+            Err(e) => format!("the file cannot be opened for writing: {e}"),
+            Ok(_) => return StoreError::Database(err),
+        },
+    };
+    StoreError::Open { path: path.to_path_buf(), reason }
+}
+
+/// Creates the database's directory, and the file itself with mode 0600, when they do not exist:
+/// the database holds every tenant's users and settings, which are nobody else's business. SQLite
+/// gives its WAL and shared-memory files the same mode as the database file.
+fn prepare_file(path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() || path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|err| StoreError::io(dir, err))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(StoreError::io(PathBuf::from(path), err)),
+    }
+}

@@ -1,0 +1,199 @@
+//! [`DataprintStore`] on SQL: reading dataprints, pruning them, and delta links.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{SqlStore, latest_dataprint};
+use crate::common::non_empty;
+use crate::error::Result;
+use crate::rows::{self, RowExt};
+use crate::sql::{ExecExt, TxKind, query};
+use crate::{DataprintId, DataprintMeta, DataprintStore, PruneReport, RunId, TenantId, blob, plan};
+
+#[async_trait]
+impl DataprintStore for SqlStore {
+    async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>> {
+        Ok(self.load_dataprint(id.as_str()).await?.map(|(_, doc)| doc))
+    }
+
+    async fn dataprint_for_run(&self, run_id: &RunId, tenant_id: &TenantId) -> Result<Option<Value>> {
+        let Some(stored) = self.stored_run(run_id, tenant_id).await? else {
+            return Ok(None);
+        };
+        let Some((envelope, taken_at)) = &stored.dataprint else {
+            return Ok(None);
+        };
+        let Some((_, doc)) = self.load_dataprint(&envelope.id).await? else {
+            return Ok(None);
+        };
+        let decoded = stored.run.decode(Some((doc.get(blob::RUN), *taken_at)))?;
+        Ok(Some(plan::with_run(doc, decoded.run)))
+    }
+
+    async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>> {
+        let row = self
+            .db
+            .read()
+            .fetch_optional(query(concat!(dataprint_meta_select!(), " WHERE d.id = $1")).bind(id))
+            .await?;
+        row.as_ref().map(rows::dataprint_meta).transpose()
+    }
+
+    async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>> {
+        let Some(latest) = latest_dataprint(&mut *self.db.read(), tenant_id).await? else {
+            return Ok(None);
+        };
+        let Some((meta, doc)) = self.load_dataprint(&latest.id).await? else {
+            return Ok(None);
+        };
+        if meta.confirmed_run_id == meta.run_id {
+            return Ok(Some((meta, doc)));
+        }
+        // A later run confirmed the content: its `run` member tells when each collection was last
+        // read.
+        let doc = match self.stored_run(&meta.confirmed_run_id, tenant_id).await? {
+            Some(stored) => stored.with_run_member(meta.id.as_str(), doc)?,
+            None => doc,
+        };
+        Ok(Some((meta, doc)))
+    }
+
+    async fn dataprints(&self, tenant_id: &TenantId, since: Option<DateTime<Utc>>) -> Result<Vec<DataprintMeta>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(concat!(
+                    "SELECT * FROM (",
+                    dataprint_meta_select!(),
+                    " WHERE d.tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $1)) m \
+                     WHERE ($2 IS NULL OR m.confirmed_at >= $2) ORDER BY m.taken_at, m.id"
+                ))
+                .bind(tenant_id)
+                .bind(since),
+            )
+            .await?;
+        rows.iter().map(rows::dataprint_meta).collect()
+    }
+
+    async fn previous_dataprint(
+        &self,
+        tenant_id: &TenantId,
+        before: &DataprintId,
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        let id = self
+            .db
+            .read()
+            .text(
+                query(
+                    "SELECT d.id FROM dataprints d WHERE d.tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $1) \
+                     AND (d.taken_at, d.id) < (SELECT b.taken_at, b.id FROM dataprints b WHERE b.id = $2) \
+                     ORDER BY d.taken_at DESC, d.id DESC LIMIT 1",
+                )
+                .bind(tenant_id)
+                .bind(before),
+            )
+            .await?;
+        match id {
+            Some(id) => self.load_dataprint(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn prune(&self, keep_per_tenant: usize) -> Result<PruneReport> {
+        let keep = i64::try_from(keep_per_tenant.max(1)).unwrap_or(i64::MAX);
+        let mut tx = self.db.begin(TxKind::Collect).await?;
+        let doomed = tx
+            .fetch_all(
+                query(
+                    "SELECT key, tenant_key FROM (SELECT key, tenant_key, ROW_NUMBER() OVER \
+                     (PARTITION BY tenant_key ORDER BY taken_at DESC, id DESC) AS rn FROM dataprints) ranked \
+                     WHERE rn > $1",
+                )
+                .bind(keep),
+            )
+            .await?;
+        for row in &doomed {
+            let (key, tenant_key) = (row.int("key")?, row.int("tenant_key")?);
+            // The tenant runs that pointed at the dataprint keep their outcome figures, re-encoded
+            // so they no longer need it.
+            let runs = tx
+                .fetch_all(
+                    query(concat!(stored_run_select!(), " WHERE x.tenant_key = $1 AND x.dataprint_key = $2"))
+                        .bind(tenant_key)
+                        .bind(key),
+                )
+                .await?;
+            for row in &runs {
+                let stored = rows::stored_run(row)?;
+                let detached = stored.run.detached(&stored.decode()?)?;
+                tx.execute(
+                    query(
+                        "UPDATE tenant_runs SET dataprint_key = NULL, per_run = $3 \
+                         WHERE run_key = $1 AND tenant_key = $2",
+                    )
+                    .bind(stored.run_key)
+                    .bind(stored.tenant_key)
+                    .bind(detached),
+                )
+                .await?;
+            }
+            tx.execute(query("DELETE FROM dataprints WHERE key = $1").bind(key)).await?;
+        }
+        let sets = tx
+            .execute(query(
+                "DELETE FROM collection_sets WHERE NOT EXISTS \
+                 (SELECT 1 FROM dataprints d WHERE d.set_id = collection_sets.id)",
+            ))
+            .await?;
+        let blobs = tx
+            .execute(query(
+                "DELETE FROM blobs WHERE NOT EXISTS \
+                 (SELECT 1 FROM collection_set_members m WHERE m.blob_id = blobs.id)",
+            ))
+            .await?;
+        // Results only replaced tenant results used.
+        tx.execute(query(
+            "DELETE FROM results WHERE NOT EXISTS (SELECT 1 FROM tenant_runs x WHERE x.result_key = results.key)",
+        ))
+        .await?;
+        tx.commit().await?;
+        self.db.reclaim_space().await?;
+        Ok(PruneReport { dataprints_deleted: doomed.len() as u64, sets_deleted: sets, blobs_deleted: blobs })
+    }
+
+    async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>> {
+        self.db
+            .read()
+            .text(
+                query("SELECT link FROM delta_links WHERE tenant_id = $1 AND collection = $2")
+                    .bind(tenant_id)
+                    .bind(collection),
+            )
+            .await
+    }
+
+    async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()> {
+        non_empty(tenant_id.as_str(), "tenant id")?;
+        self.db
+            .write()
+            .execute(
+                query(
+                    "INSERT INTO delta_links (tenant_id, collection, link, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant_id, collection) DO UPDATE SET link = excluded.link, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(tenant_id)
+                .bind(collection)
+                .bind(link)
+                .bind(Utc::now()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_delta_links(&self, tenant_id: &TenantId) -> Result<u64> {
+        self.db.write().execute(query("DELETE FROM delta_links WHERE tenant_id = $1").bind(tenant_id)).await
+    }
+}

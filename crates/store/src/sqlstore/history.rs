@@ -1,0 +1,338 @@
+//! [`HistoryStore`] on SQL: metric series kept as change points, events, alerts and their
+//! deliveries, baselines.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::SqlStore;
+use crate::common::{event_severity, json_text, non_empty, sql_limit};
+use crate::error::{Result, StoreError};
+use crate::rows::{self, RowExt};
+use crate::sql::{Exec, TxKind, query};
+use crate::{
+    AlertRecord, BaselineMeta, DeliveryRecord, EventFilter, HistoryStore, MetricPoint, RunId, Severity, StoredEvent,
+    TenantId,
+};
+
+#[async_trait]
+impl HistoryStore for SqlStore {
+    async fn put_metrics(
+        &self,
+        run_id: &RunId,
+        tenant_id: &TenantId,
+        at: DateTime<Utc>,
+        values: &[(String, Value)],
+    ) -> Result<()> {
+        let mut tx = self.db.begin(TxKind::Write).await?;
+        let series = Series { tenant_id, run_id };
+        for (name, value) in values {
+            let value = json_text(value)?;
+            // A value already saved for this run is replaced: remove it, and the point after it if
+            // that one now repeats the point before.
+            let replaced = tx
+                .fetch_optional(
+                    query("DELETE FROM metrics WHERE tenant_id = $1 AND name = $2 AND run_id = $3 RETURNING at")
+                        .bind(tenant_id)
+                        .bind(name)
+                        .bind(run_id),
+                )
+                .await?;
+            if let Some(old_at) = replaced.map(|row| row.ts("at")).transpose()? {
+                let before = series.neighbour(&mut *tx, name, old_at, false).await?;
+                series.drop_if_repeats(&mut *tx, name, old_at, before.map(|(_, _, v)| v)).await?;
+            }
+            // A new point only when the value differs from the one in effect at `at`, then the next
+            // point goes if it repeats it.
+            let before = series.neighbour(&mut *tx, name, at, false).await?.map(|(_, _, v)| v);
+            let in_effect = if before.as_deref() == Some(value.as_str()) {
+                before
+            } else {
+                tx.execute(
+                    query("INSERT INTO metrics (tenant_id, name, at, run_id, value) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(tenant_id)
+                        .bind(name)
+                        .bind(at)
+                        .bind(run_id)
+                        .bind(&value),
+                )
+                .await?;
+                Some(value)
+            };
+            series.drop_if_repeats(&mut *tx, name, at, in_effect).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn metric_series(
+        &self,
+        tenant_id: Option<&TenantId>,
+        name: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<MetricPoint>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT run_id, tenant_id, name, at, value FROM metrics \
+                     WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR name = $2) AND ($3 IS NULL OR at >= $3) \
+                     ORDER BY at, tenant_id, name, run_id",
+                )
+                .bind(tenant_id)
+                .bind(name)
+                .bind(since),
+            )
+            .await?;
+        rows.iter().map(rows::metric).collect()
+    }
+
+    async fn latest_metrics(&self, tenant_id: &TenantId) -> Result<Vec<MetricPoint>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m WHERE m.tenant_id = $1 \
+                     AND m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = m.name) \
+                     ORDER BY m.name, m.run_id DESC",
+                )
+                .bind(tenant_id),
+            )
+            .await?;
+        let points = rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?;
+        Ok(rows::first_per_name(points))
+    }
+
+    async fn put_events(
+        &self,
+        run_id: &RunId,
+        tenant_id: &TenantId,
+        at: DateTime<Utc>,
+        events: &[Value],
+    ) -> Result<()> {
+        let severities = events.iter().map(event_severity).collect::<Result<Vec<_>>>()?;
+        let mut tx = self.db.begin(TxKind::Write).await?;
+        for (event, severity) in events.iter().zip(severities) {
+            tx.execute(
+                query(
+                    "INSERT INTO events (run_id, tenant_id, at, severity, severity_rank, payload) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(run_id)
+                .bind(tenant_id)
+                .bind(at)
+                .bind(severity.as_str())
+                .bind(severity.rank())
+                .bind(json_text(event)?),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT id, run_id, tenant_id, at, severity, payload FROM events \
+                     WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR at >= $2) AND severity_rank >= $3 \
+                     ORDER BY at DESC, id DESC LIMIT $4",
+                )
+                .bind(filter.tenant.as_ref())
+                .bind(filter.since)
+                .bind(filter.min_severity.unwrap_or(Severity::Info).rank())
+                .bind(sql_limit(filter.limit)),
+            )
+            .await?;
+        rows.iter().map(rows::event).collect()
+    }
+
+    async fn upsert_alert(&self, a: &AlertRecord) -> Result<()> {
+        non_empty(&a.key, "alert key")?;
+        self.db
+            .write()
+            .execute(
+                query(
+                    "INSERT INTO alerts (key, rule, tenant_id, severity, opened_at, resolved_at, payload) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (key) DO UPDATE SET rule = excluded.rule, tenant_id = excluded.tenant_id, \
+                     severity = excluded.severity, opened_at = excluded.opened_at, \
+                     resolved_at = excluded.resolved_at, payload = excluded.payload",
+                )
+                .bind(&a.key)
+                .bind(&a.rule)
+                .bind(&a.tenant_id)
+                .bind(a.severity.as_str())
+                .bind(a.opened_at)
+                .bind(a.resolved_at)
+                .bind(json_text(&a.payload)?),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn open_alerts(&self, tenant_id: Option<&TenantId>) -> Result<Vec<AlertRecord>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    alert_columns!(),
+                    " FROM alerts WHERE resolved_at IS NULL AND ($1 IS NULL OR tenant_id = $1) \
+                     ORDER BY opened_at DESC, key"
+                ))
+                .bind(tenant_id),
+            )
+            .await?;
+        rows.iter().map(rows::alert).collect()
+    }
+
+    async fn list_alerts(&self, open_only: bool) -> Result<Vec<AlertRecord>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    alert_columns!(),
+                    " FROM alerts WHERE ($1 = 0 OR resolved_at IS NULL) ORDER BY opened_at DESC, key"
+                ))
+                .bind(i64::from(open_only)),
+            )
+            .await?;
+        rows.iter().map(rows::alert).collect()
+    }
+
+    async fn record_delivery(
+        &self,
+        alert_key: &str,
+        target: &str,
+        attempt: i64,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = self
+            .db
+            .write()
+            .execute(
+                query(
+                    "INSERT INTO alert_deliveries (alert_key, target, attempt, status, at) \
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM alerts WHERE key = $1)",
+                )
+                .bind(alert_key)
+                .bind(target)
+                .bind(attempt)
+                .bind(status)
+                .bind(at),
+            )
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("alert {alert_key:?}")));
+        }
+        Ok(())
+    }
+
+    async fn deliveries(&self, alert_key: &str) -> Result<Vec<DeliveryRecord>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT alert_key, target, attempt, status, at FROM alert_deliveries \
+                     WHERE alert_key = $1 ORDER BY at, id",
+                )
+                .bind(alert_key),
+            )
+            .await?;
+        rows.iter().map(rows::delivery).collect()
+    }
+
+    async fn baseline_put(&self, name: &str, value: &Value) -> Result<()> {
+        non_empty(name, "baseline name")?;
+        self.db
+            .write()
+            .execute(
+                query(
+                    "INSERT INTO baselines (name, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(json_text(value)?)
+                .bind(Utc::now()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn baseline_get(&self, name: &str) -> Result<Option<Value>> {
+        let row =
+            self.db.read().fetch_optional(query("SELECT value FROM baselines WHERE name = $1").bind(name)).await?;
+        row.map(|r| r.json("value")).transpose()
+    }
+
+    async fn baseline_list(&self) -> Result<Vec<BaselineMeta>> {
+        let rows = self.db.read().fetch_all(query("SELECT name, updated_at FROM baselines ORDER BY name")).await?;
+        rows.iter().map(rows::baseline_meta).collect()
+    }
+}
+
+/// One tenant's metric series, as written by one run.
+struct Series<'a> {
+    tenant_id: &'a TenantId,
+    run_id: &'a RunId,
+}
+
+impl Series<'_> {
+    /// The point of a series just before (or after) `(at, run_id)` in series order, as
+    /// `(at, run_id, value)`.
+    async fn neighbour(
+        &self,
+        exec: &mut (dyn Exec + '_),
+        name: &str,
+        at: DateTime<Utc>,
+        after: bool,
+    ) -> Result<Option<(DateTime<Utc>, String, String)>> {
+        let sql = if after {
+            "SELECT at, run_id, value FROM metrics WHERE tenant_id = $1 AND name = $2 \
+             AND (at, run_id) > ($3, $4) ORDER BY at, run_id LIMIT 1"
+        } else {
+            "SELECT at, run_id, value FROM metrics WHERE tenant_id = $1 AND name = $2 \
+             AND (at, run_id) < ($3, $4) ORDER BY at DESC, run_id DESC LIMIT 1"
+        };
+        let row = exec.fetch_optional(query(sql).bind(self.tenant_id).bind(name).bind(at).bind(self.run_id)).await?;
+        row.map(|r| Ok((r.ts("at")?, r.text("run_id")?, r.text("value")?))).transpose()
+    }
+
+    /// Removes the point after `(at, run_id)` when it holds `in_effect`, the value already in effect
+    /// before it, so the series keeps only changes.
+    async fn drop_if_repeats(
+        &self,
+        exec: &mut (dyn Exec + '_),
+        name: &str,
+        at: DateTime<Utc>,
+        in_effect: Option<String>,
+    ) -> Result<()> {
+        let Some(in_effect) = in_effect else {
+            return Ok(());
+        };
+        if let Some((next_at, next_run, next_value)) = self.neighbour(exec, name, at, true).await?
+            && next_value == in_effect
+        {
+            exec.execute(
+                query("DELETE FROM metrics WHERE tenant_id = $1 AND name = $2 AND at = $3 AND run_id = $4")
+                    .bind(self.tenant_id)
+                    .bind(name)
+                    .bind(next_at)
+                    .bind(next_run),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

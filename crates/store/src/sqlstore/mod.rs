@@ -1,0 +1,278 @@
+//! The store, written once for both SQL dialects.
+//!
+//! [`SqlStore`] holds a [`Dialect`] (the pools and what really differs between SQLite and
+//! PostgreSQL), the key that encrypts secrets, and this process's identity as the owner of the runs
+//! it starts. Each capability trait is implemented in its own module; the helpers they share (the
+//! steps of a tenant commit, loading a dataprint) are here.
+//!
+//! Reads go through [`Dialect::read`], single-statement writes through [`Dialect::write`], and
+//! anything that must commit together through a transaction from [`Dialect::begin`], whose
+//! [`TxKind`] says how it locks.
+
+mod dataprints;
+mod history;
+mod runs;
+mod secrets;
+mod settings;
+mod tenants;
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::blob::{self, PreparedDataprint, SplitDataprint, StoredDataprint, StoredMember};
+use crate::common::InstanceGuard;
+use crate::error::{Result, StoreError};
+use crate::plan::{self, Doc, Envelope, Incoming, Latest};
+use crate::result::EncodedResult;
+use crate::rows::{self, RowExt};
+use crate::sql::{Dialect, Exec, ExecExt, Query, TxKind, query};
+use crate::{AdminStore, Backend, DataprintMeta, Key, RunId, TenantId, TenantRunRecord};
+
+pub(crate) struct SqlStore {
+    db: Box<dyn Dialect>,
+    key: Key,
+    instance: InstanceGuard,
+}
+
+impl SqlStore {
+    pub(crate) fn new(db: Box<dyn Dialect>, key: Key) -> SqlStore {
+        SqlStore { db, key, instance: InstanceGuard::register() }
+    }
+
+    /// Compresses a dataprint expected to be new, asking the database (outside any transaction,
+    /// and in SQLite outside the write lock) which collections it already has.
+    async fn prepare(&self, split: SplitDataprint) -> Result<PreparedDataprint> {
+        let mut missing = Vec::new();
+        if let Some(set_hash) = &split.set_hash {
+            let set_known = self
+                .db
+                .read()
+                .fetch_optional(query("SELECT 1 FROM collection_sets WHERE hash = $1").bind(set_hash))
+                .await?
+                .is_some();
+            if !set_known {
+                let mut seen = HashSet::new();
+                for collection in &split.collections {
+                    if !seen.insert(collection.hash.as_str()) {
+                        continue;
+                    }
+                    let known = self
+                        .db
+                        .read()
+                        .fetch_optional(query("SELECT 1 FROM blobs WHERE hash = $1").bind(&collection.hash))
+                        .await?
+                        .is_some();
+                    if !known {
+                        missing.push(collection.hash.clone());
+                    }
+                }
+            }
+        }
+        blob::prepare(split, missing).await
+    }
+
+    /// Decides, outside the transaction, whether the dataprint confirms the tenant's latest one
+    /// (then encodes the per-run part against it) or is new (then compresses it). The transaction
+    /// checks the decision again (see [`crate::plan`]).
+    async fn plan(&self, tr: &TenantRunRecord, incoming: &mut Incoming, split: SplitDataprint) -> Result<()> {
+        if let Some(latest) = latest_dataprint(&mut *self.db.read(), &tr.tenant_id).await?
+            && plan::matches(&split, tr.status, &latest)
+            && let Some(envelope) = load_envelope(&mut *self.db.read(), latest.key).await?
+        {
+            let per_run = incoming.per_run_against(tr, &split, envelope.run()?.as_ref(), latest.taken_at)?;
+            incoming.doc = Doc::Confirm { split, key: latest.key, id: latest.id, per_run };
+            return Ok(());
+        }
+        incoming.doc = Doc::Insert(self.prepare(split).await?);
+        Ok(())
+    }
+
+    /// A dataprint as first stored, and what is known about it.
+    async fn load_dataprint(&self, id: &str) -> Result<Option<(DataprintMeta, Value)>> {
+        // One snapshot, so a concurrent prune cannot remove the collection set between reading the
+        // manifest and its members.
+        let mut tx = self.db.begin(TxKind::Snapshot).await?;
+        let Some(row) =
+            tx.fetch_optional(query(concat!(dataprint_meta_select!(), " WHERE d.id = $1")).bind(id)).await?
+        else {
+            return Ok(None);
+        };
+        let meta = rows::dataprint_meta(&row)?;
+        let row = tx
+            .fetch_one(
+                query("SELECT envelope, envelope_len, set_id FROM dataprints WHERE key = $1").bind(row.int("key")?),
+            )
+            .await?;
+        let members = match row.opt_int("set_id")? {
+            None => None,
+            Some(set_id) => {
+                let member_rows = tx
+                    .fetch_all(
+                        query(
+                            "SELECT m.name, b.hash, b.raw_len, b.data FROM collection_set_members m \
+                             JOIN blobs b ON b.id = m.blob_id WHERE m.set_id = $1",
+                        )
+                        .bind(set_id),
+                    )
+                    .await?;
+                let mut members = Vec::with_capacity(member_rows.len());
+                for member in &member_rows {
+                    members.push(StoredMember {
+                        name: member.text("name")?,
+                        hash: member.text("hash")?,
+                        raw_len: member.int("raw_len")?,
+                        data: member.bytes("data")?,
+                    });
+                }
+                Some(members)
+            }
+        };
+        let stored = StoredDataprint {
+            id: meta.id.to_string(),
+            envelope_z: row.bytes("envelope")?,
+            envelope_len: row.int("envelope_len")?,
+            members,
+        };
+        tx.commit().await?;
+        let doc = blob::load(stored).await?;
+        Ok(Some((meta, doc)))
+    }
+
+    /// The tenant run of a tenant in a run, ready to decode.
+    async fn stored_run(&self, run_id: &RunId, tenant_id: &TenantId) -> Result<Option<rows::StoredRunRow>> {
+        let row = self
+            .db
+            .read()
+            .fetch_optional(
+                query(concat!(
+                    stored_run_select!(),
+                    " WHERE x.run_key = (SELECT key FROM runs WHERE id = $1) \
+                     AND x.tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $2)"
+                ))
+                .bind(run_id)
+                .bind(tenant_id),
+            )
+            .await?;
+        row.as_ref().map(rows::stored_run).transpose()
+    }
+}
+
+#[async_trait]
+impl AdminStore for SqlStore {
+    fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    async fn storage_bytes(&self) -> Result<u64> {
+        self.db.storage_bytes().await
+    }
+
+    async fn close(&self) {
+        self.db.close().await;
+    }
+}
+
+/// The newest good dataprint of a tenant: the one a new dataprint must match to be confirmed
+/// instead of stored.
+async fn latest_dataprint(exec: &mut (dyn Exec + '_), tenant_id: &TenantId) -> Result<Option<Latest>> {
+    let row = exec
+        .fetch_optional(
+            query(concat!(
+                "SELECT ",
+                latest_columns!(),
+                " FROM dataprints d WHERE d.tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $1) \
+                 AND d.status IN ('ok', 'partial') ORDER BY d.taken_at DESC, d.id DESC LIMIT 1"
+            ))
+            .bind(tenant_id),
+        )
+        .await?;
+    row.as_ref().map(rows::latest).transpose()
+}
+
+async fn load_envelope(exec: &mut (dyn Exec + '_), key: i64) -> Result<Option<Envelope>> {
+    let row = exec
+        .fetch_optional(query("SELECT id, envelope, envelope_len FROM dataprints WHERE key = $1").bind(key))
+        .await?;
+    row.map(|row| Ok(Envelope { id: row.text("id")?, data: row.bytes("envelope")?, len: row.int("envelope_len")? }))
+        .transpose()
+}
+
+/// The key of a row identified by a unique value, inserted now if it is new; and whether this call
+/// inserted it.
+async fn ensure_key(exec: &mut (dyn Exec + '_), find: Query, insert: Query) -> Result<(i64, bool)> {
+    match exec.int(find.clone()).await? {
+        Some(key) => Ok((key, false)),
+        None => insert_or_find(exec, insert, find).await,
+    }
+}
+
+/// Inserts a row that was not there a moment ago. Another transaction may insert the same row
+/// concurrently (PostgreSQL): `ON CONFLICT DO NOTHING` waits for it, returns nothing, and the
+/// lookup that follows finds its row.
+async fn insert_or_find(exec: &mut (dyn Exec + '_), insert: Query, find: Query) -> Result<(i64, bool)> {
+    if let Some(key) = exec.int(insert).await? {
+        return Ok((key, true));
+    }
+    let sql = find.sql;
+    let key = exec.int(find).await?.ok_or_else(|| StoreError::Internal(format!("no row after insert: {sql}")))?;
+    Ok((key, false))
+}
+
+/// The integer key of a tenant id, created on first use.
+async fn tenant_key(exec: &mut (dyn Exec + '_), tenant_id: &TenantId) -> Result<i64> {
+    let find = query("SELECT key FROM tenant_keys WHERE tenant_id = $1").bind(tenant_id);
+    let insert =
+        query("INSERT INTO tenant_keys (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING RETURNING key")
+            .bind(tenant_id);
+    Ok(ensure_key(exec, find, insert).await?.0)
+}
+
+/// The key of a stored result, stored now if it is new.
+async fn ensure_result(exec: &mut (dyn Exec + '_), result: &EncodedResult) -> Result<i64> {
+    let find = query("SELECT key FROM results WHERE hash = $1").bind(&result.hash);
+    let insert = query(
+        "INSERT INTO results (hash, raw_len, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING RETURNING key",
+    )
+    .bind(&result.hash)
+    .bind(result.raw_len)
+    .bind(&result.data);
+    Ok(ensure_key(exec, find, insert).await?.0)
+}
+
+/// Inserts the collection set (and any missing blobs) of a dataprint, or finds the existing one;
+/// returns the set id. A set inserted by another commit comes with its members.
+async fn ensure_set(exec: &mut (dyn Exec + '_), prepared: &PreparedDataprint, set_hash: &str) -> Result<i64> {
+    let find = query("SELECT id FROM collection_sets WHERE hash = $1").bind(set_hash);
+    let insert = query("INSERT INTO collection_sets (hash) VALUES ($1) ON CONFLICT (hash) DO NOTHING RETURNING id")
+        .bind(set_hash);
+    let (set_id, inserted) = ensure_key(exec, find, insert).await?;
+    if !inserted {
+        return Ok(set_id);
+    }
+    for collection in &prepared.split.collections {
+        let find = query("SELECT id FROM blobs WHERE hash = $1").bind(&collection.hash);
+        let blob_id = match exec.int(find.clone()).await? {
+            Some(id) => id,
+            None => {
+                // Compressed only now that the blob is known to be missing.
+                let insert = query(
+                    "INSERT INTO blobs (hash, raw_len, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING RETURNING id",
+                )
+                .bind(&collection.hash)
+                .bind(collection.raw.len() as i64)
+                .bind(prepared.compressed(collection));
+                insert_or_find(exec, insert, find).await?.0
+            }
+        };
+        exec.execute(
+            query("INSERT INTO collection_set_members (set_id, name, blob_id) VALUES ($1, $2, $3)")
+                .bind(set_id)
+                .bind(&collection.name)
+                .bind(blob_id),
+        )
+        .await?;
+    }
+    Ok(set_id)
+}

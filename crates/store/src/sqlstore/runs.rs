@@ -1,0 +1,292 @@
+//! [`RunStore`] on SQL: runs, and the commit of each tenant's result.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{SqlStore, ensure_result, ensure_set, latest_dataprint, load_envelope, tenant_key};
+use crate::common::{HEARTBEAT_EVERY, check_ts, json_text, non_empty, owner_is_dead, validate_tenant_result};
+use crate::error::{Result, StoreError};
+use crate::plan::{Decision, Incoming};
+use crate::rows::{self, RowExt};
+use crate::sql::{Exec, ExecExt, TxKind, query};
+use crate::{CollectorOutcomeRecord, DataprintId, RunId, RunRecord, RunStatus, RunStore, TenantId, TenantRunRecord};
+
+#[async_trait]
+impl RunStore for SqlStore {
+    async fn start_run(&self, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord> {
+        non_empty(kind, "run kind")?;
+        let run = RunRecord {
+            id: RunId::new(uuid::Uuid::now_v7().to_string()),
+            kind: kind.to_owned(),
+            started_at: check_ts(started_at)?,
+            finished_at: None,
+            status: RunStatus::Running,
+            stats: Value::Null,
+        };
+        self.db
+            .write()
+            .execute(
+                query(
+                    "INSERT INTO runs (id, kind, started_at, finished_at, status, stats, owner, heartbeat_at) \
+                     VALUES ($1, $2, $3, NULL, $4, $5, $6, $7)",
+                )
+                .bind(&run.id)
+                .bind(&run.kind)
+                .bind(run.started_at)
+                .bind(run.status.as_str())
+                .bind(json_text(&run.stats)?)
+                .bind(serde_json::to_string(self.instance.owner())?)
+                .bind(Utc::now()),
+            )
+            .await?;
+        Ok(run)
+    }
+
+    async fn heartbeat_run(&self, run_id: &RunId) -> Result<()> {
+        let done = self
+            .db
+            .write()
+            .execute(query("UPDATE runs SET heartbeat_at = $2 WHERE id = $1").bind(run_id).bind(Utc::now()))
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("run {run_id}")));
+        }
+        Ok(())
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        finished_at: DateTime<Utc>,
+        stats: &Value,
+    ) -> Result<()> {
+        if status == RunStatus::Running {
+            return Err(StoreError::InvalidInput("a run cannot finish with status running".into()));
+        }
+        let done = self
+            .db
+            .write()
+            .execute(
+                query("UPDATE runs SET status = $2, finished_at = $3, stats = $4, heartbeat_at = $3 WHERE id = $1")
+                    .bind(run_id)
+                    .bind(status.as_str())
+                    .bind(finished_at)
+                    .bind(json_text(stats)?),
+            )
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("run {run_id}")));
+        }
+        Ok(())
+    }
+
+    async fn get_run(&self, run_id: &RunId) -> Result<Option<RunRecord>> {
+        let row = self
+            .db
+            .read()
+            .fetch_optional(query(concat!("SELECT ", run_columns!(), " FROM runs WHERE id = $1")).bind(run_id))
+            .await?;
+        row.as_ref().map(rows::run).transpose()
+    }
+
+    async fn list_runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(concat!("SELECT ", run_columns!(), " FROM runs ORDER BY started_at DESC, id DESC LIMIT $1"))
+                    .bind(i64::from(limit)),
+            )
+            .await?;
+        rows.iter().map(rows::run).collect()
+    }
+
+    async fn recover_interrupted_runs(&self) -> Result<u64> {
+        let running = self
+            .db
+            .write()
+            .fetch_all(query("SELECT id, owner, heartbeat_at FROM runs WHERE status = 'running'"))
+            .await?;
+        let now = Utc::now();
+        let mut marked = 0;
+        for row in &running {
+            let id = row.text("id")?;
+            let heartbeat = row.ts("heartbeat_at")?;
+            if !owner_is_dead(&row.text("owner")?, heartbeat, now) {
+                continue;
+            }
+            // The last sign of life is the best guess of when it stopped.
+            marked += self
+                .db
+                .write()
+                .execute(
+                    query(
+                        "UPDATE runs SET status = 'interrupted', finished_at = heartbeat_at \
+                         WHERE id = $1 AND status = 'running'",
+                    )
+                    .bind(id),
+                )
+                .await?;
+        }
+        Ok(marked)
+    }
+
+    async fn commit_tenant_result(
+        &self,
+        tr: &TenantRunRecord,
+        outcomes: &[CollectorOutcomeRecord],
+        dataprint: Option<&Value>,
+    ) -> Result<Option<DataprintId>> {
+        validate_tenant_result(tr, outcomes)?;
+        // The start is checked like any timestamp, although it is stored as time before the end,
+        // in the per-run part.
+        check_ts(tr.started_at)?;
+        let finished_at = check_ts(tr.finished_at)?;
+        let (mut incoming, split) = Incoming::new(tr, outcomes, dataprint)?;
+        if let Some(split) = split {
+            self.plan(tr, &mut incoming, split).await?;
+        }
+
+        let mut tx = self.db.begin(TxKind::Commit).await?;
+        let run_key = tx
+            .int(query("SELECT key FROM runs WHERE id = $1").bind(&tr.run_id))
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("run {}", tr.run_id)))?;
+        let tenant_key = tenant_key(&mut *tx, &tr.tenant_id).await?;
+
+        // Committing a tenant again in the same run replaces its result, and the dataprint that
+        // result introduced unless a later run confirmed it since.
+        let replaced = tx
+            .fetch_optional(
+                query("DELETE FROM tenant_runs WHERE run_key = $1 AND tenant_key = $2 RETURNING dataprint_key")
+                    .bind(run_key)
+                    .bind(tenant_key),
+            )
+            .await?;
+        if let Some(old) = replaced.map(|row| row.opt_int("dataprint_key")).transpose()?.flatten() {
+            tx.execute(
+                query(
+                    "DELETE FROM dataprints WHERE key = $1 AND run_key = $2 AND NOT EXISTS \
+                     (SELECT 1 FROM tenant_runs c WHERE c.tenant_key = $3 AND c.dataprint_key = $1)",
+                )
+                .bind(old)
+                .bind(run_key)
+                .bind(tenant_key),
+            )
+            .await?;
+        }
+
+        let result_key = ensure_result(&mut *tx, &incoming.result).await?;
+        let latest = latest_dataprint(&mut *tx, &tr.tenant_id).await?;
+        let exec: &mut (dyn Exec + '_) = &mut *tx;
+        let decision = incoming
+            .decide(tr, latest, move |key| async move {
+                load_envelope(exec, key)
+                    .await?
+                    .ok_or_else(|| StoreError::Internal(format!("dataprint {key} vanished inside a transaction")))
+            })
+            .await?;
+        let (dataprint_key, dataprint_id, per_run) = match decision {
+            Decision::None(per_run) => (None, None, per_run),
+            Decision::Confirm { key, id, per_run } => (Some(key), Some(id), per_run),
+            Decision::Insert(prepared) => {
+                let set_id = match &prepared.split.set_hash {
+                    Some(hash) => Some(ensure_set(&mut *tx, &prepared, hash).await?),
+                    None => None,
+                };
+                let id = uuid::Uuid::now_v7().to_string();
+                let key = tx
+                    .fetch_one(
+                        query(
+                            "INSERT INTO dataprints (id, tenant_key, run_key, taken_at, status, content_hash, \
+                             envelope, envelope_len, set_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING key",
+                        )
+                        .bind(&id)
+                        .bind(tenant_key)
+                        .bind(run_key)
+                        .bind(finished_at)
+                        .bind(tr.status.as_str())
+                        .bind(&prepared.split.content_hash)
+                        .bind(&prepared.envelope_z)
+                        .bind(prepared.split.envelope.len() as i64)
+                        .bind(set_id),
+                    )
+                    .await?
+                    .int("key")?;
+                let split = &prepared.split;
+                let per_run = incoming.per_run_against(tr, split, split.run.as_ref(), finished_at)?;
+                (Some(key), Some(id), per_run)
+            }
+        };
+
+        tx.execute(
+            query(
+                "INSERT INTO tenant_runs (run_key, tenant_key, finished_at, result_key, dataprint_key, per_run) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(run_key)
+            .bind(tenant_key)
+            .bind(finished_at)
+            .bind(result_key)
+            .bind(dataprint_key)
+            .bind(per_run),
+        )
+        .await?;
+
+        // The heartbeat is refreshed at most once a minute: writing it with every commit would
+        // rewrite the run's row a thousand times per run of a large fleet (in PostgreSQL, a dead
+        // row version each time), and a run counts as silent only after two hours.
+        let now = Utc::now();
+        tx.execute(
+            query("UPDATE runs SET heartbeat_at = $2 WHERE key = $1 AND heartbeat_at < $3")
+                .bind(run_key)
+                .bind(now)
+                .bind(now - HEARTBEAT_EVERY),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(dataprint_id.map(DataprintId::from))
+    }
+
+    async fn last_tenant_run(&self, tenant_id: &TenantId) -> Result<Option<TenantRunRecord>> {
+        let row = self
+            .db
+            .read()
+            .fetch_optional(
+                query(concat!(
+                    tenant_run_select!(),
+                    " WHERE x.tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $1) \
+                     ORDER BY x.finished_at DESC, r.id DESC LIMIT 1"
+                ))
+                .bind(tenant_id),
+            )
+            .await?;
+        row.as_ref().map(rows::tenant_run).transpose()
+    }
+
+    async fn tenant_runs(&self, run_id: &RunId) -> Result<Vec<TenantRunRecord>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(concat!(tenant_run_select!(), " WHERE x.run_key = (SELECT key FROM runs WHERE id = $1)"))
+                    .bind(run_id),
+            )
+            .await?;
+        // In start order; the start is decoded from the per-run part, so the order is applied here
+        // rather than in SQL.
+        let mut records = rows.iter().map(rows::tenant_run).collect::<Result<Vec<_>>>()?;
+        records.sort_by(|a, b| (a.started_at, &a.tenant_id).cmp(&(b.started_at, &b.tenant_id)));
+        Ok(records)
+    }
+
+    async fn collector_outcomes(&self, run_id: &RunId, tenant_id: &TenantId) -> Result<Vec<CollectorOutcomeRecord>> {
+        let Some(stored) = self.stored_run(run_id, tenant_id).await? else {
+            return Ok(Vec::new());
+        };
+        let decoded = stored.decode()?;
+        stored.run.outcomes(&decoded)
+    }
+}

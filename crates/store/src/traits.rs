@@ -1,0 +1,303 @@
+//! What the store can do, one trait per capability.
+//!
+//! A caller names the capability it needs (`&dyn TenantStore`, `Arc<dyn SecretStore>`) rather than
+//! the whole store, and a new capability of the platform lands as a new trait. [`Store`] is their
+//! union, implemented by every type that implements them all; obtain one with [`crate::open`] and
+//! share it as `Arc<dyn Store>`, which coerces to any of the capability traits.
+//!
+//! Every method commits before returning. Timestamps are stored to the microsecond, so a value
+//! read back equals the one written truncated to microseconds.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::model::*;
+use crate::{Backend, TenantId};
+
+/// Tenants: the partner and its customers.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Inserts a tenant or updates it by id. `first_seen` keeps the value stored first; every other
+    /// field takes the new value.
+    async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<()>;
+
+    /// A tenant by id.
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>>;
+
+    /// Finds a tenant by id, or by domain ignoring case. Among several tenants with the same
+    /// domain, a present one seen last wins.
+    async fn find_tenant(&self, id_or_domain: &str) -> Result<Option<TenantRecord>>;
+
+    /// Every tenant, by display name.
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>>;
+
+    /// Records that a tenant is no longer a customer. An earlier `gone_since` is kept. Returns
+    /// false when the tenant is unknown.
+    async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool>;
+}
+
+/// Runs and the results of each tenant in them.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Starts a run: assigns a UUID v7 id and records it as `Running`, owned by this process.
+    async fn start_run(&self, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
+
+    /// Tells other processes that the run's owner is still alive. Every
+    /// [`RunStore::commit_tenant_result`] does it too when the heartbeat is more than a minute old,
+    /// so this is needed only when one tenant takes longer than two hours: past that, a process on
+    /// another host (which cannot check whether the owner's PID is alive) takes a silent run for
+    /// dead.
+    async fn heartbeat_run(&self, run_id: &RunId) -> Result<()>;
+
+    /// Finishes a run with its final status (not `Running`) and figures.
+    async fn finish_run(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        finished_at: DateTime<Utc>,
+        stats: &Value,
+    ) -> Result<()>;
+
+    /// One run.
+    async fn get_run(&self, run_id: &RunId) -> Result<Option<RunRecord>>;
+
+    /// The newest runs first.
+    async fn list_runs(&self, limit: u32) -> Result<Vec<RunRecord>>;
+
+    /// Marks as `Interrupted` every `Running` run whose process is gone; [`crate::open`] calls it.
+    /// Returns how many were marked.
+    async fn recover_interrupted_runs(&self) -> Result<u64>;
+
+    /// Commits one tenant's result of a run in one transaction: the tenant run, its collector
+    /// outcomes and, unless the tenant run failed, the dataprint. Committing the same tenant of the
+    /// same run again replaces the earlier result. Returns the id of the tenant run's dataprint
+    /// when it has one.
+    ///
+    /// When the dataprint's content, that is everything but its top-level `run` member, and the
+    /// status equal those of the tenant's latest dataprint, no dataprint is added: the tenant run
+    /// points at the latest one (whose id is returned and whose `confirmed_at` moves to this
+    /// result's `finished_at`), and this run's `run` member is kept with the tenant run, for
+    /// [`DataprintStore::dataprint_for_run`]. The producer must therefore put every field that
+    /// changes between runs of an unchanged tenant in `run` and nowhere else; a volatile field
+    /// elsewhere only costs space, never correctness.
+    async fn commit_tenant_result(
+        &self,
+        tenant_run: &TenantRunRecord,
+        outcomes: &[CollectorOutcomeRecord],
+        dataprint: Option<&Value>,
+    ) -> Result<Option<DataprintId>>;
+
+    /// The latest result of a tenant in any run, by `finished_at`.
+    async fn last_tenant_run(&self, tenant_id: &TenantId) -> Result<Option<TenantRunRecord>>;
+
+    /// Every tenant result of a run, in start order.
+    async fn tenant_runs(&self, run_id: &RunId) -> Result<Vec<TenantRunRecord>>;
+
+    /// The collector outcomes of a tenant in a run, in the order given, complete with that run's
+    /// `requests` and `duration_ms` (outcome lists are stored once per distinct content, the
+    /// figures per run).
+    async fn collector_outcomes(&self, run_id: &RunId, tenant_id: &TenantId) -> Result<Vec<CollectorOutcomeRecord>>;
+}
+
+/// Dataprints, and the delta links that continue their collections.
+#[async_trait]
+pub trait DataprintStore: Send + Sync {
+    /// A stored dataprint, byte-for-byte as first committed when serialized: its `run` member is
+    /// that of the run that first produced its content ([`DataprintMeta::run_id`]). See
+    /// [`DataprintStore::dataprint_for_run`] for the document as a later run committed it.
+    async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>>;
+
+    /// The dataprint of a tenant in a run, byte-for-byte as that run committed it: the stored
+    /// content with that run's own `run` member. `None` when the tenant has no result in the run,
+    /// the result failed, or its dataprint was pruned.
+    async fn dataprint_for_run(&self, run_id: &RunId, tenant_id: &TenantId) -> Result<Option<Value>>;
+
+    /// What is known about a dataprint without loading it.
+    async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>>;
+
+    /// The newest dataprint of a tenant from an ok or partial result, with the `run` member of the
+    /// run that last produced it (as [`DataprintStore::dataprint_for_run`] gives it for that run),
+    /// so that an inspection building on it sees when each collection was last read; its meta's
+    /// `confirmed_at` tells when that was. A later failed result never replaces it.
+    async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>>;
+
+    /// A tenant's distinct dataprints, oldest first, that were current at or after `since` (whose
+    /// `confirmed_at` is at or after it). Consecutive entries always differ in content, so walking
+    /// them walks real changes.
+    async fn dataprints(&self, tenant_id: &TenantId, since: Option<DateTime<Utc>>) -> Result<Vec<DataprintMeta>>;
+
+    /// The dataprint of the tenant taken just before `before`, for diffs: the content the tenant
+    /// had before that one.
+    async fn previous_dataprint(
+        &self,
+        tenant_id: &TenantId,
+        before: &DataprintId,
+    ) -> Result<Option<(DataprintMeta, Value)>>;
+
+    /// Keeps the newest `keep_per_tenant` dataprints of each tenant (at least one, so the last good
+    /// dataprint is never lost) and deletes the rest, then the collection blobs nothing references
+    /// any more. Tenant results that pointed at a deleted dataprint keep their outcomes, figures
+    /// included, and lose only the dataprint and its `run` member.
+    async fn prune(&self, keep_per_tenant: usize) -> Result<PruneReport>;
+
+    /// The saved `@odata.deltaLink` of a tenant's collection.
+    async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
+
+    /// Saves a delta link, replacing the previous one.
+    async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()>;
+
+    /// Forgets a tenant's delta links (forces full reads). Returns how many.
+    async fn clear_delta_links(&self, tenant_id: &TenantId) -> Result<u64>;
+}
+
+/// Secrets: the Microsoft token cache and the app credentials of customers read app-only. Every
+/// secret is encrypted at rest under the store's key.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// One cache entry, decrypted. A wrong key or altered row is a [`crate::StoreError::Crypto`]
+    /// error naming the entry.
+    async fn cache_get(&self, key: &str) -> Result<Option<CacheRecord>>;
+
+    /// Inserts or replaces an entry in one statement (refresh token rotation replaces the old token
+    /// atomically).
+    async fn cache_put(&self, record: &CacheRecord) -> Result<()>;
+
+    /// Deletes one entry; false if there was none.
+    async fn cache_delete(&self, key: &str) -> Result<bool>;
+
+    /// Deletes a tenant's entries; returns how many.
+    async fn cache_delete_tenant(&self, tenant_id: &str) -> Result<u64>;
+
+    /// Deletes every entry; returns how many.
+    async fn cache_clear(&self) -> Result<u64>;
+
+    /// Every entry without its secret, by tenant and key.
+    async fn cache_list(&self) -> Result<Vec<CacheRecordMeta>>;
+
+    /// Saves a tenant's app credential, replacing any previous one.
+    async fn credential_put(&self, credential: &AppCredential) -> Result<()>;
+
+    /// A tenant's app credential, decrypted.
+    async fn credential_get(&self, tenant_id: &TenantId) -> Result<Option<AppCredential>>;
+
+    /// Every credential without its secret, by tenant.
+    async fn credential_list(&self) -> Result<Vec<AppCredentialMeta>>;
+
+    /// Deletes a tenant's credential; false if there was none.
+    async fn credential_delete(&self, tenant_id: &TenantId) -> Result<bool>;
+}
+
+/// Settings: small named JSON values (the remembered cloud and app, schedules...).
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// A setting.
+    async fn setting_get(&self, key: &str) -> Result<Option<Value>>;
+
+    /// Saves a setting.
+    async fn setting_put(&self, key: &str, value: &Value) -> Result<()>;
+}
+
+/// History: metric series, change events, alerts and their deliveries, baselines.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Saves metric values of a tenant measured in a run at `at`.
+    ///
+    /// Series are run-length encoded: a value is stored as a new point only when it differs (as
+    /// JSON text) from the value in effect at `at`, that is the latest point of the same tenant and
+    /// name at or before `at`, so runs of an unchanged tenant add nothing. A value already saved
+    /// for the same run, tenant and name is replaced. A point that the new value makes redundant
+    /// (the next one, when it holds the same value) is removed, so the series stays a list of
+    /// changes.
+    async fn put_metrics(
+        &self,
+        run_id: &RunId,
+        tenant_id: &TenantId,
+        at: DateTime<Utc>,
+        values: &[(String, Value)],
+    ) -> Result<()>;
+
+    /// The change points of metric series, oldest first, narrowed by tenant, name and time: each
+    /// point's value held from its `at` until the next point of the same tenant and name (and still
+    /// holds for the last one). With `since`, only points at or after it are returned; the value in
+    /// effect at `since` is the last point before it, which [`HistoryStore::latest_metrics`] or a
+    /// query without `since` gives.
+    async fn metric_series(
+        &self,
+        tenant_id: Option<&TenantId>,
+        name: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<MetricPoint>>;
+
+    /// The current value of each metric of a tenant, by name. Each point's `at` and `run_id` say
+    /// when the metric took that value, which is earlier than the latest run when the value has not
+    /// changed since.
+    async fn latest_metrics(&self, tenant_id: &TenantId) -> Result<Vec<MetricPoint>>;
+
+    /// Saves change events. Each event's `severity` field (`info`, `low`, `medium`, `high`,
+    /// `critical`) is indexed; a missing one means info.
+    async fn put_events(&self, run_id: &RunId, tenant_id: &TenantId, at: DateTime<Utc>, events: &[Value])
+    -> Result<()>;
+
+    /// Change events matching the filter, newest first.
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>>;
+
+    /// Inserts or replaces an alert by key (every field as given).
+    async fn upsert_alert(&self, alert: &AlertRecord) -> Result<()>;
+
+    /// Open alerts (not resolved), newest first, of one tenant or all.
+    async fn open_alerts(&self, tenant_id: Option<&TenantId>) -> Result<Vec<AlertRecord>>;
+
+    /// Alerts, newest first; only open ones if asked.
+    async fn list_alerts(&self, open_only: bool) -> Result<Vec<AlertRecord>>;
+
+    /// Records an attempt to deliver an alert; the alert must exist.
+    async fn record_delivery(
+        &self,
+        alert_key: &str,
+        target: &str,
+        attempt: i64,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Delivery attempts of an alert, oldest first.
+    async fn deliveries(&self, alert_key: &str) -> Result<Vec<DeliveryRecord>>;
+
+    /// Saves a baseline under a name.
+    async fn baseline_put(&self, name: &str, value: &Value) -> Result<()>;
+
+    /// A baseline.
+    async fn baseline_get(&self, name: &str) -> Result<Option<Value>>;
+
+    /// Every baseline's name and age, by name.
+    async fn baseline_list(&self) -> Result<Vec<BaselineMeta>>;
+}
+
+/// The database itself.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Which engine this store uses.
+    fn backend(&self) -> Backend;
+
+    /// Bytes the database occupies (SQLite: the size of the database file once its WAL is
+    /// checkpointed, free pages included; PostgreSQL: tables, indexes and TOAST of the store's
+    /// schema).
+    async fn storage_bytes(&self) -> Result<u64>;
+
+    /// Closes connections gracefully (SQLite checkpoints its WAL). Dropping the store without it
+    /// is safe; this only tidies up.
+    async fn close(&self);
+}
+
+/// Everything the store can do: the union of the capability traits.
+pub trait Store:
+    TenantStore + RunStore + DataprintStore + SecretStore + SettingsStore + HistoryStore + AdminStore
+{
+}
+
+impl<T> Store for T where
+    T: TenantStore + RunStore + DataprintStore + SecretStore + SettingsStore + HistoryStore + AdminStore
+{
+}
