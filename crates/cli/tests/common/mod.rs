@@ -3,28 +3,29 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use sim::signin::{Browser, Person};
-use sim::{RunningSim, SimConfig, WorldSource};
+use sim::WorldSource;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tenantscope");
-pub const DEMO_CLIENT: &str = "5f0d4d52-9c3b-4e57-a1a8-3b6b2f6a7c11";
-pub const MEGAN: &str = "megan@lakesideit.onmicrosoft.com";
+#[allow(unused_imports)]
+pub use test_support::{DEMO_CLIENT, MEGAN};
 
-pub struct Env {
-    pub sim: RunningSim,
-    pub dir: tempfile::TempDir,
+pub struct Env(test_support::SimEnv);
+
+impl std::ops::Deref for Env {
+    type Target = test_support::SimEnv;
+
+    fn deref(&self) -> &test_support::SimEnv {
+        &self.0
+    }
 }
 
 impl Env {
     pub async fn start(world: WorldSource) -> Env {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sim =
-            sim::start(SimConfig { world, ..SimConfig::new(dir.path().join("sim")) }).await.expect("simulator starts");
-        Env { sim, dir }
+        Env(test_support::SimEnv::start(world).await)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -56,21 +57,6 @@ impl Env {
                 String::from_utf8_lossy(&out.stderr)
             )
         })
-    }
-
-    pub fn person(&self, upn: &str) -> Person {
-        let u = self.sim.ready.users.iter().find(|u| u.upn.eq_ignore_ascii_case(upn)).expect("user in the ready file");
-        Person {
-            upn: u.upn.clone(),
-            password: u.password.clone(),
-            totp_secret: u.totp_secret.clone(),
-            accept_consent: true,
-        }
-    }
-
-    pub fn browser(&self) -> Browser {
-        Browser::new(&self.sim.ready.base_url, &std::fs::read_to_string(&self.sim.ready.ca_cert).expect("CA"))
-            .expect("browser")
     }
 
     /// `tenantscope login --device-code`, approved by the scripted user; returns the binary's stderr.
@@ -106,7 +92,7 @@ impl Env {
             .await
             .expect("join")
             .expect("the binary shows a device code");
-        self.browser().approve_device_code(&code, &self.person(upn)).await.expect("the scripted user signs in");
+        self.approve_device_code(&code, upn).await;
         let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("login exits");
         let text = reader.join().expect("stderr reader");
         assert!(status.success(), "login failed: {text}");
@@ -114,43 +100,14 @@ impl Env {
     }
 
     pub async fn control(&self, path: &str, body: Value) -> Value {
-        self.control_with(reqwest::Method::POST, path, body).await
+        self.0.control(reqwest::Method::POST, path, body).await
     }
 
     /// A call to the simulator's control API with any method (faults and limits are `PUT`, counters `GET`).
     pub async fn control_with(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.sim.ready.ca_cert).expect("CA")).expect("pem");
-        let client = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
-        let req = client.request(method.clone(), format!("{}/_sim/{path}", self.sim.ready.base_url));
-        let req = if method == reqwest::Method::GET { req } else { req.json(&body) };
-        let resp = req.bearer_auth(&self.sim.ready.control_token).send().await.expect("control API");
-        assert!(resp.status().is_success(), "control {path}: {}", resp.status());
-        resp.json().await.expect("JSON")
-    }
-
-    pub fn tenant_id(&self, domain_prefix: &str) -> String {
-        self.sim
-            .ready
-            .tenants
-            .iter()
-            .find(|t| t.domain.starts_with(domain_prefix))
-            .map(|t| t.id.clone())
-            .expect("tenant")
+        self.0.control(method, path, body).await
     }
 }
 
-/// Every file under a directory, recursively.
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
+#[allow(unused_imports)]
+pub use test_support::files;

@@ -1,0 +1,158 @@
+//! The runner end to end, in-process: the simulated cloud over real HTTPS, the `microsoft` client,
+//! and a real SQLite store (in memory, or in a file when the test must reach underneath it). Time is
+//! moved with a [`ManualClock`] on the product's side and the simulator's clock on the cloud's side.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use inspect::child::Mode;
+use inspect::dataprint::Status;
+use inspect::{ManualClock, RunOptions, RunReport, Runner, StoreTokens};
+use microsoft::http::{Transport, TransportOptions};
+use microsoft::{AccountRole, Authenticator, GraphClient, GraphOptions};
+use serde_json::json;
+use store::{Key, Store, TenantId};
+use test_support::{DEMO_CLIENT, MEGAN, SimEnv};
+
+struct Fixture {
+    env: SimEnv,
+    store: Arc<dyn Store>,
+    auth: Arc<Authenticator>,
+    clock: Arc<ManualClock>,
+}
+
+impl Fixture {
+    /// The demo world with the partner engineer signed in, on a store at `url`.
+    async fn new(url: &str) -> Fixture {
+        let env = SimEnv::demo().await;
+        let store = store::open(url, Key::generate()).await.expect("store");
+        let transport = Transport::new(&env.cloud, TransportOptions::default(), None).expect("transport");
+        let auth = Arc::new(Authenticator::new(
+            env.cloud.clone(),
+            transport,
+            Arc::new(StoreTokens { store: store.clone() }),
+            DEMO_CLIENT,
+        ));
+        env.login(&auth, MEGAN, "organizations", AccountRole::Partner).await.expect("partner signs in");
+        Fixture { env, store, auth, clock: Arc::new(ManualClock::new(Utc::now())) }
+    }
+
+    async fn run(&self) -> RunReport {
+        self.run_with(RunOptions::default()).await
+    }
+
+    async fn run_with(&self, options: RunOptions) -> RunReport {
+        let graph = GraphClient::new(self.auth.clone(), GraphOptions::default());
+        Runner::new(graph, self.store.clone(), options)
+            .with_clock(self.clock.clone())
+            .run()
+            .await
+            .expect("the run finishes")
+    }
+
+    /// Moves both clocks: the cloud's (tokens expire) and the inspection's (freshness windows).
+    async fn advance(&self, hours: i64) {
+        self.env.control(reqwest::Method::POST, "clock", json!({"by": format!("{hours}h")})).await;
+        self.clock.advance(Duration::hours(hours));
+    }
+
+    fn summary<'r>(&self, report: &'r RunReport, prefix: &str) -> &'r inspect::TenantSummary {
+        let id = TenantId::new(self.env.tenant_id(prefix));
+        report.tenants.iter().find(|t| t.tenant_id == id).unwrap_or_else(|| panic!("{prefix} not in the report"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_inspects_the_partner_and_every_customer_and_commits_each() {
+    let f = Fixture::new("sqlite::memory:").await;
+    let report = f.run().await;
+    let partner = report.partner.as_ref().expect("the partner is inspected");
+    assert_eq!(partner.status, Status::Ok, "{partner:#?}");
+    assert!(partner.requests > 0, "the partner's requests are counted");
+    assert_eq!(report.stats["partner_requests"].as_u64(), Some(partner.requests));
+    assert!(report.first_run);
+    assert_eq!(report.new_customers.len(), report.tenants.len());
+    // Every customer reached through GDAP is in the report with its result committed.
+    let runs = f.store.tenant_runs(&report.run_id).await.expect("tenant runs");
+    assert_eq!(runs.len(), report.tenants.len() + 1);
+    let northwind = f.summary(&report, "northwindtraders");
+    assert_eq!(northwind.status, Status::Ok);
+    assert!(northwind.dataprint_id.is_some());
+    let alpine = f.summary(&report, "alpineskihouse");
+    assert_eq!(alpine.diagnosis.as_ref().map(|d| d.cause.as_str()), Some("gdap_missing"));
+    assert!(alpine.dataprint_id.is_none(), "a failed tenant stores no dataprint");
+    let stored = f.store.last_tenant_run(&alpine.tenant_id).await.expect("read").expect("committed");
+    assert_eq!(stored.status, store::TenantRunStatus::Failed);
+    assert_eq!(stored.diagnosis.as_ref().and_then(|d| d["cause"].as_str()), Some("gdap_missing"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_the_clock_decides_what_is_reused_and_what_is_read_again() {
+    let f = Fixture::new("sqlite::memory:").await;
+    let first = f.run().await;
+    let northwind = f.summary(&first, "northwindtraders").tenant_id.clone();
+    let first_requests = f.summary(&first, "northwindtraders").requests;
+
+    // Ten minutes later everything is within its freshness window: an unchanged tenant costs one
+    // round trip (its batch, with the delta checks inside) and confirms its dataprint.
+    f.advance(0).await;
+    f.clock.advance(Duration::minutes(10));
+    let second = f.run().await;
+    let again = f.summary(&second, "northwindtraders");
+    assert_eq!(again.status, Status::Ok);
+    assert_eq!(
+        again.dataprint_id,
+        f.summary(&first, "northwindtraders").dataprint_id,
+        "unchanged content is confirmed"
+    );
+    assert!(again.requests < first_requests, "{} requests then {}", first_requests, again.requests);
+    assert!(again.collectors.iter().any(|c| c.mode == Mode::Reused), "slow collections are reused");
+
+    // Past the longest freshness window every collection is read again.
+    let longest = inspect::catalog::CATALOG.iter().map(|c| i64::from(c.fresh_minutes)).max().unwrap_or(0);
+    f.advance(longest / 60 + 1).await;
+    let third = f.run().await;
+    let later = f.summary(&third, "northwindtraders");
+    assert!(later.collectors.iter().all(|c| c.mode != Mode::Reused), "{:?}", later.collectors);
+    let stored = f.store.last_good_dataprint(&northwind).await.expect("read").expect("kept");
+    assert_eq!(stored.0.confirmed_run_id, third.run_id);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_the_store_refuses_fails_with_a_cause_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.db");
+    let f = Fixture::new(&format!("sqlite://{}?mode=rwc", path.display())).await;
+    let tailspin = f.env.tenant_id("tailspintoys");
+    // Reach underneath the store: every write of Tailspin's results fails, as a full disk or a
+    // broken table would make it.
+    let raw = sqlx_raw(&path).await;
+    let trigger = format!(
+        "CREATE TRIGGER refuse_tailspin BEFORE INSERT ON tenant_runs \
+         WHEN NEW.tenant_key IN (SELECT key FROM tenant_keys WHERE tenant_id = '{tailspin}') \
+         BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(trigger)).execute(&raw).await.expect("trigger");
+    raw.close().await;
+
+    let report = f.run().await;
+    let failed = f.summary(&report, "tailspintoys");
+    assert_eq!(failed.status, Status::Failed);
+    let diagnosis = failed.diagnosis.as_ref().expect("a cause");
+    assert!(
+        diagnosis.summary.contains("database") || diagnosis.evidence.iter().any(|e| e.value.contains("database")),
+        "{diagnosis:#?}"
+    );
+    // The others were committed, and the run finished.
+    assert_eq!(f.summary(&report, "northwindtraders").status, Status::Ok);
+    let run = f.store.get_run(&report.run_id).await.expect("read").expect("run");
+    assert_eq!(run.status, store::RunStatus::Partial);
+    assert!(f.store.last_tenant_run(&TenantId::new(&tailspin)).await.expect("read").is_none());
+}
+
+async fn sqlx_raw(path: &std::path::Path) -> sqlx::SqlitePool {
+    let options =
+        sqlx::sqlite::SqliteConnectOptions::new().filename(path).busy_timeout(std::time::Duration::from_secs(15));
+    sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.expect("raw connection")
+}
