@@ -44,9 +44,12 @@ pub struct Resolved {
 pub async fn resolve(store: &dyn Store, auth: &Authenticator, query: &str) -> Result<Resolved, AccessError> {
     let query = query.trim();
     let accounts = auth.accounts().await?;
-    let record = find_record(store, query).await?;
+    let record = match find_record(store, query).await? {
+        Some(record) => Some(record),
+        None => discover(store, auth, query).await?,
+    };
     let (tenant_id, domains) = match &record {
-        Some(r) => (r.id.clone(), r.domain.iter().cloned().collect::<Vec<_>>()),
+        Some(r) => (r.id.clone(), store.tenant_domains(&r.id).await?),
         None => {
             let as_id = TenantId::new(query);
             let account = accounts.iter().find(|a| {
@@ -70,27 +73,52 @@ pub async fn resolve(store: &dyn Store, auth: &Authenticator, query: &str) -> Re
     Ok(Resolved { access, display_name, record })
 }
 
+/// The stored tenant behind a domain tenantscope has not recorded (a customer whose dataprint could
+/// not be read, say): the identity platform's discovery document gives the domain's tenant id, and
+/// the domain is recorded for next time. `None` when the query is not a domain, Microsoft knows no
+/// tenant with it, or the tenant it names is not one tenantscope knows.
+pub async fn discover(
+    store: &dyn Store,
+    auth: &Authenticator,
+    query: &str,
+) -> Result<Option<TenantRecord>, AccessError> {
+    let query = query.trim();
+    if !query.contains('.') || query.contains(char::is_whitespace) {
+        return Ok(None);
+    }
+    let Some(id) = microsoft::discovery::tenant_id_of_domain(&auth.oauth.transport, &auth.cloud, query).await? else {
+        return Ok(None);
+    };
+    let id = TenantId::new(id);
+    let record = store.get_tenant(&id).await?;
+    if record.is_some() {
+        store.set_tenant_domains(&id, "discovery", &[query.to_ascii_lowercase()]).await?;
+    }
+    Ok(record)
+}
+
 /// The stored tenant a query names, which must exist.
 pub async fn require_tenant(store: &dyn Store, query: &str) -> Result<TenantRecord, AccessError> {
     find_record(store, query).await?.ok_or_else(|| AccessError::NotFound(query.trim().to_string()))
 }
 
-/// The stored tenant a query names: by id or domain first, then by display name, ignoring case.
+/// The stored tenant a query names: its id, any of its verified domains, or its display name,
+/// ignoring case. A query that matches several tenants is an error listing them, unless exactly one
+/// matches by id.
 pub async fn find_record(store: &dyn Store, query: &str) -> Result<Option<TenantRecord>, AccessError> {
     let query = query.trim();
-    if let Some(record) = store.find_tenant(query).await? {
-        return Ok(Some(record));
-    }
-    let named: Vec<TenantRecord> =
-        store.list_tenants().await?.into_iter().filter(|t| t.display_name.trim().eq_ignore_ascii_case(query)).collect();
-    match named.len() {
-        0 => Ok(None),
-        1 => Ok(named.into_iter().next()),
-        _ => Err(AccessError::Ambiguous {
+    let mut matches = store.resolve_tenants(query).await?;
+    if matches.len() > 1 {
+        let by_id: Vec<usize> = matches.iter().enumerate().filter(|(_, t)| t.id == *query).map(|(i, _)| i).collect();
+        if let [only] = by_id[..] {
+            return Ok(Some(matches.swap_remove(only)));
+        }
+        return Err(AccessError::Ambiguous {
             query: query.to_string(),
-            matches: named.iter().map(|t| format!("{} ({})", t.display_name, t.id)).collect(),
-        }),
+            matches: matches.iter().map(|t| format!("{} ({})", t.display_name, t.id)).collect(),
+        });
     }
+    Ok(matches.pop())
 }
 
 /// How one tenant is reached.

@@ -54,6 +54,8 @@ impl AuthMode {
 pub struct TenantTarget {
     pub tenant_id: TenantId,
     pub display_name: String,
+    /// The engineer's label for the tenant, shown beside its name.
+    pub label: Option<String>,
     pub domain: Option<String>,
     pub auth: AuthMode,
     pub grant: Grant,

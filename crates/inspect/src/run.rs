@@ -2,7 +2,7 @@
 //! Graph's limits, each tenant's result committed on its own as soon as it is known, so that one
 //! tenant's failure never stops another and an interrupted run keeps what it finished.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -31,8 +31,8 @@ pub enum RunError {
     Microsoft(#[from] microsoft::Error),
     #[error("nothing to inspect: sign in with `tenantscope login`, or add an app credential for a customer")]
     NothingToInspect,
-    #[error("no known tenant matches '{0}'")]
-    UnknownTenant(String),
+    #[error("{0}")]
+    Access(#[from] crate::access::AccessError),
 }
 
 /// Why one tenant's result could not be committed. The tenant is then reported failed with this as
@@ -107,6 +107,8 @@ impl Observer for Silent {}
 pub struct TenantSummary {
     pub tenant_id: TenantId,
     pub display_name: String,
+    /// The engineer's label for the tenant, shown beside its name.
+    pub label: Option<String>,
     pub domain: Option<String>,
     pub auth: AuthMode,
     pub status: Status,
@@ -118,6 +120,18 @@ pub struct TenantSummary {
     pub dataprint_id: Option<String>,
     /// Change events and alerts this run recorded for the tenant.
     pub history: TenantHistory,
+}
+
+impl TenantSummary {
+    /// The tenant's name as tenantscope shows it: its own name (its id while that is unknown), with
+    /// the engineer's label beside it, never instead of it.
+    pub fn shown_name(&self) -> String {
+        let name = if self.display_name.is_empty() { self.tenant_id.to_string() } else { self.display_name.clone() };
+        match self.label.as_deref() {
+            Some(label) if !label.eq_ignore_ascii_case(&name) => format!("{name} [{label}]"),
+            _ => name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,6 +233,7 @@ fn store_outcome(run_id: &RunId, tenant: &TenantId, o: &Outcome) -> Result<Colle
 struct Inspected<'a> {
     tenant_id: &'a TenantId,
     display_name: String,
+    label: Option<String>,
     domain: Option<String>,
     auth: AuthMode,
     status: Status,
@@ -266,11 +281,37 @@ impl Runner {
         self
     }
 
-    fn matches(&self, id: &TenantId, domain: Option<&str>, name: &str) -> bool {
-        self.options.tenants.is_empty()
-            || self.options.tenants.iter().any(|t| {
-                id == t.as_str() || domain.is_some_and(|d| t.eq_ignore_ascii_case(d)) || t.eq_ignore_ascii_case(name)
-            })
+    /// The tenants the run is limited to (`--tenant`), each query resolved as every command resolves
+    /// it: by id, verified domain or display name. `None` means every tenant. Called once the
+    /// partner's view of its customers is stored, so that a new customer is found too.
+    async fn selection(&self, accounts: &[microsoft::Account]) -> Result<Option<HashSet<TenantId>>, RunError> {
+        if self.options.tenants.is_empty() {
+            return Ok(None);
+        }
+        let mut selected = HashSet::new();
+        for query in &self.options.tenants {
+            let found = match access::find_record(self.store.as_ref(), query).await? {
+                Some(record) => Some(record),
+                None => access::discover(self.store.as_ref(), &self.graph.auth, query).await?,
+            };
+            if let Some(record) = found {
+                selected.insert(record.id);
+                continue;
+            }
+            let as_id = TenantId::new(query);
+            let direct = accounts.iter().find(|a| {
+                as_id == a.home_tenant.as_str()
+                    || a.upn
+                        .as_deref()
+                        .and_then(|u| u.rsplit_once('@'))
+                        .is_some_and(|(_, d)| d.eq_ignore_ascii_case(query.trim()))
+            });
+            match direct {
+                Some(a) => selected.insert(TenantId::new(&a.home_tenant)),
+                None => return Err(access::AccessError::NotFound(query.trim().to_string()).into()),
+            };
+        }
+        Ok(Some(selected))
     }
 
     /// Runs the partner inspection and every customer's, committing as it goes.
@@ -324,6 +365,7 @@ impl Runner {
                     last_seen: now,
                     gone_since: None,
                     gdap: None,
+                    label: None,
                 })
                 .await?;
             let previous = self.store.last_good_dataprint(&partner_id).await?.map(|(m, _)| m.id);
@@ -333,6 +375,7 @@ impl Runner {
                     Inspected {
                         tenant_id: &partner_id,
                         display_name: partner_name,
+                        label: known.get(&partner_id).and_then(|t| t.label.clone()),
                         domain: partner_domain,
                         auth: AuthMode::Partner,
                         status: p.status,
@@ -370,8 +413,10 @@ impl Runner {
                         last_seen: now,
                         gone_since: None,
                         gdap: Some(serde_json::to_value(&c.gdap).map_err(store::StoreError::from)?),
+                        label: None,
                     })
                     .await?;
+                self.store.set_tenant_domains(&key, "partner", c.domain.as_slice()).await?;
             }
             if p.relationships_read {
                 for (id, t) in &known {
@@ -386,12 +431,16 @@ impl Runner {
             customers = p.customers;
         }
 
-        let plan = self.plan(&customers, &accounts, &known).await?;
+        let selected = match self.selection(&accounts).await {
+            Ok(selected) => selected,
+            Err(e) => {
+                self.store.finish_run(&run.id, store::RunStatus::Failed, self.clock.now(), &json!({})).await?;
+                return Err(e);
+            }
+        };
+        let plan = self.plan(&customers, &accounts, &known, selected.as_ref()).await?;
         if plan.targets.is_empty() && partner_summary.is_none() {
             self.store.finish_run(&run.id, store::RunStatus::Failed, self.clock.now(), &json!({})).await?;
-            if !self.options.tenants.is_empty() {
-                return Err(RunError::UnknownTenant(self.options.tenants.join(", ")));
-            }
             return Err(RunError::NothingToInspect);
         }
         self.observer.planned(plan.targets.len());
@@ -478,6 +527,7 @@ impl Runner {
         customers: &[partner::Customer],
         accounts: &[microsoft::Account],
         known: &HashMap<TenantId, TenantRecord>,
+        selected: Option<&HashSet<TenantId>>,
     ) -> Result<Plan, RunError> {
         let partner = accounts.iter().find(|a| a.role == AccountRole::Partner);
         let partner_id = partner.map(|a| TenantId::new(&a.home_tenant));
@@ -524,16 +574,17 @@ impl Runner {
             let name = Some(name)
                 .filter(|n| !n.is_empty())
                 .or_else(|| record.map(|t| t.display_name.clone()).filter(|n| id != n.as_str() && !n.is_empty()))
-                .or_else(|| credentials.get(&id).and_then(|c| c.label.clone()))
                 .or_else(|| domain.clone())
                 .unwrap_or_else(|| id.to_string());
-            if !self.matches(&id, domain.as_deref(), &name) {
+            if selected.is_some_and(|s| !s.contains(&id)) {
                 continue;
             }
-            let domains: Vec<String> = domain.iter().cloned().collect();
+            let mut domains = self.store.tenant_domains(&id).await?;
+            domains.extend(domain.iter().cloned());
             let Some(access) = access::choose(&id, &domains, credentials.get(&id), accounts) else { continue };
             targets.push(TenantTarget {
                 tenant_id: access.tenant_id.clone(),
+                label: record.and_then(|t| t.label.clone()),
                 display_name: name,
                 domain,
                 auth: access.mode,
@@ -606,6 +657,7 @@ impl Runner {
                 last_seen: now,
                 gone_since: None,
                 gdap: target.gdap.as_ref().map(serde_json::to_value).transpose().map_err(store::StoreError::from)?,
+                label: None,
             })
             .await?;
         let summary = self
@@ -614,6 +666,7 @@ impl Runner {
                 Inspected {
                     tenant_id: &target.tenant_id,
                     display_name: target.display_name.clone(),
+                    label: target.label.clone(),
                     domain: target.domain.clone(),
                     auth: target.auth,
                     status: result.status,
@@ -641,6 +694,7 @@ impl Runner {
         let mut summary = TenantSummary {
             tenant_id: t.tenant_id.clone(),
             display_name: t.display_name.clone(),
+            label: t.label.clone(),
             domain: t.domain.clone(),
             auth: t.auth,
             status: t.status,
@@ -715,6 +769,9 @@ impl Runner {
             .map(|o| store_outcome(run_id, t.tenant_id, o))
             .collect::<Result<Vec<CollectorOutcomeRecord>, serde_json::Error>>()?;
         let dataprint_id = self.store.commit_tenant_result(&record, &outcomes, t.dataprint).await?;
+        if let Some(domains) = t.dataprint.and_then(verified_domains) {
+            self.store.set_tenant_domains(t.tenant_id, "dataprint", &domains).await?;
+        }
         let history = self.record_history(run_id, t.tenant_id, t.previous, t.dataprint, dataprint_id.as_ref()).await?;
         // Delta links are saved only once the data they lead on from is committed, so that a crash in
         // between re-reads changes instead of losing them.
@@ -793,6 +850,18 @@ impl Runner {
         }
         Ok(TenantHistory { events: events.len(), opened: outcome.opened, resolved: outcome.resolved })
     }
+}
+
+/// The verified domains in a dataprint's `domains` collection, when it was read.
+fn verified_domains(dataprint: &Value) -> Option<Vec<String>> {
+    let domains = dataprint.pointer("/collections/domains")?.as_object()?;
+    Some(
+        domains
+            .values()
+            .filter(|d| d.get("isVerified").and_then(Value::as_bool).unwrap_or(true))
+            .filter_map(|d| d.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect(),
+    )
 }
 
 /// A client secret given to `tenantscope tenants add-app`, for the store.

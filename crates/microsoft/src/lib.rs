@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cache;
 pub mod claims;
 pub mod cloud;
+pub mod discovery;
 pub mod error;
 pub mod graph;
 pub mod har;

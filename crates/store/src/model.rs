@@ -252,6 +252,10 @@ pub struct TenantRecord {
     pub gone_since: Option<DateTime<Utc>>,
     /// GDAP relationship facts as read in the parent inspection.
     pub gdap: Option<Value>,
+    /// A note an engineer gave the tenant, shown beside its name (never instead of it). Set with
+    /// [`crate::TenantStore::set_tenant_label`]; an upsert leaves it as it is.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 /// One run of tenantscope (an inspection, a doctor run...).

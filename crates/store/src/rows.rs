@@ -173,7 +173,7 @@ impl RowExt for Row {
 /// The columns [`tenant`] reads, as a literal for `concat!`.
 macro_rules! tenant_columns {
     () => {
-        "id, domain, display_name, role, auth, first_seen, last_seen, gone_since, gdap"
+        "id, domain, display_name, role, auth, first_seen, last_seen, gone_since, gdap, label"
     };
 }
 
@@ -188,6 +188,7 @@ pub(crate) fn tenant(row: &impl RowExt) -> Result<TenantRecord> {
         last_seen: row.ts("last_seen")?,
         gone_since: row.opt_ts("gone_since")?,
         gdap: row.opt_json("gdap")?,
+        label: row.opt_text("label")?,
     })
 }
 

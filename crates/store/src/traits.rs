@@ -33,6 +33,21 @@ pub trait TenantStore: Send + Sync {
     /// Every tenant, by display name.
     async fn list_tenants(&self) -> Result<Vec<TenantRecord>>;
 
+    /// The tenants a user may mean by `query`: the one with that id, every tenant with that
+    /// verified domain (its primary domain or any domain recorded with
+    /// [`TenantStore::set_tenant_domains`]), every tenant with that display name, all ignoring case
+    /// and surrounding spaces. An exact id match comes first; otherwise by display name.
+    async fn resolve_tenants(&self, query: &str) -> Result<Vec<TenantRecord>>;
+
+    /// Replaces the domains a source (`dataprint`, `partner`) knows for a tenant.
+    async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()>;
+
+    /// Every domain known for a tenant, sorted, without repeats.
+    async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>>;
+
+    /// Sets or clears a tenant's label. Returns false when the tenant is unknown.
+    async fn set_tenant_label(&self, tenant_id: &TenantId, label: Option<&str>) -> Result<bool>;
+
     /// Records that a tenant is no longer a customer. An earlier `gone_since` is kept. Returns
     /// false when the tenant is unknown.
     async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool>;

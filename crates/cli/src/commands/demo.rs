@@ -136,6 +136,25 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
             added_at: chrono::Utc::now(),
         })
         .await?;
+    // As `tenants add-app --tenant <domain> --label <name>` records it: its own name is read at its
+    // first inspection; the label is shown beside it.
+    let now = chrono::Utc::now();
+    let woodgrove = store::TenantId::new(&tenant.id);
+    ctx.store
+        .upsert_tenant(&store::TenantRecord {
+            id: woodgrove.clone(),
+            domain: Some(tenant.domain.clone()),
+            display_name: tenant.domain.clone(),
+            role: store::TenantRole::Customer,
+            auth: store::TenantAuth::App,
+            first_seen: now,
+            last_seen: now,
+            gone_since: None,
+            gdap: None,
+            label: None,
+        })
+        .await?;
+    ctx.store.set_tenant_label(&woodgrove, Some(&tenant.display_name)).await?;
     eprintln!("5. Two hours later: Adatum's admin has changed password, Fabrikam's admin was disabled, and the");
     eprintln!("   access tokens cached at sign-in have expired.");
     let control =

@@ -102,7 +102,7 @@ pub fn grouped_causes(r: &RunReport) -> BTreeMap<String, (Vec<String>, Vec<Strin
     for t in r.tenants.iter().chain(r.partner.iter()) {
         if let Some(d) = &t.diagnosis {
             let e = out.entry(d.cause.clone()).or_insert_with(|| (d.fix.clone(), Vec::new()));
-            e.1.push(if t.display_name.is_empty() { t.tenant_id.to_string() } else { t.display_name.clone() });
+            e.1.push(t.shown_name());
         }
     }
     out
@@ -123,7 +123,7 @@ pub fn text_report(r: &RunReport) -> String {
             .map(|n| n.to_string())
             .unwrap_or_else(|| "-".into());
         rows.push(vec![
-            if t.display_name.is_empty() { t.tenant_id.to_string() } else { t.display_name.clone() },
+            t.shown_name(),
             t.auth.as_str().to_string(),
             t.status.as_str().to_string(),
             format!("{collected}/{skipped}/{failed}"),

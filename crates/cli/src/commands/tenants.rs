@@ -28,6 +28,7 @@ pub enum TenantsCommand {
     AddApp(AddAppArgs),
     /// Stop reading a customer app-only.
     RemoveApp {
+        /// The customer: its tenant id, a verified domain or its name.
         #[arg(long)]
         tenant: String,
     },
@@ -35,7 +36,8 @@ pub enum TenantsCommand {
 
 #[derive(Debug, Args)]
 pub struct AddAppArgs {
-    /// The customer tenant id (a GUID).
+    /// The customer: its tenant id, a verified domain (looked up with Microsoft when tenantscope does
+    /// not know it yet) or its name as `tenantscope tenants` shows it.
     #[arg(long)]
     pub tenant: String,
     /// The application (client) id.
@@ -69,10 +71,11 @@ pub async fn run(args: TenantsArgs, g: &Global) -> anyhow::Result<ExitCode> {
         None => list(&ctx, args.json).await,
         Some(TenantsCommand::AddApp(a)) => add_app(&ctx, a).await,
         Some(TenantsCommand::RemoveApp { tenant }) => {
-            if ctx.store.credential_delete(&store::TenantId::new(&tenant)).await? {
-                eprintln!("Removed the app credential of {tenant}.");
+            let record = inspect::access::require_tenant(ctx.store.as_ref(), &tenant).await?;
+            if ctx.store.credential_delete(&record.id).await? {
+                eprintln!("Removed the app credential of {}.", shown_name(&record));
             } else {
-                eprintln!("No app credential is set for {tenant}.");
+                eprintln!("No app credential is set for {}.", shown_name(&record));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -91,6 +94,8 @@ async fn list(ctx: &Ctx, json_out: bool) -> anyhow::Result<ExitCode> {
         items.push(json!({
             "tenant_id": t.id,
             "display_name": t.display_name,
+            "label": t.label,
+            "shown_name": shown_name(t),
             "domain": t.domain,
             "role": t.role,
             "auth": t.auth,
@@ -113,7 +118,7 @@ async fn list(ctx: &Ctx, json_out: bool) -> anyhow::Result<ExitCode> {
         .map(|i| {
             let s = |k: &str| i.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
             vec![
-                s("display_name"),
+                s("shown_name"),
                 s("domain"),
                 s("tenant_id"),
                 format!("{}{}", s("auth"), if i["gone_since"].is_null() { "" } else { " (gone)" }),
@@ -136,10 +141,40 @@ fn parse_when(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default())
 }
 
-async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
-    if uuid_like(&a.tenant).is_none() {
-        bail!("--tenant must be the customer's tenant id (a GUID)");
+/// A tenant's name as tenantscope shows it: the name Microsoft gives it, with the engineer's label
+/// beside it, never instead of it.
+pub fn shown_name(t: &store::TenantRecord) -> String {
+    match t.label.as_deref() {
+        Some(label) if !label.eq_ignore_ascii_case(&t.display_name) => format!("{} [{label}]", t.display_name),
+        _ => t.display_name.clone(),
     }
+}
+
+/// The tenant `add-app` is for: a known tenant by id, domain or name; a new tenant by its id; or a
+/// new tenant by one of its domains, whose id the identity platform's discovery document gives.
+async fn add_app_tenant(ctx: &Ctx, query: &str) -> anyhow::Result<(store::TenantId, Option<store::TenantRecord>)> {
+    if let Some(record) = inspect::access::find_record(ctx.store.as_ref(), query).await? {
+        return Ok((record.id.clone(), Some(record)));
+    }
+    let as_id = store::TenantId::new(query);
+    if as_id.is_guid() {
+        return Ok((as_id, None));
+    }
+    let transport = microsoft::http::Transport::new(&ctx.cloud, Default::default(), None)?;
+    match microsoft::discovery::tenant_id_of_domain(&transport, &ctx.cloud, query).await {
+        Ok(Some(id)) => Ok((store::TenantId::new(id), None)),
+        Ok(None) => bail!(
+            "no tenant matches '{}': tenantscope does not know it, and Microsoft knows no tenant with that domain",
+            query.trim()
+        ),
+        Err(e) => {
+            bail!("no tenant matches '{}' here, and looking its domain up with Microsoft failed: {e}", query.trim())
+        }
+    }
+}
+
+async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
+    let (tenant_id, record) = add_app_tenant(ctx, &a.tenant).await?;
     let (kind, secret, certificate_pem) = if let Some(cert) = &a.certificate {
         let key_path = a.key.as_ref().context("--certificate needs --key")?;
         let pem = std::fs::read_to_string(cert).with_context(|| format!("cannot read {}", cert.display()))?;
@@ -174,7 +209,7 @@ async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
     let expires_at = a.expires.as_deref().map(parse_when).transpose()?;
     ctx.store
         .credential_put(&AppCredential {
-            tenant_id: store::TenantId::new(&a.tenant),
+            tenant_id: tenant_id.clone(),
             client_id: a.client_id.clone(),
             kind,
             secret,
@@ -184,27 +219,32 @@ async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
             added_at: chrono::Utc::now(),
         })
         .await?;
-    if ctx.store.get_tenant(&store::TenantId::new(&a.tenant)).await?.is_none() {
+    if record.is_none() {
         let now = chrono::Utc::now();
+        let domain = (!store::TenantId::new(&a.tenant).is_guid()).then(|| a.tenant.trim().to_ascii_lowercase());
         ctx.store
             .upsert_tenant(&store::TenantRecord {
-                id: store::TenantId::new(&a.tenant),
-                domain: None,
-                display_name: a.label.clone().unwrap_or_else(|| a.tenant.clone()),
+                id: tenant_id.clone(),
+                domain: domain.clone(),
+                // Its real name comes from its own organization object at its first inspection.
+                display_name: domain.unwrap_or_else(|| tenant_id.to_string()),
                 role: store::TenantRole::Customer,
                 auth: store::TenantAuth::App,
                 first_seen: now,
                 last_seen: now,
                 gone_since: None,
                 gdap: None,
+                label: None,
             })
             .await?;
     }
-    eprintln!("Tenant {} will be read app-only with app {}.", a.tenant, a.client_id);
+    if a.label.is_some() {
+        ctx.store.set_tenant_label(&tenant_id, a.label.as_deref()).await?;
+    }
+    let shown = match ctx.store.get_tenant(&tenant_id).await? {
+        Some(t) => format!("{} ({tenant_id})", shown_name(&t)),
+        None => tenant_id.to_string(),
+    };
+    eprintln!("Tenant {shown} will be read app-only with app {}.", a.client_id);
     Ok(ExitCode::SUCCESS)
-}
-
-fn uuid_like(s: &str) -> Option<()> {
-    let hex: String = s.chars().filter(|c| *c != '-').collect();
-    (hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(())
 }

@@ -7,7 +7,8 @@ use super::SqlStore;
 use crate::common::{non_empty, opt_json_text};
 use crate::error::Result;
 use crate::rows;
-use crate::sql::query;
+use crate::rows::RowExt;
+use crate::sql::{TxKind, query};
 use crate::{TenantId, TenantRecord, TenantStore};
 
 #[async_trait]
@@ -71,6 +72,93 @@ impl TenantStore for SqlStore {
             .fetch_all(query(concat!("SELECT ", tenant_columns!(), " FROM tenants ORDER BY lower(display_name), id")))
             .await?;
         rows.iter().map(rows::tenant).collect()
+    }
+
+    async fn resolve_tenants(&self, text: &str) -> Result<Vec<TenantRecord>> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    tenant_columns!(),
+                    " FROM tenants WHERE lower(id) = lower($1) OR lower(domain) = lower($1) \
+                     OR lower(display_name) = lower($1) \
+                     OR id IN (SELECT tenant_id FROM tenant_domains WHERE lower(domain) = lower($1)) \
+                     ORDER BY (lower(id) = lower($1)) DESC, lower(display_name), id"
+                ))
+                .bind(text),
+            )
+            .await?;
+        rows.iter().map(rows::tenant).collect()
+    }
+
+    async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()> {
+        non_empty(tenant_id.as_str(), "tenant id")?;
+        non_empty(source, "domain source")?;
+        let mut wanted: Vec<String> =
+            domains.iter().map(|d| d.trim().to_ascii_lowercase()).filter(|d| !d.is_empty()).collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut tx = self.db.begin(TxKind::Write).await?;
+        let known: Vec<String> = tx
+            .fetch_all(
+                query("SELECT domain FROM tenant_domains WHERE tenant_id = $1 AND source = $2 ORDER BY domain")
+                    .bind(tenant_id)
+                    .bind(source),
+            )
+            .await?
+            .iter()
+            .map(|r| r.text("domain"))
+            .collect::<Result<_>>()?;
+        // Most runs find the same domains: then nothing is written.
+        if known == wanted {
+            return Ok(());
+        }
+        tx.execute(
+            query("DELETE FROM tenant_domains WHERE tenant_id = $1 AND source = $2").bind(tenant_id).bind(source),
+        )
+        .await?;
+        for domain in &wanted {
+            tx.execute(
+                query("INSERT INTO tenant_domains (tenant_id, domain, source) VALUES ($1, $2, $3)")
+                    .bind(tenant_id)
+                    .bind(domain)
+                    .bind(source),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT DISTINCT lower(domain) AS domain FROM tenant_domains WHERE tenant_id = $1 \
+                     UNION SELECT lower(domain) AS domain FROM tenants WHERE id = $1 AND domain IS NOT NULL \
+                     ORDER BY domain",
+                )
+                .bind(tenant_id),
+            )
+            .await?;
+        rows.iter().map(|r| r.text("domain")).collect()
+    }
+
+    async fn set_tenant_label(&self, tenant_id: &TenantId, label: Option<&str>) -> Result<bool> {
+        let label = label.map(str::trim).filter(|l| !l.is_empty());
+        let done = self
+            .db
+            .write()
+            .execute(query("UPDATE tenants SET label = $2 WHERE id = $1").bind(tenant_id).bind(label))
+            .await?;
+        Ok(done > 0)
     }
 
     async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool> {

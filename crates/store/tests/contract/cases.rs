@@ -40,6 +40,7 @@ fn tenant(id: &str, domain: Option<&str>, name: &str) -> TenantRecord {
         last_seen: ts("2026-11-28T12:00:00Z"),
         gone_since: None,
         gdap: Some(json!({"status": "active", "roles": ["Global Reader"], "endDateTime": "2027-01-01T00:00:00Z"})),
+        label: None,
     }
 }
 
@@ -1420,3 +1421,53 @@ pub async fn concurrent_commits(store: S, db: Db) {
 }
 
 pub use crate::layouts::schema_from_a_newer_binary_is_refused;
+
+/// `--tenant` finds a tenant by id, by any verified domain or by display name, ignoring case; a name
+/// shared by two tenants returns both; labels are kept beside the name and survive upserts.
+pub async fn tenants_resolve_by_id_domain_and_name(store: S, _db: Db) {
+    let north = tenant("AAAAAAAA-0000-4000-8000-000000000001", Some("northwind.onmicrosoft.com"), "Northwind Traders");
+    let twin_a = tenant("aaaaaaaa-0000-4000-8000-000000000002", None, "Contoso");
+    let twin_b = tenant("aaaaaaaa-0000-4000-8000-000000000003", None, "contoso");
+    for t in [&north, &twin_a, &twin_b] {
+        store.upsert_tenant(t).await.expect("upsert");
+    }
+    store
+        .set_tenant_domains(
+            &north.id,
+            "dataprint",
+            &["northwindtraders.com".into(), "NW.example".into(), "nw.example".into()],
+        )
+        .await
+        .expect("domains");
+    let ids = |v: Vec<store::TenantRecord>| v.into_iter().map(|t| t.id.to_string()).collect::<Vec<_>>();
+    for q in [
+        "aaaaaaaa-0000-4000-8000-000000000001",
+        " Northwind Traders ",
+        "NORTHWIND.onmicrosoft.com",
+        "nw.EXAMPLE",
+        "northwindtraders.com",
+    ] {
+        assert_eq!(ids(store.resolve_tenants(q).await.expect("resolve")), [north.id.to_string()], "{q}");
+    }
+    assert_eq!(store.resolve_tenants("CONTOSO").await.expect("resolve").len(), 2);
+    assert!(store.resolve_tenants("fabrikam.com").await.expect("resolve").is_empty());
+    assert!(store.resolve_tenants("  ").await.expect("resolve").is_empty());
+    assert_eq!(
+        store.tenant_domains(&north.id).await.expect("domains"),
+        ["northwind.onmicrosoft.com", "northwindtraders.com", "nw.example"]
+    );
+    // Replacing one source's domains leaves the other's.
+    store.set_tenant_domains(&north.id, "partner", &["partner-view.example".into()]).await.expect("domains");
+    store.set_tenant_domains(&north.id, "dataprint", &["northwindtraders.com".into()]).await.expect("domains");
+    assert_eq!(
+        store.tenant_domains(&north.id).await.expect("domains"),
+        ["northwind.onmicrosoft.com", "northwindtraders.com", "partner-view.example"]
+    );
+    assert!(store.resolve_tenants("nw.example").await.expect("resolve").is_empty());
+    // A label is kept beside the name; a later upsert from an inspection does not clear it.
+    assert!(store.set_tenant_label(&north.id, Some("VIP")).await.expect("label"));
+    store.upsert_tenant(&north).await.expect("upsert again");
+    let back = store.get_tenant(&north.id).await.expect("get").expect("found");
+    assert_eq!((back.display_name.as_str(), back.label.as_deref()), ("Northwind Traders", Some("VIP")));
+    assert!(!store.set_tenant_label(&tid("unknown"), Some("x")).await.expect("label"));
+}

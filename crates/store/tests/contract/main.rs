@@ -66,6 +66,7 @@ contract_tests!(
     storage_bytes_grow,
     concurrent_commits,
     schema_from_a_newer_binary_is_refused,
+    tenants_resolve_by_id_domain_and_name,
 );
 
 /// The child process of `killed_process_loses_nothing_committed`: does
