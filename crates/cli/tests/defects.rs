@@ -47,3 +47,32 @@ async fn tenants_are_found_by_id_domain_or_name_in_every_command() {
         assert!(stderr.contains("no tenant matches 'nosuch.example'"), "{command}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_recommend_read_only_roles_and_name_each_tenants_gaps() {
+    let env = Env::start(WorldSource::Demo).await;
+    // Without a tenant, no sign-in is needed.
+    let p = env.json(&["permissions", "--json"]);
+    let roles: Vec<&str> =
+        p["gdap_roles"].as_array().unwrap().iter().filter_map(|r| r["displayName"].as_str()).collect();
+    assert_eq!(roles, ["Global Reader"], "{p:#}");
+    let text = String::from_utf8_lossy(&env.run(&["permissions"]).stdout).to_string();
+    assert!(text.contains("GDAP role to ask customers for: Global Reader"), "{text}");
+    assert!(text.contains("It alone covers every collector"), "{text}");
+    assert!(!text.lines().any(|l| l.contains("ask customers for") && l.contains("Global Administrator")), "{text}");
+    let users = p["collectors"].as_array().unwrap().iter().find(|c| c["collector"] == "users").unwrap();
+    assert_eq!(users["least_role"], "Directory Readers");
+
+    // Coho's relationship gives only Directory Readers: what that leaves out is listed per collector.
+    env.login(MEGAN, &[]).await;
+    env.json(&["inspect", "--json"]);
+    let coho = env.json(&["permissions", "--tenant", "Coho Winery", "--json"]);
+    assert_eq!(coho["tenant"]["roles_held"], serde_json::json!(["Directory Readers"]), "{coho:#}");
+    let blocked = coho["tenant"]["blocked_collectors"].as_array().expect("blocked");
+    let ca = blocked.iter().find(|b| b["collector"] == "conditionalAccessPolicies").expect("CA is blocked");
+    assert!(ca["needs_role"].as_array().is_some_and(|r| r.iter().any(|x| x == "Security Reader")), "{ca:#}");
+    assert!(!blocked.iter().any(|b| b["collector"] == "users"), "Directory Readers reads users");
+    let text = String::from_utf8_lossy(&env.run(&["permissions", "--tenant", "Coho Winery"]).stdout).to_string();
+    assert!(!text.contains("missing: nothing"), "{text}");
+    assert!(text.contains("conditionalAccessPolicies"), "{text}");
+}

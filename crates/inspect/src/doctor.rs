@@ -339,7 +339,12 @@ async fn cached_claims(auth: &microsoft::Authenticator, tenant: &str, grant: &Gr
 fn gdap_check(v: &GdapView, name: &str) -> CheckResult {
     let active = v.relationships.iter().filter(|r| r.status == "active").count();
     let roles = v.effective_roles();
-    let needed: Vec<String> = crate::permissions::derive().gdap_roles.iter().map(|(id, _)| id.clone()).collect();
+    let uncovered: Vec<String> = catalog::customer_collectors()
+        .filter(|c| !catalog::role_suffices(&roles, c.roles))
+        .map(|c| {
+            format!("{} (needs {})", c.name, c.roles.first().map_or("a directory role", |r| catalog::roles::name(r)))
+        })
+        .collect();
     let evidence: Vec<(String, String)> = v
         .relationships
         .iter()
@@ -379,13 +384,14 @@ fn gdap_check(v: &GdapView, name: &str) -> CheckResult {
             "the active relationship assigns its roles to groups the signed-in user is not a member of",
             evidence,
         )
-    } else if !needed.iter().all(|n| roles.contains(n))
-        && !roles.iter().any(|r| r == catalog::roles::GLOBAL_READER || r == catalog::roles::GLOBAL_ADMINISTRATOR)
-    {
+    } else if !uncovered.is_empty() {
         check(
             Check::Gdap,
             CheckStatus::Warn,
-            "the user's GDAP roles do not cover every collector; some reads will be denied",
+            format!(
+                "the user's GDAP roles do not cover every collector; these reads will be denied: {}",
+                uncovered.join(", ")
+            ),
             evidence,
         )
     } else {

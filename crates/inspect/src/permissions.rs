@@ -45,8 +45,14 @@ pub struct Requirement {
     pub side: Side,
     pub delegated: String,
     pub application: String,
+    /// Every directory role that suffices for a delegated read, least privileged first.
     pub roles: Vec<String>,
+    /// The least privileged read-only role that suffices (what to ask for if only this collector
+    /// mattered).
+    pub least_role: Option<String>,
     pub licence: Option<String>,
+    /// Minutes a collection stays fresh before a run reads it again; 0 means every run reads it.
+    pub fresh_minutes: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,7 +61,8 @@ pub struct Permissions {
     pub delegated: Vec<String>,
     /// The least-privileged application roles, for tenants read app-only.
     pub application: Vec<String>,
-    /// The smallest set of GDAP roles (template id and name) that covers every customer collector.
+    /// The smallest set of read-only GDAP roles (template id and name) that covers every customer
+    /// collector. Never a role that can change the tenant.
     pub gdap_roles: Vec<(String, String)>,
     pub manifest: Value,
     pub per_collector: Vec<Requirement>,
@@ -63,6 +70,12 @@ pub struct Permissions {
 
 fn least<'a>(list: &[&'a str]) -> Option<&'a str> {
     list.first().copied()
+}
+
+/// The least privileged read-only role of a collector's list (the catalog lists roles least
+/// privileged first).
+fn least_read_only(roles: &[&'static str]) -> Option<&'static str> {
+    roles.iter().copied().find(|r| vocab::role(r).is_some_and(|x| x.read_only))
 }
 
 pub fn derive() -> Permissions {
@@ -88,7 +101,9 @@ pub fn derive() -> Permissions {
             delegated: least(c.delegated).unwrap_or("").to_string(),
             application: least(c.application).unwrap_or("").to_string(),
             roles: c.roles.iter().map(|r| roles::name(r).to_string()).collect(),
+            least_role: least_read_only(c.roles).map(|r| roles::name(r).to_string()),
             licence: c.licence.map(|l| l.label().to_string()),
+            fresh_minutes: c.fresh_minutes,
         });
     }
     let customers: Vec<&Collector> = catalog::customer_collectors().collect();
@@ -108,30 +123,37 @@ pub fn derive() -> Permissions {
     Permissions { delegated, application, gdap_roles, manifest, per_collector: per }
 }
 
-/// A small set of roles such that every collector is allowed by one of them (greedy set cover, which
-/// is optimal for the catalog's role lists: Global Reader alone covers everything, but the read-only
-/// trio Directory Readers, Security Reader and Reports Reader is preferred when it suffices).
+/// The smallest set of read-only roles such that every collector is allowed by one of them: an
+/// exact search over the few read-only roles the catalog names (at most a handful, so every subset
+/// is tried), preferring, among sets of the same size, the one with fewer roles Microsoft labels
+/// privileged. A role that can change the tenant is never chosen: reading needs none.
 fn cover(collectors: &[&Collector]) -> Vec<(String, String)> {
-    let preferred = [roles::DIRECTORY_READERS, roles::SECURITY_READER, roles::REPORTS_READER];
-    let mut chosen: Vec<&str> = Vec::new();
-    let uncovered = |chosen: &[&str]| -> Vec<&Collector> {
-        collectors.iter().copied().filter(|c| !c.roles.iter().any(|r| chosen.contains(r))).collect()
-    };
-    for p in preferred {
-        if collectors.iter().any(|c| c.roles.contains(&p)) {
-            chosen.push(p);
+    let mut candidates: Vec<&'static str> = Vec::new();
+    for c in collectors {
+        for r in c.roles.iter().copied() {
+            if vocab::role(r).is_some_and(|x| x.read_only) && !candidates.contains(&r) {
+                candidates.push(r);
+            }
         }
     }
-    while let Some(c) = uncovered(&chosen).first().copied() {
-        // The least privileged role that covers the most remaining collectors, in catalog order.
-        let best =
-            c.roles.iter().copied().max_by_key(|r| uncovered(&chosen).iter().filter(|x| x.roles.contains(r)).count());
-        match best {
-            Some(r) => chosen.push(r),
-            None => break,
+    let covers = |set: &[&str]| collectors.iter().all(|c| c.roles.iter().any(|r| set.contains(r)));
+    let privileged = |set: &[&str]| set.iter().filter(|r| vocab::role(r).is_some_and(|x| x.privileged)).count();
+    let mut best: Option<Vec<&str>> = None;
+    for mask in 1u32..(1 << candidates.len().min(16)) {
+        let set: Vec<&str> =
+            candidates.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, r)| *r).collect();
+        if !covers(&set) {
+            continue;
+        }
+        let better = match &best {
+            None => true,
+            Some(b) => (set.len(), privileged(&set)) < (b.len(), privileged(b)),
+        };
+        if better {
+            best = Some(set);
         }
     }
-    chosen.into_iter().map(|r| (r.to_string(), roles::name(r).to_string())).collect()
+    best.unwrap_or_default().into_iter().map(|r| (r.to_string(), roles::name(r).to_string())).collect()
 }
 
 /// What a token grants compared with what the catalog needs.
@@ -143,21 +165,102 @@ pub struct Comparison {
     pub blocked: Vec<String>,
 }
 
+/// Compares what a token for a customer grants with what the customer collectors need (a
+/// partner-only permission such as DelegatedAdminRelationship.Read.All is never asked of a
+/// customer).
 pub fn compare(granted: &[String], app_only: bool) -> Comparison {
-    let p = derive();
-    let needed = if app_only { &p.application } else { &p.delegated };
-    let identity = ["offline_access", "openid", "profile", "email"];
-    let missing = needed
-        .iter()
-        .filter(|n| !identity.contains(&n.as_str()) && !granted.iter().any(|g| g.eq_ignore_ascii_case(n)))
-        .cloned()
-        .collect();
-    let extra = granted.iter().filter(|g| !needed.iter().any(|n| n.eq_ignore_ascii_case(g))).cloned().collect();
-    let blocked = catalog::customer_collectors()
+    let identity = ["offline_access", "openid", "profile", "email", "User.Read"];
+    let mut needed: Vec<&str> = Vec::new();
+    for c in catalog::customer_collectors() {
+        if let Some(n) = least(if app_only { c.application } else { c.delegated })
+            && !needed.contains(&n)
+        {
+            needed.push(n);
+        }
+    }
+    let blocked: Vec<String> = catalog::customer_collectors()
         .filter(|c| !catalog::allowed(granted, if app_only { c.application } else { c.delegated }))
         .map(|c| c.name.to_string())
         .collect();
+    // A permission is missing when a collector it would allow is blocked; a broader permission that
+    // already allows the read (Directory.Read.All for users) makes the narrower one unnecessary.
+    let missing = needed
+        .iter()
+        .filter(|n| !identity.contains(n))
+        .filter(|n| {
+            catalog::customer_collectors()
+                .filter(|c| blocked.iter().any(|b| b == c.name))
+                .any(|c| least(if app_only { c.application } else { c.delegated }) == Some(**n))
+        })
+        .map(|n| n.to_string())
+        .collect();
+    let extra = granted
+        .iter()
+        .filter(|g| !identity.iter().any(|i| i.eq_ignore_ascii_case(g)))
+        .filter(|g| {
+            !catalog::customer_collectors()
+                .any(|c| (if app_only { c.application } else { c.delegated }).iter().any(|n| n.eq_ignore_ascii_case(g)))
+        })
+        .cloned()
+        .collect();
     Comparison { missing, extra, blocked }
+}
+
+/// What keeps one collector from running in one tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectorGap {
+    pub collector: String,
+    /// The permission the consent lacks (the least privileged that would allow the read).
+    pub missing_permission: Option<String>,
+    /// The roles that would suffice, when none the user holds does (delegated access only).
+    pub needs_role: Option<Vec<String>>,
+}
+
+/// What a tenant's consent and, for delegated access, the user's roles there leave out.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantGaps {
+    /// The directory roles the signed-in user holds in the tenant (through GDAP, or directly), by
+    /// name; `None` for app-only access, which needs no role.
+    pub roles_held: Option<Vec<String>>,
+    pub comparison: Comparison,
+    /// Every collector that cannot run, and why.
+    pub collectors: Vec<CollectorGap>,
+}
+
+/// The gaps of a tenant: `granted` is what its token grants (scopes, or app roles when app-only);
+/// `roles_held` the template ids of the directory roles the user holds there, when known.
+pub fn tenant_gaps(granted: &[String], app_only: bool, roles_held: Option<&[String]>) -> TenantGaps {
+    let comparison = compare(granted, app_only);
+    let mut collectors = Vec::new();
+    for c in catalog::customer_collectors() {
+        let needed = if app_only { c.application } else { c.delegated };
+        let missing_permission =
+            (!catalog::allowed(granted, needed)).then(|| least(needed).unwrap_or_default().to_string());
+        let needs_role = match (app_only, roles_held) {
+            (false, Some(held)) if !catalog::role_suffices(held, c.roles) => Some(
+                c.roles
+                    .iter()
+                    .filter(|r| vocab::role(r).is_some_and(|x| x.read_only))
+                    .map(|r| roles::name(r).to_string())
+                    .collect(),
+            ),
+            _ => None,
+        };
+        if missing_permission.is_some() || needs_role.is_some() {
+            collectors.push(CollectorGap { collector: c.name.to_string(), missing_permission, needs_role });
+        }
+    }
+    TenantGaps {
+        roles_held: if app_only {
+            None
+        } else {
+            roles_held.map(|held| {
+                held.iter().map(|r| vocab::role(r).map_or_else(|| r.clone(), |x| x.name.to_string())).collect()
+            })
+        },
+        comparison,
+        collectors,
+    }
 }
 
 #[cfg(test)]
@@ -175,12 +278,52 @@ mod tests {
     }
 
     #[test]
-    fn gdap_roles_cover_every_customer_collector() {
+    fn gdap_roles_cover_every_customer_collector_with_read_only_roles() {
         let p = derive();
         let ids: Vec<&str> = p.gdap_roles.iter().map(|(id, _)| id.as_str()).collect();
         for c in catalog::customer_collectors() {
             assert!(c.roles.iter().any(|r| ids.contains(r)), "{} not covered by {ids:?}", c.name);
         }
+        for id in &ids {
+            assert!(vocab::role(id).is_some_and(|r| r.read_only), "{id} can change the tenant");
+        }
+        // Global Reader alone covers every read collector, and is the smallest set.
+        assert_eq!(p.gdap_roles, [(roles::GLOBAL_READER.to_string(), "Global Reader".to_string())]);
+        assert!(!p.gdap_roles.iter().any(|(_, n)| n == "Global Administrator"));
+        // Each collector names the least role that suffices for it alone.
+        let users = p.per_collector.iter().find(|r| r.collector == "users" && r.side == Side::Customer).unwrap();
+        assert_eq!(users.least_role.as_deref(), Some("Directory Readers"));
+        let ca = p.per_collector.iter().find(|r| r.collector == "conditionalAccessPolicies").unwrap();
+        assert_eq!(ca.least_role.as_deref(), Some("Security Reader"));
+    }
+
+    #[test]
+    fn a_tenant_with_directory_readers_only_lacks_the_other_roles() {
+        let granted: Vec<String> = derive().delegated.clone();
+        let gaps = tenant_gaps(&granted, false, Some(&[roles::DIRECTORY_READERS.to_string()]));
+        assert_eq!(gaps.roles_held.as_deref(), Some(&["Directory Readers".to_string()][..]));
+        assert!(gaps.comparison.missing.is_empty(), "the consent is complete");
+        let ca = gaps.collectors.iter().find(|g| g.collector == "conditionalAccessPolicies").expect("blocked");
+        assert!(ca.needs_role.as_ref().is_some_and(|r| r.contains(&"Security Reader".to_string())));
+        assert!(gaps.collectors.iter().all(|g| g.collector != "users"));
+    }
+
+    #[test]
+    fn a_customer_is_never_asked_for_partner_only_permissions() {
+        let c = compare(&["User.Read".into()], false);
+        assert!(!c.missing.iter().any(|m| m == "DelegatedAdminRelationship.Read.All"), "{:?}", c.missing);
+        // A broader permission that already allows a read makes the narrower one unnecessary.
+        let c = compare(
+            &[
+                "Directory.Read.All".into(),
+                "Policy.Read.All".into(),
+                "AuditLog.Read.All".into(),
+                "SecurityEvents.Read.All".into(),
+                "DeviceManagementManagedDevices.Read.All".into(),
+            ],
+            false,
+        );
+        assert!(c.missing.is_empty() && c.blocked.is_empty(), "{c:?}");
     }
 
     #[test]

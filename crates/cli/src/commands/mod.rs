@@ -9,7 +9,7 @@ mod output;
 mod permissions;
 mod report;
 pub mod sim;
-mod tenants;
+pub mod tenants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
