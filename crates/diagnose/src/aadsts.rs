@@ -197,7 +197,7 @@ pub static MAPPING: &[CodeRule] = &[
         .conf(0.85),
     // --- Consent and app permissions ---------------------------------------------------------
     rule(65001, ConsentMissing, "AADSTS65001: the app is not consented in the tenant for what was asked (no consent, or consent that does not cover these permissions).")
-        .fix(&["Consent again in the customer tenant with the app's current permissions: the Partner Center applicationconsents API (delete and re-create the consent) or admin consent; a consent given before permissions were added does not cover them."]),
+        .fix(&["A consent given before permissions were added to the app does not cover them: delete the app's consent in {tenant} and consent again with its current permissions, as below."]),
     rule(65004, ConsentMissing, "AADSTS65004: the user declined to consent to the app.")
         .fix(&["Sign in again with `tenantscope login` and accept the consent prompt, or have an administrator grant admin consent."]),
     rule(90094, ConsentMissing, "AADSTS90094: administrator consent is required for the permissions the app asks."),

@@ -5,6 +5,7 @@
 //! `{tenant}` in a step is replaced by the tenant's name or id when it is known.
 
 use crate::cause::Cause;
+use crate::facts::Auth;
 
 pub(crate) const ENTRA: &str = "https://entra.microsoft.com";
 pub(crate) const CA_POLICIES: &str =
@@ -24,6 +25,60 @@ pub(crate) const RISKY_USERS: &str =
 pub(crate) const PARTNER_CUSTOMERS: &str = "https://partner.microsoft.com/dashboard/commerce2/customers";
 pub(crate) const M365_LICENCES: &str = "https://admin.microsoft.com/Adminportal/Home#/licenses";
 pub(crate) const M365_HEALTH: &str = "https://admin.microsoft.com/Adminportal/Home#/servicehealth";
+
+/// The default fix steps of a cause for the way the tenant is reached, before `{tenant}` is filled
+/// in. A tenant read app-only (`tenants add-app`) is fixed in its own app registration, by its own
+/// administrators; the partner's app, Partner Center and GDAP have nothing to do with it.
+pub(crate) fn default_fix_for(cause: Cause, auth: Option<Auth>) -> Vec<String> {
+    if auth == Some(Auth::App)
+        && let Some(steps) = app_only_fix(cause)
+    {
+        return steps;
+    }
+    default_fix(cause)
+}
+
+/// Fix steps for a customer read with its own app registration, where they differ.
+fn app_only_fix(cause: Cause) -> Option<Vec<String>> {
+    Some(match cause {
+        Cause::ConsentMissing => vec![
+            format!(
+                "Have an administrator of {{tenant}} grant admin consent to the app tenantscope uses there: Entra admin centre of {{tenant}} > App registrations > the app > API permissions > Grant admin consent ({APP_REGISTRATIONS})."
+            ),
+            "Consent takes a few minutes to apply; then get a new token with `tenantscope inspect --tenant {tenant_id} --clear-cache`.".into(),
+        ],
+        Cause::PermissionMissing => vec![
+            format!(
+                "In {{tenant}}'s own app registration, add the missing Microsoft Graph application permission (Entra admin centre of {{tenant}} > App registrations > the app > API permissions > Add a permission > Microsoft Graph > Application permissions, {APP_REGISTRATIONS}); `tenantscope permissions` lists what each collector needs."
+            ),
+            "On the same page, have an administrator of {tenant} grant admin consent: application permissions take effect only once consented.".into(),
+            "Get a token that carries the new permission: `tenantscope inspect --tenant {tenant_id} --clear-cache`.".into(),
+        ],
+        Cause::AppNotFound => vec![
+            format!(
+                "The client id stored for {{tenant}} names no enabled app there: check Entra admin centre of {{tenant}} > App registrations ({APP_REGISTRATIONS}) and Enterprise applications ({ENTERPRISE_APPS}) > the app > Properties > Enabled for users to sign in."
+            ),
+            "Store the right client id and credential with `tenantscope tenants add-app --tenant {tenant_id} ...`.".into(),
+        ],
+        Cause::ClientCredentialInvalid => vec![
+            format!(
+                "Check the credential of {{tenant}}'s app in its Entra admin centre > App registrations > the app > Certificates & secrets ({APP_REGISTRATIONS}): a secret must be the secret's Value (not its Secret ID), a certificate must be the one whose thumbprint is registered there."
+            ),
+            "Store the corrected credential with `tenantscope tenants add-app --tenant {tenant_id} ...` and run `tenantscope doctor --tenant {tenant_id}`.".into(),
+        ],
+        Cause::ClientCredentialExpired => vec![
+            format!(
+                "Create a new client secret, or better upload a certificate, for {{tenant}}'s app: its Entra admin centre > App registrations > the app > Certificates & secrets ({APP_REGISTRATIONS})."
+            ),
+            "Store it with `tenantscope tenants add-app --tenant {tenant_id} ...` (it replaces the expired one) and delete the expired secret in the app registration; tenantscope warns 30 days before a secret expires.".into(),
+        ],
+        Cause::TokenInvalid => vec![
+            "Get a new token: `tenantscope inspect --tenant {tenant_id} --clear-cache` evicts the cached one.".into(),
+            "If a fresh token is rejected too, decode it with `tenantscope token --tenant {tenant_id}`: `aud` must be the Graph host of the configured cloud, `tid` the tenant's id, `roles` the app's consented permissions, and `exp` in the future (check the machine's clock).".into(),
+        ],
+        _ => return None,
+    })
+}
 
 /// The default fix steps of a cause, before `{tenant}` is filled in.
 pub(crate) fn default_fix(cause: Cause) -> Vec<String> {
@@ -201,6 +256,39 @@ pub(crate) fn default_fix(cause: Cause) -> Vec<String> {
     steps
 }
 
+/// Whether two fix steps tell the engineer to do the same thing: the same text, the same command to
+/// run (a backticked `tenantscope ...` command line), the same page to open, or the same leading
+/// instruction. A rule's
+/// own, more specific step comes first and the repeated default is dropped.
+pub(crate) fn same_step(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let commands = |s: &str| -> Vec<String> {
+        s.split('`').skip(1).step_by(2).filter(|c| c.starts_with("tenantscope ")).map(str::to_string).collect()
+    };
+    let (ca, cb) = (commands(a), commands(b));
+    if ca.iter().any(|c| cb.contains(c)) {
+        return true;
+    }
+    // The same page to open (a sign-in, reset or registration page) is the same thing to do there.
+    let urls = |s: &str| -> Vec<String> {
+        s.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ','))
+            .filter(|w| w.starts_with("https://"))
+            .map(|w| w.trim_end_matches(['.', ';', ':']).to_string())
+            .collect()
+    };
+    let (ua, ub) = (urls(a), urls(b));
+    if ua.iter().any(|u| ub.contains(u)) {
+        return true;
+    }
+    let lead = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2).take(4).map(str::to_ascii_lowercase).collect()
+    };
+    let (la, lb) = (lead(a), lead(b));
+    la.len() == 4 && la == lb
+}
+
 /// The default one-line summary of a cause.
 pub(crate) fn default_summary(cause: Cause) -> &'static str {
     match cause {
@@ -248,6 +336,59 @@ pub(crate) fn default_summary(cause: Cause) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_only_advice_never_sends_the_engineer_to_partner_center() {
+        for cause in Cause::ALL {
+            for step in default_fix_for(cause, Some(Auth::App)) {
+                if matches!(
+                    cause,
+                    Cause::ConsentMissing
+                        | Cause::PermissionMissing
+                        | Cause::AppNotFound
+                        | Cause::ClientCredentialInvalid
+                        | Cause::ClientCredentialExpired
+                ) {
+                    assert!(!step.contains("Partner Center") && !step.contains("partner tenant"), "{cause}: {step}");
+                }
+            }
+        }
+    }
+
+    /// Actions that appear at most once in a fix: two steps naming the same one say the same thing.
+    const ACTIONS: &[&str] = &[
+        "applicationconsents",
+        "Certificates & secrets",
+        "API permissions",
+        "Request admin relationship",
+        "aka.ms/mfasetup",
+        "passwordreset",
+        "Assign roles",
+        "Grant admin consent",
+    ];
+
+    #[test]
+    fn no_fix_repeats_itself() {
+        let rules = crate::aadsts::MAPPING.iter().map(|r| (r.cause, r.fix));
+        let defaults = Cause::ALL.iter().map(|c| (*c, &[][..]));
+        for (cause, own) in rules.chain(defaults) {
+            for auth in [None, Some(Auth::Gdap), Some(Auth::App), Some(Auth::Direct)] {
+                let mut steps: Vec<String> = Vec::new();
+                for step in own.iter().map(|s| s.to_string()).chain(default_fix_for(cause, auth)) {
+                    if auth == Some(Auth::App) && step.contains("Partner Center") {
+                        continue;
+                    }
+                    if !steps.iter().any(|e| same_step(e, &step)) {
+                        steps.push(step);
+                    }
+                }
+                for action in ACTIONS {
+                    let n = steps.iter().filter(|s| s.contains(action)).count();
+                    assert!(n <= 1, "{cause} ({auth:?}): {n} steps say {action:?}: {steps:#?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_cause_has_advice() {

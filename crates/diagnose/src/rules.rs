@@ -1379,9 +1379,14 @@ pub(crate) fn finalize(cands: Vec<Cand>, facts: &Facts, failure: Option<&Failure
             }
         }
         let mut fix: Vec<String> = Vec::new();
-        for step in c.fix.iter().cloned().chain(advice::default_fix(c.cause)) {
+        let app_only = auth(facts) == Some(Auth::App);
+        for step in c.fix.iter().cloned().chain(advice::default_fix_for(c.cause, auth(facts))) {
+            // A tenant read with its own app is fixed in that tenant, never through Partner Center.
+            if app_only && step.contains("Partner Center") {
+                continue;
+            }
             let step = fill(&step, &prose, &id);
-            if !fix.contains(&step) {
+            if !fix.iter().any(|earlier| advice::same_step(earlier, &step)) {
                 fix.push(step);
             }
         }

@@ -486,7 +486,7 @@ impl Child<'_> {
         } else {
             Status::Ok
         };
-        let diagnosis = tenant_diagnosis(&ordered);
+        let diagnosis = tenant_diagnosis_for(&ordered, Some(self.target), Side::Customer);
         let finished = self.clock.now();
         let dataprint = any_data.then(|| self.dataprint(status, &ordered, collections, started, finished, &token));
         TenantResult {
@@ -798,16 +798,84 @@ fn merge_sign_in_activity(collections: &mut Map<String, Value>) {
     collections.insert("signInActivity".into(), activity);
 }
 
-/// The tenant's diagnosis: the cause most of its failing collectors share, with the first one's detail.
+/// The tenant's diagnosis: the cause most of its failing collectors share. Its summary says what
+/// the tenant lacks as a whole: for missing permissions and roles, every one of them, each with the
+/// collectors it blocks, not only the first collector's.
 pub fn tenant_diagnosis(outcomes: &[Outcome]) -> Option<diagnose::Diagnosis> {
-    let problems: Vec<&diagnose::Diagnosis> =
-        outcomes.iter().filter(|o| o.is_access_problem()).filter_map(|o| o.diagnosis.as_ref()).collect();
+    tenant_diagnosis_for(outcomes, None, Side::Customer)
+}
+
+/// [`tenant_diagnosis`], knowing how the tenant is reached (`app_only`) and its name, so that the
+/// aggregated summary names the right permissions.
+pub fn tenant_diagnosis_for(
+    outcomes: &[Outcome],
+    target: Option<&TenantTarget>,
+    side: Side,
+) -> Option<diagnose::Diagnosis> {
+    let problems: Vec<(&Outcome, &diagnose::Diagnosis)> =
+        outcomes.iter().filter(|o| o.is_access_problem()).filter_map(|o| Some((o, o.diagnosis.as_ref()?))).collect();
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for d in &problems {
+    for (_, d) in &problems {
         *counts.entry(d.cause.id()).or_default() += 1;
     }
     let best = counts.iter().max_by_key(|(_, n)| **n).map(|(c, _)| *c)?;
-    problems.into_iter().find(|d| d.cause.id() == best).cloned()
+    let sharing: Vec<&Outcome> = problems.iter().filter(|(_, d)| d.cause.id() == best).map(|(o, _)| *o).collect();
+    let mut d = problems.iter().find(|(_, d)| d.cause.id() == best).map(|(_, d)| (*d).clone())?;
+    let app_only = target.is_some_and(|t| matches!(t.grant, Grant::App { .. }));
+    let tenant = target.map_or_else(|| "this tenant".to_string(), |t| t.display_name.clone());
+    // What each blocked collector lacks, grouped: permission -> collectors, or role -> collectors.
+    let mut lacks: Vec<(String, Vec<&'static str>)> = Vec::new();
+    let mut add = |what: String, collector: &'static str| match lacks.iter_mut().find(|(w, _)| *w == what) {
+        Some((_, names)) => names.push(collector),
+        None => lacks.push((what, vec![collector])),
+    };
+    match best {
+        "permission_missing" | "token_cache_stale" => {
+            for o in &sharing {
+                if let Some(c) = catalog::find(side, o.name)
+                    && let Some(p) = (if app_only { c.application } else { c.delegated }).first()
+                {
+                    add(p.to_string(), c.name);
+                }
+            }
+        }
+        "gdap_role_missing" => {
+            for o in &sharing {
+                if let Some(c) = catalog::find(side, o.name)
+                    && let Some(r) = c.roles.iter().find(|r| vocab::role(r).is_some_and(|x| x.read_only))
+                {
+                    add(catalog::roles::name(r).to_string(), c.name);
+                }
+            }
+        }
+        _ => {}
+    }
+    if !lacks.is_empty() {
+        let parts: Vec<String> = lacks.iter().map(|(what, names)| format!("{what} ({})", names.join(", "))).collect();
+        let list = match parts.as_slice() {
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+            [] => String::new(),
+        };
+        d.summary = match best {
+            "gdap_role_missing" => {
+                format!("The partner user's GDAP roles in {tenant} do not include the role these reads need: {list}.")
+            }
+            "token_cache_stale" => format!(
+                "The cached token for {tenant} was issued before its consent changed and lacks {list}; a fresh token carries them."
+            ),
+            _ if app_only => format!("{tenant}'s own app is not granted {list}."),
+            _ => format!("The consent of tenantscope's app in {tenant} lacks {list}."),
+        };
+        let name = if best == "gdap_role_missing" {
+            "missing roles (collectors they block)"
+        } else {
+            "missing permissions (collectors they block)"
+        };
+        d.evidence.retain(|e| e.name != name);
+        d.evidence.insert(0, diagnose::Evidence::new(name, parts.join("; ")));
+    }
+    Some(d)
 }
 
 /// Collectors of the catalog on one side, for `permissions` and reports.

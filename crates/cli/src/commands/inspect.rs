@@ -1,7 +1,6 @@
 //! `tenantscope inspect`: the partner and its customers into dataprints, with a live display, a
 //! readable table and the causes of every failure grouped at the end.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -90,21 +89,54 @@ pub fn json_report(r: &RunReport) -> serde_json::Value {
         "tenants": r.tenants,
         "new_customers": r.new_customers,
         "lost_customers": r.lost_customers,
-        "causes": grouped_causes(r).into_iter().map(|(cause, (fix, tenants))| serde_json::json!({"cause": cause, "tenants": tenants, "fix": fix})).collect::<Vec<_>>(),
+        "causes": grouped_causes(r).into_iter().map(|(cause, fix, tenants)| serde_json::json!({
+            "cause": cause,
+            "tenants": tenants.iter().map(|t| t.shown_name()).collect::<Vec<_>>(),
+            "details": tenants.iter().map(|t| serde_json::json!({
+                "tenant_id": t.tenant_id,
+                "tenant": t.shown_name(),
+                "summary": t.diagnosis.as_ref().map(|d| d.summary.clone()),
+            })).collect::<Vec<_>>(),
+            "fix": match tenants.as_slice() {
+                [only] => only.diagnosis.as_ref().map_or(fix.clone(), |d| d.fix.clone()),
+                _ => fix,
+            },
+        })).collect::<Vec<_>>(),
         "warnings": r.warnings,
         "stats": r.stats,
     })
 }
 
-/// Failed and partial tenants grouped by the cause of their problem, with the fix.
-pub fn grouped_causes(r: &RunReport) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
-    let mut out: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+/// A tenant's fix steps with its own name and id replaced by placeholders, so that tenants with the
+/// same problem can share one list of steps.
+fn generic_fix(t: &inspect::TenantSummary, fix: &[String]) -> Vec<String> {
+    let id = t.tenant_id.to_string();
+    let with_id = format!("{} ({id})", t.display_name);
+    fix.iter()
+        .map(|step| {
+            let mut step = step.replace(&with_id, "the tenant");
+            if !t.display_name.is_empty() {
+                step = step.replace(&t.display_name, "the tenant");
+            }
+            step.replace(&format!("tenant {id}"), "the tenant").replace(&id, "<tenant>")
+        })
+        .collect()
+}
+
+/// Failed and partial tenants grouped by the cause of their problem and the fix they share (tenants
+/// whose fixes differ beyond their names are grouped apart).
+pub fn grouped_causes(r: &RunReport) -> Vec<(String, Vec<String>, Vec<&inspect::TenantSummary>)> {
+    let mut out: Vec<(String, Vec<String>, Vec<&inspect::TenantSummary>)> = Vec::new();
     for t in r.tenants.iter().chain(r.partner.iter()) {
         if let Some(d) = &t.diagnosis {
-            let e = out.entry(d.cause.clone()).or_insert_with(|| (d.fix.clone(), Vec::new()));
-            e.1.push(t.shown_name());
+            let fix = generic_fix(t, &d.fix);
+            match out.iter_mut().find(|(c, f, _)| *c == d.cause && *f == fix) {
+                Some((_, _, tenants)) => tenants.push(t),
+                None => out.push((d.cause.clone(), fix, vec![t])),
+            }
         }
     }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
@@ -136,23 +168,25 @@ pub fn text_report(r: &RunReport) -> String {
     let causes = grouped_causes(r);
     if !causes.is_empty() {
         out.push_str("\nWhy tenants failed, and the fix:\n");
-        for (cause, (fix, tenants)) in &causes {
+        for (cause, fix, tenants) in &causes {
             out.push_str(&format!(
-                "\n  {} tenant{}: {cause}  ({})\n",
+                "\n  {cause}: {} tenant{}\n",
                 tenants.len(),
                 if tenants.len() == 1 { "" } else { "s" },
-                tenants.join(", ")
             ));
-            if let Some(d) = r
-                .tenants
-                .iter()
-                .chain(r.partner.iter())
-                .filter_map(|t| t.diagnosis.as_ref())
-                .find(|d| &d.cause == cause)
-            {
-                out.push_str(&format!("    {}\n", d.summary));
+            // What is specific to each tenant (the permissions it lacks, its relationship...), one
+            // line each; the fix they share once below.
+            for t in tenants {
+                if let Some(d) = &t.diagnosis {
+                    out.push_str(&format!("    - {}: {}\n", t.shown_name(), d.summary));
+                }
             }
-            for (i, step) in fix.iter().enumerate() {
+            // A tenant alone keeps its own steps, which name it.
+            let own = match tenants.as_slice() {
+                [only] => only.diagnosis.as_ref().map(|d| d.fix.clone()),
+                _ => None,
+            };
+            for (i, step) in own.as_ref().unwrap_or(fix).iter().enumerate() {
                 out.push_str(&format!("    {}. {step}\n", i + 1));
             }
             out.push_str(&format!("    more: docs/causes.md#{cause}\n"));
