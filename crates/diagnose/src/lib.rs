@@ -40,6 +40,7 @@ mod diagnosis;
 mod evidence;
 mod explain;
 mod facts;
+mod field;
 mod graph;
 mod hosts;
 mod parse;

@@ -129,11 +129,7 @@ fn corpus_rows_are_well_formed_and_cover_the_vocabulary() {
             *per_cause.entry(cause.id()).or_default() += 1;
         }
         assert!(KINDS.contains(&row.kind.as_str()), "corpus line {line}: unknown kind {}", row.kind);
-        assert!(
-            row.batch == "issue-0" || row.batch == "issue-18",
-            "corpus line {line}: unknown batch {}",
-            row.batch
-        );
+        assert!(row.batch == "issue-0" || row.batch == "issue-18", "corpus line {line}: unknown batch {}", row.batch);
         assert_eq!(
             row.split,
             split_of(&row.source),
