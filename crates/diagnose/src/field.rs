@@ -7,6 +7,7 @@
 
 use std::sync::OnceLock;
 
+use aho_corasick::AhoCorasick;
 use regex::Regex;
 
 use crate::cause::Cause;
@@ -40,6 +41,28 @@ fn list(col: &'static str) -> Vec<&'static str> {
         return Vec::new();
     }
     col.split(" | ").map(str::trim).filter(|p| !p.is_empty()).collect()
+}
+
+/// One automaton for all the patterns of a table, so that a text is scanned once per table
+/// rather than once per pattern (`explain` must stay fast on a megabyte of input).
+struct Scanner {
+    ac: Option<AhoCorasick>,
+}
+
+impl Scanner {
+    fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Scanner {
+        // The patterns are the tables' literals; building only fails on absurd sizes, and then
+        // the table simply matches nothing.
+        Scanner { ac: AhoCorasick::new(patterns).ok() }
+    }
+
+    /// Every (pattern index, start) found in `hay`, overlapping matches included.
+    fn matches(&self, hay: &str) -> Vec<(usize, usize)> {
+        match &self.ac {
+            Some(ac) => ac.find_overlapping_iter(hay).map(|m| (m.pattern().as_usize(), m.start())).collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 pub(crate) fn transport_kind(id: &str) -> Option<TransportKind> {
@@ -86,17 +109,54 @@ pub(crate) fn phrases() -> &'static [Phrase] {
     })
 }
 
+/// The automata of the phrase table: every `any` phrase and every `with` phrase, each mapped
+/// back to its sign.
+struct PhraseScanners {
+    any: Scanner,
+    any_owner: Vec<usize>,
+    with: Scanner,
+    with_owner: Vec<usize>,
+}
+
+fn phrase_scanners() -> &'static PhraseScanners {
+    static SCANNERS: OnceLock<PhraseScanners> = OnceLock::new();
+    SCANNERS.get_or_init(|| {
+        let table = phrases();
+        let any: Vec<(usize, &str)> =
+            table.iter().enumerate().flat_map(|(i, p)| p.any.iter().map(move |a| (i, *a))).collect();
+        let with: Vec<(usize, &str)> =
+            table.iter().enumerate().flat_map(|(i, p)| p.with.iter().map(move |w| (i, *w))).collect();
+        PhraseScanners {
+            any: Scanner::new(any.iter().map(|(_, a)| *a)),
+            any_owner: any.iter().map(|(i, _)| *i).collect(),
+            with: Scanner::new(with.iter().map(|(_, w)| *w)),
+            with_owner: with.iter().map(|(i, _)| *i).collect(),
+        }
+    })
+}
+
 /// The signs whose phrases appear in `lower` (lower case, whitespace squashed), in the order
 /// their first phrase appears.
 pub(crate) fn matching_phrases(lower: &str) -> Vec<&'static Phrase> {
-    let mut found: Vec<(usize, &Phrase)> = phrases()
+    let table = phrases();
+    let sc = phrase_scanners();
+    let mut first: Vec<Option<usize>> = vec![None; table.len()];
+    for (pat, start) in sc.any.matches(lower) {
+        let slot = &mut first[sc.any_owner[pat]];
+        if slot.is_none_or(|p| start < p) {
+            *slot = Some(start);
+        }
+    }
+    let mut with_seen = vec![false; table.len()];
+    for (pat, _) in sc.with.matches(lower) {
+        with_seen[sc.with_owner[pat]] = true;
+    }
+    let mut found: Vec<(usize, &Phrase)> = table
         .iter()
-        .filter_map(|p| {
-            let pos = p.any.iter().filter_map(|a| lower.find(a)).min()?;
-            if !p.with.is_empty() && !p.with.iter().any(|w| lower.contains(w)) {
-                return None;
-            }
-            Some((pos, p))
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let pos = first[i]?;
+            (p.with.is_empty() || with_seen[i]).then_some((pos, p))
         })
         .collect();
     found.sort_by_key(|(pos, _)| *pos);
@@ -150,26 +210,46 @@ fn localized() -> &'static [Localized] {
     })
 }
 
+fn network_scanner() -> &'static Scanner {
+    static SCANNER: OnceLock<Scanner> = OnceLock::new();
+    SCANNER.get_or_init(|| Scanner::new(network_signatures().iter().map(|(_, sig)| *sig)))
+}
+
+fn localized_scanner() -> &'static Scanner {
+    static SCANNER: OnceLock<Scanner> = OnceLock::new();
+    SCANNER.get_or_init(|| Scanner::new(localized().iter().map(|l| l.phrase)))
+}
+
 /// The network failure named in `lower`: the English signatures first (in file order, which
 /// puts the more specific kinds first), then the localised ones.
 pub(crate) fn find_transport(lower: &str) -> Option<TransportKind> {
-    network_signatures().iter().find(|(_, sig)| lower.contains(sig)).map(|(kind, _)| *kind).or_else(|| {
-        localized().iter().find_map(|l| match l.meaning {
-            Meaning::Transport(kind) if lower.contains(l.phrase) => Some(kind),
-            _ => None,
+    let sigs = network_signatures();
+    if let Some(i) = network_scanner().matches(lower).into_iter().map(|(i, _)| i).min() {
+        return Some(sigs[i].0);
+    }
+    let table = localized();
+    localized_scanner()
+        .matches(lower)
+        .into_iter()
+        .filter_map(|(i, start)| match table[i].meaning {
+            Meaning::Transport(kind) => Some((start, kind)),
+            Meaning::Status(_) => None,
         })
-    })
+        .min_by_key(|(start, _)| *start)
+        .map(|(_, kind)| kind)
 }
 
 /// The HTTP status named by a localised phrase in `lower`, the earliest one when several are.
 pub(crate) fn localized_status(lower: &str) -> Option<u16> {
-    localized()
-        .iter()
-        .filter_map(|l| match l.meaning {
-            Meaning::Status(n) => lower.find(l.phrase).map(|i| (i, n)),
+    let table = localized();
+    localized_scanner()
+        .matches(lower)
+        .into_iter()
+        .filter_map(|(i, start)| match table[i].meaning {
+            Meaning::Status(n) => Some((start, n)),
             Meaning::Transport(_) => None,
         })
-        .min_by_key(|(i, _)| *i)
+        .min_by_key(|(start, _)| *start)
         .map(|(_, n)| n)
 }
 
@@ -268,12 +348,32 @@ fn msal_errors() -> &'static [MsalError] {
     })
 }
 
-/// The MSAL error codes named in `lower` as whole identifiers, earliest first.
+fn msal_scanner() -> &'static Scanner {
+    static SCANNER: OnceLock<Scanner> = OnceLock::new();
+    SCANNER.get_or_init(|| Scanner::new(msal_errors().iter().map(|e| e.code)))
+}
+
+/// The MSAL error codes named in `lower` as whole identifiers, earliest first, each once.
 pub(crate) fn msal_errors_in(lower: &str) -> Vec<&'static MsalError> {
-    let mut found: Vec<(usize, &MsalError)> =
-        msal_errors().iter().filter_map(|e| find_word(lower, e.code).map(|i| (i, e))).collect();
-    found.sort_by_key(|(i, _)| *i);
-    found.into_iter().map(|(_, e)| e).collect()
+    let table = msal_errors();
+    let mut found: Vec<(usize, usize)> = msal_scanner()
+        .matches(lower)
+        .into_iter()
+        .filter(|(i, start)| is_whole_word(lower, *start, table[*i].code.len()))
+        .map(|(i, start)| (start, i))
+        .collect();
+    found.sort_unstable();
+    let mut seen = Vec::new();
+    found
+        .into_iter()
+        .filter_map(|(_, i)| {
+            if seen.contains(&i) {
+                return None;
+            }
+            seen.push(i);
+            Some(&table[i])
+        })
+        .collect()
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -335,32 +435,28 @@ fn aadsts_names() -> &'static [(String, u32)] {
     })
 }
 
-/// The AADSTS code whose name appears in `lower` as a whole identifier, the earliest one.
-pub(crate) fn aadsts_by_name(lower: &str) -> Option<u32> {
-    aadsts_names()
-        .iter()
-        .filter_map(|(n, code)| find_word(lower, n).map(|i| (i, *code)))
-        .min_by_key(|(i, _)| *i)
-        .map(|(_, c)| c)
+fn names_scanner() -> &'static Scanner {
+    static SCANNER: OnceLock<Scanner> = OnceLock::new();
+    SCANNER.get_or_init(|| Scanner::new(aadsts_names().iter().map(|(n, _)| n.as_str())))
 }
 
-/// The byte index of `word` in `hay` where it stands as a whole identifier.
-fn find_word(hay: &str, word: &str) -> Option<usize> {
+/// The AADSTS code whose name appears in `lower` as a whole identifier, the earliest one.
+pub(crate) fn aadsts_by_name(lower: &str) -> Option<u32> {
+    let names = aadsts_names();
+    names_scanner()
+        .matches(lower)
+        .into_iter()
+        .filter(|(i, start)| is_whole_word(lower, *start, names[*i].0.len()))
+        .min_by_key(|(_, start)| *start)
+        .map(|(i, _)| names[i].1)
+}
+
+/// Whether the `len` bytes at `start` of `hay` stand as a whole identifier.
+fn is_whole_word(hay: &str, start: usize, len: usize) -> bool {
     let bytes = hay.as_bytes();
     let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let mut from = 0;
-    while let Some(off) = hay.get(from..)?.find(word) {
-        let i = from + off;
-        let j = i + word.len();
-        if (i == 0 || !is_ident(bytes[i - 1])) && (j >= bytes.len() || !is_ident(bytes[j])) {
-            return Some(i);
-        }
-        from = i + 1;
-        while from < hay.len() && !hay.is_char_boundary(from) {
-            from += 1;
-        }
-    }
-    None
+    let end = start + len;
+    (start == 0 || !is_ident(bytes[start - 1])) && (end >= bytes.len() || !is_ident(bytes[end]))
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ re!(re_error_codes, r#"(?i)error_codes\\?["']?\s*[:=]\s*\[\s*([\d,\s]+)\]"#);
 re!(re_error_lookup, r"(?i)login\.[a-z.]+/error\?code=(\d{4,8})");
 re!(
     re_error_code_word,
-    r#"(?i)(?:sign-in\s+)?(?:error|failure)[\s_]*(?:codes?|number)\\?["']?\s*[:=]?\s*\\?["']?\s*(\d{5,7})\b"#
+    r#"(?i-u)(?:sign-in\s+)?(?:error|failure)[\s_]*(?:codes?|number)\\?["']?\s*[:=]?\s*\\?["']?\s*(\d{5,7})\b"#
 );
 re!(re_oauth_field, r#"(?i)(?:^|[\s{,'"\\])error\\?["']?\s*[:=]\s*\\?["']?([a-z_]+)"#);
 re!(re_suberror, r#"(?i)suberror\\?["']?\s*[:=]\s*\\?["']?([a-z_]+)"#);
@@ -167,6 +167,8 @@ pub(crate) struct Signals {
     pub graph_shape: bool,
     /// The text, cleaned (HTML stripped, escapes removed) and capped.
     pub text: String,
+    /// `text` lower-cased with whitespace squashed, computed once for every phrase lookup.
+    pub lower: String,
 }
 
 impl Signals {
@@ -333,6 +335,11 @@ fn valid_status(n: u16) -> bool {
     (100..600).contains(&n)
 }
 
+/// The HTTP status printed in a text, without the rest of the parsing.
+pub(crate) fn status_of(text: &str) -> Option<u16> {
+    find_status(cap(text))
+}
+
 /// Reads the HTTP status from the many ways tools print it.
 fn find_status(text: &str) -> Option<u16> {
     for re in [re_status(), re_http_line(), re_status_phrase(), re_error_status(), re_status_verb()] {
@@ -448,7 +455,9 @@ pub(crate) fn signals(raw: &str) -> Signals {
             .map(|(_, e)| e.to_string());
     }
     set_if_none(&mut s.suberror, first_capture(re_suberror(), &text).as_deref());
+    // The cheap `contains` spares the pattern's scan of texts that cannot match it.
     if s.claims.is_none()
+        && text.contains("olids")
         && let Some(c) = re_capolids().captures(&text)
     {
         let ids: Vec<String> = re_guid().find_iter(&c[1]).map(|m| format!("\"{}\"", m.as_str())).collect();
@@ -471,7 +480,9 @@ pub(crate) fn signals(raw: &str) -> Signals {
         }
     }
     set_if_none(&mut s.date, first_capture(re_date(), &text).as_deref());
-    set_if_none(&mut s.www_authenticate, first_capture(re_www_auth(), &text).as_deref());
+    if text.contains("uthenticate") || text.contains("UTHENTICATE") {
+        set_if_none(&mut s.www_authenticate, first_capture(re_www_auth(), &text).as_deref());
+    }
 
     // Graph code: the JSON read wins; then a known code anywhere; then a `code:` field that is
     // not an OAuth error or a number.
@@ -524,6 +535,7 @@ pub(crate) fn signals(raw: &str) -> Signals {
     s.method = first_capture(re_method_url(), &text);
     s.transport = find_transport(&lower);
     s.text = text;
+    s.lower = lower;
     s
 }
 
@@ -539,7 +551,11 @@ pub(crate) fn squash(text: &str) -> String {
             }
             space = true;
         } else {
-            out.extend(ch.to_lowercase());
+            if ch.is_ascii() {
+                out.push(ch.to_ascii_lowercase());
+            } else {
+                out.extend(ch.to_lowercase());
+            }
             space = false;
         }
     }
@@ -619,8 +635,8 @@ pub(crate) fn build_failure(s: &Signals) -> Failure {
     if s.aadsts.is_empty() {
         // Partner Center codes and MSAL's own error codes are read by the text rules, on the
         // whole text; their JSON ("description") must not pass for a token-endpoint body.
-        let lower = squash(&s.text);
-        if crate::field::partner_center(&lower).is_some() || !crate::field::msal_errors_in(&lower).is_empty() {
+        let lower = &s.lower;
+        if crate::field::partner_center(lower).is_some() || !crate::field::msal_errors_in(lower).is_empty() {
             return Failure::Text(excerpt(&s.text, 0, 2000));
         }
     }
@@ -645,13 +661,10 @@ pub(crate) fn build_failure(s: &Signals) -> Failure {
         });
     }
 
-    let graph_message_sig = {
-        let lower = squash(&s.text);
-        graph::MESSAGE_SIGNATURES.iter().any(|(sig, _, _)| lower.contains(sig))
-    };
+    let graph_message_sig = graph::MESSAGE_SIGNATURES.iter().any(|(sig, _, _)| s.lower.contains(sig));
     // A bare status printed by a connect cmdlet (Connect-PnPOnline against a SharePoint URL) is
     // about the sign-in, not about the API behind the URL: the text rules read it in context.
-    if !graph_code_known && !graph_message_sig && !s.graph_shape && crate::text::is_sign_in_context(&squash(&s.text)) {
+    if !graph_code_known && !graph_message_sig && !s.graph_shape && crate::text::is_sign_in_context(&s.lower) {
         return Failure::Text(excerpt(&s.text, 0, 2000));
     }
     let graph_like = graph_code_known

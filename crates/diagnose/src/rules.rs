@@ -63,6 +63,13 @@ pub fn candidates(facts: &Facts) -> Vec<Diagnosis> {
     finalize(cands, facts, failure.as_ref())
 }
 
+/// `candidates` for a failure that `explain` has already parsed, so that a megabyte of text is
+/// not parsed twice.
+pub(crate) fn candidates_parsed(facts: &Facts) -> Vec<Diagnosis> {
+    let cands = raw_candidates(facts, facts.failure.as_ref(), 0);
+    finalize(cands, facts, facts.failure.as_ref())
+}
+
 /// The best diagnosis for the facts.
 pub fn diagnose(facts: &Facts) -> Diagnosis {
     let mut all = candidates(facts);

@@ -111,13 +111,13 @@ pub(crate) fn text_rules(text: &str, _facts: &Facts, out: &mut Vec<Cand>) {
         out.push(Cand::new(p.cause, p.confidence, p.summary));
     }
     // A status with nothing else still narrows the field.
-    let signals = parse::signals(text);
+    let status = parse::status_of(text);
     let said = |what: &str| {
         format!(
             "A bare {what} without any detail that names a cause; where it was printed makes these the likely causes."
         )
     };
-    match signals.status {
+    match status {
         Some(429) => out.push(Cand::plain(Cause::Throttled, 0.8)),
         Some(500..=599) => out.push(Cand::plain(Cause::ServiceUnavailable, 0.75)),
         Some(401) if found == 0 => {
