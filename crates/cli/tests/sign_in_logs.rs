@@ -129,6 +129,18 @@ fn binary_and_malformed_input_give_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("binary"));
 
+    // Windows PowerShell 5 writes UTF-16 with a BOM; that is text, not binary.
+    let utf16 = home.join("error-utf16.txt");
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in "AADSTS50126: Error validating credentials due to invalid username or password.".encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    std::fs::write(&utf16, bytes).expect("write");
+    let out = run(home, &["explain", "--json", utf16.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["cause"], "invalid_credentials");
+
     let broken = home.join("broken.json");
     std::fs::write(&broken, "[{\"status\": {\"errorCode\": 50126").expect("write");
     let out = run(home, &["explain", "--sign-in-logs", broken.to_str().expect("utf-8 path")]);

@@ -297,6 +297,9 @@ fn classify(code: u32, reason: &str) -> Classified {
     Classified { cause: Cause::Unknown, summary, fix: advice::default_fix(Cause::Unknown) }
 }
 
+/// A parsed time with the text it was read from, which is what the summary shows.
+type Stamp = (DateTime<Utc>, String);
+
 #[derive(Default)]
 struct Group {
     count: usize,
@@ -304,8 +307,8 @@ struct Group {
     users: HashMap<String, usize>,
     apps: HashMap<String, usize>,
     ips: HashMap<String, usize>,
-    first: Option<(DateTime<Utc>, String)>,
-    last: Option<(DateTime<Utc>, String)>,
+    first: Option<Stamp>,
+    last: Option<Stamp>,
     /// The summary and fix of each code seen, to report those of the most frequent code.
     texts: HashMap<String, (String, Vec<String>)>,
 }
@@ -323,7 +326,7 @@ fn top(map: &HashMap<String, usize>, n: usize) -> Vec<Count> {
     v
 }
 
-fn widen(slot: &mut Option<(DateTime<Utc>, String)>, t: DateTime<Utc>, raw: &str, later: bool) {
+fn widen(slot: &mut Option<Stamp>, t: DateTime<Utc>, raw: &str, later: bool) {
     let replace = match slot {
         None => true,
         Some((cur, _)) => (later && t > *cur) || (!later && t < *cur),
@@ -337,7 +340,7 @@ fn summarize(format: &str, entries: &[Entry]) -> SignInSummary {
     let mut groups: BTreeMap<Cause, Group> = BTreeMap::new();
     let mut cache: HashMap<(u32, String), Classified> = HashMap::new();
     let (mut failures, mut interrupted, mut unreadable) = (0, 0, 0);
-    let (mut first, mut last): (Option<(DateTime<Utc>, String)>, Option<(DateTime<Utc>, String)>) = (None, None);
+    let (mut first, mut last): (Option<Stamp>, Option<Stamp>) = (None, None);
     for e in entries {
         let time = e.time.as_deref().and_then(|raw| parse_time(raw).map(|t| (t, raw)));
         if let Some((t, raw)) = time {

@@ -67,12 +67,12 @@ fn site(url: &str) -> String {
     let rest = url.strip_prefix("https://").unwrap_or(url);
     let mut parts = rest.split(['/', '?', '#']);
     let host = parts.next().unwrap_or_default().to_lowercase();
-    if host == "github.com" {
-        if let (Some(owner), Some(repo)) = (parts.next(), parts.next()) {
-            if !owner.is_empty() && !repo.is_empty() {
-                return format!("github.com/{}/{}", owner.to_lowercase(), repo.to_lowercase());
-            }
-        }
+    if host == "github.com"
+        && let (Some(owner), Some(repo)) = (parts.next(), parts.next())
+        && !owner.is_empty()
+        && !repo.is_empty()
+    {
+        return format!("github.com/{}/{}", owner.to_lowercase(), repo.to_lowercase());
     }
     host
 }

@@ -63,13 +63,31 @@ fn print_diagnosis(d: &diagnose::Diagnosis, indent: &str) {
     println!("{indent}docs: {}", d.docs);
 }
 
-/// Whether bytes are binary rather than text: a NUL byte, or mostly bytes that are neither
-/// valid UTF-8 nor printable. Explaining such input would only ever answer `unknown`.
-fn is_binary(bytes: &[u8]) -> bool {
-    if bytes.contains(&0) {
+/// The text of a file or of standard input: UTF-8 (its BOM dropped), or UTF-16 when it starts
+/// with a UTF-16 BOM, which is what Windows PowerShell 5's `>` and `Out-File` write.
+fn decode(bytes: &[u8]) -> String {
+    let utf16 = |rest: &[u8], little: bool| {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|p| if little { u16::from_le_bytes([p[0], p[1]]) } else { u16::from_be_bytes([p[0], p[1]]) })
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    match bytes {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, true),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, false),
+        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8_lossy(rest).into_owned(),
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// Whether decoded input is binary rather than text: a NUL, or more than a quarter of
+/// characters that are undecodable or control characters. Explaining it would only ever answer
+/// `unknown`.
+fn is_binary(text: &str) -> bool {
+    if text.contains('\0') {
         return true;
     }
-    let text = String::from_utf8_lossy(bytes);
     let total = text.chars().count().max(1);
     let bad =
         text.chars().filter(|c| *c == char::REPLACEMENT_CHARACTER || (c.is_control() && !c.is_whitespace())).count();
@@ -97,12 +115,12 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             bytes
         }
     };
-    if is_binary(&bytes) {
+    let text = decode(&bytes);
+    if is_binary(&text) {
         anyhow::bail!(
             "the input is binary, not text: explain reads error messages, token-endpoint or Graph error bodies and log lines"
         );
     }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
     if text.trim().is_empty() {
         anyhow::bail!(
             "nothing to explain: paste an error message, a token-endpoint or Graph error body, or a log line"
