@@ -303,11 +303,16 @@ fn re_number() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r#"(code"?\s*[:=]\s*"?)?\b(\d{3,6})\b"#).expect("valid"))
 }
 
+/// Whether `lower` comes from Partner Center (its host, front door, SDK or PowerShell module).
+pub(crate) fn is_partner_center_text(lower: &str) -> bool {
+    PARTNER_CENTER_MARKERS.iter().any(|m| lower.contains(m)) || re_partner_cmdlet().is_match(lower)
+}
+
 /// The Partner Center code in `lower`, when the text is Partner Center's: either a documented
 /// code followed by its documented description ("1002 Authorization Failed"), or a `code`
 /// field holding a documented code in text that carries a Partner Center marker.
 pub(crate) fn partner_center(lower: &str) -> Option<&'static PartnerCode> {
-    let marked = PARTNER_CENTER_MARKERS.iter().any(|m| lower.contains(m)) || re_partner_cmdlet().is_match(lower);
+    let marked = is_partner_center_text(lower);
     for c in re_number().captures_iter(lower).take(64) {
         let (Some(m), field) = (c.get(2), c.get(1).is_some()) else { continue };
         let Ok(n) = m.as_str().parse::<u32>() else { continue };

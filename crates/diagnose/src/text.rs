@@ -51,7 +51,7 @@ fn context_of(lower: &str) -> Context {
         "/token ",
     ]) {
         Context::TokenRequest
-    } else if has(&["partnercenter", "partner center", "partnerexception", "partnerpsexception", "partnerfd"]) {
+    } else if field::is_partner_center_text(lower) {
         Context::PartnerCenter
     } else if has(&["new-partneraccesstoken", "gdap", "secure application model", "delegated admin"]) {
         Context::Partner
@@ -221,5 +221,30 @@ mod tests {
         assert_eq!(top("GDAP relationship expired for Contoso"), Some(Cause::GdapExpired));
         assert_eq!(top("The agent is offline since 3am"), Some(Cause::AgentUnhealthy));
         assert_eq!(top("nothing to see"), None);
+    }
+
+    #[test]
+    fn a_bare_status_is_ranked_by_where_it_was_printed() {
+        assert_eq!(
+            top("Error getting MS Graph Token (Response status code does not indicate success: 401 (Unauthorized).)"),
+            Some(Cause::ClientCredentialInvalid)
+        );
+        assert_eq!(
+            top("Connect-PnPOnline : The remote server returned an error: (403) Forbidden."),
+            Some(Cause::ConditionalAccessBlocked)
+        );
+        assert_eq!(
+            top("Get-PartnerCustomer : The remote server returned an error: (401) Unauthorized."),
+            Some(Cause::MfaClaimMissing)
+        );
+        assert_eq!(
+            top("Invoke-RestMethod : The remote server returned an error: (401) Unauthorized."),
+            Some(Cause::TokenInvalid)
+        );
+        assert_eq!(
+            top("Invoke-RestMethod : The remote server returned an error: (403) Forbidden."),
+            Some(Cause::PermissionMissing)
+        );
+        assert_eq!(top("Le serveur distant a retourné une erreur : (403) Interdit."), Some(Cause::PermissionMissing));
     }
 }
