@@ -14,6 +14,7 @@ use crate::cause::Cause;
 use crate::facts::TransportKind;
 
 const PHRASES_TSV: &str = include_str!("../data/phrases.tsv");
+const TOOL_MESSAGES_TSV: &str = include_str!("../data/tool_messages.tsv");
 const NETWORK_TSV: &str = include_str!("../data/network_signatures.tsv");
 const LOCALIZED_TSV: &str = include_str!("../data/localized_status.tsv");
 const PARTNER_CENTER_TSV: &str = include_str!("../data/partner_center_codes.tsv");
@@ -90,10 +91,14 @@ pub(crate) struct Phrase {
     pub summary: &'static str,
 }
 
+/// The signs of `data/phrases.tsv` followed by those of `data/tool_messages.tsv` (the messages
+/// authentication libraries and Microsoft's command-line tools print in their own words); both
+/// tables have the same columns and are read as one.
 pub(crate) fn phrases() -> &'static [Phrase] {
     static TABLE: OnceLock<Vec<Phrase>> = OnceLock::new();
     TABLE.get_or_init(|| {
         rows(PHRASES_TSV)
+            .chain(rows(TOOL_MESSAGES_TSV))
             .filter_map(|c| {
                 let [cause, confidence, any, with, summary] = c.as_slice() else { return None };
                 Some(Phrase {
@@ -470,7 +475,11 @@ mod tests {
 
     #[test]
     fn every_table_row_parses() {
-        assert_eq!(phrases().len(), data_lines(PHRASES_TSV), "a row of phrases.tsv does not parse");
+        assert_eq!(
+            phrases().len(),
+            data_lines(PHRASES_TSV) + data_lines(TOOL_MESSAGES_TSV),
+            "a row of phrases.tsv or tool_messages.tsv does not parse"
+        );
         assert_eq!(
             network_signatures().len(),
             data_lines(NETWORK_TSV),
@@ -498,6 +507,16 @@ mod tests {
     }
 
     #[test]
+    fn codes_and_signatures_are_lower_case() {
+        for e in msal_errors() {
+            assert_eq!(e.code, e.code.to_lowercase(), "MSAL/ADAL code {:?} must be lower case", e.code);
+        }
+        for (_, sig) in network_signatures() {
+            assert_eq!(*sig, sig.to_lowercase(), "network signature {sig:?} must be lower case");
+        }
+    }
+
+    #[test]
     fn localized_texts_name_statuses_and_failures() {
         assert_eq!(localized_status("le serveur distant a retourné une erreur : (403) interdit."), Some(403));
         assert_eq!(
@@ -512,6 +531,34 @@ mod tests {
             find_transport("curl: (7) failed to connect to graph.microsoft.com port 443"),
             Some(TransportKind::Connect)
         );
+    }
+
+    #[test]
+    fn windows_network_texts_name_failures() {
+        let cases = [
+            ("winhttpexception: the server name or address could not be resolved", TransportKind::Dns),
+            ("exception from hresult: 0x80072ee7", TransportKind::Dns),
+            (
+                "the winrm client cannot process the request because the server name cannot be resolved.",
+                TransportKind::Dns,
+            ),
+            ("winhttpexception: a connection with the server could not be established", TransportKind::Connect),
+            ("the client cannot connect to the destination specified in the request.", TransportKind::Connect),
+            ("winhttpexception: the connection with the server was terminated abnormally", TransportKind::Reset),
+            ("system.net.http.winhttpexception: a security error occurred", TransportKind::Tls),
+            ("schannel: next initializesecuritycontext failed: sec_e_untrusted_root (0x80090325)", TransportKind::Tls),
+            (
+                "the client and server cannot communicate, because they do not possess a common algorithm",
+                TransportKind::Tls,
+            ),
+            (
+                "winrm cannot complete the operation. verify that the specified computer name is valid, that the computer is accessible over the network",
+                TransportKind::Timeout,
+            ),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(find_transport(text), Some(kind), "{text}");
+        }
     }
 
     #[test]
@@ -533,5 +580,11 @@ mod tests {
         let found = msal_errors_in("clientautherror: endpoints_resolution_error: endpoints cannot be resolved");
         assert_eq!(found.first().map(|e| e.cause), Some(Cause::NetworkUnreachable));
         assert_eq!(aadsts_by_name("i'm getting a `userstrongauthexpired` (50078)"), Some(50078));
+        // ADAL's codes, its upper-case enum names read in lower case.
+        let found = msal_errors_in("authenticationexception: developer_authority_is_not_valid_instance");
+        assert_eq!(found.first().map(|e| e.cause), Some(Cause::WrongCloud));
+        let found = msal_errors_in("adalexception: authority_not_in_valid_list: 'authority' is not in the list");
+        assert_eq!(found.first().map(|e| e.cause), Some(Cause::WrongCloud));
+        assert!(msal_errors_in("my_authority_not_in_valid_list_helper").is_empty());
     }
 }

@@ -56,7 +56,11 @@ macro_rules! re {
     };
 }
 
-re!(re_aadsts, r"(?i)AADSTS ?(\d{4,8})");
+// An AADSTS code as Microsoft prints it (`AADSTS50076`), and as people paste it: with a space,
+// colon or dash before the number (`AADSTS 50076`, `AADSTS: 50076`), or with the leading `A` lost
+// when the start of the line was not selected (`ADSTS50076`). The bare `ADSTS` form must start a
+// word, so that it is never read inside another identifier.
+re!(re_aadsts, r"(?i)(?:AADSTS|\bADSTS)[ \t:#-]{0,2}(\d{4,8})");
 re!(re_error_codes, r#"(?i)error_codes\\?["']?\s*[:=]\s*\[\s*([\d,\s]+)\]"#);
 re!(re_error_lookup, r"(?i)login\.[a-z.]+/error\?code=(\d{4,8})");
 re!(
@@ -663,8 +667,16 @@ pub(crate) fn build_failure(s: &Signals) -> Failure {
 
     let graph_message_sig = graph::MESSAGE_SIGNATURES.iter().any(|(sig, _, _)| s.lower.contains(sig));
     // A bare status printed by a connect cmdlet (Connect-PnPOnline against a SharePoint URL) is
-    // about the sign-in, not about the API behind the URL: the text rules read it in context.
-    if !graph_code_known && !graph_message_sig && !s.graph_shape && crate::text::is_sign_in_context(&s.lower) {
+    // about the sign-in, not about the API behind the URL: the text rules read it in context. A
+    // network failure without any status (New-PSSession or Connect-ExchangeOnline could not
+    // resolve or reach the host) never got that far, so it stays a transport failure below.
+    let network_only = s.transport.is_some() && s.status.is_none();
+    if !graph_code_known
+        && !graph_message_sig
+        && !s.graph_shape
+        && !network_only
+        && crate::text::is_sign_in_context(&s.lower)
+    {
         return Failure::Text(excerpt(&s.text, 0, 2000));
     }
     let graph_like = graph_code_known
@@ -855,6 +867,17 @@ mod tests {
     }
 
     #[test]
+    fn a_network_failure_in_a_sign_in_cmdlet_stays_a_network_failure() {
+        let f = parse_failure(
+            "New-PSSession : [outlook.office365.com] Connecting to remote server outlook.office365.com failed with the following error message : The WinRM client cannot process the request because the server name cannot be resolved.",
+        );
+        assert!(matches!(f, Failure::Transport(TransportFailure { kind: TransportKind::Dns, .. })));
+        // A bare status from the same cmdlet is still read in its sign-in context.
+        let f = parse_failure("Connect-PnPOnline : The remote server returned an error: (403) Forbidden.");
+        assert!(matches!(f, Failure::Text(_)));
+    }
+
+    #[test]
     fn status_variants() {
         assert_eq!(find_status("The remote server returned an error: (401) Unauthorized."), Some(401));
         assert_eq!(find_status("HTTP/1.1 403 Forbidden"), Some(403));
@@ -878,6 +901,12 @@ mod tests {
         assert_eq!(token(parse_failure("Sign-in error code: 53003\nFailure reason: blocked")).error_codes, vec![53003]);
         // A number that is not an AADSTS code is not taken for one.
         assert!(matches!(parse_failure("error code 12345 in module"), Failure::Text(_)));
+        // Pasted with a separator, or without the leading `A` of a clipped line; never inside
+        // another identifier.
+        assert_eq!(token(parse_failure("AADSTS: 50076 Due to a configuration change")).error_codes, vec![50076]);
+        assert_eq!(token(parse_failure("AADSTS-700082 The refresh token has expired")).error_codes, vec![700082]);
+        assert_eq!(token(parse_failure("ADSTS50126: Error validating credentials")).error_codes, vec![50126]);
+        assert!(signals("LOADSTS50126 and XADSTS50076").aadsts.is_empty());
     }
 
     #[test]

@@ -104,7 +104,10 @@ fn raw_candidates(facts: &Facts, failure: Option<&Failure>, depth: u8) -> Vec<Ca
     // A structured failure whose code says little (an unknown Graph code, a token error without
     // code) still carries words; the phrase tables read them when the structured rules are weak.
     let weak = out.iter().all(|c| c.confidence < 0.45 || c.cause == Cause::Unknown);
-    if weak {
+    // A token failure with neither a code nor an OAuth error (a login URL in a tool's own
+    // message) was only guessed at from its status; the words around it are better evidence.
+    let guessed = matches!(failure, Some(Failure::TokenEndpoint(t)) if t.error_codes.is_empty() && t.error.is_empty());
+    if weak || guessed {
         let words = match failure {
             Some(Failure::Graph(g)) => {
                 Some(format!("{} {} {}", g.code, g.message, g.inner_message.as_deref().unwrap_or_default()))
