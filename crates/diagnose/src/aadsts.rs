@@ -142,6 +142,8 @@ pub static MAPPING: &[CodeRule] = &[
     rule(50072, MfaRequired, "AADSTS50072: the account must enrol a second authentication factor.")
         .fix(&["Register an MFA method for the account at https://aka.ms/mfasetup, then sign in again with `tenantscope login`."]),
     rule(50074, MfaRequired, "AADSTS50074: strong authentication is required and the MFA challenge was not passed."),
+    rule(500121, MfaRequired, "AADSTS500121: authentication failed during the strong authentication (MFA) request: the prompt was denied, not answered, or the method failed.")
+        .conf(0.8),
     rule(53004, MfaRequired, "AADSTS53004: the account must complete MFA registration, which is blocked until its risk is cleared.")
         .conf(0.8),
     rule(50158, MfaRequired, "AADSTS50158: an external security challenge (third-party MFA or custom control) was not satisfied; Microsoft Entra MFA is what partner access requires.")

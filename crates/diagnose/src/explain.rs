@@ -14,6 +14,17 @@ pub fn explain(text: &str) -> Explanation {
 /// Like `explain`, with whatever else the caller knows (the tenant, the token's claims, ...).
 /// The failure in `facts` is replaced by the one parsed from `text`.
 pub fn explain_with(text: &str, facts: &Facts) -> Explanation {
+    if looks_binary(parse::cap(text)) {
+        // Binary input (an image, an archive, a UTF-16 file read as UTF-8) holds no message to
+        // read, and scanning it only costs time: it is `unknown`, and says why.
+        let parsed = Failure::Text(String::new());
+        let mut facts = facts.clone();
+        facts.failure = Some(parsed.clone());
+        let summary = "The input is binary (NUL bytes or mostly undecodable bytes), not the text of an error; paste the message itself, or save it as UTF-8.";
+        let candidates =
+            rules::finalize(vec![rules::Cand::new(Cause::Unknown, 0.1, summary)], &facts, facts.failure.as_ref());
+        return Explanation { cause: Cause::Unknown, candidates, distinguish: Vec::new(), parsed };
+    }
     let parsed = parse::parse_failure(text);
     let mut facts = facts.clone();
     // Unstructured text is handed on whole (capped) so the phrase rules see all of it, not the
@@ -22,11 +33,29 @@ pub fn explain_with(text: &str, facts: &Facts) -> Explanation {
         Failure::Text(_) => Failure::Text(parse::cap(text).to_string()),
         other => other.clone(),
     });
-    let candidates = rules::candidates(&facts);
+    let candidates = rules::candidates_parsed(&facts);
     let cause = candidates.first().map(|d| d.cause).unwrap_or(Cause::Unknown);
     let tenant = tenant_hint(&facts, &parsed);
     let distinguish = distinguish(&candidates, &parsed, &tenant);
     Explanation { cause, candidates, distinguish, parsed }
+}
+
+/// Whether a text is binary rather than a message: NUL characters, or more than one character
+/// in ten that is a replacement character (undecodable bytes) or a control character.
+fn looks_binary(text: &str) -> bool {
+    let mut total = 0usize;
+    let mut odd = 0usize;
+    let mut nul = 0usize;
+    for c in text.chars() {
+        total += 1;
+        if c == '\0' {
+            nul += 1;
+        }
+        if c == char::REPLACEMENT_CHARACTER || (c.is_control() && !c.is_whitespace()) {
+            odd += 1;
+        }
+    }
+    total > 0 && (nul * 100 > total || odd * 10 > total)
 }
 
 fn tenant_hint(facts: &Facts, parsed: &Failure) -> String {

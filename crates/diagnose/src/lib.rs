@@ -40,10 +40,12 @@ mod diagnosis;
 mod evidence;
 mod explain;
 mod facts;
+mod field;
 mod graph;
 mod hosts;
 mod parse;
 mod rules;
+mod signin;
 mod text;
 mod warnings;
 
@@ -56,6 +58,7 @@ pub use facts::{
 };
 pub use parse::{MAX_SCAN_BYTES, parse_failure};
 pub use rules::{candidates, diagnose};
+pub use signin::{CauseGroup, Count, MAX_SIGN_IN_LOG_BYTES, SignInLogError, SignInSummary, summarize_sign_in_logs};
 pub use warnings::{
     EXPIRY_WARN_DAYS, REFRESH_WARN_DAYS, REFRESH_WINDOW_DAYS, SecretInfo, Severity, Warning, WarningInput, WarningKind,
     warnings,

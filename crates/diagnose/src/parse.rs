@@ -56,10 +56,17 @@ macro_rules! re {
     };
 }
 
-re!(re_aadsts, r"(?i)AADSTS ?(\d{4,8})");
+// An AADSTS code as Microsoft prints it (`AADSTS50076`), and as people paste it: with a space,
+// colon or dash before the number (`AADSTS 50076`, `AADSTS: 50076`), or with the leading `A` lost
+// when the start of the line was not selected (`ADSTS50076`). The bare `ADSTS` form must start a
+// word, so that it is never read inside another identifier.
+re!(re_aadsts, r"(?i)(?:AADSTS|\bADSTS)[ \t:#-]{0,2}(\d{4,8})");
 re!(re_error_codes, r#"(?i)error_codes\\?["']?\s*[:=]\s*\[\s*([\d,\s]+)\]"#);
 re!(re_error_lookup, r"(?i)login\.[a-z.]+/error\?code=(\d{4,8})");
-re!(re_error_code_word, r"(?i)(?:sign-in\s+)?error\s*code\s*[:=]?\s*(\d{5,7})\b");
+re!(
+    re_error_code_word,
+    r#"(?i-u)(?:sign-in\s+)?(?:error|failure)[\s_]*(?:codes?|number)\\?["']?\s*[:=]?\s*\\?["']?\s*(\d{5,7})\b"#
+);
 re!(re_oauth_field, r#"(?i)(?:^|[\s{,'"\\])error\\?["']?\s*[:=]\s*\\?["']?([a-z_]+)"#);
 re!(re_suberror, r#"(?i)suberror\\?["']?\s*[:=]\s*\\?["']?([a-z_]+)"#);
 re!(re_capolids, r#"(?i)(?:ca)?polids[\s\S]{0,80}?values[\s\S]{0,8}?\[([^\]]*)\]"#);
@@ -77,7 +84,11 @@ re!(re_error_status, r"(?i)\b(?:error|code|http)\s*:?\s*(401|403|404|429|500|502
 re!(re_http_line, r"(?i)\bHTTP/\d(?:\.\d)?\s+(\d{3})\b");
 re!(
     re_status_phrase,
-    r"(?i)\(?\b(\d{3})\)?\s*[-:(]?\s*(?:Unauthorized|Forbidden|Bad\s?Request|Too\s?Many\s?Requests|Service\s?Unavailable|Internal\s?Server\s?Error|Bad\s?Gateway|Gateway\s?Time-?out|Not\s?Found)\b"
+    r"(?i)\(?\b(\d{3})\)?\s*[-:(]?\s*(?:Unauthorized|Forbidden|Bad\s?Request|Too\s?Many\s?Requests|Service\s?Unavailable|Internal\s?Server\s?Error|Bad\s?Gateway|Gateway\s?Time-?out|Not\s?Found|Not\s?Authorized)\b"
+);
+re!(
+    re_status_verb,
+    r"(?i)\b(?:returns?|returned|returning|got|gets|getting|receiv(?:e|es|ed|ing)|throws?|fails? with)\s+(?:an?\s+|the\s+)?(?:http\s+|error\s+|status\s+)?\(?(401|403|404|429|500|502|503|504)\b"
 );
 re!(
     re_status_word,
@@ -160,6 +171,8 @@ pub(crate) struct Signals {
     pub graph_shape: bool,
     /// The text, cleaned (HTML stripped, escapes removed) and capped.
     pub text: String,
+    /// `text` lower-cased with whitespace squashed, computed once for every phrase lookup.
+    pub lower: String,
 }
 
 impl Signals {
@@ -211,6 +224,19 @@ fn absorb_json(value: &Value, s: &mut Signals, depth: usize) {
                         }
                     }
                 }
+            }
+            // A sign-in log entry (Entra's export or Graph's signIn resource): the failure is
+            // `status.errorCode` (an AADSTS number, 0 for success) with `status.failureReason`.
+            if let Some(reason) = str_field(obj, "failureReason")
+                && let Some(code) =
+                    field(obj, "errorCode").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                && code != 0
+                && let Ok(code) = u32::try_from(code)
+            {
+                if !s.aadsts.contains(&code) {
+                    s.aadsts.push(code);
+                }
+                set_if_none(&mut s.description, Some(reason));
             }
             // A Graph body: {"error": {"code", "message", "innerError": {...}}}, or the inner
             // object itself when the outer wrapper was not pasted.
@@ -313,9 +339,14 @@ fn valid_status(n: u16) -> bool {
     (100..600).contains(&n)
 }
 
+/// The HTTP status printed in a text, without the rest of the parsing.
+pub(crate) fn status_of(text: &str) -> Option<u16> {
+    find_status(cap(text))
+}
+
 /// Reads the HTTP status from the many ways tools print it.
 fn find_status(text: &str) -> Option<u16> {
-    for re in [re_status(), re_http_line(), re_status_phrase(), re_error_status()] {
+    for re in [re_status(), re_http_line(), re_status_phrase(), re_error_status(), re_status_verb()] {
         for c in re.captures_iter(text).take(16) {
             if let Some(n) = c.get(1).and_then(|m| m.as_str().parse::<u16>().ok())
                 && valid_status(n)
@@ -324,7 +355,10 @@ fn find_status(text: &str) -> Option<u16> {
             }
         }
     }
-    let word = first_capture(re_status_word(), text)?;
+    let Some(word) = first_capture(re_status_word(), text) else {
+        // Windows and .NET print the status's name in the user's language.
+        return crate::field::localized_status(&squash(text));
+    };
     let w: String = word.to_ascii_lowercase().split_whitespace().collect();
     match w.as_str() {
         "unauthorized" => Some(401),
@@ -357,102 +391,11 @@ fn find_url(text: &str) -> Option<String> {
     best.map(|(_, u)| u)
 }
 
-/// Socket-level failure messages of the common HTTP stacks (.NET, Node, Python, curl, Rust).
+/// Socket-level failure messages of the common HTTP stacks (.NET, Node, Python, curl, Rust),
+/// in English and as Windows and .NET print them in other languages: `data/network_signatures.tsv`
+/// and `data/localized_status.tsv`.
 fn find_transport(lower: &str) -> Option<TransportKind> {
-    const SIGNS: &[(&[&str], TransportKind)] = &[
-        (
-            &[
-                "host not allowed",
-                "not in the allowed hosts",
-                "outside the configured cloud",
-                "refused to send the token",
-            ],
-            TransportKind::HostNotAllowed,
-        ),
-        (
-            &[
-                "getaddrinfo",
-                "enotfound",
-                "eai_again",
-                "name or service not known",
-                "no such host is known",
-                "could not resolve host",
-                "failed to lookup address",
-                "dns error",
-                "name resolution",
-                "nodename nor servname",
-                "name does not resolve",
-                "failed to resolve",
-                "remote name could not be resolved",
-                "temporary failure in name resolution",
-            ],
-            TransportKind::Dns,
-        ),
-        (
-            &[
-                "certificate verify failed",
-                "self signed certificate",
-                "self-signed certificate",
-                "unable to get local issuer certificate",
-                "unable to verify the first certificate",
-                "invalid peer certificate",
-                "unknownissuer",
-                "could not establish trust relationship",
-                "remote certificate is invalid",
-                "ssl connection could not be established",
-                "tls handshake",
-                "sslerror",
-                "ssl: ",
-                "certificate has expired",
-                "cert_untrusted",
-            ],
-            TransportKind::Tls,
-        ),
-        (
-            &[
-                "econnrefused",
-                "connection refused",
-                "actively refused",
-                "unable to connect to the remote server",
-                "no route to host",
-                "network is unreachable",
-                "ehostunreach",
-                "enetunreach",
-                "error trying to connect",
-                "failed to establish a new connection",
-                "max retries exceeded with url",
-                "proxy authentication required",
-                "unable to connect",
-            ],
-            TransportKind::Connect,
-        ),
-        (
-            &[
-                "econnreset",
-                "connection reset",
-                "forcibly closed",
-                "broken pipe",
-                "socket hang up",
-                "connection closed before message completed",
-                "connection aborted",
-                "remotedisconnected",
-            ],
-            TransportKind::Reset,
-        ),
-        (
-            &[
-                "timed out",
-                "etimedout",
-                "esockettimedout",
-                "timeout",
-                "deadline exceeded",
-                "httpclient.timeout",
-                "a task was canceled",
-            ],
-            TransportKind::Timeout,
-        ),
-    ];
-    SIGNS.iter().find(|(words, _)| words.iter().any(|w| lower.contains(w))).map(|(_, kind)| *kind)
+    crate::field::find_transport(lower)
 }
 
 /// Reads every signal out of the text.
@@ -516,7 +459,9 @@ pub(crate) fn signals(raw: &str) -> Signals {
             .map(|(_, e)| e.to_string());
     }
     set_if_none(&mut s.suberror, first_capture(re_suberror(), &text).as_deref());
+    // The cheap `contains` spares the pattern's scan of texts that cannot match it.
     if s.claims.is_none()
+        && text.contains("olids")
         && let Some(c) = re_capolids().captures(&text)
     {
         let ids: Vec<String> = re_guid().find_iter(&c[1]).map(|m| format!("\"{}\"", m.as_str())).collect();
@@ -539,7 +484,9 @@ pub(crate) fn signals(raw: &str) -> Signals {
         }
     }
     set_if_none(&mut s.date, first_capture(re_date(), &text).as_deref());
-    set_if_none(&mut s.www_authenticate, first_capture(re_www_auth(), &text).as_deref());
+    if text.contains("uthenticate") || text.contains("UTHENTICATE") {
+        set_if_none(&mut s.www_authenticate, first_capture(re_www_auth(), &text).as_deref());
+    }
 
     // Graph code: the JSON read wins; then a known code anywhere; then a `code:` field that is
     // not an OAuth error or a number.
@@ -581,11 +528,18 @@ pub(crate) fn signals(raw: &str) -> Signals {
         set_if_none(&mut s.graph_message, Some(sig));
     }
 
+    if s.aadsts.is_empty()
+        && let Some(code) = crate::field::aadsts_by_name(&lower)
+    {
+        // Audit logs and some libraries print the code's name ("UserStrongAuthExpired") alone.
+        s.aadsts.push(code);
+    }
     s.status = s.status.or_else(|| find_status(&text));
     s.url = s.url.take().or_else(|| find_url(&text));
     s.method = first_capture(re_method_url(), &text);
     s.transport = find_transport(&lower);
     s.text = text;
+    s.lower = lower;
     s
 }
 
@@ -601,7 +555,11 @@ pub(crate) fn squash(text: &str) -> String {
             }
             space = true;
         } else {
-            out.extend(ch.to_lowercase());
+            if ch.is_ascii() {
+                out.push(ch.to_ascii_lowercase());
+            } else {
+                out.extend(ch.to_lowercase());
+            }
             space = false;
         }
     }
@@ -678,6 +636,14 @@ pub fn parse_failure(text: &str) -> Failure {
 pub(crate) fn build_failure(s: &Signals) -> Failure {
     let host_kind = s.host_kind();
     let graph_code_known = s.graph_code.as_deref().is_some_and(is_graph_code) || s.graph_inner_code.is_some();
+    if s.aadsts.is_empty() {
+        // Partner Center codes and MSAL's own error codes are read by the text rules, on the
+        // whole text; their JSON ("description") must not pass for a token-endpoint body.
+        let lower = &s.lower;
+        if crate::field::partner_center(lower).is_some() || !crate::field::msal_errors_in(lower).is_empty() {
+            return Failure::Text(excerpt(&s.text, 0, 2000));
+        }
+    }
     let token_like = !s.aadsts.is_empty() || (s.oauth_error.is_some() && !graph_code_known) || s.description.is_some();
 
     if token_like {
@@ -699,10 +665,20 @@ pub(crate) fn build_failure(s: &Signals) -> Failure {
         });
     }
 
-    let graph_message_sig = {
-        let lower = squash(&s.text);
-        graph::MESSAGE_SIGNATURES.iter().any(|(sig, _, _)| lower.contains(sig))
-    };
+    let graph_message_sig = graph::MESSAGE_SIGNATURES.iter().any(|(sig, _, _)| s.lower.contains(sig));
+    // A bare status printed by a connect cmdlet (Connect-PnPOnline against a SharePoint URL) is
+    // about the sign-in, not about the API behind the URL: the text rules read it in context. A
+    // network failure without any status (New-PSSession or Connect-ExchangeOnline could not
+    // resolve or reach the host) never got that far, so it stays a transport failure below.
+    let network_only = s.transport.is_some() && s.status.is_none();
+    if !graph_code_known
+        && !graph_message_sig
+        && !s.graph_shape
+        && !network_only
+        && crate::text::is_sign_in_context(&s.lower)
+    {
+        return Failure::Text(excerpt(&s.text, 0, 2000));
+    }
     let graph_like = graph_code_known
         || graph_message_sig
         || s.graph_shape
@@ -891,6 +867,17 @@ mod tests {
     }
 
     #[test]
+    fn a_network_failure_in_a_sign_in_cmdlet_stays_a_network_failure() {
+        let f = parse_failure(
+            "New-PSSession : [outlook.office365.com] Connecting to remote server outlook.office365.com failed with the following error message : The WinRM client cannot process the request because the server name cannot be resolved.",
+        );
+        assert!(matches!(f, Failure::Transport(TransportFailure { kind: TransportKind::Dns, .. })));
+        // A bare status from the same cmdlet is still read in its sign-in context.
+        let f = parse_failure("Connect-PnPOnline : The remote server returned an error: (403) Forbidden.");
+        assert!(matches!(f, Failure::Text(_)));
+    }
+
+    #[test]
     fn status_variants() {
         assert_eq!(find_status("The remote server returned an error: (401) Unauthorized."), Some(401));
         assert_eq!(find_status("HTTP/1.1 403 Forbidden"), Some(403));
@@ -914,6 +901,12 @@ mod tests {
         assert_eq!(token(parse_failure("Sign-in error code: 53003\nFailure reason: blocked")).error_codes, vec![53003]);
         // A number that is not an AADSTS code is not taken for one.
         assert!(matches!(parse_failure("error code 12345 in module"), Failure::Text(_)));
+        // Pasted with a separator, or without the leading `A` of a clipped line; never inside
+        // another identifier.
+        assert_eq!(token(parse_failure("AADSTS: 50076 Due to a configuration change")).error_codes, vec![50076]);
+        assert_eq!(token(parse_failure("AADSTS-700082 The refresh token has expired")).error_codes, vec![700082]);
+        assert_eq!(token(parse_failure("ADSTS50126: Error validating credentials")).error_codes, vec![50126]);
+        assert!(signals("LOADSTS50126 and XADSTS50076").aadsts.is_empty());
     }
 
     #[test]

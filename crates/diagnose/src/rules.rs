@@ -63,6 +63,13 @@ pub fn candidates(facts: &Facts) -> Vec<Diagnosis> {
     finalize(cands, facts, failure.as_ref())
 }
 
+/// `candidates` for a failure that `explain` has already parsed, so that a megabyte of text is
+/// not parsed twice.
+pub(crate) fn candidates_parsed(facts: &Facts) -> Vec<Diagnosis> {
+    let cands = raw_candidates(facts, facts.failure.as_ref(), 0);
+    finalize(cands, facts, facts.failure.as_ref())
+}
+
 /// The best diagnosis for the facts.
 pub fn diagnose(facts: &Facts) -> Diagnosis {
     let mut all = candidates(facts);
@@ -93,6 +100,25 @@ fn raw_candidates(facts: &Facts, failure: Option<&Failure>, depth: u8) -> Vec<Ca
         Some(Failure::Transport(t)) => transport_rules(t, facts, &mut out),
         Some(Failure::Text(t)) => text::text_rules(t, facts, &mut out),
         None => fact_rules(facts, &mut out),
+    }
+    // A structured failure whose code says little (an unknown Graph code, a token error without
+    // code) still carries words; the phrase tables read them when the structured rules are weak.
+    let weak = out.iter().all(|c| c.confidence < 0.45 || c.cause == Cause::Unknown);
+    // A token failure with neither a code nor an OAuth error (a login URL in a tool's own
+    // message) was only guessed at from its status; the words around it are better evidence.
+    let guessed = matches!(failure, Some(Failure::TokenEndpoint(t)) if t.error_codes.is_empty() && t.error.is_empty());
+    if weak || guessed {
+        let words = match failure {
+            Some(Failure::Graph(g)) => {
+                Some(format!("{} {} {}", g.code, g.message, g.inner_message.as_deref().unwrap_or_default()))
+            }
+            Some(Failure::TokenEndpoint(t)) if t.error_codes.is_empty() => Some(t.description.clone()),
+            Some(Failure::Transport(t)) => Some(t.message.clone()),
+            _ => None,
+        };
+        if let Some(words) = words {
+            text::phrase_rules(&words, &mut out);
+        }
     }
     if let Some(f) = failure {
         cloud_rules(f, facts, &mut out);
@@ -386,6 +412,15 @@ fn token_rules(t: &TokenEndpointFailure, facts: &Facts, out: &mut Vec<Cand>) {
 
 fn apply_code_rule(rule: &'static aadsts::CodeRule, t: &TokenEndpointFailure, facts: &Facts, out: &mut Vec<Cand>) {
     let base = Cand::new(rule.cause, rule.confidence, rule.summary).fix(rule.fix);
+    // Some codes mean different things depending on their description or failure reason
+    // (`data/code_overrides.tsv`); the mapped cause stays as the runner-up.
+    if let Some(o) = crate::field::override_for(rule.code, &parse::squash(&t.description))
+        && o.cause != rule.cause
+    {
+        out.push(Cand::new(o.cause, rule.confidence.max(0.8), o.summary).ev("aadsts", format!("AADSTS{}", rule.code)));
+        out.push(Cand::new(rule.cause, rule.confidence * 0.6, rule.summary).fix(rule.fix));
+        return;
+    }
     match rule.resolve {
         Resolve::Direct => {
             if rule.cause == Cause::TenantNotFound

@@ -3,7 +3,7 @@
 
 use diagnose::{
     Facts, Failure, GraphFailure, TokenEndpointFailure, TransportFailure, TransportKind, candidates, explain,
-    parse_failure,
+    parse_failure, summarize_sign_in_logs,
 };
 use proptest::prelude::*;
 
@@ -55,6 +55,21 @@ const FRAGMENTS: &[&str] = &[
     "12345678-1234-1234-1234-123456789012",
     "MFA required",
     "premium license",
+    "<prtg><error>1</error><text>",
+    "CRITICAL - ",
+    "Partial Export file was saved at",
+    "{\"code\":1002,\"description\":\"Authorization Failed\",\"source\":\"PartnerFD\"}",
+    "Get-PartnerCustomer : ",
+    "endpoints_resolution_error",
+    "untrusted_authority",
+    "(401) Non autorisé",
+    "(403) Verboden",
+    "未能解析此远程名称",
+    "curl: (6)",
+    "\"errorCode\": 50053",
+    "\"failureReason\": \"",
+    "UserStrongAuthExpired",
+    "Sign-in error code",
 ];
 
 fn fragments() -> impl Strategy<Value = String> {
@@ -133,6 +148,16 @@ proptest! {
         let e = explain(&s);
         prop_assert!(!e.candidates.is_empty());
         prop_assert!(e.candidates.iter().all(|d| (0.0..=1.0).contains(&d.confidence) && !d.fix.is_empty()));
+    }
+
+    #[test]
+    fn sign_in_log_summaries_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096), s in fragments()) {
+        let _ = summarize_sign_in_logs(&bytes);
+        let _ = summarize_sign_in_logs(s.as_bytes());
+        let as_array = format!("[{{\"status\":{{\"errorCode\":{}, \"failureReason\":{:?}}}}}]", bytes.len(), s);
+        let _ = summarize_sign_in_logs(as_array.as_bytes());
+        let as_csv = format!("Date (UTC),Status,Sign-in error code,Failure reason\n{s}\n");
+        let _ = summarize_sign_in_logs(as_csv.as_bytes());
     }
 
     #[test]
