@@ -76,3 +76,107 @@ async fn permissions_recommend_read_only_roles_and_name_each_tenants_gaps() {
     assert!(!text.contains("missing: nothing"), "{text}");
     assert!(text.contains("conditionalAccessPolicies"), "{text}");
 }
+
+/// The demo world with Woodgrove's own app healthy: a current secret and every application
+/// permission the collectors need.
+fn healthy_woodgrove_world(dir: &std::path::Path) -> std::path::PathBuf {
+    let demo = include_str!("../../sim/src/world/demo.toml");
+    let world = demo
+        .replacen("start = \"-370d\"\nexpires = \"-5d\"", "start = \"-10d\"\nexpires = \"+300d\"", 1)
+        .replacen(
+            "\"RoleManagement.Read.Directory\", \"Application.Read.All\", \"SecurityEvents.Read.All\", \"Device.Read.All\",\n]",
+            "\"RoleManagement.Read.Directory\", \"Application.Read.All\", \"SecurityEvents.Read.All\", \"Device.Read.All\",\n  \"DeviceManagementManagedDevices.Read.All\",\n]",
+            1,
+        );
+    assert_ne!(world, demo, "the demo world changed: update this test's edit");
+    let path = dir.join("world.toml");
+    std::fs::write(&path, world).expect("world file");
+    path
+}
+
+async fn add_woodgrove_app(env: &Env) {
+    let app =
+        env.sim.ready.apps.iter().find(|a| a.display_name == "Woodgrove tenantscope reader").expect("app").clone();
+    let out = env
+        .command()
+        .args(["tenants", "add-app", "--tenant", "woodgrovebank.onmicrosoft.com", "--client-id", &app.client_id])
+        .args(["--secret-env", "WOODGROVE_SECRET", "--label", "Woodgrove Bank"])
+        .env("WOODGROVE_SECRET", app.client_secret.expect("secret"))
+        .output()
+        .expect("add-app");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_runs_the_checks_each_kind_of_access_needs_and_passes_healthy_tenants() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = Env::start(WorldSource::File(healthy_woodgrove_world(dir.path()))).await;
+    env.login(MEGAN, &[]).await;
+    env.login("it-admin@adatumcorp.onmicrosoft.com", &["--direct", "--tenant", "adatumcorp.onmicrosoft.com"]).await;
+    add_woodgrove_app(&env).await;
+    env.json(&["inspect", "--json"]);
+
+    // A healthy tenant signed in directly, and one read with its own app, pass.
+    for tenant in ["adatumcorp.onmicrosoft.com", "woodgrovebank.onmicrosoft.com", "Northwind Traders"] {
+        let out = env.run(&["doctor", "--tenant", tenant, "--json"]);
+        let d: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("doctor {tenant}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert!(out.status.success(), "doctor {tenant}: {d:#}");
+        assert!(d["cause"].is_null(), "doctor {tenant}: {d:#}");
+        let failed: Vec<&Value> = d["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail").collect();
+        assert!(failed.is_empty(), "doctor {tenant}: {failed:#?}");
+        // A customer is never told to consent a partner-only permission.
+        let permissions = d["checks"][4]["summary"].as_str().unwrap_or_default();
+        assert!(!permissions.contains("DelegatedAdminRelationship.Read.All"), "doctor {tenant}: {d:#}");
+    }
+    let woodgrove = env.json(&["doctor", "--tenant", "woodgrovebank.onmicrosoft.com", "--json"]);
+    assert_eq!(woodgrove["auth"], "app");
+    assert_eq!(woodgrove["checks"][0]["status"], "skipped", "no user, no MFA: {woodgrove:#}");
+    assert_eq!(woodgrove["checks"][1]["status"], "skipped", "no GDAP: {woodgrove:#}");
+
+    // The same app without Policy.Read.All: the cause is the missing permission, and its fix is in
+    // Woodgrove's own app registration, not Partner Center.
+    env.control(
+        "actions",
+        serde_json::json!([{"action": "grant_consent", "tenant": "woodgrovebank.onmicrosoft.com", "app": "Woodgrove tenantscope reader",
+            "application": ["Directory.Read.All", "Organization.Read.All", "User.Read.All", "AuditLog.Read.All",
+                "RoleManagement.Read.Directory", "Application.Read.All", "SecurityEvents.Read.All", "Device.Read.All",
+                "DeviceManagementManagedDevices.Read.All"]}]),
+    )
+    .await;
+    let d = env.json(&["doctor", "--tenant", "woodgrovebank.onmicrosoft.com", "--json"]);
+    assert_eq!(d["cause"], "permission_missing", "{d:#}");
+    let fix = d["diagnosis"]["fix"].as_array().expect("fix");
+    assert!(fix.iter().all(|s| !s.as_str().unwrap_or_default().contains("Partner Center")), "{fix:#?}");
+    assert!(fix.iter().any(|s| s.as_str().unwrap_or_default().contains("own app registration")), "{fix:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_short_of_several_permissions_is_told_all_of_them_and_groups_keep_each_tenant() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    let report = env.json(&["inspect", "--json"]);
+    let margie = report["tenants"].as_array().unwrap().iter().find(|t| t["display_name"] == "Margie's Travel").unwrap();
+    let summary = margie["diagnosis"]["summary"].as_str().unwrap_or_default();
+    for permission in ["Policy.Read.All", "AuditLog.Read.All", "DeviceManagementManagedDevices.Read.All"] {
+        assert!(summary.contains(permission), "{permission} missing from: {summary}");
+    }
+    assert!(summary.contains("conditionalAccessPolicies"), "the collectors each blocks: {summary}");
+    // Each tenant of a cause keeps its own line; no tenant is shown another's summary.
+    let text = String::from_utf8_lossy(&env.run(&["inspect"]).stdout).to_string();
+    for t in report["tenants"].as_array().unwrap().iter().filter(|t| !t["diagnosis"].is_null()) {
+        let line =
+            format!("- {}: {}", t["display_name"].as_str().unwrap(), t["diagnosis"]["summary"].as_str().unwrap());
+        assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+    }
+    // A fix that names a tenant is shared only by that tenant.
+    for group in report["causes"].as_array().unwrap() {
+        let tenants = group["tenants"].as_array().unwrap();
+        if tenants.len() > 1 {
+            for name in tenants {
+                let name = name.as_str().unwrap();
+                assert!(!group["fix"].to_string().contains(name), "{name} named in a shared fix: {group:#}");
+            }
+        }
+    }
+}

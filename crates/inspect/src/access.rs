@@ -69,7 +69,12 @@ pub async fn resolve(store: &dyn Store, auth: &Authenticator, query: &str) -> Re
     let credential = store.credential_get(&tenant_id).await?;
     let access = choose(&tenant_id, &domains, credential.as_ref(), &accounts)
         .ok_or_else(|| AccessError::Unreachable(query.to_string()))?;
-    let display_name = record.as_ref().map(|r| r.display_name.clone()).unwrap_or_else(|| tenant_id.to_string());
+    // A tenant not inspected yet is called what the user called it, when that was not its id.
+    let display_name = match &record {
+        Some(r) => r.display_name.clone(),
+        None if tenant_id == *query => tenant_id.to_string(),
+        None => query.to_string(),
+    };
     Ok(Resolved { access, display_name, record })
 }
 

@@ -141,6 +141,8 @@ pub struct TenantResult {
     pub status: Status,
     pub outcomes: Vec<Outcome>,
     pub dataprint: Option<Value>,
+    /// The built-in metrics of the dataprint, as its summary holds them.
+    pub metrics: Vec<history::MetricValue>,
     pub diagnosis: Option<diagnose::Diagnosis>,
     pub token_error: Option<Error>,
     pub token: Option<AccessToken>,
@@ -307,6 +309,7 @@ impl Child<'_> {
                     status: Status::Failed,
                     outcomes,
                     dataprint: None,
+                    metrics: Vec::new(),
                     diagnosis: Some(diagnosis),
                     token_error: Some(e),
                     token: None,
@@ -488,12 +491,14 @@ impl Child<'_> {
         };
         let diagnosis = tenant_diagnosis_for(&ordered, Some(self.target), Side::Customer);
         let finished = self.clock.now();
-        let dataprint = any_data.then(|| self.dataprint(status, &ordered, collections, started, finished, &token));
+        let mut dataprint = any_data.then(|| self.dataprint(status, &ordered, collections, started, finished, &token));
+        let metrics = dataprint.as_mut().map(|d| dataprint::summarize(d, finished)).unwrap_or_default();
         TenantResult {
             target: self.target.clone(),
             status,
             outcomes: ordered,
             dataprint,
+            metrics,
             diagnosis,
             token_error: None,
             token: Some(token),
@@ -691,7 +696,6 @@ impl Child<'_> {
         finished: DateTime<Utc>,
         token: &AccessToken,
     ) -> Value {
-        let summary = dataprint::customer_summary(&collections);
         let mut stable = Map::new();
         let mut volatile = Map::new();
         for o in outcomes {
@@ -734,7 +738,7 @@ impl Child<'_> {
             "auth": self.target.auth.as_str(),
             "status": status.as_str(),
             "collectors": Value::Object(stable),
-            "summary": summary,
+            "summary": null,
             "collections": null,
             "run": {
                 "started_at": started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -54,68 +54,35 @@ impl Status {
     }
 }
 
-/// The computed figures of a customer dataprint (docs/dataprint.md, "Summary").
-pub fn customer_summary(collections: &Map<String, Value>) -> Value {
-    let values = |name: &str| collections.get(name).and_then(Value::as_object).map(|m| m.values().collect::<Vec<_>>());
-    let users = values("users");
-    let registration = values("userRegistrationDetails");
-    let count = |f: &dyn Fn(&Value) -> bool| users.as_ref().map(|u| u.iter().filter(|x| f(x)).count());
-    let global_admin = "62e90394-69f5-4237-9190-012177145e10";
-    // Admins from directory role memberships, the authoritative source for who holds a role.
-    let admin_ids: Option<Vec<String>> = values("directoryRoles").map(|roles| {
-        let mut ids: Vec<String> = roles
-            .iter()
-            .flat_map(|r| r.get("members").and_then(Value::as_array).cloned().unwrap_or_default())
-            .filter(|m| m.get("@odata.type").and_then(Value::as_str).is_none_or(|t| t.ends_with("user")))
-            .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids
-    });
-    let global_admins = values("directoryRoles").map(|roles| {
-        roles
-            .iter()
-            .filter(|r| r.get("roleTemplateId").and_then(Value::as_str) == Some(global_admin))
-            .map(|r| r.get("members").and_then(Value::as_array).map_or(0, |m| m.len()))
-            .sum::<usize>()
-    });
-    let mfa_registered: Option<std::collections::HashSet<String>> = registration.as_ref().map(|r| {
-        r.iter()
-            .filter(|x| x.get("isMfaRegistered").and_then(Value::as_bool) == Some(true))
-            .filter_map(|x| x.get("id").and_then(Value::as_str).map(str::to_string))
-            .collect()
-    });
-    let enabled_members: Option<Vec<String>> = users.as_ref().map(|u| {
-        u.iter()
-            .filter(|x| {
-                x.get("accountEnabled").and_then(Value::as_bool) == Some(true)
-                    && x.get("userType").and_then(Value::as_str) != Some("Guest")
-            })
-            .filter_map(|x| x.get("id").and_then(Value::as_str).map(str::to_string))
-            .collect()
-    });
-    let mfa_pct = match (&enabled_members, &mfa_registered) {
-        (Some(m), Some(r)) if !m.is_empty() => {
-            let n = m.iter().filter(|id| r.contains(*id)).count();
-            Some(((n as f64) * 1000.0 / (m.len() as f64)).round() / 10.0)
-        }
-        (Some(_), Some(_)) => Some(0.0),
-        _ => None,
+/// The built-in metrics, compiled once.
+fn builtins() -> &'static [history::Metric] {
+    static BUILTINS: std::sync::LazyLock<Vec<history::Metric>> = std::sync::LazyLock::new(history::builtin_metrics);
+    &BUILTINS
+}
+
+/// Computes a dataprint's figures and puts them in its `summary` member (docs/dataprint.md,
+/// "Summary"): the value of every built-in metric that applies to it, so that the summary, the
+/// report, `tenants` and `metrics` show one number for one thing, computed once; and, for the
+/// tables that show them, the secure score's points and the licences per SKU. Returns the metric
+/// values, which the run records as the tenant's metric series.
+pub fn summarize(dataprint: &mut Value, now: DateTime<Utc>) -> Vec<history::MetricValue> {
+    let values = history::evaluate(builtins(), dataprint, now);
+    let mut summary = Map::new();
+    for v in values.iter().filter(|v| v.error.is_none() && !v.value.is_null()) {
+        summary.insert(v.name.clone(), v.value.clone());
+    }
+    let collections = dataprint.get("collections").and_then(Value::as_object);
+    let values_of = |name: &str| {
+        collections.and_then(|c| c.get(name)).and_then(Value::as_object).map(|m| m.values().collect::<Vec<_>>())
     };
-    let admins_without_mfa = match (&admin_ids, &mfa_registered) {
-        (Some(a), Some(r)) => Some(a.iter().filter(|id| !r.contains(*id)).count()),
-        _ => None,
-    };
-    let ca = values("conditionalAccessPolicies");
-    let secure = values("secureScores").and_then(|s| {
-        s.into_iter().max_by_key(|x| x.get("createdDateTime").and_then(Value::as_str).unwrap_or("").to_string()).map(|x| {
-            let current = x.get("currentScore").and_then(Value::as_f64).unwrap_or(0.0);
-            let max = x.get("maxScore").and_then(Value::as_f64).unwrap_or(0.0);
-            json!({ "current": current, "max": max, "pct": if max > 0.0 { (current * 1000.0 / max).round() / 10.0 } else { 0.0 } })
-        })
-    });
-    let licences = values("subscribedSkus").map(|skus| {
+    if let Some(latest) = values_of("secureScores").and_then(|s| {
+        s.into_iter().max_by_key(|x| x.get("createdDateTime").and_then(Value::as_str).unwrap_or("").to_string())
+    }) {
+        let current = latest.get("currentScore").and_then(Value::as_f64).unwrap_or(0.0);
+        let max = latest.get("maxScore").and_then(Value::as_f64).unwrap_or(0.0);
+        summary.insert("secure_score".into(), json!({ "current": current, "max": max }));
+    }
+    if let Some(skus) = values_of("subscribedSkus") {
         let mut m = BTreeMap::new();
         for s in skus {
             if let Some(part) = s.get("skuPartNumber").and_then(Value::as_str) {
@@ -128,41 +95,12 @@ pub fn customer_summary(collections: &Map<String, Value>) -> Value {
                 );
             }
         }
-        Value::Object(m.into_iter().collect())
-    });
-    json!({
-        "users": users.as_ref().map(Vec::len),
-        "enabled_users": count(&|u| u.get("accountEnabled").and_then(Value::as_bool) == Some(true)),
-        "guest_users": count(&|u| u.get("userType").and_then(Value::as_str) == Some("Guest")),
-        "licensed_users": count(&|u| u.get("assignedLicenses").and_then(Value::as_array).is_some_and(|a| !a.is_empty())),
-        "mfa_registered_pct": mfa_pct,
-        "admins": admin_ids.as_ref().map(Vec::len),
-        "admins_without_mfa": admins_without_mfa,
-        "global_admins": global_admins,
-        "ca_policies": ca.as_ref().map(Vec::len),
-        "ca_policies_enabled": ca.as_ref().map(|c| c.iter().filter(|p| p.get("state").and_then(Value::as_str) == Some("enabled")).count()),
-        "security_defaults": values("securityDefaults").and_then(|s| s.first().and_then(|p| p.get("isEnabled")).cloned()),
-        "secure_score": secure,
-        "licences": licences,
-    })
-}
-
-/// The computed figures of a partner dataprint.
-pub fn partner_summary(collections: &Map<String, Value>, now: DateTime<Utc>) -> Value {
-    let rels: Option<Vec<&Value>> =
-        collections.get("delegatedAdminRelationships").and_then(Value::as_object).map(|m| m.values().collect());
-    let soon = now + chrono::Duration::days(30);
-    json!({
-        "customers": collections.get("delegatedAdminCustomers").and_then(Value::as_object).map(|m| m.len()),
-        "relationships_active": rels.as_ref().map(|r| r.iter().filter(|x| x.get("status").and_then(Value::as_str) == Some("active")).count()),
-        "relationships_expiring_30d": rels.as_ref().map(|r| r.iter().filter(|x| {
-            x.get("status").and_then(Value::as_str) == Some("active")
-                && x.get("endDateTime").and_then(Value::as_str).and_then(|e| DateTime::parse_from_rfc3339(e).ok()).is_some_and(|e| e.with_timezone(&Utc) <= soon)
-        }).count()),
-        "relationships_with_global_admin": rels.as_ref().map(|r| r.iter().filter(|x| {
-            x.pointer("/accessDetails/unifiedRoles").and_then(Value::as_array).is_some_and(|roles| roles.iter().any(|ro| ro.get("roleDefinitionId").and_then(Value::as_str) == Some("62e90394-69f5-4237-9190-012177145e10")))
-        }).count()),
-    })
+        summary.insert("licences".into(), Value::Object(m.into_iter().collect()));
+    }
+    if let Some(slot) = dataprint.get_mut("summary") {
+        *slot = Value::Object(summary);
+    }
+    values
 }
 
 #[cfg(test)]
@@ -184,7 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn summary_figures() {
+    fn the_summary_holds_the_builtin_metrics() {
         let mut c = Map::new();
         c.insert(
             "users".into(),
@@ -196,17 +134,42 @@ mod tests {
         );
         c.insert(
             "userRegistrationDetails".into(),
-            keyed(vec![json!({"id": "u1", "isMfaRegistered": true}), json!({"id": "u2", "isMfaRegistered": false})]),
+            keyed(vec![
+                json!({"id": "u1", "isMfaRegistered": true, "userType": "member", "isAdmin": false}),
+                json!({"id": "u2", "isMfaRegistered": false, "userType": "member", "isAdmin": true}),
+            ]),
         );
         c.insert("directoryRoles".into(), keyed(vec![json!({"id": "r", "roleTemplateId": "62e90394-69f5-4237-9190-012177145e10", "members": [{"id": "u2", "@odata.type": "#microsoft.graph.user"}]})]));
         c.insert("securityDefaults".into(), keyed(vec![json!({"id": "s", "isEnabled": false})]));
-        let s = customer_summary(&c);
+        c.insert(
+            "secureScores".into(),
+            keyed(vec![
+                json!({"id": "x", "currentScore": 30.0, "maxScore": 60.0, "createdDateTime": "2026-11-01T00:00:00Z"}),
+            ]),
+        );
+        let mut dp = json!({
+            "schema": SCHEMA,
+            "tenant": {"id": "t", "display_name": "T", "role": "customer"},
+            "status": "ok",
+            "collectors": {},
+            "summary": null,
+            "collections": Value::Object(c),
+            "run": {},
+        });
+        let values = summarize(&mut dp, Utc::now());
+        let s = &dp["summary"];
         assert_eq!(s["users"], 3);
         assert_eq!(s["licensed_users"], 1);
         assert_eq!(s["mfa_registered_pct"], 50.0);
         assert_eq!(s["global_admins"], 1);
         assert_eq!(s["admins_without_mfa"], 1);
         assert_eq!(s["security_defaults"], false);
-        assert!(s["ca_policies"].is_null(), "absent collection gives null, not 0");
+        assert_eq!(s["secure_score_pct"], 50.0);
+        assert_eq!(s["secure_score"]["max"], 60.0);
+        assert!(s.get("ca_policies").is_none(), "absent collection gives no figure, not 0");
+        // The summary is exactly the metric values the run records.
+        for v in values.iter().filter(|v| !v.value.is_null()) {
+            assert_eq!(s[&v.name], v.value, "{}", v.name);
+        }
     }
 }

@@ -124,10 +124,19 @@ impl Doctor<'_> {
                 "the signed-in account's token carries the MFA claim",
                 vec![("amr".into(), c.amr.join(", "))],
             ),
+            // Microsoft requires the MFA claim of partner users reaching customers (GDAP) and partner
+            // APIs; a user signed in directly in its own tenant needs MFA only when that tenant's own
+            // policies ask for it, and then token retrieval fails with the policy's code.
+            (Some(c), AuthMode::Direct) => check(
+                Check::Mfa,
+                CheckStatus::Warn,
+                "the account signed in without MFA; Microsoft does not require it for direct access, but the tenant's Conditional Access may",
+                vec![("amr".into(), c.amr.join(", ")), ("user".into(), c.upn.clone().unwrap_or_default())],
+            ),
             (Some(c), _) => check(
                 Check::Mfa,
                 CheckStatus::Fail,
-                "the signed-in account's token has no MFA claim: Microsoft Entra MFA was not performed or is not enforced for it",
+                "the partner account's token has no MFA claim: Microsoft Entra MFA was not performed or is not enforced for it, and Microsoft refuses partner access without it",
                 vec![("amr".into(), c.amr.join(", ")), ("user".into(), c.upn.clone().unwrap_or_default())],
             ),
             (None, _) => check(Check::Mfa, CheckStatus::Skipped, "no cached token of the account to read", vec![]),
@@ -250,10 +259,17 @@ impl Doctor<'_> {
         }
 
         // 5. Permissions.
+        let mut blocked_collector: Option<&'static catalog::Collector> = None;
         checks.push(match &fresh_token {
             Some(t) => {
                 let claims = t.claims.clone().unwrap_or_default();
                 facts.claims = Some(facts::claims(&claims));
+                let app_only = mode == AuthMode::App || claims.is_app_only();
+                if mode != AuthMode::Partner {
+                    let granted = if app_only { &claims.roles } else { &claims.scp };
+                    blocked_collector = catalog::customer_collectors()
+                        .find(|c| !catalog::allowed(granted, if app_only { c.application } else { c.delegated }));
+                }
                 permissions_check(&claims, mode, name)
             }
             None => {
@@ -298,7 +314,9 @@ impl Doctor<'_> {
                 tenant_name: Some(name),
                 partner_tenant_id: self.partner_tenant.map(TenantId::as_str),
                 auth: mode.diagnose(),
-                collector: failed_path.as_deref().and_then(collector_of),
+                // A read that failed names what it needed; without one, a collector the consent blocks
+                // does, so that the diagnosis is about that permission.
+                collector: failed_path.as_deref().and_then(collector_of).or(blocked_collector),
                 token: fresh_token.as_ref(),
                 sign_in: sign_in_claims.as_ref(),
                 gdap: gdap.as_ref(),
@@ -311,8 +329,11 @@ impl Doctor<'_> {
             if facts.claims.is_none() {
                 facts.claims = sign_in_claims.as_ref().map(facts::claims);
             }
+            // Without a failure the facts speak for themselves (claims, GDAP, consent, network); the
+            // failed check's words are used only when they do not.
             if facts.failure.is_none()
                 && let Some(c) = checks.iter().find(|c| c.status == CheckStatus::Fail)
+                && !matches!(c.check, Check::Permissions | Check::Agent | Check::Mfa | Check::Gdap)
             {
                 facts.failure = Some(diagnose::Failure::Text(c.summary.clone()));
             }

@@ -40,6 +40,8 @@ impl Customer {
 
 #[derive(Debug, Clone)]
 pub struct PartnerResult {
+    /// The built-in metrics of the dataprint, as its summary holds them.
+    pub metrics: Vec<history::MetricValue>,
     pub tenant_id: String,
     pub display_name: String,
     pub status: Status,
@@ -123,6 +125,7 @@ pub async fn inspect_partner(
             f.failure = Some(facts::failure(&e));
             let d = diagnose::diagnose(&f);
             return PartnerResult {
+                metrics: Vec::new(),
                 tenant_id: partner_tenant.to_string(),
                 display_name: String::new(),
                 status: Status::Failed,
@@ -293,7 +296,7 @@ pub async fn inspect_partner(
         .and_then(|o| text(o, "/displayName"))
         .unwrap_or_default();
     let finished = clock.now();
-    let dataprint = any_ok.then(|| {
+    let mut dataprint = any_ok.then(|| {
         let mut stable = Map::new();
         let mut volatile = Map::new();
         for o in &ordered {
@@ -316,7 +319,7 @@ pub async fn inspect_partner(
             "auth": "partner",
             "status": status.as_str(),
             "collectors": Value::Object(stable),
-            "summary": dataprint::partner_summary(&collections, finished),
+            "summary": null,
             "collections": Value::Object(collections.clone()),
             "run": {
                 "started_at": started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -325,7 +328,9 @@ pub async fn inspect_partner(
             },
         })
     });
+    let metrics = dataprint.as_mut().map(|d| dataprint::summarize(d, finished)).unwrap_or_default();
     PartnerResult {
+        metrics,
         tenant_id: partner_tenant.to_string(),
         display_name,
         status,

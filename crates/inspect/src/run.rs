@@ -243,6 +243,8 @@ struct Inspected<'a> {
     token_error: Option<&'a microsoft::Error>,
     /// The tenant's last good dataprint before this run, for its change history.
     previous: Option<&'a DataprintId>,
+    /// The built-in metrics of the dataprint, computed once when it was summarised.
+    metrics: &'a [history::MetricValue],
     delta_links: &'a [(String, String)],
     started: DateTime<Utc>,
     finished: DateTime<Utc>,
@@ -384,6 +386,7 @@ impl Runner {
                         diagnosis: p.diagnosis.as_ref(),
                         token_error: p.token_error.as_ref(),
                         previous: previous.as_ref(),
+                        metrics: &p.metrics,
                         delta_links: &[],
                         started: p.started,
                         finished: p.finished,
@@ -675,6 +678,7 @@ impl Runner {
                     diagnosis: result.diagnosis.as_ref(),
                     token_error: result.token_error.as_ref(),
                     previous: previous_id.as_ref(),
+                    metrics: &result.metrics,
                     delta_links: &result.delta_links,
                     started: result.started,
                     finished: result.finished,
@@ -772,7 +776,8 @@ impl Runner {
         if let Some(domains) = t.dataprint.and_then(verified_domains) {
             self.store.set_tenant_domains(t.tenant_id, "dataprint", &domains).await?;
         }
-        let history = self.record_history(run_id, t.tenant_id, t.previous, t.dataprint, dataprint_id.as_ref()).await?;
+        let history =
+            self.record_history(run_id, t.tenant_id, t.previous, t.dataprint, t.metrics, dataprint_id.as_ref()).await?;
         // Delta links are saved only once the data they lead on from is committed, so that a crash in
         // between re-reads changes instead of losing them.
         if dataprint_id.is_some() {
@@ -792,6 +797,7 @@ impl Runner {
         tenant_id: &TenantId,
         previous: Option<&DataprintId>,
         current: Option<&Value>,
+        computed: &[history::MetricValue],
         dataprint_id: Option<&DataprintId>,
     ) -> Result<TenantHistory, CommitError> {
         let (Some(options), Some(current), Some(id)) = (&self.options.history, current, dataprint_id) else {
@@ -822,7 +828,19 @@ impl Runner {
             .into_iter()
             .map(|p| history::MetricValue { name: p.name, value: p.value, error: None })
             .collect();
-        let values = history::evaluate(&options.metrics, current, now);
+        // The built-in metrics were computed with the dataprint's summary; only the others (custom
+        // metrics of the configuration) are evaluated here, so every figure is computed once.
+        let pending: Vec<history::Metric> =
+            options.metrics.iter().filter(|m| !computed.iter().any(|c| c.name == m.name())).cloned().collect();
+        let mut extra = history::evaluate(&pending, current, now).into_iter();
+        let values: Vec<history::MetricValue> = options
+            .metrics
+            .iter()
+            .filter_map(|m| match computed.iter().find(|c| c.name == m.name()) {
+                Some(c) => Some(c.clone()),
+                None => extra.next(),
+            })
+            .collect();
         let pairs: Vec<(String, Value)> = values.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
         self.store.put_metrics(run_id, tenant_id, now, &pairs).await?;
         let mut open = Vec::new();

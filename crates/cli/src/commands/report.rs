@@ -58,7 +58,7 @@ pub async fn gather(ctx: &Ctx, run_id: Option<&store::RunId>) -> anyhow::Result<
         };
         items.push(json!({
             "tenant_id": tr.tenant_id,
-            "display_name": t.map(|t| t.display_name.clone()).unwrap_or_default(),
+            "display_name": t.map(super::tenants::shown_name).unwrap_or_default(),
             "domain": t.and_then(|t| t.domain.clone()),
             "role": t.map(|t| t.role),
             "auth": t.map(|t| t.auth),
@@ -146,7 +146,7 @@ pub fn csv(data: &Value) -> String {
             n(&s["admins_without_mfa"]),
             n(&s["ca_policies_enabled"]),
             n(&s["security_defaults"]),
-            n(&s["secure_score"]["pct"]),
+            n(&s["secure_score_pct"]),
             n(&t["diagnosis"]["cause"]),
             n(&t["diagnosis"]["summary"]),
         ];
@@ -225,7 +225,7 @@ pub fn html(data: &Value) -> String {
             v(&s["admins_without_mfa"]),
             v(&s["ca_policies_enabled"]),
             v(&s["security_defaults"]),
-            if s["secure_score"]["pct"].is_null() { "–".into() } else { format!("{}%", v(&s["secure_score"]["pct"])) },
+            if s["secure_score_pct"].is_null() { "–".into() } else { format!("{}%", v(&s["secure_score_pct"])) },
             id = esc(t["tenant_id"].as_str().unwrap_or("")),
             name = v(&t["display_name"]),
             domain = v(&t["domain"]),
