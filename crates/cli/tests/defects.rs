@@ -180,3 +180,71 @@ async fn a_tenant_short_of_several_permissions_is_told_all_of_them_and_groups_ke
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_metrics_and_console_show_one_number_for_one_thing() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    let inspect = env.json(&["inspect", "--json"]);
+    // The partner's requests are counted too.
+    assert!(inspect["partner"]["requests"].as_u64().is_some_and(|n| n > 0), "{:#}", inspect["partner"]);
+    let total: u64 = inspect["tenants"].as_array().unwrap().iter().filter_map(|t| t["requests"].as_u64()).sum();
+    assert_eq!(
+        inspect["stats"]["graph_requests"].as_u64(),
+        Some(total + inspect["partner"]["requests"].as_u64().unwrap())
+    );
+
+    let report = env.json(&["report", "--format", "json"]);
+    let metrics = env.json(&["metrics", "--json"]);
+    let by_id = |id: &Value| metrics["tenants"].as_array().unwrap().iter().find(|t| t["tenant_id"] == *id).cloned();
+    let mut compared = 0;
+    for t in report["tenants"].as_array().unwrap().iter().chain(std::iter::once(&report["partner"])) {
+        let Some(m) = by_id(&t["id"]) else { continue };
+        for (name, value) in t["figures"].as_object().unwrap() {
+            assert_eq!(m["metrics"][name], *value, "{} {name}: report and metrics differ", t["name"]);
+            compared += 1;
+        }
+    }
+    assert!(compared > 100, "only {compared} figures compared");
+    // Tailspin Toys, whose figures once differed between the two.
+    let tailspin =
+        report["tenants"].as_array().unwrap().iter().find(|t| t["name"] == "Tailspin Toys").expect("tailspin");
+    assert!(tailspin["figures"]["global_admins"].is_number() && tailspin["figures"]["mfa_registered_pct"].is_number());
+    // One definition of a tenant: the partner is not counted among the customers, as on the console.
+    assert_eq!(report["counts"]["total"].as_u64(), inspect["stats"]["tenants"].as_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_shows_warnings_changes_alerts_links_and_folds_failed_tenants() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    env.json(&["inspect", "--json"]);
+    env.control(
+        "actions",
+        serde_json::json!([{"action": "create_user", "tenant": "northwindtraders.onmicrosoft.com",
+            "upn": "eve@northwindtraders.onmicrosoft.com", "display_name": "Eve <b>Admin</b>", "roles": ["Global Administrator"]}]),
+    )
+    .await;
+    env.json(&["inspect", "--json"]);
+    let path = env.dir.path().join("r.html");
+    let out = env.run(&["report", "--format", "html", "--output", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = std::fs::read_to_string(&path).unwrap();
+    assert!(page.contains("id=\"warnings\"") && page.contains("expir"), "GDAP expiry warnings are shown");
+    assert!(page.contains("id=\"changes\"") && page.contains("user_added"), "this run's changes are shown");
+    assert!(page.contains("id=\"alerts\""), "open alerts are shown");
+    assert!(page.contains("<a href=\"https://entra.microsoft.com"), "URLs are links");
+    assert!(page.contains("<code>tenantscope "), "commands are code");
+    assert!(!page.contains("`tenantscope"), "no literal backticks");
+    assert!(!page.contains("<b>Admin</b>"), "tenant data is escaped");
+    assert!(page.contains("Eve &#60;b&#62;Admin") || page.contains("Eve &lt;b&gt;Admin"), "the new user's name is shown, escaped");
+    // Alpine Ski House failed as a whole: its collectors are folded into one line.
+    let alpine = page.rsplit("<b>Alpine Ski House</b>").next().unwrap_or_default();
+    assert!(alpine.contains("None of its"), "failed tenant's rows are folded");
+    // The report file is private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

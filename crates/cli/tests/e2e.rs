@@ -310,7 +310,9 @@ async fn reports_permissions_and_secrets() {
     let csv = env.run(&["report", "--format", "csv"]);
     assert!(String::from_utf8_lossy(&csv.stdout).lines().count() >= 15);
     let json_report = env.json(&["report", "--format", "json"]);
-    assert!(json_report["tenants"].as_array().is_some_and(|t| t.len() >= 13), "{json_report:#}");
+    // The partner is reported on its own; the tenant list holds the customers.
+    assert!(json_report["partner"]["partner"] == true, "{json_report:#}");
+    assert!(json_report["tenants"].as_array().is_some_and(|t| t.len() >= 12), "{json_report:#}");
     let perms = env.json(&["permissions", "--json", "--tenant", &env.tenant_id("margiestravel")]);
     assert!(perms["tenant"]["missing"].as_array().is_some_and(|m| m.iter().any(|x| x == "Policy.Read.All")));
     let claims = env.json(&["token", "--tenant", &env.tenant_id("northwindtraders"), "--json"]);

@@ -49,6 +49,7 @@ mod signin;
 mod text;
 mod warnings;
 
+pub use advice::generalize_fix;
 pub use cause::{Cause, Check, UnknownId};
 pub use diagnosis::{Diagnosis, Evidence, Explanation};
 pub use explain::{explain, explain_with};

@@ -505,6 +505,9 @@ impl Runner {
             "throttled": microsoft::http::Stats::get(&http.throttled),
             "throttle_wait_ms": microsoft::http::Stats::get(&http.throttle_wait_ms),
             "bytes": microsoft::http::Stats::get(&http.bytes),
+            // Kept with the run so that reports and the dashboard show the warnings of the run they
+            // describe without asking Microsoft again.
+            "warnings": serde_json::to_value(&warnings).map_err(store::StoreError::from)?,
         });
         let finished = self.clock.now();
         self.store.finish_run(&run.id, status, finished, &stats).await?;

@@ -250,6 +250,10 @@ pub trait HistoryStore: Send + Sync {
     /// changed since.
     async fn latest_metrics(&self, tenant_id: &TenantId) -> Result<Vec<MetricPoint>>;
 
+    /// The value every metric of every tenant had at `at`: per tenant and name, the latest point at
+    /// or before it. A tenant list or report shows these without loading any dataprint.
+    async fn metrics_at(&self, at: DateTime<Utc>) -> Result<Vec<MetricPoint>>;
+
     /// Saves change events. Each event's `severity` field (`info`, `low`, `medium`, `high`,
     /// `critical`) is indexed; a missing one means info.
     async fn put_events(&self, run_id: &RunId, tenant_id: &TenantId, at: DateTime<Utc>, events: &[Value])

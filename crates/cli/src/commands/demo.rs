@@ -189,9 +189,9 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
     progress.finish();
     let report = report?;
     crate::commands::history::after_run(&ctx, &report).await?;
-    let data = super::report::gather(&ctx, Some(&report.run_id)).await?;
+    let view = render::report_view(ctx.store.as_ref(), Some(&report.run_id), chrono::Utc::now()).await?;
     let html_path = base.join("report.html");
-    super::report::write_atomically(&html_path, &super::report::html(&data))?;
+    super::report::write_atomically(&html_path, &render::report_html(&view)?)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&super::inspect::json_report(&report))?);
     } else {

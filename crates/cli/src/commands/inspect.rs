@@ -107,20 +107,8 @@ pub fn json_report(r: &RunReport) -> serde_json::Value {
     })
 }
 
-/// A tenant's fix steps with its own name and id replaced by placeholders, so that tenants with the
-/// same problem can share one list of steps.
 fn generic_fix(t: &inspect::TenantSummary, fix: &[String]) -> Vec<String> {
-    let id = t.tenant_id.to_string();
-    let with_id = format!("{} ({id})", t.display_name);
-    fix.iter()
-        .map(|step| {
-            let mut step = step.replace(&with_id, "the tenant");
-            if !t.display_name.is_empty() {
-                step = step.replace(&t.display_name, "the tenant");
-            }
-            step.replace(&format!("tenant {id}"), "the tenant").replace(&id, "<tenant>")
-        })
-        .collect()
+    diagnose::generalize_fix(fix, &t.display_name, t.tenant_id.as_str())
 }
 
 /// Failed and partial tenants grouped by the cause of their problem and the fix they share (tenants

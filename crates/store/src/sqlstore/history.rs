@@ -105,6 +105,31 @@ impl HistoryStore for SqlStore {
         Ok(rows::first_per_name(points))
     }
 
+    async fn metrics_at(&self, at: DateTime<Utc>) -> Result<Vec<MetricPoint>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m \
+                     WHERE m.at = (SELECT MAX(l.at) FROM metrics l \
+                                   WHERE l.tenant_id = m.tenant_id AND l.name = m.name AND l.at <= $1) \
+                     ORDER BY m.tenant_id, m.name, m.run_id DESC",
+                )
+                .bind(at),
+            )
+            .await?;
+        let points = rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?;
+        // Ties (two runs at the same instant) keep the newest run's point, as `latest_metrics` does.
+        let mut out: Vec<MetricPoint> = Vec::with_capacity(points.len());
+        for p in points {
+            if out.last().is_none_or(|l: &MetricPoint| (&l.tenant_id, &l.name) != (&p.tenant_id, &p.name)) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
     async fn put_events(
         &self,
         run_id: &RunId,

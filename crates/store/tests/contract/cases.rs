@@ -1471,3 +1471,49 @@ pub async fn tenants_resolve_by_id_domain_and_name(store: S, _db: Db) {
     assert_eq!((back.display_name.as_str(), back.label.as_deref()), ("Northwind Traders", Some("VIP")));
     assert!(!store.set_tenant_label(&tid("unknown"), Some("x")).await.expect("label"));
 }
+
+/// `metrics_at` gives, for every tenant and metric, the value in effect at a moment.
+pub async fn metrics_in_effect_at_a_moment(store: S, _db: Db) {
+    let r1 = store.start_run("inspect", ts("2026-11-01T00:00:00Z")).await.expect("run");
+    let r2 = store.start_run("inspect", ts("2026-11-02T00:00:00Z")).await.expect("run");
+    for (run, at, a, b) in [(&r1, "2026-11-01T00:00:00Z", 10, 1), (&r2, "2026-11-02T00:00:00Z", 12, 1)] {
+        store
+            .put_metrics(&run.id, &tid("a"), ts(at), &[("users".into(), json!(a)), ("admins".into(), json!(b))])
+            .await
+            .expect("put");
+        store.put_metrics(&run.id, &tid("b"), ts(at), &[("users".into(), json!(a * 2))]).await.expect("put");
+    }
+    let at = |t: &str| {
+        let store = store.clone();
+        let t = ts(t);
+        async move {
+            let mut v: Vec<(String, String, Value)> = store
+                .metrics_at(t)
+                .await
+                .expect("metrics at")
+                .into_iter()
+                .map(|p| (p.tenant_id.to_string(), p.name, p.value))
+                .collect();
+            v.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+            v
+        }
+    };
+    assert!(at("2026-10-31T00:00:00Z").await.is_empty());
+    assert_eq!(
+        at("2026-11-01T12:00:00Z").await,
+        [
+            ("a".into(), "admins".into(), json!(1)),
+            ("a".into(), "users".into(), json!(10)),
+            ("b".into(), "users".into(), json!(20))
+        ]
+    );
+    // Admins did not change, so its point is still the first run's.
+    assert_eq!(
+        at("2026-11-03T00:00:00Z").await,
+        [
+            ("a".into(), "admins".into(), json!(1)),
+            ("a".into(), "users".into(), json!(12)),
+            ("b".into(), "users".into(), json!(24))
+        ]
+    );
+}

@@ -67,6 +67,7 @@ contract_tests!(
     concurrent_commits,
     schema_from_a_newer_binary_is_refused,
     tenants_resolve_by_id_domain_and_name,
+    metrics_in_effect_at_a_moment,
 );
 
 /// The child process of `killed_process_loses_nothing_committed`: does
