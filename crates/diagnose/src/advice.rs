@@ -333,6 +333,22 @@ pub(crate) fn default_summary(cause: Cause) -> &'static str {
     }
 }
 
+/// A tenant's fix steps with its name and id replaced by placeholders, so that tenants with the same
+/// problem can be shown one list of steps: "the tenant" for its name (and "name (id)"), `<tenant>`
+/// for its id where a command takes it.
+pub fn generalize_fix(fix: &[String], name: &str, id: &str) -> Vec<String> {
+    let with_id = format!("{name} ({id})");
+    fix.iter()
+        .map(|step| {
+            let mut step = step.replace(&with_id, "the tenant");
+            if !name.is_empty() {
+                step = step.replace(name, "the tenant");
+            }
+            step.replace(&format!("tenant {id}"), "the tenant").replace(id, "<tenant>")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,20 +413,4 @@ mod tests {
             assert!(!default_summary(cause).is_empty(), "{cause} has no summary");
         }
     }
-}
-
-/// A tenant's fix steps with its name and id replaced by placeholders, so that tenants with the same
-/// problem can be shown one list of steps: "the tenant" for its name (and "name (id)"), `<tenant>`
-/// for its id where a command takes it.
-pub fn generalize_fix(fix: &[String], name: &str, id: &str) -> Vec<String> {
-    let with_id = format!("{name} ({id})");
-    fix.iter()
-        .map(|step| {
-            let mut step = step.replace(&with_id, "the tenant");
-            if !name.is_empty() {
-                step = step.replace(name, "the tenant");
-            }
-            step.replace(&format!("tenant {id}"), "the tenant").replace(id, "<tenant>")
-        })
-        .collect()
 }
