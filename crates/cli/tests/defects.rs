@@ -237,7 +237,10 @@ async fn the_html_report_shows_warnings_changes_alerts_links_and_folds_failed_te
     assert!(page.contains("<code>tenantscope "), "commands are code");
     assert!(!page.contains("`tenantscope"), "no literal backticks");
     assert!(!page.contains("<b>Admin</b>"), "tenant data is escaped");
-    assert!(page.contains("Eve &#60;b&#62;Admin") || page.contains("Eve &lt;b&gt;Admin"), "the new user's name is shown, escaped");
+    assert!(
+        page.contains("Eve &#60;b&#62;Admin") || page.contains("Eve &lt;b&gt;Admin"),
+        "the new user's name is shown, escaped"
+    );
     // Alpine Ski House failed as a whole: its collectors are folded into one line.
     let alpine = page.rsplit("<b>Alpine Ski House</b>").next().unwrap_or_default();
     assert!(alpine.contains("None of its"), "failed tenant's rows are folded");
@@ -247,4 +250,40 @@ async fn the_html_report_shows_warnings_changes_alerts_links_and_folds_failed_te
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_relevant_changes_are_seen_by_the_next_plain_inspect() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    env.json(&["inspect", "--json"]);
+    env.control(
+        "actions",
+        serde_json::json!([
+            {"action": "create_user", "tenant": "northwindtraders.onmicrosoft.com",
+             "upn": "mallory@northwindtraders.onmicrosoft.com", "display_name": "Mallory", "roles": ["Global Administrator"]},
+            {"action": "set_ca_policy", "tenant": "northwindtraders.onmicrosoft.com",
+             "policy": {"name": "Require MFA for administrators", "state": "disabled", "roles": ["Global Administrator", "User Administrator"],
+                        "exclude_service_providers": true, "grant": "mfa"}},
+            {"action": "set_security_defaults", "tenant": "wideworldimporters.onmicrosoft.com", "enabled": false},
+        ]),
+    )
+    .await;
+    // Minutes later, well inside every freshness window the catalog once had for these.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    env.json(&["inspect", "--json"]);
+    let changes = env.json(&["changes", "--json"]);
+    let kinds: Vec<String> = changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["event"]["kind"].as_str().map(String::from))
+        .collect();
+    for wanted in ["global_admin_assigned", "ca_policy_disabled", "security_defaults_disabled"] {
+        assert!(kinds.iter().any(|k| k == wanted), "{wanted} not seen: {kinds:?}");
+    }
+    // Each collector's window is shown by permissions, and in the dataprint.
+    let p = env.json(&["permissions", "--json"]);
+    let ra = p["collectors"].as_array().unwrap().iter().find(|c| c["collector"] == "roleAssignments").unwrap();
+    assert_eq!(ra["fresh_minutes"], 0);
 }

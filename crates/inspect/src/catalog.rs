@@ -94,7 +94,13 @@ pub struct Collector {
     pub roles: &'static [&'static str],
     pub licence: Option<Licence>,
     /// Minutes a collection stays fresh: a run within that time reuses it instead of reading it again.
-    /// Delta collections read every run; an unchanged tenant then costs one request for them.
+    ///
+    /// What an attacker or a careless admin changes to take over a tenant (directory roles and
+    /// their assignments, Conditional Access, security defaults, the authorization and
+    /// authentication-method policies, apps, their credentials and consents, domains) is read on
+    /// every run (0), inside the tenant's one `$batch` where it can be; users and groups are read by
+    /// delta every run. Only what is expensive and changes slowly (reports, sign-in logs, secure
+    /// score, devices, licences, the organization) keeps a window.
     pub fresh_minutes: u32,
 }
 
@@ -144,7 +150,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["Domain.Read.All", "Directory.Read.All"],
         roles: DIRECTORY,
         licence: None,
-        fresh_minutes: 6 * HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "subscribedSkus",
@@ -228,7 +234,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["RoleManagement.Read.Directory", "Directory.Read.All"],
         roles: DIRECTORY,
         licence: None,
-        fresh_minutes: HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "roleDefinitions",
@@ -252,19 +258,19 @@ pub static CATALOG: &[Collector] = &[
         application: &["RoleManagement.Read.Directory", "Directory.Read.All"],
         roles: DIRECTORY,
         licence: None,
-        fresh_minutes: HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "conditionalAccessPolicies",
         title: "Conditional Access policies",
         side: Side::Customer,
         path: "identity/conditionalAccess/policies",
-        fetch: Fetch::List,
+        fetch: Fetch::Batch,
         delegated: &["Policy.Read.All"],
         application: &["Policy.Read.All"],
         roles: POLICY,
         licence: Some(Licence::P1),
-        fresh_minutes: HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "namedLocations",
@@ -276,7 +282,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["Policy.Read.All"],
         roles: POLICY,
         licence: Some(Licence::P1),
-        fresh_minutes: 6 * HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "securityDefaults",
@@ -288,7 +294,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["Policy.Read.All"],
         roles: POLICY,
         licence: None,
-        fresh_minutes: HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "authorizationPolicy",
@@ -300,7 +306,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["Policy.Read.All"],
         roles: POLICY,
         licence: None,
-        fresh_minutes: 6 * HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "authenticationMethodsPolicy",
@@ -312,7 +318,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["Policy.Read.All"],
         roles: POLICY,
         licence: None,
-        fresh_minutes: 6 * HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "secureScores",
@@ -336,7 +342,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["Application.Read.All", "Directory.Read.All"],
         roles: APPS,
         licence: None,
-        fresh_minutes: HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "appRoleAssignments",
@@ -360,7 +366,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["Application.Read.All", "Directory.Read.All"],
         roles: APPS,
         licence: None,
-        fresh_minutes: HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "oauth2PermissionGrants",
@@ -372,7 +378,7 @@ pub static CATALOG: &[Collector] = &[
         application: &["Directory.Read.All"],
         roles: APPS,
         licence: None,
-        fresh_minutes: HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "devices",

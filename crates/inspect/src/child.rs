@@ -231,6 +231,18 @@ pub struct ChildOptions {
     pub cloud: Option<String>,
 }
 
+/// The Graph error code of a read that needs a premium licence the tenant lacks.
+const NON_PREMIUM: &str = "Authentication_RequestFromNonPremiumTenantOrB2CTenant";
+
+/// A collector skipped because the tenant lacks its licence.
+fn unlicensed(c: &Collector, l: catalog::Licence) -> Outcome {
+    Outcome {
+        status: OutcomeStatus::Skipped,
+        reason: reason("license", format!("{} is not licensed in this tenant", l.label())),
+        ..Outcome::new(c)
+    }
+}
+
 fn reason(kind: &'static str, detail: impl Into<String>) -> Option<Reason> {
     Some(Reason { kind, detail: detail.into() })
 }
@@ -364,8 +376,19 @@ impl Child<'_> {
             to_read.push(c);
         }
 
-        // Phase one: the batch of small reads, which includes the licences that gate phase two.
-        let batch: Vec<&'static Collector> = to_read.iter().copied().filter(|c| c.fetch.batched()).collect();
+        // Phase one: the batch of small reads, which includes the licences that gate phase two. A
+        // licence-gated read joins it unless the last good dataprint shows the licence missing.
+        let known_plans = self.previous.service_plans();
+        let mut batch: Vec<&'static Collector> = Vec::new();
+        for c in to_read.iter().copied().filter(|c| c.fetch.batched()) {
+            if let (Some(l), Some(plans)) = (c.licence, &known_plans)
+                && !plans.iter().any(|p| p == l.service_plan())
+            {
+                outcomes.insert(c.name, unlicensed(c, l));
+                continue;
+            }
+            batch.push(c);
+        }
         // A delta round that continues from a saved link starts in the same batch: on an unchanged
         // tenant its first page is also its last, so checking users and groups for changes costs no
         // request of its own.
@@ -408,6 +431,12 @@ impl Child<'_> {
                         o.items = Some(items.len());
                         collections.insert(c.name.to_string(), keyed(items));
                     }
+                    Err(e) if graph_code(&e) == Some(NON_PREMIUM) => {
+                        o = Outcome {
+                            diagnosis: Some(facts::diagnose(&e, &self.situation(Some(c), Some(&token), None))),
+                            ..unlicensed(c, c.licence.unwrap_or(catalog::Licence::P1))
+                        };
+                    }
                     Err(e) => self.fail(&mut o, c, e, &token, None),
                 }
                 outcomes.insert(c.name, o);
@@ -443,14 +472,7 @@ impl Child<'_> {
             if let (Some(l), Some(plans)) = (c.licence, &plans)
                 && !plans.iter().any(|p| p == l.service_plan())
             {
-                outcomes.insert(
-                    c.name,
-                    Outcome {
-                        status: OutcomeStatus::Skipped,
-                        reason: reason("license", format!("{} is not licensed in this tenant", l.label())),
-                        ..Outcome::new(c)
-                    },
-                );
+                outcomes.insert(c.name, unlicensed(c, l));
                 continue;
             }
             if c.fetch == Fetch::PerServicePrincipal {
@@ -539,7 +561,7 @@ impl Child<'_> {
                 o.items = Some(read.len());
                 items = Some(read);
             }
-            Err(e) if graph_code(&e) == Some("Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
+            Err(e) if graph_code(&e) == Some(NON_PREMIUM) => {
                 o.status = OutcomeStatus::Skipped;
                 o.reason = reason(
                     "license",
@@ -702,6 +724,11 @@ impl Child<'_> {
             let mut s = json!({ "status": o.status });
             if let Some(n) = o.items {
                 s["items"] = json!(n);
+            }
+            // How long the collection stays fresh before a run reads it again (0: every run), so
+            // that a reader of the dataprint knows how old each collection may be.
+            if let Some(c) = catalog::find(Side::Customer, o.name) {
+                s["fresh_minutes"] = json!(c.fresh_minutes);
             }
             if let Some(r) = &o.reason {
                 s["reason"] = json!({ "kind": r.kind, "detail": r.detail });

@@ -505,12 +505,36 @@ impl GraphClient {
 
     /// Sends GETs in `$batch` requests of at most 20, retrying throttled items after their
     /// `Retry-After`. Results come back in the order of `items`.
+    ///
+    /// Graph throttles every item of a batch as a request of its own, so each item waits for its
+    /// class's limit of the tenant before the batch goes, and a batch carries at most one Conditional
+    /// Access item: that class allows one request per second per tenant and its 429s say nothing of
+    /// when to come back, so a second one in the same batch would be refused. Limits known in advance
+    /// are kept, not discovered.
     pub async fn batch(&self, target: &Target, items: Vec<BatchItem>) -> Vec<(String, Result<Value, Error>)> {
         let mut results: HashMap<String, Result<Value, Error>> = HashMap::new();
         let order: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
         let limits = self.limits(&target.tenant);
-        for chunk in items.chunks(20) {
-            let mut pending: Vec<BatchItem> = chunk.to_vec();
+        let mut chunks: Vec<Vec<BatchItem>> = Vec::new();
+        for item in items {
+            let ca = class_of(&item.path) == Class::ConditionalAccess;
+            let fits = |c: &Vec<BatchItem>| {
+                c.len() < 20 && !(ca && c.iter().any(|x| class_of(&x.path) == Class::ConditionalAccess))
+            };
+            match chunks.iter_mut().find(|c| fits(c)) {
+                Some(chunk) => chunk.push(item),
+                None => chunks.push(vec![item]),
+            }
+        }
+        for chunk in chunks {
+            for item in &chunk {
+                match class_of(&item.path) {
+                    Class::ConditionalAccess => limits.conditional_access.until_ready().await,
+                    Class::Reports => limits.reports.until_ready().await,
+                    Class::Directory => limits.directory.until_ready().await,
+                }
+            }
+            let mut pending: Vec<BatchItem> = chunk;
             let mut attempt = 0u32;
             while !pending.is_empty() {
                 attempt += 1;
