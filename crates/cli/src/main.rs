@@ -7,6 +7,7 @@ mod context;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_pipe();
     let cli = commands::Cli::parse();
     // The simulator serves many small requests from every thread and keeps glibc's default.
     if !matches!(cli.command, commands::Command::Sim(_)) {
@@ -27,6 +28,28 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// Ends the process quietly with status 0 when standard output is closed early (`tenantscope tenants
+/// | head -1`), as other command-line tools do, instead of panicking.
+///
+/// Rust ignores SIGPIPE, so a write to a closed pipe fails with EPIPE and `println!` panics with
+/// "failed printing to stdout: Broken pipe". The panic hook recognises exactly that and exits; every
+/// other panic is reported as before.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Caps glibc's malloc at two arenas, unless `MALLOC_ARENA_MAX` says otherwise. Called before the

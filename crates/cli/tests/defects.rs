@@ -287,3 +287,22 @@ async fn security_relevant_changes_are_seen_by_the_next_plain_inspect() {
     let ra = p["collectors"].as_array().unwrap().iter().find(|c| c["collector"] == "roleAssignments").unwrap();
     assert_eq!(ra["fresh_minutes"], 0);
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    env.json(&["inspect", "--json"]);
+    // `tenantscope tenants | head -0`: the reader is gone before the first line is written (the
+    // command opens its database first), so every write fails with EPIPE.
+    let mut child = env.command().arg("tenants").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runs");
+    drop(child.stdout.take());
+    let status = child.wait().expect("exits");
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
