@@ -306,3 +306,52 @@ async fn a_closed_pipe_ends_the_command_quietly() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataprints_can_be_shown_queried_and_exported_and_gdap_is_listed_by_expiry() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    env.json(&["inspect", "--json"]);
+    let text =
+        String::from_utf8_lossy(&env.run(&["dataprint", "show", "--tenant", "Northwind Traders"]).stdout).to_string();
+    assert!(text.contains("conditionalAccessPolicies") && text.contains("every run"), "{text}");
+    let upns = env.json(&[
+        "dataprint",
+        "show",
+        "--tenant",
+        "northwindtraders.onmicrosoft.com",
+        "--query",
+        "values(collections.users)[].userPrincipalName",
+    ]);
+    assert!(
+        upns.as_array().is_some_and(|u| u
+            .iter()
+            .any(|x| x.as_str().is_some_and(|s| s.ends_with("@northwindtraders.onmicrosoft.com")))),
+        "{upns}"
+    );
+    let bad = env.run(&["dataprint", "show", "--tenant", "Northwind Traders", "--query", "collections.["]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--query"));
+    let out = env.dir.path().join("north.json");
+    let export = env.run(&["dataprint", "export", "--tenant", "Northwind Traders", "--output", out.to_str().unwrap()]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["schema"], "tenantscope.dataprint/1");
+
+    let gdap = env.json(&["gdap", "--json"]);
+    let rels = gdap["relationships"].as_array().expect("relationships");
+    assert!(rels.len() >= 10, "{gdap:#}");
+    let ends: Vec<&str> = rels.iter().filter_map(|r| r["end"].as_str()).collect();
+    let mut sorted = ends.clone();
+    sorted.sort();
+    assert_eq!(ends, sorted, "soonest to end first");
+    // Fourth Coffee's helpdesk group has no tenantscope user in it, and is still named.
+    let fourth = rels.iter().find(|r| r["customer"] == "Fourth Coffee").expect("fourth coffee");
+    let groups = fourth["groups"].as_array().unwrap();
+    assert!(
+        groups.iter().any(|g| g["user_is_member"] == false && !g["name"].as_str().unwrap().contains('-')),
+        "{fourth:#}"
+    );
+    let table = String::from_utf8_lossy(&env.run(&["gdap"]).stdout).to_string();
+    assert!(table.contains("DAYS LEFT") && table.contains("Fourth Coffee"), "{table}");
+}

@@ -490,6 +490,18 @@ pub static CATALOG: &[Collector] = &[
         fresh_minutes: 0,
     },
     Collector {
+        name: "groups",
+        title: "Partner groups (to name the groups GDAP assigns roles to)",
+        side: Side::Partner,
+        path: "groups?$select=id,displayName,securityEnabled&$top=999",
+        fetch: Fetch::Batch,
+        delegated: &["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"],
+        application: &[],
+        roles: &[],
+        licence: None,
+        fresh_minutes: 0,
+    },
+    Collector {
         name: "contracts",
         title: "Contracts (legacy DAP and reseller customers)",
         side: Side::Partner,

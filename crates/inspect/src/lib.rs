@@ -12,6 +12,7 @@ pub mod clock;
 pub mod dataprint;
 pub mod doctor;
 pub mod facts;
+pub mod gdap;
 pub mod partner;
 pub mod permissions;
 pub mod run;

@@ -180,7 +180,7 @@ pub async fn inspect_partner(
         );
     };
 
-    let batch = ["organization", "me", "memberOf", "contracts"];
+    let batch = ["organization", "me", "memberOf", "groups", "contracts"];
     let items: Vec<BatchItem> = batch
         .iter()
         .filter_map(|n| catalog::find(Side::Partner, n))
@@ -355,11 +355,23 @@ pub fn derive_customers(collections: &Map<String, Value>) -> Vec<Customer> {
             .map(|m| m.values().cloned().collect::<Vec<_>>())
             .unwrap_or_default()
     };
-    let groups: Option<Vec<(String, Option<String>)>> = collections
-        .get("memberOf")
-        .and_then(Value::as_object)
-        .map(|m| m.values().filter_map(|g| Some((text(g, "/id")?, text(g, "/displayName")))).collect());
-    let user_groups: Option<Vec<String>> = groups.as_ref().map(|g| g.iter().map(|(id, _)| id.clone()).collect());
+    let group_list = |name: &str| -> Option<Vec<(String, Option<String>)>> {
+        collections
+            .get(name)
+            .and_then(Value::as_object)
+            .map(|m| m.values().filter_map(|g| Some((text(g, "/id")?, text(g, "/displayName")))).collect())
+    };
+    let member_of = group_list("memberOf");
+    let user_groups: Option<Vec<String>> = member_of.as_ref().map(|g| g.iter().map(|(id, _)| id.clone()).collect());
+    // Names come from every group of the partner tenant, so that a group the user is not in (the
+    // usual reason GDAP gives nothing) is still shown by name.
+    let groups: Option<Vec<(String, Option<String>)>> = match (group_list("groups"), member_of) {
+        (Some(mut all), Some(mine)) => {
+            all.extend(mine);
+            Some(all)
+        }
+        (all, mine) => all.or(mine),
+    };
     let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
     fn entry<'m>(
         customers: &'m mut BTreeMap<String, Customer>,

@@ -1,7 +1,9 @@
 //! The command line: one module per command group.
 
+pub mod dataprint;
 pub mod demo;
 mod diagnosis;
+mod gdap;
 mod history;
 mod inspect;
 mod login;
@@ -68,6 +70,11 @@ pub enum Command {
     Report(report::ReportArgs),
     /// The least-privilege permissions and GDAP roles the collectors need, and what is granted.
     Permissions(permissions::PermissionsArgs),
+    /// Every GDAP relationship of the partner: customer, status, roles, groups, end, days left.
+    Gdap(gdap::GdapArgs),
+    /// Show or export a tenant's dataprint, whole or queried with JMESPath.
+    #[command(subcommand)]
+    Dataprint(dataprint::DataprintCommand),
     /// Run the six checks for a tenant and name the root cause of its access problem.
     Doctor(diagnosis::DoctorArgs),
     /// Diagnose an error message or HTTP response pasted from anywhere.
@@ -97,6 +104,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenants(a) => tenants::run(a, g).await,
         Command::Report(a) => report::run(a, g).await,
         Command::Permissions(a) => permissions::run(a, g).await,
+        Command::Gdap(a) => gdap::run(a, g).await,
+        Command::Dataprint(cmd) => dataprint::run(cmd, g).await,
         Command::Doctor(a) => diagnosis::doctor(a, g).await,
         Command::Explain(a) => diagnosis::explain(a).await,
         Command::Changes(a) => history::changes(a, g).await,
