@@ -102,6 +102,10 @@ fn run_inspect(env: &Env, tenant: &str) -> std::process::Output {
         .expect("inspect runs")
 }
 
+fn alerts_retry(env: &Env) -> std::process::Output {
+    env.command().args(["alerts", "retry"]).env("HOOK_SECRET", SECRET).output().expect("retry runs")
+}
+
 fn inspect(env: &Env, tenant: &str) -> Value {
     let out = run_inspect(env, tenant);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -176,19 +180,101 @@ async fn alerts_reach_the_webhook_signed_once_with_a_retry_and_then_resolve() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_that_keeps_failing_costs_four_attempts_and_the_run_still_succeeds() {
+async fn a_failed_delivery_stays_queued_and_is_delivered_later_exactly_once() {
     let env = Env::start(WorldSource::Demo).await;
     env.login(MEGAN, &[]).await;
     let north = env.tenant_id("northwindtraders");
-    let (url, seen) = receiver(usize::MAX).await;
+    // The receiver fails its first four requests: the run's quick attempts.
+    let (url, seen) = receiver(4).await;
     write_config(&env, &url, 1);
     let out = run_inspect(&env, &north);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("failed after 4 attempts (http 500)"), "{stderr}");
+    assert!(stderr.contains("failed (http 500); it stays queued for the next run"), "{stderr}");
     let got = received(&seen);
     assert_eq!(got.iter().map(|r| r.status).collect::<Vec<_>>(), [500, 500, 500, 500], "{got:?}");
-    // The alert is recorded open whatever became of its delivery.
+    // The alert is recorded open whatever became of its delivery, and its notification waits.
     let open = env.json(&["alerts", "--json", "--open"]);
     assert_eq!(open["alerts"].as_array().map(Vec::len), Some(1), "{open:#}");
+    let outbox = env.json(&["alerts", "outbox", "--json"]);
+    assert_eq!(outbox["outbox"][0]["status"], "pending", "{outbox:#}");
+    assert_eq!(outbox["outbox"][0]["attempts"], 4);
+    // A later run sends nothing new before the retry is due; `alerts retry` sends it now, once.
+    run_inspect(&env, &north);
+    assert_eq!(received(&seen).len(), 4);
+    let retry = alerts_retry(&env);
+    assert!(retry.status.success(), "{}", String::from_utf8_lossy(&retry.stderr));
+    let got = received(&seen);
+    assert_eq!(
+        got.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [500, 500, 500, 500, 200],
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    assert_eq!(env.json(&["alerts", "outbox", "--json"])["outbox"][0]["status"], "delivered");
+    alerts_retry(&env);
+    assert_eq!(received(&seen).len(), 5, "never twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unset_signing_secret_delays_delivery_without_losing_it() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    let north = env.tenant_id("northwindtraders");
+    let (url, seen) = receiver(0).await;
+    write_config(&env, &url, 1);
+    let out = env
+        .command()
+        .args(["inspect", "--json", "--tenant", &north])
+        .env_remove("HOOK_SECRET")
+        .output()
+        .expect("inspect");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not set"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(received(&seen).is_empty());
+    let retry = env.command().args(["alerts", "retry"]).env("HOOK_SECRET", SECRET).output().expect("retry");
+    assert!(retry.status.success(), "{}", String::from_utf8_lossy(&retry.stderr));
+    let got = received(&seen);
+    assert_eq!(got.len(), 1, "{got:?}");
+    check_signature(&got[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_acknowledged_and_muted_with_who_and_when() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    let north = env.tenant_id("northwindtraders");
+    let (url, seen) = receiver(0).await;
+    write_config(&env, &url, 1);
+    run_inspect(&env, &north);
+    let open = env.json(&["alerts", "--json", "--open"]);
+    let id = open["alerts"][0]["id"].as_str().expect("id").to_string();
+    let ack = env.run(&["alerts", "ack", &id[..8], "--reason", "known admin"]);
+    assert!(ack.status.success(), "{}", String::from_utf8_lossy(&ack.stderr));
+    let after = env.json(&["alerts", "--json"]);
+    let a = &after["alerts"][0];
+    assert_eq!(a["acknowledged"]["by"], MEGAN, "{a:#}");
+    assert_eq!(a["acknowledged"]["reason"], "known admin");
+    let text = String::from_utf8_lossy(&env.run(&["alerts"]).stdout).to_string();
+    assert!(text.contains(&format!("acknowledged by {MEGAN}")), "{text}");
+    // Muted: the rule's next alert for the tenant is recorded, not sent.
+    let mute = env.run(&[
+        "alerts",
+        "mute",
+        "--tenant",
+        "Northwind Traders",
+        "--rule",
+        "global_admins_present",
+        "--until",
+        "2099-01-01",
+        "--reason",
+        "migration",
+    ]);
+    assert!(mute.status.success(), "{}", String::from_utf8_lossy(&mute.stderr));
+    let sent = received(&seen).len();
+    write_config(&env, &url, 1000);
+    run_inspect(&env, &north);
+    assert_eq!(received(&seen).len(), sent, "a muted rule's transitions are not sent");
+    let text = String::from_utf8_lossy(&env.run(&["alerts"]).stdout).to_string();
+    assert!(text.contains("Muted rules:") && text.contains("global_admins_present"), "{text}");
 }

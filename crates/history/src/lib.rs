@@ -43,4 +43,7 @@ pub use events::{
     ChangeEvent, EVENT_KINDS, GENERIC_EVENT_KINDS, HIGH_PRIVILEGE_PERMISSIONS, NAMED_EVENT_KINDS, Severity, diff,
 };
 pub use metrics::{Metric, MetricValue, Query, WhereFilter, evaluate, metric_object};
-pub use webhook::{SIGNATURE_HEADER, WebhookRequest, build_webhook, sign, verify_signature, webhook_payload};
+pub use webhook::{
+    SIGNATURE_HEADER, WebhookFormat, WebhookRequest, build_for, build_webhook, outbox_payload, sign, verify_signature,
+    webhook_payload,
+};

@@ -15,6 +15,7 @@ use sha2::Sha256;
 
 use crate::alerts::{Alert, AlertStatus};
 use crate::error::SignatureError;
+use crate::events::Severity;
 
 /// The name of the signature header.
 pub const SIGNATURE_HEADER: &str = "X-Tenantscope-Signature";
@@ -96,6 +97,111 @@ pub fn build_webhook(alert: &Alert, tenant_name: Option<&str>, secret: &[u8], no
             (SIGNATURE_HEADER.to_owned(), signature),
         ],
     }
+}
+
+/// What an alert notification waiting in the outbox carries: the alert as it was at the
+/// transition, and its tenant's name. Delivery builds each target's message from it.
+pub fn outbox_payload(alert: &Alert, tenant_name: Option<&str>) -> Value {
+    json!({ "alert": alert, "tenant_name": tenant_name })
+}
+
+/// How a webhook wants its messages: tenantscope's own signed JSON, a Microsoft Teams Workflows
+/// webhook (an Adaptive Card), or a Slack incoming webhook (Block Kit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The signed JSON of [`build_webhook`].
+    #[default]
+    Generic,
+    /// A Teams Workflows ("When a Teams webhook request is received") post with an Adaptive Card.
+    Teams,
+    /// A Slack incoming webhook with blocks and a text fallback.
+    Slack,
+}
+
+/// A one-line title of an alert transition.
+fn title(alert: &Alert, tenant_name: Option<&str>) -> String {
+    let state = match alert.status {
+        AlertStatus::Open => "Alert",
+        AlertStatus::Resolved => "Resolved",
+    };
+    format!(
+        "{state} [{}] {}: {}",
+        alert.severity.as_str().to_ascii_uppercase(),
+        tenant_name.unwrap_or(&alert.tenant_id),
+        alert.rule
+    )
+}
+
+/// Builds the request for a transition in a webhook's format. Only the generic format is signed:
+/// Teams and Slack authenticate the poster by the secret URL itself.
+pub fn build_for(
+    format: WebhookFormat,
+    alert: &Alert,
+    tenant_name: Option<&str>,
+    secret: &[u8],
+    now: DateTime<Utc>,
+) -> WebhookRequest {
+    let json = |body: Value| WebhookRequest {
+        body: body.to_string(),
+        headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+    };
+    let at = alert.resolved_at.unwrap_or(alert.opened_at).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let tenant = tenant_name.unwrap_or(&alert.tenant_id);
+    match format {
+        WebhookFormat::Generic => build_webhook(alert, tenant_name, secret, now),
+        WebhookFormat::Teams => {
+            let facts = vec![
+                json!({"title": "Tenant", "value": tenant}),
+                json!({"title": "Rule", "value": alert.rule}),
+                json!({"title": "Severity", "value": alert.severity.as_str()}),
+                json!({"title": "Status", "value": match alert.status { AlertStatus::Open => "open", AlertStatus::Resolved => "resolved" }}),
+                json!({"title": "When", "value": at}),
+                json!({"title": "Alert id", "value": alert.id}),
+            ];
+            json(json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": null,
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": [
+                            {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true, "text": title(alert, tenant_name),
+                             "color": match (alert.status, alert.severity) {
+                                 (AlertStatus::Resolved, _) => "Good",
+                                 (_, Severity::Critical | Severity::High) => "Attention",
+                                 _ => "Warning",
+                             }},
+                            {"type": "TextBlock", "wrap": true, "text": alert.summary},
+                            {"type": "FactSet", "facts": facts},
+                        ],
+                    },
+                }],
+            }))
+        }
+        WebhookFormat::Slack => {
+            let text = title(alert, tenant_name);
+            json(json!({
+                "text": format!("{text}: {}", alert.summary),
+                "blocks": [
+                    {"type": "header", "text": {"type": "plain_text", "text": text.chars().take(150).collect::<String>()}},
+                    {"type": "section", "text": {"type": "plain_text", "text": alert.summary}},
+                    {"type": "context", "elements": [
+                        {"type": "mrkdwn", "text": format!("*Tenant* {} · *Rule* `{}` · *Severity* {} · {at}", slack_escape(tenant), slack_escape(&alert.rule), alert.severity.as_str())},
+                    ]},
+                ],
+            }))
+        }
+    }
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as markup; tenant data is escaped so that a name cannot
+/// mention a channel or forge a link.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Checks a signature header against the body and the shared secret.
@@ -247,5 +353,37 @@ mod tests {
         let header = format!("{new},v1={old_v1}");
         assert_eq!(verify_signature(&header, body, b"old", now, TOLERANCE), Ok(()));
         assert_eq!(verify_signature(&header, body, b"new", now, TOLERANCE), Ok(()));
+    }
+
+    #[test]
+    fn teams_and_slack_messages_carry_the_alert_and_escape_tenant_data() {
+        let alert = Alert {
+            id: "abc".into(),
+            rule: "new_global_admin".into(),
+            tenant_id: "t".into(),
+            subject: "s".into(),
+            severity: Severity::Critical,
+            status: AlertStatus::Open,
+            summary: "Global Administrator assigned to <!channel>".into(),
+            opened_at: at("2026-11-01T00:00:00Z"),
+            resolved_at: None,
+            metric: None,
+            value: None,
+            previous_value: None,
+            event: None,
+        };
+        let teams = build_for(WebhookFormat::Teams, &alert, Some("Contoso <x>"), b"", at("2026-11-01T00:00:00Z"));
+        let card: Value = serde_json::from_str(&teams.body).expect("json");
+        assert_eq!(card["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(card["attachments"][0]["content"]["type"], "AdaptiveCard");
+        assert!(teams.body.contains("Contoso <x>"), "Adaptive Card text blocks are plain text");
+        assert!(!teams.headers.iter().any(|(k, _)| k == SIGNATURE_HEADER));
+        let slack = build_for(WebhookFormat::Slack, &alert, Some("Contoso <x>"), b"", at("2026-11-01T00:00:00Z"));
+        let msg: Value = serde_json::from_str(&slack.body).expect("json");
+        assert!(msg["text"].as_str().is_some_and(|t| t.contains("new_global_admin")));
+        assert_eq!(msg["blocks"][0]["type"], "header");
+        assert!(msg["blocks"][2]["elements"][0]["text"].as_str().is_some_and(|t| t.contains("Contoso &lt;x&gt;")));
+        let generic = build_for(WebhookFormat::Generic, &alert, None, b"k", at("2026-11-01T00:00:00Z"));
+        assert!(generic.headers.iter().any(|(k, _)| k == SIGNATURE_HEADER));
     }
 }

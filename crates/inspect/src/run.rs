@@ -63,11 +63,21 @@ pub struct RunOptions {
 pub struct HistoryOptions {
     pub metrics: Vec<history::Metric>,
     pub rules: Vec<history::AlertRule>,
+    /// Where alert transitions are to be sent: a notification is queued in the store's outbox for
+    /// each target that wants the alert's severity, in the tenant's commit.
+    pub notify: Vec<NotifyTarget>,
+}
+
+/// A notification target, as far as queueing needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyTarget {
+    pub name: String,
+    pub min_severity: Option<store::Severity>,
 }
 
 impl Default for HistoryOptions {
     fn default() -> Self {
-        HistoryOptions { metrics: history::builtin_metrics(), rules: Vec::new() }
+        HistoryOptions { metrics: history::builtin_metrics(), rules: Vec::new(), notify: Vec::new() }
     }
 }
 
@@ -779,8 +789,7 @@ impl Runner {
         if let Some(domains) = t.dataprint.and_then(verified_domains) {
             self.store.set_tenant_domains(t.tenant_id, "dataprint", &domains).await?;
         }
-        let history =
-            self.record_history(run_id, t.tenant_id, t.previous, t.dataprint, t.metrics, dataprint_id.as_ref()).await?;
+        let history = self.record_history(run_id, t, dataprint_id.as_ref()).await?;
         // Delta links are saved only once the data they lead on from is committed, so that a crash in
         // between re-reads changes instead of losing them.
         if dataprint_id.is_some() {
@@ -797,12 +806,11 @@ impl Runner {
     async fn record_history(
         &self,
         run_id: &RunId,
-        tenant_id: &TenantId,
-        previous: Option<&DataprintId>,
-        current: Option<&Value>,
-        computed: &[history::MetricValue],
+        t: &Inspected<'_>,
         dataprint_id: Option<&DataprintId>,
     ) -> Result<TenantHistory, CommitError> {
+        let (tenant_id, previous, current, computed, tenant_name) =
+            (t.tenant_id, t.previous, t.dataprint, t.metrics, t.display_name.as_str());
         let (Some(options), Some(current), Some(id)) = (&self.options.history, current, dataprint_id) else {
             return Ok(TenantHistory::default());
         };
@@ -856,21 +864,46 @@ impl Runner {
         }
         let outcome =
             history::evaluate_alerts(&options.rules, tenant_id.as_str(), &values, &before, &events, &open, now);
-        for a in outcome.opened.iter().chain(outcome.resolved.iter()).chain(outcome.still_open.iter()) {
-            self.store
-                .upsert_alert(&store::AlertRecord {
-                    key: a.key(),
-                    rule: a.rule.clone(),
-                    tenant_id: TenantId::new(&a.tenant_id),
-                    severity: a.severity,
-                    opened_at: a.opened_at,
-                    resolved_at: a.resolved_at,
-                    payload: serde_json::to_value(a)?,
-                })
-                .await?;
+        // Transitions are recorded with their notifications queued, in one transaction each, so that
+        // a run killed right after loses none; an alert that stays open is only refreshed.
+        let mutes = self.store.mutes().await?;
+        let muted = |rule: &str| mutes.iter().any(|m| m.tenant_id == *tenant_id && m.rule == rule && m.until > now);
+        let transitions =
+            outcome.opened.iter().map(|a| ("opened", a)).chain(outcome.resolved.iter().map(|a| ("resolved", a)));
+        for (transition, a) in transitions {
+            let notify: Vec<(String, Value)> = if muted(&a.rule) {
+                Vec::new()
+            } else {
+                options
+                    .notify
+                    .iter()
+                    .filter(|t| t.min_severity.is_none_or(|m| a.severity >= m))
+                    .map(|t| (t.name.clone(), history::outbox_payload(a, Some(tenant_name))))
+                    .collect()
+            };
+            self.store.record_transition(&alert_record(a)?, transition, &notify).await?;
+        }
+        for a in &outcome.still_open {
+            self.store.upsert_alert(&alert_record(a)?).await?;
         }
         Ok(TenantHistory { events: events.len(), opened: outcome.opened, resolved: outcome.resolved })
     }
+}
+
+/// The store's record of an alert.
+fn alert_record(a: &history::Alert) -> Result<store::AlertRecord, serde_json::Error> {
+    Ok(store::AlertRecord {
+        key: a.key(),
+        rule: a.rule.clone(),
+        tenant_id: TenantId::new(&a.tenant_id),
+        severity: a.severity,
+        opened_at: a.opened_at,
+        resolved_at: a.resolved_at,
+        payload: serde_json::to_value(a)?,
+        acked_at: None,
+        acked_by: None,
+        ack_reason: None,
+    })
 }
 
 /// The verified domains in a dataprint's `domains` collection, when it was read.

@@ -3,7 +3,7 @@
 //! Everything tenantscope keeps between runs goes through the [`Store`]
 //! trait, the union of one trait per capability ([`TenantStore`],
 //! [`RunStore`], [`DataprintStore`], [`SecretStore`], [`SettingsStore`],
-//! [`HistoryStore`], [`AdminStore`]): tenants, runs and their per-tenant results, dataprints (content
+//! [`HistoryStore`], [`AlertStore`], [`AdminStore`]): tenants, runs and their per-tenant results, dataprints (content
 //! addressed and compressed), delta links, the encrypted Microsoft token
 //! cache, app credentials of customer tenants, settings, and the history
 //! tables (metrics, change events, alerts, baselines).
@@ -57,7 +57,9 @@ pub use error::{Result, StoreError};
 pub use key::{KEY_ENV, KEY_FILE_NAME, KEY_LEN, Key};
 pub use model::*;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use traits::{AdminStore, DataprintStore, HistoryStore, RunStore, SecretStore, SettingsStore, Store, TenantStore};
+pub use traits::{
+    AdminStore, AlertStore, DataprintStore, HistoryStore, RunStore, SecretStore, SettingsStore, Store, TenantStore,
+};
 pub use vocab::{Severity, TenantId};
 
 /// Opens the store at `url` and applies pending migrations.

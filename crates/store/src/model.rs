@@ -514,6 +514,70 @@ pub struct AlertRecord {
     pub resolved_at: Option<DateTime<Utc>>,
     /// Details for people and notifications.
     pub payload: Value,
+    /// When someone acknowledged it. Set by [`crate::AlertStore::ack_alert`] only; an upsert leaves
+    /// it as it is.
+    #[serde(default)]
+    pub acked_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it.
+    #[serde(default)]
+    pub acked_by: Option<String>,
+    /// Why, in their words.
+    #[serde(default)]
+    pub ack_reason: Option<String>,
+}
+
+/// A rule silenced for a tenant until a date: its alerts are recorded but not sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MuteRecord {
+    pub tenant_id: TenantId,
+    pub rule: String,
+    pub until: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub reason: Option<String>,
+}
+
+text_enum! {
+    /// Where a notification stands.
+    OutboxStatus {
+        /// Waiting to be sent (again).
+        Pending = "pending",
+        /// The target accepted it.
+        Delivered = "delivered",
+        /// Given up: too many attempts, too old, or its target is gone.
+        Expired = "expired",
+    }
+}
+
+/// One notification of one alert transition to one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Increasing in the order transitions were queued.
+    pub id: i64,
+    pub alert_key: String,
+    /// `opened`, `resolved` or `acknowledged`.
+    pub transition: String,
+    /// The notification target (a webhook's name).
+    pub target: String,
+    /// The alert as it was at the transition, with what the message needs.
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub attempts: i64,
+    pub status: OutboxStatus,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// What became of a delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// The target accepted it.
+    Delivered,
+    /// It failed; try again at `at`.
+    Retry { error: String, at: DateTime<Utc> },
+    /// It failed for good.
+    Expired { error: String },
 }
 
 /// One attempt to deliver an alert notification.

@@ -432,7 +432,7 @@ pub(crate) fn event(row: &impl RowExt) -> Result<StoredEvent> {
 /// The columns [`alert`] reads, as a literal for `concat!`.
 macro_rules! alert_columns {
     () => {
-        "key, rule, tenant_id, severity, opened_at, resolved_at, payload"
+        "key, rule, tenant_id, severity, opened_at, resolved_at, payload, acked_at, acked_by, ack_reason"
     };
 }
 
@@ -445,6 +445,9 @@ pub(crate) fn alert(row: &impl RowExt) -> Result<AlertRecord> {
         opened_at: row.ts("opened_at")?,
         resolved_at: row.opt_ts("resolved_at")?,
         payload: row.json("payload")?,
+        acked_at: row.opt_ts("acked_at")?,
+        acked_by: row.opt_text("acked_by")?,
+        ack_reason: row.opt_text("ack_reason")?,
     })
 }
 
@@ -472,4 +475,38 @@ pub(crate) fn first_per_name(points: Vec<MetricPoint>) -> Vec<MetricPoint> {
         }
     }
     out
+}
+
+pub(crate) fn mute(row: &impl RowExt) -> Result<crate::MuteRecord> {
+    Ok(crate::MuteRecord {
+        tenant_id: row.tenant_id("tenant_id")?,
+        rule: row.text("rule")?,
+        until: row.ts("until")?,
+        created_at: row.ts("created_at")?,
+        created_by: row.text("created_by")?,
+        reason: row.opt_text("reason")?,
+    })
+}
+
+/// The columns [`outbox_item`] reads, as a literal for `concat!`.
+macro_rules! outbox_columns {
+    () => {
+        "id, alert_key, transition, target, payload, created_at, next_attempt_at, attempts, status, last_error, delivered_at"
+    };
+}
+
+pub(crate) fn outbox_item(row: &impl RowExt) -> Result<crate::OutboxItem> {
+    Ok(crate::OutboxItem {
+        id: row.int("id")?,
+        alert_key: row.text("alert_key")?,
+        transition: row.text("transition")?,
+        target: row.text("target")?,
+        payload: row.json("payload")?,
+        created_at: row.ts("created_at")?,
+        next_attempt_at: row.ts("next_attempt_at")?,
+        attempts: row.int("attempts")?,
+        status: row.enum_value("status")?,
+        last_error: row.opt_text("last_error")?,
+        delivered_at: row.opt_ts("delivered_at")?,
+    })
 }

@@ -214,7 +214,7 @@ pub trait SettingsStore: Send + Sync {
     async fn setting_put(&self, key: &str, value: &Value) -> Result<()>;
 }
 
-/// History: metric series, change events, alerts and their deliveries, baselines.
+/// History: metric series, change events, baselines.
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
     /// Saves metric values of a tenant measured in a run at `at`.
@@ -262,7 +262,21 @@ pub trait HistoryStore: Send + Sync {
     /// Change events matching the filter, newest first.
     async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>>;
 
-    /// Inserts or replaces an alert by key (every field as given).
+    /// Saves a baseline under a name.
+    async fn baseline_put(&self, name: &str, value: &Value) -> Result<()>;
+
+    /// A baseline.
+    async fn baseline_get(&self, name: &str) -> Result<Option<Value>>;
+
+    /// Every baseline's name and age, by name.
+    async fn baseline_list(&self) -> Result<Vec<BaselineMeta>>;
+}
+
+/// Alerts: their state, acknowledgements and mutes, and the outbox of their notifications.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Inserts or replaces an alert by key (every field as given but the acknowledgement, which only
+    /// [`AlertStore::ack_alert`] sets).
     async fn upsert_alert(&self, alert: &AlertRecord) -> Result<()>;
 
     /// Open alerts (not resolved), newest first, of one tenant or all.
@@ -284,14 +298,62 @@ pub trait HistoryStore: Send + Sync {
     /// Delivery attempts of an alert, oldest first.
     async fn deliveries(&self, alert_key: &str) -> Result<Vec<DeliveryRecord>>;
 
-    /// Saves a baseline under a name.
-    async fn baseline_put(&self, name: &str, value: &Value) -> Result<()>;
+    /// Records an alert transition and queues its notification to each target, in one transaction:
+    /// the alert is upserted as [`AlertStore::upsert_alert`] does, and one outbox item per `(target,
+    /// payload)` is added, to be delivered after every earlier item of the same alert and target.
+    async fn record_transition(&self, alert: &AlertRecord, transition: &str, notify: &[(String, Value)]) -> Result<()>;
 
-    /// A baseline.
-    async fn baseline_get(&self, name: &str) -> Result<Option<Value>>;
+    /// An alert by key.
+    async fn get_alert(&self, key: &str) -> Result<Option<AlertRecord>>;
 
-    /// Every baseline's name and age, by name.
-    async fn baseline_list(&self) -> Result<Vec<BaselineMeta>>;
+    /// Acknowledges an alert: who, when and why; with `resolve`, it is also resolved at `at` (an
+    /// alert about an event stays open until someone has seen it). Returns the alert, or `None` when
+    /// there is no such alert.
+    async fn ack_alert(
+        &self,
+        key: &str,
+        by: &str,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+        resolve: bool,
+    ) -> Result<Option<AlertRecord>>;
+
+    /// Mutes a rule for a tenant until a date (replacing an earlier mute of the same pair).
+    async fn set_mute(&self, mute: &MuteRecord) -> Result<()>;
+
+    /// Lifts a mute; false if there was none.
+    async fn delete_mute(&self, tenant_id: &TenantId, rule: &str) -> Result<bool>;
+
+    /// Every mute, expired ones included, by tenant and rule.
+    async fn mutes(&self) -> Result<Vec<MuteRecord>>;
+
+    /// Claims up to `limit` notifications due at `now` for `owner`, for `lease`: pending items whose
+    /// earlier items of the same alert and target are all settled, oldest first. An item claimed by
+    /// a live lease is not claimed again, so two deliverers never send the same item.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>>;
+
+    /// Settles an attempt of a claimed item. Refused (false) when `owner` no longer holds its lease.
+    /// `attempts` is the total number of tries so far, this pass's included.
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &DeliveryOutcome,
+        attempts: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Makes every pending notification due at `now` (an operator's "retry now"); returns how many.
+    async fn retry_deliveries(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// The outbox, newest first: of one alert, or all.
+    async fn outbox(&self, alert_key: Option<&str>, limit: u32) -> Result<Vec<OutboxItem>>;
 }
 
 /// The database itself.
@@ -312,11 +374,11 @@ pub trait AdminStore: Send + Sync {
 
 /// Everything the store can do: the union of the capability traits.
 pub trait Store:
-    TenantStore + RunStore + DataprintStore + SecretStore + SettingsStore + HistoryStore + AdminStore
+    TenantStore + RunStore + DataprintStore + SecretStore + SettingsStore + HistoryStore + AlertStore + AdminStore
 {
 }
 
 impl<T> Store for T where
-    T: TenantStore + RunStore + DataprintStore + SecretStore + SettingsStore + HistoryStore + AdminStore
+    T: TenantStore + RunStore + DataprintStore + SecretStore + SettingsStore + HistoryStore + AlertStore + AdminStore
 {
 }

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand};
-use history::{Alert, AlertStatus, Baseline, Config, WhereFilter};
+use history::{Alert, Baseline, Config, WhereFilter};
 use inspect::RunReport;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use store::{EventFilter, TenantId};
 
@@ -17,19 +16,9 @@ use super::Global;
 use super::output::table;
 use crate::context::Ctx;
 
-/// A webhook alerts are posted to (`[[webhook]]` in the config file).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Webhook {
-    pub url: String,
-    /// The environment variable that holds the signing secret (secrets stay out of files).
-    pub secret_env: Option<String>,
-    #[serde(default)]
-    pub min_severity: Option<String>,
-}
-
-/// The user's configuration: `config.toml` in the data directory, or `TENANTSCOPE_CONFIG`.
-pub fn load_config(ctx: &Ctx) -> anyhow::Result<(Config, Vec<Webhook>)> {
+/// The user's configuration: `config.toml` in the data directory, or `TENANTSCOPE_CONFIG`: metrics
+/// and alert rules, and the webhooks alerts are sent to.
+pub fn load_config(ctx: &Ctx) -> anyhow::Result<(Config, Vec<notify::Target>)> {
     let path =
         std::env::var_os("TENANTSCOPE_CONFIG").map(PathBuf::from).unwrap_or_else(|| ctx.data_dir.join("config.toml"));
     if !path.exists() {
@@ -37,91 +26,42 @@ pub fn load_config(ctx: &Ctx) -> anyhow::Result<(Config, Vec<Webhook>)> {
     }
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let config = history::parse_config(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    #[derive(Deserialize)]
-    struct Hooks {
-        #[serde(default)]
-        webhook: Vec<Webhook>,
-    }
-    let hooks: Hooks =
-        toml::from_str::<toml::Table>(&text).ok().and_then(|t| toml::Value::Table(t).try_into().ok()).ok_or_else(
-            || anyhow!("{}: [[webhook]] entries need url and may have secret_env and min_severity", path.display()),
-        )?;
-    Ok((config, hooks.webhook))
-}
-
-fn severity_of(text: &str) -> store::Severity {
-    text.parse().unwrap_or(store::Severity::Info)
+    let hooks = notify::targets_from_config(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok((config, hooks))
 }
 
 /// The history options of a run: the built-in metrics, the user's metrics and alert rules.
 pub fn run_history(ctx: &Ctx) -> anyhow::Result<inspect::run::HistoryOptions> {
-    let (config, _) = load_config(ctx)?;
-    Ok(inspect::run::HistoryOptions { metrics: config.all_metrics(), rules: config.alerts })
+    let (config, hooks) = load_config(ctx)?;
+    let notify =
+        hooks.iter().map(|h| inspect::run::NotifyTarget { name: h.key(), min_severity: h.min_severity }).collect();
+    Ok(inspect::run::HistoryOptions { metrics: config.all_metrics(), rules: config.alerts, notify })
 }
 
-/// After a run: alerts that opened or resolved go to the console and to every webhook. The run itself
-/// already recorded events, metric values and alert states as it committed each tenant.
+/// After a run: alerts that opened or resolved go to the console, and every notification due in the
+/// store's outbox (this run's, and any an earlier run could not deliver) goes to its webhook. The
+/// run itself already recorded events, metric values, alert states and the queued notifications as
+/// it committed each tenant.
 pub async fn after_run(ctx: &Ctx, report: &RunReport) -> anyhow::Result<()> {
-    let (_, hooks) = load_config(ctx)?;
     for t in report.tenants.iter().chain(report.partner.iter()) {
         for a in t.history.opened.iter().chain(t.history.resolved.iter()) {
             eprintln!("{}", a.to_console_line());
-            deliver(ctx, &hooks, a, Some(&t.display_name)).await?;
         }
     }
-    Ok(())
+    deliver_outbox(ctx).await
 }
 
-/// Posts an alert to every webhook, retrying with backoff, recording every attempt.
-pub async fn deliver(ctx: &Ctx, hooks: &[Webhook], alert: &Alert, tenant_name: Option<&str>) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(15))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let alert_severity = severity_of(
-        &serde_json::to_value(alert.severity).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-    );
-    for hook in hooks {
-        if hook.min_severity.as_deref().is_some_and(|m| alert_severity < severity_of(m)) {
-            continue;
-        }
-        let secret = match &hook.secret_env {
-            Some(var) => std::env::var(var).with_context(|| {
-                format!("webhook {}: the environment variable {var} with its secret is not set", hook.url)
-            })?,
-            None => String::new(),
-        };
-        let mut attempt = 0i64;
-        loop {
-            attempt += 1;
-            let req = history::build_webhook(alert, tenant_name, secret.as_bytes(), chrono::Utc::now());
-            let mut r = client.post(&hook.url).body(req.body.clone());
-            for (k, v) in &req.headers {
-                r = r.header(k, v);
-            }
-            let status = match r.send().await {
-                Ok(resp) if resp.status().is_success() => "delivered".to_string(),
-                Ok(resp) => format!("http {}", resp.status().as_u16()),
-                Err(e) => format!(
-                    "error: {}",
-                    if e.is_timeout() {
-                        "timeout"
-                    } else if e.is_connect() {
-                        "connect"
-                    } else {
-                        "request"
-                    }
-                ),
-            };
-            ctx.store.record_delivery(&alert.key(), &hook.url, attempt, &status, chrono::Utc::now()).await?;
-            if status == "delivered" || attempt >= 4 {
-                if status != "delivered" {
-                    eprintln!("warning: webhook {} failed after {attempt} attempts ({status})", hook.url);
-                }
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250 * (1 << attempt))).await;
-        }
+/// Delivers what is due in the outbox, and says what could not be.
+pub async fn deliver_outbox(ctx: &Ctx) -> anyhow::Result<()> {
+    let (_, hooks) = load_config(ctx)?;
+    let deliverer = notify::Deliverer::new(ctx.store.clone(), hooks, "cli", notify::Policy::default())
+        .map_err(|e| anyhow!("{e}"))?;
+    let pass = deliverer.deliver_due().await?;
+    for (what, why) in &pass.postponed {
+        eprintln!("warning: webhook delivery of {what} failed ({why}); it stays queued for the next run");
+    }
+    for (what, why) in &pass.expired {
+        eprintln!("warning: webhook delivery of {what} was given up: {why}");
     }
     Ok(())
 }
@@ -300,6 +240,8 @@ pub async fn metrics(args: MetricsArgs, g: &Global) -> anyhow::Result<ExitCode> 
 
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub command: Option<AlertsCommand>,
     /// Only alerts that are still open.
     #[arg(long)]
     pub open: bool,
@@ -307,12 +249,182 @@ pub struct AlertsArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Acknowledge an alert (its id, or a prefix of at least 6 characters, or its key). An alert about
+    /// an event (a new Global Administrator) is closed by its acknowledgement; one about a condition
+    /// stays open, acknowledged, until the condition clears.
+    Ack {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Silence a rule for a tenant until a date: its alerts are still recorded, not sent.
+    Mute {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        rule: String,
+        /// YYYY-MM-DD or RFC 3339.
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a mute.
+    Unmute {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        rule: String,
+    },
+    /// Send every queued notification now, without waiting for its retry time.
+    Retry,
+    /// The notifications queued for webhooks, newest first, with their state.
+    Outbox {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Who is acting, for acknowledgements and mutes: the signed-in partner account, else the local user.
+async fn actor(ctx: &Ctx) -> String {
+    if let Ok(client_id) = ctx.client_id(None).await
+        && let Ok(auth) = ctx.auth(&client_id, None)
+        && let Ok(Some(account)) = auth.account().await
+        && let Some(upn) = account.upn
+    {
+        return upn;
+    }
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
+}
+
+/// The alert an id, id prefix or key names.
+async fn find_alert(ctx: &Ctx, id: &str) -> anyhow::Result<store::AlertRecord> {
+    if let Some(a) = ctx.store.get_alert(id).await? {
+        return Ok(a);
+    }
+    let id = id.trim().to_ascii_lowercase();
+    if id.len() < 6 {
+        anyhow::bail!("no alert with key {id}; give an alert's id (at least 6 characters) or its key");
+    }
+    let matches: Vec<store::AlertRecord> = ctx
+        .store
+        .list_alerts(false)
+        .await?
+        .into_iter()
+        .filter(|a| a.payload.get("id").and_then(Value::as_str).is_some_and(|x| x.starts_with(&id)))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.into_iter().next().expect("one match")),
+        0 => anyhow::bail!("no alert matches {id}: `tenantscope alerts` lists them with their ids"),
+        n => anyhow::bail!("{n} alerts start with {id}: give more of the id"),
+    }
+}
+
 pub async fn alerts(args: AlertsArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(g).await?;
+    match args.command {
+        Some(AlertsCommand::Ack { id, reason }) => {
+            let alert = find_alert(&ctx, &id).await?;
+            let about_event = alert.payload.get("event").is_some_and(|e| !e.is_null());
+            let by = actor(&ctx).await;
+            let done = ctx
+                .store
+                .ack_alert(&alert.key, &by, reason.as_deref(), chrono::Utc::now(), about_event)
+                .await?
+                .context("the alert vanished")?;
+            eprintln!(
+                "Acknowledged by {by}{}{}.",
+                if about_event && done.resolved_at.is_some() { "; the alert is closed" } else { "" },
+                reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(AlertsCommand::Mute { tenant, rule, until, reason }) => {
+            let record = inspect::access::require_tenant(ctx.store.as_ref(), &tenant).await?;
+            let until = parse_since(&until)?;
+            if until <= chrono::Utc::now() {
+                anyhow::bail!("--until must be in the future");
+            }
+            let by = actor(&ctx).await;
+            ctx.store
+                .set_mute(&store::MuteRecord {
+                    tenant_id: record.id.clone(),
+                    rule: rule.clone(),
+                    until,
+                    created_at: chrono::Utc::now(),
+                    created_by: by.clone(),
+                    reason,
+                })
+                .await?;
+            eprintln!("Rule {rule} is muted for {} until {} (by {by}).", record.display_name, until.to_rfc3339());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(AlertsCommand::Unmute { tenant, rule }) => {
+            let record = inspect::access::require_tenant(ctx.store.as_ref(), &tenant).await?;
+            if ctx.store.delete_mute(&record.id, &rule).await? {
+                eprintln!("Rule {rule} is no longer muted for {}.", record.display_name);
+            } else {
+                eprintln!("Rule {rule} was not muted for {}.", record.display_name);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(AlertsCommand::Retry) => {
+            let n = ctx.store.retry_deliveries(chrono::Utc::now()).await?;
+            eprintln!("{n} queued notification{} due now.", if n == 1 { " is" } else { "s are" });
+            deliver_outbox(&ctx).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(AlertsCommand::Outbox { json }) => {
+            let items = ctx.store.outbox(None, 200).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json!({ "outbox": items }))?);
+            } else {
+                let rows: Vec<Vec<String>> = items
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            i.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                            i.alert_key.clone(),
+                            i.transition.clone(),
+                            i.target.clone(),
+                            i.status.to_string(),
+                            i.attempts.to_string(),
+                            i.last_error.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(&["QUEUED", "ALERT", "TRANSITION", "TARGET", "STATE", "ATTEMPTS", "LAST ERROR"], &rows)
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
     let list = ctx.store.list_alerts(args.open).await?;
+    let mutes = ctx.store.mutes().await?;
+    let now = chrono::Utc::now();
+    let muted =
+        |a: &store::AlertRecord| mutes.iter().find(|m| m.tenant_id == a.tenant_id && m.rule == a.rule && m.until > now);
     if args.json {
-        let items: Vec<Value> = list.iter().map(|a| a.payload.clone()).collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "alerts": items }))?);
+        let items: Vec<Value> = list
+            .iter()
+            .map(|a| {
+                let mut v = a.payload.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "acknowledged".into(),
+                        json!(a.acked_at.map(|at| json!({"at": at, "by": a.acked_by, "reason": a.ack_reason}))),
+                    );
+                    o.insert("muted_until".into(), json!(muted(a).map(|m| m.until)));
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "alerts": items, "mutes": mutes }))?);
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
@@ -320,21 +432,48 @@ pub async fn alerts(args: AlertsArgs, g: &Global) -> anyhow::Result<ExitCode> {
             "No {}alerts. Alert rules live in config.toml in the data directory (see docs/history.md).",
             if args.open { "open " } else { "" }
         );
-        return Ok(ExitCode::SUCCESS);
     }
     for a in &list {
-        match serde_json::from_value::<Alert>(a.payload.clone()) {
-            Ok(alert) => println!("{}", alert.to_console_line()),
-            Err(_) => println!(
+        let line = match serde_json::from_value::<Alert>(a.payload.clone()) {
+            Ok(alert) => format!("{} id={}", alert.to_console_line(), &alert.id[..alert.id.len().min(12)]),
+            Err(_) => format!(
                 "{} {} {} {}",
                 a.severity,
                 if a.resolved_at.is_some() { "resolved" } else { "open" },
                 a.tenant_id,
                 a.rule
             ),
+        };
+        println!("{line}");
+        if let (Some(at), Some(by)) = (a.acked_at, &a.acked_by) {
+            println!(
+                "    acknowledged by {by} at {}{}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                a.ack_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            );
+        }
+        if let Some(m) = muted(a) {
+            println!(
+                "    muted until {} by {}",
+                m.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                m.created_by
+            );
         }
     }
-    let _ = AlertStatus::Open;
+    let active: Vec<&store::MuteRecord> = mutes.iter().filter(|m| m.until > now).collect();
+    if !active.is_empty() {
+        println!("\nMuted rules:");
+        for m in active {
+            println!(
+                "  {} for {} until {} (by {}{})",
+                m.rule,
+                m.tenant_id,
+                m.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                m.created_by,
+                m.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,4 @@
-//! [`HistoryStore`] on SQL: metric series kept as change points, events, alerts and their
-//! deliveries, baselines.
+//! [`HistoryStore`] on SQL: metric series kept as change points, events, baselines.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,13 +6,10 @@ use serde_json::Value;
 
 use super::SqlStore;
 use crate::common::{event_severity, json_text, non_empty, sql_limit};
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::rows::{self, RowExt};
 use crate::sql::{Exec, TxKind, query};
-use crate::{
-    AlertRecord, BaselineMeta, DeliveryRecord, EventFilter, HistoryStore, MetricPoint, RunId, Severity, StoredEvent,
-    TenantId,
-};
+use crate::{BaselineMeta, EventFilter, HistoryStore, MetricPoint, RunId, Severity, StoredEvent, TenantId};
 
 #[async_trait]
 impl HistoryStore for SqlStore {
@@ -175,107 +171,6 @@ impl HistoryStore for SqlStore {
             )
             .await?;
         rows.iter().map(rows::event).collect()
-    }
-
-    async fn upsert_alert(&self, a: &AlertRecord) -> Result<()> {
-        non_empty(&a.key, "alert key")?;
-        self.db
-            .write()
-            .execute(
-                query(
-                    "INSERT INTO alerts (key, rule, tenant_id, severity, opened_at, resolved_at, payload) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (key) DO UPDATE SET rule = excluded.rule, tenant_id = excluded.tenant_id, \
-                     severity = excluded.severity, opened_at = excluded.opened_at, \
-                     resolved_at = excluded.resolved_at, payload = excluded.payload",
-                )
-                .bind(&a.key)
-                .bind(&a.rule)
-                .bind(&a.tenant_id)
-                .bind(a.severity.as_str())
-                .bind(a.opened_at)
-                .bind(a.resolved_at)
-                .bind(json_text(&a.payload)?),
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn open_alerts(&self, tenant_id: Option<&TenantId>) -> Result<Vec<AlertRecord>> {
-        let rows = self
-            .db
-            .read()
-            .fetch_all(
-                query(concat!(
-                    "SELECT ",
-                    alert_columns!(),
-                    " FROM alerts WHERE resolved_at IS NULL AND ($1 IS NULL OR tenant_id = $1) \
-                     ORDER BY opened_at DESC, key"
-                ))
-                .bind(tenant_id),
-            )
-            .await?;
-        rows.iter().map(rows::alert).collect()
-    }
-
-    async fn list_alerts(&self, open_only: bool) -> Result<Vec<AlertRecord>> {
-        let rows = self
-            .db
-            .read()
-            .fetch_all(
-                query(concat!(
-                    "SELECT ",
-                    alert_columns!(),
-                    " FROM alerts WHERE ($1 = 0 OR resolved_at IS NULL) ORDER BY opened_at DESC, key"
-                ))
-                .bind(i64::from(open_only)),
-            )
-            .await?;
-        rows.iter().map(rows::alert).collect()
-    }
-
-    async fn record_delivery(
-        &self,
-        alert_key: &str,
-        target: &str,
-        attempt: i64,
-        status: &str,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        let done = self
-            .db
-            .write()
-            .execute(
-                query(
-                    "INSERT INTO alert_deliveries (alert_key, target, attempt, status, at) \
-                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM alerts WHERE key = $1)",
-                )
-                .bind(alert_key)
-                .bind(target)
-                .bind(attempt)
-                .bind(status)
-                .bind(at),
-            )
-            .await?;
-        if done == 0 {
-            return Err(StoreError::NotFound(format!("alert {alert_key:?}")));
-        }
-        Ok(())
-    }
-
-    async fn deliveries(&self, alert_key: &str) -> Result<Vec<DeliveryRecord>> {
-        let rows = self
-            .db
-            .read()
-            .fetch_all(
-                query(
-                    "SELECT alert_key, target, attempt, status, at FROM alert_deliveries \
-                     WHERE alert_key = $1 ORDER BY at, id",
-                )
-                .bind(alert_key),
-            )
-            .await?;
-        rows.iter().map(rows::delivery).collect()
     }
 
     async fn baseline_put(&self, name: &str, value: &Value) -> Result<()> {

@@ -9,6 +9,7 @@
 //! anything that must commit together through a transaction from [`Dialect::begin`], whose
 //! [`TxKind`] says how it locks.
 
+mod alerts;
 mod dataprints;
 mod history;
 mod runs;

@@ -1114,6 +1114,9 @@ pub async fn alerts_and_deliveries(store: S, _db: Db) {
         opened_at: ts(opened),
         resolved_at: resolved.map(ts),
         payload: json!({"value": 2, "threshold": 0}),
+        acked_at: None,
+        acked_by: None,
+        ack_reason: None,
     };
     store.upsert_alert(&alert("a1", "tenant-a", "2026-11-01T00:00:00Z", None)).await.expect("upsert");
     store.upsert_alert(&alert("a2", "tenant-b", "2026-11-02T00:00:00Z", None)).await.expect("upsert");
@@ -1516,4 +1519,170 @@ pub async fn metrics_in_effect_at_a_moment(store: S, _db: Db) {
             ("b".into(), "users".into(), json!(24))
         ]
     );
+}
+
+fn open_alert(key: &str, opened: &str) -> AlertRecord {
+    AlertRecord {
+        key: key.to_owned(),
+        rule: "new_global_admin".to_owned(),
+        tenant_id: tid("tenant-a"),
+        severity: Severity::Critical,
+        opened_at: ts(opened),
+        resolved_at: None,
+        payload: json!({"summary": "Global Administrator assigned"}),
+        acked_at: None,
+        acked_by: None,
+        ack_reason: None,
+    }
+}
+
+/// Acknowledging keeps who, when and why; a new occurrence of the same key starts unacknowledged;
+/// mutes are kept per tenant and rule.
+pub async fn alerts_are_acknowledged_and_muted(store: S, _db: Db) {
+    store.upsert_alert(&open_alert("k", "2026-11-01T00:00:00Z")).await.expect("upsert");
+    let acked = store
+        .ack_alert("k", "megan@lakesideit.example", Some("expected change"), ts("2026-11-01T01:00:00Z"), false)
+        .await
+        .expect("ack")
+        .expect("exists");
+    assert_eq!(acked.acked_by.as_deref(), Some("megan@lakesideit.example"));
+    assert_eq!(acked.ack_reason.as_deref(), Some("expected change"));
+    assert!(acked.resolved_at.is_none(), "acknowledged, still open");
+    // The run upserts it again, unchanged: the acknowledgement stays.
+    store.upsert_alert(&open_alert("k", "2026-11-01T00:00:00Z")).await.expect("upsert");
+    assert!(store.get_alert("k").await.expect("get").expect("exists").acked_at.is_some());
+    // Acknowledging with resolve closes an event alert.
+    let closed =
+        store.ack_alert("k", "megan", None, ts("2026-11-01T02:00:00Z"), true).await.expect("ack").expect("exists");
+    assert_eq!(closed.resolved_at, Some(ts("2026-11-01T02:00:00Z")));
+    // A new occurrence under the same key starts unacknowledged.
+    store.upsert_alert(&open_alert("k", "2026-11-05T00:00:00Z")).await.expect("reopen");
+    let again = store.get_alert("k").await.expect("get").expect("exists");
+    assert!(again.acked_at.is_none() && again.resolved_at.is_none());
+    assert!(store.ack_alert("missing", "megan", None, now(), false).await.expect("ack").is_none());
+
+    let mute = store::MuteRecord {
+        tenant_id: tid("tenant-a"),
+        rule: "new_global_admin".into(),
+        until: ts("2026-12-01T00:00:00Z"),
+        created_at: ts("2026-11-01T00:00:00Z"),
+        created_by: "megan".into(),
+        reason: Some("migration week".into()),
+    };
+    store.set_mute(&mute).await.expect("mute");
+    store.set_mute(&store::MuteRecord { until: ts("2026-12-08T00:00:00Z"), ..mute.clone() }).await.expect("extend");
+    let mutes = store.mutes().await.expect("mutes");
+    assert_eq!(mutes.len(), 1);
+    assert_eq!(mutes[0].until, ts("2026-12-08T00:00:00Z"));
+    assert!(store.delete_mute(&tid("tenant-a"), "new_global_admin").await.expect("unmute"));
+    assert!(!store.delete_mute(&tid("tenant-a"), "new_global_admin").await.expect("unmute"));
+}
+
+/// The outbox delivers each alert's notifications in order per target, never twice, and a
+/// deliverer that lost its lease cannot settle an item.
+pub async fn the_alert_outbox_delivers_in_order_once(store: S, _db: Db) {
+    let t0 = ts("2026-11-01T00:00:00Z");
+    let a = open_alert("a", "2026-11-01T00:00:00Z");
+    let targets =
+        |t: &str| vec![("ops".to_string(), json!({"transition": t})), ("teams".to_string(), json!({"transition": t}))];
+    store.record_transition(&a, "opened", &targets("opened")).await.expect("opened");
+    store
+        .record_transition(&AlertRecord { resolved_at: Some(t0), ..a.clone() }, "resolved", &targets("resolved"))
+        .await
+        .expect("resolved");
+    assert!(store.get_alert("a").await.expect("get").expect("exists").resolved_at.is_some());
+    let now = Utc::now();
+    let lease = chrono::Duration::seconds(60);
+    // Only the first transition of each target is due: the second waits for it.
+    let first = store.claim_deliveries("d1", now, lease, 10).await.expect("claim");
+    assert_eq!(
+        first.iter().map(|i| (i.target.as_str(), i.transition.as_str())).collect::<Vec<_>>(),
+        [("ops", "opened"), ("teams", "opened")]
+    );
+    // Claimed items are not claimed again by another deliverer while the lease lives.
+    assert!(store.claim_deliveries("d2", now, lease, 10).await.expect("claim").is_empty());
+    // ops is delivered; teams fails and is retried later.
+    assert!(
+        store
+            .finish_delivery(first[0].id, "d1", &store::DeliveryOutcome::Delivered, first[0].attempts + 1, now)
+            .await
+            .expect("finish")
+    );
+    let later = now + chrono::Duration::seconds(30);
+    assert!(
+        store
+            .finish_delivery(
+                first[1].id,
+                "d1",
+                &store::DeliveryOutcome::Retry { error: "http 502".into(), at: later },
+                first[1].attempts + 1,
+                now
+            )
+            .await
+            .expect("finish")
+    );
+    // A deliverer without the lease cannot settle it.
+    assert!(
+        !store
+            .finish_delivery(first[1].id, "d2", &store::DeliveryOutcome::Delivered, first[1].attempts + 1, now)
+            .await
+            .expect("fenced")
+    );
+    let next = store.claim_deliveries("d2", now, lease, 10).await.expect("claim");
+    assert_eq!(
+        next.iter().map(|i| (i.target.as_str(), i.transition.as_str())).collect::<Vec<_>>(),
+        [("ops", "resolved")]
+    );
+    assert!(
+        store
+            .finish_delivery(next[0].id, "d2", &store::DeliveryOutcome::Delivered, next[0].attempts + 1, now)
+            .await
+            .expect("finish")
+    );
+    // The failed teams item is due after its backoff, still before the resolved one; an operator
+    // can make it due at once.
+    assert!(store.claim_deliveries("d3", now, lease, 10).await.expect("claim").is_empty());
+    assert_eq!(store.retry_deliveries(now).await.expect("retry"), 1);
+    let retry = store.claim_deliveries("d3", now, lease, 10).await.expect("claim");
+    assert_eq!(
+        retry.iter().map(|i| (i.target.as_str(), i.transition.as_str(), i.attempts)).collect::<Vec<_>>(),
+        [("teams", "opened", 1)]
+    );
+    assert!(
+        store
+            .finish_delivery(
+                retry[0].id,
+                "d3",
+                &store::DeliveryOutcome::Expired { error: "gone".into() },
+                retry[0].attempts + 1,
+                later
+            )
+            .await
+            .expect("finish")
+    );
+    let last = store.claim_deliveries("d3", later, lease, 10).await.expect("claim");
+    assert_eq!(
+        last.iter().map(|i| (i.target.as_str(), i.transition.as_str())).collect::<Vec<_>>(),
+        [("teams", "resolved")]
+    );
+    // A lease that ran out lets another deliverer take over, and the old one is fenced out.
+    let much_later = later + chrono::Duration::seconds(120);
+    let taken = store.claim_deliveries("d4", much_later, lease, 10).await.expect("claim");
+    assert_eq!(taken.len(), 1);
+    assert!(
+        !store
+            .finish_delivery(last[0].id, "d3", &store::DeliveryOutcome::Delivered, last[0].attempts + 1, much_later)
+            .await
+            .expect("fenced")
+    );
+    assert!(
+        store
+            .finish_delivery(taken[0].id, "d4", &store::DeliveryOutcome::Delivered, taken[0].attempts + 1, much_later)
+            .await
+            .expect("finish")
+    );
+    let all = store.outbox(Some("a"), 10).await.expect("outbox");
+    assert_eq!(all.len(), 4);
+    assert_eq!(all.iter().filter(|i| i.status == store::OutboxStatus::Delivered).count(), 3);
+    assert!(store.claim_deliveries("d5", much_later, lease, 10).await.expect("claim").is_empty());
 }

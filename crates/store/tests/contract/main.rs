@@ -68,6 +68,8 @@ contract_tests!(
     schema_from_a_newer_binary_is_refused,
     tenants_resolve_by_id_domain_and_name,
     metrics_in_effect_at_a_moment,
+    alerts_are_acknowledged_and_muted,
+    the_alert_outbox_delivers_in_order_once,
 );
 
 /// The child process of `killed_process_loses_nothing_committed`: does
