@@ -17,6 +17,7 @@ pub mod error;
 pub mod graph;
 pub mod har;
 pub mod http;
+mod loopback;
 pub mod oauth;
 pub mod reach;
 pub mod retry;
