@@ -9,11 +9,11 @@
 //! [`secrecy::SecretString`]s whose `Debug` redacts; debug traces ([`har`]) are redacted before they
 //! are recorded.
 
-pub mod auth;
+mod auth;
 pub mod cache;
-pub mod claims;
-pub mod cloud;
-pub mod error;
+mod claims;
+mod cloud;
+mod error;
 pub mod graph;
 pub mod har;
 pub mod http;

@@ -13,7 +13,7 @@ use crate::oauth::{OAuth, TokenResponse, aadsts_codes};
 impl OAuth {
     /// Runs the authorization-code flow: listens on a loopback port, hands the URL to `open` (a browser
     /// or a printout), waits for the redirect, checks `state`, and redeems the code.
-    pub async fn interactive(
+    pub(crate) async fn interactive(
         &self,
         tenant: &str,
         client_id: &str,

@@ -28,7 +28,7 @@ use crate::retry::RetryPolicy;
 
 /// What the token endpoint returned on success.
 #[derive(Clone)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     pub access_token: SecretString,
     pub refresh_token: Option<SecretString>,
     pub id_token: Option<String>,
@@ -52,7 +52,7 @@ impl std::fmt::Debug for TokenResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ClientInfo {
+pub(crate) struct ClientInfo {
     pub uid: String,
     pub utid: String,
 }
@@ -103,7 +103,7 @@ pub struct DeviceCode {
 
 /// An authorization request prepared for a browser.
 #[derive(Clone)]
-pub struct AuthorizeRequest {
+pub(crate) struct AuthorizeRequest {
     pub url: String,
     pub state: String,
     pub nonce: String,
@@ -118,7 +118,7 @@ fn random_token(bytes: usize) -> String {
 }
 
 /// Parses a token-endpoint failure, keeping every field Microsoft sends.
-pub fn token_error(resp: &Response, tenant: Option<&str>) -> TokenError {
+pub(crate) fn token_error(resp: &Response, tenant: Option<&str>) -> TokenError {
     let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let codes: Vec<u32> = v
@@ -171,7 +171,7 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    pub fn new(cloud: Cloud, transport: Transport) -> OAuth {
+    pub(crate) fn new(cloud: Cloud, transport: Transport) -> OAuth {
         OAuth { cloud, transport, retry: RetryPolicy::default() }
     }
 
@@ -234,7 +234,7 @@ impl OAuth {
     }
 
     /// Redeems a refresh token at `tenant`: the GDAP pattern when `tenant` is a customer of the partner.
-    pub async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         tenant: &str,
         client_id: &str,
@@ -254,7 +254,7 @@ impl OAuth {
         self.token(tenant, fields).await
     }
 
-    pub async fn client_credentials(
+    pub(crate) async fn client_credentials(
         &self,
         tenant: &str,
         client_id: &str,
@@ -290,7 +290,12 @@ impl OAuth {
         self.token(tenant, fields).await
     }
 
-    pub async fn start_device_code(&self, tenant: &str, client_id: &str, scope: &str) -> Result<DeviceCode, Error> {
+    pub(crate) async fn start_device_code(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<DeviceCode, Error> {
         let url = self.cloud.devicecode_endpoint(tenant);
         let v = self
             .post_form(&url, tenant, vec![("client_id".into(), client_id.into()), ("scope".into(), scope.into())])
@@ -308,7 +313,7 @@ impl OAuth {
 
     /// Polls until the user approves, declines, or the code expires. `slow_down` adds five seconds to the
     /// interval, as RFC 8628 asks.
-    pub async fn poll_device_code(
+    pub(crate) async fn poll_device_code(
         &self,
         tenant: &str,
         client_id: &str,
@@ -346,7 +351,7 @@ impl OAuth {
     }
 
     /// Builds an authorization request with PKCE (S256), a state and a nonce.
-    pub fn authorize_request(
+    pub(crate) fn authorize_request(
         &self,
         tenant: &str,
         client_id: &str,
@@ -388,7 +393,7 @@ impl OAuth {
     }
 
     /// Redeems an authorization code and checks the ID token's audience and nonce.
-    pub async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         tenant: &str,
         client_id: &str,
