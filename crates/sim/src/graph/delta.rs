@@ -19,7 +19,7 @@ use super::query::odata_query;
 use crate::errors::GraphError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entry {
+pub(crate) enum Entry {
     Changed(Uuid),
     Removed(Uuid),
 }
@@ -40,21 +40,21 @@ struct Round {
 }
 
 #[derive(Default)]
-pub struct DeltaStore {
+pub(crate) struct DeltaStore {
     tokens: HashMap<String, Token>,
     rounds: HashMap<String, Round>,
     /// Delta tokens older than this are refused with `resyncRequired`.
     pub token_lifetime_days: Option<i64>,
 }
 
-pub fn fingerprint(value: &serde_json::Value) -> u64 {
+pub(crate) fn fingerprint(value: &serde_json::Value) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     value.to_string().hash(&mut h);
     h.finish()
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum DeltaError {
+pub(crate) enum DeltaError {
     /// The token is unknown, expired or belongs to another tenant or collection.
     ResyncRequired,
 }
@@ -65,7 +65,7 @@ impl DeltaStore {
     }
 
     /// Starts a round: from nothing (a full sync) or from a delta token.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         tenant: Uuid,
         collection: &str,
@@ -102,7 +102,7 @@ impl DeltaStore {
     }
 
     /// A round that is empty by construction: `$deltatoken=latest` starts from now.
-    pub fn latest(
+    pub(crate) fn latest(
         &mut self,
         tenant: Uuid,
         collection: &str,
@@ -112,7 +112,7 @@ impl DeltaStore {
         self.issue(tenant, collection, current, now)
     }
 
-    pub fn page(
+    pub(crate) fn page(
         &self,
         round: &str,
         tenant: Uuid,
@@ -130,7 +130,7 @@ impl DeltaStore {
     }
 
     /// Ends a round and issues the delta token for the state the client now has.
-    pub fn finish(&mut self, round: &str, now: DateTime<Utc>) -> Result<String, DeltaError> {
+    pub(crate) fn finish(&mut self, round: &str, now: DateTime<Utc>) -> Result<String, DeltaError> {
         let r = self.rounds.remove(round).ok_or(DeltaError::ResyncRequired)?;
         Ok(self.issue(r.tenant, &r.collection, r.next_state, now))
     }
@@ -155,7 +155,7 @@ impl DeltaStore {
     }
 
     /// Forgets every token, so that the next delta request must resync.
-    pub fn expire_all(&mut self) {
+    pub(crate) fn expire_all(&mut self) {
         self.tokens.clear();
         self.rounds.clear();
     }

@@ -3,7 +3,7 @@
 //! reads.
 //!
 //! This module owns the way a request goes through Graph: `entry` applies injected faults and reads
-//! the body, [`authenticate`] validates the bearer token, and [`handle`] resolves the path, authorizes
+//! the body, [`authenticate`] validates the bearer token, and `handle` resolves the path, authorizes
 //! the caller, charges the throttling budget and dispatches to the resource's handler. The rest is
 //! split by concern:
 //!
@@ -15,26 +15,26 @@
 //!   (users and `/me`), `groups`, `roles` (directory roles and role management), `apps` (service
 //!   principals, applications, permission grants), `devices`, `policies`, `reports` (reports, secure
 //!   scores, sign-ins), `gdap` (tenant relationships) and `contracts`;
-//! - [`authz`], [`throttle`], [`query`] (OData options and `$filter`), [`delta`] (delta rounds),
-//!   [`batch`] (`$batch`) and [`objects`] (the JSON of each resource).
+//! - `authz`, `throttle`, `query` (OData options and `$filter`), `delta` (delta rounds),
+//!   `batch` (`$batch`) and `objects` (the JSON of each resource).
 
 mod apps;
-pub mod authz;
-pub mod batch;
+mod authz;
+mod batch;
 mod contracts;
-pub mod delta;
+pub(crate) mod delta;
 mod devices;
 mod env;
 mod gdap;
 mod groups;
-pub mod objects;
+mod objects;
 mod organization;
 mod policies;
-pub mod query;
+mod query;
 mod reports;
 mod roles;
 mod routes;
-pub mod throttle;
+pub(crate) mod throttle;
 mod users;
 
 use std::sync::Arc;
@@ -62,13 +62,13 @@ pub fn router() -> Router<SharedSim> {
 }
 
 /// A successful Graph answer, before faults and headers are applied.
-pub struct GraphOk {
+pub(crate) struct GraphOk {
     pub status: StatusCode,
     pub body: GraphBody,
     pub headers: Vec<(HeaderName, String)>,
 }
 
-pub enum GraphBody {
+pub(crate) enum GraphBody {
     Json(Value),
     Text(String),
 }
@@ -181,7 +181,7 @@ fn injected_error(code: u16, retry_after: Option<u64>, ctx: &GraphCtx) -> Respon
 }
 
 /// The Graph error of an injected server failure, with `Retry-After` on 503 when the faults give one.
-pub fn injected_graph_error(code: u16, retry_after: Option<u64>) -> GraphError {
+pub(crate) fn injected_graph_error(code: u16, retry_after: Option<u64>) -> GraphError {
     let (name, message) = match code {
         500 => ("InternalServerError", "An internal server error occurred."),
         502 => ("BadGateway", "The server, while acting as a gateway, received an invalid response."),
@@ -198,7 +198,7 @@ pub fn injected_graph_error(code: u16, retry_after: Option<u64>) -> GraphError {
     e
 }
 
-pub fn render(ok: GraphOk, ctx: &GraphCtx) -> Response {
+pub(crate) fn render(ok: GraphOk, ctx: &GraphCtx) -> Response {
     let mut resp = match ok.body {
         GraphBody::Json(v) => {
             let mut r = (ok.status, axum::Json(v)).into_response();
@@ -307,7 +307,6 @@ fn verify(sim: &Sim, token: &str) -> Result<AccessClaims, GraphError> {
         scp: list("scp"),
         roles: list("roles"),
         amr: list("amr"),
-        iat: c.get("iat").and_then(Value::as_i64).unwrap_or(0),
         nbf: c.get("nbf").and_then(Value::as_i64).unwrap_or(0),
         exp: c.get("exp").and_then(Value::as_i64).unwrap_or(0),
         home_tid,
@@ -316,7 +315,7 @@ fn verify(sim: &Sim, token: &str) -> Result<AccessClaims, GraphError> {
 
 /// One Graph request after authentication; `$batch` calls this for each of its requests.
 #[allow(clippy::too_many_arguments)]
-pub fn handle(
+pub(crate) fn handle(
     sim: &Sim,
     claims: &AccessClaims,
     method: &Method,
