@@ -43,7 +43,7 @@ pub enum Comparison {
 
 impl Comparison {
     /// The operator as written in configuration.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Comparison::Gt => ">",
             Comparison::Ge => ">=",
@@ -57,7 +57,7 @@ impl Comparison {
     /// Applies the operator. Ordering needs two numbers; equality compares
     /// numbers with a small tolerance and anything else exactly. `None` means
     /// the comparison makes no sense for these values.
-    pub fn apply(self, left: &Value, right: &Value) -> Option<bool> {
+    pub(crate) fn apply(self, left: &Value, right: &Value) -> Option<bool> {
         if let (Some(l), Some(r)) = (left.as_f64(), right.as_f64()) {
             let equal = (l - r).abs() <= 1e-9 * l.abs().max(r.abs()).max(1.0);
             return Some(match self {

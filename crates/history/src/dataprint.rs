@@ -12,10 +12,10 @@ use crate::error::HistoryError;
 
 /// The schema string of a dataprint without its version, for example
 /// `tenantscope.dataprint/1`.
-pub const DATAPRINT_SCHEMA_PREFIX: &str = "tenantscope.dataprint/";
+pub(crate) const DATAPRINT_SCHEMA_PREFIX: &str = "tenantscope.dataprint/";
 
 /// The only major version of the dataprint schema this crate reads.
-pub const SUPPORTED_MAJOR: u64 = 1;
+pub(crate) const SUPPORTED_MAJOR: u64 = 1;
 
 /// Whether the tenant is the MSP's own partner tenant or a customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,56 +48,6 @@ pub struct ChangeEvent {
     pub summary: String,
 }
 
-impl ChangeEvent {
-    /// One console line: severity, kind, object and summary.
-    pub fn to_console_line(&self) -> String {
-        format!(
-            "[{:<8}] {:<44} {}/{}  {}",
-            self.severity.as_str().to_ascii_uppercase(),
-            self.kind,
-            self.collection,
-            self.object_id,
-            self.summary
-        )
-    }
-}
-
-/// Named event kinds, each produced by a dedicated rule.
-pub const NAMED_EVENT_KINDS: &[&str] = &[
-    "user_added",
-    "user_removed",
-    "user_enabled",
-    "user_disabled",
-    "admin_role_assigned",
-    "admin_role_removed",
-    "global_admin_assigned",
-    "global_admin_removed",
-    "mfa_registration_lost",
-    "ca_policy_created",
-    "ca_policy_changed",
-    "ca_policy_disabled",
-    "ca_policy_deleted",
-    "security_defaults_enabled",
-    "security_defaults_disabled",
-    "licence_count_changed",
-    "consent_granted",
-    "service_principal_with_app_permissions_added",
-    "domain_added",
-    "domain_removed",
-    "domain_authentication_changed",
-    "secure_score_changed",
-    "gdap_relationship_created",
-    "gdap_relationship_changed",
-    "gdap_relationship_ending_soon",
-    "gdap_relationship_expired",
-    "gdap_relationship_terminated",
-    "customer_gained",
-    "customer_lost",
-];
-
-/// The kinds of the generic field-level diff.
-pub const GENERIC_EVENT_KINDS: &[&str] = &["object_added", "object_removed", "field_changed"];
-
 /// Every event kind [`diff`] can produce.
 pub const EVENT_KINDS: &[&str] = &[
     "user_added",
@@ -137,7 +87,7 @@ pub const EVENT_KINDS: &[&str] = &[
 /// Delegated scopes and application permissions that give broad write or
 /// read access to directory, mail or files. A consent that includes one of
 /// them is called out with a higher severity.
-pub const HIGH_PRIVILEGE_PERMISSIONS: &[&str] = &[
+pub(crate) const HIGH_PRIVILEGE_PERMISSIONS: &[&str] = &[
     "Directory.ReadWrite.All",
     "RoleManagement.ReadWrite.Directory",
     "Application.ReadWrite.All",
@@ -354,6 +304,44 @@ pub(crate) fn union_keys<'m>(a: &'m Map<String, Value>, b: &'m Map<String, Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Named event kinds, each produced by a dedicated rule. They and the generic kinds are listed
+    /// apart here so that `kinds_are_consistent` checks that `EVENT_KINDS` holds both families, in
+    /// order.
+    const NAMED_EVENT_KINDS: &[&str] = &[
+        "user_added",
+        "user_removed",
+        "user_enabled",
+        "user_disabled",
+        "admin_role_assigned",
+        "admin_role_removed",
+        "global_admin_assigned",
+        "global_admin_removed",
+        "mfa_registration_lost",
+        "ca_policy_created",
+        "ca_policy_changed",
+        "ca_policy_disabled",
+        "ca_policy_deleted",
+        "security_defaults_enabled",
+        "security_defaults_disabled",
+        "licence_count_changed",
+        "consent_granted",
+        "service_principal_with_app_permissions_added",
+        "domain_added",
+        "domain_removed",
+        "domain_authentication_changed",
+        "secure_score_changed",
+        "gdap_relationship_created",
+        "gdap_relationship_changed",
+        "gdap_relationship_ending_soon",
+        "gdap_relationship_expired",
+        "gdap_relationship_terminated",
+        "customer_gained",
+        "customer_lost",
+    ];
+
+    /// The kinds of the generic field-level diff.
+    const GENERIC_EVENT_KINDS: &[&str] = &["object_added", "object_removed", "field_changed"];
 
     #[test]
     fn severity_order_and_names() {

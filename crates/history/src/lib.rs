@@ -36,14 +36,8 @@ pub use alerts::{
 pub use baseline::{BASELINE_SCHEMA, Baseline, Drift, DriftKind, drift};
 pub use builtin::builtin_metrics;
 pub use config::{Config, parse_config};
-pub use dataprint::{DATAPRINT_SCHEMA_PREFIX, SUPPORTED_MAJOR};
 pub use error::{HistoryError, SignatureError};
 pub use eval::EXTRA_FUNCTIONS;
-pub use events::{
-    ChangeEvent, EVENT_KINDS, GENERIC_EVENT_KINDS, HIGH_PRIVILEGE_PERMISSIONS, NAMED_EVENT_KINDS, Severity, diff,
-};
+pub use events::{ChangeEvent, EVENT_KINDS, Severity, diff};
 pub use metrics::{Metric, MetricValue, Query, WhereFilter, evaluate, metric_object};
-pub use webhook::{
-    SIGNATURE_HEADER, WebhookFormat, WebhookRequest, build_for, build_webhook, outbox_payload, sign, verify_signature,
-    webhook_payload,
-};
+pub use webhook::{WebhookFormat, WebhookRequest, build_for, outbox_payload, verify_signature};

@@ -51,11 +51,6 @@ impl Query {
         Ok(Query { text: text.to_owned(), node })
     }
 
-    /// The expression as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
     /// Evaluates the expression against any JSON document. `now` is what
     /// `days_since` and `days_until` measure from; without it they give
     /// null.
@@ -105,8 +100,8 @@ pub(crate) fn is_snake_case(name: &str) -> bool {
 
 impl Metric {
     /// Compiles a metric. The collections it requires are inferred from the
-    /// `collections.<name>` paths of the expression; see
-    /// [`Metric::with_requires`] to state them instead.
+    /// `collections.<name>` paths of the expression; built-in and configured
+    /// metrics may state them instead (`requires`).
     ///
     /// # Errors
     ///
@@ -133,14 +128,14 @@ impl Metric {
 
     /// Sets the description shown in listings.
     #[must_use]
-    pub fn with_description(mut self, description: &str) -> Metric {
+    pub(crate) fn with_description(mut self, description: &str) -> Metric {
         description.clone_into(&mut self.description);
         self
     }
 
     /// Sets the unit (for example `users`, `%`, `licences`).
     #[must_use]
-    pub fn with_unit(mut self, unit: Option<&str>) -> Metric {
+    pub(crate) fn with_unit(mut self, unit: Option<&str>) -> Metric {
         self.unit = unit.map(str::to_owned);
         self
     }
@@ -150,7 +145,7 @@ impl Metric {
     /// example `directoryRoles|roleAssignments`). An empty list means the
     /// metric is always evaluated.
     #[must_use]
-    pub fn with_requires<S: AsRef<str>>(mut self, requires: &[S]) -> Metric {
+    pub(crate) fn with_requires<S: AsRef<str>>(mut self, requires: &[S]) -> Metric {
         self.requires = requires
             .iter()
             .map(|r| r.as_ref().split('|').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect::<Vec<_>>())
@@ -305,11 +300,6 @@ impl WhereFilter {
         Query::new(expression).map(|query| WhereFilter { query }).map_err(HistoryError::Where)
     }
 
-    /// The expression as written.
-    pub fn as_str(&self) -> &str {
-        self.query.as_str()
-    }
-
     /// Whether a tenant's metric object (see [`metric_object`]) is selected:
     /// the expression's result is truthy in the JMESPath sense (not null,
     /// false, an empty string, array or object).
@@ -323,15 +313,6 @@ impl WhereFilter {
         ctx.eval(&self.query.node, &Val::from_json(metrics))
             .map(|v| v.is_truthy())
             .map_err(|e| HistoryError::Where(e.to_string()))
-    }
-
-    /// [`WhereFilter::matches`] on metric values directly.
-    ///
-    /// # Errors
-    ///
-    /// As [`WhereFilter::matches`].
-    pub fn matches_values(&self, values: &[MetricValue]) -> Result<bool, HistoryError> {
-        self.matches(&metric_object(values))
     }
 }
 

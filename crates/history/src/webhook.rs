@@ -18,7 +18,7 @@ use crate::error::SignatureError;
 use crate::events::Severity;
 
 /// The name of the signature header.
-pub const SIGNATURE_HEADER: &str = "X-Tenantscope-Signature";
+pub(crate) const SIGNATURE_HEADER: &str = "X-Tenantscope-Signature";
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -34,7 +34,7 @@ pub struct WebhookRequest {
 /// The JSON payload describing an alert transition. An open alert is sent as
 /// `alert.opened`, a resolved one as `alert.resolved`; both carry the same
 /// stable `id`.
-pub fn webhook_payload(alert: &Alert, tenant_name: Option<&str>) -> Value {
+pub(crate) fn webhook_payload(alert: &Alert, tenant_name: Option<&str>) -> Value {
     let kind = match alert.status {
         AlertStatus::Open => "alert.opened",
         AlertStatus::Resolved => "alert.resolved",
@@ -78,7 +78,7 @@ fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
 }
 
 /// The signature header value for a body sent at `timestamp` (unix seconds).
-pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     let digest = mac(secret, timestamp, body).finalize().into_bytes();
     format!("t={timestamp},v1={}", hex::encode(digest))
 }

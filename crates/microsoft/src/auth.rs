@@ -99,7 +99,7 @@ impl Authenticator {
         self.cloud.cache_key()
     }
 
-    pub fn login_scope(&self) -> String {
+    pub(crate) fn login_scope(&self) -> String {
         format!("{} offline_access openid profile", self.cloud.graph_default_scope())
     }
 
@@ -131,7 +131,7 @@ impl Authenticator {
     }
 
     /// The account signed in directly for `home_tenant`, if any.
-    pub async fn direct_account(&self, home_tenant: &str) -> Result<Option<Account>, Error> {
+    pub(crate) async fn direct_account(&self, home_tenant: &str) -> Result<Option<Account>, Error> {
         Ok(self.cache.get(&self.account_key(AccountRole::Direct, home_tenant)).await?.map(Self::account_of))
     }
 

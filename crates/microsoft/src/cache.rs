@@ -157,7 +157,7 @@ impl TokenStore for MemoryTokenStore {
 }
 
 /// How long before expiry a cached access token stops being handed out.
-pub const EXPIRY_MARGIN: Duration = Duration::minutes(5);
+pub(crate) const EXPIRY_MARGIN: Duration = Duration::minutes(5);
 
 pub struct TokenCache {
     store: Arc<dyn TokenStore>,
@@ -166,24 +166,24 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub fn new(store: Arc<dyn TokenStore>) -> TokenCache {
+    pub(crate) fn new(store: Arc<dyn TokenStore>) -> TokenCache {
         TokenCache { store, hot: Mutex::new(HashMap::new()), locks: Mutex::new(HashMap::new()) }
     }
 
-    pub fn access_key(cloud: &str, account: &str, tenant: &str, client: &str, scopes: &str) -> String {
+    pub(crate) fn access_key(cloud: &str, account: &str, tenant: &str, client: &str, scopes: &str) -> String {
         format!("{cloud}|{account}|{}|{client}|access|{scopes}", tenant.to_ascii_lowercase())
     }
 
-    pub fn refresh_key(cloud: &str, account: &str, client: &str) -> String {
+    pub(crate) fn refresh_key(cloud: &str, account: &str, client: &str) -> String {
         format!("{cloud}|{account}|*|{client}|refresh")
     }
 
-    pub fn account_key(cloud: &str, client: &str) -> String {
+    pub(crate) fn account_key(cloud: &str, client: &str) -> String {
         format!("{cloud}|account|{client}")
     }
 
     /// A usable access token under `key`: present and not within five minutes of expiry.
-    pub async fn access(&self, key: &str, now: DateTime<Utc>) -> Result<Option<StoredToken>, Error> {
+    pub(crate) async fn access(&self, key: &str, now: DateTime<Utc>) -> Result<Option<StoredToken>, Error> {
         let usable = |t: &StoredToken| t.expires_at.is_some_and(|e| e - EXPIRY_MARGIN > now);
         if let Some(t) = self.hot.lock().unwrap_or_else(|e| e.into_inner()).get(key).filter(|t| usable(t)).cloned() {
             return Ok(Some(t));
@@ -195,7 +195,7 @@ impl TokenCache {
         Ok(loaded)
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<StoredToken>, Error> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<StoredToken>, Error> {
         if let Some(t) = self.hot.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned() {
             return Ok(Some(t));
         }
@@ -203,19 +203,19 @@ impl TokenCache {
     }
 
     /// Persists first, then updates memory, so that a crash never leaves memory ahead of disk.
-    pub async fn put(&self, token: StoredToken) -> Result<(), Error> {
+    pub(crate) async fn put(&self, token: StoredToken) -> Result<(), Error> {
         self.store.save(&token).await?;
         self.hot.lock().unwrap_or_else(|e| e.into_inner()).insert(token.key.clone(), token);
         Ok(())
     }
 
-    pub async fn remove(&self, key: &str) -> Result<(), Error> {
+    pub(crate) async fn remove(&self, key: &str) -> Result<(), Error> {
         self.hot.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         self.store.delete(key).await
     }
 
     /// The single-flight lock of a key: whoever holds it is the one making the token request.
-    pub async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    pub(crate) async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let m = self.locks.lock().unwrap_or_else(|e| e.into_inner()).entry(key.to_string()).or_default().clone();
         m.lock_owned().await
     }
@@ -231,7 +231,7 @@ impl TokenCache {
         self.store.clear().await
     }
 
-    pub async fn list(&self) -> Result<Vec<TokenInfo>, Error> {
+    pub(crate) async fn list(&self) -> Result<Vec<TokenInfo>, Error> {
         self.store.list().await
     }
 }

@@ -78,7 +78,7 @@ fn number(v: &Value, key: &str) -> Option<i64> {
 const MAX_TOKEN: usize = 64 * 1024;
 
 /// Decodes the payload of a JWT (JWS compact form) into [`Claims`].
-pub fn decode(token: &str) -> Result<Claims, Error> {
+pub(crate) fn decode(token: &str) -> Result<Claims, Error> {
     let token = token.trim();
     if token.len() > MAX_TOKEN {
         return Err(Error::Claims(format!("the token is {} bytes long, more than any real token", token.len())));
@@ -120,7 +120,7 @@ pub fn decode(token: &str) -> Result<Claims, Error> {
 }
 
 /// The raw JSON payload, for `id_token` checks that need claims outside [`Claims`] (such as `nonce`).
-pub fn payload(token: &str) -> Result<Value, Error> {
+pub(crate) fn payload(token: &str) -> Result<Value, Error> {
     let payload = token.split('.').nth(1).ok_or_else(|| Error::Claims("not a JWT".into()))?;
     let bytes = URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))

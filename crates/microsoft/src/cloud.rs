@@ -25,7 +25,7 @@ pub struct Cloud {
 /// The cloud file format (JSON), as `tenantscope sim serve` writes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CloudFile {
+pub(crate) struct CloudFile {
     pub name: String,
     pub login_url: String,
     pub graph_url: String,
@@ -57,7 +57,7 @@ impl Cloud {
         }
     }
 
-    pub fn global() -> Cloud {
+    pub(crate) fn global() -> Cloud {
         Cloud::builtin(
             "global",
             "https://login.microsoftonline.com",
@@ -67,7 +67,7 @@ impl Cloud {
     }
 
     /// US Government GCC High.
-    pub fn usgov() -> Cloud {
+    pub(crate) fn usgov() -> Cloud {
         Cloud::builtin(
             "usgov",
             "https://login.microsoftonline.us",
@@ -77,7 +77,7 @@ impl Cloud {
     }
 
     /// US Government DoD.
-    pub fn usgov_dod() -> Cloud {
+    pub(crate) fn usgov_dod() -> Cloud {
         Cloud::builtin(
             "usgov-dod",
             "https://login.microsoftonline.us",
@@ -87,7 +87,7 @@ impl Cloud {
     }
 
     /// China, operated by 21Vianet.
-    pub fn china() -> Cloud {
+    pub(crate) fn china() -> Cloud {
         Cloud::builtin(
             "china",
             "https://login.chinacloudapi.cn",
@@ -145,29 +145,29 @@ impl Cloud {
     }
 
     /// The scope that asks for every Graph permission the app was granted.
-    pub fn graph_default_scope(&self) -> String {
+    pub(crate) fn graph_default_scope(&self) -> String {
         format!("{}/.default", self.graph_resource.trim_end_matches('/'))
     }
 
-    pub fn token_endpoint(&self, tenant: &str) -> String {
+    pub(crate) fn token_endpoint(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/token", self.login_url.as_str().trim_end_matches('/'))
     }
 
-    pub fn devicecode_endpoint(&self, tenant: &str) -> String {
+    pub(crate) fn devicecode_endpoint(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/devicecode", self.login_url.as_str().trim_end_matches('/'))
     }
 
-    pub fn authorize_endpoint(&self, tenant: &str) -> String {
+    pub(crate) fn authorize_endpoint(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/authorize", self.login_url.as_str().trim_end_matches('/'))
     }
 
     /// The Graph URL of a path relative to a version, e.g. `("v1.0", "users")`.
-    pub fn graph(&self, version: &str, path: &str) -> String {
+    pub(crate) fn graph(&self, version: &str, path: &str) -> String {
         format!("{}/{version}/{}", self.graph_url.as_str().trim_end_matches('/'), path.trim_start_matches('/'))
     }
 
     /// Whether a bearer token may be sent to `url`: https, and exactly the Graph host and port.
-    pub fn is_graph_url(&self, url: &Url) -> bool {
+    pub(crate) fn is_graph_url(&self, url: &Url) -> bool {
         url.scheme() == "https"
             && url.host_str().map(str::to_ascii_lowercase) == self.graph_url.host_str().map(str::to_ascii_lowercase)
             && url.port_or_known_default() == self.graph_url.port_or_known_default()
@@ -176,7 +176,7 @@ impl Cloud {
     }
 
     /// A stable key for the cache: tokens of one cloud never serve another.
-    pub fn cache_key(&self) -> String {
+    pub(crate) fn cache_key(&self) -> String {
         format!("{}@{}", self.name, self.login_url.host_str().unwrap_or(""))
     }
 }

@@ -28,7 +28,7 @@ impl TokenError {
     }
 
     /// The description without the trace, correlation and timestamp tail Microsoft appends.
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         let d = self.description.as_str();
         let cut =
             ["\r\nTrace ID:", " Trace ID:", "\nTrace ID:"].iter().filter_map(|m| d.find(m)).min().unwrap_or(d.len());
@@ -103,7 +103,7 @@ pub enum Error {
 
 impl Error {
     /// Whether trying again later can help: throttling, transient server errors and broken connections.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             Error::Graph(g) => matches!(g.status, 429 | 500 | 502 | 503 | 504),
             Error::Token(t) => matches!(t.status, 429 | 500 | 502 | 503 | 504) || t.error == "temporarily_unavailable",
@@ -115,7 +115,7 @@ impl Error {
         }
     }
 
-    pub fn retry_after(&self) -> Option<u64> {
+    pub(crate) fn retry_after(&self) -> Option<u64> {
         match self {
             Error::Graph(g) => g.retry_after,
             Error::Token(t) => t.retry_after,
@@ -130,16 +130,4 @@ impl Error {
             other => other,
         }
     }
-
-    pub fn url(&self) -> Option<&str> {
-        match self.root() {
-            Error::Token(t) => Some(&t.url),
-            Error::Graph(g) => Some(&g.url),
-            Error::Transport(t) => Some(&t.url),
-            Error::HostNotAllowed { url, .. } | Error::Protocol { url, .. } => Some(url),
-            _ => None,
-        }
-    }
 }
-
-pub type Result<T> = std::result::Result<T, Error>;

@@ -59,13 +59,13 @@ impl Default for GraphOptions {
 
 /// The throttling class Graph applies to a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     Directory,
     Reports,
     ConditionalAccess,
 }
 
-pub fn class_of(path: &str) -> Class {
+pub(crate) fn class_of(path: &str) -> Class {
     let p = path.to_ascii_lowercase();
     let p = p.trim_start_matches('/');
     let p = p.strip_prefix("v1.0/").or_else(|| p.strip_prefix("beta/")).unwrap_or(p);
@@ -197,7 +197,7 @@ pub struct GraphClient {
 }
 
 /// Parses a Graph error response: `{"error":{"code","message","innerError":{...}}}`.
-pub fn graph_error(method: &str, resp: &Response) -> GraphError {
+pub(crate) fn graph_error(method: &str, resp: &Response) -> GraphError {
     let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     let err = v.get("error");
     let inner = err.and_then(|e| e.get("innerError").or_else(|| e.get("innererror")));
@@ -246,7 +246,7 @@ impl GraphClient {
     }
 
     /// The absolute URL of a path relative to the version, or an absolute link as given.
-    pub fn url(&self, path_or_url: &str) -> Result<Url, Error> {
+    pub(crate) fn url(&self, path_or_url: &str) -> Result<Url, Error> {
         let text = if path_or_url.starts_with("https://") || path_or_url.starts_with("http://") {
             path_or_url.to_string()
         } else {

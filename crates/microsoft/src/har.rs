@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use serde_json::{Value, json};
 
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
 /// Form fields and query parameters whose values are secrets.
 const SECRET_PARAMS: &[&str] = &[
@@ -48,12 +48,12 @@ const SECRET_FIELDS: &[&str] = &[
 
 const SECRET_HEADERS: &[&str] = &["authorization", "cookie", "set-cookie", "proxy-authorization", "x-ms-client-secret"];
 
-pub enum PostData {
+pub(crate) enum PostData {
     Form(Vec<(String, String)>),
     Json(Value),
 }
 
-pub struct Exchange<'a> {
+pub(crate) struct Exchange<'a> {
     pub started: DateTime<Utc>,
     pub elapsed: Duration,
     pub method: String,
@@ -79,14 +79,14 @@ impl HarRecorder {
     }
 
     /// Registers a secret value to scrub wherever it appears (a client secret, a refresh token).
-    pub fn add_secret(&self, secret: &str) {
+    pub(crate) fn add_secret(&self, secret: &str) {
         if secret.len() >= 6 {
             self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(secret.to_string());
         }
     }
 
     /// Redacts a free text: known secrets, then anything shaped like a JWT.
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in self.known.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             if out.contains(s.as_str()) {
@@ -152,7 +152,7 @@ impl HarRecorder {
         self.scrub(&text)
     }
 
-    pub fn record(&self, x: Exchange<'_>) {
+    pub(crate) fn record(&self, x: Exchange<'_>) {
         let (url, query) = self.url(&x.url);
         let post = x.post.map(|p| match p {
             PostData::Form(fields) => {
@@ -219,7 +219,7 @@ impl HarRecorder {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone();
         json!({
             "log": {
@@ -277,7 +277,7 @@ fn redact_json(v: &mut Value) {
 }
 
 /// Replaces every `eyJ…​.…​.…` sequence (a JWT) with a marker.
-pub fn scrub_jwts(text: &str) -> String {
+pub(crate) fn scrub_jwts(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;

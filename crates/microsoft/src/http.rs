@@ -54,13 +54,13 @@ impl Default for TransportOptions {
     }
 }
 
-pub enum Body {
+pub(crate) enum Body {
     Empty,
     Form(Vec<(String, String)>),
     Json(Value),
 }
 
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub method: Method,
     pub url: Url,
     pub headers: Vec<(HeaderName, String)>,
@@ -71,7 +71,7 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    pub fn get(url: Url) -> Request<'a> {
+    pub(crate) fn get(url: Url) -> Request<'a> {
         Request {
             method: Method::GET,
             url,
@@ -82,7 +82,7 @@ impl<'a> Request<'a> {
         }
     }
 
-    pub fn form(url: Url, fields: Vec<(String, String)>) -> Request<'a> {
+    pub(crate) fn form(url: Url, fields: Vec<(String, String)>) -> Request<'a> {
         Request {
             method: Method::POST,
             url,
@@ -95,7 +95,7 @@ impl<'a> Request<'a> {
 }
 
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -105,12 +105,12 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// `Retry-After` as whole seconds, when it is a non-negative number of seconds or an HTTP date.
-    pub fn retry_after(&self) -> Option<u64> {
+    pub(crate) fn retry_after(&self) -> Option<u64> {
         let v = self.header("retry-after")?.trim();
         if let Ok(n) = v.parse::<i64>() {
             return (n >= 0).then_some(n as u64);
@@ -156,7 +156,7 @@ impl Transport {
 
     /// Sends one request and reads the whole response (up to the size limit). HTTP errors are not
     /// errors here: the caller decides what a status means.
-    pub async fn send(&self, req: Request<'_>) -> Result<Response, Error> {
+    pub(crate) async fn send(&self, req: Request<'_>) -> Result<Response, Error> {
         let started = Instant::now();
         let started_at = chrono::Utc::now();
         let url_text = req.url.to_string();

@@ -9,15 +9,16 @@
 //! [`secrecy::SecretString`]s whose `Debug` redacts; debug traces ([`har`]) are redacted before they
 //! are recorded.
 
-pub mod auth;
+mod auth;
 pub mod cache;
-pub mod claims;
-pub mod cloud;
+mod claims;
+mod cloud;
 pub mod discovery;
-pub mod error;
+mod error;
 pub mod graph;
 pub mod har;
 pub mod http;
+mod loopback;
 pub mod oauth;
 pub mod reach;
 pub mod retry;

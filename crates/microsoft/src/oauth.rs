@@ -1,6 +1,8 @@
 //! The OAuth 2.0 flows against the identity platform's v2.0 endpoints: device code, authorization code
-//! with PKCE and a loopback redirect, refresh token (also the GDAP redemption at a customer tenant), and
-//! client credentials with a secret or a certificate.
+//! with PKCE, refresh token (also the GDAP redemption at a customer tenant), and client credentials with
+//! a secret or a certificate. This module owns the protocol: the requests, the token responses, the
+//! token endpoint's errors, PKCE, the device code and client assertions. The loopback redirect server
+//! that completes a browser sign-in lives in the `loopback` module.
 //!
 //! The requests are written here rather than through a generic OAuth crate because every one of them
 //! must go through the guarded transport (allow-list, HAR recording, retries) and every failure must
@@ -26,7 +28,7 @@ use crate::retry::RetryPolicy;
 
 /// What the token endpoint returned on success.
 #[derive(Clone)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     pub access_token: SecretString,
     pub refresh_token: Option<SecretString>,
     pub id_token: Option<String>,
@@ -50,7 +52,7 @@ impl std::fmt::Debug for TokenResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ClientInfo {
+pub(crate) struct ClientInfo {
     pub uid: String,
     pub utid: String,
 }
@@ -101,7 +103,7 @@ pub struct DeviceCode {
 
 /// An authorization request prepared for a browser.
 #[derive(Clone)]
-pub struct AuthorizeRequest {
+pub(crate) struct AuthorizeRequest {
     pub url: String,
     pub state: String,
     pub nonce: String,
@@ -116,7 +118,7 @@ fn random_token(bytes: usize) -> String {
 }
 
 /// Parses a token-endpoint failure, keeping every field Microsoft sends.
-pub fn token_error(resp: &Response, tenant: Option<&str>) -> TokenError {
+pub(crate) fn token_error(resp: &Response, tenant: Option<&str>) -> TokenError {
     let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let codes: Vec<u32> = v
@@ -149,7 +151,7 @@ pub fn token_error(resp: &Response, tenant: Option<&str>) -> TokenError {
 }
 
 /// AADSTS codes mentioned in a description, for responses that lack `error_codes`.
-fn aadsts_codes(text: &str) -> Vec<u32> {
+pub(crate) fn aadsts_codes(text: &str) -> Vec<u32> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(i) = rest.find("AADSTS") {
@@ -169,7 +171,7 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    pub fn new(cloud: Cloud, transport: Transport) -> OAuth {
+    pub(crate) fn new(cloud: Cloud, transport: Transport) -> OAuth {
         OAuth { cloud, transport, retry: RetryPolicy::default() }
     }
 
@@ -232,7 +234,7 @@ impl OAuth {
     }
 
     /// Redeems a refresh token at `tenant`: the GDAP pattern when `tenant` is a customer of the partner.
-    pub async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         tenant: &str,
         client_id: &str,
@@ -252,7 +254,7 @@ impl OAuth {
         self.token(tenant, fields).await
     }
 
-    pub async fn client_credentials(
+    pub(crate) async fn client_credentials(
         &self,
         tenant: &str,
         client_id: &str,
@@ -288,7 +290,12 @@ impl OAuth {
         self.token(tenant, fields).await
     }
 
-    pub async fn start_device_code(&self, tenant: &str, client_id: &str, scope: &str) -> Result<DeviceCode, Error> {
+    pub(crate) async fn start_device_code(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<DeviceCode, Error> {
         let url = self.cloud.devicecode_endpoint(tenant);
         let v = self
             .post_form(&url, tenant, vec![("client_id".into(), client_id.into()), ("scope".into(), scope.into())])
@@ -306,7 +313,7 @@ impl OAuth {
 
     /// Polls until the user approves, declines, or the code expires. `slow_down` adds five seconds to the
     /// interval, as RFC 8628 asks.
-    pub async fn poll_device_code(
+    pub(crate) async fn poll_device_code(
         &self,
         tenant: &str,
         client_id: &str,
@@ -344,7 +351,7 @@ impl OAuth {
     }
 
     /// Builds an authorization request with PKCE (S256), a state and a nonce.
-    pub fn authorize_request(
+    pub(crate) fn authorize_request(
         &self,
         tenant: &str,
         client_id: &str,
@@ -386,7 +393,7 @@ impl OAuth {
     }
 
     /// Redeems an authorization code and checks the ID token's audience and nonce.
-    pub async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         tenant: &str,
         client_id: &str,
@@ -414,95 +421,6 @@ impl OAuth {
             return Err(Error::SignIn("the ID token was issued to another application".into()));
         }
         Ok(t)
-    }
-
-    /// Runs the authorization-code flow: listens on a loopback port, hands the URL to `open` (a browser
-    /// or a printout), waits for the redirect, checks `state`, and redeems the code.
-    pub async fn interactive(
-        &self,
-        tenant: &str,
-        client_id: &str,
-        scope: &str,
-        timeout: Duration,
-        open: impl FnOnce(&str),
-    ) -> Result<TokenResponse, Error> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|e| Error::SignIn(format!("cannot listen on a loopback port for the redirect: {e}")))?;
-        let port = listener.local_addr().map_err(|e| Error::SignIn(e.to_string()))?.port();
-        let redirect_uri = format!("http://localhost:{port}/");
-        let req = self.authorize_request(tenant, client_id, &redirect_uri, scope, None);
-        open(&req.url);
-        let params = tokio::time::timeout(timeout, wait_for_redirect(&listener))
-            .await
-            .map_err(|_| Error::SignIn(format!("no sign-in came back within {} seconds", timeout.as_secs())))??;
-        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        if let Some(error) = get("error") {
-            let description = get("error_description").unwrap_or_default();
-            return Err(Error::Token(Box::new(TokenError {
-                url: self.cloud.authorize_endpoint(tenant),
-                tenant: Some(tenant.to_string()),
-                status: 400,
-                error,
-                error_codes: aadsts_codes(&description),
-                description,
-                suberror: None,
-                claims: None,
-                trace_id: None,
-                correlation_id: None,
-                timestamp: None,
-                retry_after: None,
-            })));
-        }
-        if get("state").as_deref() != Some(req.state.as_str()) {
-            return Err(Error::SignIn("the redirect's state does not match the request; ignoring it".into()));
-        }
-        let code = get("code").ok_or_else(|| Error::SignIn("the redirect carries no authorization code".into()))?;
-        self.exchange_code(tenant, client_id, &code, &req, scope).await
-    }
-}
-
-/// Accepts connections until one is the redirect (a GET with a query), answers it, and returns its parameters.
-async fn wait_for_redirect(listener: &tokio::net::TcpListener) -> Result<Vec<(String, String)>, Error> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    loop {
-        let (mut stream, _) = listener.accept().await.map_err(|e| Error::SignIn(e.to_string()))?;
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut len = 0;
-        // Read the request head only; a redirect carries everything in its request line.
-        while len < buf.len() {
-            let n = match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf[len..])).await {
-                Ok(Ok(n)) => n,
-                _ => 0,
-            };
-            if n == 0 {
-                break;
-            }
-            len += n;
-            if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-        let head = String::from_utf8_lossy(&buf[..len]).to_string();
-        let target = head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("").to_string();
-        let query = target.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
-        let params: Vec<(String, String)> =
-            form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        let done = params.iter().any(|(k, _)| k == "code" || k == "error");
-        let body = if done {
-            "<!doctype html><html><body><h3>tenantscope: sign-in received.</h3><p>You can close this window.</p></body></html>"
-        } else {
-            "<!doctype html><html><body><p>Waiting for the sign-in to finish.</p></body></html>"
-        };
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(resp.as_bytes()).await;
-        let _ = stream.shutdown().await;
-        if done {
-            return Ok(params);
-        }
     }
 }
 

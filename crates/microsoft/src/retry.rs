@@ -53,7 +53,7 @@ impl RetryPolicy {
     }
 
     /// Runs `op` until it succeeds, fails for good, or the budget is spent.
-    pub async fn run<T, F, Fut>(&self, stats: &Stats, mut op: F) -> Result<T, Error>
+    pub(crate) async fn run<T, F, Fut>(&self, stats: &Stats, mut op: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Error>>,

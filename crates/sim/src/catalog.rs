@@ -5,37 +5,37 @@ use uuid::Uuid;
 
 /// A built-in Entra directory role, identified by its role template id as Microsoft publishes it.
 #[derive(Debug, Clone, Copy)]
-pub struct RoleTemplate {
+pub(crate) struct RoleTemplate {
     pub id: &'static str,
     pub name: &'static str,
     pub description: &'static str,
 }
 
-pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
-pub const GLOBAL_READER: &str = "f2ef992c-3afb-46b9-b7cf-a126ee74c451";
-pub const SECURITY_READER: &str = "5d6b6bb7-de71-4623-b4af-96380a352509";
-pub const SECURITY_ADMINISTRATOR: &str = "194ae4cb-b126-40b2-bd5b-6091b380977d";
-pub const REPORTS_READER: &str = "4a5d8f65-41da-4de4-8968-e035b65339cf";
+pub(crate) const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+pub(crate) const GLOBAL_READER: &str = "f2ef992c-3afb-46b9-b7cf-a126ee74c451";
+pub(crate) const SECURITY_READER: &str = "5d6b6bb7-de71-4623-b4af-96380a352509";
+pub(crate) const SECURITY_ADMINISTRATOR: &str = "194ae4cb-b126-40b2-bd5b-6091b380977d";
+pub(crate) const REPORTS_READER: &str = "4a5d8f65-41da-4de4-8968-e035b65339cf";
 pub const DIRECTORY_READERS: &str = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b";
-pub const USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
-pub const INTUNE_ADMINISTRATOR: &str = "3a2c62db-5318-420d-8d74-23affee5d9d5";
-pub const PRIVILEGED_ROLE_ADMINISTRATOR: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
-pub const CLOUD_APPLICATION_ADMINISTRATOR: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
-pub const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
-pub const CONDITIONAL_ACCESS_ADMINISTRATOR: &str = "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9";
-pub const HELPDESK_ADMINISTRATOR: &str = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
-pub const LICENSE_ADMINISTRATOR: &str = "4d6ac14f-3453-41d0-bef9-a3e0c569773a";
-pub const EXCHANGE_ADMINISTRATOR: &str = "29232cdf-9323-42fd-ade2-1d097af3e4de";
-pub const SHAREPOINT_ADMINISTRATOR: &str = "f28a1f50-f6e7-4571-818b-6a12f2af6b6c";
-pub const TEAMS_ADMINISTRATOR: &str = "69091246-20e8-4a56-aa4d-066075b2a7a8";
-pub const DIRECTORY_WRITERS: &str = "9360feb5-f418-4baa-8175-e2a00bac4301";
-pub const SERVICE_SUPPORT_ADMINISTRATOR: &str = "f023fd81-a637-4b56-95fd-791ac0226033";
-pub const AUTHENTICATION_ADMINISTRATOR: &str = "c4e39bd9-1100-46d3-8c65-fb160da0071f";
-pub const PRIVILEGED_AUTHENTICATION_ADMINISTRATOR: &str = "7be44c8a-adaf-4e2a-84d6-ab2649e08a13";
-pub const BILLING_ADMINISTRATOR: &str = "b0f54661-2d74-4c50-afa3-1ec803f12efe";
-pub const COMPLIANCE_ADMINISTRATOR: &str = "17315797-102d-40b4-93e0-432062caca18";
+pub(crate) const USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
+pub(crate) const INTUNE_ADMINISTRATOR: &str = "3a2c62db-5318-420d-8d74-23affee5d9d5";
+pub(crate) const PRIVILEGED_ROLE_ADMINISTRATOR: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+pub(crate) const CLOUD_APPLICATION_ADMINISTRATOR: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
+pub(crate) const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+pub(crate) const CONDITIONAL_ACCESS_ADMINISTRATOR: &str = "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9";
+pub(crate) const HELPDESK_ADMINISTRATOR: &str = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+pub(crate) const LICENSE_ADMINISTRATOR: &str = "4d6ac14f-3453-41d0-bef9-a3e0c569773a";
+pub(crate) const EXCHANGE_ADMINISTRATOR: &str = "29232cdf-9323-42fd-ade2-1d097af3e4de";
+pub(crate) const SHAREPOINT_ADMINISTRATOR: &str = "f28a1f50-f6e7-4571-818b-6a12f2af6b6c";
+pub(crate) const TEAMS_ADMINISTRATOR: &str = "69091246-20e8-4a56-aa4d-066075b2a7a8";
+pub(crate) const DIRECTORY_WRITERS: &str = "9360feb5-f418-4baa-8175-e2a00bac4301";
+pub(crate) const SERVICE_SUPPORT_ADMINISTRATOR: &str = "f023fd81-a637-4b56-95fd-791ac0226033";
+pub(crate) const AUTHENTICATION_ADMINISTRATOR: &str = "c4e39bd9-1100-46d3-8c65-fb160da0071f";
+pub(crate) const PRIVILEGED_AUTHENTICATION_ADMINISTRATOR: &str = "7be44c8a-adaf-4e2a-84d6-ab2649e08a13";
+pub(crate) const BILLING_ADMINISTRATOR: &str = "b0f54661-2d74-4c50-afa3-1ec803f12efe";
+pub(crate) const COMPLIANCE_ADMINISTRATOR: &str = "17315797-102d-40b4-93e0-432062caca18";
 
-pub const ROLE_TEMPLATES: &[RoleTemplate] = &[
+pub(crate) const ROLE_TEMPLATES: &[RoleTemplate] = &[
     RoleTemplate {
         id: GLOBAL_ADMINISTRATOR,
         name: "Global Administrator",
@@ -150,14 +150,14 @@ pub const ROLE_TEMPLATES: &[RoleTemplate] = &[
 ];
 
 /// Finds a role template by id or by display name (case-insensitive), as world files may use either.
-pub fn role_template(key: &str) -> Option<&'static RoleTemplate> {
+pub(crate) fn role_template(key: &str) -> Option<&'static RoleTemplate> {
     ROLE_TEMPLATES.iter().find(|r| r.id.eq_ignore_ascii_case(key) || r.name.eq_ignore_ascii_case(key))
 }
 
 /// The parts of Graph that an authorization decision distinguishes. Directory roles grant read access
 /// to areas, and each Graph endpoint belongs to exactly one area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Area {
+pub(crate) enum Area {
     Basic,
     Users,
     Groups,
@@ -175,7 +175,7 @@ pub enum Area {
 }
 
 impl Area {
-    pub const ALL: &'static [Area] = &[
+    pub(crate) const ALL: &'static [Area] = &[
         Area::Basic,
         Area::Users,
         Area::Groups,
@@ -194,12 +194,12 @@ impl Area {
 }
 
 /// What a member user of a tenant may read without any directory role (Entra's default user permissions).
-pub const MEMBER_DEFAULT_AREAS: &[Area] =
+pub(crate) const MEMBER_DEFAULT_AREAS: &[Area] =
     &[Area::Basic, Area::Users, Area::Groups, Area::Licences, Area::Roles, Area::Apps, Area::Devices, Area::Contracts];
 
 /// The areas a directory role may read. The mapping follows the role descriptions in Microsoft's
 /// built-in role reference, reduced to reads, which is all tenantscope does.
-pub fn role_areas(template_id: &str) -> &'static [Area] {
+pub(crate) fn role_areas(template_id: &str) -> &'static [Area] {
     use Area::*;
     match template_id {
         GLOBAL_ADMINISTRATOR | GLOBAL_READER => Area::ALL,
@@ -229,19 +229,20 @@ pub struct ServicePlan {
     pub name: &'static str,
 }
 
-pub const PLAN_AAD_PREMIUM: ServicePlan =
+pub(crate) const PLAN_AAD_PREMIUM: ServicePlan =
     ServicePlan { id: "41781fb2-bc02-4b7c-bd55-b576c07bb09d", name: "AAD_PREMIUM" };
-pub const PLAN_AAD_PREMIUM_P2: ServicePlan =
+pub(crate) const PLAN_AAD_PREMIUM_P2: ServicePlan =
     ServicePlan { id: "eec0eb4f-6444-4f95-aba0-50c24d67f998", name: "AAD_PREMIUM_P2" };
-pub const PLAN_INTUNE_A: ServicePlan = ServicePlan { id: "c1ec4a95-1f05-45b3-a911-aa3fa01094f5", name: "INTUNE_A" };
-pub const PLAN_EXCHANGE_STANDARD: ServicePlan =
+pub(crate) const PLAN_INTUNE_A: ServicePlan =
+    ServicePlan { id: "c1ec4a95-1f05-45b3-a911-aa3fa01094f5", name: "INTUNE_A" };
+pub(crate) const PLAN_EXCHANGE_STANDARD: ServicePlan =
     ServicePlan { id: "9aaf7827-d63c-4b61-89c3-182f06f82e5c", name: "EXCHANGE_S_STANDARD" };
-pub const PLAN_EXCHANGE_ENTERPRISE: ServicePlan =
+pub(crate) const PLAN_EXCHANGE_ENTERPRISE: ServicePlan =
     ServicePlan { id: "efb87545-963c-4e0d-99df-69c6916d9eb0", name: "EXCHANGE_S_ENTERPRISE" };
-pub const PLAN_SHAREPOINT: ServicePlan =
+pub(crate) const PLAN_SHAREPOINT: ServicePlan =
     ServicePlan { id: "c7699d2e-19aa-44de-8edf-1736da088ca1", name: "SHAREPOINTSTANDARD" };
-pub const PLAN_TEAMS: ServicePlan = ServicePlan { id: "57ff2da0-773e-42df-b2af-ffb7a2317929", name: "TEAMS1" };
-pub const PLAN_MFA_PREMIUM: ServicePlan =
+pub(crate) const PLAN_TEAMS: ServicePlan = ServicePlan { id: "57ff2da0-773e-42df-b2af-ffb7a2317929", name: "TEAMS1" };
+pub(crate) const PLAN_MFA_PREMIUM: ServicePlan =
     ServicePlan { id: "8a256a2b-b617-496d-b51b-e76466e88db0", name: "MFA_PREMIUM" };
 
 /// A licence SKU as `subscribedSkus` reports it.
@@ -252,7 +253,7 @@ pub struct Sku {
     pub plans: &'static [ServicePlan],
 }
 
-pub const SKUS: &[Sku] = &[
+pub(crate) const SKUS: &[Sku] = &[
     Sku {
         id: "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46",
         part_number: "SPB",
@@ -323,21 +324,21 @@ pub const SKUS: &[Sku] = &[
     },
 ];
 
-pub fn sku(key: &str) -> Option<&'static Sku> {
+pub(crate) fn sku(key: &str) -> Option<&'static Sku> {
     SKUS.iter().find(|s| s.part_number.eq_ignore_ascii_case(key) || s.id.eq_ignore_ascii_case(key))
 }
 
 /// The application id of Microsoft Graph, the same in every tenant and cloud.
-pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+pub(crate) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 /// The resource identifiers that name Microsoft Graph in a scope or an audience.
-pub const GRAPH_RESOURCES: &[&str] = &["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"];
+pub(crate) const GRAPH_RESOURCES: &[&str] = &["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"];
 
 /// Microsoft Graph permissions by value. The ids are stable ids derived from the name, because the
 /// simulator only needs them to be consistent across its own responses.
-pub fn permission_id(value: &str) -> Uuid {
+pub(crate) fn permission_id(value: &str) -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("https://graph.microsoft.com/permissions/{value}").as_bytes())
 }
 
 /// Delegated scopes that identity requests carry but that do not name a Graph permission.
-pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "offline_access", "email"];
+pub(crate) const OIDC_SCOPES: &[&str] = &["openid", "profile", "offline_access", "email"];

@@ -10,19 +10,19 @@ use chrono::{DateTime, Duration, Utc};
 const MAX_OFFSET_MS: i64 = 2 * 36_525 * 86_400 * 1000;
 
 #[derive(Debug, Default)]
-pub struct Clock {
+pub(crate) struct Clock {
     offset_ms: AtomicI64,
 }
 
 impl Clock {
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         let real = Utc::now();
         real.checked_add_signed(Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))).unwrap_or(real)
     }
 
     /// Moves the clock forward (or back, for negative values) and returns the new time. The total offset
     /// is clamped to two centuries.
-    pub fn advance(&self, by: Duration) -> DateTime<Utc> {
+    pub(crate) fn advance(&self, by: Duration) -> DateTime<Utc> {
         let by = by.num_milliseconds().clamp(-MAX_OFFSET_MS, MAX_OFFSET_MS);
         let _ = self.offset_ms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
             Some(cur.saturating_add(by).clamp(-MAX_OFFSET_MS, MAX_OFFSET_MS))
@@ -30,7 +30,7 @@ impl Clock {
         self.now()
     }
 
-    pub fn offset(&self) -> Duration {
+    pub(crate) fn offset(&self) -> Duration {
         Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 }

@@ -18,7 +18,7 @@ use crate::graph::throttle::Limits;
 use crate::state::SharedSim;
 use crate::world::actions::Action;
 
-pub fn router(sim: SharedSim) -> Router<SharedSim> {
+pub(crate) fn router(sim: SharedSim) -> Router<SharedSim> {
     Router::new()
         .route("/_sim/actions", post(actions))
         .route("/_sim/scenarios", get(scenarios))

@@ -19,7 +19,7 @@ pub struct AadError {
 }
 
 impl AadError {
-    pub fn new(status: u16, error: &'static str, code: u32, message: impl Into<String>) -> AadError {
+    pub(crate) fn new(status: u16, error: &'static str, code: u32, message: impl Into<String>) -> AadError {
         AadError {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
             error,
@@ -30,22 +30,22 @@ impl AadError {
         }
     }
 
-    pub fn bad(error: &'static str, code: u32, message: impl Into<String>) -> AadError {
+    pub(crate) fn bad(error: &'static str, code: u32, message: impl Into<String>) -> AadError {
         AadError::new(400, error, code, message)
     }
 
-    pub fn with_suberror(mut self, suberror: &'static str) -> AadError {
+    pub(crate) fn with_suberror(mut self, suberror: &'static str) -> AadError {
         self.suberror = Some(suberror);
         self
     }
 
-    pub fn with_claims(mut self, claims: String) -> AadError {
+    pub(crate) fn with_claims(mut self, claims: String) -> AadError {
         self.claims = Some(claims);
         self
     }
 
     /// The JSON body, stamped with trace and correlation ids and the time of the failure.
-    pub fn body(&self, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Value {
+    pub(crate) fn body(&self, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Value {
         let trace_id = Uuid::new_v4().to_string();
         let timestamp = now.format("%Y-%m-%d %H:%M:%SZ").to_string();
         let description = format!(
@@ -70,7 +70,7 @@ impl AadError {
         body
     }
 
-    pub fn into_response_with(self, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Response {
+    pub(crate) fn into_response_with(self, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Response {
         let body = self.body(correlation_id, now, base_url);
         let mut resp = (self.status, axum::Json(body)).into_response();
         identity_headers(resp.headers_mut(), correlation_id);
@@ -80,13 +80,13 @@ impl AadError {
 
 /// An instant as Microsoft's .NET services print it in error messages: seven fractional digits and `Z`
 /// (`2026-01-06T20:34:44.6150000Z`). chrono has no seven-digit specifier, so the fraction is built here.
-pub fn dotnet_time(t: DateTime<Utc>) -> String {
+pub(crate) fn dotnet_time(t: DateTime<Utc>) -> String {
     use chrono::Timelike;
     format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.nanosecond() % 1_000_000_000 / 100)
 }
 
 /// Headers that every response of the token endpoint carries.
-pub fn identity_headers(headers: &mut HeaderMap, correlation_id: &str) {
+pub(crate) fn identity_headers(headers: &mut HeaderMap, correlation_id: &str) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(header::EXPIRES, HeaderValue::from_static("-1"));
@@ -102,14 +102,14 @@ pub fn identity_headers(headers: &mut HeaderMap, correlation_id: &str) {
 
 /// The ids and time of one Graph request, echoed in its headers and in any error body.
 #[derive(Debug, Clone)]
-pub struct GraphCtx {
+pub(crate) struct GraphCtx {
     pub request_id: String,
     pub client_request_id: String,
     pub now: DateTime<Utc>,
 }
 
 impl GraphCtx {
-    pub fn from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> GraphCtx {
+    pub(crate) fn from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> GraphCtx {
         let request_id = Uuid::new_v4().to_string();
         let client_request_id = headers
             .get("client-request-id")
@@ -120,11 +120,11 @@ impl GraphCtx {
         GraphCtx { request_id, client_request_id, now }
     }
 
-    pub fn date(&self) -> String {
+    pub(crate) fn date(&self) -> String {
         self.now.format("%Y-%m-%dT%H:%M:%S").to_string()
     }
 
-    pub fn apply_headers(&self, headers: &mut HeaderMap) {
+    pub(crate) fn apply_headers(&self, headers: &mut HeaderMap) {
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
             headers.insert(HeaderName::from_static("request-id"), v);
         }
@@ -152,7 +152,7 @@ pub struct GraphError {
 }
 
 impl GraphError {
-    pub fn new(status: u16, code: &str, message: impl Into<String>) -> GraphError {
+    pub(crate) fn new(status: u16, code: &str, message: impl Into<String>) -> GraphError {
         GraphError {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code: code.to_string(),
@@ -162,17 +162,17 @@ impl GraphError {
         }
     }
 
-    pub fn with_inner(mut self, code: &str, message: &str) -> GraphError {
+    pub(crate) fn with_inner(mut self, code: &str, message: &str) -> GraphError {
         self.inner = Some(Box::new((code.to_string(), message.to_string())));
         self
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> GraphError {
+    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> GraphError {
         self.headers.push((HeaderName::from_static(name), value.into()));
         self
     }
 
-    pub fn body(&self, ctx: &GraphCtx) -> Value {
+    pub(crate) fn body(&self, ctx: &GraphCtx) -> Value {
         let mut inner = json!({
             "date": ctx.date(),
             "request-id": ctx.request_id,
@@ -190,7 +190,7 @@ impl GraphError {
         json!({ "error": { "code": self.code, "message": self.message, "innerError": inner } })
     }
 
-    pub fn into_response_with(self, ctx: &GraphCtx) -> Response {
+    pub(crate) fn into_response_with(self, ctx: &GraphCtx) -> Response {
         let body = self.body(ctx);
         let mut resp = (self.status, axum::Json(body)).into_response();
         ctx.apply_headers(resp.headers_mut());
@@ -202,18 +202,18 @@ impl GraphError {
         resp
     }
 
-    pub fn invalid_token(message: &str) -> GraphError {
+    pub(crate) fn invalid_token(message: &str) -> GraphError {
         GraphError::new(401, "InvalidAuthenticationToken", message).with_header(
             "www-authenticate",
             r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#,
         )
     }
 
-    pub fn denied() -> GraphError {
+    pub(crate) fn denied() -> GraphError {
         GraphError::new(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
     }
 
-    pub fn not_found(what: &str) -> GraphError {
+    pub(crate) fn not_found(what: &str) -> GraphError {
         GraphError::new(
             404,
             "Request_ResourceNotFound",
@@ -223,15 +223,15 @@ impl GraphError {
         )
     }
 
-    pub fn bad_request(message: impl Into<String>) -> GraphError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> GraphError {
         GraphError::new(400, "Request_BadRequest", message)
     }
 
-    pub fn unsupported_query(message: impl Into<String>) -> GraphError {
+    pub(crate) fn unsupported_query(message: impl Into<String>) -> GraphError {
         GraphError::new(400, "Request_UnsupportedQuery", message)
     }
 
-    pub fn non_premium() -> GraphError {
+    pub(crate) fn non_premium() -> GraphError {
         GraphError::new(
             403,
             "Authentication_RequestFromNonPremiumTenantOrB2CTenant",

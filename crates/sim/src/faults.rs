@@ -47,7 +47,7 @@ pub struct FaultConfig {
 }
 
 impl FaultConfig {
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.latency_ms > 0
             || self.error_rate > 0.0
             || self.reset_rate > 0.0
@@ -86,7 +86,7 @@ impl Default for FaultDice {
 /// The fault decided for one request where it entered the server, carried to the handler in the request's
 /// extensions so that each request rolls the dice exactly once.
 #[derive(Debug, Clone, Copy)]
-pub struct Injected {
+pub(crate) struct Injected {
     pub decision: Decision,
     pub retry_after: Option<u64>,
     pub slow_body: Duration,
@@ -133,7 +133,7 @@ impl FaultDice {
 
 /// Cuts a response's body in half and then fails the stream, so that the client sees a connection that
 /// broke in the middle of a body whose `Content-Length` promised more.
-pub async fn truncate(resp: Response) -> Response {
+pub(crate) async fn truncate(resp: Response) -> Response {
     let (parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
     let cut = bytes.slice(0..bytes.len() / 2);
@@ -160,7 +160,7 @@ pub async fn truncate(resp: Response) -> Response {
 }
 
 /// Sends a response's body in 256-byte chunks with `delay` before each.
-pub async fn slow(resp: Response, delay: Duration) -> Response {
+pub(crate) async fn slow(resp: Response, delay: Duration) -> Response {
     let (parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
     let chunks: Vec<Bytes> = bytes.chunks(256).map(Bytes::copy_from_slice).collect();
@@ -173,7 +173,7 @@ pub async fn slow(resp: Response, delay: Duration) -> Response {
 }
 
 /// Hostile text for display names when the world asks for it.
-pub fn hostile_name(config: &FaultConfig, name: &str) -> Option<String> {
+pub(crate) fn hostile_name(config: &FaultConfig, name: &str) -> Option<String> {
     if config.long_strings {
         return Some(format!("{name} {}", "\u{1F4A5}long".repeat(8192)));
     }

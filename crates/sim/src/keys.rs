@@ -138,7 +138,7 @@ impl Keys {
     }
 
     /// Creates a new active key; the previous one stays published for tokens already issued.
-    pub fn rotate(&self) -> Result<String, TlsError> {
+    pub(crate) fn rotate(&self) -> Result<String, TlsError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)?;
         let pem = key.serialize_pem();
         let path = self.dir.join(format!("signing-{}.pem", self.next_number()));
@@ -156,7 +156,7 @@ impl Keys {
 
     /// Whether the active key has signed for `rotate_minutes` (0 never rotates) at `now`. The first call
     /// after a rotation starts the active key's period.
-    pub fn rotation_due(&self, now: chrono::DateTime<chrono::Utc>, rotate_minutes: u64) -> bool {
+    pub(crate) fn rotation_due(&self, now: chrono::DateTime<chrono::Utc>, rotate_minutes: u64) -> bool {
         if rotate_minutes == 0 {
             return false;
         }
@@ -169,7 +169,7 @@ impl Keys {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).last().cloned()
     }
 
-    pub fn find(&self, kid: &str) -> Option<Arc<SigningKey>> {
+    pub(crate) fn find(&self, kid: &str) -> Option<Arc<SigningKey>> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).iter().find(|k| k.kid == kid).cloned()
     }
 

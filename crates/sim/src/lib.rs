@@ -7,24 +7,24 @@
 //! discovery and trusted CA. It depends on no other tenantscope crate.
 //!
 //! - [`world`]: tenants, users, apps, GDAP relationships and policies, from a file, a generator or the
-//!   built-in demo; changed at run time through [`world::actions::Action`].
+//!   built-in demo; changed at run time through `world::actions::Action`.
 //! - [`identity`]: discovery, keys, the token and device-code endpoints, and the sign-in pages.
 //! - [`graph`]: the Graph resources, with authorization, throttling, faults, delta and `$batch`.
-//! - [`control`]: the control API under `/_sim/`.
+//! - `control`: the control API under `/_sim/`.
 //! - [`signin`]: the scripted user that completes sign-ins on the HTML pages.
 
 pub mod catalog;
-pub mod clock;
-pub mod control;
-pub mod errors;
+mod clock;
+mod control;
+mod errors;
 pub mod faults;
 pub mod graph;
 pub mod identity;
 pub mod keys;
-pub mod server;
+mod server;
 pub mod signin;
-pub mod state;
-pub mod tls;
+mod state;
+mod tls;
 pub mod world;
 
 pub use server::{CloudFile, ReadyInfo, RunningSim, SimConfig, SimError, WorldSource, start};

@@ -269,13 +269,13 @@ impl Browser {
 }
 
 /// The current TOTP code of a base32 seed (SHA-1, 6 digits, 30 seconds), as an authenticator app shows it.
-pub fn totp_now(secret: &str) -> Option<String> {
+pub(crate) fn totp_now(secret: &str) -> Option<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     Some(totp(secret)?.generate(now).to_string())
 }
 
 /// The authenticator for a base32 seed: SHA-1, 6 digits, 30-second steps, one step of skew.
-pub fn totp(secret: &str) -> Option<totp_rs::Totp> {
+pub(crate) fn totp(secret: &str) -> Option<totp_rs::Totp> {
     let secret = totp_rs::Secret::try_from_base32(secret.trim()).ok()?;
     Some(
         totp_rs::Builder::new()

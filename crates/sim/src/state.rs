@@ -18,17 +18,17 @@ use crate::world::World;
 
 /// Who signed in, and how strongly: the facts that every token descending from a sign-in carries.
 #[derive(Debug, Clone)]
-pub struct Authn {
-    pub home_tenant: Uuid,
-    pub user: Uuid,
+pub(crate) struct Authn {
+    pub(crate) home_tenant: Uuid,
+    pub(crate) user: Uuid,
     /// When the user authenticated (password), for sign-in frequency.
-    pub auth_time: DateTime<Utc>,
+    pub(crate) auth_time: DateTime<Utc>,
     /// When MFA was performed in this session, if it was.
-    pub mfa_at: Option<DateTime<Utc>>,
+    pub(crate) mfa_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
-pub enum FlowKind {
+pub(crate) enum FlowKind {
     Authorize {
         client_id: Uuid,
         redirect_uri: String,
@@ -46,34 +46,34 @@ pub enum FlowKind {
 
 /// An interactive sign-in in progress on the simulator's HTML pages.
 #[derive(Debug, Clone)]
-pub struct Flow {
-    pub kind: FlowKind,
+pub(crate) struct Flow {
+    pub(crate) kind: FlowKind,
     /// The tenant segment of the request: an id, a domain, `common` or `organizations`.
-    pub tenant: String,
-    pub client_id: Uuid,
-    pub scopes: Vec<String>,
-    pub authn: Option<Authn>,
-    pub password_ok: bool,
-    pub created: DateTime<Utc>,
-    pub client_ip: IpAddr,
+    pub(crate) tenant: String,
+    pub(crate) client_id: Uuid,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) authn: Option<Authn>,
+    pub(crate) password_ok: bool,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) client_ip: IpAddr,
 }
 
 #[derive(Debug, Clone)]
-pub struct AuthCode {
-    pub client_id: Uuid,
-    pub redirect_uri: String,
-    pub code_challenge: Option<String>,
-    pub code_challenge_method: String,
-    pub resource_tenant: Uuid,
-    pub scopes: Vec<String>,
-    pub nonce: Option<String>,
-    pub authn: Authn,
-    pub issued: DateTime<Utc>,
-    pub redeemed: bool,
+pub(crate) struct AuthCode {
+    pub(crate) client_id: Uuid,
+    pub(crate) redirect_uri: String,
+    pub(crate) code_challenge: Option<String>,
+    pub(crate) code_challenge_method: String,
+    pub(crate) resource_tenant: Uuid,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) nonce: Option<String>,
+    pub(crate) authn: Authn,
+    pub(crate) issued: DateTime<Utc>,
+    pub(crate) redeemed: bool,
 }
 
 #[derive(Debug, Clone)]
-pub enum DeviceStatus {
+pub(crate) enum DeviceStatus {
     Pending,
     Approved { authn: Authn, resource_tenant: Uuid },
     Declined,
@@ -81,70 +81,69 @@ pub enum DeviceStatus {
 }
 
 #[derive(Debug, Clone)]
-pub struct DeviceCode {
-    pub user_code: String,
-    pub client_id: Uuid,
-    pub scopes: Vec<String>,
-    pub tenant: String,
-    pub expires: DateTime<Utc>,
-    pub status: DeviceStatus,
+pub(crate) struct DeviceCode {
+    pub(crate) client_id: Uuid,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) tenant: String,
+    pub(crate) expires: DateTime<Utc>,
+    pub(crate) status: DeviceStatus,
 }
 
 #[derive(Debug, Clone)]
-pub struct RefreshState {
-    pub client_id: Uuid,
-    pub authn: Authn,
-    pub scopes: Vec<String>,
-    pub issued: DateTime<Utc>,
-    pub last_used: DateTime<Utc>,
+pub(crate) struct RefreshState {
+    pub(crate) client_id: Uuid,
+    pub(crate) authn: Authn,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) issued: DateTime<Utc>,
+    pub(crate) last_used: DateTime<Utc>,
 }
 
 #[derive(Default)]
-pub struct Sessions {
-    pub flows: HashMap<String, Flow>,
-    pub codes: HashMap<String, AuthCode>,
-    pub device_codes: HashMap<String, DeviceCode>,
-    pub user_codes: HashMap<String, String>,
-    pub refresh_tokens: HashMap<String, RefreshState>,
+pub(crate) struct Sessions {
+    pub(crate) flows: HashMap<String, Flow>,
+    pub(crate) codes: HashMap<String, AuthCode>,
+    pub(crate) device_codes: HashMap<String, DeviceCode>,
+    pub(crate) user_codes: HashMap<String, String>,
+    pub(crate) refresh_tokens: HashMap<String, RefreshState>,
 }
 
 /// How many distinct Graph paths the counters keep apart.
-pub const MAX_COUNTED_PATHS: usize = 4096;
+pub(crate) const MAX_COUNTED_PATHS: usize = 4096;
 
 /// Request counters, readable through the control API.
 #[derive(Default)]
-pub struct Counters {
-    pub token_requests: AtomicU64,
-    pub token_errors: AtomicU64,
-    pub graph_requests: AtomicU64,
-    pub graph_errors: AtomicU64,
-    pub throttled: AtomicU64,
-    pub early_retries: AtomicU64,
-    pub batch_requests: AtomicU64,
-    pub faults_injected: AtomicU64,
-    pub per_tenant: Mutex<HashMap<Uuid, TenantCounters>>,
-    pub per_path: Mutex<HashMap<String, u64>>,
+pub(crate) struct Counters {
+    pub(crate) token_requests: AtomicU64,
+    pub(crate) token_errors: AtomicU64,
+    pub(crate) graph_requests: AtomicU64,
+    pub(crate) graph_errors: AtomicU64,
+    pub(crate) throttled: AtomicU64,
+    pub(crate) early_retries: AtomicU64,
+    pub(crate) batch_requests: AtomicU64,
+    pub(crate) faults_injected: AtomicU64,
+    pub(crate) per_tenant: Mutex<HashMap<Uuid, TenantCounters>>,
+    pub(crate) per_path: Mutex<HashMap<String, u64>>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct TenantCounters {
-    pub graph_requests: u64,
-    pub throttled: u64,
-    pub early_retries: u64,
-    pub token_requests: u64,
+pub(crate) struct TenantCounters {
+    pub(crate) graph_requests: u64,
+    pub(crate) throttled: u64,
+    pub(crate) early_retries: u64,
+    pub(crate) token_requests: u64,
 }
 
 impl Counters {
-    pub fn bump(counter: &AtomicU64) {
+    pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn tenant(&self, tenant: Uuid, f: impl FnOnce(&mut TenantCounters)) {
+    pub(crate) fn tenant(&self, tenant: Uuid, f: impl FnOnce(&mut TenantCounters)) {
         let mut map = self.per_tenant.lock().unwrap_or_else(|e| e.into_inner());
         f(map.entry(tenant).or_default());
     }
 
-    pub fn path(&self, path: &str) {
+    pub(crate) fn path(&self, path: &str) {
         let mut map = self.per_path.lock().unwrap_or_else(|e| e.into_inner());
         // Paths come from clients; past a few thousand distinct ones the rest are counted together so that
         // a client probing random paths cannot grow the map without bound.
@@ -157,7 +156,7 @@ impl Counters {
         }
     }
 
-    pub fn snapshot(&self) -> serde_json::Value {
+    pub(crate) fn snapshot(&self) -> serde_json::Value {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let tenants = self.per_tenant.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let paths = self.per_path.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -175,7 +174,7 @@ impl Counters {
         })
     }
 
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         for c in [
             &self.token_requests,
             &self.token_errors,
@@ -196,44 +195,43 @@ impl Counters {
 /// The decoded, verified claims of a Graph access token.
 #[derive(Debug, Clone)]
 pub struct AccessClaims {
-    pub tid: Uuid,
-    pub appid: Uuid,
-    pub oid: Option<Uuid>,
-    pub scp: Vec<String>,
-    pub roles: Vec<String>,
-    pub amr: Vec<String>,
-    pub iat: i64,
-    pub nbf: i64,
-    pub exp: i64,
+    pub(crate) tid: Uuid,
+    pub(crate) appid: Uuid,
+    pub(crate) oid: Option<Uuid>,
+    pub(crate) scp: Vec<String>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) amr: Vec<String>,
+    pub(crate) nbf: i64,
+    pub(crate) exp: i64,
     /// The home tenant of the user when it differs from `tid` (a partner user through GDAP).
-    pub home_tid: Option<Uuid>,
+    pub(crate) home_tid: Option<Uuid>,
 }
 
 impl AccessClaims {
-    pub fn is_app_only(&self) -> bool {
+    pub(crate) fn is_app_only(&self) -> bool {
         self.oid.is_none() || (self.scp.is_empty() && !self.roles.is_empty())
     }
 }
 
 pub struct Sim {
-    pub base_url: String,
-    pub control_token: String,
-    pub world: RwLock<World>,
-    pub clock: Clock,
+    pub(crate) base_url: String,
+    pub(crate) control_token: String,
+    pub(crate) world: RwLock<World>,
+    pub(crate) clock: Clock,
     pub keys: Keys,
-    pub sessions: Mutex<Sessions>,
-    pub counters: Counters,
-    pub throttle: Throttle,
-    pub dice: FaultDice,
+    pub(crate) sessions: Mutex<Sessions>,
+    pub(crate) counters: Counters,
+    pub(crate) throttle: Throttle,
+    pub(crate) dice: FaultDice,
     /// Access tokens already verified, so that the signature check runs once per token.
-    pub verified: Mutex<HashMap<String, Arc<AccessClaims>>>,
-    pub delta: Mutex<crate::graph::delta::DeltaStore>,
+    pub(crate) verified: Mutex<HashMap<String, Arc<AccessClaims>>>,
+    pub(crate) delta: Mutex<crate::graph::delta::DeltaStore>,
 }
 
-pub type SharedSim = Arc<Sim>;
+pub(crate) type SharedSim = Arc<Sim>;
 
 impl Sim {
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
@@ -241,19 +239,23 @@ impl Sim {
         self.world.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn world_mut(&self) -> std::sync::RwLockWriteGuard<'_, World> {
+    pub(crate) fn world_mut(&self) -> std::sync::RwLockWriteGuard<'_, World> {
         self.world.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The key that signs tokens now, honouring the world's `key_rotation_minutes`.
-    pub fn signing_key(&self) -> Option<Arc<crate::keys::SigningKey>> {
+    pub(crate) fn signing_key(&self) -> Option<Arc<crate::keys::SigningKey>> {
         let minutes = self.world().settings.key_rotation_minutes;
         self.signing_key_at(self.now(), minutes)
     }
 
     /// The key that signs tokens at `now`, rotating first when the active key is `rotate_minutes` old. A
     /// failed rotation keeps signing with the current key.
-    pub fn signing_key_at(&self, now: DateTime<Utc>, rotate_minutes: u64) -> Option<Arc<crate::keys::SigningKey>> {
+    pub(crate) fn signing_key_at(
+        &self,
+        now: DateTime<Utc>,
+        rotate_minutes: u64,
+    ) -> Option<Arc<crate::keys::SigningKey>> {
         if self.keys.rotation_due(now, rotate_minutes) {
             let _ = self.rotate_keys();
         }
@@ -262,19 +264,19 @@ impl Sim {
 
     /// Rotates the signing key. Verified tokens are forgotten, so that tokens signed by a key that is no
     /// longer published stop validating, as at Microsoft.
-    pub fn rotate_keys(&self) -> Result<String, crate::tls::TlsError> {
+    pub(crate) fn rotate_keys(&self) -> Result<String, crate::tls::TlsError> {
         let kid = self.keys.rotate()?;
         self.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(kid)
     }
 
-    pub fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+    pub(crate) fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// A random opaque token of `bytes` random bytes, base64url encoded with a prefix.
-pub fn opaque(prefix: &str, bytes: usize) -> String {
+pub(crate) fn opaque(prefix: &str, bytes: usize) -> String {
     use base64::Engine;
     use rand::RngExt;
     let mut rng = rand::rng();

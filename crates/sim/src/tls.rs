@@ -27,7 +27,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
 }
 
 /// Writes a file that holds a private key so that only the owner can read it.
-pub fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -40,32 +40,31 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
     f.write_all(contents.as_bytes()).map_err(io_err(path))
 }
 
-/// The CA and the server certificate, as PEM, and where the CA certificate was written.
-pub struct TlsMaterial {
-    pub ca_pem: String,
+/// Where the CA certificate was written, and the server configuration with a certificate it issued.
+pub(crate) struct TlsMaterial {
     pub ca_path: PathBuf,
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
 /// Loads the CA from `state_dir` or creates it, then issues a fresh server certificate for `names`
 /// (DNS names and IP addresses).
-pub fn prepare(state_dir: &Path, names: &[String]) -> Result<TlsMaterial, TlsError> {
+pub(crate) fn prepare(state_dir: &Path, names: &[String]) -> Result<TlsMaterial, TlsError> {
     std::fs::create_dir_all(state_dir).map_err(io_err(state_dir))?;
     let ca_cert_path = state_dir.join("ca.pem");
     let ca_key_path = state_dir.join("ca-key.pem");
-    let (ca_pem, ca_key) = if ca_cert_path.exists() && ca_key_path.exists() {
-        let pem = std::fs::read_to_string(&ca_cert_path).map_err(io_err(&ca_cert_path))?;
+    let ca_key = if ca_cert_path.exists() && ca_key_path.exists() {
+        // Only the key is needed here, but the certificate is read too, so that a CA file the clients
+        // could not read fails the start rather than their connections.
+        std::fs::read_to_string(&ca_cert_path).map_err(io_err(&ca_cert_path))?;
         let key_pem = std::fs::read_to_string(&ca_key_path).map_err(io_err(&ca_key_path))?;
-        let key =
-            KeyPair::from_pem(&key_pem).map_err(|_| TlsError::Corrupt { path: ca_key_path.display().to_string() })?;
-        (pem, key)
+        KeyPair::from_pem(&key_pem).map_err(|_| TlsError::Corrupt { path: ca_key_path.display().to_string() })?
     } else {
         let key = KeyPair::generate()?;
         let cert = ca_params()?.self_signed(&key)?;
         let pem = cert.pem();
         write_private(&ca_key_path, &key.serialize_pem())?;
         std::fs::write(&ca_cert_path, &pem).map_err(io_err(&ca_cert_path))?;
-        (pem, key)
+        key
     };
     // The issuer is rebuilt from the same parameters and key as the stored CA certificate, so that the
     // server certificate chains to it without parsing it back.
@@ -85,7 +84,7 @@ pub fn prepare(state_dir: &Path, names: &[String]) -> Result<TlsMaterial, TlsErr
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsMaterial { ca_pem, ca_path: ca_cert_path, server_config: Arc::new(config) })
+    Ok(TlsMaterial { ca_path: ca_cert_path, server_config: Arc::new(config) })
 }
 
 fn ca_params() -> Result<CertificateParams, TlsError> {
@@ -100,7 +99,7 @@ fn ca_params() -> Result<CertificateParams, TlsError> {
 }
 
 /// The DER bytes of the first PEM block in `pem`.
-pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+pub(crate) fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     let body: String = pem
         .lines()
         .skip_while(|l| !l.starts_with("-----BEGIN"))
@@ -110,7 +109,7 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(body.trim()).ok().filter(|d| !d.is_empty())
 }
 
-pub fn sha1(data: &[u8]) -> Vec<u8> {
+pub(crate) fn sha1(data: &[u8]) -> Vec<u8> {
     sha1::Sha1::digest(data).to_vec()
 }
 
@@ -135,7 +134,7 @@ fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 }
 
 /// The modulus and public exponent of a PKCS#1 `RSAPublicKey`, without leading zero bytes.
-pub fn rsa_public_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn rsa_public_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let (tag, seq, _) = der_tlv(der)?;
     if tag != 0x30 {
         return None;
@@ -157,9 +156,12 @@ mod tests {
     fn ca_is_created_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        // The CA file holds what each call loaded or created, so reading it after each call compares
+        // the two CAs.
         let first = prepare(dir.path(), &names).unwrap();
+        let first_ca = std::fs::read_to_string(&first.ca_path).unwrap();
         let second = prepare(dir.path(), &names).unwrap();
-        assert_eq!(first.ca_pem, second.ca_pem);
+        assert_eq!(first_ca, std::fs::read_to_string(&second.ca_path).unwrap());
         assert!(first.ca_path.exists());
     }
 

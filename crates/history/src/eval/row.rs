@@ -22,7 +22,10 @@
 
 use serde_json::Value;
 
-use super::{Cmp, Func, Hint, NULL, Node, compare_json, float_eq, get_hinted, json_equal, json_truthy, ordered};
+use super::compile::{Cmp, Node};
+use super::counting::prefetch;
+use super::functions::{Func, days_between, length_of};
+use super::values::{Hint, NULL, compare_json, float_eq, get_hinted, json_equal, json_truthy, ordered};
 
 /// A value read from the element without evaluation, like
 /// [`peek`](super::peek).
@@ -150,8 +153,8 @@ impl<'n> Fields<'n> {
             };
             for position in &self.positions {
                 if let Some((k, v)) = row.get(*position) {
-                    super::prefetch(std::ptr::from_ref(*k));
-                    super::prefetch(std::ptr::from_ref(*v));
+                    prefetch(std::ptr::from_ref(*k));
+                    prefetch(std::ptr::from_ref(*v));
                 }
             }
         }
@@ -166,14 +169,14 @@ impl<'n> Fields<'n> {
             };
             for position in &self.positions {
                 if let Some((k, v)) = row.get(*position) {
-                    super::prefetch(k.as_ptr());
+                    prefetch(k.as_ptr());
                     match v {
-                        Value::String(s) => super::prefetch(s.as_ptr()),
+                        Value::String(s) => prefetch(s.as_ptr()),
                         Value::Object(inner) => {
                             for (k2, v2) in inner.iter() {
-                                super::prefetch(k2.as_ptr());
+                                prefetch(k2.as_ptr());
                                 if let Value::String(s) = v2 {
-                                    super::prefetch(s.as_ptr());
+                                    prefetch(s.as_ptr());
                                 }
                             }
                         }
@@ -229,8 +232,8 @@ pub(super) fn touch(elements: &[&Value]) {
         if let Value::Object(m) = element
             && let Some((k, v)) = m.iter().next()
         {
-            super::prefetch(std::ptr::from_ref(k));
-            super::prefetch(std::ptr::from_ref(v));
+            prefetch(std::ptr::from_ref(k));
+            prefetch(std::ptr::from_ref(v));
         }
     }
 }
@@ -330,9 +333,9 @@ impl Side<'_> {
         match self {
             Side::Constant(n) => Some(*n),
             Side::Value(o) => Some(o.read(slots).as_f64()),
-            Side::Length(o) => super::length_of(o.read(slots)).map(Some),
+            Side::Length(o) => length_of(o.read(slots)).map(Some),
             Side::Days(func, o) => match o.read(slots) {
-                Value::String(s) => Some(super::days_between(*func, s, now)),
+                Value::String(s) => Some(days_between(*func, s, now)),
                 Value::Null => Some(None),
                 _ => None,
             },

@@ -10,7 +10,7 @@ use crate::state::AccessClaims;
 use crate::world::{Tenant, World};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Licence {
+pub(crate) enum Licence {
     None,
     P1,
     Intune,
@@ -18,14 +18,14 @@ pub enum Licence {
 
 /// Throttling classes with their own limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Class {
+pub(crate) enum Class {
     Directory,
     Reports,
     ConditionalAccess,
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Rule {
+pub(crate) struct Rule {
     pub area: Area,
     pub delegated: &'static [&'static str],
     pub application: &'static [&'static str],
@@ -42,7 +42,7 @@ macro_rules! scopes {
     ($($s:literal),* $(,)?) => { &[$($s,)* "Directory.Read.All", "Directory.ReadWrite.All"] };
 }
 
-pub const ORGANIZATION: Rule = Rule {
+pub(crate) const ORGANIZATION: Rule = Rule {
     area: Area::Basic,
     delegated: scopes!["User.Read", "Organization.Read.All", "Organization.ReadWrite.All"],
     application: scopes!["Organization.Read.All", "Organization.ReadWrite.All"],
@@ -51,50 +51,50 @@ pub const ORGANIZATION: Rule = Rule {
     class: Class::Directory,
     mfa_claim: false,
 };
-pub const DOMAINS: Rule = Rule {
+pub(crate) const DOMAINS: Rule = Rule {
     area: Area::Basic,
     delegated: scopes!["Domain.Read.All", "Domain.ReadWrite.All"],
     application: scopes!["Domain.Read.All", "Domain.ReadWrite.All"],
     ..ORGANIZATION
 };
-pub const LICENCES: Rule = Rule {
+pub(crate) const LICENCES: Rule = Rule {
     area: Area::Licences,
     delegated: scopes!["LicenseAssignment.Read.All", "Organization.Read.All", "LicenseAssignment.ReadWrite.All"],
     application: scopes!["LicenseAssignment.Read.All", "Organization.Read.All"],
     cost: 3,
     ..ORGANIZATION
 };
-pub const USERS: Rule = Rule {
+pub(crate) const USERS: Rule = Rule {
     area: Area::Users,
     delegated: scopes!["User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All"],
     application: scopes!["User.Read.All", "User.ReadWrite.All"],
     cost: 2,
     ..ORGANIZATION
 };
-pub const ME: Rule = Rule {
+pub(crate) const ME: Rule = Rule {
     area: Area::Basic,
     delegated: scopes!["User.Read", "User.Read.All"],
     application: DIR,
     cost: 1,
     ..ORGANIZATION
 };
-pub const MEMBER_OF: Rule = Rule {
+pub(crate) const MEMBER_OF: Rule = Rule {
     area: Area::Basic,
     delegated: scopes!["User.Read", "GroupMember.Read.All", "Group.Read.All"],
     application: scopes!["GroupMember.Read.All", "Group.Read.All"],
     cost: 2,
     ..ORGANIZATION
 };
-pub const GROUPS: Rule = Rule {
+pub(crate) const GROUPS: Rule = Rule {
     area: Area::Groups,
     delegated: scopes!["GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All"],
     application: scopes!["GroupMember.Read.All", "Group.Read.All"],
     cost: 2,
     ..ORGANIZATION
 };
-pub const GROUP_MEMBERS: Rule = Rule { cost: 3, ..GROUPS };
-pub const GROUP_TRANSITIVE: Rule = Rule { cost: 5, ..GROUPS };
-pub const ROLES: Rule = Rule {
+pub(crate) const GROUP_MEMBERS: Rule = Rule { cost: 3, ..GROUPS };
+pub(crate) const GROUP_TRANSITIVE: Rule = Rule { cost: 5, ..GROUPS };
+pub(crate) const ROLES: Rule = Rule {
     area: Area::Roles,
     delegated: scopes![
         "RoleManagement.Read.Directory",
@@ -104,25 +104,25 @@ pub const ROLES: Rule = Rule {
     application: scopes!["RoleManagement.Read.Directory", "RoleManagement.Read.All"],
     ..ORGANIZATION
 };
-pub const POLICIES: Rule = Rule {
+pub(crate) const POLICIES: Rule = Rule {
     area: Area::Policies,
     delegated: &["Policy.Read.All", "Policy.ReadWrite.ConditionalAccess"],
     application: &["Policy.Read.All"],
     ..ORGANIZATION
 };
-pub const AUTH_METHODS_POLICY: Rule = Rule {
+pub(crate) const AUTH_METHODS_POLICY: Rule = Rule {
     delegated: &["Policy.Read.All", "Policy.Read.AuthenticationMethod"],
     application: &["Policy.Read.All", "Policy.Read.AuthenticationMethod"],
     ..POLICIES
 };
-pub const CONDITIONAL_ACCESS: Rule = Rule {
+pub(crate) const CONDITIONAL_ACCESS: Rule = Rule {
     delegated: &["Policy.Read.All", "Policy.Read.ConditionalAccess", "Policy.ReadWrite.ConditionalAccess"],
     application: &["Policy.Read.All", "Policy.Read.ConditionalAccess"],
     licence: Licence::P1,
     class: Class::ConditionalAccess,
     ..POLICIES
 };
-pub const REGISTRATION_DETAILS: Rule = Rule {
+pub(crate) const REGISTRATION_DETAILS: Rule = Rule {
     area: Area::Reports,
     delegated: &["AuditLog.Read.All"],
     application: &["AuditLog.Read.All"],
@@ -130,48 +130,48 @@ pub const REGISTRATION_DETAILS: Rule = Rule {
     class: Class::Reports,
     ..ORGANIZATION
 };
-pub const SIGN_INS: Rule = Rule { area: Area::AuditLogs, ..REGISTRATION_DETAILS };
-pub const SECURE_SCORES: Rule = Rule {
+pub(crate) const SIGN_INS: Rule = Rule { area: Area::AuditLogs, ..REGISTRATION_DETAILS };
+pub(crate) const SECURE_SCORES: Rule = Rule {
     area: Area::SecureScore,
     delegated: &["SecurityEvents.Read.All", "SecurityEvents.ReadWrite.All"],
     application: &["SecurityEvents.Read.All", "SecurityEvents.ReadWrite.All"],
     ..ORGANIZATION
 };
-pub const APPS: Rule = Rule {
+pub(crate) const APPS: Rule = Rule {
     area: Area::Apps,
     delegated: scopes!["Application.Read.All", "Application.ReadWrite.All"],
     application: scopes!["Application.Read.All", "Application.ReadWrite.All"],
     cost: 2,
     ..ORGANIZATION
 };
-pub const GRANTS: Rule = Rule {
+pub(crate) const GRANTS: Rule = Rule {
     area: Area::Apps,
     delegated: scopes!["DelegatedPermissionGrant.Read.All"],
     application: scopes!["DelegatedPermissionGrant.Read.All"],
     cost: 2,
     ..ORGANIZATION
 };
-pub const DEVICES: Rule = Rule {
+pub(crate) const DEVICES: Rule = Rule {
     area: Area::Devices,
     delegated: scopes!["Device.Read.All", "Device.ReadWrite.All"],
     application: scopes!["Device.Read.All", "Device.ReadWrite.All"],
     ..ORGANIZATION
 };
-pub const MANAGED_DEVICES: Rule = Rule {
+pub(crate) const MANAGED_DEVICES: Rule = Rule {
     area: Area::Intune,
     delegated: &["DeviceManagementManagedDevices.Read.All", "DeviceManagementManagedDevices.ReadWrite.All"],
     application: &["DeviceManagementManagedDevices.Read.All", "DeviceManagementManagedDevices.ReadWrite.All"],
     licence: Licence::Intune,
     ..ORGANIZATION
 };
-pub const GDAP: Rule = Rule {
+pub(crate) const GDAP: Rule = Rule {
     area: Area::Gdap,
     delegated: &["DelegatedAdminRelationship.Read.All", "DelegatedAdminRelationship.ReadWrite.All"],
     application: &["DelegatedAdminRelationship.Read.All", "DelegatedAdminRelationship.ReadWrite.All"],
     mfa_claim: true,
     ..ORGANIZATION
 };
-pub const CONTRACTS: Rule = Rule {
+pub(crate) const CONTRACTS: Rule = Rule {
     area: Area::Contracts,
     delegated: scopes!["Contract.Read.All"],
     application: scopes!["Contract.Read.All"],
@@ -185,7 +185,7 @@ fn has_any(granted: &[String], needed: &[&str]) -> bool {
 
 /// The areas the caller may read in `tenant` right now. GDAP roles are evaluated at request time, so a
 /// relationship that ended after the token was issued stops working at once.
-pub fn caller_areas(world: &World, claims: &AccessClaims, tenant: &Tenant, now: DateTime<Utc>) -> Vec<Area> {
+pub(crate) fn caller_areas(world: &World, claims: &AccessClaims, tenant: &Tenant, now: DateTime<Utc>) -> Vec<Area> {
     let Some(oid) = claims.oid else { return Vec::new() };
     let mut areas: Vec<Area> = Vec::new();
     let mut add = |a: &[Area]| {
@@ -221,7 +221,7 @@ pub fn caller_areas(world: &World, claims: &AccessClaims, tenant: &Tenant, now: 
 
 /// Decides one request. `extra` lists further delegated scopes or app roles a query option needs
 /// (for example `signInActivity` needs AuditLog.Read.All).
-pub fn authorize(
+pub(crate) fn authorize(
     world: &World,
     claims: &AccessClaims,
     tenant: &Tenant,

@@ -39,7 +39,7 @@ fn id_text(id: &Value) -> Option<String> {
     }
 }
 
-pub async fn handle_batch_body(bytes: &[u8]) -> Result<Vec<(String, BatchRequestView)>, GraphError> {
+pub(crate) async fn handle_batch_body(bytes: &[u8]) -> Result<Vec<(String, BatchRequestView)>, GraphError> {
     let parsed: BatchBody = serde_json::from_slice(bytes)
         .map_err(|_| GraphError::new(400, "BadRequest", "Invalid batch payload format."))?;
     if parsed.requests.is_empty() {
@@ -87,14 +87,14 @@ pub async fn handle_batch_body(bytes: &[u8]) -> Result<Vec<(String, BatchRequest
     Ok(out)
 }
 
-pub struct BatchRequestView {
+pub(crate) struct BatchRequestView {
     method: String,
     url: String,
     headers: HashMap<String, String>,
     depends_on: Vec<String>,
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     sim: &Sim,
     claims: &AccessClaims,
     version: &str,

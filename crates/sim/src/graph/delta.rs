@@ -1,4 +1,4 @@
-//! Server-side state of delta queries (`users/delta`, `groups/delta`).
+//! Delta queries (`users/delta`, `groups/delta`): their server-side state, and the pages of a round.
 //!
 //! A delta token remembers a fingerprint of every object as the client last saw it; the next request
 //! compares them with the current world to find what was added, changed or removed. A round of pages
@@ -7,11 +7,19 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::GraphOk;
+use super::env::Env;
+use super::query::odata_query;
+use crate::errors::GraphError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entry {
+pub(crate) enum Entry {
     Changed(Uuid),
     Removed(Uuid),
 }
@@ -32,21 +40,21 @@ struct Round {
 }
 
 #[derive(Default)]
-pub struct DeltaStore {
+pub(crate) struct DeltaStore {
     tokens: HashMap<String, Token>,
     rounds: HashMap<String, Round>,
     /// Delta tokens older than this are refused with `resyncRequired`.
     pub token_lifetime_days: Option<i64>,
 }
 
-pub fn fingerprint(value: &serde_json::Value) -> u64 {
+pub(crate) fn fingerprint(value: &serde_json::Value) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     value.to_string().hash(&mut h);
     h.finish()
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum DeltaError {
+pub(crate) enum DeltaError {
     /// The token is unknown, expired or belongs to another tenant or collection.
     ResyncRequired,
 }
@@ -57,7 +65,7 @@ impl DeltaStore {
     }
 
     /// Starts a round: from nothing (a full sync) or from a delta token.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         tenant: Uuid,
         collection: &str,
@@ -94,7 +102,7 @@ impl DeltaStore {
     }
 
     /// A round that is empty by construction: `$deltatoken=latest` starts from now.
-    pub fn latest(
+    pub(crate) fn latest(
         &mut self,
         tenant: Uuid,
         collection: &str,
@@ -104,7 +112,7 @@ impl DeltaStore {
         self.issue(tenant, collection, current, now)
     }
 
-    pub fn page(
+    pub(crate) fn page(
         &self,
         round: &str,
         tenant: Uuid,
@@ -122,7 +130,7 @@ impl DeltaStore {
     }
 
     /// Ends a round and issues the delta token for the state the client now has.
-    pub fn finish(&mut self, round: &str, now: DateTime<Utc>) -> Result<String, DeltaError> {
+    pub(crate) fn finish(&mut self, round: &str, now: DateTime<Utc>) -> Result<String, DeltaError> {
         let r = self.rounds.remove(round).ok_or(DeltaError::ResyncRequired)?;
         Ok(self.issue(r.tenant, &r.collection, r.next_state, now))
     }
@@ -147,7 +155,7 @@ impl DeltaStore {
     }
 
     /// Forgets every token, so that the next delta request must resync.
-    pub fn expire_all(&mut self) {
+    pub(crate) fn expire_all(&mut self) {
         self.tokens.clear();
         self.rounds.clear();
     }
@@ -156,6 +164,84 @@ impl DeltaStore {
         if self.rounds.len() > 5000 {
             self.rounds.retain(|_, r| now - r.created < Duration::hours(1));
         }
+    }
+}
+
+impl Env<'_> {
+    /// Serves one page of a delta round, starting the round on its first request.
+    pub(super) fn delta(
+        &self,
+        collection: &str,
+        items: Vec<(Uuid, Result<Value, GraphError>)>,
+    ) -> Result<GraphOk, GraphError> {
+        let size = 200usize.min(self.q.top.unwrap_or(200).max(1));
+        let mut objects: HashMap<Uuid, Value> = HashMap::with_capacity(items.len());
+        let mut order = Vec::with_capacity(items.len());
+        for (id, v) in items {
+            objects.insert(id, v?);
+            order.push(id);
+        }
+        let resync = || {
+            GraphError::new(
+                410,
+                "resyncRequired",
+                "Resync required. Replace any local items with the server's version (including deletes) if you're sure that the service was up to date with your local changes when you last sync'd. Upload any local changes that the server doesn't know about.",
+            )
+        };
+        let mut store = self.sim.delta.lock().unwrap_or_else(|e| e.into_inner());
+        let context = collection.to_string();
+        let (round, offset) = match (&self.q.skiptoken, &self.q.deltatoken) {
+            (Some(skip), _) => {
+                let text =
+                    String::from_utf8(URL_SAFE_NO_PAD.decode(skip).map_err(|_| resync())?).map_err(|_| resync())?;
+                let (round, offset) = text.split_once(':').ok_or_else(resync)?;
+                (round.to_string(), offset.parse::<usize>().map_err(|_| resync())?)
+            }
+            (None, Some(token)) if token.eq_ignore_ascii_case("latest") => {
+                let state = objects.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
+                let new = store.latest(self.tenant.id, collection, state, self.now);
+                return Ok(GraphOk::json(json!({
+                    "@odata.context": self.context(&context),
+                    "@odata.deltaLink": self.delta_link(&new),
+                    "value": [],
+                })));
+            }
+            (None, token) => {
+                let state = objects.iter().map(|(k, v)| (*k, fingerprint(v))).collect();
+                let round = store
+                    .start(self.tenant.id, collection, token.as_deref(), state, &order, self.now)
+                    .map_err(|DeltaError::ResyncRequired| resync())?;
+                (round, 0)
+            }
+        };
+        let (entries, last) = store.page(&round, self.tenant.id, collection, offset, size).map_err(|_| resync())?;
+        let value: Vec<Value> = entries
+            .iter()
+            .map(|e| match e {
+                Entry::Changed(id) => objects
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| json!({"id": id.to_string(), "@removed": {"reason": "deleted"}})),
+                Entry::Removed(id) => json!({"id": id.to_string(), "@removed": {"reason": "deleted"}}),
+            })
+            .collect();
+        let mut body = json!({ "@odata.context": self.context(&context) });
+        if last {
+            let token = store.finish(&round, self.now).map_err(|_| resync())?;
+            body["@odata.deltaLink"] = json!(self.delta_link(&token));
+        } else {
+            let skip = URL_SAFE_NO_PAD.encode(format!("{round}:{}", offset + entries.len()));
+            body["@odata.nextLink"] = json!(self.next_link(&skip));
+        }
+        body["value"] = Value::Array(value);
+        Ok(GraphOk::json(body))
+    }
+
+    fn delta_link(&self, token: &str) -> String {
+        let kept = self.q.raw.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$deltatoken"));
+        let query =
+            odata_query(kept.map(|(k, v)| (k.as_str(), v.as_str())).chain(std::iter::once(("$deltatoken", token))));
+        format!("{}/{}/{}?{query}", self.graph_base(), self.version, self.path)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::world::{
     PolicyUsers, ServicePrincipal, Tenant, User, World,
 };
 
-pub fn ts(t: DateTime<Utc>) -> String {
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -19,7 +19,7 @@ fn name(faults: &FaultConfig, n: &str) -> String {
     hostile_name(faults, n).unwrap_or_else(|| n.to_string())
 }
 
-pub const USER_DEFAULT: &[&str] = &[
+pub(crate) const USER_DEFAULT: &[&str] = &[
     "businessPhones",
     "displayName",
     "givenName",
@@ -33,7 +33,7 @@ pub const USER_DEFAULT: &[&str] = &[
     "id",
 ];
 
-pub const USER_PROPERTIES: &[&str] = &[
+pub(crate) const USER_PROPERTIES: &[&str] = &[
     "businessPhones",
     "displayName",
     "givenName",
@@ -66,7 +66,7 @@ pub const USER_PROPERTIES: &[&str] = &[
 ];
 
 /// The full user; `select` trims it, and without `$select` Graph returns the default property set.
-pub fn user(u: &User, tenant: &Tenant, faults: &FaultConfig, with_sign_in: bool) -> Value {
+pub(crate) fn user(u: &User, tenant: &Tenant, faults: &FaultConfig, with_sign_in: bool) -> Value {
     let mail = if u.guest { Value::Null } else { json!(u.upn) };
     let mut v = json!({
         "businessPhones": [],
@@ -114,7 +114,7 @@ pub fn user(u: &User, tenant: &Tenant, faults: &FaultConfig, with_sign_in: bool)
 
 /// The default property set of a user, built directly: what `GET /users` returns without `$select`, and
 /// the same object as `user_default(user(..))` at a third of the cost, which matters for 999-user pages.
-pub fn user_default_object(u: &User, faults: &FaultConfig) -> Value {
+pub(crate) fn user_default_object(u: &User, faults: &FaultConfig) -> Value {
     let mut m = serde_json::Map::with_capacity(USER_DEFAULT.len());
     m.insert("businessPhones".into(), Value::Array(Vec::new()));
     m.insert("displayName".into(), Value::String(name(faults, &u.display_name)));
@@ -131,7 +131,7 @@ pub fn user_default_object(u: &User, faults: &FaultConfig) -> Value {
 }
 
 /// Keeps only the default property set of a user.
-pub fn user_default(v: Value) -> Value {
+pub(crate) fn user_default(v: Value) -> Value {
     match v {
         Value::Object(map) => {
             Value::Object(map.into_iter().filter(|(k, _)| USER_DEFAULT.contains(&k.as_str())).collect())
@@ -140,7 +140,7 @@ pub fn user_default(v: Value) -> Value {
     }
 }
 
-pub const GROUP_PROPERTIES: &[&str] = &[
+pub(crate) const GROUP_PROPERTIES: &[&str] = &[
     "id",
     "displayName",
     "description",
@@ -156,7 +156,7 @@ pub const GROUP_PROPERTIES: &[&str] = &[
     "members",
 ];
 
-pub fn group(g: &Group, tenant: &Tenant, faults: &FaultConfig) -> Value {
+pub(crate) fn group(g: &Group, tenant: &Tenant, faults: &FaultConfig) -> Value {
     let nick: String = g.display_name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     json!({
         "id": g.id.to_string(),
@@ -176,7 +176,7 @@ pub fn group(g: &Group, tenant: &Tenant, faults: &FaultConfig) -> Value {
 }
 
 /// A directory object reference as `members` and `memberOf` return it.
-pub fn member_ref(tenant: &Tenant, id: Uuid, faults: &FaultConfig) -> Option<Value> {
+pub(crate) fn member_ref(tenant: &Tenant, id: Uuid, faults: &FaultConfig) -> Option<Value> {
     if let Some(u) = tenant.user(id) {
         let mut v = user_default(user(u, tenant, faults, false));
         v["@odata.type"] = json!("#microsoft.graph.user");
@@ -189,7 +189,7 @@ pub fn member_ref(tenant: &Tenant, id: Uuid, faults: &FaultConfig) -> Option<Val
     })
 }
 
-pub fn organization(t: &Tenant, _world: &World, _now: DateTime<Utc>) -> Value {
+pub(crate) fn organization(t: &Tenant, _world: &World, _now: DateTime<Utc>) -> Value {
     let domains: Vec<Value> = t
         .domains()
         .map(|d| {
@@ -239,7 +239,7 @@ pub fn organization(t: &Tenant, _world: &World, _now: DateTime<Utc>) -> Value {
     })
 }
 
-pub fn domain(t: &Tenant, d: &str) -> Value {
+pub(crate) fn domain(t: &Tenant, d: &str) -> Value {
     let initial = d == t.domain;
     json!({
         "authenticationType": "Managed",
@@ -257,7 +257,7 @@ pub fn domain(t: &Tenant, d: &str) -> Value {
     })
 }
 
-pub fn subscribed_sku(t: &Tenant, l: &crate::world::Licence) -> Value {
+pub(crate) fn subscribed_sku(t: &Tenant, l: &crate::world::Licence) -> Value {
     let consumed = t.users.iter().filter(|u| u.licences.iter().any(|s| s == l.sku.id)).count();
     json!({
         "accountName": t.domain.trim_end_matches(".onmicrosoft.com"),
@@ -274,7 +274,7 @@ pub fn subscribed_sku(t: &Tenant, l: &crate::world::Licence) -> Value {
     })
 }
 
-pub fn subscription(t: &Tenant, l: &crate::world::Licence, now: DateTime<Utc>) -> Value {
+pub(crate) fn subscription(t: &Tenant, l: &crate::world::Licence, now: DateTime<Utc>) -> Value {
     let id = Uuid::new_v5(&t.id, l.sku.id.as_bytes());
     let anniversary = t.created + Duration::days(365 * ((now - t.created).num_days() / 365 + 1));
     json!({
@@ -294,7 +294,7 @@ pub fn subscription(t: &Tenant, l: &crate::world::Licence, now: DateTime<Utc>) -
     })
 }
 
-pub fn role_definition(r: &catalog::RoleTemplate) -> Value {
+pub(crate) fn role_definition(r: &catalog::RoleTemplate) -> Value {
     json!({
         "id": r.id,
         "description": r.description,
@@ -309,20 +309,20 @@ pub fn role_definition(r: &catalog::RoleTemplate) -> Value {
     })
 }
 
-pub fn directory_role_id(tenant: Uuid, template: &str) -> Uuid {
+pub(crate) fn directory_role_id(tenant: Uuid, template: &str) -> Uuid {
     Uuid::new_v5(&tenant, format!("directoryRole/{template}").as_bytes())
 }
 
 /// Role assignments of a tenant: one per home user and role, and one per GDAP access assignment and role,
 /// whose principal is the partner's security group (a foreign principal).
-pub struct Assignment {
+pub(crate) struct Assignment {
     pub id: Uuid,
     pub principal: Value,
     pub principal_id: Uuid,
     pub role: String,
 }
 
-pub fn role_assignments(world: &World, t: &Tenant, now: DateTime<Utc>, faults: &FaultConfig) -> Vec<Assignment> {
+pub(crate) fn role_assignments(world: &World, t: &Tenant, now: DateTime<Utc>, faults: &FaultConfig) -> Vec<Assignment> {
     let mut out = Vec::new();
     for u in &t.users {
         for r in &u.roles {
@@ -360,7 +360,7 @@ pub fn role_assignments(world: &World, t: &Tenant, now: DateTime<Utc>, faults: &
     out
 }
 
-pub fn role_assignment(a: &Assignment, expand: bool) -> Value {
+pub(crate) fn role_assignment(a: &Assignment, expand: bool) -> Value {
     let mut v = json!({
         "id": a.id.to_string(),
         "principalId": a.principal_id.to_string(),
@@ -375,7 +375,7 @@ pub fn role_assignment(a: &Assignment, expand: bool) -> Value {
     v
 }
 
-pub fn directory_role(t: &Tenant, r: &catalog::RoleTemplate) -> Value {
+pub(crate) fn directory_role(t: &Tenant, r: &catalog::RoleTemplate) -> Value {
     json!({
         "id": directory_role_id(t.id, r.id).to_string(),
         "deletedDateTime": null,
@@ -386,14 +386,14 @@ pub fn directory_role(t: &Tenant, r: &catalog::RoleTemplate) -> Value {
 }
 
 /// Directory roles are activated in a tenant once someone holds them; Global Administrator always is.
-pub fn activated_roles(t: &Tenant) -> Vec<&'static catalog::RoleTemplate> {
+pub(crate) fn activated_roles(t: &Tenant) -> Vec<&'static catalog::RoleTemplate> {
     catalog::ROLE_TEMPLATES
         .iter()
         .filter(|r| r.id == catalog::GLOBAL_ADMINISTRATOR || t.users.iter().any(|u| u.roles.iter().any(|x| x == r.id)))
         .collect()
 }
 
-pub fn ca_policy(p: &CaPolicy, t: &Tenant) -> Value {
+pub(crate) fn ca_policy(p: &CaPolicy, t: &Tenant) -> Value {
     let (include_users, include_roles) = match &p.users {
         PolicyUsers::All => (vec!["All".to_string()], vec![]),
         PolicyUsers::Roles(r) => (vec![], r.clone()),
@@ -455,7 +455,7 @@ pub fn ca_policy(p: &CaPolicy, t: &Tenant) -> Value {
     })
 }
 
-pub fn named_location(l: &NamedLocation) -> Value {
+pub(crate) fn named_location(l: &NamedLocation) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.ipNamedLocation",
         "id": l.id.to_string(),
@@ -470,7 +470,7 @@ pub fn named_location(l: &NamedLocation) -> Value {
     })
 }
 
-pub fn security_defaults(t: &Tenant) -> Value {
+pub(crate) fn security_defaults(t: &Tenant) -> Value {
     json!({
         "id": "00000000-0000-0000-0000-000000000005",
         "displayName": "Security Defaults",
@@ -479,7 +479,7 @@ pub fn security_defaults(t: &Tenant) -> Value {
     })
 }
 
-pub fn authorization_policy(t: &Tenant) -> Value {
+pub(crate) fn authorization_policy(t: &Tenant) -> Value {
     json!({
         "id": "authorizationPolicy",
         "allowInvitesFrom": "everyone",
@@ -503,7 +503,7 @@ pub fn authorization_policy(t: &Tenant) -> Value {
     })
 }
 
-pub fn authentication_methods_policy(t: &Tenant) -> Value {
+pub(crate) fn authentication_methods_policy(t: &Tenant) -> Value {
     let method = |id: &str, state: &str| json!({"@odata.type": format!("#microsoft.graph.{id}AuthenticationMethodConfiguration"), "id": id, "state": state, "excludeTargets": []});
     json!({
         "id": "authenticationMethodsPolicy",
@@ -524,7 +524,7 @@ pub fn authentication_methods_policy(t: &Tenant) -> Value {
     })
 }
 
-pub fn registration_details(u: &User, _t: &Tenant) -> Value {
+pub(crate) fn registration_details(u: &User, _t: &Tenant) -> Value {
     let methods: Vec<&str> =
         if u.mfa_registered() { vec!["microsoftAuthenticatorPush", "softwareOneTimePasscode"] } else { vec![] };
     json!({
@@ -547,7 +547,7 @@ pub fn registration_details(u: &User, _t: &Tenant) -> Value {
     })
 }
 
-pub fn secure_score(t: &Tenant, now: DateTime<Utc>, day: i64) -> Value {
+pub(crate) fn secure_score(t: &Tenant, now: DateTime<Utc>, day: i64) -> Value {
     let (current, max) = t.secure_score;
     let drift = (day as f64) * 0.5;
     json!({
@@ -565,7 +565,7 @@ pub fn secure_score(t: &Tenant, now: DateTime<Utc>, day: i64) -> Value {
     })
 }
 
-pub fn service_principal(sp: &ServicePrincipal, app: Option<&App>, t: &Tenant) -> Value {
+pub(crate) fn service_principal(sp: &ServicePrincipal, app: Option<&App>, t: &Tenant) -> Value {
     json!({
         "id": sp.id.to_string(),
         "accountEnabled": true,
@@ -585,7 +585,7 @@ pub fn service_principal(sp: &ServicePrincipal, app: Option<&App>, t: &Tenant) -
 }
 
 /// Microsoft Graph's own service principal, present in every tenant.
-pub fn graph_service_principal(t: &Tenant) -> Value {
+pub(crate) fn graph_service_principal(t: &Tenant) -> Value {
     json!({
         "id": graph_sp_id(t.id).to_string(),
         "accountEnabled": true,
@@ -604,11 +604,11 @@ pub fn graph_service_principal(t: &Tenant) -> Value {
     })
 }
 
-pub fn graph_sp_id(tenant: Uuid) -> Uuid {
+pub(crate) fn graph_sp_id(tenant: Uuid) -> Uuid {
     Uuid::new_v5(&tenant, b"graph-service-principal")
 }
 
-pub fn application(a: &App) -> Value {
+pub(crate) fn application(a: &App) -> Value {
     json!({
         "id": a.object_id.to_string(),
         "appId": a.client_id.to_string(),
@@ -646,7 +646,7 @@ pub fn application(a: &App) -> Value {
     })
 }
 
-pub fn permission_grant(sp: &ServicePrincipal, t: &Tenant) -> Value {
+pub(crate) fn permission_grant(sp: &ServicePrincipal, t: &Tenant) -> Value {
     json!({
         "id": URL_SAFE_ID(sp.id, t.id),
         "clientId": sp.id.to_string(),
@@ -665,7 +665,7 @@ fn URL_SAFE_ID(a: Uuid, b: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn app_role_assignment(sp: &ServicePrincipal, role: &str, t: &Tenant) -> Value {
+pub(crate) fn app_role_assignment(sp: &ServicePrincipal, role: &str, t: &Tenant) -> Value {
     json!({
         "id": URL_SAFE_ID(Uuid::new_v5(&sp.id, role.as_bytes()), t.id),
         "appRoleId": catalog::permission_id(role).to_string(),
@@ -679,7 +679,7 @@ pub fn app_role_assignment(sp: &ServicePrincipal, role: &str, t: &Tenant) -> Val
     })
 }
 
-pub fn device(d: &Device) -> Value {
+pub(crate) fn device(d: &Device) -> Value {
     json!({
         "id": d.id.to_string(),
         "accountEnabled": true,
@@ -696,7 +696,7 @@ pub fn device(d: &Device) -> Value {
     })
 }
 
-pub fn managed_device(d: &Device, t: &Tenant) -> Value {
+pub(crate) fn managed_device(d: &Device, t: &Tenant) -> Value {
     let owner = d.owner.and_then(|o| t.user(o));
     json!({
         "id": Uuid::new_v5(&d.id, b"intune").to_string(),
@@ -718,7 +718,7 @@ pub fn managed_device(d: &Device, t: &Tenant) -> Value {
     })
 }
 
-pub fn sign_in(u: &User, t: &Tenant, n: usize, now: DateTime<Utc>) -> Value {
+pub(crate) fn sign_in(u: &User, t: &Tenant, n: usize, now: DateTime<Utc>) -> Value {
     let at = u.last_sign_in.unwrap_or(now) - Duration::hours(n as i64 * 7);
     let id = Uuid::new_v5(&u.id, format!("signin/{n}").as_bytes());
     json!({
@@ -744,7 +744,7 @@ pub fn sign_in(u: &User, t: &Tenant, n: usize, now: DateTime<Utc>) -> Value {
     })
 }
 
-pub fn gdap_relationship(r: &GdapRelationship, world: &World, now: DateTime<Utc>) -> Value {
+pub(crate) fn gdap_relationship(r: &GdapRelationship, world: &World, now: DateTime<Utc>) -> Value {
     let customer = world.tenant(r.customer);
     json!({
         "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
@@ -763,7 +763,7 @@ pub fn gdap_relationship(r: &GdapRelationship, world: &World, now: DateTime<Utc>
     })
 }
 
-pub fn access_assignment(a: &AccessAssignment, r: &GdapRelationship, now: DateTime<Utc>) -> Value {
+pub(crate) fn access_assignment(a: &AccessAssignment, r: &GdapRelationship, now: DateTime<Utc>) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.delegatedAdminAccessAssignment",
         "@odata.etag": format!("W/\"JyI{}Jw==\"", a.created.timestamp()),
@@ -776,7 +776,7 @@ pub fn access_assignment(a: &AccessAssignment, r: &GdapRelationship, now: DateTi
     })
 }
 
-pub fn delegated_admin_customer(t: &Tenant) -> Value {
+pub(crate) fn delegated_admin_customer(t: &Tenant) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.delegatedAdminCustomer",
         "@odata.etag": format!("W/\"JyI{}Jw==\"", t.created.timestamp()),
@@ -786,7 +786,7 @@ pub fn delegated_admin_customer(t: &Tenant) -> Value {
     })
 }
 
-pub fn contract(c: &Contract, t: &Tenant) -> Value {
+pub(crate) fn contract(c: &Contract, t: &Tenant) -> Value {
     json!({
         "id": c.id.to_string(),
         "deletedDateTime": null,

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::errors::GraphError;
 
 #[derive(Debug, Clone, Default)]
-pub struct Query {
+pub(crate) struct Query {
     pub select: Option<Vec<String>>,
     pub filter: Option<String>,
     pub top: Option<usize>,
@@ -24,7 +24,7 @@ pub struct Query {
 }
 
 impl Query {
-    pub fn parse(query: &str, eventual: bool) -> Result<Query, GraphError> {
+    pub(crate) fn parse(query: &str, eventual: bool) -> Result<Query, GraphError> {
         let mut q = Query { eventual, ..Query::default() };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             let (k, v) = (k.into_owned(), v.into_owned());
@@ -74,7 +74,7 @@ impl Query {
     }
 
     /// The page size: `$top` within `1..=max`, or the API's default.
-    pub fn page_size(&self, default: usize, max: usize) -> Result<usize, GraphError> {
+    pub(crate) fn page_size(&self, default: usize, max: usize) -> Result<usize, GraphError> {
         match self.top {
             None => Ok(default),
             Some(n) if n <= max => Ok(n),
@@ -84,7 +84,7 @@ impl Query {
         }
     }
 
-    pub fn offset(&self) -> Result<usize, GraphError> {
+    pub(crate) fn offset(&self) -> Result<usize, GraphError> {
         match &self.skiptoken {
             None => Ok(0),
             Some(t) => decode_skiptoken(t).ok_or_else(|| {
@@ -96,7 +96,7 @@ impl Query {
     }
 
     /// The request cost modifiers of Microsoft's directory throttling: `$select` -1, `$expand` +1, `$top` below 20 -1.
-    pub fn cost_adjustment(&self) -> i32 {
+    pub(crate) fn cost_adjustment(&self) -> i32 {
         let mut adj = 0;
         if self.select.is_some() {
             adj -= 1;
@@ -113,7 +113,7 @@ impl Query {
 
 /// A query string as Graph writes it in `@odata.nextLink` and `@odata.deltaLink`: OData option names keep
 /// their literal `$`, and values are percent-encoded with `%20` for spaces.
-pub fn odata_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+pub(crate) fn odata_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20");
     pairs
         .map(|(k, v)| {
@@ -127,7 +127,7 @@ pub fn odata_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Strin
         .join("&")
 }
 
-pub fn encode_skiptoken(offset: usize) -> String {
+pub(crate) fn encode_skiptoken(offset: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("RFNwdAIAAQAAA:{offset}"))
 }
 
@@ -138,7 +138,7 @@ fn decode_skiptoken(token: &str) -> Option<usize> {
 }
 
 /// Keeps only the `$select`ed properties (plus `id` and OData annotations), and rejects unknown ones.
-pub fn apply_select(
+pub(crate) fn apply_select(
     obj: Value,
     select: Option<&[String]>,
     known: &[&str],
@@ -168,7 +168,7 @@ pub fn apply_select(
 
 /// One clause of the supported `$filter` subset.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Clause {
+pub(crate) enum Clause {
     Eq(String, Literal),
     Ne(String, Literal),
     Le(String, Literal),
@@ -178,7 +178,7 @@ pub enum Clause {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Literal {
+pub(crate) enum Literal {
     Str(String),
     Bool(bool),
     Null,
@@ -186,13 +186,13 @@ pub enum Literal {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Filter {
+pub(crate) enum Filter {
     All(Vec<Clause>),
     Any(Vec<Clause>),
 }
 
 impl Clause {
-    pub fn property(&self) -> &str {
+    pub(crate) fn property(&self) -> &str {
         match self {
             Clause::Eq(p, _) | Clause::Ne(p, _) | Clause::Le(p, _) | Clause::Ge(p, _) => p,
             Clause::StartsWith(p, _) | Clause::EndsWith(p, _) => p,
@@ -200,11 +200,11 @@ impl Clause {
     }
 
     /// Whether the clause needs the advanced query capabilities (`ConsistencyLevel: eventual` and `$count=true`).
-    pub fn advanced(&self) -> bool {
+    pub(crate) fn advanced(&self) -> bool {
         matches!(self, Clause::Ne(..) | Clause::EndsWith(..))
     }
 
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
         let get = |p: &str| -> Option<&Value> {
             let mut cur = obj;
             for part in p.split('/') {
@@ -243,13 +243,13 @@ impl Clause {
 }
 
 impl Filter {
-    pub fn clauses(&self) -> &[Clause] {
+    pub(crate) fn clauses(&self) -> &[Clause] {
         match self {
             Filter::All(c) | Filter::Any(c) => c,
         }
     }
 
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
         match self {
             Filter::All(c) => c.iter().all(|c| c.matches(obj)),
             Filter::Any(c) => c.iter().any(|c| c.matches(obj)),
@@ -302,7 +302,7 @@ fn parse_clause(text: &str) -> Result<Clause, GraphError> {
 }
 
 /// Parses the supported subset: clauses joined by `and` or by `or` (not both, no parentheses).
-pub fn parse_filter(text: &str) -> Result<Filter, GraphError> {
+pub(crate) fn parse_filter(text: &str) -> Result<Filter, GraphError> {
     if text.len() > 2048 {
         return Err(unsupported_filter());
     }
@@ -328,7 +328,7 @@ pub fn parse_filter(text: &str) -> Result<Filter, GraphError> {
 }
 
 /// Checks a filter against the properties an endpoint can filter on, and the advanced-query rules.
-pub fn check_filter(filter: &Filter, q: &Query, allowed: &[&str], resource: &str) -> Result<(), GraphError> {
+pub(crate) fn check_filter(filter: &Filter, q: &Query, allowed: &[&str], resource: &str) -> Result<(), GraphError> {
     for c in filter.clauses() {
         let prop = c.property();
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(prop)) {

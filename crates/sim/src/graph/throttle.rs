@@ -57,7 +57,7 @@ fn whole_seconds(wait: Duration) -> u64 {
 
 /// Why a request was throttled, and what to tell the client.
 #[derive(Debug, Clone)]
-pub struct Throttled {
+pub(crate) struct Throttled {
     /// Seconds to wait; `None` where Microsoft sends no `Retry-After`.
     pub retry_after: Option<u64>,
     pub scope: String,
@@ -66,7 +66,7 @@ pub struct Throttled {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub resource_units: u32,
     /// Used share of the app-and-tenant bucket, reported above 80 %.
     pub limit_percentage: Option<f64>,
@@ -75,7 +75,7 @@ pub struct Usage {
 /// Limits per window; tests shrink them through the control API to reach throttling quickly.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(default)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub small: f64,
     pub medium: f64,
     pub large: f64,
@@ -113,24 +113,24 @@ struct Inner {
 }
 
 #[derive(Default)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     inner: Mutex<Inner>,
     limits: Mutex<Limits>,
 }
 
 impl Throttle {
-    pub fn set_limits(&self, limits: Limits) {
+    pub(crate) fn set_limits(&self, limits: Limits) {
         *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
         *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Inner::default();
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.limits.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Admits or throttles one request of `cost` resource units. `request_key` identifies the logical
     /// request across retries: the client's `client-request-id`, or the method and URL without one.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         app: Uuid,
         tenant: Uuid,

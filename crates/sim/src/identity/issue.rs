@@ -19,7 +19,7 @@ use crate::state::{Authn, RefreshState, Sim, opaque};
 use crate::world::{App, GrantControl, PolicyState, PolicyUsers, Tenant, User, World};
 
 /// How many refresh tokens the simulator keeps before forgetting those unused for an hour.
-pub const MAX_REFRESH_TOKENS: usize = 1_000_000;
+pub(crate) const MAX_REFRESH_TOKENS: usize = 1_000_000;
 
 /// The scopes of a request, split into the identity scopes and the Graph scopes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,7 +82,7 @@ pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadErro
 
 /// What Conditional Access, security defaults and per-user MFA ask of a sign-in.
 #[derive(Debug, Default, Clone)]
-pub struct Requirements {
+pub(crate) struct Requirements {
     pub mfa: bool,
     /// The Conditional Access policies that ask for MFA; empty when only per-user MFA, security defaults or
     /// the partner rule ask for it, which Microsoft's claims challenge does not name.
@@ -93,7 +93,7 @@ pub struct Requirements {
 }
 
 /// Evaluates the policies of `resource` for `user` (of `home`), signing in from `ip`.
-pub fn requirements(
+pub(crate) fn requirements(
     world: &World,
     resource: &Tenant,
     home: &Tenant,
@@ -157,12 +157,12 @@ pub fn requirements(
 
 /// A granted set of delegated Graph scopes.
 #[derive(Debug, Clone)]
-pub struct Grant {
+pub(crate) struct Grant {
     pub scp: Vec<String>,
 }
 
 /// Checks the app's consent in `resource` and returns the scopes the token will carry.
-pub fn consented_scopes(
+pub(crate) fn consented_scopes(
     _world: &World,
     app: &App,
     resource: &Tenant,
@@ -201,7 +201,7 @@ pub fn consented_scopes(
     Ok(Grant { scp: req.graph.clone() })
 }
 
-pub fn consent_required(app: &App) -> AadError {
+pub(crate) fn consent_required(app: &App) -> AadError {
     AadError::bad(
         "invalid_grant",
         65001,
@@ -210,7 +210,7 @@ pub fn consent_required(app: &App) -> AadError {
     .with_suberror("consent_required")
 }
 
-pub fn app_not_in_tenant(app: &App, resource: &Tenant) -> AadError {
+pub(crate) fn app_not_in_tenant(app: &App, resource: &Tenant) -> AadError {
     AadError::bad(
         "unauthorized_client",
         700016,
@@ -222,7 +222,7 @@ pub fn app_not_in_tenant(app: &App, resource: &Tenant) -> AadError {
 }
 
 /// Account-level checks that apply to every grant.
-pub fn check_account(user: &User) -> Result<(), AadError> {
+pub(crate) fn check_account(user: &User) -> Result<(), AadError> {
     if !user.enabled {
         return Err(AadError::bad("invalid_grant", 50057, "The user account is disabled."));
     }
@@ -237,7 +237,7 @@ pub fn check_account(user: &User) -> Result<(), AadError> {
 }
 
 /// Presence of the user in `resource`: home membership, or a GDAP role for a partner user.
-pub fn check_presence(
+pub(crate) fn check_presence(
     world: &World,
     resource: &Tenant,
     home: &Tenant,
@@ -269,7 +269,7 @@ pub fn check_presence(
 }
 
 /// Applies the requirements to a non-interactive grant, whose sign-in cannot prompt.
-pub fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateTime<Utc>) -> Result<(), AadError> {
+pub(crate) fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateTime<Utc>) -> Result<(), AadError> {
     if let Some(policy) = req.block {
         let claims = json!({ "access_token": { "capolids": { "essential": true, "values": [policy.to_string()] } } });
         return Err(AadError::bad(
@@ -324,7 +324,7 @@ pub fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateTime<Utc
 }
 
 /// Everything about a user grant that the token depends on.
-pub struct UserGrant<'a> {
+pub(crate) struct UserGrant<'a> {
     pub authn: Authn,
     pub client_id: Uuid,
     pub resource_tenant: Uuid,
@@ -338,7 +338,7 @@ pub struct UserGrant<'a> {
 }
 
 /// Runs every check for a user grant and mints the token response.
-pub fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadError> {
+pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadError> {
     let now = sim.now();
     let world = sim.world();
     let app = world.app(grant.client_id).ok_or_else(|| unknown_client(grant.client_id))?;
@@ -489,7 +489,7 @@ fn pairwise_sub(user: Uuid, app: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..32])
 }
 
-pub fn revoked() -> AadError {
+pub(crate) fn revoked() -> AadError {
     AadError::bad(
         "invalid_grant",
         50173,
@@ -498,7 +498,7 @@ pub fn revoked() -> AadError {
     .with_suberror("bad_token")
 }
 
-pub fn unknown_client(client_id: impl std::fmt::Display) -> AadError {
+pub(crate) fn unknown_client(client_id: impl std::fmt::Display) -> AadError {
     AadError::bad(
         "unauthorized_client",
         700016,
@@ -508,7 +508,7 @@ pub fn unknown_client(client_id: impl std::fmt::Display) -> AadError {
     )
 }
 
-pub fn tenant_not_found(tenant: &str) -> AadError {
+pub(crate) fn tenant_not_found(tenant: &str) -> AadError {
     AadError::bad(
         "invalid_tenant",
         90002,
@@ -518,6 +518,6 @@ pub fn tenant_not_found(tenant: &str) -> AadError {
     )
 }
 
-pub fn server_error() -> AadError {
+pub(crate) fn server_error() -> AadError {
     AadError::new(500, "server_error", 90033, "A transient error has occurred. Please try again.")
 }

@@ -2,7 +2,7 @@
 //! endpoints, and the HTML sign-in pages a person (or `tenantscope sim sign-in`) walks through.
 
 pub mod issue;
-pub mod pages;
+mod pages;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -38,7 +38,7 @@ pub fn router() -> Router<SharedSim> {
 
 /// The address of the client, as the simulator saw the TCP connection.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub std::net::IpAddr);
+pub(crate) struct ClientIp(pub std::net::IpAddr);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -54,7 +54,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
 }
 
 /// A tenant segment: one of the multi-tenant aliases, or a tenant that exists.
-pub enum TenantSegment {
+pub(crate) enum TenantSegment {
     Common,
     Organizations,
     Consumers,
@@ -62,7 +62,7 @@ pub enum TenantSegment {
 }
 
 /// Resolves the `{tenant}` of an identity URL, with Microsoft's errors for unknown and malformed ones.
-pub fn resolve_segment(sim: &crate::state::Sim, segment: &str) -> Result<TenantSegment, AadError> {
+pub(crate) fn resolve_segment(sim: &crate::state::Sim, segment: &str) -> Result<TenantSegment, AadError> {
     match segment.to_ascii_lowercase().as_str() {
         "common" => return Ok(TenantSegment::Common),
         "organizations" => return Ok(TenantSegment::Organizations),
@@ -91,7 +91,7 @@ pub fn resolve_segment(sim: &crate::state::Sim, segment: &str) -> Result<TenantS
         .ok_or_else(|| issue::tenant_not_found(truncate(segment, 80)))
 }
 
-pub fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

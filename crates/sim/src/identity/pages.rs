@@ -17,7 +17,7 @@ use crate::catalog;
 use crate::state::{AuthCode, Authn, DeviceStatus, Flow, FlowKind, SharedSim, Sim, opaque};
 use crate::world::ServicePrincipal;
 
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
@@ -114,7 +114,7 @@ fn registered_redirect(registered: &[String], requested: &str) -> bool {
     })
 }
 
-pub async fn authorize(
+pub(crate) async fn authorize(
     State(sim): State<SharedSim>,
     Path(tenant): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -279,7 +279,7 @@ fn flow_error(sim: &Sim, id: &str, flow: &Flow, error: &str, code: u32, message:
     }
 }
 
-pub async fn login(State(sim): State<SharedSim>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn login(State(sim): State<SharedSim>, headers: HeaderMap, body: Body) -> Response {
     let form = match read_form(&headers, body).await {
         Ok(f) => f,
         Err(e) => return error_page(e.code, &e.message),
@@ -395,7 +395,7 @@ fn totp_ok(secret: &str, code: &str, sim_now: chrono::DateTime<chrono::Utc>) -> 
     [sim_now.timestamp(), chrono::Utc::now().timestamp()].iter().any(|t| totp.check(code, (*t).max(0) as u64).is_some())
 }
 
-pub async fn mfa(State(sim): State<SharedSim>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn mfa(State(sim): State<SharedSim>, headers: HeaderMap, body: Body) -> Response {
     let form = match read_form(&headers, body).await {
         Ok(f) => f,
         Err(e) => return error_page(e.code, &e.message),
@@ -493,7 +493,7 @@ fn consent_or_finish(sim: &Sim, flow_id: &str, flow: Flow) -> Response {
     }
 }
 
-pub async fn consent(State(sim): State<SharedSim>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn consent(State(sim): State<SharedSim>, headers: HeaderMap, body: Body) -> Response {
     let form = match read_form(&headers, body).await {
         Ok(f) => f,
         Err(e) => return error_page(e.code, &e.message),
@@ -606,7 +606,7 @@ fn finish(sim: &Sim, flow_id: &str, flow: Flow, resource: Uuid) -> Response {
     }
 }
 
-pub async fn device_page() -> Response {
+pub(crate) async fn device_page() -> Response {
     let body = "<p>Enter the code displayed on your app or device.</p>\
         <form id=\"device-form\" method=\"post\" action=\"/devicelogin\">\
         <input type=\"text\" name=\"code\" placeholder=\"Code\" autocomplete=\"off\">\
@@ -616,7 +616,7 @@ pub async fn device_page() -> Response {
     resp
 }
 
-pub async fn device_code_entered(
+pub(crate) async fn device_code_entered(
     State(sim): State<SharedSim>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,

@@ -64,12 +64,12 @@ impl Form {
         self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 
-    pub fn require(&self, key: &str) -> Result<&str, AadError> {
+    pub(crate) fn require(&self, key: &str) -> Result<&str, AadError> {
         self.get(key).ok_or_else(|| missing(key))
     }
 }
 
-pub fn missing(name: &str) -> AadError {
+pub(crate) fn missing(name: &str) -> AadError {
     AadError::bad(
         "invalid_request",
         900144,
@@ -78,7 +78,7 @@ pub fn missing(name: &str) -> AadError {
 }
 
 /// Reads a form body with a size limit and a content-type check, answering like the token endpoint.
-pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Form, AadError> {
+pub(crate) async fn read_form(headers: &HeaderMap, body: Body) -> Result<Form, AadError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
         AadError::bad(
@@ -93,7 +93,7 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Form, AadError
     Form::parse(&bytes)
 }
 
-pub async fn wrong_method(State(sim): State<SharedSim>, headers: HeaderMap) -> Response {
+pub(crate) async fn wrong_method(State(sim): State<SharedSim>, headers: HeaderMap) -> Response {
     AadError::bad("invalid_request", 900561, "The endpoint only accepts POST requests. Received a GET request.")
         .into_response_with(&correlation(&headers), sim.now(), &sim.base_url)
 }
@@ -115,7 +115,7 @@ impl ClientAuth {
     }
 }
 
-pub async fn token(
+pub(crate) async fn token(
     State(sim): State<SharedSim>,
     Path(tenant): Path<String>,
     ClientIp(ip): ClientIp,
@@ -704,7 +704,7 @@ fn password(
     )
 }
 
-pub async fn devicecode(
+pub(crate) async fn devicecode(
     State(sim): State<SharedSim>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
@@ -742,7 +742,6 @@ pub async fn devicecode(
             sessions.device_codes.insert(
                 device_code.clone(),
                 DeviceCode {
-                    user_code: user_code.clone(),
                     client_id,
                     scopes: scope.split_whitespace().map(str::to_string).collect(),
                     tenant: tenant.clone(),

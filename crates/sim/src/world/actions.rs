@@ -163,7 +163,7 @@ fn enabled() -> PolicyState {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ActionError {
+pub(crate) enum ActionError {
     #[error("no tenant {0}")]
     NoTenant(String),
     #[error("no user {0}")]
@@ -220,7 +220,7 @@ impl World {
             .ok_or_else(|| ActionError::NoRelationship(key.to_string()))
     }
 
-    pub fn app_by_key(&self, key: &str) -> Option<&super::App> {
+    pub(crate) fn app_by_key(&self, key: &str) -> Option<&super::App> {
         match Uuid::parse_str(key) {
             Ok(id) => self.app(id),
             Err(_) => self.apps.iter().find(|a| a.display_name.eq_ignore_ascii_case(key)),
@@ -237,7 +237,7 @@ impl World {
     }
 
     /// Applies one action at the simulated time `now`.
-    pub fn apply(&mut self, action: &Action, now: DateTime<Utc>) -> Result<(), ActionError> {
+    pub(crate) fn apply(&mut self, action: &Action, now: DateTime<Utc>) -> Result<(), ActionError> {
         match action {
             Action::SetPerUserMfa { user, state } => self.with_user(user, |u| u.per_user_mfa = *state),
             Action::SetSecurityDefaults { tenant, enabled } => {

@@ -342,12 +342,12 @@ pub fn stable_id(seed: u64, parts: &[&str]) -> Uuid {
 
 /// A TOTP seed (base32, 160 bits) derived from the world seed and the user, so that demo users keep their
 /// authenticator across restarts.
-pub fn derived_totp(seed: u64, upn: &str) -> String {
+pub(crate) fn derived_totp(seed: u64, upn: &str) -> String {
     let digest = Sha256::digest(format!("totp/{seed}/{}", upn.to_ascii_lowercase()).as_bytes());
     base32(&digest[..20])
 }
 
-pub fn base32(bytes: &[u8]) -> String {
+pub(crate) fn base32(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut out = String::new();
     let mut buffer: u32 = 0;
@@ -367,7 +367,7 @@ pub fn base32(bytes: &[u8]) -> String {
 }
 
 /// A password derived from the world seed, for users whose file entry gives none.
-pub fn derived_password(seed: u64, upn: &str) -> String {
+pub(crate) fn derived_password(seed: u64, upn: &str) -> String {
     let digest = Sha256::digest(format!("password/{seed}/{}", upn.to_ascii_lowercase()).as_bytes());
     format!("Sim-{}!", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9]))
 }
@@ -743,7 +743,7 @@ pub fn load(path: &std::path::Path, now: DateTime<Utc>) -> Result<World, WorldEr
 }
 
 /// The built-in demo world: a partner and a dozen customers that show every failure the design names.
-pub const DEMO_WORLD: &str = include_str!("demo.toml");
+pub(crate) const DEMO_WORLD: &str = include_str!("demo.toml");
 
 pub fn demo(now: DateTime<Utc>) -> Result<World, WorldError> {
     WorldFile::parse(DEMO_WORLD)?.compile(now)

@@ -142,7 +142,7 @@ const DEVICE_OS: &[(&str, &str)] = &[
 ];
 
 /// Users that pad out a tenant: a deterministic mix of names, titles and MFA registration.
-pub fn filler_users(
+pub(crate) fn filler_users(
     seed: u64,
     tenant_key: &str,
     domain: &str,
@@ -197,7 +197,13 @@ pub fn filler_users(
     users
 }
 
-pub fn filler_devices(seed: u64, tenant_key: &str, count: usize, users: &[User], now: DateTime<Utc>) -> Vec<Device> {
+pub(crate) fn filler_devices(
+    seed: u64,
+    tenant_key: &str,
+    count: usize,
+    users: &[User],
+    now: DateTime<Utc>,
+) -> Vec<Device> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fxhash(tenant_key) ^ 0xD3_71CE);
     (0..count)
         .map(|i| {
@@ -284,7 +290,7 @@ impl Spec {
 }
 
 /// The most users a generated world may hold.
-pub const MAX_GENERATED_USERS: usize = 20_000_000;
+pub(crate) const MAX_GENERATED_USERS: usize = 20_000_000;
 
 /// The ways a generated customer can be broken, in the order they are handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,7 +316,7 @@ const BREAKAGES: &[Breakage] = &[
 ];
 
 /// The delegated scopes of the generated MSP app: what tenantscope's catalog needs.
-pub const APP_SCOPES: &[&str] = &[
+pub(crate) const APP_SCOPES: &[&str] = &[
     "User.Read",
     "User.Read.All",
     "Group.Read.All",

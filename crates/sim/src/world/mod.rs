@@ -3,7 +3,7 @@
 //! The world is plain data. It is loaded from a file (`file.rs`), generated from a spec (`generate.rs`)
 //! or taken from the built-in demo, and changed at run time through actions (`actions.rs`).
 
-pub mod actions;
+pub(crate) mod actions;
 pub mod file;
 pub mod generate;
 
@@ -62,7 +62,7 @@ pub struct User {
 }
 
 impl User {
-    pub fn mfa_registered(&self) -> bool {
+    pub(crate) fn mfa_registered(&self) -> bool {
         self.totp_secret.is_some()
     }
 }
@@ -141,7 +141,7 @@ pub enum PolicyState {
 }
 
 impl PolicyState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PolicyState::Enabled => "enabled",
             PolicyState::Disabled => "disabled",
@@ -201,7 +201,7 @@ pub struct IpRange {
 }
 
 impl IpRange {
-    pub fn parse(text: &str) -> Option<IpRange> {
+    pub(crate) fn parse(text: &str) -> Option<IpRange> {
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
             None => {
@@ -213,7 +213,7 @@ impl IpRange {
         (prefix <= max).then_some(IpRange { addr, prefix })
     }
 
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = match (self.addr, ip) {
             (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
@@ -288,25 +288,25 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    pub fn reindex(&mut self) {
+    pub(crate) fn reindex(&mut self) {
         self.user_index = self.users.iter().enumerate().map(|(i, u)| (u.id, i)).collect();
         self.upn_index = self.users.iter().enumerate().map(|(i, u)| (u.upn.to_ascii_lowercase(), i)).collect();
     }
 
-    pub fn user(&self, id: Uuid) -> Option<&User> {
+    pub(crate) fn user(&self, id: Uuid) -> Option<&User> {
         self.user_index.get(&id).and_then(|i| self.users.get(*i))
     }
 
-    pub fn user_mut(&mut self, id: Uuid) -> Option<&mut User> {
+    pub(crate) fn user_mut(&mut self, id: Uuid) -> Option<&mut User> {
         let i = *self.user_index.get(&id)?;
         self.users.get_mut(i)
     }
 
-    pub fn user_by_upn(&self, upn: &str) -> Option<&User> {
+    pub(crate) fn user_by_upn(&self, upn: &str) -> Option<&User> {
         self.upn_index.get(&upn.to_ascii_lowercase()).and_then(|i| self.users.get(*i))
     }
 
-    pub fn has_plan(&self, plan: &catalog::ServicePlan) -> bool {
+    pub(crate) fn has_plan(&self, plan: &catalog::ServicePlan) -> bool {
         self.licences.iter().any(|l| l.sku.plans.iter().any(|p| p.id == plan.id))
     }
 
@@ -314,20 +314,20 @@ impl Tenant {
         self.has_plan(&catalog::PLAN_AAD_PREMIUM)
     }
 
-    pub fn has_intune(&self) -> bool {
+    pub(crate) fn has_intune(&self) -> bool {
         self.has_plan(&catalog::PLAN_INTUNE_A)
     }
 
-    pub fn domains(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn domains(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.domain.as_str()).chain(self.custom_domains.iter().map(String::as_str))
     }
 
-    pub fn group(&self, id: Uuid) -> Option<&Group> {
+    pub(crate) fn group(&self, id: Uuid) -> Option<&Group> {
         self.groups.iter().find(|g| g.id == id)
     }
 
     /// Every group that contains `member`, directly or through nested groups.
-    pub fn transitive_groups(&self, member: Uuid) -> Vec<Uuid> {
+    pub(crate) fn transitive_groups(&self, member: Uuid) -> Vec<Uuid> {
         let mut found: Vec<Uuid> = Vec::new();
         let mut seen: HashSet<Uuid> = HashSet::new();
         let mut frontier = vec![member];
@@ -343,7 +343,7 @@ impl Tenant {
     }
 
     /// Every user in a group, directly or through nested groups.
-    pub fn transitive_members(&self, group: Uuid) -> Vec<Uuid> {
+    pub(crate) fn transitive_members(&self, group: Uuid) -> Vec<Uuid> {
         let mut users = Vec::new();
         let mut seen: HashSet<Uuid> = HashSet::new();
         let mut frontier = vec![group];
@@ -379,7 +379,7 @@ pub enum GdapStatus {
 }
 
 impl GdapStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             GdapStatus::Created => "created",
             GdapStatus::ApprovalPending => "approvalPending",
@@ -418,7 +418,7 @@ pub struct GdapRelationship {
 
 impl GdapRelationship {
     /// The status as Graph reports it at `now`: an active relationship past its end has expired.
-    pub fn status_at(&self, now: DateTime<Utc>) -> GdapStatus {
+    pub(crate) fn status_at(&self, now: DateTime<Utc>) -> GdapStatus {
         match (self.status, self.end) {
             (GdapStatus::Active, Some(end)) if end <= now => GdapStatus::Expired,
             (s, _) => s,
@@ -459,7 +459,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Checks that every setting is within the range the simulator can honour, with a message naming the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let check =
             |ok: bool, key: &str, range: &str| if ok { Ok(()) } else { Err(format!("settings.{key} must be {range}")) };
         check((1..=600).contains(&self.device_code_interval), "device_code_interval", "1 to 600 seconds")?;
@@ -474,7 +474,7 @@ impl Settings {
         check(self.key_rotation_minutes <= 525_600, "key_rotation_minutes", "0 to 525600 minutes")
     }
 
-    pub fn defaults() -> Settings {
+    pub(crate) fn defaults() -> Settings {
         Settings {
             device_code_interval: 5,
             device_code_lifetime: 900,
@@ -509,7 +509,7 @@ pub struct World {
 }
 
 impl World {
-    pub fn reindex(&mut self) {
+    pub(crate) fn reindex(&mut self) {
         for t in &mut self.tenants {
             t.reindex();
         }
@@ -526,7 +526,7 @@ impl World {
         self.tenant_index.get(&id).and_then(|i| self.tenants.get(*i))
     }
 
-    pub fn tenant_mut(&mut self, id: Uuid) -> Option<&mut Tenant> {
+    pub(crate) fn tenant_mut(&mut self, id: Uuid) -> Option<&mut Tenant> {
         let i = *self.tenant_index.get(&id)?;
         self.tenants.get_mut(i)
     }
@@ -546,16 +546,12 @@ impl World {
         tenant.user_by_upn(upn).map(|u| (tenant, u))
     }
 
-    pub fn home_of_user(&self, user: Uuid) -> Option<(&Tenant, &User)> {
+    pub(crate) fn home_of_user(&self, user: Uuid) -> Option<(&Tenant, &User)> {
         self.tenants.iter().find_map(|t| t.user(user).map(|u| (t, u)))
     }
 
-    pub fn app(&self, client_id: Uuid) -> Option<&App> {
+    pub(crate) fn app(&self, client_id: Uuid) -> Option<&App> {
         self.apps.iter().find(|a| a.client_id == client_id)
-    }
-
-    pub fn partner_of(&self, customer: Uuid) -> impl Iterator<Item = &GdapRelationship> {
-        self.gdap.iter().filter(move |r| r.customer == customer)
     }
 
     /// The GDAP roles that `user` of `partner` holds in `customer` at `now`: the union of the roles of
