@@ -266,6 +266,8 @@ async fn security_relevant_changes_are_seen_by_the_next_plain_inspect() {
              "policy": {"name": "Require MFA for administrators", "state": "disabled", "roles": ["Global Administrator", "User Administrator"],
                         "exclude_service_providers": true, "grant": "mfa"}},
             {"action": "set_security_defaults", "tenant": "wideworldimporters.onmicrosoft.com", "enabled": false},
+            {"action": "grant_consent", "tenant": "northwindtraders.onmicrosoft.com", "app": "Lakeside automation",
+             "application": ["Mail.ReadWrite"]},
         ]),
     )
     .await;
@@ -279,9 +281,18 @@ async fn security_relevant_changes_are_seen_by_the_next_plain_inspect() {
         .iter()
         .filter_map(|c| c["event"]["kind"].as_str().map(String::from))
         .collect();
-    for wanted in ["global_admin_assigned", "ca_policy_disabled", "security_defaults_disabled"] {
+    for wanted in [
+        "global_admin_assigned",
+        "ca_policy_disabled",
+        "security_defaults_disabled",
+        "service_principal_with_app_permissions_added",
+    ] {
         assert!(kinds.iter().any(|k| k == wanted), "{wanted} not seen: {kinds:?}");
     }
+    // The application permission is named by its value, which makes it count as high privilege.
+    let north = env.tenant_id("northwindtraders");
+    let high = env.json(&["metrics", "--json", "--tenant", &north, "--name", "high_privilege_app_permissions"]);
+    assert_eq!(high["tenants"][0]["metrics"]["high_privilege_app_permissions"], 1, "{high:#}");
     // Each collector's window is shown by permissions, and in the dataprint.
     let p = env.json(&["permissions", "--json"]);
     let ra = p["collectors"].as_array().unwrap().iter().find(|c| c["collector"] == "roleAssignments").unwrap();

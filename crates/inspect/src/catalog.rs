@@ -64,8 +64,9 @@ pub enum Fetch {
     List,
     /// A delta query: a full round the first time, then only the changes.
     Delta,
-    /// One request per service principal holding application permissions, batched.
-    PerServicePrincipal,
+    /// One batched read per API in [`PERMISSION_RESOURCES`] (`{appId}` in the path): what was granted
+    /// of each. An API that has no service principal in the tenant (a 404) granted nothing.
+    PerResource,
     /// One request per GDAP relationship, batched.
     PerRelationship,
 }
@@ -73,9 +74,19 @@ pub enum Fetch {
 impl Fetch {
     /// Whether the read goes into the tenant's `$batch`.
     pub fn batched(self) -> bool {
-        matches!(self, Fetch::Batch | Fetch::Latest)
+        matches!(self, Fetch::Batch | Fetch::Latest | Fetch::PerResource)
     }
 }
+
+/// The APIs whose application permissions are collected: the ones whose app roles reach mail,
+/// files and the directory (Exchange Online's `full_access_as_app` is as dangerous as any Graph
+/// permission). Reading what was granted of each resource costs one batched request per resource,
+/// whatever the number of apps, so the read is cheap enough for every run.
+pub const PERMISSION_RESOURCES: &[(&str, &str)] = &[
+    ("00000003-0000-0000-c000-000000000000", "Microsoft Graph"),
+    ("00000002-0000-0ff1-ce00-000000000000", "Office 365 Exchange Online"),
+    ("00000003-0000-0ff1-ce00-000000000000", "Office 365 SharePoint Online"),
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Collector {
@@ -348,13 +359,13 @@ pub static CATALOG: &[Collector] = &[
         name: "appRoleAssignments",
         title: "Application permissions granted",
         side: Side::Customer,
-        path: "servicePrincipals/{id}/appRoleAssignments",
-        fetch: Fetch::PerServicePrincipal,
+        path: "servicePrincipals(appId='{appId}')/appRoleAssignedTo",
+        fetch: Fetch::PerResource,
         delegated: &["Application.Read.All", "Directory.Read.All"],
         application: &["Application.Read.All", "Directory.Read.All"],
         roles: APPS,
         licence: None,
-        fresh_minutes: HOUR,
+        fresh_minutes: 0,
     },
     Collector {
         name: "applications",

@@ -411,22 +411,30 @@ impl Child<'_> {
             let t0 = Instant::now();
             let items: Vec<BatchItem> = batch
                 .iter()
-                .map(|c| BatchItem { id: c.name.to_string(), path: c.path.to_string(), headers: vec![] })
+                .flat_map(|c| batch_items(c))
                 .chain(deltas.iter().map(|(c, _, path)| BatchItem {
                     id: c.name.to_string(),
                     path: path.clone(),
                     headers: vec![],
                 }))
                 .collect();
-            let mut results = self.graph.batch(&self.gtarget(), items).await;
+            let mut results: HashMap<String, Result<Value, Error>> =
+                self.graph.batch(&self.gtarget(), items).await.into_iter().collect();
             let per = t0.elapsed().as_millis() as u64 / results.len().max(1) as u64;
-            for ((c, link, _), (_, result)) in deltas.into_iter().zip(results.split_off(batch.len().min(results.len())))
-            {
-                first_pages.insert(c.name, (link, result));
+            for (c, link, _) in deltas {
+                if let Some(result) = results.remove(c.name) {
+                    first_pages.insert(c.name, (link, result));
+                }
             }
-            for (c, (_, result)) in batch.iter().zip(results) {
+            for c in &batch {
                 let mut o = Outcome { mode: Mode::Batch, duration_ms: per, collected_at: Some(now), ..Outcome::new(c) };
-                match self.follow(result, c.fetch == Fetch::Batch).await {
+                let read = if c.fetch == Fetch::PerResource {
+                    self.per_resource(c, &mut results).await
+                } else {
+                    let result = results.remove(c.name).unwrap_or_else(|| Err(missing_answer(c.name)));
+                    self.follow(result, c.fetch == Fetch::Batch).await
+                };
+                match read {
                     Ok(items) => {
                         o.items = Some(items.len());
                         collections.insert(c.name.to_string(), keyed(items));
@@ -449,7 +457,6 @@ impl Child<'_> {
         // within its limits). Conditional Access allows one request per second per tenant, so reading
         // one collector after another would make every tenant wait on it.
         let mut reads = Vec::new();
-        let mut after_service_principals = Vec::new();
         for c in to_read.iter().copied().filter(|c| !c.fetch.batched()) {
             // Once the token endpoint refused this tenant (say, a revoked refresh token found while
             // replacing an expired access token), every further read would fail the same way.
@@ -475,12 +482,8 @@ impl Child<'_> {
                 outcomes.insert(c.name, unlicensed(c, l));
                 continue;
             }
-            if c.fetch == Fetch::PerServicePrincipal {
-                after_service_principals.push(c);
-            } else {
-                let first = first_pages.remove(c.name);
-                reads.push(self.read(c, now, &collections, &token, plans.as_deref(), first));
-            }
+            let first = first_pages.remove(c.name);
+            reads.push(self.read(c, now, &token, plans.as_deref(), first));
         }
         for (c, o, items, links) in futures::future::join_all(reads).await {
             if let Some(items) = items {
@@ -489,13 +492,12 @@ impl Child<'_> {
             delta_links.extend(links);
             outcomes.insert(c.name, o);
         }
-        // Application permissions are read per service principal, so after the service principals.
-        for c in after_service_principals {
-            let (c, o, items, _) = self.read(c, now, &collections, &token, plans.as_deref(), None).await;
-            if let Some(items) = items {
-                collections.insert(c.name.to_string(), keyed(items));
-            }
-            outcomes.insert(c.name, o);
+        // Application permissions are named, and Microsoft's own apps left out, with the service
+        // principals read in the same batch.
+        if let Some(n) = name_app_permissions(&mut collections)
+            && let Some(o) = outcomes.get_mut("appRoleAssignments")
+        {
+            o.items = Some(n);
         }
 
         // Sign-in activity is not available through delta, so it is read apart and joined to users.
@@ -536,7 +538,6 @@ impl Child<'_> {
         &self,
         c: &'c Collector,
         now: DateTime<Utc>,
-        collections: &Map<String, Value>,
         token: &AccessToken,
         plans: Option<&[String]>,
         first_page: Option<(String, Result<Value, Error>)>,
@@ -546,13 +547,12 @@ impl Child<'_> {
         let mut links = Vec::new();
         let result = match c.fetch {
             Fetch::Delta => self.delta(c, &mut o, &mut links, first_page).await,
-            Fetch::PerServicePrincipal => self.app_role_assignments(collections, &mut o).await,
             Fetch::List => {
                 o.mode = Mode::Paged;
                 let cap = if c.name == "signIns" { Some(1000) } else { None };
                 self.list(c.path, cap).await
             }
-            Fetch::Batch | Fetch::Latest | Fetch::PerRelationship => Ok(Vec::new()),
+            Fetch::Batch | Fetch::Latest | Fetch::PerResource | Fetch::PerRelationship => Ok(Vec::new()),
         };
         o.duration_ms = t0.elapsed().as_millis() as u64;
         let mut items = None;
@@ -662,48 +662,21 @@ impl Child<'_> {
         Ok(d.changed)
     }
 
-    /// Application permissions of the tenant's own and third-party service principals, batched.
-    async fn app_role_assignments(
+    /// What was granted of each API in [`catalog::PERMISSION_RESOURCES`], from the batch's answers.
+    /// An API without a service principal in the tenant answers 404 and granted nothing; any other
+    /// failure fails the collector, so that a partial list is never taken for the whole.
+    async fn per_resource(
         &self,
-        collections: &Map<String, Value>,
-        o: &mut Outcome,
+        c: &Collector,
+        results: &mut HashMap<String, Result<Value, Error>>,
     ) -> Result<Vec<Value>, Error> {
-        o.mode = Mode::Batch;
-        let Some(sps) = collections.get("servicePrincipals").and_then(Value::as_object) else {
-            return Err(Error::Protocol {
-                url: "servicePrincipals".into(),
-                message: "the service principals were not read, so their permissions cannot be".into(),
-            });
-        };
-        let graph_app_roles: HashMap<String, String> = sps
-            .values()
-            .find(|sp| sp.get("appId").and_then(Value::as_str) == Some("00000003-0000-0000-c000-000000000000"))
-            .and_then(|sp| sp.get("appRoles").and_then(Value::as_array))
-            .map(|roles| {
-                roles
-                    .iter()
-                    .filter_map(|r| Some((r.get("id")?.as_str()?.to_string(), r.get("value")?.as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let items: Vec<BatchItem> = sps
-            .values()
-            .filter(|sp| sp.get("appOwnerOrganizationId").and_then(Value::as_str) != Some(MICROSOFT_TENANT))
-            .filter(|sp| sp.get("appId").and_then(Value::as_str) != Some("00000003-0000-0000-c000-000000000000"))
-            .filter_map(|sp| sp.get("id").and_then(Value::as_str))
-            .map(|id| BatchItem {
-                id: id.to_string(),
-                path: format!("servicePrincipals/{id}/appRoleAssignments"),
-                headers: vec![],
-            })
-            .collect();
         let mut out = Vec::new();
-        for (_, result) in self.graph.batch(&self.gtarget(), items).await {
-            for mut a in self.follow(result, true).await? {
-                if let Some(value) = a.get("appRoleId").and_then(Value::as_str).and_then(|id| graph_app_roles.get(id)) {
-                    a["appRoleValue"] = json!(value);
-                }
-                out.push(a);
+        for item in batch_items(c) {
+            let result = results.remove(&item.id).unwrap_or_else(|| Err(missing_answer(&item.id)));
+            match self.follow(result, true).await {
+                Ok(items) => out.extend(items),
+                Err(e) if graph_code(&e) == Some("Request_ResourceNotFound") => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
@@ -811,6 +784,63 @@ fn strip_sign_in(mut user: Value) -> Value {
         o.remove("signInActivity");
     }
     user
+}
+
+/// The batch items of a batched collector: one, or one per API for [`Fetch::PerResource`].
+fn batch_items(c: &Collector) -> Vec<BatchItem> {
+    if c.fetch == Fetch::PerResource {
+        catalog::PERMISSION_RESOURCES
+            .iter()
+            .map(|(app_id, _)| BatchItem {
+                id: format!("{}/{app_id}", c.name),
+                path: c.path.replace("{appId}", app_id),
+                headers: vec![],
+            })
+            .collect()
+    } else {
+        vec![BatchItem { id: c.name.to_string(), path: c.path.to_string(), headers: vec![] }]
+    }
+}
+
+/// A batch answer that never came (the response left an item out).
+fn missing_answer(id: &str) -> Error {
+    Error::Protocol { url: "$batch".into(), message: format!("the batch response has no answer for {id}") }
+}
+
+/// Keeps, of the application permissions read, those held by service principals (app roles can also
+/// be granted to users and groups, which is not an application permission) of apps not published by
+/// Microsoft, and names each by its value (`User.Read.All`) from the resource's app roles. Returns how
+/// many remain, or `None` when they were not read.
+fn name_app_permissions(collections: &mut Map<String, Value>) -> Option<usize> {
+    let sps = collections.get("servicePrincipals").and_then(Value::as_object).cloned().unwrap_or_default();
+    let roles: HashMap<(&str, &str), &str> = sps
+        .iter()
+        .flat_map(|(id, sp)| {
+            sp.get("appRoles")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(move |r| Some(((id.as_str(), r.get("id")?.as_str()?), r.get("value")?.as_str()?)))
+        })
+        .collect();
+    let assignments = collections.get_mut("appRoleAssignments")?.as_object_mut()?;
+    assignments.retain(|_, a| {
+        let principal = a.get("principalId").and_then(Value::as_str).and_then(|p| sps.get(p));
+        let owner = principal.and_then(|p| p.get("appOwnerOrganizationId")).and_then(Value::as_str);
+        a.get("principalType").and_then(Value::as_str).is_none_or(|t| t == "ServicePrincipal")
+            && owner != Some(MICROSOFT_TENANT)
+    });
+    for a in assignments.values_mut() {
+        let key = (
+            a.get("resourceId").and_then(Value::as_str).unwrap_or_default(),
+            a.get("appRoleId").and_then(Value::as_str).unwrap_or_default(),
+        );
+        if let Some(value) = roles.get(&key).map(|v| v.to_string()) {
+            a["appRoleValue"] = json!(value);
+            *a = canonical(a.take());
+        }
+    }
+    Some(assignments.len())
 }
 
 fn merge_sign_in_activity(collections: &mut Map<String, Value>) {

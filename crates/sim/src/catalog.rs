@@ -334,6 +334,33 @@ pub(crate) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 /// The resource identifiers that name Microsoft Graph in a scope or an audience.
 pub(crate) const GRAPH_RESOURCES: &[&str] = &["https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"];
 
+/// Application permissions that Microsoft Graph's service principal lists among its app roles in
+/// every tenant, beyond those the world's apps use.
+pub(crate) const COMMON_APPLICATION_PERMISSIONS: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "AuditLog.Read.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Domain.ReadWrite.All",
+    "Files.ReadWrite.All",
+    "Group.Read.All",
+    "Group.ReadWrite.All",
+    "Mail.Read",
+    "Mail.ReadWrite",
+    "Mail.Send",
+    "Policy.Read.All",
+    "Policy.ReadWrite.ConditionalAccess",
+    "Reports.Read.All",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.ReadWrite.Directory",
+    "Sites.FullControl.All",
+    "Sites.ReadWrite.All",
+    "User.Read.All",
+    "User.ReadWrite.All",
+];
+
 /// Microsoft Graph permissions by value. The ids are stable ids derived from the name, because the
 /// simulator only needs them to be consistent across its own responses.
 pub(crate) fn permission_id(value: &str) -> Uuid {

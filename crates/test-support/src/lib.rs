@@ -131,8 +131,10 @@ impl SimEnv {
         let req = self.http().request(method.clone(), url);
         let req = if method == reqwest::Method::GET { req } else { req.json(&body) };
         let resp = req.bearer_auth(&self.ready().control_token).send().await.expect("control API");
-        assert!(resp.status().is_success(), "control {path}: {}", resp.status());
-        resp.json().await.expect("control API JSON")
+        let status = resp.status();
+        let text = resp.text().await.expect("control API body");
+        assert!(status.is_success(), "control {path}: {status}: {text}");
+        serde_json::from_str(&text).expect("control API JSON")
     }
 }
 

@@ -426,6 +426,17 @@ mod tests {
             Some((_, Route::GdapCustomers))
         ));
         assert!(resolve(&["nonsense"]).is_none());
+        let graph = "00000003-0000-0000-c000-000000000000";
+        assert_eq!(
+            resolve(&[&format!("servicePrincipals(appId='{graph}')"), "appRoleAssignedTo"]).map(|r| r.1),
+            Some(Route::AppRoleAssignedToByAppId(graph))
+        );
+        assert_eq!(
+            resolve(&[&format!("serviceprincipals(APPID=%27{graph}%27)")]).map(|r| r.1),
+            Some(Route::ServicePrincipalByAppId(graph))
+        );
+        assert!(resolve(&[&format!("servicePrincipals(appId={graph})")]).is_none(), "the key is quoted");
+        assert!(resolve(&[&format!("servicePrincipals(appId='{graph}')"), "owners"]).is_none());
         assert_eq!(normalize_path("users/0f3c2a55-1111-4222-8333-444455556666/memberOf"), "users/{id}/memberOf");
     }
 }

@@ -584,8 +584,29 @@ pub(crate) fn service_principal(sp: &ServicePrincipal, app: Option<&App>, t: &Te
     })
 }
 
-/// Microsoft Graph's own service principal, present in every tenant.
-pub(crate) fn graph_service_principal(t: &Tenant) -> Value {
+/// Microsoft Graph's own service principal, present in every tenant, with the application
+/// permissions it defines as app roles: the common ones and every one an app of the world asks for or
+/// holds, so that a client can name any assignment it reads.
+pub(crate) fn graph_service_principal(t: &Tenant, world: &World) -> Value {
+    let mut values: Vec<&str> = catalog::COMMON_APPLICATION_PERMISSIONS.to_vec();
+    values.extend(world.apps.iter().flat_map(|a| a.application.iter().map(String::as_str)));
+    values.extend(t.service_principals.iter().flat_map(|sp| sp.application.iter().map(String::as_str)));
+    values.sort_unstable();
+    values.dedup();
+    let roles: Vec<Value> = values
+        .iter()
+        .map(|v| {
+            json!({
+                "allowedMemberTypes": ["Application"],
+                "description": format!("Allows the app to use {v} without a signed-in user."),
+                "displayName": *v,
+                "id": catalog::permission_id(v).to_string(),
+                "isEnabled": true,
+                "origin": "Application",
+                "value": *v,
+            })
+        })
+        .collect();
     json!({
         "id": graph_sp_id(t.id).to_string(),
         "accountEnabled": true,
@@ -599,7 +620,7 @@ pub(crate) fn graph_service_principal(t: &Tenant) -> Value {
         "tags": [],
         "createdDateTime": ts(t.created),
         "appRoleAssignmentRequired": false,
-        "appRoles": [],
+        "appRoles": roles,
         "oauth2PermissionScopes": [],
     })
 }

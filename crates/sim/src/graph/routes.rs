@@ -41,6 +41,9 @@ pub(super) enum Route<'a> {
     ServicePrincipals,
     ServicePrincipal(&'a str),
     AppRoleAssignments(&'a str),
+    AppRoleAssignedTo(&'a str),
+    ServicePrincipalByAppId(&'a str),
+    AppRoleAssignedToByAppId(&'a str),
     Applications,
     Grants,
     Devices,
@@ -61,6 +64,13 @@ pub(super) fn resolve<'a>(s: &[&'a str]) -> Option<(Rule, Route<'a>)> {
     use authz::*;
     let lower: Vec<String> = s.iter().map(|x| x.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if let Some(app_id) = s.first().and_then(|first| app_id_key(first)) {
+        return match &l[1..] {
+            [] => Some((APPS, Route::ServicePrincipalByAppId(app_id))),
+            ["approleassignedto"] => Some((APPS, Route::AppRoleAssignedToByAppId(app_id))),
+            _ => None,
+        };
+    }
     Some(match l.as_slice() {
         ["organization"] => (ORGANIZATION, Route::Organization),
         ["organization", _] => (ORGANIZATION, Route::OrganizationById(s[1])),
@@ -98,6 +108,7 @@ pub(super) fn resolve<'a>(s: &[&'a str]) -> Option<(Rule, Route<'a>)> {
         ["serviceprincipals"] => (APPS, Route::ServicePrincipals),
         ["serviceprincipals", _] => (APPS, Route::ServicePrincipal(s[1])),
         ["serviceprincipals", _, "approleassignments"] => (APPS, Route::AppRoleAssignments(s[1])),
+        ["serviceprincipals", _, "approleassignedto"] => (APPS, Route::AppRoleAssignedTo(s[1])),
         ["applications"] => (APPS, Route::Applications),
         ["oauth2permissiongrants"] => (GRANTS, Route::Grants),
         ["devices"] => (DEVICES, Route::Devices),
@@ -116,6 +127,19 @@ pub(super) fn resolve<'a>(s: &[&'a str]) -> Option<(Rule, Route<'a>)> {
         ["contracts"] => (CONTRACTS, Route::Contracts),
         _ => return None,
     })
+}
+
+/// The application id of a `servicePrincipals(appId='…')` segment (Graph's alternate key), its quotes
+/// written or percent-encoded.
+fn app_id_key(segment: &str) -> Option<&str> {
+    const PREFIX: &str = "servicePrincipals(appId=";
+    let head = segment.get(..PREFIX.len())?;
+    if !head.eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    let inner = segment[PREFIX.len()..].strip_suffix(')')?;
+    let quoted = |q: &str| inner.strip_prefix(q).and_then(|x| x.strip_suffix(q));
+    quoted("'").or_else(|| quoted("%27"))
 }
 
 /// Answers a request with the handler of its route, after it was authorized and throttled.
@@ -153,6 +177,9 @@ pub(super) fn dispatch(env: &Env<'_>, route: &Route<'_>) -> Result<GraphOk, Grap
         Route::ServicePrincipals => apps::service_principals(env),
         Route::ServicePrincipal(id) => apps::service_principal(env, id),
         Route::AppRoleAssignments(id) => apps::app_role_assignments(env, id),
+        Route::AppRoleAssignedTo(id) => apps::app_role_assigned_to(env, id),
+        Route::ServicePrincipalByAppId(app_id) => apps::service_principal_by_app_id(env, app_id),
+        Route::AppRoleAssignedToByAppId(app_id) => apps::app_role_assigned_to_by_app_id(env, app_id),
         Route::Applications => apps::applications(env),
         Route::Grants => apps::grants(env),
         Route::Devices => devices::list(env),
