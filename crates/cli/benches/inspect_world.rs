@@ -34,7 +34,18 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Runs a child to completion, sampling its peak memory until it exits.
+/// CPU seconds (user and system) a process has used so far, from its stat file (clock ticks of
+/// 1/100 s, as Linux reports them to user space).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields are counted after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Runs a child to completion, sampling its peak memory and CPU time until it exits.
 fn measure(mut child: Child) -> (Duration, u64, Vec<u8>) {
     let started = Instant::now();
     let pid = child.id();
@@ -45,15 +56,21 @@ fn measure(mut child: Child) -> (Duration, u64, Vec<u8>) {
         buf
     });
     let mut peak = 0;
+    let mut cpu = 0.0;
     loop {
         if let Some(k) = peak_rss_kib(pid) {
             peak = peak.max(k);
+        }
+        if let Some(c) = cpu_seconds(pid) {
+            cpu = c;
         }
         if child.try_wait().expect("wait").is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The last sample is at most 20 ms before the exit.
+    println!("  (tenantscope used {cpu:.1} s of CPU)");
     (started.elapsed(), peak, reader.join().unwrap_or_default())
 }
 
@@ -104,7 +121,12 @@ fn minimum_requests(tenant: &Value) -> u64 {
 fn main() {
     let spec = std::env::var("TS_BENCH_SPEC").unwrap_or_else(|_| "customers=1000,users=50..2000,seed=7".into());
     let runs: usize = std::env::var("TS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
-    let dir = tempfile::tempdir().expect("temp dir");
+    let mut dir = tempfile::tempdir().expect("temp dir");
+    // TS_BENCH_KEEP=1 keeps the data directory, to look into the store afterwards.
+    if std::env::var_os("TS_BENCH_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        println!("data kept in {}", dir.path().display());
+    }
     let ready_path = dir.path().join("ready.json");
     let data = dir.path().join("data");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -171,11 +193,26 @@ fn main() {
     let _ = drain.join();
     control(&rt, &ready, "POST", "counters/reset");
 
+    let sim_cpu = cpu_seconds(sim.id()).unwrap_or(0.0);
     let (elapsed, peak_kib, out) = inspect(&data, &ready.cloud_file);
+    println!("  (the simulator used {:.1} s of CPU)", cpu_seconds(sim.id()).unwrap_or(0.0) - sim_cpu);
     let report: Value = serde_json::from_slice(&out).expect("inspect --json");
     let counters = control(&rt, &ready, "GET", "counters");
     let tenants = report["tenants"].as_array().cloned().unwrap_or_default();
     let sent: u64 = tenants.iter().filter_map(|t| t["requests"].as_u64()).sum();
+    // Reading tenants, without committing them: with 16 in flight, the run cannot be shorter than
+    // this sum over 16; the rest of the wall time is committing and waiting for the writer.
+    let reading: u64 = tenants.iter().filter_map(|t| t["duration_ms"].as_u64()).sum();
+    println!(
+        "  (the partner took {:.1} s before the customers could start)",
+        report["partner"]["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+    );
+    println!(
+        "  (reading the tenants took {:.1} s in all, {:.1} s over 16 at a time; the slowest {:.1} s)",
+        reading as f64 / 1000.0,
+        reading as f64 / 16000.0,
+        tenants.iter().filter_map(|t| t["duration_ms"].as_u64()).max().unwrap_or(0) as f64 / 1000.0
+    );
     let minimum: u64 = tenants.iter().map(minimum_requests).sum();
     println!(
         "first run: {} tenants ({} ok, {} partial, {} failed) in {:.1} s, peak RSS {:.0} MiB",
@@ -208,7 +245,9 @@ fn main() {
     let after_one = size();
 
     control(&rt, &ready, "POST", "counters/reset");
+    let sim_cpu = cpu_seconds(sim.id()).unwrap_or(0.0);
     let (elapsed2, peak2, out2) = inspect(&data, &ready.cloud_file);
+    println!("  (the simulator used {:.1} s of CPU)", cpu_seconds(sim.id()).unwrap_or(0.0) - sim_cpu);
     let report2: Value = serde_json::from_slice(&out2).expect("json");
     let counters2 = control(&rt, &ready, "GET", "counters");
     let sent2: u64 =

@@ -113,6 +113,49 @@ pub struct Collector {
     /// delta every run. Only what is expensive and changes slowly (reports, sign-in logs, secure
     /// score, devices, licences, the organization) keeps a window.
     pub fresh_minutes: u32,
+    /// A condition under which the collection is read on every run despite its window: one whose
+    /// content matters to security only while something else uses it.
+    pub every_run_while: Option<Condition>,
+}
+
+/// When a windowed collection is security-relevant, decided on the run's own reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// A Conditional Access policy of this run names locations (named locations, or all trusted
+    /// ones): then a changed location (an address range added, a location marked trusted) changes
+    /// who gets in. Named locations that no policy uses change nothing about access.
+    LocationsInUse,
+}
+
+impl Condition {
+    /// Whether the condition holds of the collections read so far in the run.
+    pub fn holds(self, collections: &serde_json::Map<String, serde_json::Value>) -> bool {
+        match self {
+            Condition::LocationsInUse => {
+                let Some(policies) = collections.get("conditionalAccessPolicies").and_then(|p| p.as_object()) else {
+                    // Without this run's policies, nothing shows the locations unused.
+                    return true;
+                };
+                policies.values().any(|p| {
+                    let locations = p.pointer("/conditions/locations");
+                    ["includeLocations", "excludeLocations"].iter().any(|k| {
+                        locations
+                            .and_then(|l| l.get(*k))
+                            .and_then(|v| v.as_array())
+                            .is_some_and(|v| v.iter().any(|x| x.as_str() != Some("All")))
+                    })
+                })
+            }
+        }
+    }
+
+    /// The condition in words, for `permissions` and `dataprint show`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Condition::LocationsInUse => "while a Conditional Access policy uses locations",
+        }
+    }
 }
 
 const DIRECTORY: &[&str] = &[
@@ -150,6 +193,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 6 * HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "domains",
@@ -162,6 +206,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "subscribedSkus",
@@ -174,6 +219,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "subscriptions",
@@ -186,6 +232,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 6 * HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "users",
@@ -198,6 +245,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "signInActivity",
@@ -210,6 +258,7 @@ pub static CATALOG: &[Collector] = &[
         roles: REPORTS,
         licence: Some(Licence::P1),
         fresh_minutes: 12 * HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "groups",
@@ -222,6 +271,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "userRegistrationDetails",
@@ -234,6 +284,7 @@ pub static CATALOG: &[Collector] = &[
         roles: REPORTS,
         licence: Some(Licence::P1),
         fresh_minutes: 6 * HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "directoryRoles",
@@ -246,6 +297,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "roleDefinitions",
@@ -258,6 +310,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 24 * HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "roleAssignments",
@@ -270,6 +323,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "conditionalAccessPolicies",
@@ -282,6 +336,7 @@ pub static CATALOG: &[Collector] = &[
         roles: POLICY,
         licence: Some(Licence::P1),
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "namedLocations",
@@ -293,7 +348,10 @@ pub static CATALOG: &[Collector] = &[
         application: &["Policy.Read.All"],
         roles: POLICY,
         licence: Some(Licence::P1),
-        fresh_minutes: 0,
+        // Conditional Access allows one request per second, so this read costs a round trip of its
+        // own a second after the batch; it is worth it only while a policy uses locations.
+        fresh_minutes: 6 * HOUR,
+        every_run_while: Some(Condition::LocationsInUse),
     },
     Collector {
         name: "securityDefaults",
@@ -306,6 +364,7 @@ pub static CATALOG: &[Collector] = &[
         roles: POLICY,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "authorizationPolicy",
@@ -318,6 +377,7 @@ pub static CATALOG: &[Collector] = &[
         roles: POLICY,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "authenticationMethodsPolicy",
@@ -330,6 +390,7 @@ pub static CATALOG: &[Collector] = &[
         roles: POLICY,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "secureScores",
@@ -342,6 +403,7 @@ pub static CATALOG: &[Collector] = &[
         roles: POLICY,
         licence: None,
         fresh_minutes: 12 * HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "servicePrincipals",
@@ -354,6 +416,7 @@ pub static CATALOG: &[Collector] = &[
         roles: APPS,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "appRoleAssignments",
@@ -366,6 +429,7 @@ pub static CATALOG: &[Collector] = &[
         roles: APPS,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "applications",
@@ -378,6 +442,7 @@ pub static CATALOG: &[Collector] = &[
         roles: APPS,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "oauth2PermissionGrants",
@@ -390,6 +455,7 @@ pub static CATALOG: &[Collector] = &[
         roles: APPS,
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "devices",
@@ -402,6 +468,7 @@ pub static CATALOG: &[Collector] = &[
         roles: DIRECTORY,
         licence: None,
         fresh_minutes: 6 * HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "managedDevices",
@@ -414,6 +481,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[GLOBAL_READER, INTUNE_ADMINISTRATOR, GLOBAL_ADMINISTRATOR],
         licence: Some(Licence::Intune),
         fresh_minutes: 6 * HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "signIns",
@@ -426,6 +494,7 @@ pub static CATALOG: &[Collector] = &[
         roles: REPORTS,
         licence: Some(Licence::P1),
         fresh_minutes: 12 * HOUR,
+        every_run_while: None,
     },
     // The partner tenant.
     Collector {
@@ -439,6 +508,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[],
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "me",
@@ -451,6 +521,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[],
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "memberOf",
@@ -463,6 +534,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[],
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "delegatedAdminRelationships",
@@ -475,6 +547,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[GLOBAL_READER, DIRECTORY_READERS, SECURITY_READER, GLOBAL_ADMINISTRATOR],
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "accessAssignments",
@@ -487,6 +560,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[GLOBAL_READER, DIRECTORY_READERS, SECURITY_READER, GLOBAL_ADMINISTRATOR],
         licence: None,
         fresh_minutes: HOUR,
+        every_run_while: None,
     },
     Collector {
         name: "delegatedAdminCustomers",
@@ -499,6 +573,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[GLOBAL_READER, DIRECTORY_READERS, SECURITY_READER, GLOBAL_ADMINISTRATOR],
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "groups",
@@ -511,6 +586,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[],
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
     Collector {
         name: "contracts",
@@ -523,6 +599,7 @@ pub static CATALOG: &[Collector] = &[
         roles: &[],
         licence: None,
         fresh_minutes: 0,
+        every_run_while: None,
     },
 ];
 

@@ -359,18 +359,9 @@ impl Child<'_> {
                 outcomes.insert(c.name, o);
                 continue;
             }
-            if !self.options.full
-                && c.fresh_minutes > 0
-                && self.previous.was_ok(c.name)
-                && let Some(at) = self.previous.collected_at(c.name)
-                && now - at < Duration::minutes(i64::from(c.fresh_minutes))
-                && let Some(prev) = self.previous.take(c.name)
-            {
-                outcomes.insert(
-                    c.name,
-                    Outcome { items: Some(prev.len()), mode: Mode::Reused, collected_at: Some(at), ..Outcome::new(c) },
-                );
-                collections.insert(c.name.to_string(), Value::Object(prev));
+            // A collection read every run under a condition is decided after the batch, on this
+            // run's reads.
+            if c.every_run_while.is_none() && self.reuse(c, now, &mut outcomes, &mut collections) {
                 continue;
             }
             to_read.push(c);
@@ -378,7 +369,9 @@ impl Child<'_> {
 
         // Phase one: the batch of small reads, which includes the licences that gate phase two. A
         // licence-gated read joins it unless the last good dataprint shows the licence missing.
-        let known_plans = self.previous.service_plans();
+        // The licences this run reuses are already in `collections` (moved out of the previous
+        // dataprint); a tenant whose licences are read again falls back on the previous ones.
+        let known_plans = service_plans(collections.get("subscribedSkus")).or_else(|| self.previous.service_plans());
         let mut batch: Vec<&'static Collector> = Vec::new();
         for c in to_read.iter().copied().filter(|c| c.fetch.batched()) {
             if let (Some(l), Some(plans)) = (c.licence, &known_plans)
@@ -480,6 +473,12 @@ impl Child<'_> {
                 && !plans.iter().any(|p| p == l.service_plan())
             {
                 outcomes.insert(c.name, unlicensed(c, l));
+                continue;
+            }
+            if let Some(condition) = c.every_run_while
+                && !condition.holds(&collections)
+                && self.reuse(c, now, &mut outcomes, &mut collections)
+            {
                 continue;
             }
             let first = first_pages.remove(c.name);
@@ -662,6 +661,32 @@ impl Child<'_> {
         Ok(d.changed)
     }
 
+    /// Reuses the previous run's collection when it was read well and inside its window; says
+    /// whether it did.
+    fn reuse(
+        &self,
+        c: &'static Collector,
+        now: DateTime<Utc>,
+        outcomes: &mut BTreeMap<&'static str, Outcome>,
+        collections: &mut Map<String, Value>,
+    ) -> bool {
+        if !self.options.full
+            && c.fresh_minutes > 0
+            && self.previous.was_ok(c.name)
+            && let Some(at) = self.previous.collected_at(c.name)
+            && now - at < Duration::minutes(i64::from(c.fresh_minutes))
+            && let Some(prev) = self.previous.take(c.name)
+        {
+            outcomes.insert(
+                c.name,
+                Outcome { items: Some(prev.len()), mode: Mode::Reused, collected_at: Some(at), ..Outcome::new(c) },
+            );
+            collections.insert(c.name.to_string(), Value::Object(prev));
+            return true;
+        }
+        false
+    }
+
     /// What was granted of each API in [`catalog::PERMISSION_RESOURCES`], from the batch's answers.
     /// An API without a service principal in the tenant answers 404 and granted nothing; any other
     /// failure fails the collector, so that a partial list is never taken for the whole.
@@ -702,6 +727,9 @@ impl Child<'_> {
             // that a reader of the dataprint knows how old each collection may be.
             if let Some(c) = catalog::find(Side::Customer, o.name) {
                 s["fresh_minutes"] = json!(c.fresh_minutes);
+                if let Some(condition) = c.every_run_while {
+                    s["every_run_while"] = json!(condition);
+                }
             }
             if let Some(r) = &o.reason {
                 s["reason"] = json!({ "kind": r.kind, "detail": r.detail });

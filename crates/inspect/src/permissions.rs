@@ -53,6 +53,8 @@ pub struct Requirement {
     pub licence: Option<String>,
     /// Minutes a collection stays fresh before a run reads it again; 0 means every run reads it.
     pub fresh_minutes: u32,
+    /// When set, every run reads it while this holds, whatever its window.
+    pub every_run_while: Option<catalog::Condition>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +106,7 @@ pub fn derive() -> Permissions {
             least_role: least_read_only(c.roles).map(|r| roles::name(r).to_string()),
             licence: c.licence.map(|l| l.label().to_string()),
             fresh_minutes: c.fresh_minutes,
+            every_run_while: c.every_run_while,
         });
     }
     let customers: Vec<&Collector> = catalog::customer_collectors().collect();

@@ -107,6 +107,16 @@ async fn moving_the_clock_decides_what_is_reused_and_what_is_read_again() {
     );
     assert!(again.requests < first_requests, "{} requests then {}", first_requests, again.requests);
     assert!(again.collectors.iter().any(|c| c.mode == Mode::Reused), "slow collections are reused");
+    // A tenant whose reused licences lack Entra ID P1 is not asked for what P1 gates: the collectors
+    // are skipped up front, with no request and so no refusal to diagnose.
+    let unlicensed: Vec<(&str, &str)> = second
+        .tenants
+        .iter()
+        .flat_map(|t| t.collectors.iter().map(move |c| (t.display_name.as_str(), c)))
+        .filter(|(_, c)| c.reason.as_ref().is_some_and(|r| r["kind"] == "license") && c.diagnosis.is_some())
+        .map(|(t, c)| (t, c.name.as_str()))
+        .collect();
+    assert!(unlicensed.is_empty(), "asked again for what the licences do not cover: {unlicensed:?}");
 
     // Past the longest freshness window every collection is read again.
     let longest = inspect::catalog::CATALOG.iter().map(|c| i64::from(c.fresh_minutes)).max().unwrap_or(0);
@@ -116,6 +126,41 @@ async fn moving_the_clock_decides_what_is_reused_and_what_is_read_again() {
     assert!(later.collectors.iter().all(|c| c.mode != Mode::Reused), "{:?}", later.collectors);
     let stored = f.store.last_good_dataprint(&northwind).await.expect("read").expect("kept");
     assert_eq!(stored.0.confirmed_run_id, third.run_id);
+}
+
+/// Named locations matter to access only while a Conditional Access policy uses them: then every
+/// run reads them (a range added to a trusted location is a way in); otherwise they keep a window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_locations_are_read_every_run_while_a_policy_uses_them() {
+    let f = Fixture::new("sqlite::memory:").await;
+    let tenant = "northwindtraders.onmicrosoft.com";
+    let policy = |outside: Option<&str>| {
+        json!([{"action": "set_ca_policy", "tenant": tenant, "policy": {
+            "name": "Require MFA outside HQ", "users": "all", "exclude_service_providers": true, "grant": "mfa",
+            "outside_locations": outside.map(|o| vec![o]),
+        }}])
+    };
+    let mode = |report: &RunReport| {
+        f.summary(report, "northwindtraders")
+            .collectors
+            .iter()
+            .find(|c| c.name == "namedLocations")
+            .map(|c| c.mode)
+            .expect("named locations are collected")
+    };
+    f.env.control(reqwest::Method::POST, "actions", policy(None)).await;
+    let first = f.run().await;
+    assert_ne!(mode(&first), Mode::Reused);
+    // No policy uses locations: minutes later they are kept, not read.
+    f.advance(0).await;
+    f.clock.advance(Duration::minutes(10));
+    assert_eq!(mode(&f.run().await), Mode::Reused);
+    // A policy that uses them makes the next run read them, as every run after it.
+    f.env.control(reqwest::Method::POST, "actions", policy(Some("Northwind HQ"))).await;
+    f.clock.advance(Duration::minutes(10));
+    assert_ne!(mode(&f.run().await), Mode::Reused);
+    f.clock.advance(Duration::minutes(10));
+    assert_ne!(mode(&f.run().await), Mode::Reused);
 }
 
 #[cfg(unix)]

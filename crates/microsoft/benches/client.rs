@@ -66,7 +66,7 @@ fn main() {
         let target = Target { tenant: customer.clone(), grant: Grant::Partner };
         paging(&server, auth.clone(), &target, "default pacing (40 requests/s per tenant)", GraphOptions::default())
             .await;
-        let unpaced = GraphOptions { per_tenant_rate: 100_000, ..GraphOptions::default() };
+        let unpaced = GraphOptions { directory_units_per_10s: 1_000_000, ..GraphOptions::default() };
         paging(&server, auth, &target, "pacing lifted", unpaced).await;
     });
 }

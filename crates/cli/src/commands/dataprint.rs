@@ -109,9 +109,10 @@ pub async fn run(cmd: DataprintCommand, g: &Global) -> anyhow::Result<ExitCode> 
             let mut rows = Vec::new();
             if let Some(collectors) = doc["collectors"].as_object() {
                 for (name, c) in collectors {
+                    let condition = serde_json::from_value(c["every_run_while"].clone()).ok();
                     let fresh = c["fresh_minutes"]
                         .as_u64()
-                        .map(|m| if m == 0 { "every run".to_string() } else { format!("{} h", m / 60) });
+                        .map(|m| super::permissions::window(u32::try_from(m).unwrap_or(u32::MAX), condition));
                     rows.push(vec![
                         name.clone(),
                         s(&c["status"]),

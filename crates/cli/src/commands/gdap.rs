@@ -66,7 +66,12 @@ pub async fn run(args: GdapArgs, g: &Global) -> anyhow::Result<ExitCode> {
                 if groups.is_empty() { "none".into() } else { groups },
                 r.end.map(|e| e.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into()),
                 r.auto_extend.clone().unwrap_or_else(|| "no".into()),
-                r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                match r.days_left {
+                    // Thirty days is the notice Partner Center gives, and what an MSP needs to renew.
+                    Some(d) if r.status == "active" && d <= 30 => format!("{d} (ends soon)"),
+                    Some(d) => d.to_string(),
+                    None => "-".into(),
+                },
             ]
         })
         .collect();

@@ -47,9 +47,9 @@ pub struct LogoutArgs {
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// The tenant (id, domain or name).
+    /// The tenant (id, domain or name); by default the partner tenant of the signed-in account.
     #[arg(long)]
-    pub tenant: String,
+    pub tenant: Option<String>,
     /// Print the decoded claims (the only output this command has: the token itself is never printed).
     #[arg(long, default_value_t = true)]
     pub claims: bool,
@@ -201,7 +201,15 @@ pub async fn token(args: TokenArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(g).await?;
     let client_id = ctx.client_id(None).await?;
     let auth = ctx.auth(&client_id, None)?;
-    let resolved = ctx.resolve(&auth, &args.tenant).await?;
+    let wanted = match args.tenant {
+        Some(t) => t,
+        None => auth
+            .account()
+            .await?
+            .map(|a| a.home_tenant)
+            .ok_or_else(|| anyhow!("nobody is signed in; run `tenantscope login` first"))?,
+    };
+    let resolved = ctx.resolve(&auth, &wanted).await?;
     let (tenant, grant, mode) = (resolved.access.tenant_id.to_string(), resolved.access.grant, resolved.access.mode);
     let token = if args.fresh {
         auth.fresh_token(&tenant, &grant).await

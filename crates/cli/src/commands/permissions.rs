@@ -64,11 +64,16 @@ async fn tenant_view(g: &Global, query: &str) -> anyhow::Result<TenantView> {
     Ok(TenantView { id: access.tenant_id.to_string(), name, mode: access.mode, gaps, granted })
 }
 
-fn window(minutes: u32) -> String {
-    match minutes {
-        0 => "every run".into(),
+/// When a collection is read again, in words: `every run`, `6 h`, or a condition and a window.
+pub fn window(minutes: u32, every_run_while: Option<inspect::catalog::Condition>) -> String {
+    let plain = match minutes {
+        0 => "every run".to_string(),
         m if m % 60 == 0 => format!("{} h", m / 60),
         m => format!("{m} min"),
+    };
+    match every_run_while {
+        Some(c) if minutes > 0 => format!("every run {}, else {plain}", c.describe()),
+        _ => plain,
     }
 }
 
@@ -128,7 +133,7 @@ pub async fn run(args: PermissionsArgs, g: &Global) -> anyhow::Result<ExitCode> 
                 r.application.clone(),
                 r.least_role.clone().unwrap_or_else(|| "-".into()),
                 r.licence.clone().unwrap_or_default(),
-                window(r.fresh_minutes),
+                window(r.fresh_minutes, r.every_run_while),
             ]
         })
         .collect();

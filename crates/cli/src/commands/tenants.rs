@@ -61,6 +61,7 @@ pub struct AddAppArgs {
     /// When the secret or certificate expires (RFC 3339 or YYYY-MM-DD), for expiry warnings.
     #[arg(long)]
     pub expires: Option<String>,
+    /// A name of your own for the customer, shown beside its name (never instead of it).
     #[arg(long)]
     pub label: Option<String>,
 }
