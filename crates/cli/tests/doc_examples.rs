@@ -295,7 +295,10 @@ fn command_path_len(args: &[String], helps: &mut HashMap<Vec<String>, Help>) -> 
 
 /// Commands that sign in, sign out, start a server or the demo: checked, not run.
 fn runnable(args: &[String]) -> bool {
-    !matches!(args.first().map(String::as_str), Some("login" | "logout" | "demo" | "sim") | None)
+    !matches!(
+        args.first().map(String::as_str),
+        Some("login" | "logout" | "demo" | "sim" | "serve" | "hash-password") | None
+    )
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub struct RunOptions {
     pub cloud: Option<String>,
     /// Metrics and alert rules evaluated after each tenant is committed; `None` records no history.
     pub history: Option<HistoryOptions>,
+    /// The job this run works for (the platform's queue): the run commits only while the job's
+    /// lease holds, and skips the tenants an earlier attempt of the job committed already.
+    pub job: Option<store::JobLease>,
 }
 
 /// What history to record during a run.
@@ -98,6 +101,7 @@ impl Default for RunOptions {
             concurrency: 16,
             cloud: None,
             history: Some(HistoryOptions::default()),
+            job: None,
         }
     }
 }
@@ -329,7 +333,14 @@ impl Runner {
     /// Runs the partner inspection and every customer's, committing as it goes.
     pub async fn run(&self) -> Result<RunReport, RunError> {
         let started = self.clock.now();
-        let run = self.store.start_run("inspect", started).await?;
+        let (run, done) = match &self.options.job {
+            Some(lease) => {
+                let run = self.store.start_job_run(lease, "inspect", started).await?;
+                let done: HashSet<TenantId> = self.store.job_tenants(&lease.job_id).await?.into_iter().collect();
+                (run, done)
+            }
+            None => (self.store.start_run("inspect", started).await?, HashSet::new()),
+        };
         let auth = self.graph.auth.clone();
         let accounts = auth.accounts().await?;
         let partner_account = accounts.iter().find(|a| a.role == AccountRole::Partner).cloned();
@@ -381,30 +392,38 @@ impl Runner {
                 })
                 .await?;
             let previous = self.store.last_good_dataprint(&partner_id).await?.map(|(m, _)| m.id);
-            let summary = self
-                .finish_tenant(
-                    &run.id,
-                    Inspected {
-                        tenant_id: &partner_id,
-                        display_name: partner_name,
-                        label: known.get(&partner_id).and_then(|t| t.label.clone()),
-                        domain: partner_domain,
-                        auth: AuthMode::Partner,
-                        status: p.status,
-                        outcomes: &p.outcomes,
-                        dataprint: p.dataprint.as_ref(),
-                        diagnosis: p.diagnosis.as_ref(),
-                        token_error: p.token_error.as_ref(),
-                        previous: previous.as_ref(),
-                        metrics: &p.metrics,
-                        delta_links: &[],
-                        started: p.started,
-                        finished: p.finished,
-                        requests: self.graph.requests_for(partner_id.as_str()).saturating_sub(requests_before),
-                    },
+            // An earlier attempt of this run's job committed the partner already: its customers
+            // are still read (above) so that the plan is complete, but its result is not committed
+            // twice.
+            let summary = if done.contains(&partner_id) {
+                None
+            } else {
+                Some(
+                    self.finish_tenant(
+                        &run.id,
+                        Inspected {
+                            tenant_id: &partner_id,
+                            display_name: partner_name,
+                            label: known.get(&partner_id).and_then(|t| t.label.clone()),
+                            domain: partner_domain,
+                            auth: AuthMode::Partner,
+                            status: p.status,
+                            outcomes: &p.outcomes,
+                            dataprint: p.dataprint.as_ref(),
+                            diagnosis: p.diagnosis.as_ref(),
+                            token_error: p.token_error.as_ref(),
+                            previous: previous.as_ref(),
+                            metrics: &p.metrics,
+                            delta_links: &[],
+                            started: p.started,
+                            finished: p.finished,
+                            requests: self.graph.requests_for(partner_id.as_str()).saturating_sub(requests_before),
+                        },
+                    )
+                    .await,
                 )
-                .await;
-            partner_summary = Some(summary);
+            };
+            partner_summary = summary;
             for c in &p.customers {
                 let key = TenantId::new(&c.tenant_id);
                 if !known.contains_key(&key) {
@@ -451,7 +470,8 @@ impl Runner {
                 return Err(e);
             }
         };
-        let plan = self.plan(&customers, &accounts, &known, selected.as_ref()).await?;
+        let mut plan = self.plan(&customers, &accounts, &known, selected.as_ref()).await?;
+        plan.targets.retain(|t| !done.contains(&t.tenant_id));
         if plan.targets.is_empty() && partner_summary.is_none() {
             self.store.finish_run(&run.id, store::RunStatus::Failed, self.clock.now(), &json!({})).await?;
             return Err(RunError::NothingToInspect);

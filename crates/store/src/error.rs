@@ -131,6 +131,26 @@ pub enum StoreError {
     /// A record the operation needs does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+
+    /// A worker wrote for a job it no longer holds: another worker claimed the job since (its lease
+    /// expired), or the job was cancelled or finished. Nothing was written.
+    #[error("job {job_id}: this worker's lease (fence {fence}) is no longer valid; the write was refused")]
+    Fenced {
+        /// The job.
+        job_id: String,
+        /// The fence the refused write carried.
+        fence: i64,
+    },
+
+    /// The job already committed this tenant's result in another run (each tenant's result is
+    /// committed once per job).
+    #[error("job {job_id} has already committed the result of tenant {tenant_id}")]
+    AlreadyCommitted {
+        /// The job.
+        job_id: String,
+        /// The tenant.
+        tenant_id: String,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {

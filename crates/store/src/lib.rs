@@ -3,10 +3,12 @@
 //! Everything tenantscope keeps between runs goes through the [`Store`]
 //! trait, the union of one trait per capability ([`TenantStore`],
 //! [`RunStore`], [`DataprintStore`], [`SecretStore`], [`SettingsStore`],
-//! [`HistoryStore`], [`AlertStore`], [`AdminStore`]): tenants, runs and their per-tenant results, dataprints (content
+//! [`HistoryStore`], [`AlertStore`], [`JobStore`], [`AccessStore`], [`AuditStore`],
+//! [`AdminStore`]): tenants, runs and their per-tenant results, dataprints (content
 //! addressed and compressed), delta links, the encrypted Microsoft token
 //! cache, app credentials of customer tenants, settings, and the history
-//! tables (metrics, change events, alerts, baselines).
+//! tables (metrics, change events, alerts, baselines), and the platform's job queue, schedules,
+//! sessions, API tokens and audit log.
 //!
 //! One implementation serves two SQL dialects: SQLite, embedded and the
 //! default, and PostgreSQL for scale-out. [`open`] picks the dialect from the
@@ -58,7 +60,8 @@ pub use key::{KEY_ENV, KEY_FILE_NAME, KEY_LEN, Key};
 pub use model::*;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use traits::{
-    AdminStore, AlertStore, DataprintStore, HistoryStore, RunStore, SecretStore, SettingsStore, Store, TenantStore,
+    AccessStore, AdminStore, AlertStore, AuditStore, DataprintStore, HistoryStore, JobStore, RunStore, SecretStore,
+    SettingsStore, Store, TenantStore,
 };
 pub use vocab::{Severity, TenantId};
 

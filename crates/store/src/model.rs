@@ -613,3 +613,162 @@ pub enum Backend {
     /// PostgreSQL.
     Postgres,
 }
+
+text_enum! {
+    /// Where a job is in its life.
+    JobStatus {
+        /// Waiting for a worker (or for its retry time, `not_before`).
+        Queued = "queued",
+        /// Claimed by a worker that holds its lease.
+        Running = "running",
+        /// Finished; its result is in `result`.
+        Succeeded = "succeeded",
+        /// Failed `max_attempts` times (or its lease expired as often); `last_error` says why.
+        Dead = "dead",
+        /// Cancelled by an operator before it finished.
+        Cancelled = "cancelled",
+    }
+}
+
+impl JobStatus {
+    /// Whether the job will not change any more.
+    pub const fn is_final(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Dead | JobStatus::Cancelled)
+    }
+}
+
+/// A job to queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// What to do, for example `inspect` or `doctor`; the worker interprets it with `params`.
+    pub kind: String,
+    pub params: Value,
+    /// The agent pool that runs it (`local`: the server's own worker).
+    pub pool: String,
+    /// Tries before the job is dead.
+    pub max_attempts: i64,
+    /// Not claimed before this time.
+    pub not_before: DateTime<Utc>,
+    /// Who asked for it: `scheduler`, a user, an API token.
+    pub created_by: String,
+}
+
+/// A job as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub params: Value,
+    pub pool: String,
+    pub status: JobStatus,
+    /// Claims so far (each claim is an attempt).
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// The fence of the latest claim; see [`JobLease`].
+    pub fence: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub not_before: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub result: Option<Value>,
+    /// The worker's latest progress report.
+    pub progress: Option<Value>,
+}
+
+impl JobRecord {
+    /// The lease this record's current claim holds.
+    pub fn lease(&self) -> Option<JobLease> {
+        Some(JobLease { job_id: self.id.clone(), fence: self.fence, owner: self.lease_owner.clone()? })
+    }
+}
+
+/// What a worker holds while it runs a job. Every write it makes for the job carries the fence;
+/// once the job is claimed again (its lease expired) the old fence is refused with
+/// [`crate::StoreError::Fenced`], so a late worker cannot commit anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLease {
+    pub job_id: String,
+    pub fence: i64,
+    pub owner: String,
+}
+
+/// How a worker's attempt of a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    /// Done: the job is final with this result.
+    Succeeded(Value),
+    /// Failed: retried at `retry_at` unless it has used all its attempts (then dead).
+    Failed { error: String, retry_at: DateTime<Utc> },
+    /// Stopped because an operator cancelled it.
+    Cancelled,
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub kind: Option<String>,
+    /// Only jobs created before this id (ids sort by creation), for pagination.
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
+/// An operator's session: the cookie holds a random id, the store only its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id_hash: String,
+    /// The operator's stable identity (the ID token's `oid`, or `break-glass:NAME`).
+    pub subject: String,
+    pub name: String,
+    pub role: String,
+    /// The token every state-changing request of this session must carry.
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub address: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An API token: shown once when created, kept as a hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiTokenRecord {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// One line of the audit log: who did what, when, from where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Assigned by the store; 0 in an entry to append.
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub address: Option<String>,
+    pub detail: Value,
+}
+
+/// Which audit entries to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Only entries with an id below this one, for pagination.
+    pub before: Option<i64>,
+    pub limit: u32,
+}

@@ -510,3 +510,87 @@ pub(crate) fn outbox_item(row: &impl RowExt) -> Result<crate::OutboxItem> {
         delivered_at: row.opt_ts("delivered_at")?,
     })
 }
+
+macro_rules! job_columns {
+    () => {
+        "id, kind, params, pool, status, attempts, max_attempts, fence, lease_owner, lease_until, not_before, \
+         created_at, created_by, started_at, finished_at, cancel_requested_at, last_error, result, progress"
+    };
+}
+
+pub(crate) fn job(row: &impl RowExt) -> Result<crate::JobRecord> {
+    Ok(crate::JobRecord {
+        id: row.text("id")?,
+        kind: row.text("kind")?,
+        params: row.json("params")?,
+        pool: row.text("pool")?,
+        status: row.enum_value("status")?,
+        attempts: row.int("attempts")?,
+        max_attempts: row.int("max_attempts")?,
+        fence: row.int("fence")?,
+        lease_owner: row.opt_text("lease_owner")?,
+        lease_until: row.opt_ts("lease_until")?,
+        not_before: row.ts("not_before")?,
+        created_at: row.ts("created_at")?,
+        created_by: row.text("created_by")?,
+        started_at: row.opt_ts("started_at")?,
+        finished_at: row.opt_ts("finished_at")?,
+        cancel_requested_at: row.opt_ts("cancel_requested_at")?,
+        last_error: row.opt_text("last_error")?,
+        result: row.opt_json("result")?,
+        progress: row.opt_json("progress")?,
+    })
+}
+
+macro_rules! session_columns {
+    () => {
+        "id_hash, subject, name, role, csrf, created_at, expires_at, last_seen_at, address, revoked_at"
+    };
+}
+
+pub(crate) fn session(row: &impl RowExt) -> Result<crate::SessionRecord> {
+    Ok(crate::SessionRecord {
+        id_hash: row.text("id_hash")?,
+        subject: row.text("subject")?,
+        name: row.text("name")?,
+        role: row.text("role")?,
+        csrf: row.text("csrf")?,
+        created_at: row.ts("created_at")?,
+        expires_at: row.ts("expires_at")?,
+        last_seen_at: row.ts("last_seen_at")?,
+        address: row.opt_text("address")?,
+        revoked_at: row.opt_ts("revoked_at")?,
+    })
+}
+
+macro_rules! token_columns {
+    () => {
+        "id, name, hash, role, created_at, created_by, expires_at, revoked_at, last_used_at"
+    };
+}
+
+pub(crate) fn api_token(row: &impl RowExt) -> Result<crate::ApiTokenRecord> {
+    Ok(crate::ApiTokenRecord {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        hash: row.text("hash")?,
+        role: row.text("role")?,
+        created_at: row.ts("created_at")?,
+        created_by: row.text("created_by")?,
+        expires_at: row.ts("expires_at")?,
+        revoked_at: row.opt_ts("revoked_at")?,
+        last_used_at: row.opt_ts("last_used_at")?,
+    })
+}
+
+pub(crate) fn audit_entry(row: &impl RowExt) -> Result<crate::AuditEntry> {
+    Ok(crate::AuditEntry {
+        id: row.int("id")?,
+        at: row.ts("at")?,
+        actor: row.text("actor")?,
+        action: row.text("action")?,
+        target: row.opt_text("target")?,
+        address: row.opt_text("address")?,
+        detail: row.json("detail")?,
+    })
+}

@@ -107,6 +107,9 @@ pub trait RunStore: Send + Sync {
     /// The latest result of a tenant in any run, by `finished_at`.
     async fn last_tenant_run(&self, tenant_id: &TenantId) -> Result<Option<TenantRunRecord>>;
 
+    /// Every tenant's latest result (by `finished_at`), one per tenant, in no particular order.
+    async fn latest_tenant_runs(&self) -> Result<Vec<TenantRunRecord>>;
+
     /// Every tenant result of a run, in start order.
     async fn tenant_runs(&self, run_id: &RunId) -> Result<Vec<TenantRunRecord>>;
 
@@ -356,6 +359,119 @@ pub trait AlertStore: Send + Sync {
     async fn outbox(&self, alert_key: Option<&str>, limit: u32) -> Result<Vec<OutboxItem>>;
 }
 
+/// The platform's job queue: jobs claimed with leases, fenced results, per-tenant schedules, and
+/// named leases that elect one scheduler among replicas.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Queues a job; it gets an id that sorts by creation time.
+    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> Result<JobRecord>;
+
+    /// A job by id.
+    async fn get_job(&self, id: &str) -> Result<Option<JobRecord>>;
+
+    /// Jobs, newest first.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>>;
+
+    /// Claims the oldest due job of `pool` for `owner` until `now + lease`: a queued job whose
+    /// `not_before` has come, or a running job whose lease expired (its worker is presumed dead).
+    /// Each claim is an attempt and increments the job's fence. Before claiming, running jobs whose
+    /// lease expired on their last attempt become dead, and those an operator cancelled become
+    /// cancelled. Two workers never claim the same job at once.
+    async fn claim_job(
+        &self,
+        owner: &str,
+        pool: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<JobRecord>>;
+
+    /// Extends a claimed job's lease to `now + lease` and records the worker's progress (if any).
+    /// Returns the job, whose `cancel_requested_at` tells the worker to stop; refused with
+    /// [`crate::StoreError::Fenced`] when the lease is no longer the worker's.
+    async fn heartbeat_job(
+        &self,
+        lease: &JobLease,
+        now: DateTime<Utc>,
+        lease_for: chrono::Duration,
+        progress: Option<&Value>,
+    ) -> Result<JobRecord>;
+
+    /// Ends a worker's attempt; refused with [`crate::StoreError::Fenced`] when the lease is no
+    /// longer the worker's. A failed attempt is queued again at its retry time, or is dead when it
+    /// was the last; a job an operator cancelled ends cancelled whatever the outcome.
+    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<JobRecord>;
+
+    /// Cancels a job: a queued job at once, a running one when its worker next heartbeats. `None`
+    /// when there is no such job; a final job is returned unchanged.
+    async fn cancel_job(&self, id: &str, now: DateTime<Utc>) -> Result<Option<JobRecord>>;
+
+    /// Starts a run on behalf of a claimed job. The run's tenant results are committed only while
+    /// the job is still claimed with this lease's fence, and each tenant at most once per job
+    /// ([`crate::StoreError::Fenced`], [`crate::StoreError::AlreadyCommitted`]).
+    async fn start_job_run(&self, lease: &JobLease, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
+
+    /// The tenants whose results a job has committed, in any of its runs.
+    async fn job_tenants(&self, job_id: &str) -> Result<Vec<TenantId>>;
+
+    /// The runs a job started, oldest first.
+    async fn job_runs(&self, job_id: &str) -> Result<Vec<RunRecord>>;
+
+    /// When each scheduled tenant is next due.
+    async fn schedule_state(&self) -> Result<Vec<(TenantId, DateTime<Utc>)>>;
+
+    /// Sets when tenants are next due (and which job last took them).
+    async fn set_schedule(&self, due: &[(TenantId, DateTime<Utc>)], job_id: Option<&str>) -> Result<()>;
+
+    /// Takes or renews the lease `name` for `owner` until `until` when it is free, expired at
+    /// `now`, or already `owner`'s; returns whether `owner` holds it.
+    async fn acquire_lease(&self, name: &str, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool>;
+
+    /// Gives a lease up (when `owner` holds it).
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<()>;
+}
+
+/// Who may use the platform: operators' sessions and API tokens, both kept as hashes.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    /// Stores a new session.
+    async fn session_put(&self, session: &SessionRecord) -> Result<()>;
+
+    /// A session by the hash of its id, revoked or expired ones included (the caller decides).
+    async fn session_get(&self, id_hash: &str) -> Result<Option<SessionRecord>>;
+
+    /// Records that a session was used.
+    async fn session_touch(&self, id_hash: &str, at: DateTime<Utc>) -> Result<()>;
+
+    /// Revokes a session; false when there was no live one.
+    async fn session_revoke(&self, id_hash: &str, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Stores a new API token.
+    async fn token_put(&self, token: &ApiTokenRecord) -> Result<()>;
+
+    /// An API token by the hash of its secret.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiTokenRecord>>;
+
+    /// Records that a token was used.
+    async fn token_touch(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+
+    /// Every API token, newest first.
+    async fn token_list(&self) -> Result<Vec<ApiTokenRecord>>;
+
+    /// Revokes a token; false when there was no live one.
+    async fn token_revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool>;
+}
+
+/// The append-only audit log of state-changing actions.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry; returns its id. Entries are never changed or deleted (the database
+    /// refuses it).
+    async fn audit_append(&self, entry: &AuditEntry) -> Result<i64>;
+
+    /// Entries, newest first.
+    async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+}
+
 /// The database itself.
 #[async_trait]
 pub trait AdminStore: Send + Sync {
@@ -374,11 +490,31 @@ pub trait AdminStore: Send + Sync {
 
 /// Everything the store can do: the union of the capability traits.
 pub trait Store:
-    TenantStore + RunStore + DataprintStore + SecretStore + SettingsStore + HistoryStore + AlertStore + AdminStore
+    TenantStore
+    + RunStore
+    + DataprintStore
+    + SecretStore
+    + SettingsStore
+    + HistoryStore
+    + AlertStore
+    + JobStore
+    + AccessStore
+    + AuditStore
+    + AdminStore
 {
 }
 
 impl<T> Store for T where
-    T: TenantStore + RunStore + DataprintStore + SecretStore + SettingsStore + HistoryStore + AlertStore + AdminStore
+    T: TenantStore
+        + RunStore
+        + DataprintStore
+        + SecretStore
+        + SettingsStore
+        + HistoryStore
+        + AlertStore
+        + JobStore
+        + AccessStore
+        + AuditStore
+        + AdminStore
 {
 }

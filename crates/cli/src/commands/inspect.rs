@@ -59,6 +59,7 @@ pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency,
             cloud: Some(ctx.cloud.name.clone()),
             history: Some(crate::commands::history::run_history(&ctx)?),
+            job: None,
         },
     )
     .with_observer(progress.clone());

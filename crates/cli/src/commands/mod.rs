@@ -10,6 +10,7 @@ mod login;
 mod output;
 mod permissions;
 mod report;
+mod serve;
 pub mod sim;
 pub mod tenants;
 
@@ -91,6 +92,13 @@ pub enum Command {
     /// Run or use the simulated Microsoft cloud.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Run the platform: the JSON API, the scheduler, a worker and alert notifications.
+    Serve(serve::ServeArgs),
+    /// API tokens of the platform: create (shown once), list, revoke.
+    #[command(subcommand)]
+    ApiToken(serve::ApiTokenCommand),
+    /// Read a password on stdin and print the argon2id hash for the break-glass administrator.
+    HashPassword,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -113,6 +121,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(a) => history::alerts(a, g).await,
         Command::Baseline(a) => history::baseline(a, g).await,
         Command::Sim(cmd) => sim::run(cmd, g).await,
+        Command::Serve(a) => serve::serve(a, g).await,
+        Command::ApiToken(cmd) => serve::api_token(cmd, g).await,
+        Command::HashPassword => serve::hash_password().await,
     }
 }
 

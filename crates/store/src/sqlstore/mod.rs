@@ -9,9 +9,12 @@
 //! anything that must commit together through a transaction from [`Dialect::begin`], whose
 //! [`TxKind`] says how it locks.
 
+mod access;
 mod alerts;
+mod audit;
 mod dataprints;
 mod history;
+mod jobs;
 mod runs;
 mod secrets;
 mod settings;

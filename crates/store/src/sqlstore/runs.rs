@@ -155,6 +155,8 @@ impl RunStore for SqlStore {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("run {}", tr.run_id)))?;
         let tenant_key = tenant_key(&mut *tx, &tr.tenant_id).await?;
+        // A run started for a job commits only while the job's lease holds, each tenant once.
+        super::jobs::record_job_tenant(&mut *tx, run_key, tenant_key, &tr.tenant_id).await?;
 
         // Committing a tenant again in the same run replaces its result, and the dataprint that
         // result introduced unless a later run confirmed it since.
@@ -264,6 +266,25 @@ impl RunStore for SqlStore {
             )
             .await?;
         row.as_ref().map(rows::tenant_run).transpose()
+    }
+
+    async fn latest_tenant_runs(&self) -> Result<Vec<TenantRunRecord>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(query(concat!(
+                tenant_run_select!(),
+                " WHERE (x.tenant_key, x.finished_at) IN \
+                 (SELECT tenant_key, max(finished_at) FROM tenant_runs GROUP BY tenant_key) ORDER BY r.id"
+            )))
+            .await?;
+        // Two results of one tenant finishing in the same microsecond: the later run's wins.
+        let mut latest = std::collections::HashMap::new();
+        for row in &rows {
+            let record = rows::tenant_run(row)?;
+            latest.insert(record.tenant_id.clone(), record);
+        }
+        Ok(latest.into_values().collect())
     }
 
     async fn tenant_runs(&self, run_id: &RunId) -> Result<Vec<TenantRunRecord>> {

@@ -1686,3 +1686,284 @@ pub async fn the_alert_outbox_delivers_in_order_once(store: S, _db: Db) {
     assert_eq!(all.iter().filter(|i| i.status == store::OutboxStatus::Delivered).count(), 3);
     assert!(store.claim_deliveries("d5", much_later, lease, 10).await.expect("claim").is_empty());
 }
+
+fn new_job(kind: &str, pool: &str, max_attempts: i64, not_before: DateTime<Utc>) -> store::NewJob {
+    store::NewJob {
+        kind: kind.into(),
+        params: json!({"tenants": []}),
+        pool: pool.into(),
+        max_attempts,
+        not_before,
+        created_by: "tester".into(),
+    }
+}
+
+pub async fn jobs_are_claimed_once_and_fenced(store: S, _db: Db) {
+    use store::{JobOutcome, JobStatus};
+    let t0 = now();
+    let lease = TimeDelta::seconds(30);
+    let a = store.enqueue_job(&new_job("inspect", "local", 2, t0), t0).await.expect("enqueue");
+    let b = store.enqueue_job(&new_job("doctor", "local", 1, t0 + TimeDelta::seconds(60)), t0).await.expect("enqueue");
+    store.enqueue_job(&new_job("inspect", "branch-office", 1, t0), t0).await.expect("enqueue");
+    assert_eq!((a.status, a.attempts, a.fence), (JobStatus::Queued, 0, 0));
+    assert!(a.id < b.id, "ids sort by creation");
+
+    // The oldest due job of the pool is claimed, once; a job not yet due and other pools' are not.
+    let claimed = store.claim_job("w1", "local", t0, lease).await.expect("claim").expect("a job");
+    assert_eq!(
+        (claimed.id.as_str(), claimed.status, claimed.attempts, claimed.fence),
+        (a.id.as_str(), JobStatus::Running, 1, 1)
+    );
+    assert_eq!(claimed.lease_owner.as_deref(), Some("w1"));
+    assert!(store.claim_job("w2", "local", t0, lease).await.expect("claim").is_none());
+    let w1 = claimed.lease().expect("lease");
+
+    // A run of the job commits while the lease holds, each tenant once per job.
+    let run = store.start_job_run(&w1, "inspect", t0).await.expect("job run");
+    let tr = tenant_run(run.id.as_str(), "t1", TenantRunStatus::Ok, t0);
+    store.commit_tenant_result(&tr, &[], Some(&fixtures::dataprint("t1", run.id.as_str(), 3))).await.expect("commit");
+    assert_eq!(store.job_tenants(&a.id).await.expect("tenants"), vec![tid("t1")]);
+    let progress = json!({"done": 1});
+    let beat = store.heartbeat_job(&w1, t0, lease, Some(&progress)).await.expect("heartbeat");
+    assert_eq!(beat.progress, Some(progress));
+
+    // The lease expires without a heartbeat: another worker claims the job, and the first one's
+    // writes are refused from then on.
+    let later = t0 + TimeDelta::seconds(31);
+    let again = store.claim_job("w2", "local", later, lease).await.expect("claim").expect("the expired job");
+    assert_eq!((again.id.as_str(), again.attempts, again.fence), (a.id.as_str(), 2, 2));
+    let w2 = again.lease().expect("lease");
+    let late = tenant_run(run.id.as_str(), "t2", TenantRunStatus::Ok, later);
+    assert!(matches!(store.commit_tenant_result(&late, &[], None).await, Err(StoreError::Fenced { .. })));
+    assert!(matches!(store.heartbeat_job(&w1, later, lease, None).await, Err(StoreError::Fenced { .. })));
+    assert!(matches!(
+        store.finish_job(&w1, &JobOutcome::Succeeded(json!({})), later).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(matches!(store.start_job_run(&w1, "inspect", later).await, Err(StoreError::Fenced { .. })));
+    assert_eq!(store.last_tenant_run(&tid("t2")).await.expect("last"), None, "nothing of the late worker landed");
+
+    // The new attempt's run may not commit a tenant the job already committed.
+    let run2 = store.start_job_run(&w2, "inspect", later).await.expect("job run");
+    let twice = tenant_run(run2.id.as_str(), "t1", TenantRunStatus::Ok, later);
+    assert!(matches!(store.commit_tenant_result(&twice, &[], None).await, Err(StoreError::AlreadyCommitted { .. })));
+    let t2 = tenant_run(run2.id.as_str(), "t2", TenantRunStatus::Ok, later);
+    store.commit_tenant_result(&t2, &[], None).await.expect("commit t2");
+    assert_eq!(store.job_tenants(&a.id).await.expect("tenants"), vec![tid("t1"), tid("t2")]);
+    assert_eq!(store.job_runs(&a.id).await.expect("runs").len(), 2);
+
+    let done = store.finish_job(&w2, &JobOutcome::Succeeded(json!({"ok": 2})), later).await.expect("finish");
+    assert_eq!((done.status, done.result.clone()), (JobStatus::Succeeded, Some(json!({"ok": 2}))));
+    assert!(done.lease_owner.is_none());
+    assert_eq!(store.get_job(&a.id).await.expect("get"), Some(done));
+
+    // The doctor job (one attempt) fails: it is dead with its reason, not retried.
+    let due = t0 + TimeDelta::seconds(61);
+    let d = store.claim_job("w1", "local", due, lease).await.expect("claim").expect("doctor");
+    let dead = store
+        .finish_job(&d.lease().expect("lease"), &JobOutcome::Failed { error: "boom".into(), retry_at: due }, due)
+        .await
+        .expect("finish");
+    assert_eq!((dead.status, dead.last_error.as_deref()), (JobStatus::Dead, Some("boom")));
+    assert!(store.claim_job("w1", "local", due + TimeDelta::hours(1), lease).await.expect("claim").is_none());
+
+    let listed = store.list_jobs(&store::JobFilter { limit: 10, ..Default::default() }).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[2].id, a.id, "newest first");
+    let dead_only = store
+        .list_jobs(&store::JobFilter { status: Some(JobStatus::Dead), limit: 10, ..Default::default() })
+        .await
+        .expect("list");
+    assert_eq!(dead_only.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [d.id.as_str()]);
+}
+
+pub async fn jobs_retry_die_and_cancel(store: S, _db: Db) {
+    use store::{JobOutcome, JobStatus};
+    let t0 = now();
+    let lease = TimeDelta::seconds(10);
+    let job = store.enqueue_job(&new_job("inspect", "local", 2, t0), t0).await.expect("enqueue");
+    // A failed attempt is queued again for its retry time.
+    let c1 = store.claim_job("w", "local", t0, lease).await.expect("claim").expect("job");
+    let retry_at = t0 + TimeDelta::seconds(30);
+    let q = store
+        .finish_job(&c1.lease().expect("lease"), &JobOutcome::Failed { error: "timeout".into(), retry_at }, t0)
+        .await
+        .expect("finish");
+    assert_eq!((q.status, q.not_before, q.last_error.as_deref()), (JobStatus::Queued, retry_at, Some("timeout")));
+    assert!(store.claim_job("w", "local", t0 + TimeDelta::seconds(29), lease).await.expect("claim").is_none());
+    // The second and last attempt's worker dies: the job is dead once its lease has expired.
+    let c2 = store.claim_job("w", "local", retry_at, lease).await.expect("claim").expect("retry");
+    assert_eq!(c2.attempts, 2);
+    assert!(store.claim_job("w", "local", retry_at + TimeDelta::seconds(11), lease).await.expect("claim").is_none());
+    let dead = store.get_job(&job.id).await.expect("get").expect("job");
+    assert_eq!(dead.status, JobStatus::Dead);
+    assert!(dead.last_error.expect("reason").contains("lease"));
+
+    // Cancelling: a queued job at once; a running one at its next heartbeat; a final one not at all.
+    let queued = store.enqueue_job(&new_job("inspect", "local", 3, t0), t0).await.expect("enqueue");
+    let cancelled = store.cancel_job(&queued.id, t0).await.expect("cancel").expect("job");
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    let running = store.enqueue_job(&new_job("inspect", "local", 3, t0), t0).await.expect("enqueue");
+    let claimed = store.claim_job("w", "local", t0, lease).await.expect("claim").expect("job");
+    assert_eq!(claimed.id, running.id);
+    let asked = store.cancel_job(&running.id, t0).await.expect("cancel").expect("job");
+    assert_eq!(asked.status, JobStatus::Running);
+    let beat = store.heartbeat_job(&claimed.lease().expect("lease"), t0, lease, None).await.expect("heartbeat");
+    assert!(beat.cancel_requested_at.is_some());
+    let ended = store.finish_job(&claimed.lease().expect("lease"), &JobOutcome::Cancelled, t0).await.expect("finish");
+    assert_eq!(ended.status, JobStatus::Cancelled);
+    assert_eq!(store.cancel_job(&job.id, t0).await.expect("cancel").expect("job").status, JobStatus::Dead);
+    assert_eq!(store.cancel_job("no-such-job", t0).await.expect("cancel"), None);
+    // Bad jobs are refused.
+    assert!(store.enqueue_job(&new_job("", "local", 1, t0), t0).await.is_err());
+    assert!(store.enqueue_job(&new_job("inspect", "local", 0, t0), t0).await.is_err());
+}
+
+pub async fn concurrent_claims_never_share_a_job(store: S, _db: Db) {
+    let t0 = now();
+    for _ in 0..40 {
+        store.enqueue_job(&new_job("inspect", "local", 1, t0), t0).await.expect("enqueue");
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(job) =
+                store.claim_job(&format!("w{w}"), "local", t0, TimeDelta::seconds(60)).await.expect("claim")
+            {
+                mine.push(job.id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("worker"));
+    }
+    let distinct: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!((all.len(), distinct.len()), (40, 40));
+}
+
+pub async fn leases_elect_one_holder(store: S, _db: Db) {
+    let t0 = now();
+    let until = t0 + TimeDelta::seconds(30);
+    assert!(store.acquire_lease("scheduler", "a", t0, until).await.expect("acquire"));
+    assert!(!store.acquire_lease("scheduler", "b", t0, until).await.expect("acquire"));
+    assert!(store.acquire_lease("scheduler", "a", t0 + TimeDelta::seconds(10), until).await.expect("renew"));
+    // Expired: another replica takes over.
+    let later = t0 + TimeDelta::seconds(31);
+    assert!(store.acquire_lease("scheduler", "b", later, later + TimeDelta::seconds(30)).await.expect("take over"));
+    assert!(!store.acquire_lease("scheduler", "a", later, later + TimeDelta::seconds(30)).await.expect("acquire"));
+    store.release_lease("scheduler", "a").await.expect("release by a non-holder is a no-op");
+    assert!(!store.acquire_lease("scheduler", "a", later, later).await.expect("acquire"));
+    store.release_lease("scheduler", "b").await.expect("release");
+    assert!(store.acquire_lease("scheduler", "a", later, later + TimeDelta::seconds(1)).await.expect("acquire"));
+
+    store.set_schedule(&[(tid("t1"), t0), (tid("t2"), later)], Some("job-1")).await.expect("schedule");
+    store.set_schedule(&[(tid("t1"), later + TimeDelta::hours(4))], None).await.expect("schedule");
+    assert_eq!(
+        store.schedule_state().await.expect("state"),
+        vec![(tid("t2"), later), (tid("t1"), later + TimeDelta::hours(4))]
+    );
+}
+
+pub async fn sessions_tokens_and_the_append_only_audit_log(store: S, db: Db) {
+    let t0 = now();
+    let session = store::SessionRecord {
+        id_hash: "h1".into(),
+        subject: "oid-1".into(),
+        name: "Megan".into(),
+        role: "engineer".into(),
+        csrf: "c1".into(),
+        created_at: t0,
+        expires_at: t0 + TimeDelta::hours(12),
+        last_seen_at: t0,
+        address: Some("192.0.2.1".into()),
+        revoked_at: None,
+    };
+    store.session_put(&session).await.expect("put");
+    assert_eq!(store.session_get("h1").await.expect("get"), Some(session.clone()));
+    store.session_touch("h1", t0 + TimeDelta::minutes(5)).await.expect("touch");
+    assert!(store.session_revoke("h1", t0).await.expect("revoke"));
+    assert!(!store.session_revoke("h1", t0).await.expect("revoke twice"));
+    assert!(store.session_get("h1").await.expect("get").expect("kept").revoked_at.is_some());
+
+    let token = store::ApiTokenRecord {
+        id: "tok-1".into(),
+        name: "ci".into(),
+        hash: "ab".repeat(32),
+        role: "viewer".into(),
+        created_at: t0,
+        created_by: "admin".into(),
+        expires_at: t0 + TimeDelta::days(90),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    store.token_put(&token).await.expect("put");
+    assert_eq!(store.token_by_hash(&"ab".repeat(32)).await.expect("get"), Some(token.clone()));
+    assert!(store.token_put(&token).await.is_err(), "ids and hashes are unique");
+    store.token_touch("tok-1", t0).await.expect("touch");
+    assert!(store.token_revoke("tok-1", t0).await.expect("revoke"));
+    let listed = store.token_list().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].last_used_at, listed[0].revoked_at), (Some(t0), Some(t0)));
+
+    let mut ids = Vec::new();
+    for (actor, action) in [("a", "job.create"), ("b", "token.create"), ("a", "alert.ack")] {
+        ids.push(
+            store
+                .audit_append(&store::AuditEntry {
+                    id: 0,
+                    at: t0,
+                    actor: actor.into(),
+                    action: action.into(),
+                    target: Some("x".into()),
+                    address: None,
+                    detail: json!({"k": 1}),
+                })
+                .await
+                .expect("append"),
+        );
+    }
+    assert!(ids[0] < ids[1] && ids[1] < ids[2]);
+    let all = store.audit_list(&store::AuditFilter { limit: 10, ..Default::default() }).await.expect("list");
+    assert_eq!(all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["alert.ack", "token.create", "job.create"]);
+    let by_a = store
+        .audit_list(&store::AuditFilter {
+            actor: Some("a".into()),
+            before: Some(ids[2]),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(by_a.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0]]);
+    // The database itself refuses to rewrite the log.
+    assert!(db.execute_raw("UPDATE audit_log SET actor = 'mallory'").await.is_err());
+    assert!(db.execute_raw("DELETE FROM audit_log").await.is_err());
+    assert_eq!(store.audit_list(&store::AuditFilter { limit: 10, ..Default::default() }).await.expect("list").len(), 3);
+}
+
+pub async fn latest_results_per_tenant(store: S, _db: Db) {
+    let r1 = store.start_run("inspect", now()).await.expect("start");
+    let at = now();
+    for t in ["t1", "t2"] {
+        store
+            .commit_tenant_result(&tenant_run(r1.id.as_str(), t, TenantRunStatus::Ok, at), &[], None)
+            .await
+            .expect("commit");
+    }
+    let r2 = store.start_run("inspect", now()).await.expect("start");
+    let later = at + TimeDelta::seconds(5);
+    store
+        .commit_tenant_result(&tenant_run(r2.id.as_str(), "t1", TenantRunStatus::Failed, later), &[], None)
+        .await
+        .expect("commit");
+    let mut latest = store.latest_tenant_runs().await.expect("latest");
+    latest.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
+    assert_eq!(
+        latest.iter().map(|r| (r.tenant_id.as_str(), r.status, r.run_id.as_str())).collect::<Vec<_>>(),
+        [("t1", TenantRunStatus::Failed, r2.id.as_str()), ("t2", TenantRunStatus::Ok, r1.id.as_str())]
+    );
+}

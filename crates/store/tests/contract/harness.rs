@@ -147,6 +147,24 @@ impl TestDb {
         }
     }
 
+    /// Runs raw SQL without parameters, bypassing the store; the database's answer as it is.
+    pub async fn execute_raw(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        match self.kind {
+            Kind::Sqlite => {
+                let pool = self.sqlite_pool().await;
+                let n = sqlx::query(sql).execute(&pool).await.map(|r| r.rows_affected());
+                pool.close().await;
+                n
+            }
+            Kind::Postgres => {
+                let pool = self.pg_pool().await;
+                let n = sqlx::query(sql).execute(&pool).await.map(|r| r.rows_affected());
+                pool.close().await;
+                n
+            }
+        }
+    }
+
     /// Reads one bytes column of one row.
     pub async fn fetch_bytes(&self, sql: &'static str, param: &str) -> Vec<u8> {
         match self.kind {

@@ -70,6 +70,12 @@ contract_tests!(
     metrics_in_effect_at_a_moment,
     alerts_are_acknowledged_and_muted,
     the_alert_outbox_delivers_in_order_once,
+    jobs_are_claimed_once_and_fenced,
+    jobs_retry_die_and_cancel,
+    concurrent_claims_never_share_a_job,
+    leases_elect_one_holder,
+    sessions_tokens_and_the_append_only_audit_log,
+    latest_results_per_tenant,
 );
 
 /// The child process of `killed_process_loses_nothing_committed`: does

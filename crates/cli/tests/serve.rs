@@ -1,0 +1,411 @@
+//! `tenantscope serve` driven as an operator would: the real binary over HTTPS, against the
+//! simulator, with API tokens, the scheduler, jobs, their live progress and debug traces, bad
+//! requests, the audit log, and a `kill -9` in the middle of a job.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{Env, MEGAN};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sim::WorldSource;
+
+/// A CA and a certificate it issued for 127.0.0.1; returns (CA PEM, certificate file, key file).
+fn tls_files(dir: &Path) -> (String, PathBuf, PathBuf) {
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.clone().self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::new(ca, &ca_key);
+    let key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("certificate");
+    let (cert_path, key_path) = (dir.join("server.pem"), dir.join("server-key.pem"));
+    std::fs::write(&cert_path, leaf.pem()).expect("write certificate");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    (ca_cert.pem(), cert_path, key_path)
+}
+
+const CONFIG: &str = r#"
+[server]
+drain_seconds = 2
+
+[server.schedule]
+tick_seconds = 1
+
+[server.worker]
+poll_millis = 100
+heartbeat_seconds = 1
+lease_seconds = 3
+concurrency = 8
+"#;
+
+struct Server {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server(env: &Env, ca: &str, cert: &Path, key: &Path) -> Server {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let ready = env.dir.path().join(format!("ready-{nanos}"));
+    let child = env
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+        .arg(&ready)
+        .arg("--tls-cert")
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut url = String::new();
+    for _ in 0..300 {
+        if let Ok(text) = std::fs::read_to_string(&ready)
+            && !text.trim().is_empty()
+        {
+            url = text.trim().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(url.starts_with("https://127.0.0.1:"), "the server did not report its address: {url:?}");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA"))
+        .build()
+        .expect("client");
+    Server { child, url, http }
+}
+
+impl Server {
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("the server answers");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn wait_job(&self, token: &str, id: &str) -> Value {
+        for _ in 0..600 {
+            let (status, job) = self.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(token), None).await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if ["succeeded", "dead", "cancelled"].contains(&job["status"].as_str().unwrap_or("")) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("job {id} did not end within a minute");
+    }
+}
+
+fn api_token(env: &Env, name: &str, role: &str) -> String {
+    let out = env.run(&["api-token", "create", "--name", name, "--role", role]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("tsk_"), "{token}");
+    token
+}
+
+fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["status"], expected.as_u16(), "problem details carry the status: {body}");
+    assert!(body["title"].is_string() && body["type"].is_string(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_schedules_runs_and_answers_operators() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    std::fs::write(env.data_dir().join("config.toml"), CONFIG).expect("config");
+    let (ca, cert, key) = tls_files(env.dir.path());
+    let admin = api_token(&env, "admin", "admin");
+    let engineer = api_token(&env, "engineer", "engineer");
+    let viewer = api_token(&env, "dashboard", "viewer");
+    let server = start_server(&env, &ca, &cert, &key).await;
+
+    // Health needs no sign-in; everything else does, and says how.
+    let (status, health) = server.call(Method::GET, "/api/v1/health", None, None).await;
+    assert_eq!((status, health["database"].as_str()), (StatusCode::OK, Some("sqlite")), "{health}");
+    let (status, body) = server.call(Method::GET, "/api/v1/tenants", None, None).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED);
+    let (status, body) = server.call(Method::GET, "/api/v1/tenants", Some("tsk_forged"), None).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED);
+
+    // The scheduler inspects every tenant on its own: a job by `scheduler` succeeds.
+    let mut scheduled = None;
+    for _ in 0..300 {
+        let (_, jobs) = server.call(Method::GET, "/api/v1/jobs?kind=inspect", Some(&viewer), None).await;
+        if let Some(job) = jobs["items"].as_array().and_then(|j| j.iter().find(|j| j["created_by"] == "scheduler")) {
+            scheduled = Some(job["id"].as_str().expect("id").to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let scheduled = scheduled.expect("the scheduler queued an inspection");
+    let job = server.wait_job(&viewer, &scheduled).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["result"]["tenants"].as_u64().expect("tenants") >= 3, "{job}");
+    let (_, health) = server.call(Method::GET, "/api/v1/health", None, None).await;
+    assert_eq!(health["scheduler"], true, "this replica holds the scheduler's lease");
+
+    // Every customer is listed with its state; a broken one with its cause and its summary.
+    let (status, page) = server.call(Method::GET, "/api/v1/tenants?sort=status&limit=100", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(page["total"].as_u64(), Some(items.len() as u64));
+    assert!(items.iter().all(|t| t["status"].is_string()), "every tenant was inspected: {page}");
+    let broken = items.iter().find(|t| t["status"] == "failed").expect("the demo world has a failing customer");
+    assert!(broken["cause"].is_string() && broken["summary"].is_string(), "{broken}");
+    let (_, failed_only) = server.call(Method::GET, "/api/v1/tenants?status=failed", Some(&viewer), None).await;
+    assert!(failed_only["items"].as_array().expect("items").iter().all(|t| t["status"] == "failed"));
+    let (_, paged) = server.call(Method::GET, "/api/v1/tenants?limit=1&offset=1", Some(&viewer), None).await;
+    assert_eq!(paged["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(paged["next"], "offset=2&limit=1");
+
+    // A tenant's detail: diagnosis with evidence and fix, collectors, GDAP; and its dataprint.
+    let north = env.tenant_id("northwindtraders");
+    let (status, detail) = server.call(Method::GET, &format!("/api/v1/tenants/{north}"), Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert!(!detail["collectors"].as_array().expect("collectors").is_empty(), "{detail}");
+    let (status, users) = server
+        .call(
+            Method::GET,
+            &format!("/api/v1/tenants/{north}/dataprint?query=length(keys(collections.users))"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{users}");
+    assert!(users.as_u64().is_some_and(|n| n > 0), "{users}");
+    let (status, body) = server
+        .call(Method::GET, &format!("/api/v1/tenants/{north}/dataprint?query=collections.[[["), Some(&viewer), None)
+        .await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST);
+    let (status, body) = server.call(Method::GET, "/api/v1/tenants/no-such-tenant.example", Some(&viewer), None).await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND);
+
+    // Answers carry validators: the same list again is 304 without a body.
+    let resp =
+        server.http.get(format!("{}/api/v1/tenants", server.url)).bearer_auth(&viewer).send().await.expect("list");
+    let etag = resp.headers().get("etag").expect("ETag").to_str().expect("text").to_string();
+    assert_eq!(resp.headers().get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
+    let again = server
+        .http
+        .get(format!("{}/api/v1/tenants", server.url))
+        .bearer_auth(&viewer)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    // A viewer may not start work; an engineer re-runs one tenant with the cache cleared and a trace.
+    let rerun = json!({"kind": "inspect", "params": {"tenants": [north], "clear_cache": true, "debug": true}});
+    let (status, body) = server.call(Method::POST, "/api/v1/jobs", Some(&viewer), Some(rerun.clone())).await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN);
+    let (status, job) = server.call(Method::POST, "/api/v1/jobs", Some(&engineer), Some(rerun)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    // Its progress streams as Server-Sent Events until it ends.
+    let events = server
+        .http
+        .get(format!("{}/api/v1/jobs/{id}/events", server.url))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(events.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"text/event-stream"[..]));
+    let stream =
+        tokio::time::timeout(Duration::from_secs(60), events.text()).await.expect("the stream ends").expect("text");
+    assert!(stream.contains("event: progress"), "{stream}");
+    assert!(stream.contains("event: end") && stream.contains("succeeded"), "{stream}");
+    let job = server.wait_job(&viewer, &id).await;
+    assert_eq!(job["result"]["tenants"], 1, "{job}");
+    assert!(job["result"]["trace"]["exchanges"].as_u64().is_some_and(|n| n > 0), "{job}");
+    // The trace downloads, redacted: no token in it.
+    let (status, body) = server.call(Method::GET, &format!("/api/v1/jobs/{id}/trace"), Some(&viewer), None).await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN);
+    let trace = server
+        .http
+        .get(format!("{}/api/v1/jobs/{id}/trace", server.url))
+        .bearer_auth(&engineer)
+        .send()
+        .await
+        .expect("trace");
+    assert_eq!(trace.status(), StatusCode::OK);
+    let har = trace.text().await.expect("HAR");
+    let parsed: Value = serde_json::from_str(&har).expect("HAR is JSON");
+    assert!(parsed["log"]["entries"].as_array().is_some_and(|e| !e.is_empty()));
+    assert!(!har.contains("eyJ0eX") && !har.contains("eyJhbGci"), "no JWT may reach the trace");
+
+    // Cancelling a finished job is a conflict; an unknown one is not found.
+    let (status, body) = server.call(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), Some(&engineer), None).await;
+    assert_problem(status, &body, StatusCode::CONFLICT);
+    let (status, body) = server.call(Method::POST, "/api/v1/jobs/nope/cancel", Some(&engineer), None).await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND);
+
+    // Bad requests get problem details with the right status, never a 500.
+    let raw = |body: &'static str, ctype: &'static str| {
+        server
+            .http
+            .post(format!("{}/api/v1/jobs", server.url))
+            .bearer_auth(&engineer)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+    };
+    let resp = raw("{not json", "application/json").await.expect("send");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(resp.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"application/problem+json"[..]));
+    assert_eq!(
+        raw(r#"{"kind":"inspect","colour":"red"}"#, "application/json").await.expect("send").status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        raw(r#"{"kind":"inspect"}"#, "text/plain").await.expect("send").status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let (status, body) =
+        server.call(Method::POST, "/api/v1/jobs", Some(&engineer), Some(json!({"kind": "reboot"}))).await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST);
+    let huge = format!(r#"{{"kind":"inspect","params":{{"tenants":["{}"]}}}}"#, "x".repeat(200_000));
+    let resp = server
+        .http
+        .post(format!("{}/api/v1/jobs", server.url))
+        .bearer_auth(&engineer)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, body) = server.call(Method::GET, "/api/v1/tenants?sort=colour", Some(&viewer), None).await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST);
+    let (status, body) = server.call(Method::GET, "/api/v1/tenants?limit=-1", Some(&viewer), None).await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST);
+    let (status, body) = server.call(Method::GET, "/api/v1/tenants?bogus=1", Some(&viewer), None).await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST);
+    let (status, body) =
+        server.call(Method::POST, "/api/v1/alerts/no-such-alert/ack", Some(&engineer), Some(json!({}))).await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND);
+
+    // API tokens: created by an admin (shown once), listed without the secret, revoked at once.
+    let (status, body) = server
+        .call(Method::POST, "/api/v1/tokens", Some(&engineer), Some(json!({"name": "x", "role": "viewer"})))
+        .await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN);
+    let (status, created) = server
+        .call(Method::POST, "/api/v1/tokens", Some(&admin), Some(json!({"name": "ci", "role": "viewer", "days": 7})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let ci = created["token"].as_str().expect("token").to_string();
+    assert_eq!(server.call(Method::GET, "/api/v1/runs", Some(&ci), None).await.0, StatusCode::OK);
+    let (_, listed) = server.call(Method::GET, "/api/v1/tokens", Some(&admin), None).await;
+    assert!(!listed.to_string().contains(&ci), "the list never shows a token");
+    let token_id = created["id"].as_str().expect("id");
+    assert_eq!(
+        server.call(Method::DELETE, &format!("/api/v1/tokens/{token_id}"), Some(&admin), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = server.call(Method::GET, "/api/v1/runs", Some(&ci), None).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED);
+
+    // The audit log has every state-changing action, with who did it; only admins read it.
+    let (status, body) = server.call(Method::GET, "/api/v1/audit", Some(&engineer), None).await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN);
+    let (_, audit) = server.call(Method::GET, "/api/v1/audit?limit=100", Some(&admin), None).await;
+    let actions: Vec<(&str, &str)> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap_or(""), e["actor"].as_str().unwrap_or("")))
+        .collect();
+    for expected in ["job.create", "job.trace.download", "token.create", "token.revoke"] {
+        assert!(actions.iter().any(|(a, _)| *a == expected), "{expected} missing from {actions:?}");
+    }
+    assert!(actions.iter().any(|(a, who)| *a == "job.create" && who.starts_with("token:engineer")), "{actions:?}");
+
+    // The OpenAPI document describes the API.
+    let (status, doc) = server.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{doc}");
+    for path in ["/api/v1/tenants", "/api/v1/jobs", "/api/v1/jobs/{id}/events", "/api/v1/audit", "/api/v1/tokens"] {
+        assert!(doc["paths"][path].is_object(), "{path} is not documented");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_resumes_its_job_and_commits_each_tenant_once() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    // No scheduler, so that the only job is the one started here.
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        CONFIG.replace("tick_seconds = 1", "tick_seconds = 1\nenabled = false"),
+    )
+    .expect("config");
+    let (ca, cert, key) = tls_files(env.dir.path());
+    let engineer = api_token(&env, "engineer", "engineer");
+    // Every Graph answer is slow, so that the job is still running when the server dies.
+    env.control_with(Method::PUT, "faults", json!({"latency_ms": 300})).await;
+    let mut server = start_server(&env, &ca, &cert, &key).await;
+    let (status, job) =
+        server.call(Method::POST, "/api/v1/jobs", Some(&engineer), Some(json!({"kind": "inspect"}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    // Wait until the job is running and has committed something, then kill the server outright.
+    for _ in 0..600 {
+        let (_, j) = server.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(&engineer), None).await;
+        if j["status"] == "running" && j["progress"]["done"].as_u64().is_some_and(|d| d >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIGKILL: no drain, no goodbye.
+    server.child.kill().expect("kill -9");
+    let _ = server.child.wait();
+    env.control_with(Method::PUT, "faults", json!({})).await;
+
+    // After a restart the lease expires, the job is claimed again and finishes.
+    let server = start_server(&env, &ca, &cert, &key).await;
+    let job = server.wait_job(&engineer, &id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 2, "the second attempt finished the job: {job}");
+
+    // Each tenant has exactly one result for the job, across both attempts' runs.
+    let runs = env.json(&["tenants", "--json"]);
+    let tenants = runs["tenants"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(tenants >= 3, "{runs}");
+    let (_, all_runs) = server.call(Method::GET, "/api/v1/runs?limit=10", Some(&engineer), None).await;
+    let mut results = 0;
+    for run in all_runs.as_array().expect("runs") {
+        let (_, detail) = server
+            .call(Method::GET, &format!("/api/v1/runs/{}", run["id"].as_str().expect("id")), Some(&engineer), None)
+            .await;
+        results += detail["tenants"].as_array().map(Vec::len).unwrap_or(0);
+    }
+    assert_eq!(results, tenants, "every tenant committed once over the job's two runs");
+}

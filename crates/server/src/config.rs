@@ -1,0 +1,181 @@
+//! The server's configuration: where it listens, how it schedules, who may sign in.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `tenantscope serve` is told, from its flags and the `[server]` table of the
+/// configuration file.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The address people and agents use (behind a reverse proxy, the proxy's); links and
+    /// redirect URIs are built from it.
+    pub public_url: String,
+    /// PEM certificate chain and private key; without them the server speaks plain HTTP and
+    /// expects a TLS-terminating reverse proxy in front (it says so when it starts).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where debug traces are kept.
+    pub data_dir: PathBuf,
+    pub schedule: ScheduleConfig,
+    pub worker: WorkerConfig,
+    pub access: AccessConfig,
+    /// How long SIGTERM waits for in-flight work before the server exits.
+    pub drain: Duration,
+    /// How often the notification deliverer looks at the outbox.
+    pub deliver_every: Duration,
+    /// How long debug traces are kept.
+    pub trace_retention: Duration,
+}
+
+impl ServerConfig {
+    /// The defaults for a server listening on `listen`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            listen,
+            public_url: format!("http://{listen}"),
+            tls: None,
+            data_dir,
+            schedule: ScheduleConfig::default(),
+            worker: WorkerConfig::default(),
+            access: AccessConfig::default(),
+            drain: Duration::from_secs(30),
+            deliver_every: Duration::from_secs(30),
+            trace_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// When tenants are inspected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Whether the scheduler runs at all (a replica that only serves the API can turn it off).
+    pub enabled: bool,
+    /// Every tenant is inspected this often, in minutes...
+    pub every_minutes: u64,
+    /// ...give or take this fraction of it, so that a thousand tenants do not all fall due at the
+    /// same second.
+    pub jitter: f64,
+    /// Other intervals for tenants with a label (`tenants label`), in minutes.
+    pub per_label: HashMap<String, u64>,
+    /// Other intervals for single tenants (by tenant id), in minutes; 0 turns a tenant's schedule
+    /// off.
+    pub per_tenant: HashMap<String, u64>,
+    /// How often the scheduler looks for tenants that are due, in seconds.
+    pub tick_seconds: u64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            enabled: true,
+            every_minutes: 240,
+            jitter: 0.1,
+            per_label: HashMap::new(),
+            per_tenant: HashMap::new(),
+            tick_seconds: 30,
+        }
+    }
+}
+
+/// The server's built-in worker: an agent of the `local` pool that runs in-process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub enabled: bool,
+    pub pool: String,
+    /// Tenants inspected at the same time by one job.
+    pub concurrency: usize,
+    /// How long a claim lasts without a heartbeat, in seconds.
+    pub lease_seconds: u64,
+    /// How often a running job's lease is renewed and its progress saved, in seconds.
+    pub heartbeat_seconds: u64,
+    /// How often an idle worker looks for a job, in milliseconds.
+    pub poll_millis: u64,
+    /// Tries before a job is dead.
+    pub max_attempts: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            enabled: true,
+            pool: "local".into(),
+            concurrency: 16,
+            lease_seconds: 60,
+            heartbeat_seconds: 10,
+            poll_millis: 1000,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Who may sign in, besides API tokens.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// A local administrator for when Microsoft's sign-in is unreachable; off unless configured.
+    pub break_glass: Option<BreakGlass>,
+    /// How long a session lasts, in hours (default 12).
+    pub session_hours: Option<u64>,
+}
+
+/// The break-glass administrator: a name and an argon2 hash of its password (PHC string, as
+/// `tenantscope serve hash-password` prints it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlass {
+    pub user: String,
+    pub password_hash: String,
+}
+
+/// The `[server]` table of the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub schedule: Option<ScheduleConfig>,
+    pub worker: Option<WorkerConfig>,
+    pub access: Option<AccessConfig>,
+    pub public_url: Option<String>,
+    pub drain_seconds: Option<u64>,
+}
+
+impl ServerConfig {
+    /// Applies the `[server]` table of a configuration file.
+    pub fn apply(&mut self, file: FileConfig) {
+        if let Some(s) = file.schedule {
+            self.schedule = s;
+        }
+        if let Some(w) = file.worker {
+            self.worker = w;
+        }
+        if let Some(a) = file.access {
+            self.access = a;
+        }
+        if let Some(u) = file.public_url {
+            self.public_url = u;
+        }
+        if let Some(d) = file.drain_seconds {
+            self.drain = Duration::from_secs(d);
+        }
+    }
+}
+
+/// Reads the `[server]` table of a configuration file's text (other tables belong to other parts).
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    #[derive(Deserialize)]
+    struct Outer {
+        #[serde(default)]
+        server: Option<FileConfig>,
+    }
+    let outer: Outer = toml_from_str(text)?;
+    Ok(outer.server.unwrap_or_default())
+}
+
+fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}

@@ -1,0 +1,364 @@
+//! `tenantscope serve`: the platform an MSP team shares.
+//!
+//! One process (or several replicas on one PostgreSQL database) serves the JSON API, runs the
+//! scheduler that queues inspections of due tenants, a built-in worker that runs them (an agent
+//! of the `local` pool that runs in-process), and the deliverer that sends alert notifications
+//! from the store's outbox. Everything durable is in the store; this crate holds no SQL and calls
+//! `inspect`, `diagnose` and `history` as the command line does.
+//!
+//! - [`api`]: the handlers under `/api/v1` and the OpenAPI document generated from them.
+//! - [`auth`]: who is calling (session cookie or API token), roles, CSRF, the audit log.
+//! - [`jobs`]: job kinds and the worker (leases, heartbeats, cancellation, fencing).
+//! - [`scheduler`]: which tenants are due; one scheduler across replicas.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod jobs;
+pub mod password;
+mod problem;
+pub mod scheduler;
+mod session;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
+use store::Store;
+use tokio::sync::watch;
+
+pub use config::ServerConfig;
+pub use problem::Problem;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<ServerConfig>,
+    /// Whether people reach the server over HTTPS (its own TLS, or a public URL that says so):
+    /// session cookies are then `Secure` and `__Host-` prefixed.
+    pub https: bool,
+    pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub scheduler_held: Arc<AtomicBool>,
+    /// How often a Server-Sent Events stream looks at its job.
+    pub sse_poll: Duration,
+}
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// The largest request body accepted (the API takes small JSON documents only).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The API's routes on `state`.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(api::health))
+        .route("/openapi.json", get(api::openapi))
+        .route("/me", get(api::me))
+        .route("/auth/local", post(api::local_login))
+        .route("/auth/logout", post(api::logout))
+        .route("/tenants", get(api::list_tenants))
+        .route("/tenants/{id}", get(api::get_tenant))
+        .route("/tenants/{id}/dataprint", get(api::get_dataprint))
+        .route("/runs", get(api::list_runs))
+        .route("/runs/{id}", get(api::get_run))
+        .route("/jobs", get(api::list_jobs).post(api::create_job))
+        .route("/jobs/{id}", get(api::get_job))
+        .route("/jobs/{id}/cancel", post(api::cancel_job))
+        .route("/jobs/{id}/events", get(api::job_events))
+        .route("/jobs/{id}/trace", get(api::job_trace))
+        .route("/alerts", get(api::list_alerts))
+        .route("/alerts/{key}/ack", post(api::ack_alert))
+        .route("/mutes", post(api::mute))
+        .route("/tokens", get(api::list_tokens).post(api::create_token))
+        .route("/tokens/{id}", delete(api::revoke_token))
+        .route("/audit", get(api::list_audit))
+        .fallback(|| async { Problem::not_found("no such API endpoint; see /api/v1/openapi.json") });
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(|| async { Problem::not_found("not found") })
+        .layer(middleware::from_fn(etag))
+        .layer(middleware::from_fn(security_headers))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Headers every answer carries.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    }
+    response
+}
+
+/// Weak validators for JSON answers to `GET`: the hash of the body. A client that sends the same
+/// `If-None-Match` gets `304 Not Modified` without the body.
+async fn etag(request: Request, next: Next) -> Response {
+    let conditional = (request.method() == Method::GET)
+        .then(|| request.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .flatten();
+    let is_get = request.method() == Method::GET;
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_get || response.status() != StatusCode::OK || !json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // API answers are small; a body that cannot be read whole is passed on without a validator.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return Problem::internal().into_response();
+    };
+    let tag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
+    if conditional.as_deref().is_some_and(|c| c.split(',').any(|t| t.trim().trim_start_matches("W/") == tag)) {
+        let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&tag) {
+            not_modified.headers_mut().insert(header::ETAG, v);
+        }
+        return not_modified;
+    }
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        parts.headers.insert(header::ETAG, v);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// What the server runs besides the API.
+pub struct Services {
+    /// Runs jobs; `None` when this replica only serves the API.
+    pub executor: Option<jobs::Executor>,
+    /// Where alert notifications go.
+    pub targets: Vec<notify::Target>,
+}
+
+/// A name for this process as a lease owner: host, process id and a random part (a restarted
+/// process is a new owner).
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Runs the server until `shutdown` completes, then stops taking work, lets in-flight work finish
+/// within the configured drain time, and returns.
+pub async fn serve(
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    services: Services,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr) + Send,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let https = tls.is_some() || config.public_url.starts_with("https://");
+    let per_minute = NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN);
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(config.clone()),
+        https,
+        login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        scheduler_held: Arc::new(AtomicBool::new(false)),
+        sse_poll: Duration::from_millis(500),
+    };
+    let app = router(state.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let owner = instance_name();
+    let mut background = Vec::new();
+    if config.schedule.enabled {
+        let scheduler = scheduler::Scheduler {
+            store: store.clone(),
+            config: config.schedule.clone(),
+            owner: owner.clone(),
+            pool: config.worker.pool.clone(),
+            max_attempts: config.worker.max_attempts,
+            held: state.scheduler_held.clone(),
+        };
+        background.push(tokio::spawn(scheduler.run(stop_rx.clone())));
+    }
+    if let (true, Some(executor)) = (config.worker.enabled, services.executor) {
+        let worker = jobs::Worker {
+            executor,
+            owner: owner.clone(),
+            pool: config.worker.pool.clone(),
+            lease: Duration::from_secs(config.worker.lease_seconds.max(1)),
+            heartbeat: Duration::from_secs(config.worker.heartbeat_seconds.max(1)),
+            poll: Duration::from_millis(config.worker.poll_millis.max(10)),
+        };
+        background.push(tokio::spawn(worker.run(stop_rx.clone(), config.drain)));
+    }
+    background.push(tokio::spawn(deliver_loop(
+        store.clone(),
+        services.targets,
+        owner.clone(),
+        config.deliver_every,
+        stop_rx.clone(),
+    )));
+    background.push(tokio::spawn(prune_traces(config.data_dir.join("debug"), config.trace_retention, stop_rx.clone())));
+    if tls.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on {local}: put a TLS-terminating reverse proxy in front, or pass --tls-cert and --tls-key"
+        );
+    }
+    ready(local);
+    let mut accept_stop = stop_rx.clone();
+    let accept = tokio::spawn(async move {
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = accept_stop.changed() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let app = app.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    let app = app.clone();
+                    async move { tower::ServiceExt::oneshot(app, req.map(axum::body::Body::new)).await }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                        else {
+                            return;
+                        };
+                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+                    }
+                    None => {
+                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+                    }
+                }
+            });
+        }
+    });
+    shutdown.await;
+    tracing::info!("shutting down: no new connections or jobs; in-flight work may finish");
+    let _ = stop_tx.send(true);
+    let _ = accept.await;
+    let deadline = config.drain + Duration::from_secs(5);
+    let _ = tokio::time::timeout(deadline, futures::future::join_all(background)).await;
+    store.close().await;
+    Ok(())
+}
+
+/// Sends due alert notifications until `stop`.
+async fn deliver_loop(
+    store: Arc<dyn Store>,
+    targets: Vec<notify::Target>,
+    owner: String,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let deliverer = match notify::Deliverer::new(store, targets, &owner, notify::Policy::default()) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "alert notifications are off: the notification targets are invalid");
+            return;
+        }
+    };
+    loop {
+        match deliverer.deliver_due().await {
+            Ok(pass) => {
+                for (what, why) in &pass.postponed {
+                    tracing::warn!(notification = %what, error = %why, "webhook delivery failed; it is retried");
+                }
+                for (what, why) in &pass.expired {
+                    tracing::warn!(notification = %what, error = %why, "webhook delivery given up");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the outbox could not be read"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Deletes debug traces older than `keep`, hourly.
+async fn prune_traces(dir: std::path::PathBuf, keep: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > keep);
+                let ours = entry.file_name().to_string_lossy().starts_with("job-");
+                if old && ours {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!("{} holds no certificate", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}

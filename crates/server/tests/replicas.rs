@@ -1,0 +1,109 @@
+//! Replicas of the server on one PostgreSQL database: exactly one scheduler fires per tick, and
+//! a tenant that is due is queued once, however many replicas tick at the same moment.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use chrono::Utc;
+use server::config::ScheduleConfig;
+use server::scheduler::Scheduler;
+use sqlx::Connection as _;
+use sqlx::Executor as _;
+use store::{Store, TenantAuth, TenantId, TenantRecord, TenantRole};
+
+/// A fresh PostgreSQL database (as the store's contract suite makes them).
+async fn postgres() -> Option<String> {
+    if std::env::var("TENANTSCOPE_SKIP_PG").is_ok_and(|v| v.trim() == "1") {
+        eprintln!("TENANTSCOPE_SKIP_PG=1: skipping a PostgreSQL test");
+        return None;
+    }
+    let admin = std::env::var("TENANTSCOPE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("cannot connect to PostgreSQL at {admin}: {e}; start it, or set TENANTSCOPE_SKIP_PG=1")
+    });
+    let name = format!("tenantscope_server_{}", uuid::Uuid::new_v4().simple());
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).await.expect("create database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+    Some(format!("{base}/{name}"))
+}
+
+fn tenant(id: &str) -> TenantRecord {
+    let now = Utc::now();
+    TenantRecord {
+        id: TenantId::new(id),
+        domain: None,
+        display_name: id.to_string(),
+        role: if id == "partner" { TenantRole::Partner } else { TenantRole::Customer },
+        auth: if id == "partner" { TenantAuth::Partner } else { TenantAuth::Gdap },
+        first_seen: now,
+        last_seen: now,
+        gone_since: None,
+        gdap: None,
+        label: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_scheduler_fires_across_replicas_on_postgres() {
+    let Some(url) = postgres().await else { return };
+    let key = store::Key::generate();
+    let mut replicas: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..3 {
+        replicas.push(store::open(&url, key.clone()).await.expect("open"));
+    }
+    for id in ["partner", "t1", "t2", "t3"] {
+        replicas[0].upsert_tenant(&tenant(id)).await.expect("tenant");
+    }
+    let schedulers: Vec<Scheduler> = replicas
+        .iter()
+        .enumerate()
+        .map(|(i, store)| Scheduler {
+            store: store.clone(),
+            config: ScheduleConfig::default(),
+            owner: format!("replica-{i}"),
+            pool: "local".into(),
+            max_attempts: 3,
+            held: Arc::new(AtomicBool::new(false)),
+        })
+        .collect();
+
+    // All replicas tick at the same moment, several times: one job, from one replica.
+    let now = Utc::now();
+    for round in 0..5 {
+        let at = now + chrono::Duration::seconds(round);
+        let ticks = futures::future::join_all(schedulers.iter().map(|s| s.tick(at))).await;
+        let fired: Vec<String> = ticks.into_iter().filter_map(|t| t.expect("tick")).collect();
+        assert!(fired.len() <= 1, "round {round}: {fired:?}");
+    }
+    let jobs = replicas[1].list_jobs(&store::JobFilter { limit: 100, ..Default::default() }).await.expect("jobs");
+    assert_eq!(jobs.len(), 1, "one inspection for the due tenants: {jobs:?}");
+    assert_eq!(jobs[0].params["tenants"], serde_json::json!([]), "every tenant was due: one inspection of all");
+    let holders = schedulers.iter().filter(|s| s.held.load(std::sync::atomic::Ordering::Relaxed)).count();
+    assert_eq!(holders, 1);
+
+    // Each tenant is next due about four hours later, spread by jitter.
+    let due: HashMap<TenantId, chrono::DateTime<Utc>> =
+        replicas[2].schedule_state().await.expect("state").into_iter().collect();
+    assert_eq!(due.len(), 4);
+    for at in due.values() {
+        let hours = (*at - now).num_minutes() as f64 / 60.0;
+        assert!((3.5..=4.5).contains(&hours), "{hours}");
+    }
+
+    // The holder dies (stops renewing): after its lease expires another replica takes over, and
+    // after downtime longer than several intervals each tenant runs once, not once per missed slot.
+    let much_later = now + chrono::Duration::hours(13);
+    let ticks = futures::future::join_all(schedulers[1..].iter().map(|s| s.tick(much_later))).await;
+    let fired: Vec<String> = ticks.into_iter().filter_map(|t| t.expect("tick")).collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let jobs = replicas[0].list_jobs(&store::JobFilter { limit: 100, ..Default::default() }).await.expect("jobs");
+    assert_eq!(jobs.len(), 2);
+    let again =
+        futures::future::join_all(schedulers[1..].iter().map(|s| s.tick(much_later + chrono::Duration::seconds(1))))
+            .await;
+    assert!(again.into_iter().all(|t| t.expect("tick").is_none()), "nothing is due any more");
+}

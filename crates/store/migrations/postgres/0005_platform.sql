@@ -1,0 +1,99 @@
+-- The platform (`tenantscope serve`): a job queue whose workers hold leases and whose results are
+-- fenced, per-tenant schedule state, named leases (one scheduler across replicas), operator
+-- sessions, API tokens, and an append-only audit log.
+CREATE TABLE jobs (
+    key              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    kind             TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    pool             TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    max_attempts     BIGINT NOT NULL,
+    -- Incremented by every claim: a worker's writes carry the fence it claimed with, and are
+    -- refused once another worker has claimed the job since.
+    fence            BIGINT NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_until      TIMESTAMPTZ,
+    not_before       TIMESTAMPTZ NOT NULL,
+    created_at       TIMESTAMPTZ NOT NULL,
+    created_by       TEXT NOT NULL,
+    started_at       TIMESTAMPTZ,
+    finished_at      TIMESTAMPTZ,
+    cancel_requested_at TIMESTAMPTZ,
+    last_error       TEXT,
+    result           TEXT,
+    progress         TEXT
+);
+CREATE INDEX jobs_queue ON jobs (pool, not_before) WHERE status IN ('queued', 'running');
+CREATE INDEX jobs_created ON jobs (created_at);
+
+-- Which tenants a job has committed, and in which run: each at most once per job.
+CREATE TABLE job_tenants (
+    job_key    BIGINT NOT NULL,
+    tenant_key BIGINT NOT NULL,
+    run_key    BIGINT NOT NULL,
+    PRIMARY KEY (job_key, tenant_key)
+);
+
+ALTER TABLE runs ADD COLUMN job_key BIGINT;
+ALTER TABLE runs ADD COLUMN job_fence BIGINT;
+
+CREATE TABLE schedule_state (
+    tenant_id TEXT PRIMARY KEY NOT NULL,
+    next_at   TIMESTAMPTZ NOT NULL,
+    last_job  TEXT
+);
+
+CREATE TABLE leases (
+    name  TEXT PRIMARY KEY NOT NULL,
+    owner TEXT NOT NULL,
+    until TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE sessions (
+    id_hash      TEXT PRIMARY KEY NOT NULL,
+    subject      TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    csrf         TEXT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL,
+    last_seen_at TIMESTAMPTZ NOT NULL,
+    address      TEXT,
+    revoked_at   TIMESTAMPTZ
+);
+CREATE INDEX sessions_subject ON sessions (subject);
+
+CREATE TABLE api_tokens (
+    id           TEXT PRIMARY KEY NOT NULL,
+    name         TEXT NOT NULL,
+    hash         TEXT NOT NULL UNIQUE,
+    role         TEXT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    created_by   TEXT NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL,
+    revoked_at   TIMESTAMPTZ,
+    last_used_at TIMESTAMPTZ
+);
+
+CREATE TABLE audit_log (
+    id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at      TIMESTAMPTZ NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT,
+    address TEXT,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END;
+$$;
+CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+
+-- Each tenant's latest result, for the platform's tenant list, from the index alone.
+CREATE INDEX tenant_runs_latest ON tenant_runs (tenant_key, finished_at);
