@@ -170,6 +170,21 @@ async fn the_platform_schedules_runs_and_answers_operators() {
     assert!(job["result"]["tenants"].as_u64().expect("tenants") >= 3, "{job}");
     let (_, health) = server.call(Method::GET, "/api/v1/health", None, None).await;
     assert_eq!(health["scheduler"], true, "this replica holds the scheduler's lease");
+    // The customers that run found are next due an interval after it, not at once: a few more
+    // ticks queue nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, jobs) = server.call(Method::GET, "/api/v1/jobs?kind=inspect", Some(&viewer), None).await;
+    let by_scheduler =
+        jobs["items"].as_array().expect("items").iter().filter(|j| j["created_by"] == "scheduler").count();
+    assert_eq!(by_scheduler, 1, "{jobs}");
+
+    // The partner connection: signed in with MFA, and how far GDAP reaches.
+    let (status, partner) = server.call(Method::GET, "/api/v1/partner", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{partner}");
+    assert_eq!((partner["signed_in"].as_bool(), partner["mfa"].as_bool()), (Some(true), Some(true)), "{partner}");
+    assert_eq!(partner["upn"].as_str().map(str::to_lowercase).as_deref(), Some(MEGAN));
+    assert!(partner["fix"].is_null(), "{partner}");
+    assert!(partner["customers"]["failed"].as_u64().is_some_and(|n| n > 0), "{partner}");
 
     // Every customer is listed with its state; a broken one with its cause and its summary.
     let (status, page) = server.call(Method::GET, "/api/v1/tenants?sort=status&limit=100", Some(&viewer), None).await;
@@ -408,4 +423,229 @@ async fn a_killed_server_resumes_its_job_and_commits_each_tenant_once() {
         results += detail["tenants"].as_array().map(Vec::len).unwrap_or(0);
     }
     assert_eq!(results, tenants, "every tenant committed once over the job's two runs");
+}
+
+/// A world with the MSP's tenant, the platform's app registration (redirect to `port`, app roles
+/// assigned to a user and to a group), and people with and without a role.
+fn operator_world(port: u16) -> String {
+    format!(
+        r#"
+name = "operators"
+seed = 11
+
+[[apps]]
+key = "platform"
+client_id = "6a1c2e3f-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
+name = "tenantscope platform"
+home = "msp"
+redirect_uris = ["https://127.0.0.1:{port}/auth/callback"]
+delegated = ["User.Read"]
+secrets = [{{ name = "platform", value = "platform-secret-Q7~x", expires = "+300d" }}]
+app_roles = [
+  {{ value = "TenantScope.Admin", assigned = ["ada@msp.onmicrosoft.com"] }},
+  {{ value = "TenantScope.Engineer", assigned = ["group:Engineers"] }},
+]
+
+[[tenants]]
+key = "msp"
+name = "MSP"
+domain = "msp.onmicrosoft.com"
+kind = "customer"
+
+[[tenants.users]]
+upn = "ada"
+name = "Ada Admin"
+password = "Msp-Ada-Passw0rd!"
+
+[[tenants.users]]
+upn = "bob"
+name = "Bob <script>alert(1)</script> Engineer"
+password = "Msp-Bob-Passw0rd!"
+groups = ["Engineers"]
+
+[[tenants.users]]
+upn = "carol"
+name = "Carol Nobody"
+password = "Msp-Carol-Passw0rd!"
+
+[[tenants.groups]]
+name = "Engineers"
+
+[[tenants.consents]]
+app = "platform"
+delegated = "all"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_sign_in_with_microsoft_and_get_the_role_entra_assigns() {
+    // The server's port is chosen first: the app registration's redirect URI names it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address").port();
+    let dir = tempfile::tempdir().expect("dir");
+    let world = dir.path().join("operators.toml");
+    std::fs::write(&world, operator_world(port)).expect("world");
+    let env = Env::start(WorldSource::File(world)).await;
+    std::fs::create_dir_all(env.data_dir()).expect("data dir");
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        r#"
+[server.schedule]
+enabled = false
+
+[server.access.oidc]
+tenant = "msp.onmicrosoft.com"
+client_id = "6a1c2e3f-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
+client_secret_env = "TS_TEST_OIDC_SECRET"
+app_roles = { "TenantScope.Admin" = "admin", "TenantScope.Engineer" = "engineer" }
+"#,
+    )
+    .expect("config");
+    let (ca, cert, key) = tls_files(env.dir.path());
+    let ready = env.dir.path().join("ready-operators");
+    let child = env
+        .command()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--ready-file"])
+        .arg(&ready)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("TS_TEST_OIDC_SECRET", "platform-secret-Q7~x")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut server = Server { child, url: format!("https://127.0.0.1:{port}"), http: reqwest::Client::new() };
+    for _ in 0..300 {
+        if std::fs::read_to_string(&ready).is_ok_and(|t| !t.trim().is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let browser_of_operator = || {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA"))
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    };
+
+    // Signs `upn` in through the simulator's pages; returns the operator's client and the callback's answer.
+    let person = |upn: &str| {
+        let password = match upn.split('@').next() {
+            Some("ada") => "Msp-Ada-Passw0rd!",
+            Some("bob") => "Msp-Bob-Passw0rd!",
+            _ => "Msp-Carol-Passw0rd!",
+        };
+        sim::signin::Person {
+            upn: upn.to_string(),
+            password: password.to_string(),
+            totp_secret: None,
+            accept_consent: true,
+        }
+    };
+    let sign_in = |upn: &'static str| {
+        let http = browser_of_operator();
+        let url = server.url.clone();
+        let env = &env;
+        async move {
+            let start = http.get(format!("{url}/auth/login?return_to=/api/v1/me")).send().await.expect("login");
+            assert_eq!(start.status(), StatusCode::SEE_OTHER);
+            let authorize = start.headers().get("location").expect("Location").to_str().expect("text").to_string();
+            assert!(authorize.contains("code_challenge=") && authorize.contains("nonce="), "{authorize}");
+            let outcome = env.browser().complete_authorize(&authorize, &person(upn)).await.expect("sign-in");
+            let sim::signin::Outcome::CodeDelivered { redirect } = outcome else { panic!("no code: {outcome:?}") };
+            let back = http.get(&redirect).send().await.expect("callback");
+            (http, back, redirect)
+        }
+    };
+
+    // Ada holds the admin app role: she lands where she asked, with a session and its CSRF token.
+    let (ada, back, _) = sign_in("ada@msp.onmicrosoft.com").await;
+    assert_eq!(back.status(), StatusCode::SEE_OTHER, "{:?}", back.text().await);
+    assert_eq!(back.headers().get("location").map(|v| v.as_bytes()), Some(&b"/api/v1/me"[..]));
+    let cookies: Vec<String> =
+        back.headers().get_all("set-cookie").iter().map(|v| v.to_str().expect("text").to_string()).collect();
+    let session = cookies.iter().find(|c| c.starts_with("__Host-tenantscope=")).expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("Secure") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    let me: Value = ada.get(format!("{}/api/v1/me", server.url)).send().await.expect("me").json().await.expect("json");
+    assert_eq!(me["role"], "admin", "{me}");
+    assert!(me["actor"].as_str().is_some_and(|a| a.contains("ada@msp.onmicrosoft.com")), "{me}");
+    let csrf = me["csrf"].as_str().expect("CSRF token").to_string();
+    // A state-changing request of a session needs its CSRF token.
+    let job = json!({"kind": "doctor", "params": {"tenant": "msp.onmicrosoft.com"}});
+    let forged = ada.post(format!("{}/api/v1/jobs", server.url)).json(&job).send().await.expect("post");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let wrong = ada
+        .post(format!("{}/api/v1/jobs", server.url))
+        .header("x-csrf-token", "nope")
+        .json(&job)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let ok = ada
+        .post(format!("{}/api/v1/jobs", server.url))
+        .header("x-csrf-token", &csrf)
+        .json(&job)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ok.status(), StatusCode::ACCEPTED, "{:?}", ok.text().await);
+
+    // Bob is an engineer through his group; his hostile display name stays data.
+    let (bob, back, _) = sign_in("bob@msp.onmicrosoft.com").await;
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    let me: Value = bob.get(format!("{}/api/v1/me", server.url)).send().await.expect("me").json().await.expect("json");
+    assert_eq!(me["role"], "engineer", "{me}");
+    let audit = bob.get(format!("{}/api/v1/audit", server.url)).send().await.expect("audit");
+    assert_eq!(audit.status(), StatusCode::FORBIDDEN, "an engineer does not read the audit log");
+
+    // Carol has no role: she is refused, and the refusal is audited.
+    let (_, back, redirect) = sign_in("carol@msp.onmicrosoft.com").await;
+    assert_eq!(back.status(), StatusCode::FORBIDDEN);
+    let problem: Value = back.json().await.expect("problem");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("no tenantscope role")), "{problem}");
+
+    // A callback that is not this browser's sign-in is refused before its code or error is used.
+    let stranger = browser_of_operator();
+    let replay = stranger.get(&redirect).send().await.expect("replay");
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    let forged = ada
+        .get(format!("{}/auth/callback?state=forged&error=access_denied&error_description=evil", server.url))
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+
+    // Signing out ends the session at once.
+    let out = ada
+        .post(format!("{}/api/v1/auth/logout", server.url))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        ada.get(format!("{}/api/v1/me", server.url)).send().await.expect("me").status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let admin_token = api_token(&env, "auditor", "admin");
+    server.http = browser_of_operator();
+    let (_, audit) =
+        server.call(Method::GET, "/api/v1/audit?action=session.login.refused", Some(&admin_token), None).await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|e| e["actor"].as_str().is_some_and(|a| a.contains("carol")))),
+        "{audit}"
+    );
+    let (_, logins) = server.call(Method::GET, "/api/v1/audit?action=session.login", Some(&admin_token), None).await;
+    assert_eq!(logins["items"].as_array().map(Vec::len), Some(2), "{logins}");
 }

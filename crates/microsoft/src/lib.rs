@@ -20,6 +20,7 @@ pub mod har;
 pub mod http;
 mod loopback;
 pub mod oauth;
+pub mod oidc;
 pub mod reach;
 pub mod retry;
 

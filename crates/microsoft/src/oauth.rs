@@ -194,7 +194,7 @@ impl OAuth {
             .await
     }
 
-    async fn token(&self, tenant: &str, mut fields: Vec<(String, String)>) -> Result<TokenResponse, Error> {
+    pub(crate) async fn token(&self, tenant: &str, mut fields: Vec<(String, String)>) -> Result<TokenResponse, Error> {
         fields.push(("client_info".into(), "1".into()));
         let url = self.cloud.token_endpoint(tenant);
         let v = self.post_form(&url, tenant, fields).await?;

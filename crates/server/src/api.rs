@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -140,6 +141,85 @@ pub async fn me(State(state): State<AppState>, who: Principal) -> ApiResult<Json
         auth::Via::Token { .. } => None,
     };
     Ok(Json(Me { actor: who.actor, role: who.role, csrf }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The partner connection
+
+/// The partner connection as the server sees it: who is signed in, whether the sign-in carried
+/// the MFA claim (without it every customer refuses delegated access), and how its customers fare.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Partner {
+    pub signed_in: bool,
+    pub upn: Option<String>,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub signed_in_at: Option<DateTime<Utc>>,
+    /// Whether the partner's token carries the MFA claim (`amr` has `mfa`).
+    pub mfa: Option<bool>,
+    /// When the refresh token was last used to reach a customer.
+    pub refresh_token_last_used: Option<DateTime<Utc>>,
+    /// The partner tenant's own latest inspection.
+    pub status: Option<String>,
+    pub cause: Option<String>,
+    /// Customers by the state of their latest inspection (`ok`, `partial`, `failed`, `never`).
+    pub customers: HashMap<String, usize>,
+    /// What to do when the connection is missing or lacks MFA.
+    pub fix: Option<String>,
+}
+
+/// The partner connection: signed in or not, with MFA or not, and how far GDAP reaches.
+#[utoipa::path(get, path = "/api/v1/partner", responses((status = 200, body = Partner), (status = 401, body = Problem)))]
+pub async fn partner(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Partner>> {
+    let account = match &state.microsoft {
+        Some(m) => {
+            let transport =
+                microsoft::http::Transport::new(&m.cloud, microsoft::http::TransportOptions::default(), None).map_err(
+                    |e| {
+                        tracing::warn!(error = %e, "the partner connection's transport could not be built");
+                        Problem::internal()
+                    },
+                )?;
+            let auth = microsoft::Authenticator::new(
+                m.cloud.clone(),
+                transport,
+                Arc::new(inspect::StoreTokens { store: state.store.clone() }),
+                &m.client_id,
+            );
+            let accounts = auth.accounts().await.map_err(|e| {
+                tracing::warn!(error = %e, "the token cache could not be read");
+                Problem::internal()
+            })?;
+            let last_used = auth.refresh_token_last_used().await.ok().flatten();
+            accounts.into_iter().find(|a| a.role == microsoft::AccountRole::Partner).map(|a| (a, last_used))
+        }
+        None => None,
+    };
+    let items = tenant_items(&state).await?;
+    let mut customers = HashMap::new();
+    for t in items.iter().filter(|t| t.role == "customer" && t.gone_since.is_none()) {
+        *customers.entry(t.status.clone().unwrap_or_else(|| "never".into())).or_insert(0) += 1;
+    }
+    let own = account.as_ref().and_then(|(a, _)| items.iter().find(|t| t.id == a.home_tenant.to_ascii_lowercase()));
+    let mfa = account.as_ref().and_then(|(a, _)| a.claims.as_ref().map(|c| c.has_mfa()));
+    let fix = match (&account, mfa) {
+        (None, _) => Some("No partner account is signed in: run `tenantscope login` on this server's data directory or database.".to_string()),
+        (Some(_), Some(false)) => Some("The partner's sign-in carries no MFA claim, so customers refuse delegated access: sign in again with MFA (`tenantscope login`).".to_string()),
+        _ => None,
+    };
+    Ok(Json(Partner {
+        signed_in: account.is_some(),
+        upn: account.as_ref().and_then(|(a, _)| a.upn.clone()),
+        tenant_id: account.as_ref().map(|(a, _)| a.home_tenant.clone()),
+        client_id: account.as_ref().map(|(a, _)| a.client_id.clone()),
+        signed_in_at: account.as_ref().and_then(|(a, _)| a.signed_in_at),
+        mfa,
+        refresh_token_last_used: account.as_ref().and_then(|(_, l)| *l),
+        status: own.and_then(|t| t.status.clone()),
+        cause: own.and_then(|t| t.cause.clone()),
+        customers,
+        fix,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -939,11 +1019,11 @@ pub async fn logout(State(state): State<AppState>, who: Principal) -> ApiResult<
 #[openapi(
     info(title = "tenantscope", description = "The tenantscope platform's API: tenants, their diagnoses, inspections as jobs, alerts, tokens and the audit log."),
     paths(
-        health, me, list_tenants, get_tenant, get_dataprint, list_runs, get_run, create_job, list_jobs, get_job,
+        health, me, partner, list_tenants, get_tenant, get_dataprint, list_runs, get_run, create_job, list_jobs, get_job,
         cancel_job, job_events, job_trace, list_alerts, ack_alert, mute, create_token, list_tokens, revoke_token,
         list_audit, local_login, logout,
     ),
-    components(schemas(Problem, Health, Me, TenantItem, TenantDetail, CreateJob, AckBody, MuteBody, CreateToken,
+    components(schemas(Problem, Health, Me, Partner, TenantItem, TenantDetail, CreateJob, AckBody, MuteBody, CreateToken,
         CreatedToken, TokenItem, LocalLogin, Role, jobs::InspectParams, jobs::DoctorParams)),
     modifiers(&BearerAuth),
 )]

@@ -122,6 +122,32 @@ pub struct AccessConfig {
     pub break_glass: Option<BreakGlass>,
     /// How long a session lasts, in hours (default 12).
     pub session_hours: Option<u64>,
+    /// Operators sign in with Microsoft (OpenID Connect) through this app registration.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Operator sign-in with Microsoft: the server's app registration in the MSP's tenant, and how
+/// the ID token's app roles and groups map to tenantscope's roles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The MSP's tenant: its id or a verified domain.
+    pub tenant: String,
+    /// The app registration (a web app whose redirect URI is `PUBLIC_URL/auth/callback`).
+    pub client_id: String,
+    /// The environment variable holding the app's client secret.
+    #[serde(default = "default_secret_env")]
+    pub client_secret_env: String,
+    /// App role values (the ID token's `roles`) and the tenantscope role each gives.
+    #[serde(default)]
+    pub app_roles: HashMap<String, crate::auth::Role>,
+    /// Group object ids (the ID token's `groups`) and the tenantscope role each gives.
+    #[serde(default)]
+    pub groups: HashMap<String, crate::auth::Role>,
+}
+
+fn default_secret_env() -> String {
+    "TENANTSCOPE_OIDC_SECRET".to_string()
 }
 
 /// The break-glass administrator: a name and an argon2 hash of its password (PHC string, as

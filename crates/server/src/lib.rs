@@ -19,6 +19,7 @@ pub mod password;
 mod problem;
 pub mod scheduler;
 mod session;
+pub mod signin;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -54,6 +55,11 @@ pub struct AppState {
     pub scheduler_held: Arc<AtomicBool>,
     /// How often a Server-Sent Events stream looks at its job.
     pub sse_poll: Duration,
+    /// The cloud and app of the partner connection; `None` on a replica that does not reach
+    /// Microsoft.
+    pub microsoft: Option<jobs::Microsoft>,
+    /// Operator sign-in with Microsoft, when configured.
+    pub oidc: Option<Arc<microsoft::oidc::OidcClient>>,
 }
 
 /// Errors that stop the server from starting.
@@ -63,6 +69,8 @@ pub enum ServeError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// The largest request body accepted (the API takes small JSON documents only).
@@ -74,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(api::health))
         .route("/openapi.json", get(api::openapi))
         .route("/me", get(api::me))
+        .route("/partner", get(api::partner))
         .route("/auth/local", post(api::local_login))
         .route("/auth/logout", post(api::logout))
         .route("/tenants", get(api::list_tenants))
@@ -95,6 +104,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { Problem::not_found("no such API endpoint; see /api/v1/openapi.json") });
     Router::new()
         .nest("/api/v1", api)
+        .route("/auth/login", get(signin::login))
+        .route("/auth/callback", get(signin::callback))
         .fallback(|| async { Problem::not_found("not found") })
         .layer(middleware::from_fn(etag))
         .layer(middleware::from_fn(security_headers))
@@ -192,6 +203,8 @@ pub async fn serve(
         login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
         scheduler_held: Arc::new(AtomicBool::new(false)),
         sse_poll: Duration::from_millis(500),
+        microsoft: services.executor.as_ref().map(|e| e.microsoft.clone()),
+        oidc: oidc_client(&config, services.executor.as_ref().map(|e| &e.microsoft))?,
     };
     let app = router(state.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -339,6 +352,27 @@ async fn prune_traces(dir: std::path::PathBuf, keep: Duration, mut stop: watch::
             _ = stop.changed() => break,
         }
     }
+}
+
+/// The operator sign-in client, when `[server.access.oidc]` is configured.
+fn oidc_client(
+    config: &ServerConfig,
+    microsoft: Option<&jobs::Microsoft>,
+) -> Result<Option<Arc<microsoft::oidc::OidcClient>>, ServeError> {
+    let Some(oidc) = &config.access.oidc else { return Ok(None) };
+    let cloud = microsoft
+        .map(|m| m.cloud.clone())
+        .ok_or_else(|| ServeError::Config("sign-in with Microsoft needs the cloud of the partner connection".into()))?;
+    let secret =
+        std::env::var(&oidc.client_secret_env).ok().filter(|s| !s.is_empty()).map(microsoft::SecretString::from);
+    if secret.is_none() {
+        tracing::warn!(variable = %oidc.client_secret_env, "no client secret for operator sign-in: the app must be a public client");
+    }
+    let transport = microsoft::http::Transport::new(&cloud, microsoft::http::TransportOptions::default(), None)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let client = microsoft::oidc::OidcClient::new(cloud, transport, &oidc.tenant, &oidc.client_id, secret)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    Ok(Some(Arc::new(client)))
 }
 
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, ServeError> {

@@ -7,14 +7,14 @@
 //! Each tenant's next due time lives in the store. A due tenant's next time is counted from now,
 //! not from its missed slot, so after downtime a missed schedule runs once, not once per slot.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use store::{Store, TenantId, TenantRecord};
+use store::{JobFilter, JobStatus, Store, TenantId, TenantRecord};
 use tokio::sync::watch;
 
 use crate::config::ScheduleConfig;
@@ -88,13 +88,52 @@ impl Scheduler {
         }
         let tenants = self.store.list_tenants().await?;
         let state: HashMap<TenantId, DateTime<Utc>> = self.store.schedule_state().await?.into_iter().collect();
+        let unscheduled = tenants.iter().any(|t| !state.contains_key(&t.id));
+        let inspected: HashMap<TenantId, DateTime<Utc>> = if unscheduled {
+            self.store.latest_tenant_runs().await?.into_iter().map(|r| (r.tenant_id, r.finished_at)).collect()
+        } else {
+            HashMap::new()
+        };
+        // Tenants an inspection still queued or running will read are not queued again: the
+        // first run of a new platform finds the customers and inspects them in the same job.
+        let mut covered: HashSet<TenantId> = HashSet::new();
+        let mut everything_covered = false;
+        for status in [JobStatus::Queued, JobStatus::Running] {
+            let filter = JobFilter { status: Some(status), kind: Some("inspect".into()), before: None, limit: 1000 };
+            for job in self.store.list_jobs(&filter).await? {
+                match job.params["tenants"].as_array() {
+                    Some(list) if !list.is_empty() => {
+                        covered.extend(list.iter().filter_map(|v| v.as_str()).map(TenantId::new));
+                    }
+                    _ => everything_covered = true,
+                }
+            }
+        }
         let mut due = Vec::new();
+        let mut first_seen = Vec::new();
         for t in tenants.iter().filter(|t| t.gone_since.is_none()) {
             let Some(interval) = interval_for(&self.config, t) else { continue };
-            // A tenant never scheduled is due now: it was just found, or the platform is new.
-            if state.get(&t.id).is_none_or(|at| *at <= now) {
+            let next = match state.get(&t.id) {
+                Some(at) => *at,
+                // A tenant never scheduled that some run inspected (the run that found it, or the
+                // command line) is next due one interval after that; one never inspected is due now.
+                None => match inspected.get(&t.id) {
+                    Some(at) => {
+                        let next = next_due(*at, interval, self.config.jitter, &t.id);
+                        first_seen.push((t.id.clone(), next));
+                        next
+                    }
+                    None => now,
+                },
+            };
+            if next <= now && !everything_covered && !covered.contains(&t.id) {
                 due.push((t, interval));
             }
+        }
+        let first_seen: Vec<(TenantId, DateTime<Utc>)> =
+            first_seen.into_iter().filter(|(id, _)| !due.iter().any(|(t, _)| t.id == *id)).collect();
+        if !first_seen.is_empty() {
+            self.store.set_schedule(&first_seen, None).await?;
         }
         if tenants.is_empty() {
             // No tenant is known yet: one inspection of everything finds the partner's customers,

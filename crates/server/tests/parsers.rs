@@ -32,6 +32,8 @@ async fn app(dir: &std::path::Path) -> (axum::Router, String) {
         login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(std::num::NonZeroU32::MIN))),
         scheduler_held: Arc::new(AtomicBool::new(false)),
         sse_poll: Duration::from_millis(50),
+        microsoft: None,
+        oidc: None,
     };
     (server::router(state), token)
 }

@@ -96,6 +96,12 @@ async fn one_scheduler_fires_across_replicas_on_postgres() {
 
     // The holder dies (stops renewing): after its lease expires another replica takes over, and
     // after downtime longer than several intervals each tenant runs once, not once per missed slot.
+    // While that inspection is still queued, nothing it covers is queued again.
+    let early = now + chrono::Duration::hours(5);
+    let ticks = futures::future::join_all(schedulers.iter().map(|s| s.tick(early))).await;
+    assert!(ticks.into_iter().all(|t| t.expect("tick").is_none()), "the queued inspection covers every tenant");
+    // It ran (here: it is cancelled, which ends it as well).
+    replicas[0].cancel_job(&jobs[0].id, now).await.expect("cancel");
     let much_later = now + chrono::Duration::hours(13);
     let ticks = futures::future::join_all(schedulers[1..].iter().map(|s| s.tick(much_later))).await;
     let fired: Vec<String> = ticks.into_iter().filter_map(|t| t.expect("tick")).collect();

@@ -376,3 +376,103 @@ fn the_demo_world_compiles_and_has_what_the_docs_promise() {
         vec!["after-sign-in", "fix-margie-consent"]
     );
 }
+
+/// A world whose portal app has app roles assigned to a user and to a group, asks for group
+/// claims, and has a user in more groups than a token carries.
+fn roles_world() -> String {
+    let mut text = String::from(
+        r#"
+name = "roles"
+seed = 7
+
+[[apps]]
+key = "portal"
+name = "Operator portal"
+home = "contoso"
+public_client = true
+delegated = ["User.Read"]
+group_claims = true
+app_roles = [
+  { value = "Portal.Admin", assigned = ["ada@contoso.onmicrosoft.com"] },
+  { value = "Portal.Engineer", name = "Engineers", assigned = ["group:Readers"] },
+]
+
+[[tenants]]
+key = "contoso"
+name = "Contoso"
+domain = "contoso.onmicrosoft.com"
+kind = "customer"
+
+[[tenants.users]]
+upn = "ada"
+name = "Ada Lovelace"
+password = "Contoso-Ada-1!"
+groups = ["Readers"]
+
+[[tenants.users]]
+upn = "bulk"
+name = "Member of Everything"
+password = "Contoso-Bulk-1!"
+groups = ["#,
+    );
+    let names: Vec<String> = (0..201).map(|i| format!("\"Team {i:03}\"")).collect();
+    text.push_str(&names.join(", "));
+    text.push_str("]\n\n[[tenants.groups]]\nname = \"Readers\"\n");
+    for i in 0..201 {
+        text.push_str(&format!("\n[[tenants.groups]]\nname = \"Team {i:03}\"\n"));
+    }
+    text.push_str("\n[[tenants.consents]]\napp = \"portal\"\ndelegated = \"all\"\n");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn id_tokens_carry_app_roles_and_groups_with_the_overage_past_200() {
+    let world = compile(&roles_world()).expect("the roles world compiles");
+    let readers = world.tenants[0].groups.iter().find(|g| g.display_name == "Readers").expect("Readers").id;
+    let sim = TestSim::start(WorldSource::Given(Box::new(world))).await;
+    let tenant = sim.running.ready.tenants[0].id.clone();
+    let app = sim.running.ready.apps[0].client_id.clone();
+    let id_token = |upn: &'static str, password: &'static str| {
+        let (tenant, app, http) = (tenant.clone(), app.clone(), sim.http.clone());
+        let url = sim.url(&format!("/{tenant}/oauth2/v2.0/token"));
+        async move {
+            let form = [
+                ("grant_type", "password"),
+                ("client_id", app.as_str()),
+                ("username", upn),
+                ("password", password),
+                ("scope", "openid profile User.Read"),
+            ];
+            let r = Resp::read(http.post(url).form(&form).send().await.unwrap()).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            let token = r.json()["id_token"].as_str().expect("an ID token").to_string();
+            let payload = token.split('.').nth(1).expect("payload");
+            let bytes =
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).expect("base64url");
+            serde_json::from_slice::<serde_json::Value>(&bytes).expect("claims")
+        }
+    };
+    // Ada holds one role directly and one through the Readers group, and her one group is listed.
+    let ada = id_token("ada@contoso.onmicrosoft.com", "Contoso-Ada-1!").await;
+    let mut roles: Vec<&str> = ada["roles"].as_array().expect("roles").iter().filter_map(|r| r.as_str()).collect();
+    roles.sort();
+    assert_eq!(roles, ["Portal.Admin", "Portal.Engineer"]);
+    assert_eq!(ada["groups"], json!([readers.to_string()]));
+    assert!(ada.get("_claim_names").is_none());
+    // In 201 groups, the token names none and points at Graph instead; no role is assigned.
+    let bulk = id_token("bulk@contoso.onmicrosoft.com", "Contoso-Bulk-1!").await;
+    assert!(bulk.get("groups").is_none() && bulk.get("roles").is_none(), "{bulk}");
+    assert_eq!(bulk["_claim_names"]["groups"], "src1");
+    let endpoint = bulk["_claim_sources"]["src1"]["endpoint"].as_str().expect("endpoint");
+    assert!(
+        endpoint.ends_with(&format!("/v1.0/users/{}/getMemberObjects", bulk["oid"].as_str().expect("oid"))),
+        "{endpoint}"
+    );
+}
+
+#[test]
+fn app_role_assignments_must_name_someone_of_the_home_tenant() {
+    let text = roles_world().replace("group:Readers", "group:Nobody");
+    let err = error_of(&text);
+    assert!(err.contains("Portal.Engineer") && err.contains("group:Nobody"), "{err}");
+}

@@ -434,6 +434,8 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
             "uti": opaque("", 16),
             "ver": "2.0",
         });
+        let mut id = id;
+        identity_claims(&mut id, app, resource, user, &sim.base_url);
         let id_token = key.sign(&id, None).map_err(|_| server_error())?;
         response["id_token"] = json!(id_token);
     }
@@ -520,4 +522,61 @@ pub(crate) fn tenant_not_found(tenant: &str) -> AadError {
 
 pub(crate) fn server_error() -> AadError {
     AadError::new(500, "server_error", 90033, "A transient error has occurred. Please try again.")
+}
+
+/// Groups past which Entra leaves the `groups` claim out of a JWT and points at Graph instead.
+const GROUPS_OVERAGE: usize = 200;
+
+/// The security groups `user` belongs to in `tenant`, directly or through nested groups.
+fn transitive_groups(tenant: &crate::world::Tenant, user: Uuid) -> Vec<Uuid> {
+    let mut found: Vec<Uuid> = Vec::new();
+    let mut frontier = vec![user];
+    while let Some(member) = frontier.pop() {
+        for g in tenant.groups.iter().filter(|g| g.members.contains(&member)) {
+            if !found.contains(&g.id) {
+                found.push(g.id);
+                frontier.push(g.id);
+            }
+        }
+    }
+    found.retain(|id| tenant.groups.iter().any(|g| g.id == *id && g.security_enabled));
+    found
+}
+
+/// The app roles and groups of a user signing in to an app of its own tenant, as Entra adds them
+/// to the ID token: `roles` (values of the roles assigned to the user or to a group it is a direct
+/// member of) and, when the app asks for group claims, `groups`, or past 200 groups the overage
+/// claims that send the client to Graph.
+fn identity_claims(
+    id: &mut Value,
+    app: &crate::world::App,
+    tenant: &crate::world::Tenant,
+    user: &crate::world::User,
+    base_url: &str,
+) {
+    if tenant.id != app.home_tenant {
+        return;
+    }
+    let direct_groups: Vec<Uuid> =
+        tenant.groups.iter().filter(|g| g.members.contains(&user.id)).map(|g| g.id).collect();
+    let roles: Vec<&str> = app
+        .app_roles
+        .iter()
+        .filter(|r| r.assigned.iter().any(|a| *a == user.id || direct_groups.contains(a)))
+        .map(|r| r.value.as_str())
+        .collect();
+    if !roles.is_empty() {
+        id["roles"] = json!(roles);
+    }
+    if app.group_claims {
+        let groups = transitive_groups(tenant, user.id);
+        if groups.len() > GROUPS_OVERAGE {
+            id["_claim_names"] = json!({ "groups": "src1" });
+            id["_claim_sources"] = json!({
+                "src1": { "endpoint": format!("{base_url}/v1.0/users/{}/getMemberObjects", user.id) }
+            });
+        } else {
+            id["groups"] = json!(groups.iter().map(Uuid::to_string).collect::<Vec<_>>());
+        }
+    }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::actions::CaPolicySpec;
 use super::generate::{filler_devices, filler_users};
 use super::{
-    AccessAssignment, App, AppCertificate, AppSecret, Contract, GdapRelationship, GdapStatus, Group, Licence,
+    AccessAssignment, App, AppCertificate, AppRole, AppSecret, Contract, GdapRelationship, GdapStatus, Group, Licence,
     NamedLocation, PerUserMfa, Scenario, ServicePrincipal, Settings, Tenant, TenantKind, User, World,
 };
 use crate::catalog;
@@ -207,6 +207,22 @@ pub struct AppFile {
     pub secrets: Vec<SecretFile>,
     #[serde(default)]
     pub certificates: Vec<CertificateFile>,
+    /// App roles and their assignments (users by UPN, groups as `group:Display Name`).
+    #[serde(default)]
+    pub app_roles: Vec<AppRoleFile>,
+    /// ID tokens carry the user's security groups (`groupMembershipClaims: SecurityGroup`).
+    #[serde(default)]
+    pub group_claims: bool,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRoleFile {
+    pub value: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub assigned: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -452,7 +468,36 @@ impl WorldFile {
                         .map_err(at(format!("app '{}' certificate '{}' expires", af.key, c.name)))?,
                 )?);
             }
+            let home_tenant = world
+                .tenants
+                .iter()
+                .find(|t| t.id == home)
+                .ok_or_else(|| invalid(format!("app '{}': no tenant '{}'", af.key, af.home)))?;
+            let mut app_roles = Vec::new();
+            for r in &af.app_roles {
+                let mut assigned = Vec::new();
+                for who in &r.assigned {
+                    let id = match who.strip_prefix("group:") {
+                        Some(name) => home_tenant.groups.iter().find(|g| g.display_name == name).map(|g| g.id),
+                        None => home_tenant.users.iter().find(|u| u.upn.eq_ignore_ascii_case(who)).map(|u| u.id),
+                    };
+                    assigned.push(id.ok_or_else(|| {
+                        invalid(format!(
+                            "app '{}' role '{}': no user or group '{who}' in its home tenant",
+                            af.key, r.value
+                        ))
+                    })?);
+                }
+                app_roles.push(AppRole {
+                    id: stable_id(seed, &["app-role", &af.key, &r.value]),
+                    value: r.value.clone(),
+                    display_name: r.name.clone().unwrap_or_else(|| r.value.clone()),
+                    assigned,
+                });
+            }
             world.apps.push(App {
+                app_roles,
+                group_claims: af.group_claims,
                 client_id,
                 object_id: stable_id(seed, &["app-object", &af.key]),
                 home_tenant: home,

@@ -421,6 +421,8 @@ pub fn generate(spec: &Spec, now: DateTime<Utc>) -> World {
         consent_changed: partner_created,
     });
     let app = App {
+        app_roles: Vec::new(),
+        group_claims: false,
         client_id: app_id,
         object_id: stable_id(seed, &["app-object"]),
         home_tenant: partner_id,

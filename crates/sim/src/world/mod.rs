@@ -115,6 +115,22 @@ pub struct App {
     pub delegated: Vec<String>,
     pub application: Vec<String>,
     pub created: DateTime<Utc>,
+    /// App roles of the registration, with the users and groups of its home tenant assigned to each
+    /// (Entra puts the values of a signed-in user's roles in the `roles` claim of its tokens).
+    pub app_roles: Vec<AppRole>,
+    /// `groupMembershipClaims: SecurityGroup`: ID tokens carry the ids of the user's security groups.
+    pub group_claims: bool,
+}
+
+/// An app role and who is assigned it.
+#[derive(Debug, Clone)]
+pub struct AppRole {
+    pub id: Uuid,
+    pub value: String,
+    pub display_name: String,
+    /// Users and groups of the app's home tenant; a group's direct members hold the role (Entra does
+    /// not pass app role assignments on to nested groups).
+    pub assigned: Vec<Uuid>,
 }
 
 /// An enterprise app in a tenant, with what the tenant consented to.

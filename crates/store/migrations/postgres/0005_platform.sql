@@ -25,7 +25,10 @@ CREATE TABLE jobs (
     result           TEXT,
     progress         TEXT
 );
-CREATE INDEX jobs_queue ON jobs (pool, not_before) WHERE status IN ('queued', 'running');
+-- A claim takes the head of one of these: the oldest due queued job, or the job whose lease expired
+-- first. Partial indexes keep both short however many jobs have ended.
+CREATE INDEX jobs_queued ON jobs (pool, not_before, key) WHERE status = 'queued';
+CREATE INDEX jobs_leased ON jobs (pool, lease_until, key) WHERE status = 'running';
 CREATE INDEX jobs_created ON jobs (created_at);
 
 -- Which tenants a job has committed, and in which run: each at most once per job.

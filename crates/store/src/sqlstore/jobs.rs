@@ -123,23 +123,46 @@ impl JobStore for SqlStore {
             .bind(pool),
         )
         .await?;
-        let claim = match self.db.backend() {
-            Backend::Postgres => query(concat!(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1, lease_owner = $1, \
-                 lease_until = $2, started_at = COALESCE(started_at, $3) WHERE key = (SELECT key FROM jobs \
-                 WHERE pool = $4 AND ((status = 'queued' AND not_before <= $3) OR (status = 'running' AND lease_until < $3)) \
-                 ORDER BY not_before, key LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ",
-                job_columns!()
-            )),
-            Backend::Sqlite => query(concat!(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1, lease_owner = $1, \
-                 lease_until = $2, started_at = COALESCE(started_at, $3) WHERE key = (SELECT key FROM jobs \
-                 WHERE pool = $4 AND ((status = 'queued' AND not_before <= $3) OR (status = 'running' AND lease_until < $3)) \
-                 ORDER BY not_before, key LIMIT 1) RETURNING ",
-                job_columns!()
-            )),
+        // A job whose worker died is resumed before new work starts; each pick is the head of a
+        // partial index (`jobs_leased`, `jobs_queued`), so a claim costs the same however many
+        // jobs the table holds.
+        let (expired, queued) = match self.db.backend() {
+            Backend::Postgres => (
+                query(concat!(
+                    "UPDATE jobs SET attempts = attempts + 1, fence = fence + 1, lease_owner = $1, lease_until = $2 \
+                     WHERE key = (SELECT key FROM jobs WHERE pool = $4 AND status = 'running' AND lease_until < $3 \
+                     ORDER BY lease_until, key LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ",
+                    job_columns!()
+                )),
+                query(concat!(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1, lease_owner = $1, \
+                     lease_until = $2, started_at = COALESCE(started_at, $3) WHERE key = (SELECT key FROM jobs \
+                     WHERE pool = $4 AND status = 'queued' AND not_before <= $3 \
+                     ORDER BY not_before, key LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ",
+                    job_columns!()
+                )),
+            ),
+            Backend::Sqlite => (
+                query(concat!(
+                    "UPDATE jobs SET attempts = attempts + 1, fence = fence + 1, lease_owner = $1, lease_until = $2 \
+                     WHERE key = (SELECT key FROM jobs WHERE pool = $4 AND status = 'running' AND lease_until < $3 \
+                     ORDER BY lease_until, key LIMIT 1) RETURNING ",
+                    job_columns!()
+                )),
+                query(concat!(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1, fence = fence + 1, lease_owner = $1, \
+                     lease_until = $2, started_at = COALESCE(started_at, $3) WHERE key = (SELECT key FROM jobs \
+                     WHERE pool = $4 AND status = 'queued' AND not_before <= $3 \
+                     ORDER BY not_before, key LIMIT 1) RETURNING ",
+                    job_columns!()
+                )),
+            ),
         };
-        let row = tx.fetch_optional(claim.bind(owner).bind(check_ts(now + lease)?).bind(now).bind(pool)).await?;
+        let until = check_ts(now + lease)?;
+        let mut row = tx.fetch_optional(expired.bind(owner).bind(until).bind(now).bind(pool)).await?;
+        if row.is_none() {
+            row = tx.fetch_optional(queued.bind(owner).bind(until).bind(now).bind(pool)).await?;
+        }
         let job = row.map(|r| rows::job(&r)).transpose()?;
         tx.commit().await?;
         Ok(job)
