@@ -186,6 +186,27 @@ async fn the_platform_schedules_runs_and_answers_operators() {
     assert!(partner["fix"].is_null(), "{partner}");
     assert!(partner["customers"]["failed"].as_u64().is_some_and(|n| n > 0), "{partner}");
 
+    // An admin re-authenticates the partner connection from the server: a device code to type,
+    // then the new sign-in replaces the stored one.
+    let (status, body) = server.call(Method::POST, "/api/v1/partner/sign-in", Some(&engineer), Some(json!({}))).await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN);
+    let (status, started) = server.call(Method::POST, "/api/v1/partner/sign-in", Some(&admin), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let code = started["user_code"].as_str().expect("user code").to_string();
+    env.approve_device_code(&code, MEGAN).await;
+    let sign_in = format!("/api/v1/partner/sign-in/{}", started["id"].as_str().expect("id"));
+    let mut outcome = Value::Null;
+    for _ in 0..200 {
+        outcome = server.call(Method::GET, &sign_in, Some(&admin), None).await.1;
+        if outcome["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((outcome["status"].as_str(), outcome["mfa"].as_bool()), (Some("succeeded"), Some(true)), "{outcome}");
+    let (_, partner) = server.call(Method::GET, "/api/v1/partner", Some(&viewer), None).await;
+    assert_eq!(partner["signed_in"], true, "{partner}");
+
     // Every customer is listed with its state; a broken one with its cause and its summary.
     let (status, page) = server.call(Method::GET, "/api/v1/tenants?sort=status&limit=100", Some(&viewer), None).await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -219,6 +240,30 @@ async fn the_platform_schedules_runs_and_answers_operators() {
         .call(Method::GET, &format!("/api/v1/tenants/{north}/dataprint?query=collections.[[["), Some(&viewer), None)
         .await;
     assert_problem(status, &body, StatusCode::BAD_REQUEST);
+    // Its history: dataprints, a diff, changes, metrics.
+    let (status, prints) =
+        server.call(Method::GET, &format!("/api/v1/tenants/{north}/dataprints"), Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{prints}");
+    let newest = prints[0]["id"].as_str().expect("a dataprint").to_string();
+    let (status, doc) = server.call(Method::GET, &format!("/api/v1/dataprints/{newest}"), Some(&viewer), None).await;
+    assert_eq!((status, doc["tenant"]["id"].as_str()), (StatusCode::OK, Some(north.as_str())), "{doc}");
+    let (status, same) =
+        server.call(Method::GET, &format!("/api/v1/dataprints/{newest}/diff/{newest}"), Some(&viewer), None).await;
+    assert_eq!(
+        (status, same.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0)),
+        "a dataprint does not differ from itself: {same}"
+    );
+    let (status, metrics) =
+        server.call(Method::GET, &format!("/api/v1/metrics?tenant={north}"), Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK, "{metrics}");
+    assert!(metrics.as_array().is_some_and(|m| m.iter().any(|p| p["name"] == "users")), "{metrics}");
+    let (status, body) = server.call(Method::GET, "/api/v1/changes?severity=apocalyptic", Some(&viewer), None).await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST);
+    assert_eq!(server.call(Method::GET, "/api/v1/changes?severity=high", Some(&viewer), None).await.0, StatusCode::OK);
+    let (status, body) =
+        server.call(Method::GET, "/api/v1/baselines/gold/drift?tenant=northwind.example", Some(&viewer), None).await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND);
     let (status, body) = server.call(Method::GET, "/api/v1/tenants/no-such-tenant.example", Some(&viewer), None).await;
     assert_problem(status, &body, StatusCode::NOT_FOUND);
 
@@ -348,6 +393,27 @@ async fn the_platform_schedules_runs_and_answers_operators() {
     let (status, body) = server.call(Method::GET, "/api/v1/runs", Some(&ci), None).await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED);
 
+    // The schedule is set for every replica through the API, checked, and reset to the file's.
+    let (_, schedule) = server.call(Method::GET, "/api/v1/settings/schedule", Some(&viewer), None).await;
+    assert_eq!(
+        (schedule["source"].as_str(), schedule["schedule"]["every_minutes"].as_u64()),
+        (Some("file"), Some(240)),
+        "{schedule}"
+    );
+    let vip = json!({"every_minutes": 120, "jitter": 0.05, "per_label": {"vip": 30}, "tick_seconds": 1});
+    let (status, body) =
+        server.call(Method::PUT, "/api/v1/settings/schedule", Some(&engineer), Some(vip.clone())).await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN);
+    let (status, body) =
+        server.call(Method::PUT, "/api/v1/settings/schedule", Some(&admin), Some(json!({"every_minutes": 1}))).await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST);
+    let (status, set) = server.call(Method::PUT, "/api/v1/settings/schedule", Some(&admin), Some(vip)).await;
+    assert_eq!((status, set["source"].as_str()), (StatusCode::OK, Some("api")), "{set}");
+    let (_, schedule) = server.call(Method::GET, "/api/v1/settings/schedule", Some(&viewer), None).await;
+    assert_eq!(schedule["schedule"]["per_label"]["vip"], 30, "{schedule}");
+    let (_, reset) = server.call(Method::DELETE, "/api/v1/settings/schedule", Some(&admin), None).await;
+    assert_eq!(reset["source"], "file", "{reset}");
+
     // The audit log has every state-changing action, with who did it; only admins read it.
     let (status, body) = server.call(Method::GET, "/api/v1/audit", Some(&engineer), None).await;
     assert_problem(status, &body, StatusCode::FORBIDDEN);
@@ -358,7 +424,16 @@ async fn the_platform_schedules_runs_and_answers_operators() {
         .iter()
         .map(|e| (e["action"].as_str().unwrap_or(""), e["actor"].as_str().unwrap_or("")))
         .collect();
-    for expected in ["job.create", "job.trace.download", "token.create", "token.revoke"] {
+    for expected in [
+        "job.create",
+        "job.trace.download",
+        "token.create",
+        "token.revoke",
+        "partner.sign_in.start",
+        "partner.sign_in.succeeded",
+        "settings.schedule.set",
+        "settings.schedule.reset",
+    ] {
         assert!(actions.iter().any(|(a, _)| *a == expected), "{expected} missing from {actions:?}");
     }
     assert!(actions.iter().any(|(a, who)| *a == "job.create" && who.starts_with("token:engineer")), "{actions:?}");

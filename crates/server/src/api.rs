@@ -222,6 +222,143 @@ pub async fn partner(State(state): State<AppState>, _who: Principal) -> ApiResul
     }))
 }
 
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerSignIn {
+    /// The tenant to sign in to (default `organizations`: the account's own).
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerSignInStarted {
+    /// Follow the sign-in at `/api/v1/partner/sign-in/{id}`.
+    pub id: String,
+    /// What the partner engineer types at `verification_uri`, signing in with MFA.
+    pub user_code: String,
+    pub verification_uri: String,
+    pub expires_at: DateTime<Utc>,
+    pub message: String,
+}
+
+fn sign_in_key(id: &str) -> String {
+    format!("partner.sign_in.{id}")
+}
+
+/// Starts (or redoes) the partner connection: a device-code sign-in of the partner engineer, whose
+/// refresh token replaces the one in the store once they have signed in. Answers with the code to
+/// type; the sign-in completes in the background.
+#[utoipa::path(post, path = "/api/v1/partner/sign-in", request_body = PartnerSignIn,
+    responses((status = 202, body = PartnerSignInStarted), (status = 403, body = Problem), (status = 409, body = Problem), (status = 502, body = Problem)))]
+pub async fn partner_sign_in(
+    State(state): State<AppState>,
+    who: Principal,
+    Body(body): Body<PartnerSignIn>,
+) -> ApiResult<Response> {
+    who.require(Role::Admin)?;
+    let m = state.microsoft.clone().filter(|m| m.client_id != jobs::NO_APP).ok_or_else(|| {
+        Problem::conflict(
+            "no app is configured for the partner connection: start `tenantscope serve --client-id <your app id>`",
+        )
+    })?;
+    let tenant = body.tenant.unwrap_or_else(|| "organizations".to_string());
+    if tenant.is_empty() || tenant.len() > 256 || tenant.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(Problem::bad_request("tenant: an id, a domain or `organizations`"));
+    }
+    let transport = microsoft::http::Transport::new(&m.cloud, microsoft::http::TransportOptions::default(), None)
+        .map_err(|_| Problem::internal())?;
+    let auth = microsoft::Authenticator::new(
+        m.cloud.clone(),
+        transport,
+        Arc::new(inspect::StoreTokens { store: state.store.clone() }),
+        &m.client_id,
+    );
+    let id = uuid::Uuid::new_v4().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<microsoft::oauth::DeviceCode>();
+    let store = state.store.clone();
+    let key = sign_in_key(&id);
+    store.setting_put(&key, &json!({"status": "pending", "started_by": who.actor, "started_at": Utc::now()})).await?;
+    let actor = who.clone();
+    let task_key = key.clone();
+    let audited_tenant = tenant.clone();
+    let task = tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let result = auth
+            .login_device_code(&tenant, microsoft::AccountRole::Partner, |dc| {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(dc.clone());
+                }
+            })
+            .await;
+        let now = Utc::now();
+        let (outcome, action) = match &result {
+            Ok(account) => (
+                json!({"status": "succeeded", "upn": account.upn, "tenant_id": account.home_tenant,
+                       "mfa": account.claims.as_ref().map(|c| c.has_mfa()), "finished_at": now}),
+                "partner.sign_in.succeeded",
+            ),
+            Err(e) => {
+                let diagnosis = diagnose::diagnose(&diagnose::Facts {
+                    failure: Some(diagnose::Failure::Text(e.to_string())),
+                    now: Some(now),
+                    ..diagnose::Facts::default()
+                });
+                (
+                    json!({"status": "failed", "error": e.to_string(), "cause": diagnosis.cause, "fix": diagnosis.fix, "finished_at": now}),
+                    "partner.sign_in.failed",
+                )
+            }
+        };
+        if let Err(e) = store.setting_put(&task_key, &outcome).await {
+            tracing::warn!(error = %e, "the partner sign-in's outcome could not be saved");
+        }
+        let _ = audit(&store, &actor, action, None, outcome).await;
+    });
+    let dc = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(dc)) => dc,
+        _ => {
+            // The device code never came: the task ended with an error (saved above) or hangs.
+            let saved = state.store.setting_get(&key).await?.unwrap_or(Value::Null);
+            task.abort();
+            let why = saved["error"].as_str().unwrap_or("Microsoft did not answer the device-code request").to_string();
+            return Err(Problem::new(StatusCode::BAD_GATEWAY, "sign-in-failed", why));
+        }
+    };
+    audit(&state.store, &who, "partner.sign_in.start", Some(&id), json!({"tenant": audited_tenant})).await?;
+    let started = PartnerSignInStarted {
+        id: id.clone(),
+        user_code: dc.user_code.clone(),
+        verification_uri: dc.verification_uri.clone(),
+        expires_at: Utc::now() + chrono::Duration::seconds(dc.expires_in as i64),
+        message: dc.message.clone(),
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(started)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/partner/sign-in/{id}")) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// Where a partner sign-in stands: `pending`, `succeeded` (who, with or without MFA) or `failed`
+/// (with the cause and the fix).
+#[utoipa::path(get, path = "/api/v1/partner/sign-in/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = Problem)))]
+pub async fn partner_sign_in_status(
+    State(state): State<AppState>,
+    who: Principal,
+    Segment(id): Segment<String>,
+) -> ApiResult<Json<Value>> {
+    who.require(Role::Admin)?;
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(Problem::not_found(format!("no partner sign-in {id:?}")));
+    }
+    let value = state
+        .store
+        .setting_get(&sign_in_key(&id))
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no partner sign-in {id:?}")))?;
+    Ok(Json(value))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tenants
 
@@ -483,6 +620,170 @@ pub async fn get_dataprint(
     let result = compiled.search(data).map_err(|e| Problem::bad_request(format!("JMESPath: {e}")))?;
     let value = serde_json::to_value(&*result).map_err(|_| Problem::internal())?;
     Ok(Json(value))
+}
+
+// ---------------------------------------------------------------------------------------------
+// History: dataprints, changes, metrics, baselines
+
+/// A tenant's dataprints, newest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/dataprints", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Object>), (status = 404, body = Problem)))]
+pub async fn list_dataprints(
+    State(state): State<AppState>,
+    _who: Principal,
+    Segment(id): Segment<String>,
+) -> ApiResult<Json<Vec<store::DataprintMeta>>> {
+    let record = find_tenant(&state, &id).await?;
+    let mut list = state.store.dataprints(&record.id, None).await?;
+    list.reverse();
+    Ok(Json(list))
+}
+
+/// One dataprint, as a download.
+#[utoipa::path(get, path = "/api/v1/dataprints/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = Problem)))]
+pub async fn get_dataprint_by_id(
+    State(state): State<AppState>,
+    _who: Principal,
+    Segment(id): Segment<String>,
+) -> ApiResult<Response> {
+    let dp = store::DataprintId::new(id.clone());
+    let doc =
+        state.store.get_dataprint(&dp).await?.ok_or_else(|| Problem::not_found(format!("no dataprint {id:?}")))?;
+    let mut response = Json(doc).into_response();
+    if uuid::Uuid::parse_str(&id).is_ok()
+        && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"dataprint-{id}.json\""))
+    {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// What changed from one dataprint to another (of the same tenant, or two tenants compared).
+#[utoipa::path(get, path = "/api/v1/dataprints/{from}/diff/{to}", params(("from" = String, Path), ("to" = String, Path)),
+    responses((status = 200, body = Vec<Object>), (status = 404, body = Problem)))]
+pub async fn diff_dataprints(
+    State(state): State<AppState>,
+    _who: Principal,
+    Segment((from, to)): Segment<(String, String)>,
+) -> ApiResult<Json<Vec<history::ChangeEvent>>> {
+    let load = |id: String| {
+        let store = state.store.clone();
+        async move {
+            store
+                .get_dataprint(&store::DataprintId::new(id.clone()))
+                .await?
+                .ok_or_else(|| Problem::not_found(format!("no dataprint {id:?}")))
+        }
+    };
+    let (before, after) = (load(from).await?, load(to).await?);
+    let events = history::diff(&before, &after)
+        .map_err(|e| Problem::bad_request(format!("these dataprints cannot be compared: {e}")))?;
+    Ok(Json(events))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeQuery {
+    /// Only this tenant (id, domain or name).
+    pub tenant: Option<String>,
+    /// Only changes at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only changes at least this severe: info, low, medium, high, critical.
+    pub severity: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Changes found between inspections, newest first.
+#[utoipa::path(get, path = "/api/v1/changes", params(ChangeQuery), responses((status = 200, body = Vec<Object>), (status = 400, body = Problem)))]
+pub async fn list_changes(
+    State(state): State<AppState>,
+    _who: Principal,
+    Params(query): Params<ChangeQuery>,
+) -> ApiResult<Json<Vec<store::StoredEvent>>> {
+    let tenant = match &query.tenant {
+        Some(t) => Some(find_tenant(&state, t).await?.id),
+        None => None,
+    };
+    let min_severity = match &query.severity {
+        Some(s) => Some(s.parse::<store::Severity>().map_err(|e| Problem::bad_request(e.to_string()))?),
+        None => None,
+    };
+    let limit = limit_of(query.limit)? as u32;
+    let filter = store::EventFilter { tenant, since: query.since, min_severity, limit: Some(limit) };
+    Ok(Json(state.store.events(&filter).await?))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MetricQuery {
+    /// Only this tenant (id, domain or name).
+    pub tenant: Option<String>,
+    /// Only this metric.
+    pub name: Option<String>,
+    /// The series since this time (RFC 3339); without it, the values in effect now.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Metric values: those in effect now, or with `since` the series (change points) of each.
+#[utoipa::path(get, path = "/api/v1/metrics", params(MetricQuery), responses((status = 200, body = Vec<Object>), (status = 404, body = Problem)))]
+pub async fn list_metrics(
+    State(state): State<AppState>,
+    _who: Principal,
+    Params(query): Params<MetricQuery>,
+) -> ApiResult<Json<Vec<store::MetricPoint>>> {
+    let tenant = match &query.tenant {
+        Some(t) => Some(find_tenant(&state, t).await?.id),
+        None => None,
+    };
+    let points = match (query.since, &tenant) {
+        (Some(since), _) => state.store.metric_series(tenant.as_ref(), query.name.as_deref(), Some(since)).await?,
+        (None, Some(t)) => state.store.latest_metrics(t).await?,
+        (None, None) => state.store.metrics_at(Utc::now()).await?,
+    };
+    let points = points.into_iter().filter(|p| query.name.as_ref().is_none_or(|n| p.name == *n)).collect();
+    Ok(Json(points))
+}
+
+/// Saved baselines.
+#[utoipa::path(get, path = "/api/v1/baselines", responses((status = 200, body = Vec<Object>)))]
+pub async fn list_baselines(
+    State(state): State<AppState>,
+    _who: Principal,
+) -> ApiResult<Json<Vec<store::BaselineMeta>>> {
+    Ok(Json(state.store.baseline_list().await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DriftQuery {
+    /// The tenant to compare with the baseline (id, domain or name).
+    pub tenant: String,
+}
+
+/// How a tenant's latest good dataprint drifts from a baseline.
+#[utoipa::path(get, path = "/api/v1/baselines/{name}/drift", params(("name" = String, Path), DriftQuery),
+    responses((status = 200, body = Vec<Object>), (status = 404, body = Problem)))]
+pub async fn baseline_drift(
+    State(state): State<AppState>,
+    _who: Principal,
+    Segment(name): Segment<String>,
+    Params(query): Params<DriftQuery>,
+) -> ApiResult<Json<Vec<history::Drift>>> {
+    let value =
+        state.store.baseline_get(&name).await?.ok_or_else(|| Problem::not_found(format!("no baseline {name:?}")))?;
+    let baseline: history::Baseline = serde_json::from_value(value).map_err(|e| {
+        tracing::warn!(error = %e, baseline = %name, "a stored baseline is unreadable");
+        Problem::internal()
+    })?;
+    let record = find_tenant(&state, &query.tenant).await?;
+    let (_, doc) = state
+        .store
+        .last_good_dataprint(&record.id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("{} has no dataprint yet", record.display_name)))?;
+    let drift = history::drift(&baseline, &doc).map_err(|e| Problem::bad_request(e.to_string()))?;
+    Ok(Json(drift))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,6 +1098,49 @@ pub async fn mute(State(state): State<AppState>, who: Principal, Body(body): Bod
 }
 
 // ---------------------------------------------------------------------------------------------
+// Settings
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleSetting {
+    /// `api` when an administrator set it here (it then overrides the file on every replica),
+    /// `file` when it comes from `[server.schedule]`.
+    pub source: &'static str,
+    pub schedule: crate::config::ScheduleConfig,
+}
+
+/// The schedule in effect.
+#[utoipa::path(get, path = "/api/v1/settings/schedule", responses((status = 200, body = ScheduleSetting)))]
+pub async fn get_schedule(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<ScheduleSetting>> {
+    let (schedule, source) = crate::scheduler::effective(state.store.as_ref(), &state.config.schedule).await?;
+    Ok(Json(ScheduleSetting { source, schedule }))
+}
+
+/// Sets the schedule for every replica (overriding the configuration file's).
+#[utoipa::path(put, path = "/api/v1/settings/schedule", request_body = crate::config::ScheduleConfig,
+    responses((status = 200, body = ScheduleSetting), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn put_schedule(
+    State(state): State<AppState>,
+    who: Principal,
+    Body(schedule): Body<crate::config::ScheduleConfig>,
+) -> ApiResult<Json<ScheduleSetting>> {
+    who.require(Role::Admin)?;
+    schedule.check().map_err(Problem::bad_request)?;
+    let value = serde_json::to_value(&schedule).map_err(|_| Problem::internal())?;
+    state.store.setting_put(crate::scheduler::SETTING, &value).await?;
+    audit(&state.store, &who, "settings.schedule.set", None, value).await?;
+    Ok(Json(ScheduleSetting { source: "api", schedule }))
+}
+
+/// Drops the schedule set through the API: the configuration file's applies again.
+#[utoipa::path(delete, path = "/api/v1/settings/schedule", responses((status = 200, body = ScheduleSetting), (status = 403, body = Problem)))]
+pub async fn reset_schedule(State(state): State<AppState>, who: Principal) -> ApiResult<Json<ScheduleSetting>> {
+    who.require(Role::Admin)?;
+    state.store.setting_put(crate::scheduler::SETTING, &Value::Null).await?;
+    audit(&state.store, &who, "settings.schedule.reset", None, json!({})).await?;
+    Ok(Json(ScheduleSetting { source: "file", schedule: state.config.schedule.clone() }))
+}
+
+// ---------------------------------------------------------------------------------------------
 // API tokens and the audit log
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1019,11 +1363,12 @@ pub async fn logout(State(state): State<AppState>, who: Principal) -> ApiResult<
 #[openapi(
     info(title = "tenantscope", description = "The tenantscope platform's API: tenants, their diagnoses, inspections as jobs, alerts, tokens and the audit log."),
     paths(
-        health, me, partner, list_tenants, get_tenant, get_dataprint, list_runs, get_run, create_job, list_jobs, get_job,
+        health, me, partner, partner_sign_in, partner_sign_in_status, list_tenants, get_tenant, get_dataprint,
+        list_dataprints, get_dataprint_by_id, diff_dataprints, list_changes, list_metrics, list_baselines, baseline_drift, list_runs, get_run, create_job, list_jobs, get_job,
         cancel_job, job_events, job_trace, list_alerts, ack_alert, mute, create_token, list_tokens, revoke_token,
-        list_audit, local_login, logout,
+        list_audit, local_login, logout, get_schedule, put_schedule, reset_schedule,
     ),
-    components(schemas(Problem, Health, Me, Partner, TenantItem, TenantDetail, CreateJob, AckBody, MuteBody, CreateToken,
+    components(schemas(Problem, Health, Me, ScheduleSetting, crate::config::ScheduleConfig, Partner, PartnerSignIn, PartnerSignInStarted, TenantItem, TenantDetail, CreateJob, AckBody, MuteBody, CreateToken,
         CreatedToken, TokenItem, LocalLogin, Role, jobs::InspectParams, jobs::DoctorParams)),
     modifiers(&BearerAuth),
 )]

@@ -50,7 +50,7 @@ impl ServerConfig {
 }
 
 /// When tenants are inspected.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
     /// Whether the scheduler runs at all (a replica that only serves the API can turn it off).
@@ -67,6 +67,28 @@ pub struct ScheduleConfig {
     pub per_tenant: HashMap<String, u64>,
     /// How often the scheduler looks for tenants that are due, in seconds.
     pub tick_seconds: u64,
+}
+
+impl ScheduleConfig {
+    /// Refuses settings the scheduler cannot honour.
+    pub fn check(&self) -> Result<(), String> {
+        if self.every_minutes < 5 {
+            return Err("every_minutes must be at least 5".into());
+        }
+        if !(0.0..=0.5).contains(&self.jitter) {
+            return Err("jitter must be between 0 and 0.5".into());
+        }
+        if self.tick_seconds == 0 || self.tick_seconds > 3600 {
+            return Err("tick_seconds must be between 1 and 3600".into());
+        }
+        if let Some((label, _)) = self.per_label.iter().find(|(_, m)| **m != 0 && **m < 5) {
+            return Err(format!("per_label.{label}: at least 5 minutes, or 0 for off"));
+        }
+        if let Some((tenant, _)) = self.per_tenant.iter().find(|(_, m)| **m != 0 && **m < 5) {
+            return Err(format!("per_tenant.{tenant}: at least 5 minutes, or 0 for off"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ScheduleConfig {

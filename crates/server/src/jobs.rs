@@ -76,6 +76,9 @@ pub fn trace_path(data_dir: &std::path::Path, job_id: &str) -> Option<PathBuf> {
     Some(data_dir.join("debug").join(format!("job-{job_id}.har")))
 }
 
+/// The client id of a server that has no app configured yet.
+pub const NO_APP: &str = "00000000-0000-0000-0000-000000000000";
+
 /// What the worker needs to reach Microsoft.
 #[derive(Clone)]
 pub struct Microsoft {

@@ -23,6 +23,26 @@ use crate::config::ScheduleConfig;
 pub const LEASE: &str = "scheduler";
 /// The setting holding when the scheduler next tries to discover tenants while none is known.
 const DISCOVERY: &str = "scheduler.discovery_next";
+/// The setting holding the schedule an administrator set through the API; it overrides the
+/// configuration file's `[server.schedule]` on every replica.
+pub const SETTING: &str = "server.schedule";
+
+/// The schedule in effect: the one set through the API, else the configuration file's.
+pub async fn effective(
+    store: &dyn Store,
+    file: &ScheduleConfig,
+) -> Result<(ScheduleConfig, &'static str), store::StoreError> {
+    match store.setting_get(SETTING).await? {
+        Some(v) if !v.is_null() => match serde_json::from_value::<ScheduleConfig>(v) {
+            Ok(c) => Ok((c, "api")),
+            Err(e) => {
+                tracing::warn!(error = %e, "the schedule set through the API is unreadable; the file's is used");
+                Ok((file.clone(), "file"))
+            }
+        },
+        _ => Ok((file.clone(), "file")),
+    }
+}
 
 pub struct Scheduler {
     pub store: Arc<dyn Store>,
@@ -82,6 +102,11 @@ impl Scheduler {
         // The lease outlives three ticks, so that a slow tick does not hand it to another replica.
         let hold = chrono::Duration::seconds(self.config.tick_seconds.max(1) as i64 * 3);
         let holds = self.store.acquire_lease(LEASE, &self.owner, now, now + hold).await?;
+        let (config, _) = effective(self.store.as_ref(), &self.config).await?;
+        let config = &config;
+        if !config.enabled {
+            return Ok(None);
+        }
         self.held.store(holds, Ordering::Relaxed);
         if !holds {
             return Ok(None);
@@ -112,14 +137,14 @@ impl Scheduler {
         let mut due = Vec::new();
         let mut first_seen = Vec::new();
         for t in tenants.iter().filter(|t| t.gone_since.is_none()) {
-            let Some(interval) = interval_for(&self.config, t) else { continue };
+            let Some(interval) = interval_for(config, t) else { continue };
             let next = match state.get(&t.id) {
                 Some(at) => *at,
                 // A tenant never scheduled that some run inspected (the run that found it, or the
                 // command line) is next due one interval after that; one never inspected is due now.
                 None => match inspected.get(&t.id) {
                     Some(at) => {
-                        let next = next_due(*at, interval, self.config.jitter, &t.id);
+                        let next = next_due(*at, interval, config.jitter, &t.id);
                         first_seen.push((t.id.clone(), next));
                         next
                     }
@@ -142,7 +167,7 @@ impl Scheduler {
             if next.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).is_some_and(|t| t > now) {
                 return Ok(None);
             }
-            let interval = chrono::Duration::minutes(self.config.every_minutes.max(1) as i64);
+            let interval = chrono::Duration::minutes(config.every_minutes.max(1) as i64);
             self.store.setting_put(DISCOVERY, &json!((now + interval).to_rfc3339())).await?;
         } else if due.is_empty() {
             return Ok(None);
@@ -154,10 +179,8 @@ impl Scheduler {
             .store
             .enqueue_job(&crate::jobs::new_job("inspect", params, &self.pool, self.max_attempts, "scheduler"), now)
             .await?;
-        let next: Vec<(TenantId, DateTime<Utc>)> = due
-            .iter()
-            .map(|(t, interval)| (t.id.clone(), next_due(now, *interval, self.config.jitter, &t.id)))
-            .collect();
+        let next: Vec<(TenantId, DateTime<Utc>)> =
+            due.iter().map(|(t, interval)| (t.id.clone(), next_due(now, *interval, config.jitter, &t.id))).collect();
         self.store.set_schedule(&next, Some(&job.id)).await?;
         tracing::info!(job = %job.id, tenants = due.len(), "scheduled an inspection of the due tenants");
         Ok(Some(job.id))

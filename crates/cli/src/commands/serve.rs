@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert", env = "TENANTSCOPE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// The application (client) id of your tenantscope app registration, for the partner connection
+    /// (default: the one of the last sign-in).
+    #[arg(long, env = "TENANTSCOPE_CLIENT_ID")]
+    pub client_id: Option<String>,
     /// Serve the API only: no scheduler and no worker on this replica.
     #[arg(long)]
     pub api_only: bool,
@@ -64,17 +68,20 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<ExitCode> {
         config.worker.enabled = false;
     }
     let (_, targets) = super::history::load_config(&ctx)?;
-    let client_id = ctx.client_id(None).await.ok();
+    if let Some(id) = &args.client_id {
+        ctx.remember(id).await?;
+    }
+    let client_id = ctx.client_id(args.client_id.as_deref()).await.ok();
     if client_id.is_none() {
         eprintln!(
-            "warning: no partner connection yet: sign in with `tenantscope login` (on this data directory or database) so that jobs can reach Microsoft"
+            "warning: no app is configured: pass --client-id (or sign in with `tenantscope login`) so that the partner connection can be made"
         );
     }
     let executor = server::jobs::Executor {
         store: ctx.store.clone(),
         microsoft: server::jobs::Microsoft {
             cloud: ctx.cloud.clone(),
-            client_id: client_id.unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into()),
+            client_id: client_id.unwrap_or_else(|| server::jobs::NO_APP.into()),
         },
         history: Some(super::history::run_history(&ctx)?),
         data_dir: ctx.data_dir.clone(),
