@@ -93,7 +93,7 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<ExitCode> {
         ctx.store.clone(),
         config,
         Services { executor: Some(executor), targets },
-        shutdown_signal(),
+        super::sim::wait_for_shutdown(),
         move |addr| {
             eprintln!(
                 "tenantscope serve: listening on {scheme}://{addr} (API at /api/v1, OpenAPI at /api/v1/openapi.json)"
@@ -105,28 +105,6 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<ExitCode> {
     )
     .await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[derive(Debug, Subcommand)]

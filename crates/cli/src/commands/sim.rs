@@ -102,7 +102,8 @@ async fn serve(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_shutdown() {
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

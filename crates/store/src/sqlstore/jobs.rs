@@ -13,9 +13,7 @@ use crate::common::{check_ts, json_text, non_empty};
 use crate::error::{Result, StoreError};
 use crate::rows::{self, RowExt};
 use crate::sql::{Exec, ExecExt, TxKind, query};
-use crate::{
-    Backend, JobFilter, JobLease, JobOutcome, JobRecord, JobStore, NewJob, RunId, RunRecord, RunStatus, TenantId,
-};
+use crate::{Backend, JobFilter, JobLease, JobOutcome, JobRecord, JobStore, NewJob, RunRecord, TenantId};
 
 /// The error of a write whose lease is gone.
 fn fenced(lease: &JobLease) -> StoreError {
@@ -262,15 +260,7 @@ impl JobStore for SqlStore {
     }
 
     async fn start_job_run(&self, lease: &JobLease, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord> {
-        non_empty(kind, "run kind")?;
-        let run = RunRecord {
-            id: RunId::new(uuid::Uuid::now_v7().to_string()),
-            kind: kind.to_owned(),
-            started_at: check_ts(started_at)?,
-            finished_at: None,
-            status: RunStatus::Running,
-            stats: Value::Null,
-        };
+        let run = super::runs::new_run(kind, started_at)?;
         let mut tx = self.db.begin(TxKind::Write).await?;
         let job_key = tx
             .int(query("SELECT key FROM jobs WHERE id = $1").bind(&lease.job_id))
@@ -279,22 +269,7 @@ impl JobStore for SqlStore {
         if !check_fence(&mut *tx, job_key, lease.fence).await? {
             return Err(fenced(lease));
         }
-        tx.execute(
-            query(
-                "INSERT INTO runs (id, kind, started_at, finished_at, status, stats, owner, heartbeat_at, job_key, job_fence) \
-                 VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&run.id)
-            .bind(&run.kind)
-            .bind(run.started_at)
-            .bind(run.status.as_str())
-            .bind(json_text(&run.stats)?)
-            .bind(serde_json::to_string(self.instance.owner())?)
-            .bind(Utc::now())
-            .bind(job_key)
-            .bind(lease.fence),
-        )
-        .await?;
+        super::runs::insert_run(self, &mut *tx, &run, Some((job_key, lease.fence))).await?;
         tx.commit().await?;
         Ok(run)
     }

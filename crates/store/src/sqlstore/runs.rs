@@ -12,34 +12,50 @@ use crate::rows::{self, RowExt};
 use crate::sql::{Exec, ExecExt, TxKind, query};
 use crate::{CollectorOutcomeRecord, DataprintId, RunId, RunRecord, RunStatus, RunStore, TenantId, TenantRunRecord};
 
+/// A run about to start.
+pub(super) fn new_run(kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord> {
+    non_empty(kind, "run kind")?;
+    Ok(RunRecord {
+        id: RunId::new(uuid::Uuid::now_v7().to_string()),
+        kind: kind.to_owned(),
+        started_at: check_ts(started_at)?,
+        finished_at: None,
+        status: RunStatus::Running,
+        stats: Value::Null,
+    })
+}
+
+/// Records a run owned by this process; `job` is the key and fence of the job it works for.
+pub(super) async fn insert_run(
+    store: &SqlStore,
+    exec: &mut (dyn Exec + '_),
+    run: &RunRecord,
+    job: Option<(i64, i64)>,
+) -> Result<()> {
+    exec.execute(
+        query(
+            "INSERT INTO runs (id, kind, started_at, finished_at, status, stats, owner, heartbeat_at, job_key, job_fence) \
+             VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&run.id)
+        .bind(&run.kind)
+        .bind(run.started_at)
+        .bind(run.status.as_str())
+        .bind(json_text(&run.stats)?)
+        .bind(serde_json::to_string(store.instance.owner())?)
+        .bind(Utc::now())
+        .bind(job.map(|(key, _)| key))
+        .bind(job.map(|(_, fence)| fence)),
+    )
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl RunStore for SqlStore {
     async fn start_run(&self, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord> {
-        non_empty(kind, "run kind")?;
-        let run = RunRecord {
-            id: RunId::new(uuid::Uuid::now_v7().to_string()),
-            kind: kind.to_owned(),
-            started_at: check_ts(started_at)?,
-            finished_at: None,
-            status: RunStatus::Running,
-            stats: Value::Null,
-        };
-        self.db
-            .write()
-            .execute(
-                query(
-                    "INSERT INTO runs (id, kind, started_at, finished_at, status, stats, owner, heartbeat_at) \
-                     VALUES ($1, $2, $3, NULL, $4, $5, $6, $7)",
-                )
-                .bind(&run.id)
-                .bind(&run.kind)
-                .bind(run.started_at)
-                .bind(run.status.as_str())
-                .bind(json_text(&run.stats)?)
-                .bind(serde_json::to_string(self.instance.owner())?)
-                .bind(Utc::now()),
-            )
-            .await?;
+        let run = new_run(kind, started_at)?;
+        insert_run(self, &mut *self.db.write(), &run, None).await?;
         Ok(run)
     }
 
