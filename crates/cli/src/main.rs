@@ -1,8 +1,28 @@
 //! `tenantscope`: inspect the Microsoft 365 tenants an MSP manages, and say exactly why when Microsoft
 //! says no. This binary is thin: it parses the command line, calls the library crates and prints.
 
+// Everything this crate prints goes through `terminal`, which neutralises escape sequences and
+// bidirectional overrides from tenant data; these shadow the standard macros in every module below.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::terminal::out(&format!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::terminal::out("\n") };
+    ($($arg:tt)*) => { $crate::terminal::out(&format!("{}\n", format_args!($($arg)*))) };
+}
+// Unused today, defined so that a later `eprint!` cannot bypass the filter.
+#[allow(unused_macros)]
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::terminal::err(&format!($($arg)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::terminal::err("\n") };
+    ($($arg:tt)*) => { $crate::terminal::err(&format!("{}\n", format_args!($($arg)*))) };
+}
+
 mod commands;
 mod context;
+mod terminal;
 
 use clap::Parser;
 

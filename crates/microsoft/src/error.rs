@@ -76,7 +76,7 @@ pub struct TransportError {
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Error {
-    #[error("token request to {} failed: {} {} ({})", .0.url, .0.status, .0.error, .0.message())]
+    #[error("request to {} failed: {} {} ({})", .0.url, .0.status, .0.error, .0.message())]
     Token(Box<TokenError>),
     #[error("{} {} failed: {} {}: {}", .0.method, .0.url, .0.status, .0.code, .0.message)]
     Graph(Box<GraphError>),

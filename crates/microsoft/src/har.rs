@@ -134,8 +134,10 @@ impl HarRecorder {
 
     fn body_text(&self, body: &[u8], content_type: &str) -> String {
         let text = String::from_utf8_lossy(body);
-        if content_type.contains("json")
-            && let Ok(mut v) = serde_json::from_slice::<Value>(body)
+        // Redacted by content, not by the label: the client parses a token response as JSON
+        // whatever its Content-Type says, so a mislabelled one must not reach the trace in clear.
+        if let Ok(mut v) = serde_json::from_slice::<Value>(body)
+            && (v.is_object() || v.is_array())
         {
             redact_json(&mut v);
             return self.scrub(&v.to_string());
@@ -263,6 +265,13 @@ impl HarRecorder {
 fn redact_json(v: &mut Value) {
     match v {
         Value::Object(map) => {
+            // A device-code answer repeats its user code inside the human `message`.
+            if let Some(code) =
+                map.get("user_code").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_string)
+                && let Some(Value::String(message)) = map.get_mut("message")
+            {
+                *message = message.replace(&code, REDACTED);
+            }
             for (k, val) in map.iter_mut() {
                 if SECRET_FIELDS.contains(&k.as_str()) && !val.is_null() {
                     *val = Value::String(REDACTED.into());
@@ -354,5 +363,40 @@ mod tests {
         assert!(text.contains("User.Read"));
         assert!(text.contains("Bearer [REDACTED]"));
         assert_eq!(rec.len(), 1);
+    }
+
+    #[test]
+    fn token_and_device_code_answers_are_redacted_whatever_their_label() {
+        let rec = HarRecorder::new();
+        let req_headers = HeaderMap::new();
+        for (ctype, body) in [
+            ("text/plain", r#"{"token_type":"Bearer","refresh_token":"0.AQ-OPAQUE-RT","expires_in":3599}"#),
+            ("application/octet-stream", r#"{"access_token":"OPAQUE-AT","scope":"User.Read"}"#),
+            (
+                "application/json",
+                r#"{"user_code":"QWER7TYU","device_code":"DC-VALUE","message":"To sign in, enter the code QWER7TYU at the page."}"#,
+            ),
+        ] {
+            let mut resp_headers = HeaderMap::new();
+            resp_headers.insert(http::header::CONTENT_TYPE, ctype.parse().unwrap());
+            let body = Bytes::from(body);
+            rec.record(Exchange {
+                started: Utc::now(),
+                elapsed: Duration::from_millis(5),
+                method: "POST".into(),
+                url: "https://login.example/t/oauth2/v2.0/token".into(),
+                request_headers: &req_headers,
+                post: None,
+                status: 200,
+                response_headers: Some(&resp_headers),
+                response_body: Some(&body),
+                error: None,
+            });
+        }
+        let text = rec.to_json().to_string();
+        for secret in ["0.AQ-OPAQUE-RT", "OPAQUE-AT", "QWER7TYU", "DC-VALUE"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert!(text.contains("To sign in, enter the code [REDACTED] at the page."), "{text}");
     }
 }

@@ -28,10 +28,12 @@ impl OAuth {
         let redirect_uri = format!("http://localhost:{port}/");
         let req = self.authorize_request(tenant, client_id, &redirect_uri, scope, None);
         open(&req.url);
-        let params = tokio::time::timeout(timeout, wait_for_redirect(&listener))
+        let params = tokio::time::timeout(timeout, wait_for_redirect(&listener, &req.state))
             .await
             .map_err(|_| Error::SignIn(format!("no sign-in came back within {} seconds", timeout.as_secs())))??;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        // Only the answer to this sign-in (its state checked by `wait_for_redirect`) gets here, so
+        // its error is Microsoft's, not a stranger's text.
         if let Some(error) = get("error") {
             let description = get("error_description").unwrap_or_default();
             return Err(Error::Token(Box::new(TokenError {
@@ -49,16 +51,21 @@ impl OAuth {
                 retry_after: None,
             })));
         }
-        if get("state").as_deref() != Some(req.state.as_str()) {
-            return Err(Error::SignIn("the redirect's state does not match the request; ignoring it".into()));
-        }
         let code = get("code").ok_or_else(|| Error::SignIn("the redirect carries no authorization code".into()))?;
         self.exchange_code(tenant, client_id, &code, &req, scope).await
     }
 }
 
-/// Accepts connections until one is the redirect (a GET with a query), answers it, and returns its parameters.
-async fn wait_for_redirect(listener: &tokio::net::TcpListener) -> Result<Vec<(String, String)>, Error> {
+/// Whether two strings are equal, in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Accepts connections until one is the redirect of this sign-in (a GET whose `state` is `state`),
+/// answers it, and returns its parameters. Anything else that reaches the port (a wrong or missing
+/// `state`, whatever `code` or `error` it carries) is answered, logged and ignored: any local
+/// process can connect to a loopback port, and must not be able to end or steer the sign-in.
+async fn wait_for_redirect(listener: &tokio::net::TcpListener, state: &str) -> Result<Vec<(String, String)>, Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let (mut stream, _) = listener.accept().await.map_err(|e| Error::SignIn(e.to_string()))?;
@@ -83,9 +90,16 @@ async fn wait_for_redirect(listener: &tokio::net::TcpListener) -> Result<Vec<(St
         let query = target.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
         let params: Vec<(String, String)> =
             form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        let done = params.iter().any(|(k, _)| k == "code" || k == "error");
+        let answer = params.iter().any(|(k, _)| k == "code" || k == "error");
+        let ours = params.iter().any(|(k, v)| k == "state" && same_secret(v, state));
+        if answer && !ours {
+            tracing::warn!("a redirect to the sign-in's loopback port did not carry this sign-in's state; ignored");
+        }
+        let done = answer && ours;
         let body = if done {
             "<!doctype html><html><body><h3>tenantscope: sign-in received.</h3><p>You can close this window.</p></body></html>"
+        } else if answer {
+            "<!doctype html><html><body><p>This is not the answer to the sign-in in progress; it was ignored.</p></body></html>"
         } else {
             "<!doctype html><html><body><p>Waiting for the sign-in to finish.</p></body></html>"
         };
@@ -98,5 +112,43 @@ async fn wait_for_redirect(listener: &tokio::net::TcpListener) -> Result<Vec<(St
         if done {
             return Ok(params);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn visit(port: u16, query: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        stream.write_all(format!("GET /?{query} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        answer
+    }
+
+    #[tokio::test]
+    async fn only_the_redirect_with_this_sign_ins_state_ends_the_wait() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("listen");
+        let port = listener.local_addr().expect("address").port();
+        let waiting = tokio::spawn(async move { super::wait_for_redirect(&listener, "the-state").await });
+        // A stranger's error with a wrong or missing state, and a code with a wrong state: ignored.
+        for query in
+            ["error=access_denied&error_description=evil", "state=guess&error=access_denied", "state=guess&code=stolen"]
+        {
+            let page = visit(port, query).await;
+            assert!(page.contains("not the answer"), "{page}");
+            assert!(!waiting.is_finished(), "{query} must not end the sign-in");
+        }
+        let page = visit(port, "state=the-state&code=the-code").await;
+        assert!(page.contains("sign-in received"), "{page}");
+        let params = waiting.await.expect("task").expect("the sign-in's own redirect");
+        assert!(params.contains(&("code".to_string(), "the-code".to_string())));
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(super::same_secret("abc", "abc"));
+        assert!(!super::same_secret("abc", "abd") && !super::same_secret("abc", "ab"));
     }
 }

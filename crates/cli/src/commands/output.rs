@@ -120,7 +120,8 @@ impl inspect::Observer for Progress {
     }
 
     fn note(&self, message: &str) {
-        self.bar.println(message);
+        // The progress bar writes to the terminal itself, past the shadowed print macros.
+        self.bar.println(crate::terminal::safe(message));
     }
 }
 
