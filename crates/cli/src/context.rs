@@ -67,7 +67,13 @@ impl Ctx {
 
     pub async fn remember(&self, client_id: &str) -> anyhow::Result<()> {
         self.store.setting_put("client_id", &json!(client_id)).await?;
-        self.store.setting_put("cloud", &json!(self.cloud_spec)).await?;
+        // A cloud file is remembered by its absolute path, so that later commands find it from any
+        // directory.
+        let spec = match std::fs::canonicalize(&self.cloud_spec) {
+            Ok(path) if Cloud::resolve(&self.cloud_spec).is_ok() && path.is_file() => path.display().to_string(),
+            _ => self.cloud_spec.clone(),
+        };
+        self.store.setting_put("cloud", &json!(spec)).await?;
         Ok(())
     }
 

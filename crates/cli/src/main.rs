@@ -50,8 +50,8 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Ends the process quietly with status 0 when standard output is closed early (`tenantscope tenants
-/// | head -1`), as other command-line tools do, instead of panicking.
+/// Ends the process quietly with status 0 when standard output (or error) is closed early
+/// (`tenantscope tenants | head -1`), as other command-line tools do, instead of panicking.
 ///
 /// Rust ignores SIGPIPE, so a write to a closed pipe fails with EPIPE and `println!` panics with
 /// "failed printing to stdout: Broken pipe". The panic hook recognises exactly that and exits; every
@@ -65,7 +65,9 @@ fn quiet_on_closed_pipe() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+        let closed =
+            message.starts_with("failed printing to stdout") || message.starts_with("failed printing to stderr");
+        if closed && message.contains("Broken pipe") {
             std::process::exit(0);
         }
         default(info);

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{Env, MEGAN};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sim::WorldSource;
@@ -109,4 +109,62 @@ async fn a_killed_run_loses_nothing_and_the_next_run_completes() {
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["tenants"].as_array().map(Vec::len), Some(30), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(report["tenants"].as_array().unwrap().iter().all(|t| t["status"] == "ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_file_given_by_a_relative_path_is_found_from_any_directory_later() {
+    let env = Env::start(WorldSource::Demo).await;
+    // Sign in from the directory above the cloud file, naming it relatively.
+    let cloud = std::path::PathBuf::from(&env.sim.ready.cloud_file);
+    let dir = cloud.parent().expect("the cloud file's directory").to_path_buf();
+    let relative = cloud.file_name().expect("file name").to_string_lossy().to_string();
+    let mut child = env
+        .command()
+        .env_remove("TENANTSCOPE_CLOUD")
+        .current_dir(&dir)
+        .args(["login", "--device-code", "--client-id", common::DEMO_CLIENT, "--cloud", &relative])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("login starts");
+    let stderr = child.stderr.take().expect("stderr");
+    // The whole of stderr is read (a reader that stopped early would close the pipe under the login).
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("enter the code ") {
+                let _ = tx.send(line[i + 15..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let code = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .expect("join")
+        .expect("a device code");
+    env.approve_device_code(&code, MEGAN).await;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("login exits");
+    let text = reader.join().expect("stderr");
+    assert!(status.success(), "{text}");
+    // Later, from elsewhere and without naming the cloud, commands still find it.
+    let elsewhere = env
+        .command()
+        .env_remove("TENANTSCOPE_CLOUD")
+        .current_dir("/")
+        .args(["inspect", "--tenant", "northwindtraders.onmicrosoft.com"])
+        .output()
+        .expect("inspect runs");
+    assert!(elsewhere.status.success(), "{}", String::from_utf8_lossy(&elsewhere.stderr));
+    // A concurrency of nothing is refused, not quietly turned into one.
+    let zero = env.run(&["inspect", "--concurrency", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&zero.stderr).contains("--concurrency"),
+        "{}",
+        String::from_utf8_lossy(&zero.stderr)
+    );
 }

@@ -153,6 +153,15 @@ async fn the_platform_schedules_runs_and_answers_operators() {
     assert_problem(status, &body, StatusCode::UNAUTHORIZED);
     let (status, body) = server.call(Method::GET, "/api/v1/tenants", Some("tsk_forged"), None).await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED);
+    // The authentication scheme is case-insensitive.
+    let lower = server
+        .http
+        .get(format!("{}/api/v1/me", server.url))
+        .header("authorization", format!("bearer {viewer}"))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(lower.status(), StatusCode::OK);
 
     // The scheduler inspects every tenant on its own: a job by `scheduler` succeeds.
     let mut scheduled = None;

@@ -136,10 +136,18 @@ impl Cloud {
         })
     }
 
-    /// Adds a CA certificate to trust (the `--ca-file` option).
+    /// Adds a CA certificate to trust (the `--ca-file` option), beside the cloud file's own.
     pub fn with_ca_file(mut self, path: &Path) -> Result<Cloud, Error> {
         let pem = std::fs::read(path).map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
-        self.ca_pem = Some(pem);
+        self.ca_pem = Some(match self.ca_pem.take() {
+            // PEM bundles concatenate; a newline keeps the two files' blocks apart.
+            Some(mut existing) => {
+                existing.push(b'\n');
+                existing.extend_from_slice(&pem);
+                existing
+            }
+            None => pem,
+        });
         self.ca_file = Some(path.to_path_buf());
         Ok(self)
     }
@@ -184,6 +192,25 @@ impl Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extra_ca_file_is_added_to_the_cloud_files_own() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("own.pem"), "-----BEGIN CERTIFICATE-----\nOWN\n-----END CERTIFICATE-----")
+            .unwrap();
+        std::fs::write(dir.path().join("proxy.pem"), "-----BEGIN CERTIFICATE-----\nPROXY\n-----END CERTIFICATE-----\n")
+            .unwrap();
+        let file = dir.path().join("cloud.json");
+        std::fs::write(
+            &file,
+            r#"{"name":"x","login_url":"https://login.example","graph_url":"https://graph.example","graph_resource":"https://graph.example","ca_file":"own.pem"}"#,
+        )
+        .unwrap();
+        let cloud = Cloud::from_file(&file).unwrap().with_ca_file(&dir.path().join("proxy.pem")).unwrap();
+        let pem = String::from_utf8(cloud.ca_pem.unwrap()).unwrap();
+        assert!(pem.contains("OWN") && pem.contains("PROXY"), "{pem}");
+        assert!(pem.contains("-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----"), "{pem}");
+    }
 
     #[test]
     fn builtin_clouds_resolve() {

@@ -175,7 +175,10 @@ impl FromRequestParts<AppState> for Principal {
         let address = peer_address(parts);
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
             let text = value.to_str().map_err(|_| Problem::unauthorized("the Authorization header is not text"))?;
-            let Some(token) = text.strip_prefix("Bearer ").map(str::trim) else {
+            // The scheme is case-insensitive (RFC 9110).
+            let token =
+                text.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim());
+            let Some(token) = token else {
                 return Err(Problem::unauthorized("expected `Authorization: Bearer <API token>`"));
             };
             let record = state

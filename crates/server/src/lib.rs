@@ -150,7 +150,9 @@ async fn etag(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !is_get || response.status() != StatusCode::OK || !json {
+    // Downloads (a debug trace can be large) stream through without a validator.
+    let download = response.headers().contains_key(header::CONTENT_DISPOSITION);
+    if !is_get || response.status() != StatusCode::OK || !json || download {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -32,9 +32,9 @@ pub struct InspectArgs {
     /// Record every HTTP exchange, redacted, as a HAR file (default: in the data directory).
     #[arg(long, num_args = 0..=1, require_equals = true, value_name = "HAR_FILE")]
     pub debug: Option<Option<std::path::PathBuf>>,
-    /// Tenants inspected at the same time.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    /// Tenants inspected at the same time (1 to 256).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -56,7 +56,7 @@ pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
             tenants: args.tenant.clone(),
             full: args.full,
             clear_cache: args.clear_cache,
-            concurrency: args.concurrency,
+            concurrency: usize::from(args.concurrency),
             cloud: Some(ctx.cloud.name.clone()),
             history: Some(crate::commands::history::run_history(&ctx)?),
             job: None,
