@@ -118,38 +118,16 @@ async fn a_cloud_file_given_by_a_relative_path_is_found_from_any_directory_later
     let cloud = std::path::PathBuf::from(&env.sim.ready.cloud_file);
     let dir = cloud.parent().expect("the cloud file's directory").to_path_buf();
     let relative = cloud.file_name().expect("file name").to_string_lossy().to_string();
-    let mut child = env
-        .command()
-        .env_remove("TENANTSCOPE_CLOUD")
-        .current_dir(&dir)
-        .args(["login", "--device-code", "--client-id", common::DEMO_CLIENT, "--cloud", &relative])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("login starts");
-    let stderr = child.stderr.take().expect("stderr");
-    // The whole of stderr is read (a reader that stopped early would close the pipe under the login).
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("enter the code ") {
-                let _ = tx.send(line[i + 15..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let code = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-        .await
-        .expect("join")
-        .expect("a device code");
-    env.approve_device_code(&code, MEGAN).await;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("login exits");
-    let text = reader.join().expect("stderr");
-    assert!(status.success(), "{text}");
+    let mut login = env.command();
+    login.env_remove("TENANTSCOPE_CLOUD").current_dir(&dir).args([
+        "login",
+        "--device-code",
+        "--client-id",
+        common::DEMO_CLIENT,
+        "--cloud",
+        &relative,
+    ]);
+    env.login_by(login, MEGAN).await;
     // Later, from elsewhere and without naming the cloud, commands still find it.
     let elsewhere = env
         .command()

@@ -420,22 +420,27 @@ async fn tenant_items(state: &AppState) -> ApiResult<Vec<TenantItem>> {
         .into_iter()
         .map(|t| {
             let last = latest.get(&t.id);
-            let diagnosis = last.and_then(|r| r.diagnosis.as_ref());
-            TenantItem {
-                id: t.id.to_string(),
-                display_name: t.display_name,
-                domain: t.domain,
-                label: t.label,
-                role: t.role.as_str().to_string(),
-                access: t.auth.as_str().to_string(),
-                status: last.map(|r| r.status.as_str().to_string()),
-                cause: diagnosis.and_then(|d| d.get("cause")).and_then(Value::as_str).map(str::to_string),
-                summary: diagnosis.and_then(|d| d.get("summary")).and_then(Value::as_str).map(str::to_string),
-                last_inspected: last.map(|r| r.finished_at),
-                gone_since: t.gone_since,
-            }
+            tenant_item(t, last)
         })
         .collect())
+}
+
+/// A tenant with the state of its latest inspection.
+fn tenant_item(t: store::TenantRecord, last: Option<&store::TenantRunRecord>) -> TenantItem {
+    let diagnosis = last.and_then(|r| r.diagnosis.as_ref());
+    TenantItem {
+        id: t.id.to_string(),
+        display_name: t.display_name,
+        domain: t.domain,
+        label: t.label,
+        role: t.role.as_str().to_string(),
+        access: t.auth.as_str().to_string(),
+        status: last.map(|r| r.status.as_str().to_string()),
+        cause: diagnosis.and_then(|d| d.get("cause")).and_then(Value::as_str).map(str::to_string),
+        summary: diagnosis.and_then(|d| d.get("summary")).and_then(Value::as_str).map(str::to_string),
+        last_inspected: last.map(|r| r.finished_at),
+        gone_since: t.gone_since,
+    }
 }
 
 /// Tenants, filtered, sorted and paginated.
@@ -562,24 +567,13 @@ pub async fn get_tenant(
         .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
         .collect();
     let diagnosis = last.as_ref().and_then(|r| r.diagnosis.clone());
-    let tenant = TenantItem {
-        id: record.id.to_string(),
-        display_name: record.display_name.clone(),
-        domain: record.domain.clone(),
-        label: record.label.clone(),
-        role: record.role.as_str().to_string(),
-        access: record.auth.as_str().to_string(),
-        status: last.as_ref().map(|r| r.status.as_str().to_string()),
-        cause: diagnosis.as_ref().and_then(|d| d.get("cause")).and_then(Value::as_str).map(str::to_string),
-        summary: diagnosis.as_ref().and_then(|d| d.get("summary")).and_then(Value::as_str).map(str::to_string),
-        last_inspected: last.as_ref().map(|r| r.finished_at),
-        gone_since: record.gone_since,
-    };
+    let gdap = record.gdap.clone();
+    let tenant = tenant_item(record, last.as_ref());
     Ok(Json(TenantDetail {
         tenant,
         diagnosis,
         collectors,
-        gdap: record.gdap,
+        gdap,
         domains,
         run_id: last.as_ref().map(|r| r.run_id.to_string()),
         dataprint_id: last.as_ref().and_then(|r| r.dataprint_id.as_ref().map(|d| d.to_string())),

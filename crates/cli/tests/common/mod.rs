@@ -66,14 +66,15 @@ impl Env {
 
     /// `tenantscope login --device-code` with a given application, approved by the scripted user.
     pub async fn login_with(&self, client_id: &str, upn: &str, extra: &[&str]) -> String {
-        let mut child = self
-            .command()
-            .args(["login", "--device-code", "--client-id", client_id])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("login starts");
+        let mut command = self.command();
+        command.args(["login", "--device-code", "--client-id", client_id]).args(extra);
+        self.login_by(command, upn).await
+    }
+
+    /// Runs a prepared `login --device-code` command and approves its code as `upn`; returns its
+    /// stderr. The whole of stderr is read, so that the login never writes to a closed pipe.
+    pub async fn login_by(&self, mut command: Command, upn: &str) -> String {
+        let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("login starts");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
