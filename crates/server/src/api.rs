@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -173,19 +172,10 @@ pub struct Partner {
 pub async fn partner(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Partner>> {
     let account = match &state.microsoft {
         Some(m) => {
-            let transport =
-                microsoft::http::Transport::new(&m.cloud, microsoft::http::TransportOptions::default(), None).map_err(
-                    |e| {
-                        tracing::warn!(error = %e, "the partner connection's transport could not be built");
-                        Problem::internal()
-                    },
-                )?;
-            let auth = microsoft::Authenticator::new(
-                m.cloud.clone(),
-                transport,
-                Arc::new(inspect::StoreTokens { store: state.store.clone() }),
-                &m.client_id,
-            );
+            let auth = m.authenticator(&state.store, None).map_err(|e| {
+                tracing::warn!(error = %e, "the partner connection's transport could not be built");
+                Problem::internal()
+            })?;
             let accounts = auth.accounts().await.map_err(|e| {
                 tracing::warn!(error = %e, "the token cache could not be read");
                 Problem::internal()
@@ -264,14 +254,10 @@ pub async fn partner_sign_in(
     if tenant.is_empty() || tenant.len() > 256 || tenant.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(Problem::bad_request("tenant: an id, a domain or `organizations`"));
     }
-    let transport = microsoft::http::Transport::new(&m.cloud, microsoft::http::TransportOptions::default(), None)
-        .map_err(|_| Problem::internal())?;
-    let auth = microsoft::Authenticator::new(
-        m.cloud.clone(),
-        transport,
-        Arc::new(inspect::StoreTokens { store: state.store.clone() }),
-        &m.client_id,
-    );
+    let auth = m.authenticator(&state.store, None).map_err(|e| {
+        tracing::warn!(error = %e, "the partner connection's transport could not be built");
+        Problem::internal()
+    })?;
     let id = uuid::Uuid::new_v4().to_string();
     let (tx, rx) = tokio::sync::oneshot::channel::<microsoft::oauth::DeviceCode>();
     let store = state.store.clone();

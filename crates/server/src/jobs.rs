@@ -86,6 +86,23 @@ pub struct Microsoft {
     pub client_id: String,
 }
 
+impl Microsoft {
+    /// An authenticator on the store's token cache, recording into `har` when given.
+    pub fn authenticator(
+        &self,
+        store: &Arc<dyn Store>,
+        har: Option<Arc<HarRecorder>>,
+    ) -> Result<Authenticator, String> {
+        let transport = Transport::new(&self.cloud, TransportOptions::default(), har).map_err(|e| e.to_string())?;
+        Ok(Authenticator::new(
+            self.cloud.clone(),
+            transport,
+            Arc::new(inspect::StoreTokens { store: store.clone() }),
+            &self.client_id,
+        ))
+    }
+}
+
 /// Everything a run needs besides the job.
 #[derive(Clone)]
 pub struct Executor {
@@ -135,14 +152,7 @@ impl inspect::Observer for Progress {
 
 impl Executor {
     fn authenticator(&self, har: Option<Arc<HarRecorder>>) -> Result<Arc<Authenticator>, String> {
-        let transport =
-            Transport::new(&self.microsoft.cloud, TransportOptions::default(), har).map_err(|e| e.to_string())?;
-        Ok(Arc::new(Authenticator::new(
-            self.microsoft.cloud.clone(),
-            transport,
-            Arc::new(inspect::StoreTokens { store: self.store.clone() }),
-            &self.microsoft.client_id,
-        )))
+        self.microsoft.authenticator(&self.store, har).map(Arc::new)
     }
 
     /// Runs one attempt of a job; the result is the job's `result`, the error its `last_error`.

@@ -367,22 +367,13 @@ pub(super) async fn record_job_tenant(
     run_key: i64,
     tenant_key: i64,
     tenant_id: &TenantId,
+    job_key: i64,
+    fence: i64,
 ) -> Result<()> {
-    let Some(row) = exec
-        .fetch_optional(
-            query(
-                "SELECT r.job_key, r.job_fence, j.id FROM runs r JOIN jobs j ON j.key = r.job_key \
-                 WHERE r.key = $1 AND r.job_key IS NOT NULL",
-            )
-            .bind(run_key),
-        )
+    let job_id = exec
+        .text(query("SELECT id FROM jobs WHERE key = $1").bind(job_key))
         .await?
-    else {
-        return Ok(());
-    };
-    let job_key = row.int("job_key")?;
-    let fence = row.int("job_fence")?;
-    let job_id = row.text("id")?;
+        .ok_or_else(|| StoreError::Internal(format!("the job of run {run_key} is gone")))?;
     if !check_fence(exec, job_key, fence).await? {
         return Err(StoreError::Fenced { job_id, fence });
     }

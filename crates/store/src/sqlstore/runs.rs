@@ -166,13 +166,17 @@ impl RunStore for SqlStore {
         }
 
         let mut tx = self.db.begin(TxKind::Commit).await?;
-        let run_key = tx
-            .int(query("SELECT key FROM runs WHERE id = $1").bind(&tr.run_id))
+        let run = tx
+            .fetch_optional(query("SELECT key, job_key, job_fence FROM runs WHERE id = $1").bind(&tr.run_id))
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("run {}", tr.run_id)))?;
+        let run_key = run.int("key")?;
         let tenant_key = tenant_key(&mut *tx, &tr.tenant_id).await?;
-        // A run started for a job commits only while the job's lease holds, each tenant once.
-        super::jobs::record_job_tenant(&mut *tx, run_key, tenant_key, &tr.tenant_id).await?;
+        // A run started for a job commits only while the job's lease holds, each tenant once; a
+        // run of the command line has no job and pays nothing for it.
+        if let (Some(job_key), Some(fence)) = (run.opt_int("job_key")?, run.opt_int("job_fence")?) {
+            super::jobs::record_job_tenant(&mut *tx, run_key, tenant_key, &tr.tenant_id, job_key, fence).await?;
+        }
 
         // Committing a tenant again in the same run replaces its result, and the dataprint that
         // result introduced unless a later run confirmed it since.
