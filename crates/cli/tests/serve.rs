@@ -9,6 +9,9 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{Env, MEGAN};
+
+/// The demo partner's service account: it signs in without MFA.
+const LEGACY_SYNC: &str = "legacy-sync@lakesideit.onmicrosoft.com";
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -108,6 +111,24 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// Starts the partner sign-in as `admin`, approves its device code as `upn` and returns how it
+    /// ended.
+    async fn partner_sign_in(&self, env: &Env, admin: &str, upn: &str) -> Value {
+        let (status, started) = self.call(Method::POST, "/api/v1/partner/sign-in", Some(admin), Some(json!({}))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let code = started["user_code"].as_str().expect("user code").to_string();
+        env.approve_device_code(&code, upn).await;
+        let sign_in = format!("/api/v1/partner/sign-in/{}", started["id"].as_str().expect("id"));
+        for _ in 0..200 {
+            let outcome = self.call(Method::GET, &sign_in, Some(admin), None).await.1;
+            if outcome["status"] != "pending" {
+                return outcome;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the partner sign-in as {upn} did not end within 20 s");
+    }
+
     async fn wait_job(&self, token: &str, id: &str) -> Value {
         for _ in 0..600 {
             let (status, job) = self.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(token), None).await;
@@ -136,8 +157,17 @@ fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_platform_schedules_runs_and_answers_operators() {
-    let env = Env::start(WorldSource::Demo).await;
+async fn the_platform_schedules_runs_and_answers_operators_on_sqlite() {
+    platform(Env::start(WorldSource::Demo).await, "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_schedules_runs_and_answers_operators_on_postgres() {
+    let Some(url) = test_support::postgres_database("serve_platform").await else { return };
+    platform(Env::start_on(WorldSource::Demo, url).await, "postgres").await;
+}
+
+async fn platform(env: Env, database: &str) {
     env.login(MEGAN, &[]).await;
     std::fs::write(env.data_dir().join("config.toml"), CONFIG).expect("config");
     let (ca, cert, key) = tls_files(env.dir.path());
@@ -148,7 +178,7 @@ async fn the_platform_schedules_runs_and_answers_operators() {
 
     // Health needs no sign-in; everything else does, and says how.
     let (status, health) = server.call(Method::GET, "/api/v1/health", None, None).await;
-    assert_eq!((status, health["database"].as_str()), (StatusCode::OK, Some("sqlite")), "{health}");
+    assert_eq!((status, health["database"].as_str()), (StatusCode::OK, Some(database)), "{health}");
     let (status, body) = server.call(Method::GET, "/api/v1/tenants", None, None).await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED);
     let (status, body) = server.call(Method::GET, "/api/v1/tenants", Some("tsk_forged"), None).await;
@@ -199,22 +229,19 @@ async fn the_platform_schedules_runs_and_answers_operators() {
     // then the new sign-in replaces the stored one.
     let (status, body) = server.call(Method::POST, "/api/v1/partner/sign-in", Some(&engineer), Some(json!({}))).await;
     assert_problem(status, &body, StatusCode::FORBIDDEN);
-    let (status, started) = server.call(Method::POST, "/api/v1/partner/sign-in", Some(&admin), Some(json!({}))).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let code = started["user_code"].as_str().expect("user code").to_string();
-    env.approve_device_code(&code, MEGAN).await;
-    let sign_in = format!("/api/v1/partner/sign-in/{}", started["id"].as_str().expect("id"));
-    let mut outcome = Value::Null;
-    for _ in 0..200 {
-        outcome = server.call(Method::GET, &sign_in, Some(&admin), None).await.1;
-        if outcome["status"] != "pending" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A sign-in without MFA (a service account the MFA policy excludes) is stored, and the
+    // partner's state says what is wrong with it and how to fix it.
+    let outcome = server.partner_sign_in(&env, &admin, LEGACY_SYNC).await;
+    assert_eq!((outcome["status"].as_str(), outcome["mfa"].as_bool()), (Some("succeeded"), Some(false)), "{outcome}");
+    let (_, partner) = server.call(Method::GET, "/api/v1/partner", Some(&viewer), None).await;
+    assert_eq!((partner["signed_in"].as_bool(), partner["mfa"].as_bool()), (Some(true), Some(false)), "{partner}");
+    assert!(partner["fix"].as_str().is_some_and(|f| f.contains("MFA")), "{partner}");
+    // Re-authenticating with MFA replaces it.
+    let outcome = server.partner_sign_in(&env, &admin, MEGAN).await;
     assert_eq!((outcome["status"].as_str(), outcome["mfa"].as_bool()), (Some("succeeded"), Some(true)), "{outcome}");
     let (_, partner) = server.call(Method::GET, "/api/v1/partner", Some(&viewer), None).await;
-    assert_eq!(partner["signed_in"], true, "{partner}");
+    assert_eq!((partner["signed_in"].as_bool(), partner["mfa"].as_bool()), (Some(true), Some(true)), "{partner}");
+    assert!(partner["fix"].is_null(), "{partner}");
 
     // Every customer is listed with its state; a broken one with its cause and its summary.
     let (status, page) = server.call(Method::GET, "/api/v1/tenants?sort=status&limit=100", Some(&viewer), None).await;
@@ -457,8 +484,17 @@ async fn the_platform_schedules_runs_and_answers_operators() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_server_resumes_its_job_and_commits_each_tenant_once() {
-    let env = Env::start(WorldSource::Demo).await;
+async fn a_killed_server_resumes_its_job_and_commits_each_tenant_once_on_sqlite() {
+    killed_server_resumes(Env::start(WorldSource::Demo).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_resumes_its_job_and_commits_each_tenant_once_on_postgres() {
+    let Some(url) = test_support::postgres_database("serve_killed").await else { return };
+    killed_server_resumes(Env::start_on(WorldSource::Demo, url).await).await;
+}
+
+async fn killed_server_resumes(env: Env) {
     env.login(MEGAN, &[]).await;
     // No scheduler, so that the only job is the one started here.
     std::fs::write(

@@ -8,28 +8,7 @@ use std::sync::atomic::AtomicBool;
 use chrono::Utc;
 use server::config::ScheduleConfig;
 use server::scheduler::Scheduler;
-use sqlx::Connection as _;
-use sqlx::Executor as _;
 use store::{Store, TenantAuth, TenantId, TenantRecord, TenantRole};
-
-/// A fresh PostgreSQL database (as the store's contract suite makes them).
-async fn postgres() -> Option<String> {
-    if std::env::var("TENANTSCOPE_SKIP_PG").is_ok_and(|v| v.trim() == "1") {
-        eprintln!("TENANTSCOPE_SKIP_PG=1: skipping a PostgreSQL test");
-        return None;
-    }
-    let admin = std::env::var("TENANTSCOPE_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-        panic!("cannot connect to PostgreSQL at {admin}: {e}; start it, or set TENANTSCOPE_SKIP_PG=1")
-    });
-    let name = format!("tenantscope_server_{}", uuid::Uuid::new_v4().simple());
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).await.expect("create database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
-    Some(format!("{base}/{name}"))
-}
 
 fn tenant(id: &str) -> TenantRecord {
     let now = Utc::now();
@@ -49,7 +28,7 @@ fn tenant(id: &str) -> TenantRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_scheduler_fires_across_replicas_on_postgres() {
-    let Some(url) = postgres().await else { return };
+    let Some(url) = test_support::postgres_database("server_replicas").await else { return };
     let key = store::Key::generate();
     let mut replicas: Vec<Arc<dyn Store>> = Vec::new();
     for _ in 0..3 {

@@ -153,3 +153,28 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A fresh, empty PostgreSQL database on the test server (`TENANTSCOPE_TEST_DATABASE_URL`, by
+/// default the local `test` database), named after `purpose`; returns its URL. `None` only when
+/// `TENANTSCOPE_SKIP_PG=1` asks to skip PostgreSQL; a server that cannot be reached is a failure,
+/// so that a missing database never passes for a green test.
+pub async fn postgres_database(purpose: &str) -> Option<String> {
+    use sqlx::{Connection as _, Executor as _};
+    if std::env::var("TENANTSCOPE_SKIP_PG").is_ok_and(|v| v.trim() == "1") {
+        eprintln!("TENANTSCOPE_SKIP_PG=1: skipping a PostgreSQL test");
+        return None;
+    }
+    let admin = std::env::var("TENANTSCOPE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("cannot connect to PostgreSQL at {admin}: {e}; start it, or set TENANTSCOPE_SKIP_PG=1")
+    });
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let name = format!("tenantscope_{purpose}_{}_{nonce}", std::process::id());
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).await.expect("create database");
+    let _ = conn.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+    Some(format!("{base}/{name}"))
+}

@@ -13,19 +13,28 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tenantscope");
 #[allow(unused_imports)]
 pub use test_support::{DEMO_CLIENT, MEGAN};
 
-pub struct Env(test_support::SimEnv);
+pub struct Env {
+    inner: test_support::SimEnv,
+    /// The database every command of this environment uses; `None` is SQLite in the data directory.
+    database_url: Option<String>,
+}
 
 impl std::ops::Deref for Env {
     type Target = test_support::SimEnv;
 
     fn deref(&self) -> &test_support::SimEnv {
-        &self.0
+        &self.inner
     }
 }
 
 impl Env {
     pub async fn start(world: WorldSource) -> Env {
-        Env(test_support::SimEnv::start(world).await)
+        Env { inner: test_support::SimEnv::start(world).await, database_url: None }
+    }
+
+    /// An environment whose commands all use the database at `url` (a fresh PostgreSQL database).
+    pub async fn start_on(world: WorldSource, url: String) -> Env {
+        Env { inner: test_support::SimEnv::start(world).await, database_url: Some(url) }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -40,6 +49,9 @@ impl Env {
             .env("TENANTSCOPE_DATA_DIR", self.data_dir())
             .env("TENANTSCOPE_CLOUD", &self.sim.ready.cloud_file)
             .env("TENANTSCOPE_NO_BROWSER", "1");
+        if let Some(url) = &self.database_url {
+            c.env("TENANTSCOPE_DATABASE_URL", url);
+        }
         c
     }
 
@@ -101,12 +113,12 @@ impl Env {
     }
 
     pub async fn control(&self, path: &str, body: Value) -> Value {
-        self.0.control(reqwest::Method::POST, path, body).await
+        self.inner.control(reqwest::Method::POST, path, body).await
     }
 
     /// A call to the simulator's control API with any method (faults and limits are `PUT`, counters `GET`).
     pub async fn control_with(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        self.0.control(method, path, body).await
+        self.inner.control(method, path, body).await
     }
 }
 
