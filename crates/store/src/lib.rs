@@ -60,8 +60,8 @@ pub use key::{KEY_ENV, KEY_FILE_NAME, KEY_LEN, Key};
 pub use model::*;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use traits::{
-    AccessStore, AdminStore, AlertStore, AuditStore, DataprintStore, HistoryStore, JobStore, RunStore, SecretStore,
-    SettingsStore, Store, TenantStore,
+    AccessStore, AdminStore, AgentStore, AlertStore, AuditStore, DataprintStore, HistoryStore, JobStore, RunStore,
+    SecretStore, SettingsStore, Store, TenantStore,
 };
 pub use vocab::{Severity, TenantId};
 

@@ -772,3 +772,53 @@ pub struct AuditFilter {
     pub before: Option<i64>,
     pub limit: u32,
 }
+
+/// An agent: a process that runs inspections from its own network, enrolled with a one-time
+/// token and authenticated afterwards by its own key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: String,
+    pub name: String,
+    pub pool: String,
+    /// The Ed25519 public key that verifies the agent's tokens (base64).
+    pub signing_key: String,
+    /// The X25519 public key secrets are sealed to (base64).
+    pub sealing_key: String,
+    /// The version the agent last reported.
+    pub version: String,
+    pub enrolled_at: DateTime<Utc>,
+    /// Who created the enrollment token the agent used.
+    pub enrolled_by: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// The agent's last heartbeat, as it reported it.
+    pub health: Option<Value>,
+}
+
+/// A one-time enrollment token, kept as a hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollmentRecord {
+    pub id: String,
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// The name and pool the agent that uses the token gets.
+    pub name: String,
+    pub pool: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    /// The agent that used it.
+    pub agent_id: Option<String>,
+}
+
+/// What an agent presents when it enrolls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAgent {
+    pub id: String,
+    /// A name the agent asked for; the token's name when absent.
+    pub name: Option<String>,
+    pub signing_key: String,
+    pub sealing_key: String,
+    pub version: String,
+}

@@ -594,3 +594,33 @@ pub(crate) fn audit_entry(row: &impl RowExt) -> Result<crate::AuditEntry> {
         detail: row.json("detail")?,
     })
 }
+
+pub(crate) fn agent(row: &impl RowExt) -> Result<crate::AgentRecord> {
+    Ok(crate::AgentRecord {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        pool: row.text("pool")?,
+        signing_key: row.text("signing_key")?,
+        sealing_key: row.text("sealing_key")?,
+        version: row.text("version")?,
+        enrolled_at: row.ts("enrolled_at")?,
+        enrolled_by: row.text("enrolled_by")?,
+        revoked_at: row.opt_ts("revoked_at")?,
+        last_seen_at: row.opt_ts("last_seen_at")?,
+        health: row.opt_json("health")?,
+    })
+}
+
+pub(crate) fn enrollment(row: &impl RowExt) -> Result<crate::EnrollmentRecord> {
+    Ok(crate::EnrollmentRecord {
+        id: row.text("id")?,
+        hash: row.text("hash")?,
+        name: row.text("name")?,
+        pool: row.text("pool")?,
+        created_at: row.ts("created_at")?,
+        created_by: row.text("created_by")?,
+        expires_at: row.ts("expires_at")?,
+        used_at: row.opt_ts("used_at")?,
+        agent_id: row.opt_text("agent_id")?,
+    })
+}

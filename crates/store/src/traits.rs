@@ -472,6 +472,40 @@ pub trait AuditStore: Send + Sync {
     async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
 }
 
+/// Agents, their one-time enrollment tokens, and which pool of agents inspects each tenant.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Stores a new enrollment token.
+    async fn enrollment_put(&self, enrollment: &EnrollmentRecord) -> Result<()>;
+
+    /// Every enrollment token, newest first.
+    async fn enrollment_list(&self) -> Result<Vec<EnrollmentRecord>>;
+
+    /// Spends the enrollment token whose hash is `hash` and records the agent, in one transaction:
+    /// the agent gets the token's pool and (unless it asked for one) its name. `None` when no
+    /// token has that hash, or it expired at `now`, or it was used already; the caller cannot tell
+    /// which, and neither can whoever tries tokens.
+    async fn enroll_agent(&self, hash: &str, agent: &NewAgent, now: DateTime<Utc>) -> Result<Option<AgentRecord>>;
+
+    /// An agent by id, revoked ones included (the caller decides).
+    async fn agent_get(&self, id: &str) -> Result<Option<AgentRecord>>;
+
+    /// Every agent, by pool and name.
+    async fn agent_list(&self) -> Result<Vec<AgentRecord>>;
+
+    /// Revokes an agent: every later request of it is refused. False when there was no live one.
+    async fn agent_revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Records a heartbeat: when the agent was last seen, what it reported and its version.
+    async fn agent_seen(&self, id: &str, at: DateTime<Utc>, version: &str, health: &Value) -> Result<()>;
+
+    /// The tenants assigned to a pool other than the default.
+    async fn tenant_pools(&self) -> Result<Vec<(TenantId, String)>>;
+
+    /// Assigns a tenant to a pool, or back to the default pool with `None`.
+    async fn set_tenant_pool(&self, tenant_id: &TenantId, pool: Option<&str>) -> Result<()>;
+}
+
 /// The database itself.
 #[async_trait]
 pub trait AdminStore: Send + Sync {
@@ -500,6 +534,7 @@ pub trait Store:
     + JobStore
     + AccessStore
     + AuditStore
+    + AgentStore
     + AdminStore
 {
 }
@@ -515,6 +550,7 @@ impl<T> Store for T where
         + JobStore
         + AccessStore
         + AuditStore
+        + AgentStore
         + AdminStore
 {
 }

@@ -10,6 +10,7 @@
 //! [`TxKind`] says how it locks.
 
 mod access;
+mod agents;
 mod alerts;
 mod audit;
 mod dataprints;

@@ -1967,3 +1967,63 @@ pub async fn latest_results_per_tenant(store: S, _db: Db) {
         [("t1", TenantRunStatus::Failed, r2.id.as_str()), ("t2", TenantRunStatus::Ok, r1.id.as_str())]
     );
 }
+
+/// An enrollment token is spent once, only before it expires; agents are revoked and seen; tenants
+/// move between pools.
+pub async fn agents_enroll_once_and_are_revoked(store: S, _db: Db) {
+    let t0 = now();
+    let enrollment = |id: &str, hash: &str, expires_at| store::EnrollmentRecord {
+        id: id.into(),
+        hash: hash.into(),
+        name: "dc1-agent".into(),
+        pool: "dc1".into(),
+        created_at: t0,
+        created_by: "admin@lakeside".into(),
+        expires_at,
+        used_at: None,
+        agent_id: None,
+    };
+    store.enrollment_put(&enrollment("e1", &"a1".repeat(32), t0 + TimeDelta::hours(1))).await.expect("put");
+    store.enrollment_put(&enrollment("e2", &"b2".repeat(32), t0 - TimeDelta::seconds(1))).await.expect("put");
+    let agent = |id: &str, name: Option<&str>| store::NewAgent {
+        id: id.into(),
+        name: name.map(str::to_string),
+        signing_key: format!("sign-{id}"),
+        sealing_key: format!("seal-{id}"),
+        version: "0.1.0".into(),
+    };
+    // An unknown token, and an expired one, enroll nothing.
+    assert!(store.enroll_agent(&"cc".repeat(32), &agent("x", None), t0).await.expect("enroll").is_none());
+    assert!(store.enroll_agent(&"b2".repeat(32), &agent("x", None), t0).await.expect("enroll").is_none());
+    assert!(store.agent_get("x").await.expect("get").is_none());
+    // The token's pool and name; then the token is spent.
+    let enrolled =
+        store.enroll_agent(&"a1".repeat(32), &agent("a-1", None), t0).await.expect("enroll").expect("enrolled");
+    assert_eq!((enrolled.name.as_str(), enrolled.pool.as_str()), ("dc1-agent", "dc1"));
+    assert_eq!(enrolled.enrolled_by, "admin@lakeside");
+    assert!(store.enroll_agent(&"a1".repeat(32), &agent("a-2", Some("other")), t0).await.expect("enroll").is_none());
+    assert!(store.agent_get("a-2").await.expect("get").is_none());
+    let listed = store.enrollment_list().await.expect("list");
+    let spent = listed.iter().find(|e| e.id == "e1").expect("listed");
+    assert_eq!((spent.used_at.is_some(), spent.agent_id.as_deref()), (true, Some("a-1")));
+
+    store.agent_seen("a-1", t0 + TimeDelta::seconds(5), "0.2.0", &json!({"egress": "192.0.2.7"})).await.expect("seen");
+    let seen = store.agent_get("a-1").await.expect("get").expect("agent");
+    assert_eq!(seen.version, "0.2.0");
+    assert_eq!(seen.health, Some(json!({"egress": "192.0.2.7"})));
+    assert_eq!(store.agent_list().await.expect("list").len(), 1);
+    assert!(store.agent_revoke("a-1", t0).await.expect("revoke"));
+    assert!(!store.agent_revoke("a-1", t0).await.expect("revoke twice"));
+    assert!(store.agent_get("a-1").await.expect("get").expect("kept").revoked_at.is_some());
+
+    store.set_tenant_pool(&tid("t1"), Some("dc1")).await.expect("pool");
+    store.set_tenant_pool(&tid("t2"), Some("dc1")).await.expect("pool");
+    store.set_tenant_pool(&tid("t1"), Some("dc2")).await.expect("move");
+    assert_eq!(
+        store.tenant_pools().await.expect("pools"),
+        vec![(tid("t1"), "dc2".to_string()), (tid("t2"), "dc1".to_string())]
+    );
+    store.set_tenant_pool(&tid("t1"), None).await.expect("default");
+    assert_eq!(store.tenant_pools().await.expect("pools"), vec![(tid("t2"), "dc1".to_string())]);
+    assert!(store.set_tenant_pool(&tid("t3"), Some(" ")).await.is_err(), "an empty pool is refused");
+}

@@ -76,6 +76,7 @@ contract_tests!(
     leases_elect_one_holder,
     sessions_tokens_and_the_append_only_audit_log,
     latest_results_per_tenant,
+    agents_enroll_once_and_are_revoked,
 );
 
 /// The child process of `killed_process_loses_nothing_committed`: does
