@@ -7,7 +7,9 @@
 //! app credential, direct sign-in, the partner's own tenant, then GDAP.
 
 use microsoft::{Account, AccountRole, AppCredential, Authenticator, Grant};
-use store::{CredentialKind, Store, TenantId, TenantRecord};
+use store::{CredentialKind, TenantId, TenantRecord};
+
+use crate::storage::InspectStore;
 
 use crate::child::AuthMode;
 
@@ -41,7 +43,7 @@ pub struct Resolved {
 /// Finds the tenant a user means (an id, a verified domain or a display name, in any case) among
 /// the stored tenants and the signed-in accounts, and chooses how to reach it. A GUID that names no
 /// known tenant is taken as the id of a tenant not inspected yet.
-pub async fn resolve(store: &dyn Store, auth: &Authenticator, query: &str) -> Result<Resolved, AccessError> {
+pub async fn resolve<S: InspectStore + ?Sized>(store: &S, auth: &Authenticator, query: &str) -> Result<Resolved, AccessError> {
     let query = query.trim();
     let accounts = auth.accounts().await?;
     let record = match find_record(store, query).await? {
@@ -82,8 +84,8 @@ pub async fn resolve(store: &dyn Store, auth: &Authenticator, query: &str) -> Re
 /// not be read, say): the identity platform's discovery document gives the domain's tenant id, and
 /// the domain is recorded for next time. `None` when the query is not a domain, Microsoft knows no
 /// tenant with it, or the tenant it names is not one tenantscope knows.
-pub async fn discover(
-    store: &dyn Store,
+pub async fn discover<S: InspectStore + ?Sized>(
+    store: &S,
     auth: &Authenticator,
     query: &str,
 ) -> Result<Option<TenantRecord>, AccessError> {
@@ -103,14 +105,14 @@ pub async fn discover(
 }
 
 /// The stored tenant a query names, which must exist.
-pub async fn require_tenant(store: &dyn Store, query: &str) -> Result<TenantRecord, AccessError> {
+pub async fn require_tenant<S: InspectStore + ?Sized>(store: &S, query: &str) -> Result<TenantRecord, AccessError> {
     find_record(store, query).await?.ok_or_else(|| AccessError::NotFound(query.trim().to_string()))
 }
 
 /// The stored tenant a query names: its id, any of its verified domains, or its display name,
 /// ignoring case. A query that matches several tenants is an error listing them, unless exactly one
 /// matches by id.
-pub async fn find_record(store: &dyn Store, query: &str) -> Result<Option<TenantRecord>, AccessError> {
+pub async fn find_record<S: InspectStore + ?Sized>(store: &S, query: &str) -> Result<Option<TenantRecord>, AccessError> {
     let query = query.trim();
     let mut matches = store.resolve_tenants(query).await?;
     if matches.len() > 1 {

@@ -16,6 +16,7 @@ pub mod gdap;
 pub mod partner;
 pub mod permissions;
 pub mod run;
+pub mod storage;
 pub mod tokens;
 
 pub use access::Access;
@@ -23,4 +24,5 @@ pub use child::{AuthMode, TenantTarget};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use doctor::{CheckResult, CheckStatus, DoctorReport};
 pub use run::{Observer, RunOptions, RunReport, Runner, Silent, TenantSummary};
+pub use storage::InspectStore;
 pub use tokens::StoreTokens;

@@ -17,6 +17,7 @@ use store::{
 };
 
 use crate::access;
+use crate::storage::InspectStore;
 use crate::child::{AuthMode, Child, ChildOptions, Outcome, OutcomeStatus, Previous, TenantResult, TenantTarget};
 use crate::clock::{Clock, SystemClock};
 use crate::dataprint::Status;
@@ -265,9 +266,11 @@ struct Inspected<'a> {
     requests: u64,
 }
 
-pub struct Runner {
+/// A run on a store: the database itself on the command line and in the server's worker
+/// (`Runner<dyn Store>`, the default), or the server's agent API on an agent.
+pub struct Runner<S: ?Sized = dyn Store> {
     pub graph: GraphClient,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<S>,
     pub options: RunOptions,
     pub observer: Arc<dyn Observer>,
     pub clock: Arc<dyn Clock>,
@@ -279,20 +282,20 @@ struct Plan {
     secrets: Vec<diagnose::SecretInfo>,
 }
 
-impl Runner {
+impl<S: InspectStore + ?Sized> Runner<S> {
     /// A runner on the system clock that reports nothing while it runs.
-    pub fn new(graph: GraphClient, store: Arc<dyn Store>, options: RunOptions) -> Runner {
+    pub fn new(graph: GraphClient, store: Arc<S>, options: RunOptions) -> Runner<S> {
         Runner { graph, store, options, observer: Arc::new(Silent), clock: Arc::new(SystemClock) }
     }
 
     /// Reports progress to `observer`.
-    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Runner {
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Runner<S> {
         self.observer = observer;
         self
     }
 
     /// Reads the time from `clock`.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Runner {
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Runner<S> {
         self.clock = clock;
         self
     }

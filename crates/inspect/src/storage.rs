@@ -1,0 +1,366 @@
+//! What an inspection needs of its store, and the same as messages.
+//!
+//! A run on the command line or in the server's own worker uses the store directly (every
+//! [`Store`] is an [`InspectStore`]). An agent runs the same inspection in another process, on
+//! another machine: it has no database, and each of these calls travels to the server as a
+//! [`Call`], which the server checks against the agent's job lease and answers with
+//! [`dispatch`]. Keeping the list here, next to the code that makes the calls, is what keeps the
+//! two in step: a new store call in a run does not compile until it has a message.
+//!
+//! The token cache is not here: it is the `microsoft` crate's [`microsoft::cache::TokenStore`],
+//! which an agent keeps itself. App credentials travel sealed to the agent's key, so
+//! [`Call::CredentialGet`] is answered by the server, not by [`dispatch`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use store::{
+    AlertRecord, AlertStore, AppCredential, AppCredentialMeta, CollectorOutcomeRecord, DataprintId, DataprintMeta,
+    DataprintStore, HistoryStore, JobLease, JobStore, MetricPoint, MuteRecord, Result, RunId, RunRecord, RunStatus, RunStore,
+    SecretStore, Store, StoreError, TenantId, TenantRecord, TenantRunRecord, TenantStore,
+};
+
+/// The store calls of an inspection run (and of resolving a tenant for `doctor`). Each has the
+/// meaning of the [`Store`] method of the same name.
+#[async_trait]
+pub trait InspectStore: Send + Sync {
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>>;
+    async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<()>;
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>>;
+    async fn resolve_tenants(&self, query: &str) -> Result<Vec<TenantRecord>>;
+    async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>>;
+    async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()>;
+    async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool>;
+    async fn start_run(&self, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
+    async fn start_job_run(&self, lease: &JobLease, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
+    async fn job_tenants(&self, job_id: &str) -> Result<Vec<TenantId>>;
+    async fn finish_run(&self, run_id: &RunId, status: RunStatus, finished_at: DateTime<Utc>, stats: &Value)
+    -> Result<()>;
+    async fn commit_tenant_result(
+        &self,
+        tenant_run: &TenantRunRecord,
+        outcomes: &[CollectorOutcomeRecord],
+        dataprint: Option<&Value>,
+    ) -> Result<Option<DataprintId>>;
+    async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>>;
+    async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>>;
+    async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>>;
+    async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
+    async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()>;
+    async fn credential_list(&self) -> Result<Vec<AppCredentialMeta>>;
+    async fn credential_get(&self, tenant_id: &TenantId) -> Result<Option<AppCredential>>;
+    async fn put_events(&self, run_id: &RunId, tenant_id: &TenantId, at: DateTime<Utc>, events: &[Value]) -> Result<()>;
+    async fn put_metrics(
+        &self,
+        run_id: &RunId,
+        tenant_id: &TenantId,
+        at: DateTime<Utc>,
+        values: &[(String, Value)],
+    ) -> Result<()>;
+    async fn open_alerts(&self, tenant_id: Option<&TenantId>) -> Result<Vec<AlertRecord>>;
+    async fn latest_metrics(&self, tenant_id: &TenantId) -> Result<Vec<MetricPoint>>;
+    async fn mutes(&self) -> Result<Vec<MuteRecord>>;
+    async fn upsert_alert(&self, alert: &AlertRecord) -> Result<()>;
+    async fn record_transition(&self, alert: &AlertRecord, transition: &str, notify: &[(String, Value)]) -> Result<()>;
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> InspectStore for S {
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
+        TenantStore::list_tenants(self).await
+    }
+    async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<()> {
+        TenantStore::upsert_tenant(self, tenant).await
+    }
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
+        TenantStore::get_tenant(self, id).await
+    }
+    async fn resolve_tenants(&self, query: &str) -> Result<Vec<TenantRecord>> {
+        TenantStore::resolve_tenants(self, query).await
+    }
+    async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>> {
+        TenantStore::tenant_domains(self, tenant_id).await
+    }
+    async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()> {
+        TenantStore::set_tenant_domains(self, tenant_id, source, domains).await
+    }
+    async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool> {
+        TenantStore::mark_gone(self, tenant_id, at).await
+    }
+    async fn start_run(&self, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord> {
+        RunStore::start_run(self, kind, started_at).await
+    }
+    async fn start_job_run(&self, lease: &JobLease, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord> {
+        JobStore::start_job_run(self, lease, kind, started_at).await
+    }
+    async fn job_tenants(&self, job_id: &str) -> Result<Vec<TenantId>> {
+        JobStore::job_tenants(self, job_id).await
+    }
+    async fn finish_run(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        finished_at: DateTime<Utc>,
+        stats: &Value,
+    ) -> Result<()> {
+        RunStore::finish_run(self, run_id, status, finished_at, stats).await
+    }
+    async fn commit_tenant_result(
+        &self,
+        tenant_run: &TenantRunRecord,
+        outcomes: &[CollectorOutcomeRecord],
+        dataprint: Option<&Value>,
+    ) -> Result<Option<DataprintId>> {
+        RunStore::commit_tenant_result(self, tenant_run, outcomes, dataprint).await
+    }
+    async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>> {
+        DataprintStore::last_good_dataprint(self, tenant_id).await
+    }
+    async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>> {
+        DataprintStore::get_dataprint(self, id).await
+    }
+    async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>> {
+        DataprintStore::dataprint_meta(self, id).await
+    }
+    async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>> {
+        DataprintStore::get_delta_link(self, tenant_id, collection).await
+    }
+    async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()> {
+        DataprintStore::set_delta_link(self, tenant_id, collection, link).await
+    }
+    async fn credential_list(&self) -> Result<Vec<AppCredentialMeta>> {
+        SecretStore::credential_list(self).await
+    }
+    async fn credential_get(&self, tenant_id: &TenantId) -> Result<Option<AppCredential>> {
+        SecretStore::credential_get(self, tenant_id).await
+    }
+    async fn put_events(&self, run_id: &RunId, tenant_id: &TenantId, at: DateTime<Utc>, events: &[Value]) -> Result<()> {
+        HistoryStore::put_events(self, run_id, tenant_id, at, events).await
+    }
+    async fn put_metrics(
+        &self,
+        run_id: &RunId,
+        tenant_id: &TenantId,
+        at: DateTime<Utc>,
+        values: &[(String, Value)],
+    ) -> Result<()> {
+        HistoryStore::put_metrics(self, run_id, tenant_id, at, values).await
+    }
+    async fn open_alerts(&self, tenant_id: Option<&TenantId>) -> Result<Vec<AlertRecord>> {
+        AlertStore::open_alerts(self, tenant_id).await
+    }
+    async fn latest_metrics(&self, tenant_id: &TenantId) -> Result<Vec<MetricPoint>> {
+        HistoryStore::latest_metrics(self, tenant_id).await
+    }
+    async fn mutes(&self) -> Result<Vec<MuteRecord>> {
+        AlertStore::mutes(self).await
+    }
+    async fn upsert_alert(&self, alert: &AlertRecord) -> Result<()> {
+        AlertStore::upsert_alert(self, alert).await
+    }
+    async fn record_transition(&self, alert: &AlertRecord, transition: &str, notify: &[(String, Value)]) -> Result<()> {
+        AlertStore::record_transition(self, alert, transition, notify).await
+    }
+}
+
+/// One [`InspectStore`] call as a message, with its arguments owned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Call {
+    ListTenants,
+    UpsertTenant { tenant: TenantRecord },
+    GetTenant { id: TenantId },
+    ResolveTenants { query: String },
+    TenantDomains { tenant_id: TenantId },
+    SetTenantDomains { tenant_id: TenantId, source: String, domains: Vec<String> },
+    MarkGone { tenant_id: TenantId, at: DateTime<Utc> },
+    StartRun { kind: String, started_at: DateTime<Utc> },
+    StartJobRun { lease: JobLease, kind: String, started_at: DateTime<Utc> },
+    JobTenants { job_id: String },
+    FinishRun { run_id: RunId, status: RunStatus, finished_at: DateTime<Utc>, stats: Value },
+    CommitTenantResult { tenant_run: TenantRunRecord, outcomes: Vec<CollectorOutcomeRecord>, dataprint: Option<Value> },
+    LastGoodDataprint { tenant_id: TenantId },
+    GetDataprint { id: DataprintId },
+    DataprintMeta { id: DataprintId },
+    GetDeltaLink { tenant_id: TenantId, collection: String },
+    SetDeltaLink { tenant_id: TenantId, collection: String, link: String },
+    CredentialList,
+    CredentialGet { tenant_id: TenantId },
+    PutEvents { run_id: RunId, tenant_id: TenantId, at: DateTime<Utc>, events: Vec<Value> },
+    PutMetrics { run_id: RunId, tenant_id: TenantId, at: DateTime<Utc>, values: Vec<(String, Value)> },
+    OpenAlerts { tenant_id: Option<TenantId> },
+    LatestMetrics { tenant_id: TenantId },
+    Mutes,
+    UpsertAlert { alert: AlertRecord },
+    RecordTransition { alert: AlertRecord, transition: String, notify: Vec<(String, Value)> },
+}
+
+impl Call {
+    /// Whether the call changes the store. A write must come from whoever holds the job's lease;
+    /// the store fences commits itself, and the server refuses every write of an agent whose lease
+    /// is gone.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Call::UpsertTenant { .. }
+                | Call::SetTenantDomains { .. }
+                | Call::MarkGone { .. }
+                | Call::StartRun { .. }
+                | Call::StartJobRun { .. }
+                | Call::FinishRun { .. }
+                | Call::CommitTenantResult { .. }
+                | Call::SetDeltaLink { .. }
+                | Call::PutEvents { .. }
+                | Call::PutMetrics { .. }
+                | Call::UpsertAlert { .. }
+                | Call::RecordTransition { .. }
+        )
+    }
+
+    /// The call's name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::ListTenants => "list_tenants",
+            Call::UpsertTenant { .. } => "upsert_tenant",
+            Call::GetTenant { .. } => "get_tenant",
+            Call::ResolveTenants { .. } => "resolve_tenants",
+            Call::TenantDomains { .. } => "tenant_domains",
+            Call::SetTenantDomains { .. } => "set_tenant_domains",
+            Call::MarkGone { .. } => "mark_gone",
+            Call::StartRun { .. } => "start_run",
+            Call::StartJobRun { .. } => "start_job_run",
+            Call::JobTenants { .. } => "job_tenants",
+            Call::FinishRun { .. } => "finish_run",
+            Call::CommitTenantResult { .. } => "commit_tenant_result",
+            Call::LastGoodDataprint { .. } => "last_good_dataprint",
+            Call::GetDataprint { .. } => "get_dataprint",
+            Call::DataprintMeta { .. } => "dataprint_meta",
+            Call::GetDeltaLink { .. } => "get_delta_link",
+            Call::SetDeltaLink { .. } => "set_delta_link",
+            Call::CredentialList => "credential_list",
+            Call::CredentialGet { .. } => "credential_get",
+            Call::PutEvents { .. } => "put_events",
+            Call::PutMetrics { .. } => "put_metrics",
+            Call::OpenAlerts { .. } => "open_alerts",
+            Call::LatestMetrics { .. } => "latest_metrics",
+            Call::Mutes => "mutes",
+            Call::UpsertAlert { .. } => "upsert_alert",
+            Call::RecordTransition { .. } => "record_transition",
+        }
+    }
+}
+
+fn reply<T: Serialize>(value: T) -> Result<Value> {
+    Ok(serde_json::to_value(value)?)
+}
+
+/// Answers a call from `store`; the answer is the method's result as JSON. [`Call::CredentialGet`]
+/// is refused: a secret leaves the server only sealed, which is the caller's business.
+pub async fn dispatch<S: InspectStore + ?Sized>(store: &S, call: Call) -> Result<Value> {
+    match call {
+        Call::ListTenants => reply(store.list_tenants().await?),
+        Call::UpsertTenant { tenant } => reply(store.upsert_tenant(&tenant).await?),
+        Call::GetTenant { id } => reply(store.get_tenant(&id).await?),
+        Call::ResolveTenants { query } => reply(store.resolve_tenants(&query).await?),
+        Call::TenantDomains { tenant_id } => reply(store.tenant_domains(&tenant_id).await?),
+        Call::SetTenantDomains { tenant_id, source, domains } => {
+            reply(store.set_tenant_domains(&tenant_id, &source, &domains).await?)
+        }
+        Call::MarkGone { tenant_id, at } => reply(store.mark_gone(&tenant_id, at).await?),
+        Call::StartRun { kind, started_at } => reply(store.start_run(&kind, started_at).await?),
+        Call::StartJobRun { lease, kind, started_at } => reply(store.start_job_run(&lease, &kind, started_at).await?),
+        Call::JobTenants { job_id } => reply(store.job_tenants(&job_id).await?),
+        Call::FinishRun { run_id, status, finished_at, stats } => {
+            reply(store.finish_run(&run_id, status, finished_at, &stats).await?)
+        }
+        Call::CommitTenantResult { tenant_run, outcomes, dataprint } => {
+            reply(store.commit_tenant_result(&tenant_run, &outcomes, dataprint.as_ref()).await?)
+        }
+        Call::LastGoodDataprint { tenant_id } => reply(store.last_good_dataprint(&tenant_id).await?),
+        Call::GetDataprint { id } => reply(store.get_dataprint(&id).await?),
+        Call::DataprintMeta { id } => reply(store.dataprint_meta(&id).await?),
+        Call::GetDeltaLink { tenant_id, collection } => reply(store.get_delta_link(&tenant_id, &collection).await?),
+        Call::SetDeltaLink { tenant_id, collection, link } => {
+            reply(store.set_delta_link(&tenant_id, &collection, &link).await?)
+        }
+        Call::CredentialList => reply(store.credential_list().await?),
+        Call::CredentialGet { .. } => {
+            Err(StoreError::InvalidInput("an app credential is only handed out sealed to an agent's key".into()))
+        }
+        Call::PutEvents { run_id, tenant_id, at, events } => {
+            reply(store.put_events(&run_id, &tenant_id, at, &events).await?)
+        }
+        Call::PutMetrics { run_id, tenant_id, at, values } => {
+            reply(store.put_metrics(&run_id, &tenant_id, at, &values).await?)
+        }
+        Call::OpenAlerts { tenant_id } => reply(store.open_alerts(tenant_id.as_ref()).await?),
+        Call::LatestMetrics { tenant_id } => reply(store.latest_metrics(&tenant_id).await?),
+        Call::Mutes => reply(store.mutes().await?),
+        Call::UpsertAlert { alert } => reply(store.upsert_alert(&alert).await?),
+        Call::RecordTransition { alert, transition, notify } => {
+            reply(store.record_transition(&alert, &transition, &notify).await?)
+        }
+    }
+}
+
+/// An app credential as it travels to an agent (inside a sealed box).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialWire {
+    pub tenant_id: TenantId,
+    pub client_id: String,
+    pub kind: store::CredentialKind,
+    pub secret: String,
+    pub certificate_pem: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub label: Option<String>,
+    pub added_at: DateTime<Utc>,
+}
+
+impl CredentialWire {
+    pub fn from_credential(c: &AppCredential) -> CredentialWire {
+        use store::ExposeSecret;
+        CredentialWire {
+            tenant_id: c.tenant_id.clone(),
+            client_id: c.client_id.clone(),
+            kind: c.kind,
+            secret: c.secret.expose_secret().to_string(),
+            certificate_pem: c.certificate_pem.clone(),
+            expires_at: c.expires_at,
+            label: c.label.clone(),
+            added_at: c.added_at,
+        }
+    }
+
+    pub fn into_credential(self) -> AppCredential {
+        AppCredential {
+            tenant_id: self.tenant_id,
+            client_id: self.client_id,
+            kind: self.kind,
+            secret: store::SecretString::from(self.secret),
+            certificate_pem: self.certificate_pem,
+            expires_at: self.expires_at,
+            label: self.label,
+            added_at: self.added_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn calls_round_trip_and_unknown_fields_are_refused() {
+        let call = Call::SetDeltaLink { tenant_id: TenantId::new("t1"), collection: "users".into(), link: "x".into() };
+        let text = serde_json::to_value(&call).expect("encode");
+        assert_eq!(text["op"], "set_delta_link");
+        assert_eq!(serde_json::from_value::<Call>(text).expect("decode"), call);
+        assert!(call.writes());
+        assert!(!Call::ListTenants.writes());
+        let bad = json!({"op": "list_tenants", "extra": 1});
+        assert!(serde_json::from_value::<Call>(bad).is_err());
+        assert!(serde_json::from_value::<Call>(json!({"op": "drop_everything"})).is_err());
+    }
+}
