@@ -65,8 +65,10 @@ impl Query {
     }
 }
 
-/// A compiled metric.
-#[derive(Clone)]
+/// A compiled metric. It travels (to an agent that records history for the runs it does) as its
+/// definition, and is compiled again on arrival.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "MetricSpec", into = "MetricSpec")]
 pub struct Metric {
     name: String,
     query: String,
@@ -76,6 +78,35 @@ pub struct Metric {
     /// them present.
     requires: Vec<Vec<String>>,
     query_node: Query,
+}
+
+/// A metric's definition, as it travels.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricSpec {
+    name: String,
+    query: String,
+    description: String,
+    unit: Option<String>,
+    requires: Vec<Vec<String>>,
+}
+
+impl From<Metric> for MetricSpec {
+    fn from(m: Metric) -> MetricSpec {
+        MetricSpec { name: m.name, query: m.query, description: m.description, unit: m.unit, requires: m.requires }
+    }
+}
+
+impl TryFrom<MetricSpec> for Metric {
+    type Error = HistoryError;
+
+    fn try_from(spec: MetricSpec) -> Result<Metric, HistoryError> {
+        let mut metric = Metric::new(&spec.name, &spec.query)?;
+        metric.description = spec.description;
+        metric.unit = spec.unit;
+        metric.requires = spec.requires;
+        Ok(metric)
+    }
 }
 
 impl fmt::Debug for Metric {

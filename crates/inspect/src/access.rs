@@ -43,7 +43,11 @@ pub struct Resolved {
 /// Finds the tenant a user means (an id, a verified domain or a display name, in any case) among
 /// the stored tenants and the signed-in accounts, and chooses how to reach it. A GUID that names no
 /// known tenant is taken as the id of a tenant not inspected yet.
-pub async fn resolve<S: InspectStore + ?Sized>(store: &S, auth: &Authenticator, query: &str) -> Result<Resolved, AccessError> {
+pub async fn resolve<S: InspectStore + ?Sized>(
+    store: &S,
+    auth: &Authenticator,
+    query: &str,
+) -> Result<Resolved, AccessError> {
     let query = query.trim();
     let accounts = auth.accounts().await?;
     let record = match find_record(store, query).await? {
@@ -112,7 +116,10 @@ pub async fn require_tenant<S: InspectStore + ?Sized>(store: &S, query: &str) ->
 /// The stored tenant a query names: its id, any of its verified domains, or its display name,
 /// ignoring case. A query that matches several tenants is an error listing them, unless exactly one
 /// matches by id.
-pub async fn find_record<S: InspectStore + ?Sized>(store: &S, query: &str) -> Result<Option<TenantRecord>, AccessError> {
+pub async fn find_record<S: InspectStore + ?Sized>(
+    store: &S,
+    query: &str,
+) -> Result<Option<TenantRecord>, AccessError> {
     let query = query.trim();
     let mut matches = store.resolve_tenants(query).await?;
     if matches.len() > 1 {

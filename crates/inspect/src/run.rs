@@ -17,12 +17,12 @@ use store::{
 };
 
 use crate::access;
-use crate::storage::InspectStore;
 use crate::child::{AuthMode, Child, ChildOptions, Outcome, OutcomeStatus, Previous, TenantResult, TenantTarget};
 use crate::clock::{Clock, SystemClock};
 use crate::dataprint::Status;
 use crate::facts::GdapView;
 use crate::partner::{self, PartnerResult};
+use crate::storage::InspectStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -63,7 +63,7 @@ pub struct RunOptions {
 }
 
 /// What history to record during a run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, Serialize)]
 pub struct HistoryOptions {
     pub metrics: Vec<history::Metric>,
     pub rules: Vec<history::AlertRule>,
@@ -73,7 +73,7 @@ pub struct HistoryOptions {
 }
 
 /// A notification target, as far as queueing needs to know it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
 pub struct NotifyTarget {
     pub name: String,
     pub min_severity: Option<store::Severity>,

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::{
     AlertRecord, AlertStore, AppCredential, AppCredentialMeta, CollectorOutcomeRecord, DataprintId, DataprintMeta,
-    DataprintStore, HistoryStore, JobLease, JobStore, MetricPoint, MuteRecord, Result, RunId, RunRecord, RunStatus, RunStore,
-    SecretStore, Store, StoreError, TenantId, TenantRecord, TenantRunRecord, TenantStore,
+    DataprintStore, HistoryStore, JobLease, JobStore, MetricPoint, MuteRecord, Result, RunId, RunRecord, RunStatus,
+    RunStore, SecretStore, Store, StoreError, TenantId, TenantRecord, TenantRunRecord, TenantStore,
 };
 
 /// The store calls of an inspection run (and of resolving a tenant for `doctor`). Each has the
@@ -35,8 +35,13 @@ pub trait InspectStore: Send + Sync {
     async fn start_run(&self, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
     async fn start_job_run(&self, lease: &JobLease, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
     async fn job_tenants(&self, job_id: &str) -> Result<Vec<TenantId>>;
-    async fn finish_run(&self, run_id: &RunId, status: RunStatus, finished_at: DateTime<Utc>, stats: &Value)
-    -> Result<()>;
+    async fn finish_run(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        finished_at: DateTime<Utc>,
+        stats: &Value,
+    ) -> Result<()>;
     async fn commit_tenant_result(
         &self,
         tenant_run: &TenantRunRecord,
@@ -50,7 +55,8 @@ pub trait InspectStore: Send + Sync {
     async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()>;
     async fn credential_list(&self) -> Result<Vec<AppCredentialMeta>>;
     async fn credential_get(&self, tenant_id: &TenantId) -> Result<Option<AppCredential>>;
-    async fn put_events(&self, run_id: &RunId, tenant_id: &TenantId, at: DateTime<Utc>, events: &[Value]) -> Result<()>;
+    async fn put_events(&self, run_id: &RunId, tenant_id: &TenantId, at: DateTime<Utc>, events: &[Value])
+    -> Result<()>;
     async fn put_metrics(
         &self,
         run_id: &RunId,
@@ -135,7 +141,13 @@ impl<S: Store + ?Sized> InspectStore for S {
     async fn credential_get(&self, tenant_id: &TenantId) -> Result<Option<AppCredential>> {
         SecretStore::credential_get(self, tenant_id).await
     }
-    async fn put_events(&self, run_id: &RunId, tenant_id: &TenantId, at: DateTime<Utc>, events: &[Value]) -> Result<()> {
+    async fn put_events(
+        &self,
+        run_id: &RunId,
+        tenant_id: &TenantId,
+        at: DateTime<Utc>,
+        events: &[Value],
+    ) -> Result<()> {
         HistoryStore::put_events(self, run_id, tenant_id, at, events).await
     }
     async fn put_metrics(
@@ -359,7 +371,7 @@ mod tests {
         assert_eq!(serde_json::from_value::<Call>(text).expect("decode"), call);
         assert!(call.writes());
         assert!(!Call::ListTenants.writes());
-        let bad = json!({"op": "list_tenants", "extra": 1});
+        let bad = json!({"op": "get_tenant", "id": "t1", "extra": 1});
         assert!(serde_json::from_value::<Call>(bad).is_err());
         assert!(serde_json::from_value::<Call>(json!({"op": "drop_everything"})).is_err());
     }

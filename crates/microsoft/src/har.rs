@@ -221,7 +221,7 @@ impl HarRecorder {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
     }
 
-    pub(crate) fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone();
         json!({
             "log": {

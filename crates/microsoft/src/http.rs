@@ -41,6 +41,9 @@ pub struct TransportOptions {
     /// The largest body accepted, after decompression.
     pub max_body: usize,
     pub user_agent: String,
+    /// The local address outgoing connections are made from (an agent on a host with several
+    /// addresses chooses the one whose egress customers' Conditional Access allows).
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for TransportOptions {
@@ -50,6 +53,7 @@ impl Default for TransportOptions {
             request_timeout: Duration::from_secs(60),
             max_body: 64 * 1024 * 1024,
             user_agent: format!("tenantscope/{}", env!("CARGO_PKG_VERSION")),
+            local_address: None,
         }
     }
 }
@@ -139,7 +143,8 @@ impl Transport {
             .pool_max_idle_per_host(64)
             .user_agent(options.user_agent.clone())
             .https_only(true)
-            .gzip(true);
+            .gzip(true)
+            .local_address(options.local_address);
         if let Some(pem) = &cloud.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| Error::Config(format!("the extra CA certificate is not valid PEM: {e}")))?;

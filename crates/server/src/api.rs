@@ -172,7 +172,7 @@ pub struct Partner {
 pub async fn partner(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Partner>> {
     let account = match &state.microsoft {
         Some(m) => {
-            let auth = m.authenticator(&state.store, None).map_err(|e| {
+            let auth = m.authenticator(jobs::local_tokens(&state.store), None).map_err(|e| {
                 tracing::warn!(error = %e, "the partner connection's transport could not be built");
                 Problem::internal()
             })?;
@@ -254,7 +254,7 @@ pub async fn partner_sign_in(
     if tenant.is_empty() || tenant.len() > 256 || tenant.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(Problem::bad_request("tenant: an id, a domain or `organizations`"));
     }
-    let auth = m.authenticator(&state.store, None).map_err(|e| {
+    let auth = m.authenticator(jobs::local_tokens(&state.store), None).map_err(|e| {
         tracing::warn!(error = %e, "the partner connection's transport could not be built");
         Problem::internal()
     })?;
@@ -812,6 +812,24 @@ pub struct CreateJob {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub params: Value,
+    /// The pool of agents to run it; by default the pool of the tenants it names. An inspection of
+    /// every tenant is queued once per pool, each job naming its pool's tenants (the answer is the
+    /// default pool's job, with the others' ids in `also`).
+    #[serde(default)]
+    pub pool: Option<String>,
+}
+
+/// The pool each named tenant is in; `None` for the default pool.
+async fn pools_of(state: &AppState, names: &[String]) -> ApiResult<Vec<(String, Option<String>)>> {
+    let pools: std::collections::HashMap<TenantId, String> = state.store.tenant_pools().await?.into_iter().collect();
+    let mut out = Vec::new();
+    for name in names {
+        let record = inspect::access::find_record(state.store.as_ref(), name)
+            .await
+            .map_err(|e| Problem::bad_request(e.to_string()))?;
+        out.push((name.clone(), record.and_then(|r| pools.get(&r.id).cloned())));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -837,22 +855,95 @@ pub async fn create_job(
     who.require(Role::Engineer)?;
     let params = if body.params.is_null() { json!({}) } else { body.params };
     jobs::validate(&body.kind, &params).map_err(Problem::bad_request)?;
-    let job = state
-        .store
-        .enqueue_job(
-            &jobs::new_job(
-                &body.kind,
-                params.clone(),
-                &state.config.worker.pool,
-                state.config.worker.max_attempts,
-                &who.actor,
-            ),
-            Utc::now(),
-        )
-        .await?;
-    audit(&state.store, &who, "job.create", Some(&job.id), json!({"kind": job.kind, "params": params})).await?;
+    let default_pool = state.config.worker.pool.clone();
+    // Which pools the job goes to, with the tenants each one's job names (`None`: as asked).
+    let mut plan: Vec<(String, Option<Vec<String>>)> = Vec::new();
+    if let Some(pool) = &body.pool {
+        plan.push((pool.trim().to_string(), None));
+    } else {
+        let named: Vec<String> = match body.kind.as_str() {
+            "inspect" => params["tenants"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+            _ => params["tenant"].as_str().map(|t| vec![t.to_string()]).unwrap_or_default(),
+        };
+        if named.is_empty() && body.kind == "inspect" {
+            let pools = state.store.tenant_pools().await?;
+            let mut others: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+            for (tenant, pool) in pools {
+                others.entry(pool).or_default().push(tenant.to_string());
+            }
+            if others.is_empty() {
+                plan.push((default_pool.clone(), None));
+            } else {
+                let elsewhere: std::collections::HashSet<String> = others.values().flatten().cloned().collect();
+                let mine: Vec<String> = state
+                    .store
+                    .list_tenants()
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.gone_since.is_none() && !elsewhere.contains(t.id.as_str()))
+                    .map(|t| t.id.to_string())
+                    .collect();
+                plan.push((default_pool.clone(), Some(mine)));
+                plan.extend(others.into_iter().map(|(pool, tenants)| (pool, Some(tenants))));
+            }
+        } else {
+            let pools = pools_of(&state, &named).await?;
+            let distinct: std::collections::BTreeSet<Option<&String>> = pools.iter().map(|(_, p)| p.as_ref()).collect();
+            if distinct.len() > 1 {
+                let list: Vec<String> =
+                    pools.iter().map(|(n, p)| format!("{n} ({})", p.as_deref().unwrap_or(&default_pool))).collect();
+                return Err(Problem::bad_request(format!(
+                    "the tenants are inspected by different pools of agents: {}; queue one job per pool, or name the pool",
+                    list.join(", ")
+                )));
+            }
+            let pool = pools.into_iter().next().and_then(|(_, p)| p).unwrap_or_else(|| default_pool.clone());
+            plan.push((pool, None));
+        }
+    }
+    // An empty list of tenants means every tenant: a pool with none of its own gets no job.
+    plan.retain(|(_, tenants)| tenants.as_ref().is_none_or(|t| !t.is_empty()));
+    if plan.is_empty() {
+        return Err(Problem::bad_request("there is no tenant to inspect yet"));
+    }
+    if plan.iter().any(|(p, _)| p.is_empty() || p.len() > 100 || p.chars().any(char::is_control)) {
+        return Err(Problem::bad_request("pool: 1 to 100 printable characters"));
+    }
+    let mut queued = Vec::new();
+    for (pool, tenants) in &plan {
+        let mut job_params = params.clone();
+        if let Some(t) = tenants {
+            job_params["tenants"] = json!(t);
+        }
+        let job = state
+            .store
+            .enqueue_job(
+                &jobs::new_job(&body.kind, job_params, pool, state.config.worker.max_attempts, &who.actor),
+                Utc::now(),
+            )
+            .await?;
+        queued.push(job);
+    }
+    let mut queued = queued.into_iter();
+    let Some(job) = queued.next() else { return Err(Problem::internal()) };
+    let also: Vec<String> = queued.map(|j| j.id).collect();
+    audit(
+        &state.store,
+        &who,
+        "job.create",
+        Some(&job.id),
+        json!({"kind": job.kind, "params": params, "pool": job.pool, "also": also}),
+    )
+    .await?;
     let location = format!("/api/v1/jobs/{}", job.id);
-    let mut response = (StatusCode::ACCEPTED, Json(job)).into_response();
+    let mut body = serde_json::to_value(&job).map_err(|_| Problem::internal())?;
+    if !also.is_empty() {
+        body["also"] = json!(also);
+    }
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -1347,9 +1438,17 @@ pub async fn logout(State(state): State<AppState>, who: Principal) -> ApiResult<
         list_dataprints, get_dataprint_by_id, diff_dataprints, list_changes, list_metrics, list_baselines, baseline_drift, list_runs, get_run, create_job, list_jobs, get_job,
         cancel_job, job_events, job_trace, list_alerts, ack_alert, mute, create_token, list_tokens, revoke_token,
         list_audit, local_login, logout, get_schedule, put_schedule, reset_schedule,
+        crate::agents::create_enrollment, crate::agents::list_agents, crate::agents::revoke_agent, crate::agents::set_pool,
+        crate::agents::enroll, crate::agents::heartbeat, crate::agents::claim, crate::agents::job_heartbeat,
+        crate::agents::job_store, crate::agents::job_token, crate::agents::job_trace_upload, crate::agents::job_finish,
     ),
     components(schemas(Problem, Health, Me, ScheduleSetting, crate::config::ScheduleConfig, Partner, PartnerSignIn, PartnerSignInStarted, TenantItem, TenantDetail, CreateJob, AckBody, MuteBody, CreateToken,
-        CreatedToken, TokenItem, LocalLogin, Role, jobs::InspectParams, jobs::DoctorParams)),
+        CreatedToken, TokenItem, LocalLogin, Role, jobs::InspectParams, jobs::DoctorParams,
+        crate::agents::AgentItem, crate::agents::CreateEnrollment, crate::agents::CreatedEnrollment, crate::agents::SetPool,
+        agent::protocol::EnrollRequest, agent::protocol::EnrollResponse, agent::protocol::Health,
+        agent::protocol::HeartbeatResponse, agent::protocol::ClaimRequest, agent::protocol::ClaimedJob,
+        agent::protocol::JobHeartbeat, agent::protocol::JobHeartbeatResponse, agent::protocol::StoreRequest,
+        agent::protocol::TokenSave, agent::protocol::FinishRequest, agent::protocol::Finish)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

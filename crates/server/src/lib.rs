@@ -11,6 +11,7 @@
 //! - [`jobs`]: job kinds and the worker (leases, heartbeats, cancellation, fencing).
 //! - [`scheduler`]: which tenants are due; one scheduler across replicas.
 
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -33,7 +34,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest, Sha256};
@@ -58,6 +59,8 @@ pub struct AppState {
     /// The cloud and app of the partner connection; `None` on a replica that does not reach
     /// Microsoft.
     pub microsoft: Option<jobs::Microsoft>,
+    /// The history every run records (agents get it with each job).
+    pub history: Option<inspect::run::HistoryOptions>,
     /// Operator sign-in with Microsoft, when configured.
     pub oidc: Option<Arc<microsoft::oidc::OidcClient>>,
 }
@@ -76,8 +79,22 @@ pub enum ServeError {
 /// The largest request body accepted (the API takes small JSON documents only).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// The largest call of an authenticated agent (a tenant's dataprint, a debug trace).
+pub const AGENT_BODY_LIMIT: usize = 256 * 1024 * 1024;
+
 /// The API's routes on `state`.
 pub fn router(state: AppState) -> Router {
+    // Agents commit whole dataprints and upload debug traces: their calls may be large, and only
+    // an authenticated agent gets past the extractor to the body.
+    let agent_api = Router::new()
+        .route("/heartbeat", post(agents::heartbeat))
+        .route("/claim", post(agents::claim))
+        .route("/jobs/{id}/heartbeat", post(agents::job_heartbeat))
+        .route("/jobs/{id}/store", post(agents::job_store))
+        .route("/jobs/{id}/tokens", post(agents::job_token))
+        .route("/jobs/{id}/trace", put(agents::job_trace_upload))
+        .route("/jobs/{id}/finish", post(agents::job_finish))
+        .layer(DefaultBodyLimit::max(AGENT_BODY_LIMIT));
     let api = Router::new()
         .route("/health", get(api::health))
         .route("/openapi.json", get(api::openapi))
@@ -110,6 +127,12 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens", get(api::list_tokens).post(api::create_token))
         .route("/tokens/{id}", delete(api::revoke_token))
         .route("/audit", get(api::list_audit))
+        .route("/agents", get(agents::list_agents))
+        .route("/agents/enrollments", post(agents::create_enrollment))
+        .route("/agents/{id}", delete(agents::revoke_agent))
+        .route("/tenants/{id}/pool", put(agents::set_pool))
+        .route("/agent/enroll", post(agents::enroll))
+        .nest("/agent", agent_api)
         .route("/settings/schedule", get(api::get_schedule).put(api::put_schedule).delete(api::reset_schedule))
         .fallback(|| async { Problem::not_found("no such API endpoint; see /api/v1/openapi.json") });
     Router::new()
@@ -177,7 +200,7 @@ async fn etag(request: Request, next: Next) -> Response {
 /// What the server runs besides the API.
 pub struct Services {
     /// Runs jobs; `None` when this replica only serves the API.
-    pub executor: Option<jobs::Executor>,
+    pub executor: Option<jobs::Executor<dyn Store>>,
     /// Where alert notifications go.
     pub targets: Vec<notify::Target>,
 }
@@ -216,6 +239,7 @@ pub async fn serve(
         scheduler_held: Arc::new(AtomicBool::new(false)),
         sse_poll: Duration::from_millis(500),
         microsoft: services.executor.as_ref().map(|e| e.microsoft.clone()),
+        history: services.executor.as_ref().and_then(|e| e.history.clone()),
         oidc: oidc_client(&config, services.executor.as_ref().map(|e| &e.microsoft))?,
     };
     let app = router(state.clone());
@@ -236,6 +260,7 @@ pub async fn serve(
     if let (true, Some(executor)) = (config.worker.enabled, services.executor) {
         let worker = jobs::Worker {
             executor,
+            data_dir: config.data_dir.clone(),
             owner: owner.clone(),
             pool: config.worker.pool.clone(),
             lease: Duration::from_secs(config.worker.lease_seconds.max(1)),

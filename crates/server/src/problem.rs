@@ -18,6 +18,9 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// A machine-readable reason where a client acts on it (an agent's `fenced`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl Problem {
@@ -27,7 +30,14 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail: Some(detail.into()),
+            code: None,
         }
+    }
+
+    /// The same problem with a machine-readable `code`.
+    pub fn with_code(mut self, code: &str) -> Problem {
+        self.code = Some(code.to_string());
+        self
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Problem {

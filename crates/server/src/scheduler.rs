@@ -97,19 +97,19 @@ impl Scheduler {
     }
 
     /// One tick: when this replica holds the lease, queues one inspection of every due tenant.
-    /// Returns the queued job's id.
-    pub async fn tick(&self, now: DateTime<Utc>) -> Result<Option<String>, store::StoreError> {
+    /// Returns the queued jobs' ids (one per pool of agents with due tenants).
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<Vec<String>, store::StoreError> {
         // The lease outlives three ticks, so that a slow tick does not hand it to another replica.
         let hold = chrono::Duration::seconds(self.config.tick_seconds.max(1) as i64 * 3);
         let holds = self.store.acquire_lease(LEASE, &self.owner, now, now + hold).await?;
         let (config, _) = effective(self.store.as_ref(), &self.config).await?;
         let config = &config;
         if !config.enabled {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         self.held.store(holds, Ordering::Relaxed);
         if !holds {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let tenants = self.store.list_tenants().await?;
         let state: HashMap<TenantId, DateTime<Utc>> = self.store.schedule_state().await?.into_iter().collect();
@@ -165,25 +165,45 @@ impl Scheduler {
             // tried once per interval (not every tick while nobody has signed in).
             let next = self.store.setting_get(DISCOVERY).await?.and_then(|v| v.as_str().map(str::to_string));
             if next.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).is_some_and(|t| t > now) {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             let interval = chrono::Duration::minutes(config.every_minutes.max(1) as i64);
             self.store.setting_put(DISCOVERY, &json!((now + interval).to_rfc3339())).await?;
         } else if due.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        let names: Vec<String> = due.iter().map(|(t, _)| t.id.to_string()).collect();
-        let everything = due.len() == tenants.iter().filter(|t| t.gone_since.is_none()).count();
-        let params = json!({ "tenants": if everything { Vec::new() } else { names } });
-        let job = self
-            .store
-            .enqueue_job(&crate::jobs::new_job("inspect", params, &self.pool, self.max_attempts, "scheduler"), now)
-            .await?;
-        let next: Vec<(TenantId, DateTime<Utc>)> =
-            due.iter().map(|(t, interval)| (t.id.clone(), next_due(now, *interval, config.jitter, &t.id))).collect();
-        self.store.set_schedule(&next, Some(&job.id)).await?;
-        tracing::info!(job = %job.id, tenants = due.len(), "scheduled an inspection of the due tenants");
-        Ok(Some(job.id))
+        // One job per pool of agents: each pool's agents inspect only their tenants. The default
+        // pool's job reads "every tenant" when every tenant is due and none is in another pool, so
+        // that the partner's new customers are inspected in the same run that finds them.
+        let pools: HashMap<TenantId, String> = self.store.tenant_pools().await?.into_iter().collect();
+        let mut by_pool: std::collections::BTreeMap<&str, Vec<&(&store::TenantRecord, chrono::Duration)>> =
+            std::collections::BTreeMap::new();
+        for entry in &due {
+            by_pool.entry(pools.get(&entry.0.id).map_or(self.pool.as_str(), String::as_str)).or_default().push(entry);
+        }
+        if by_pool.is_empty() {
+            by_pool.insert(self.pool.as_str(), Vec::new());
+        }
+        let live = tenants.iter().filter(|t| t.gone_since.is_none()).count();
+        let mut queued = Vec::new();
+        for (pool, entries) in by_pool {
+            let everything = pool == self.pool && pools.is_empty() && entries.len() == live;
+            let names: Vec<String> =
+                if everything { Vec::new() } else { entries.iter().map(|(t, _)| t.id.to_string()).collect() };
+            let params = json!({ "tenants": names });
+            let job = self
+                .store
+                .enqueue_job(&crate::jobs::new_job("inspect", params, pool, self.max_attempts, "scheduler"), now)
+                .await?;
+            let next: Vec<(TenantId, DateTime<Utc>)> = entries
+                .iter()
+                .map(|(t, interval)| (t.id.clone(), next_due(now, *interval, config.jitter, &t.id)))
+                .collect();
+            self.store.set_schedule(&next, Some(&job.id)).await?;
+            tracing::info!(job = %job.id, pool, tenants = entries.len(), "scheduled an inspection of the due tenants");
+            queued.push(job.id);
+        }
+        Ok(queued)
     }
 }
 

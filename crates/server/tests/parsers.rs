@@ -33,6 +33,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, String) {
         scheduler_held: Arc::new(AtomicBool::new(false)),
         sse_poll: Duration::from_millis(50),
         microsoft: None,
+        history: None,
         oidc: None,
     };
     (server::router(state), token)

@@ -55,7 +55,7 @@ async fn one_scheduler_fires_across_replicas_on_postgres() {
     for round in 0..5 {
         let at = now + chrono::Duration::seconds(round);
         let ticks = futures::future::join_all(schedulers.iter().map(|s| s.tick(at))).await;
-        let fired: Vec<String> = ticks.into_iter().filter_map(|t| t.expect("tick")).collect();
+        let fired: Vec<String> = ticks.into_iter().flat_map(|t| t.expect("tick")).collect();
         assert!(fired.len() <= 1, "round {round}: {fired:?}");
     }
     let jobs = replicas[1].list_jobs(&store::JobFilter { limit: 100, ..Default::default() }).await.expect("jobs");
@@ -78,17 +78,61 @@ async fn one_scheduler_fires_across_replicas_on_postgres() {
     // While that inspection is still queued, nothing it covers is queued again.
     let early = now + chrono::Duration::hours(5);
     let ticks = futures::future::join_all(schedulers.iter().map(|s| s.tick(early))).await;
-    assert!(ticks.into_iter().all(|t| t.expect("tick").is_none()), "the queued inspection covers every tenant");
+    assert!(ticks.into_iter().all(|t| t.expect("tick").is_empty()), "the queued inspection covers every tenant");
     // It ran (here: it is cancelled, which ends it as well).
     replicas[0].cancel_job(&jobs[0].id, now).await.expect("cancel");
     let much_later = now + chrono::Duration::hours(13);
     let ticks = futures::future::join_all(schedulers[1..].iter().map(|s| s.tick(much_later))).await;
-    let fired: Vec<String> = ticks.into_iter().filter_map(|t| t.expect("tick")).collect();
+    let fired: Vec<String> = ticks.into_iter().flat_map(|t| t.expect("tick")).collect();
     assert_eq!(fired.len(), 1, "{fired:?}");
     let jobs = replicas[0].list_jobs(&store::JobFilter { limit: 100, ..Default::default() }).await.expect("jobs");
     assert_eq!(jobs.len(), 2);
     let again =
         futures::future::join_all(schedulers[1..].iter().map(|s| s.tick(much_later + chrono::Duration::seconds(1))))
             .await;
-    assert!(again.into_iter().all(|t| t.expect("tick").is_none()), "nothing is due any more");
+    assert!(again.into_iter().all(|t| t.expect("tick").is_empty()), "nothing is due any more");
+}
+
+/// Due tenants are queued per pool of agents: each pool's job names its own tenants, and the
+/// default pool's job no longer means "every tenant" once some are elsewhere.
+#[tokio::test]
+async fn due_tenants_are_queued_per_pool() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let store = store::open(&url, store::Key::generate()).await.expect("open");
+    for id in ["partner", "t1", "t2", "t3"] {
+        store.upsert_tenant(&tenant(id)).await.expect("tenant");
+    }
+    store.set_tenant_pool(&TenantId::new("t2"), Some("dc1")).await.expect("pool");
+    store.set_tenant_pool(&TenantId::new("t3"), Some("dc1")).await.expect("pool");
+    let scheduler = Scheduler {
+        store: store.clone(),
+        config: ScheduleConfig::default(),
+        owner: "replica".into(),
+        pool: "local".into(),
+        max_attempts: 3,
+        held: Arc::new(AtomicBool::new(false)),
+    };
+    let queued = scheduler.tick(Utc::now()).await.expect("tick");
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    let mut jobs: Vec<(String, Vec<String>)> = Vec::new();
+    for id in queued {
+        let job = store.get_job(&id).await.expect("get").expect("job");
+        let mut names: Vec<String> = job.params["tenants"]
+            .as_array()
+            .expect("named")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        jobs.push((job.pool, names));
+    }
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        vec![
+            ("dc1".to_string(), vec!["t2".to_string(), "t3".to_string()]),
+            ("local".to_string(), vec!["partner".to_string(), "t1".to_string()]),
+        ]
+    );
 }

@@ -128,6 +128,11 @@ pub enum StoreError {
     #[error("internal error: {0}")]
     Internal(String),
 
+    /// The store is reached through the server (an agent's run) and the call failed there or on
+    /// the way.
+    #[error("the server's store: {0}")]
+    Remote(String),
+
     /// A record the operation needs does not exist.
     #[error("not found: {0}")]
     NotFound(String),

@@ -1,5 +1,6 @@
 //! The command line: one module per command group.
 
+mod agent;
 pub mod dataprint;
 pub mod demo;
 mod diagnosis;
@@ -99,6 +100,9 @@ pub enum Command {
     ApiToken(serve::ApiTokenCommand),
     /// Read a password on stdin and print the argon2id hash for the break-glass administrator.
     HashPassword,
+    /// An agent: inspections run from this machine's network for a server.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -124,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::serve(a, g).await,
         Command::ApiToken(cmd) => serve::api_token(cmd, g).await,
         Command::HashPassword => serve::hash_password().await,
+        Command::Agent(cmd) => agent::run(cmd, g).await,
     }
 }
 

@@ -79,12 +79,13 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<ExitCode> {
     }
     let executor = server::jobs::Executor {
         store: ctx.store.clone(),
+        tokens: server::jobs::local_tokens(&ctx.store),
         microsoft: server::jobs::Microsoft {
             cloud: ctx.cloud.clone(),
             client_id: client_id.unwrap_or_else(|| server::jobs::NO_APP.into()),
+            local_address: None,
         },
         history: Some(super::history::run_history(&ctx)?),
-        data_dir: ctx.data_dir.clone(),
         concurrency: config.worker.concurrency,
     };
     let ready_file = args.ready_file.clone();

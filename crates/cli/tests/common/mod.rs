@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use sim::WorldSource;
 
+pub mod platform;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tenantscope");
 #[allow(unused_imports)]
 pub use test_support::{DEMO_CLIENT, MEGAN};
