@@ -243,8 +243,13 @@ pub fn compatible(server: &str, agent: &str) -> Result<(), String> {
         return Err(format!("the agent's version {agent:?} is not a version this server understands"));
     };
     if smaj != amaj || smin.abs_diff(amin) > 1 {
+        let advice = if (amaj, amin) < (smaj, smin) {
+            "upgrade the agent"
+        } else {
+            "upgrade the server, or run an agent of the server's version"
+        };
         return Err(format!(
-            "the agent runs {agent} and the server {server}: agents must be within one minor version of the server; upgrade the agent"
+            "the agent runs {agent} and the server {server}: agents must be within one minor version of the server; {advice}"
         ));
     }
     Ok(())
@@ -260,7 +265,7 @@ mod tests {
         assert!(compatible("1.4.2", "1.3.9").is_ok());
         assert!(compatible("1.4.2", "1.5.0").is_ok());
         assert!(compatible("1.4.2", "1.2.0").unwrap_err().contains("upgrade the agent"));
-        assert!(compatible("1.4.2", "2.4.0").is_err());
+        assert!(compatible("1.4.2", "2.4.0").unwrap_err().contains("upgrade the server"));
         assert!(compatible("1.4.2", "banana").is_err());
         assert!(compatible("0.1.0", "0.1.0-dev").is_ok());
     }

@@ -103,7 +103,9 @@ async fn agents_enroll_once_run_their_pools_jobs_survive_a_kill_and_are_revoked(
     assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(
         env.data_dir().join("config.toml"),
-        CONFIG.replace("tick_seconds = 1", "tick_seconds = 1\nenabled = false"),
+        CONFIG
+            .replace("tick_seconds = 1", "tick_seconds = 1\nenabled = false")
+            .replace("drain_seconds = 2", "drain_seconds = 2\nagent_offline_seconds = 3"),
     )
     .expect("config");
     let (ca, cert, key) = tls_files(env.dir.path());
@@ -253,6 +255,23 @@ async fn agents_enroll_once_run_their_pools_jobs_survive_a_kill_and_are_revoked(
     assert!(log.contains("revoked"), "{log}");
     let list = agents(&server, &viewer).await;
     assert!(list.iter().any(|a| a["name"] == "dc1-b" && a["state"] == "revoked"), "{list:?}");
+    // With one agent killed and the other revoked, pool dc1 has no healthy agent: its tenant
+    // fails with agent_unhealthy, and the evidence names each agent and why.
+    let mut detail = Value::Null;
+    for _ in 0..100 {
+        detail = server.call(Method::GET, &format!("/api/v1/tenants/{northwind}"), Some(&viewer), None).await.1;
+        if detail["cause"] == "agent_unhealthy" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((detail["status"].as_str(), detail["pool"].as_str()), (Some("failed"), Some("dc1")), "{detail}");
+    let evidence = detail["diagnosis"]["evidence"].to_string();
+    assert!(evidence.contains("dc1-a") && evidence.contains("offline"), "{evidence}");
+    assert!(evidence.contains("dc1-b") && evidence.contains("revoked"), "{evidence}");
+    let (_, page) = server.call(Method::GET, "/api/v1/tenants?cause=agent_unhealthy", Some(&viewer), None).await;
+    assert_eq!(page["total"], 1, "only the pool's tenant: {page}");
+
     // Neither agent's directory holds a refresh token in clear.
     for dir in [&dir_a, &dir_b] {
         for file in common::files(dir) {

@@ -35,9 +35,6 @@ use crate::problem::{ApiResult, Problem};
 /// The prefix of enrollment tokens, so that a leaked one is recognisable.
 pub const ENROLLMENT_PREFIX: &str = "tse_";
 
-/// An agent that has not sent a heartbeat for this long is offline.
-pub const OFFLINE_AFTER: Duration = Duration::from_secs(90);
-
 /// Clock skew past which an agent is degraded (its tokens and Microsoft's are time-bound).
 pub const SKEW_LIMIT_SECONDS: i64 = 60;
 
@@ -66,11 +63,11 @@ pub struct AgentItem {
 }
 
 /// The state of an agent at `now`, and why.
-pub fn agent_state(agent: &AgentRecord, now: DateTime<Utc>) -> (&'static str, Option<String>) {
+pub fn agent_state(agent: &AgentRecord, now: DateTime<Utc>, offline: Duration) -> (&'static str, Option<String>) {
     if let Some(at) = agent.revoked_at {
         return ("revoked", Some(format!("revoked at {at}")));
     }
-    let offline_after = chrono::Duration::from_std(OFFLINE_AFTER).unwrap_or(chrono::Duration::seconds(90));
+    let offline_after = chrono::Duration::from_std(offline).unwrap_or(chrono::Duration::seconds(90));
     match agent.last_seen_at {
         Some(seen) if now - seen <= offline_after => {}
         Some(seen) => {
@@ -96,8 +93,8 @@ pub fn agent_state(agent: &AgentRecord, now: DateTime<Utc>) -> (&'static str, Op
 }
 
 impl AgentItem {
-    pub fn of(agent: AgentRecord, now: DateTime<Utc>) -> AgentItem {
-        let (state, reason) = agent_state(&agent, now);
+    pub fn of(agent: AgentRecord, now: DateTime<Utc>, offline: Duration) -> AgentItem {
+        let (state, reason) = agent_state(&agent, now, offline);
         let health = agent.health.clone();
         AgentItem {
             id: agent.id,
@@ -195,7 +192,8 @@ pub async fn create_enrollment(
 pub async fn list_agents(State(state): State<AppState>, who: Principal) -> ApiResult<Json<Vec<AgentItem>>> {
     who.require(Role::Viewer)?;
     let now = Utc::now();
-    Ok(Json(state.store.agent_list().await?.into_iter().map(|a| AgentItem::of(a, now)).collect()))
+    let offline = state.config.agent_offline;
+    Ok(Json(state.store.agent_list().await?.into_iter().map(|a| AgentItem::of(a, now, offline)).collect()))
 }
 
 /// Revokes an agent: its next call is refused, and the job it holds goes to another agent of the
@@ -241,6 +239,82 @@ pub async fn set_pool(
     state.store.set_tenant_pool(&record.id, pool.as_deref()).await?;
     audit(&state.store, &who, "tenant.pool", Some(record.id.as_str()), json!({"pool": pool})).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which pool inspects each tenant, and the pools that cannot: a pool of agents none of which is
+/// healthy fails every tenant it serves with `agent_unhealthy`, whatever their last result was.
+pub struct Pools {
+    pub default: String,
+    of_tenant: std::collections::HashMap<store::TenantId, String>,
+    unhealthy: std::collections::HashMap<String, diagnose::Diagnosis>,
+}
+
+impl Pools {
+    pub async fn load(state: &AppState) -> Result<Pools, StoreError> {
+        let now = Utc::now();
+        let of_tenant: std::collections::HashMap<store::TenantId, String> =
+            state.store.tenant_pools().await?.into_iter().collect();
+        let mut members: std::collections::HashMap<String, Vec<AgentItem>> = std::collections::HashMap::new();
+        for agent in state.store.agent_list().await? {
+            members.entry(agent.pool.clone()).or_default().push(AgentItem::of(agent, now, state.config.agent_offline));
+        }
+        let mut unhealthy = std::collections::HashMap::new();
+        let used: std::collections::HashSet<&String> = of_tenant.values().collect();
+        for pool in used {
+            let agents = members.get(pool).map(Vec::as_slice).unwrap_or(&[]);
+            if agents.iter().any(|a| a.state == "healthy") {
+                continue;
+            }
+            unhealthy.insert(pool.clone(), pool_diagnosis(pool, agents, now));
+        }
+        Ok(Pools { default: state.config.worker.pool.clone(), of_tenant, unhealthy })
+    }
+
+    /// The pool whose agents inspect `tenant`.
+    pub fn of(&self, tenant: &store::TenantId) -> &str {
+        self.of_tenant.get(tenant).map_or(self.default.as_str(), String::as_str)
+    }
+
+    /// Why `tenant` cannot be inspected now, when its pool has no healthy agent.
+    pub fn blocked(&self, tenant: &store::TenantId) -> Option<&diagnose::Diagnosis> {
+        self.unhealthy.get(self.of(tenant))
+    }
+}
+
+/// `agent_unhealthy` for a pool, with each of its agents, their last heartbeat and why they are
+/// not healthy as the evidence.
+fn pool_diagnosis(pool: &str, agents: &[AgentItem], now: DateTime<Utc>) -> diagnose::Diagnosis {
+    let mut d = diagnose::diagnose(&diagnose::Facts {
+        network: Some(diagnose::NetworkFacts {
+            agent: Some(format!("Pool {pool}")),
+            agent_alive: Some(false),
+            ..diagnose::NetworkFacts::default()
+        }),
+        now: Some(now),
+        ..diagnose::Facts::default()
+    });
+    d.summary = if agents.is_empty() {
+        format!("No agent is enrolled in pool {pool}, which inspects this tenant: nothing can reach it.")
+    } else {
+        format!("No agent of pool {pool}, which inspects this tenant, is healthy: its inspections cannot run.")
+    };
+    d.evidence.push(diagnose::Evidence::new("pool", pool));
+    for a in agents {
+        let seen = a.last_seen_at.map_or_else(|| "never".to_string(), |t| t.to_rfc3339());
+        let reason = a.reason.clone().unwrap_or_default();
+        d.evidence.push(diagnose::Evidence::new(
+            format!("agent {}", a.name),
+            format!(
+                "{} (last heartbeat {seen}){}",
+                a.state,
+                if reason.is_empty() { String::new() } else { format!(": {reason}") }
+            ),
+        ));
+    }
+    if agents.is_empty() {
+        d.fix.insert(0, format!("Enroll an agent in pool {pool} (`POST /api/v1/agents/enrollments`, then `tenantscope agent enroll` on the machine), or move the tenant back to the default pool (`PUT /api/v1/tenants/{{id}}/pool`)."));
+    }
+    d
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -364,7 +438,7 @@ pub async fn heartbeat(
     recorded["address"] = json!(caller.address);
     state.store.agent_seen(&caller.agent.id, now, &health.version, &recorded).await?;
     let agent = state.store.agent_get(&caller.agent.id).await?.ok_or_else(Problem::internal)?;
-    let (agent_state, reason) = agent_state(&agent, now);
+    let (agent_state, reason) = agent_state(&agent, now, state.config.agent_offline);
     Ok(Json(HeartbeatResponse {
         server_time: now,
         state: agent_state.to_string(),
@@ -633,4 +707,57 @@ pub async fn job_finish(
     };
     let done = state.store.finish_job(&lease, &outcome, now).await.map_err(|e| store_problem(&id, e))?;
     Ok(Json(json!({"status": done.status})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(seen_ago: i64, health: Option<Value>) -> AgentRecord {
+        let now = Utc::now();
+        AgentRecord {
+            id: "a".into(),
+            name: "dc1-a".into(),
+            pool: "dc1".into(),
+            signing_key: String::new(),
+            sealing_key: String::new(),
+            version: agent::VERSION.into(),
+            enrolled_at: now,
+            enrolled_by: "admin".into(),
+            revoked_at: None,
+            last_seen_at: Some(now - chrono::Duration::seconds(seen_ago)),
+            health,
+        }
+    }
+
+    #[test]
+    fn an_agents_state_says_why_it_is_not_healthy() {
+        let now = Utc::now();
+        let offline = Duration::from_secs(90);
+        assert_eq!(agent_state(&agent(5, None), now, offline).0, "healthy");
+        let (state, why) = agent_state(&agent(300, None), now, offline);
+        assert_eq!(state, "offline");
+        assert!(why.is_some_and(|w| w.contains("no heartbeat")));
+        let revoked = AgentRecord { revoked_at: Some(now), ..agent(5, None) };
+        assert_eq!(agent_state(&revoked, now, offline).0, "revoked");
+        let skewed_version = AgentRecord { version: "99.0.0".into(), ..agent(5, None) };
+        let (state, why) = agent_state(&skewed_version, now, offline);
+        assert_eq!(state, "degraded");
+        assert!(why.is_some_and(|w| w.contains("within one minor version")));
+        let cut_off =
+            agent(5, Some(json!({"login": {"ok": false, "error": "connection refused"}, "graph": {"ok": true}})));
+        let (state, why) = agent_state(&cut_off, now, offline);
+        assert_eq!(state, "degraded");
+        assert!(why.is_some_and(|w| w.contains("identity platform") && w.contains("connection refused")));
+        let skewed = agent(5, Some(json!({"clock_skew_seconds": -400})));
+        assert!(agent_state(&skewed, now, offline).1.is_some_and(|w| w.contains("-400 s")));
+    }
+
+    #[test]
+    fn a_pool_without_agents_says_so_and_how_to_fix_it() {
+        let d = pool_diagnosis("dc2", &[], Utc::now());
+        assert_eq!(d.cause, diagnose::Cause::AgentUnhealthy);
+        assert!(d.summary.contains("No agent is enrolled in pool dc2"));
+        assert!(d.fix[0].contains("agent enroll"));
+    }
 }

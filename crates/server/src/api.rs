@@ -368,6 +368,8 @@ pub struct TenantItem {
     pub last_inspected: Option<DateTime<Utc>>,
     /// When GDAP stopped reaching it.
     pub gone_since: Option<DateTime<Utc>>,
+    /// The pool of agents that inspects it.
+    pub pool: String,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -402,17 +404,40 @@ async fn tenant_items(state: &AppState) -> ApiResult<Vec<TenantItem>> {
     let tenants = state.store.list_tenants().await?;
     let latest: HashMap<TenantId, store::TenantRunRecord> =
         state.store.latest_tenant_runs().await?.into_iter().map(|r| (r.tenant_id.clone(), r)).collect();
+    let pools = crate::agents::Pools::load(state).await?;
     Ok(tenants
         .into_iter()
         .map(|t| {
             let last = latest.get(&t.id);
-            tenant_item(t, last)
+            tenant_item(t, last, &pools)
         })
         .collect())
 }
 
-/// A tenant with the state of its latest inspection.
-fn tenant_item(t: store::TenantRecord, last: Option<&store::TenantRunRecord>) -> TenantItem {
+/// A tenant with the state of its latest inspection, or `agent_unhealthy` when no agent of its
+/// pool can inspect it now.
+fn tenant_item(
+    t: store::TenantRecord,
+    last: Option<&store::TenantRunRecord>,
+    pools: &crate::agents::Pools,
+) -> TenantItem {
+    let pool = pools.of(&t.id).to_string();
+    if let Some(blocked) = pools.blocked(&t.id) {
+        return TenantItem {
+            id: t.id.to_string(),
+            display_name: t.display_name,
+            domain: t.domain,
+            label: t.label,
+            role: t.role.as_str().to_string(),
+            access: t.auth.as_str().to_string(),
+            status: Some("failed".into()),
+            cause: Some(blocked.cause.id().to_string()),
+            summary: Some(blocked.summary.clone()),
+            last_inspected: last.map(|r| r.finished_at),
+            gone_since: t.gone_since,
+            pool,
+        };
+    }
     let diagnosis = last.and_then(|r| r.diagnosis.as_ref());
     TenantItem {
         id: t.id.to_string(),
@@ -426,6 +451,7 @@ fn tenant_item(t: store::TenantRecord, last: Option<&store::TenantRunRecord>) ->
         summary: diagnosis.and_then(|d| d.get("summary")).and_then(Value::as_str).map(str::to_string),
         last_inspected: last.map(|r| r.finished_at),
         gone_since: t.gone_since,
+        pool,
     }
 }
 
@@ -552,9 +578,13 @@ pub async fn get_tenant(
         .into_iter()
         .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
         .collect();
-    let diagnosis = last.as_ref().and_then(|r| r.diagnosis.clone());
+    let pools = crate::agents::Pools::load(&state).await?;
+    let diagnosis = match pools.blocked(&record.id) {
+        Some(blocked) => serde_json::to_value(blocked).ok(),
+        None => last.as_ref().and_then(|r| r.diagnosis.clone()),
+    };
     let gdap = record.gdap.clone();
-    let tenant = tenant_item(record, last.as_ref());
+    let tenant = tenant_item(record, last.as_ref(), &pools);
     Ok(Json(TenantDetail {
         tenant,
         diagnosis,

@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub deliver_every: Duration,
     /// How long debug traces are kept.
     pub trace_retention: Duration,
+    /// An agent without a heartbeat for this long is offline.
+    pub agent_offline: Duration,
 }
 
 impl ServerConfig {
@@ -45,6 +47,7 @@ impl ServerConfig {
             drain: Duration::from_secs(30),
             deliver_every: Duration::from_secs(30),
             trace_retention: Duration::from_secs(7 * 24 * 3600),
+            agent_offline: Duration::from_secs(90),
         }
     }
 }
@@ -190,6 +193,8 @@ pub struct FileConfig {
     pub access: Option<AccessConfig>,
     pub public_url: Option<String>,
     pub drain_seconds: Option<u64>,
+    /// Seconds without a heartbeat after which an agent is offline (default 90).
+    pub agent_offline_seconds: Option<u64>,
 }
 
 impl ServerConfig {
@@ -209,6 +214,9 @@ impl ServerConfig {
         }
         if let Some(d) = file.drain_seconds {
             self.drain = Duration::from_secs(d);
+        }
+        if let Some(s) = file.agent_offline_seconds {
+            self.agent_offline = Duration::from_secs(s.max(1));
         }
     }
 }
