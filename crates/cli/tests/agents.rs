@@ -288,3 +288,157 @@ async fn agents_enroll_once_run_their_pools_jobs_survive_a_kill_and_are_revoked(
         assert!(actions.contains(&action), "{action} missing from {actions:?}");
     }
 }
+
+/// A small HTTP CONNECT proxy, as a TLS-passing corporate proxy is: it counts the tunnels it
+/// opened. Returns its address.
+async fn connect_proxy(tunnels: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+    let addr = listener.local_addr().expect("proxy address");
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let tunnels = tunnels.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head);
+                let Some(target) = text.strip_prefix("CONNECT ").and_then(|r| r.split(' ').next()) else {
+                    let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n").await;
+                    return;
+                };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                tunnels.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_access_names_the_pool_whose_address_it_allows_and_agents_work_through_a_proxy() {
+    // The demo world, with Proseware's office (the only place its Conditional Access allows
+    // sign-ins from) at 127.0.0.2: the address the "office" agent binds to.
+    let worlds = tempfile::tempdir().expect("dir");
+    let demo = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/src/world/demo.toml"));
+    assert!(demo.contains("ranges = [\"203.0.113.0/24\"]"), "the demo world's Proseware office moved");
+    let world = worlds.path().join("world.toml");
+    std::fs::write(&world, demo.replace("ranges = [\"203.0.113.0/24\"]", "ranges = [\"127.0.0.2/32\"]"))
+        .expect("world");
+    let env = Env::start(WorldSource::File(world)).await;
+    env.login(MEGAN, &[]).await;
+    let out = env.run(&["inspect", "--all"]);
+    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        env.data_dir().join("config.toml"),
+        CONFIG.replace("tick_seconds = 1", "tick_seconds = 1\nenabled = false"),
+    )
+    .expect("config");
+    let (ca, cert, key) = tls_files(env.dir.path());
+    let ca_file = env.dir.path().join("server-ca.pem");
+    std::fs::write(&ca_file, &ca).expect("CA file");
+    let admin = api_token(&env, "admin", "admin");
+    let server = start_server(&env, &ca, &cert, &key).await;
+
+    let mut running = Vec::new();
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let proxy = connect_proxy(tunnels.clone()).await;
+    for (name, bind, proxied) in [("office", "127.0.0.2", false), ("cloud", "127.0.0.3", true)] {
+        let token = create_enrollment(&server, &admin, name, name).await;
+        let dir = env.dir.path().join(format!("agent-{name}"));
+        let mut command = env.command();
+        command
+            .args(["agent", "enroll", "--server", &server.url, "--token", &token, "--bind-address", bind, "--dir"])
+            .arg(&dir)
+            .arg("--ca-file")
+            .arg(&ca_file);
+        if proxied {
+            command.env("HTTPS_PROXY", format!("http://{proxy}"));
+        }
+        let out = command.output().expect("enroll runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stderr = dir.with_extension("log");
+        let mut command = env.command();
+        command
+            .args(["agent", "run", "--heartbeat-seconds", "1", "--dir"])
+            .arg(&dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("log"));
+        if proxied {
+            command.env("HTTPS_PROXY", format!("http://{proxy}"));
+        }
+        running.push(Agent { child: command.spawn().expect("agent runs"), stderr });
+        wait_healthy(&server, &admin, name).await;
+    }
+
+    let proseware = env.tenant_id("prosewareinc");
+    let inspect_in = |pool: &'static str| {
+        let server = &server;
+        let admin = &admin;
+        let proseware = proseware.clone();
+        async move {
+            let (status, body) = server
+                .call(
+                    Method::PUT,
+                    &format!("/api/v1/tenants/{proseware}/pool"),
+                    Some(admin),
+                    Some(json!({"pool": pool})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+            let (status, job) = server
+                .call(
+                    Method::POST,
+                    "/api/v1/jobs",
+                    Some(admin),
+                    Some(json!({"kind": "inspect", "params": {"tenants": [proseware]}})),
+                )
+                .await;
+            assert_eq!((status, job["pool"].as_str()), (StatusCode::ACCEPTED, Some(pool)), "{job}");
+            let done = server.wait_job(admin, job["id"].as_str().expect("id")).await;
+            assert_eq!(done["status"], "succeeded", "{done}");
+            server.call(Method::GET, &format!("/api/v1/tenants/{proseware}"), Some(admin), None).await.1
+        }
+    };
+    // From the office's address the customer's Conditional Access lets the partner in.
+    let detail = inspect_in("office").await;
+    assert_ne!(detail["cause"], "conditional_access_blocked", "{detail}");
+    assert_ne!(detail["status"], "failed", "{detail}");
+    // From the cloud pool's address (through the proxy) it does not; the diagnosis says which
+    // agent the customer's named locations allow, and to move the tenant to its pool.
+    let detail = inspect_in("cloud").await;
+    assert_eq!(detail["cause"], "conditional_access_blocked", "{detail}");
+    // The cloud agent reports the address Microsoft saw with its next heartbeat (the proxy's).
+    for _ in 0..100 {
+        let list = agents(&server, &admin).await;
+        if list.iter().any(|a| a["name"] == "cloud" && a["egress_address"].is_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let detail = server.call(Method::GET, &format!("/api/v1/tenants/{proseware}"), Some(&admin), None).await.1;
+    let evidence = detail["diagnosis"]["evidence"].to_string();
+    assert!(evidence.contains("agent office (pool office)") && evidence.contains("127.0.0.2"), "{evidence}");
+    assert!(evidence.contains("every agent of pool cloud"), "{evidence}");
+    let fix = detail["diagnosis"]["fix"][0].as_str().unwrap_or_default();
+    assert!(fix.starts_with("Move the tenant to pool office"), "{detail}");
+    // The proxied agent reached both the server and Microsoft through the proxy.
+    assert!(tunnels.load(std::sync::atomic::Ordering::Relaxed) >= 2, "the proxy carried the agent's connections");
+    let list = agents(&server, &admin).await;
+    let office = list.iter().find(|a| a["name"] == "office").expect("office");
+    assert_eq!(office["egress_address"], "127.0.0.2", "{office}");
+    assert_eq!(office["health"]["bind_address"], "127.0.0.2", "{office}");
+    drop(running);
+}

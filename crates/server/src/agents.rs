@@ -281,6 +281,69 @@ impl Pools {
     }
 }
 
+/// The named locations of a tenant's dataprint: each name with its address ranges.
+fn named_locations(dataprint: &Value) -> Vec<(String, Vec<ipnet::IpNet>)> {
+    let collection = &dataprint["collections"]["namedLocations"];
+    let items: Vec<&Value> = match collection {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(o) => o.values().collect(),
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .filter_map(|l| {
+            let ranges: Vec<ipnet::IpNet> =
+                l["ipRanges"].as_array()?.iter().filter_map(|r| r["cidrAddress"].as_str()?.parse().ok()).collect();
+            (!ranges.is_empty()).then(|| (l["displayName"].as_str().unwrap_or("(unnamed)").to_string(), ranges))
+        })
+        .collect()
+}
+
+/// Where a tenant that Conditional Access blocks could be inspected from: for each agent whose
+/// egress address Microsoft has seen, the customer's named location that holds it (from the
+/// tenant's last dataprint). Adds the evidence to `diagnosis`, and the fix of moving the tenant to
+/// a pool whose agents are all allowed, when the tenant's own pool has none.
+pub fn place_blocked_tenant(diagnosis: &mut Value, dataprint: &Value, agents: &[AgentItem], pool: &str) {
+    let locations = named_locations(dataprint);
+    if locations.is_empty() {
+        return;
+    }
+    let mut allowed_pools: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
+    let mut evidence = Vec::new();
+    for a in agents.iter().filter(|a| a.state != "revoked") {
+        let Some(ip) = a.egress_address.as_deref().and_then(|e| e.parse::<std::net::IpAddr>().ok()) else {
+            continue;
+        };
+        let inside = locations.iter().find(|(_, ranges)| ranges.iter().any(|r| r.contains(&ip)));
+        let entry = allowed_pools.entry(a.pool.as_str()).or_default();
+        entry.1 += 1;
+        let text = match inside {
+            Some((name, _)) => {
+                entry.0 += 1;
+                format!("egress {ip} is inside the customer's named location {name:?}")
+            }
+            None => format!("egress {ip} is outside every named location of the customer"),
+        };
+        evidence.push(json!({"name": format!("agent {} (pool {})", a.name, a.pool), "value": text}));
+    }
+    let Some(list) = diagnosis["evidence"].as_array_mut() else { return };
+    list.extend(evidence);
+    let mine = allowed_pools.get(pool).copied().unwrap_or_default();
+    let fully_allowed: Vec<&str> =
+        allowed_pools.iter().filter(|(p, (ok, all))| **p != pool && *ok == *all && *all > 0).map(|(p, _)| *p).collect();
+    if mine.1 > 0 && mine.0 == 0 {
+        list.push(json!({"name": "pool", "value": format!("every agent of pool {pool}, which inspects this tenant, is outside the customer's named locations")}));
+    }
+    if let (Some(target), Some(fix)) = (fully_allowed.first(), diagnosis["fix"].as_array_mut()) {
+        fix.insert(
+            0,
+            json!(format!(
+                "Move the tenant to pool {target}, whose agents' egress addresses the customer's named locations allow (`PUT /api/v1/tenants/{{id}}/pool` with {{\"pool\": \"{target}\"}})."
+            )),
+        );
+    }
+}
+
 /// `agent_unhealthy` for a pool, with each of its agents, their last heartbeat and why they are
 /// not healthy as the evidence.
 fn pool_diagnosis(pool: &str, agents: &[AgentItem], now: DateTime<Utc>) -> diagnose::Diagnosis {
@@ -751,6 +814,33 @@ mod tests {
         assert!(why.is_some_and(|w| w.contains("identity platform") && w.contains("connection refused")));
         let skewed = agent(5, Some(json!({"clock_skew_seconds": -400})));
         assert!(agent_state(&skewed, now, offline).1.is_some_and(|w| w.contains("-400 s")));
+    }
+
+    #[test]
+    fn a_blocked_tenant_is_placed_where_its_named_locations_allow() {
+        let now = Utc::now();
+        let item = |name: &str, pool: &str, ip: &str| {
+            let mut a = AgentItem::of(agent(1, Some(json!({"egress_address": ip}))), now, Duration::from_secs(90));
+            a.name = name.into();
+            a.pool = pool.into();
+            a
+        };
+        let agents = vec![item("office", "office", "127.0.0.2"), item("cloud", "cloud", "127.0.0.3")];
+        let dataprint = json!({"collections": {"namedLocations": {"l1": {"displayName": "Proseware office",
+            "ipRanges": [{"cidrAddress": "127.0.0.2/32"}, {"cidrAddress": "not a range"}]}}}});
+        let mut d = json!({"cause": "conditional_access_blocked", "evidence": [], "fix": ["Ask the customer."]});
+        place_blocked_tenant(&mut d, &dataprint, &agents, "cloud");
+        let evidence = d["evidence"].to_string();
+        assert!(
+            evidence.contains("agent office (pool office)")
+                && evidence.contains("inside the customer's named location")
+        );
+        assert!(evidence.contains("every agent of pool cloud"), "{evidence}");
+        assert!(d["fix"][0].as_str().is_some_and(|f| f.starts_with("Move the tenant to pool office")), "{d}");
+        // Without named locations in the dataprint, nothing is claimed.
+        let mut bare = json!({"evidence": [], "fix": []});
+        place_blocked_tenant(&mut bare, &json!({}), &agents, "cloud");
+        assert_eq!(bare["evidence"], json!([]));
     }
 
     #[test]

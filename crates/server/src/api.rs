@@ -579,10 +579,25 @@ pub async fn get_tenant(
         .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
         .collect();
     let pools = crate::agents::Pools::load(&state).await?;
-    let diagnosis = match pools.blocked(&record.id) {
+    let mut diagnosis = match pools.blocked(&record.id) {
         Some(blocked) => serde_json::to_value(blocked).ok(),
         None => last.as_ref().and_then(|r| r.diagnosis.clone()),
     };
+    // Conditional Access that blocks this tenant's pool: which agents the customer's named
+    // locations would allow, from its last good dataprint.
+    if let Some(d) = diagnosis.as_mut().filter(|d| d["cause"] == "conditional_access_blocked")
+        && let Some((_, dataprint)) = state.store.last_good_dataprint(&record.id).await?
+    {
+        let now = Utc::now();
+        let agents: Vec<crate::agents::AgentItem> = state
+            .store
+            .agent_list()
+            .await?
+            .into_iter()
+            .map(|a| crate::agents::AgentItem::of(a, now, state.config.agent_offline))
+            .collect();
+        crate::agents::place_blocked_tenant(d, &dataprint, &agents, pools.of(&record.id));
+    }
     let gdap = record.gdap.clone();
     let tenant = tenant_item(record, last.as_ref(), &pools);
     Ok(Json(TenantDetail {
