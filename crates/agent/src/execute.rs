@@ -129,6 +129,8 @@ pub struct Executed {
 
 /// Everything a run needs besides the job.
 pub struct Executor<S: ?Sized> {
+    /// What runs the job, as the doctor's sixth check names it (`agent dc1-a`, `the server's worker`).
+    pub name: String,
     pub store: Arc<S>,
     pub tokens: Arc<dyn TokenStore>,
     pub microsoft: Microsoft,
@@ -139,6 +141,7 @@ pub struct Executor<S: ?Sized> {
 impl<S: ?Sized> Clone for Executor<S> {
     fn clone(&self) -> Self {
         Executor {
+            name: self.name.clone(),
             store: self.store.clone(),
             tokens: self.tokens.clone(),
             microsoft: self.microsoft.clone(),
@@ -234,6 +237,7 @@ impl<S: InspectStore + ?Sized + 'static> Executor<S> {
             display_name: &resolved.display_name,
             partner_tenant: partner_tenant.as_ref(),
             partner_claims: partner.as_ref().and_then(|p| p.claims.as_ref()),
+            agent: Some(self.name.as_str()),
         }
         .run()
         .await;

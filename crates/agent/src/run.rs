@@ -118,6 +118,8 @@ impl Default for RunOptions {
 
 /// What the agent knows about itself, for its heartbeats.
 struct State {
+    /// The agent's name and pool, as the doctor's sixth check names it.
+    name: String,
     started_at: DateTime<Utc>,
     bind_address: Option<IpAddr>,
     in_flight: AtomicU32,
@@ -145,6 +147,7 @@ pub async fn run(dir: &Path, options: RunOptions, mut stop: watch::Receiver<bool
         .await
         .map_err(|e| AgentError::Config(format!("the agent's token cache: {e}")))?;
     let state = Arc::new(State {
+        name: format!("agent {} (pool {})", config.name, config.pool),
         started_at: Utc::now(),
         bind_address: config.bind_address,
         in_flight: AtomicU32::new(0),
@@ -287,7 +290,7 @@ async fn run_job(
     if let Ok(mut m) = state.microsoft.lock() {
         *m = Some(claimed.microsoft.clone());
     }
-    let outcome = work(client, cache, extra_ca, options, &claimed, &mut stop).await;
+    let outcome = work(client, cache, extra_ca, options, &claimed, &state.name, &mut stop).await;
     state.in_flight.fetch_sub(1, Ordering::Relaxed);
     let Some(outcome) = outcome else { return };
     let (status, error) = match &outcome {
@@ -324,6 +327,7 @@ async fn work(
     extra_ca: &Option<Vec<u8>>,
     options: &RunOptions,
     claimed: &ClaimedJob,
+    name: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Finish> {
     let identity = client.identity()?;
@@ -340,6 +344,7 @@ async fn work(
             None => None,
         };
         Ok::<_, String>(Executor {
+            name: name.to_string(),
             store: Arc::new(RemoteStore { client: client.clone(), job_id: claimed.id.clone(), fence: claimed.fence }),
             tokens: Arc::new(tokens),
             microsoft: Microsoft {

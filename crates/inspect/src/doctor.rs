@@ -83,6 +83,8 @@ pub struct Doctor<'a> {
     pub partner_tenant: Option<&'a TenantId>,
     /// The claims of the partner's sign-in, from the account record.
     pub partner_claims: Option<&'a microsoft::Claims>,
+    /// What runs the checks, for check 6: an agent's name, or `None` for this machine.
+    pub agent: Option<&'a str>,
 }
 
 impl Doctor<'_> {
@@ -283,7 +285,7 @@ impl Doctor<'_> {
         let (login_ok, graph_ok) = (reachable("login"), reachable("graph"));
         let egress = fresh_token.as_ref().and_then(|t| t.claims.as_ref()).and_then(|c| c.ipaddr.clone());
         facts.network = Some(NetworkFacts {
-            agent: Some("local".into()),
+            agent: Some(self.agent.unwrap_or("this machine").to_string()),
             agent_alive: Some(true),
             login_reachable: Some(login_ok),
             graph_reachable: Some(graph_ok),

@@ -858,8 +858,8 @@ pub struct CreateJob {
     #[schema(value_type = Object)]
     pub params: Value,
     /// The pool of agents to run it; by default the pool of the tenants it names. An inspection of
-    /// every tenant is queued once per pool, each job naming its pool's tenants (the answer is the
-    /// default pool's job, with the others' ids in `also`).
+    /// every tenant is queued once per pool (and split by the schedule's `tenants_per_job`), each
+    /// job naming its tenants; the answer is the first job, with the others' ids in `also`.
     #[serde(default)]
     pub pool: Option<String>,
 }
@@ -914,25 +914,27 @@ pub async fn create_job(
             _ => params["tenant"].as_str().map(|t| vec![t.to_string()]).unwrap_or_default(),
         };
         if named.is_empty() && body.kind == "inspect" {
+            let (schedule, _) = crate::scheduler::effective(state.store.as_ref(), &state.config.schedule).await?;
             let pools = state.store.tenant_pools().await?;
-            let mut others: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
-            for (tenant, pool) in pools {
-                others.entry(pool).or_default().push(tenant.to_string());
-            }
-            if others.is_empty() {
+            if pools.is_empty() && schedule.tenants_per_job == 0 {
                 plan.push((default_pool.clone(), None));
             } else {
-                let elsewhere: std::collections::HashSet<String> = others.values().flatten().cloned().collect();
-                let mine: Vec<String> = state
-                    .store
-                    .list_tenants()
-                    .await?
-                    .into_iter()
-                    .filter(|t| t.gone_since.is_none() && !elsewhere.contains(t.id.as_str()))
-                    .map(|t| t.id.to_string())
-                    .collect();
-                plan.push((default_pool.clone(), Some(mine)));
-                plan.extend(others.into_iter().map(|(pool, tenants)| (pool, Some(tenants))));
+                // Every tenant, named per pool (and per share of a pool, when inspections are
+                // split so that a pool's agents share them).
+                let pool_of: HashMap<TenantId, String> = pools.into_iter().collect();
+                let mut by_pool: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+                for t in state.store.list_tenants().await?.into_iter().filter(|t| t.gone_since.is_none()) {
+                    let pool = pool_of.get(&t.id).cloned().unwrap_or_else(|| default_pool.clone());
+                    by_pool.entry(pool).or_default().push(t.id.to_string());
+                }
+                let chunk = if schedule.tenants_per_job == 0 { usize::MAX } else { schedule.tenants_per_job };
+                for (pool, tenants) in by_pool {
+                    plan.extend(tenants.chunks(chunk).map(|c| (pool.clone(), Some(c.to_vec()))));
+                }
+                if plan.is_empty() {
+                    // No tenant is known yet: one inspection finds them.
+                    plan.push((default_pool.clone(), None));
+                }
             }
         } else {
             let pools = pools_of(&state, &named).await?;

@@ -70,6 +70,9 @@ pub struct ScheduleConfig {
     pub per_tenant: HashMap<String, u64>,
     /// How often the scheduler looks for tenants that are due, in seconds.
     pub tick_seconds: u64,
+    /// Split an inspection of many tenants into jobs of at most this many tenants, so that the
+    /// agents of a pool share it; 0 (the default) queues one job per pool.
+    pub tenants_per_job: usize,
 }
 
 impl ScheduleConfig {
@@ -83,6 +86,9 @@ impl ScheduleConfig {
         }
         if self.tick_seconds == 0 || self.tick_seconds > 3600 {
             return Err("tick_seconds must be between 1 and 3600".into());
+        }
+        if self.tenants_per_job > 100_000 {
+            return Err("tenants_per_job must be at most 100000 (0 for one job per pool)".into());
         }
         if let Some((label, _)) = self.per_label.iter().find(|(_, m)| **m != 0 && **m < 5) {
             return Err(format!("per_label.{label}: at least 5 minutes, or 0 for off"));
@@ -103,6 +109,7 @@ impl Default for ScheduleConfig {
             per_label: HashMap::new(),
             per_tenant: HashMap::new(),
             tick_seconds: 30,
+            tenants_per_job: 0,
         }
     }
 }

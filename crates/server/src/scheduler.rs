@@ -186,22 +186,28 @@ impl Scheduler {
         }
         let live = tenants.iter().filter(|t| t.gone_since.is_none()).count();
         let mut queued = Vec::new();
+        let chunk = if config.tenants_per_job == 0 { usize::MAX } else { config.tenants_per_job };
         for (pool, entries) in by_pool {
-            let everything = pool == self.pool && pools.is_empty() && entries.len() == live;
-            let names: Vec<String> =
-                if everything { Vec::new() } else { entries.iter().map(|(t, _)| t.id.to_string()).collect() };
-            let params = json!({ "tenants": names });
-            let job = self
-                .store
-                .enqueue_job(&crate::jobs::new_job("inspect", params, pool, self.max_attempts, "scheduler"), now)
-                .await?;
-            let next: Vec<(TenantId, DateTime<Utc>)> = entries
-                .iter()
-                .map(|(t, interval)| (t.id.clone(), next_due(now, *interval, config.jitter, &t.id)))
-                .collect();
-            self.store.set_schedule(&next, Some(&job.id)).await?;
-            tracing::info!(job = %job.id, pool, tenants = entries.len(), "scheduled an inspection of the due tenants");
-            queued.push(job.id);
+            let everything = pool == self.pool && pools.is_empty() && entries.len() == live && entries.len() <= chunk;
+            // An empty list (no tenant known yet) is one job of everything, whatever the chunk.
+            let parts: Vec<&[&(&store::TenantRecord, chrono::Duration)]> =
+                if entries.is_empty() { vec![&entries[..]] } else { entries.chunks(chunk).collect() };
+            for part in parts {
+                let names: Vec<String> =
+                    if everything { Vec::new() } else { part.iter().map(|(t, _)| t.id.to_string()).collect() };
+                let params = json!({ "tenants": names });
+                let job = self
+                    .store
+                    .enqueue_job(&crate::jobs::new_job("inspect", params, pool, self.max_attempts, "scheduler"), now)
+                    .await?;
+                let next: Vec<(TenantId, DateTime<Utc>)> = part
+                    .iter()
+                    .map(|(t, interval)| (t.id.clone(), next_due(now, *interval, config.jitter, &t.id)))
+                    .collect();
+                self.store.set_schedule(&next, Some(&job.id)).await?;
+                tracing::info!(job = %job.id, pool, tenants = part.len(), "scheduled an inspection of the due tenants");
+                queued.push(job.id);
+            }
         }
         Ok(queued)
     }

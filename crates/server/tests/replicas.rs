@@ -95,8 +95,7 @@ async fn one_scheduler_fires_across_replicas_on_postgres() {
 
 /// Due tenants are queued per pool of agents: each pool's job names its own tenants, and the
 /// default pool's job no longer means "every tenant" once some are elsewhere.
-#[tokio::test]
-async fn due_tenants_are_queued_per_pool() {
+async fn queued_per_pool(tenants_per_job: usize) -> Vec<(String, Vec<String>)> {
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
     let store = store::open(&url, store::Key::generate()).await.expect("open");
@@ -107,14 +106,13 @@ async fn due_tenants_are_queued_per_pool() {
     store.set_tenant_pool(&TenantId::new("t3"), Some("dc1")).await.expect("pool");
     let scheduler = Scheduler {
         store: store.clone(),
-        config: ScheduleConfig::default(),
+        config: ScheduleConfig { tenants_per_job, ..ScheduleConfig::default() },
         owner: "replica".into(),
         pool: "local".into(),
         max_attempts: 3,
         held: Arc::new(AtomicBool::new(false)),
     };
     let queued = scheduler.tick(Utc::now()).await.expect("tick");
-    assert_eq!(queued.len(), 2, "{queued:?}");
     let mut jobs: Vec<(String, Vec<String>)> = Vec::new();
     for id in queued {
         let job = store.get_job(&id).await.expect("get").expect("job");
@@ -128,11 +126,24 @@ async fn due_tenants_are_queued_per_pool() {
         jobs.push((job.pool, names));
     }
     jobs.sort();
+    jobs
+}
+
+#[tokio::test]
+async fn due_tenants_are_queued_per_pool() {
     assert_eq!(
-        jobs,
+        queued_per_pool(0).await,
         vec![
             ("dc1".to_string(), vec!["t2".to_string(), "t3".to_string()]),
             ("local".to_string(), vec!["partner".to_string(), "t1".to_string()]),
         ]
     );
+}
+
+/// Split into shares, a pool's agents can work on one inspection at the same time.
+#[tokio::test]
+async fn due_tenants_are_split_into_shares_of_a_pool() {
+    let jobs = queued_per_pool(1).await;
+    let one = |pool: &str, t: &str| (pool.to_string(), vec![t.to_string()]);
+    assert_eq!(jobs, vec![one("dc1", "t2"), one("dc1", "t3"), one("local", "partner"), one("local", "t1")]);
 }

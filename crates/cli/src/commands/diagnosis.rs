@@ -226,6 +226,7 @@ pub async fn doctor(args: DoctorArgs, g: &Global) -> anyhow::Result<ExitCode> {
         display_name: &resolved.display_name,
         partner_tenant: partner_tenant.as_ref(),
         partner_claims: partner.as_ref().and_then(|p| p.claims.as_ref()),
+        agent: None,
     }
     .run()
     .await;

@@ -78,6 +78,7 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<ExitCode> {
         );
     }
     let executor = server::jobs::Executor {
+        name: "the server's worker".into(),
         store: ctx.store.clone(),
         tokens: server::jobs::local_tokens(&ctx.store),
         microsoft: server::jobs::Microsoft {
