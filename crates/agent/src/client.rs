@@ -39,10 +39,11 @@ impl AgentError {
         }
     }
 
-    /// Whether the server refused the agent itself (revoked, unknown, or a bad token): retrying
-    /// cannot help.
+    /// Whether the server refused the agent itself (revoked, or unknown to it): retrying cannot
+    /// help. A token refused for its time is not this: the agent corrects its clock and goes on.
     pub fn is_unauthorized(&self) -> bool {
-        matches!(self, AgentError::Refused { status: 401 | 403, .. })
+        matches!(self, AgentError::Refused { status: 401 | 403, code, .. }
+            if code.as_deref() != Some(protocol::CODE_TOKEN))
     }
 }
 
@@ -161,6 +162,13 @@ impl Client {
         let status = resp.status();
         if status == reqwest::StatusCode::NO_CONTENT {
             return Ok(None);
+        }
+        // A token refused for its time: the server's clock, from its `Date`, dates the next ones.
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(date) = resp.headers().get(reqwest::header::DATE).and_then(|d| d.to_str().ok())
+            && let Ok(at) = chrono::DateTime::parse_from_rfc2822(date)
+        {
+            self.observe_server_time(at.with_timezone(&Utc));
         }
         let bytes = resp
             .bytes()

@@ -10,6 +10,16 @@ use utoipa::ToSchema;
 /// Where the agent API lives.
 pub const PREFIX: &str = "/api/v1/agent";
 
+/// The problem code of a call from a revoked agent: it must stop.
+pub const CODE_REVOKED: &str = "revoked";
+
+/// The problem code of a call from an agent the server does not know: it must stop.
+pub const CODE_UNKNOWN_AGENT: &str = "unknown_agent";
+
+/// The problem code of a call whose token is not valid now (most often a clock off by minutes):
+/// the agent corrects its clock from the answer's `Date` and tries again.
+pub const CODE_TOKEN: &str = "token";
+
 /// The longest a claim waits for a job before answering that there is none.
 pub const MAX_WAIT_SECONDS: u64 = 30;
 

@@ -7,43 +7,14 @@
 //! `customers=1000,users=50..2000,seed=7`) and `TS_BENCH_RUNS` (default 30) change the world and the
 //! number of runs.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{command, control, cpu_seconds, peak_rss_kib};
 use serde_json::Value;
-use sim::signin::{Browser, Person};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tenantscope");
-const APP: &str = "0b6f2c4d-7a1e-4c59-9f3e-5d1a2b3c4d5e";
-const ADMIN: &str = "admin@generatedmsp.onmicrosoft.com";
-
-fn command(data: &Path, cloud: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("TENANTSCOPE_DATA_DIR", data)
-        .env("TENANTSCOPE_CLOUD", cloud)
-        .env("TENANTSCOPE_NO_BROWSER", "1")
-        .env_remove("TENANTSCOPE_KEY");
-    c
-}
-
-/// Peak resident memory of a running process, from its status file.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// CPU seconds (user and system) a process has used so far, from its stat file (clock ticks of
-/// 1/100 s, as Linux reports them to user space).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; fields are counted after its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
 
 /// Runs a child to completion, sampling its peak memory and CPU time until it exits.
 fn measure(mut child: Child) -> (Duration, u64, Vec<u8>) {
@@ -85,16 +56,6 @@ fn inspect(data: &Path, cloud: &str) -> (Duration, u64, Vec<u8>) {
     measure(child)
 }
 
-fn control(rt: &tokio::runtime::Runtime, ready: &sim::ReadyInfo, method: &str, path: &str) -> Value {
-    rt.block_on(async {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&ready.ca_cert).expect("CA")).expect("pem");
-        let client = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
-        let url = format!("{}/_sim/{path}", ready.base_url);
-        let req = if method == "GET" { client.get(url) } else { client.post(url).json(&serde_json::json!({})) };
-        req.bearer_auth(&ready.control_token).send().await.expect("control").json().await.expect("json")
-    })
-}
-
 /// The fewest Graph requests the catalog could have made for what a tenant returned: one batch, and
 /// each paged collection's pages at the largest page size Graph allows.
 fn minimum_requests(tenant: &Value) -> u64 {
@@ -127,26 +88,9 @@ fn main() {
         dir.disable_cleanup(true);
         println!("data kept in {}", dir.path().display());
     }
-    let ready_path = dir.path().join("ready.json");
     let data = dir.path().join("data");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-
-    let generation = Instant::now();
-    let mut sim = Command::new(BIN)
-        .args(["sim", "serve", "--generate", &spec, "--ready-file"])
-        .arg(&ready_path)
-        .arg("--state-dir")
-        .arg(dir.path().join("sim"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("simulator");
-    while !ready_path.exists() {
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(generation.elapsed() < Duration::from_secs(120), "the simulator did not start");
-    }
-    let world_ready = generation.elapsed();
-    let ready: sim::ReadyInfo =
-        serde_json::from_slice(&std::fs::read(&ready_path).expect("ready")).expect("ready file");
+    let (mut sim, ready, world_ready) = common::start_sim(dir.path(), &spec);
     let world = control(&rt, &ready, "GET", "world");
     let users: u64 =
         world["tenants"].as_array().map(|t| t.iter().filter_map(|x| x["users"].as_u64()).sum()).unwrap_or(0);
@@ -156,41 +100,7 @@ fn main() {
         world_ready.as_secs_f64()
     );
 
-    let mut login = command(&data, &ready.cloud_file)
-        .args(["login", "--device-code", "--client-id", APP])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("login");
-    let stderr = login.stderr.take().expect("stderr");
-    // The reader keeps draining stderr after the code: a closed pipe would fail the login's later output.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let drain = std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = l.find("enter the code ") {
-                let _ = tx.send(l[i + 15..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect());
-            }
-        }
-    });
-    let code = rx.recv_timeout(Duration::from_secs(60)).expect("a device code");
-    let admin = ready.users.iter().find(|u| u.upn == ADMIN).expect("admin");
-    rt.block_on(async {
-        let browser =
-            Browser::new(&ready.base_url, &std::fs::read_to_string(&ready.ca_cert).expect("CA")).expect("browser");
-        browser
-            .approve_device_code(
-                &code,
-                &Person {
-                    upn: admin.upn.clone(),
-                    password: admin.password.clone(),
-                    totp_secret: admin.totp_secret.clone(),
-                    accept_consent: true,
-                },
-            )
-            .await
-            .expect("sign-in")
-    });
-    assert!(login.wait().expect("login").success());
-    let _ = drain.join();
+    common::login(&rt, &ready, command(&data, &ready.cloud_file));
     control(&rt, &ready, "POST", "counters/reset");
 
     let sim_cpu = cpu_seconds(sim.id()).unwrap_or(0.0);

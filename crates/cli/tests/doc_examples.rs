@@ -293,11 +293,12 @@ fn command_path_len(args: &[String], helps: &mut HashMap<Vec<String>, Help>) -> 
     path.len()
 }
 
-/// Commands that sign in, sign out, start a server or the demo: checked, not run.
+/// Commands that sign in, sign out, start a server, an agent (which reaches a server) or the demo:
+/// checked, not run.
 fn runnable(args: &[String]) -> bool {
     !matches!(
         args.first().map(String::as_str),
-        Some("login" | "logout" | "demo" | "sim" | "serve" | "hash-password") | None
+        Some("login" | "logout" | "demo" | "sim" | "serve" | "hash-password" | "agent") | None
     )
 }
 

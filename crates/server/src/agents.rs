@@ -404,11 +404,19 @@ impl FromRequestParts<AppState> for AgentCaller {
             .map(|(_, t)| t.trim())
             .ok_or_else(|| Problem::unauthorized("expected `Authorization: Bearer <agent token>`"))?;
         let id = agent::keys::token_agent(token).ok_or_else(|| Problem::unauthorized("not an agent token"))?;
-        let agent = state.store.agent_get(&id).await?.ok_or_else(|| Problem::unauthorized("unknown agent"))?;
+        // The codes tell an agent whether to stop (it is revoked or unknown) or to correct its
+        // clock and try again (its token is not valid now).
+        let agent = state
+            .store
+            .agent_get(&id)
+            .await?
+            .ok_or_else(|| Problem::unauthorized("unknown agent").with_code(protocol::CODE_UNKNOWN_AGENT))?;
         if agent.revoked_at.is_some() {
-            return Err(Problem::unauthorized(format!("agent {} was revoked; enroll it again", agent.name)));
+            return Err(Problem::unauthorized(format!("agent {} was revoked; enroll it again", agent.name))
+                .with_code(protocol::CODE_REVOKED));
         }
-        agent::keys::verify(token, &agent.id, &agent.signing_key).map_err(|e| Problem::unauthorized(e.to_string()))?;
+        agent::keys::verify(token, &agent.id, &agent.signing_key)
+            .map_err(|e| Problem::unauthorized(e.to_string()).with_code(protocol::CODE_TOKEN))?;
         Ok(AgentCaller { agent, address: peer_address(parts) })
     }
 }
@@ -550,6 +558,9 @@ pub async fn claim(
             "this server has no partner connection to hand out",
         ));
     };
+    // An agent too far from the server's version gets no work until it is upgraded.
+    protocol::compatible(agent::VERSION, &caller.agent.version)
+        .map_err(|why| Problem::conflict(why).with_code("upgrade"))?;
     let lease_for = chrono::Duration::seconds(state.config.worker.lease_seconds.max(1) as i64);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(body.wait_seconds.min(protocol::MAX_WAIT_SECONDS));
     let job = loop {
@@ -589,6 +600,24 @@ pub async fn claim(
         sealed,
     };
     Ok(Json(claimed).into_response())
+}
+
+/// The tenants a job names, by id; `None` when it reads every tenant.
+async fn job_tenants(
+    state: &AppState,
+    params: &Value,
+) -> Result<Option<std::collections::HashSet<store::TenantId>>, Problem> {
+    let Some(names) = params["tenants"].as_array().filter(|a| !a.is_empty()) else { return Ok(None) };
+    let mut ids = std::collections::HashSet::new();
+    for name in names.iter().filter_map(Value::as_str) {
+        if let Some(record) = inspect::access::find_record(state.store.as_ref(), name)
+            .await
+            .map_err(|e| Problem::bad_request(e.to_string()))?
+        {
+            ids.insert(record.id);
+        }
+    }
+    Ok(Some(ids))
 }
 
 fn fenced(job_id: &str) -> Problem {
@@ -655,7 +684,7 @@ pub async fn job_store(
     Segment(id): Segment<String>,
     Body(body): Body<StoreRequest>,
 ) -> ApiResult<Json<Value>> {
-    let (_, lease) = held(&state, &caller, &id, body.fence).await?;
+    let (job, lease) = held(&state, &caller, &id, body.fence).await?;
     // A run may only work for the job it holds.
     match &body.call {
         Call::StartJobRun { lease: asked, .. } if *asked != lease => return Err(fenced(&id)),
@@ -667,6 +696,15 @@ pub async fn job_store(
         _ => {}
     }
     if let Call::CredentialGet { tenant_id } = &body.call {
+        // A secret goes only to the agent whose job needs it: a job that names its tenants gets
+        // the credentials of those tenants, and none of a tenant another pool inspects.
+        let pools: std::collections::HashMap<store::TenantId, String> =
+            state.store.tenant_pools().await?.into_iter().collect();
+        let pool_of = pools.get(tenant_id).map_or(state.config.worker.pool.as_str(), String::as_str);
+        let named = job_tenants(&state, &job.params).await?;
+        if pool_of != caller.agent.pool || named.is_some_and(|n| !n.contains(tenant_id)) {
+            return Ok(Json(serde_json::to_value(SealedCredential { sealed: None }).map_err(|_| Problem::internal())?));
+        }
         let credential = state.store.credential_get(tenant_id).await.map_err(|e| store_problem(&id, e))?;
         let sealed = match credential {
             Some(c) => {
