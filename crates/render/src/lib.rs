@@ -10,13 +10,14 @@
 
 pub mod chart;
 pub mod csv;
+pub mod dashboard;
 pub mod report;
 pub mod text;
 pub mod views;
 
 pub use csv::report_csv;
 pub use report::report_html;
-pub use views::{ReportView, report_view};
+pub use views::{ReportView, fleet_view, report_view};
 
 /// What can go wrong while gathering or rendering.
 #[derive(Debug, thiserror::Error)]

@@ -182,9 +182,39 @@ pub async fn report_view(
     now: DateTime<Utc>,
 ) -> Result<ReportView, RenderError> {
     let run = pick_run(store, run).await?;
+    let results = store.tenant_runs(&run.id).await?;
+    assemble(store, &run, results, Scope::Run, now).await
+}
+
+/// The whole fleet as it stands: every tenant's latest result from whichever run inspected it
+/// last (the platform's runs each cover some tenants), the changes of the last day, the warnings of
+/// the newest inspection. The per-tenant collector details are left out (the tenant's own page
+/// shows them), so that the view costs a few reads however many tenants there are.
+pub async fn fleet_view(store: &dyn Store, now: DateTime<Utc>) -> Result<ReportView, RenderError> {
+    let run = pick_run(store, None).await?;
+    let results = store.latest_tenant_runs().await?;
+    assemble(store, &run, results, Scope::Fleet, now).await
+}
+
+/// What a view covers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// One run, with each tenant's collectors.
+    Run,
+    /// Every tenant's latest result.
+    Fleet,
+}
+
+async fn assemble(
+    store: &dyn Store,
+    run: &RunRecord,
+    results: Vec<store::TenantRunRecord>,
+    scope: Scope,
+    now: DateTime<Utc>,
+) -> Result<ReportView, RenderError> {
     let known: HashMap<TenantId, TenantRecord> =
         store.list_tenants().await?.into_iter().map(|t| (t.id.clone(), t)).collect();
-    let at = run.finished_at.unwrap_or(now);
+    let at = if scope == Scope::Fleet { now } else { run.finished_at.unwrap_or(now) };
     let mut figures: HashMap<TenantId, BTreeMap<String, Value>> = HashMap::new();
     for p in store.metrics_at(at).await? {
         figures.entry(p.tenant_id).or_default().insert(p.name, p.value);
@@ -194,7 +224,7 @@ pub async fn report_view(
     let mut details = Vec::new();
     let mut counts = Counts::default();
     let mut reached = Vec::new();
-    for tr in store.tenant_runs(&run.id).await? {
+    for tr in &results {
         reached.push(tr.tenant_id.clone());
         let record = known.get(&tr.tenant_id);
         let name = record.map(shown_name).unwrap_or_else(|| tr.tenant_id.to_string());
@@ -213,7 +243,10 @@ pub async fn report_view(
             summary: text_of(tr.diagnosis.as_ref(), "summary"),
             figures: figures.remove(&tr.tenant_id).unwrap_or_default(),
         };
-        let outcomes = store.collector_outcomes(&run.id, &tr.tenant_id).await?;
+        let outcomes = match scope {
+            Scope::Run => store.collector_outcomes(&run.id, &tr.tenant_id).await?,
+            Scope::Fleet => Vec::new(),
+        };
         let collectors: Vec<CollectorRow> = outcomes
             .iter()
             .map(|o| {
@@ -237,20 +270,22 @@ pub async fn report_view(
         let collapsed = tr.status == store::TenantRunStatus::Failed
             && !outcomes.is_empty()
             && outcomes.iter().all(|o| o.status != store::OutcomeStatus::Ok);
-        let last_good_at = match &tr.dataprint_id {
-            None => store.last_good_dataprint(&tr.tenant_id).await?.map(|(m, _)| m.taken_at),
-            Some(_) => None,
+        let last_good_at = match (&tr.dataprint_id, scope) {
+            (None, Scope::Run) => store.last_good_dataprint(&tr.tenant_id).await?.map(|(m, _)| m.taken_at),
+            _ => None,
         };
-        details.push(TenantDetail {
-            id: row.id.clone(),
-            name: name.clone(),
-            status: status.clone(),
-            cause: cause.clone(),
-            summary: row.summary.as_deref().map(rich),
-            last_good_at,
-            collectors,
-            collapsed,
-        });
+        if scope == Scope::Run {
+            details.push(TenantDetail {
+                id: row.id.clone(),
+                name: name.clone(),
+                status: status.clone(),
+                cause: cause.clone(),
+                summary: row.summary.as_deref().map(rich),
+                last_good_at,
+                collectors,
+                collapsed,
+            });
+        }
         if is_partner {
             partner = Some(row);
             continue;
@@ -273,7 +308,7 @@ pub async fn report_view(
     // (cause, the fix without names, [(tenant, its summary, its own fix)]).
     type Member = (String, String, Vec<String>);
     let mut groups: Vec<(String, Vec<String>, Vec<Member>)> = Vec::new();
-    for tr in store.tenant_runs(&run.id).await? {
+    for tr in &results {
         let Some(cause) = text_of(tr.diagnosis.as_ref(), "cause") else { continue };
         let record = known.get(&tr.tenant_id);
         let name = record.map(shown_name).unwrap_or_else(|| tr.tenant_id.to_string());
@@ -335,11 +370,15 @@ pub async fn report_view(
             opened_at: a.opened_at,
         })
         .collect();
+    let since = match scope {
+        Scope::Run => run.started_at,
+        Scope::Fleet => now - chrono::Duration::days(1),
+    };
     let changes = store
-        .events(&store::EventFilter { since: Some(run.started_at), limit: Some(500), ..Default::default() })
+        .events(&store::EventFilter { since: Some(since), limit: Some(500), ..Default::default() })
         .await?
         .into_iter()
-        .filter(|e| e.run_id == run.id)
+        .filter(|e| scope == Scope::Fleet || e.run_id == run.id)
         .map(|e| ChangeRow {
             at: e.at,
             tenant: name_of(&e.tenant_id),
@@ -348,7 +387,7 @@ pub async fn report_view(
             summary: text_of(Some(&e.event), "summary").unwrap_or_default(),
         })
         .collect();
-    let interrupted = run.status == RunStatus::Interrupted;
+    let interrupted = scope == Scope::Run && run.status == RunStatus::Interrupted;
     let mut unreached: Vec<String> = if interrupted {
         known
             .values()

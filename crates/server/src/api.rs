@@ -170,6 +170,11 @@ pub struct Partner {
 /// The partner connection: signed in or not, with MFA or not, and how far GDAP reaches.
 #[utoipa::path(get, path = "/api/v1/partner", responses((status = 200, body = Partner), (status = 401, body = Problem)))]
 pub async fn partner(State(state): State<AppState>, _who: Principal) -> ApiResult<Json<Partner>> {
+    partner_state(&state).await
+}
+
+/// The partner connection's state (the API's and the dashboard's).
+pub(crate) async fn partner_state(state: &AppState) -> ApiResult<Json<Partner>> {
     let account = match &state.microsoft {
         Some(m) => {
             let auth = m.authenticator(jobs::local_tokens(&state.store), None).map_err(|e| {
@@ -185,7 +190,7 @@ pub async fn partner(State(state): State<AppState>, _who: Principal) -> ApiResul
         }
         None => None,
     };
-    let items = tenant_items(&state).await?;
+    let items = tenant_items(state).await?;
     let mut customers = HashMap::new();
     for t in items.iter().filter(|t| t.role == "customer" && t.gone_since.is_none()) {
         *customers.entry(t.status.clone().unwrap_or_else(|| "never".into())).or_insert(0) += 1;
@@ -230,7 +235,7 @@ pub struct PartnerSignInStarted {
     pub message: String,
 }
 
-fn sign_in_key(id: &str) -> String {
+pub(crate) fn sign_in_key(id: &str) -> String {
     format!("partner.sign_in.{id}")
 }
 
@@ -245,12 +250,29 @@ pub async fn partner_sign_in(
     Body(body): Body<PartnerSignIn>,
 ) -> ApiResult<Response> {
     who.require(Role::Admin)?;
+    let started = start_partner_sign_in(&state, &who, body.tenant).await?;
+    let id = started.id.clone();
+    let mut response = (StatusCode::ACCEPTED, Json(started)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/partner/sign-in/{id}")) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// Starts the partner's device-code sign-in in the background; the outcome lands in the setting
+/// `partner.sign_in.<id>` (the API's and the dashboard's button).
+pub(crate) async fn start_partner_sign_in(
+    state: &AppState,
+    who: &Principal,
+    tenant: Option<String>,
+) -> ApiResult<PartnerSignInStarted> {
+    who.require(Role::Admin)?;
     let m = state.microsoft.clone().filter(|m| m.client_id != jobs::NO_APP).ok_or_else(|| {
         Problem::conflict(
             "no app is configured for the partner connection: start `tenantscope serve --client-id <your app id>`",
         )
     })?;
-    let tenant = body.tenant.unwrap_or_else(|| "organizations".to_string());
+    let tenant = tenant.unwrap_or_else(|| "organizations".to_string());
     if tenant.is_empty() || tenant.len() > 256 || tenant.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(Problem::bad_request("tenant: an id, a domain or `organizations`"));
     }
@@ -309,19 +331,14 @@ pub async fn partner_sign_in(
             return Err(Problem::new(StatusCode::BAD_GATEWAY, "sign-in-failed", why));
         }
     };
-    audit(&state.store, &who, "partner.sign_in.start", Some(&id), json!({"tenant": audited_tenant})).await?;
-    let started = PartnerSignInStarted {
+    audit(&state.store, who, "partner.sign_in.start", Some(&id), json!({"tenant": audited_tenant})).await?;
+    Ok(PartnerSignInStarted {
         id: id.clone(),
         user_code: dc.user_code.clone(),
         verification_uri: dc.verification_uri.clone(),
         expires_at: Utc::now() + chrono::Duration::seconds(dc.expires_in as i64),
         message: dc.message.clone(),
-    };
-    let mut response = (StatusCode::ACCEPTED, Json(started)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/partner/sign-in/{id}")) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    })
 }
 
 /// Where a partner sign-in stands: `pending`, `succeeded` (who, with or without MFA) or `failed`
@@ -383,6 +400,8 @@ pub struct TenantQuery {
     pub q: Option<String>,
     /// Only tenants with this label.
     pub label: Option<String>,
+    /// Only tenants inspected by this pool of agents.
+    pub pool: Option<String>,
     /// `name` (default), `status`, `cause`, `last_inspected`; prefix `-` for descending.
     pub sort: Option<String>,
     /// Page size (default 100, at most 1000).
@@ -400,7 +419,7 @@ fn status_rank(status: Option<&str>) -> u8 {
 }
 
 /// Every tenant with the state of its latest inspection.
-async fn tenant_items(state: &AppState) -> ApiResult<Vec<TenantItem>> {
+pub(crate) async fn tenant_items(state: &AppState) -> ApiResult<Vec<TenantItem>> {
     let tenants = state.store.list_tenants().await?;
     let latest: HashMap<TenantId, store::TenantRunRecord> =
         state.store.latest_tenant_runs().await?.into_iter().map(|r| (r.tenant_id.clone(), r)).collect();
@@ -455,6 +474,48 @@ fn tenant_item(
     }
 }
 
+/// The tenants a query selects, sorted by `key` (`name`, `status`, `cause`, `last_inspected`).
+pub(crate) fn filter_tenants(
+    items: Vec<TenantItem>,
+    query: &TenantQuery,
+    key: &str,
+    descending: bool,
+) -> Vec<TenantItem> {
+    let needle = query.q.as_deref().map(str::to_lowercase);
+    let mut items: Vec<TenantItem> = items
+        .into_iter()
+        .filter(|t| match query.status.as_deref() {
+            None => true,
+            Some("never") => t.status.is_none(),
+            Some(s) => t.status.as_deref() == Some(s),
+        })
+        .filter(|t| query.cause.as_ref().is_none_or(|c| t.cause.as_ref() == Some(c)))
+        .filter(|t| query.label.as_ref().is_none_or(|l| t.label.as_ref() == Some(l)))
+        .filter(|t| query.pool.as_ref().is_none_or(|p| t.pool == *p))
+        .filter(|t| {
+            needle.as_ref().is_none_or(|n| {
+                [Some(&t.display_name), t.domain.as_ref(), Some(&t.id), t.label.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f.to_lowercase().contains(n.as_str()))
+            })
+        })
+        .collect();
+    let name = |t: &TenantItem| t.display_name.to_lowercase();
+    match key {
+        "status" => items.sort_by(|a, b| {
+            status_rank(a.status.as_deref()).cmp(&status_rank(b.status.as_deref())).then(name(a).cmp(&name(b)))
+        }),
+        "cause" => items.sort_by(|a, b| a.cause.cmp(&b.cause).then(name(a).cmp(&name(b)))),
+        "last_inspected" => items.sort_by(|a, b| a.last_inspected.cmp(&b.last_inspected).then(name(a).cmp(&name(b)))),
+        _ => items.sort_by_key(name),
+    }
+    if descending {
+        items.reverse();
+    }
+    items
+}
+
 /// Tenants, filtered, sorted and paginated.
 #[utoipa::path(get, path = "/api/v1/tenants", params(TenantQuery),
     responses((status = 200, body = Page<TenantItem>), (status = 400, body = Problem), (status = 401, body = Problem)))]
@@ -479,38 +540,7 @@ pub async fn list_tenants(
     {
         return Err(Problem::bad_request(format!("unknown status {s:?}: use ok, partial, failed or never")));
     }
-    let needle = query.q.as_deref().map(str::to_lowercase);
-    let mut items: Vec<TenantItem> = tenant_items(&state)
-        .await?
-        .into_iter()
-        .filter(|t| match query.status.as_deref() {
-            None => true,
-            Some("never") => t.status.is_none(),
-            Some(s) => t.status.as_deref() == Some(s),
-        })
-        .filter(|t| query.cause.as_ref().is_none_or(|c| t.cause.as_ref() == Some(c)))
-        .filter(|t| query.label.as_ref().is_none_or(|l| t.label.as_ref() == Some(l)))
-        .filter(|t| {
-            needle.as_ref().is_none_or(|n| {
-                [Some(&t.display_name), t.domain.as_ref(), Some(&t.id), t.label.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .any(|f| f.to_lowercase().contains(n.as_str()))
-            })
-        })
-        .collect();
-    let name = |t: &TenantItem| t.display_name.to_lowercase();
-    match key {
-        "status" => items.sort_by(|a, b| {
-            status_rank(a.status.as_deref()).cmp(&status_rank(b.status.as_deref())).then(name(a).cmp(&name(b)))
-        }),
-        "cause" => items.sort_by(|a, b| a.cause.cmp(&b.cause).then(name(a).cmp(&name(b)))),
-        "last_inspected" => items.sort_by(|a, b| a.last_inspected.cmp(&b.last_inspected).then(name(a).cmp(&name(b)))),
-        _ => items.sort_by_key(name),
-    }
-    if descending {
-        items.reverse();
-    }
+    let items = filter_tenants(tenant_items(&state).await?, &query, key, descending);
     let total = items.len();
     let page: Vec<TenantItem> = items.into_iter().skip(offset).take(limit).collect();
     let next = (offset + page.len() < total).then(|| format!("offset={}&limit={limit}", offset + page.len()));
@@ -553,7 +583,12 @@ pub async fn get_tenant(
     _who: Principal,
     Segment(id): Segment<String>,
 ) -> ApiResult<Json<TenantDetail>> {
-    let record = find_tenant(&state, &id).await?;
+    tenant_detail(&state, &id).await
+}
+
+/// A tenant's detail (the API's and the dashboard's).
+pub(crate) async fn tenant_detail(state: &AppState, id: &str) -> ApiResult<Json<TenantDetail>> {
+    let record = find_tenant(state, id).await?;
     let last = state.store.last_tenant_run(&record.id).await?;
     let collectors = match &last {
         Some(r) => state
@@ -578,7 +613,7 @@ pub async fn get_tenant(
         .into_iter()
         .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
         .collect();
-    let pools = crate::agents::Pools::load(&state).await?;
+    let pools = crate::agents::Pools::load(state).await?;
     let mut diagnosis = match pools.blocked(&record.id) {
         Some(blocked) => serde_json::to_value(blocked).ok(),
         None => last.as_ref().and_then(|r| r.diagnosis.clone()),
@@ -897,8 +932,45 @@ pub async fn create_job(
     who: Principal,
     Body(body): Body<CreateJob>,
 ) -> ApiResult<Response> {
+    let (job, also) = queue_jobs(&state, &who, &body.kind, body.params, body.pool).await?;
+    let location = format!("/api/v1/jobs/{}", job.id);
+    let mut body = serde_json::to_value(&job).map_err(|_| Problem::internal())?;
+    if !also.is_empty() {
+        body["also"] = json!(also);
+    }
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// Queues a job as an engineer asked (the API's and the dashboard's buttons); the first job, and
+/// the ids of the others when an inspection was split per pool.
+pub(crate) async fn queue_job(
+    state: &AppState,
+    who: &Principal,
+    kind: &str,
+    params: Value,
+    pool: Option<String>,
+) -> ApiResult<store::JobRecord> {
+    Ok(queue_jobs(state, who, kind, params, pool).await?.0)
+}
+
+async fn queue_jobs(
+    state: &AppState,
+    who: &Principal,
+    kind: &str,
+    params: Value,
+    pool: Option<String>,
+) -> ApiResult<(store::JobRecord, Vec<String>)> {
+    struct Asked {
+        kind: String,
+        pool: Option<String>,
+    }
+    let body = Asked { kind: kind.to_string(), pool };
     who.require(Role::Engineer)?;
-    let params = if body.params.is_null() { json!({}) } else { body.params };
+    let params = if params.is_null() { json!({}) } else { params };
     jobs::validate(&body.kind, &params).map_err(Problem::bad_request)?;
     let default_pool = state.config.worker.pool.clone();
     // Which pools the job goes to, with the tenants each one's job names (`None`: as asked).
@@ -937,7 +1009,7 @@ pub async fn create_job(
                 }
             }
         } else {
-            let pools = pools_of(&state, &named).await?;
+            let pools = pools_of(state, &named).await?;
             let distinct: std::collections::BTreeSet<Option<&String>> = pools.iter().map(|(_, p)| p.as_ref()).collect();
             if distinct.len() > 1 {
                 let list: Vec<String> =
@@ -979,22 +1051,13 @@ pub async fn create_job(
     let also: Vec<String> = queued.map(|j| j.id).collect();
     audit(
         &state.store,
-        &who,
+        who,
         "job.create",
         Some(&job.id),
         json!({"kind": job.kind, "params": params, "pool": job.pool, "also": also}),
     )
     .await?;
-    let location = format!("/api/v1/jobs/{}", job.id);
-    let mut body = serde_json::to_value(&job).map_err(|_| Problem::internal())?;
-    if !also.is_empty() {
-        body["also"] = json!(also);
-    }
-    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    Ok((job, also))
 }
 
 /// Jobs, newest first.

@@ -21,6 +21,7 @@ mod problem;
 pub mod scheduler;
 mod session;
 pub mod signin;
+pub mod ui;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -139,6 +140,19 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/auth/login", get(signin::login))
         .route("/auth/callback", get(signin::callback))
+        .route("/", get(ui::overview))
+        .route("/signin", get(ui::sign_in))
+        .route("/signin/link", get(ui::sign_in_link))
+        .route("/tenants", get(ui::tenants))
+        .route("/tenants/{id}", get(ui::tenant))
+        .route("/jobs", get(ui::jobs))
+        .route("/jobs/{id}", get(ui::job))
+        .route("/agents", get(ui::agents))
+        .route("/partner", get(ui::partner))
+        .route("/ui/jobs", post(ui::start_job))
+        .route("/ui/partner/sign-in", post(ui::partner_sign_in))
+        .route("/ui/sign-out", post(ui::sign_out))
+        .route("/assets/{name}", get(ui::asset))
         .fallback(|| async { Problem::not_found("not found") })
         .layer(middleware::from_fn(etag))
         .layer(middleware::from_fn(security_headers))
@@ -148,12 +162,20 @@ pub fn router(state: AppState) -> Router {
 
 /// Headers every answer carries.
 async fn security_headers(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    // The API's answers load nothing; the dashboard's pages load their own stylesheet and script
+    // (no inline script or style, nothing from elsewhere) and post forms only to this server.
+    let policy = if api {
+        "default-src 'none'; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     }

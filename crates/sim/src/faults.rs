@@ -178,10 +178,11 @@ pub(crate) fn hostile_name(config: &FaultConfig, name: &str) -> Option<String> {
         return Some(format!("{name} {}", "\u{1F4A5}long".repeat(8192)));
     }
     if config.unusual_unicode {
-        // Bidirectional overrides, joiners and emoji, NUL, combining marks, and terminal escapes
-        // (an OSC title change and an erase-screen): all valid in a Graph string.
+        // Bidirectional overrides, joiners and emoji, NUL, combining marks, terminal escapes (an
+        // OSC title change and an erase-screen), and markup that a careless page would run: all
+        // valid in a Graph string.
         return Some(format!(
-            "\u{202E}{name}\u{202C} \u{200D}\u{1F469}\u{200D}\u{1F4BB} \u{0000}Z\u{0301}\u{0301} \u{1b}]0;owned\u{7}\u{1b}[2J"
+            "\u{202E}{name}\u{202C} \u{200D}\u{1F469}\u{200D}\u{1F4BB} \u{0000}Z\u{0301}\u{0301} \u{1b}]0;owned\u{7}\u{1b}[2J <img src=x onerror=alert(1)>"
         ));
     }
     None

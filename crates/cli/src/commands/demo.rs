@@ -24,6 +24,13 @@ pub struct DemoArgs {
     /// Keep the simulator running after the demo, so that other commands can be tried against it.
     #[arg(long)]
     pub keep_running: bool,
+    /// Then run the platform on the demo's data: the dashboard, the API, the scheduler and a
+    /// worker, with a one-time sign-in link for a demo operator (until Ctrl-C).
+    #[arg(long)]
+    pub serve: bool,
+    /// Where the platform listens with --serve.
+    #[arg(long, default_value = "127.0.0.1:8787", requires = "serve")]
+    pub listen: std::net::SocketAddr,
 }
 
 const PARTNER_USER: &str = "megan@lakesideit.onmicrosoft.com";
@@ -214,7 +221,9 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
             "  echo 'AADSTS50076: Due to a configuration change made by your administrator...' | tenantscope explain"
         );
     }
-    if args.keep_running {
+    if args.serve {
+        serve_demo(&ctx, &client_id, args.listen).await?;
+    } else if args.keep_running {
         eprintln!(
             "\nThe simulator keeps running at {} (cloud file {}); press Ctrl-C to stop.",
             ready.base_url, ready.cloud_file
@@ -223,4 +232,31 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<ExitCode> {
     }
     running.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The platform on the demo's data, until Ctrl-C, with a one-time sign-in link for a demo
+/// operator (an engineer), so that the dashboard opens full of the demo's customers.
+async fn serve_demo(ctx: &Ctx, client_id: &str, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let (link, record) = server::ui::new_sign_in_link("Demo engineer", server::auth::Role::Engineer, now)
+        .map_err(|p| anyhow!("{}", p.detail.unwrap_or_default()))?;
+    ctx.store.token_put(&record).await?;
+    let mut config = server::ServerConfig::new(listen, ctx.data_dir.clone());
+    config.public_url = format!("http://{listen}");
+    let executor = super::serve::executor(ctx, Some(client_id.to_string()), config.worker.concurrency)?;
+    server::serve(
+        ctx.store.clone(),
+        config,
+        server::Services { executor: Some(executor), targets: Vec::new() },
+        super::sim::wait_for_shutdown(),
+        move |addr| {
+            println!("\nThe platform runs on the demo's data: http://{addr}/");
+            println!("Open the dashboard, signed in as a demo engineer (the link works once, within an hour):");
+            println!("  http://{addr}/signin/link?token={link}");
+            println!("Press Ctrl-C to stop.");
+        },
+    )
+    .await
+    .map_err(|e| anyhow!("the platform stopped: {e}"))?;
+    Ok(())
 }

@@ -40,6 +40,26 @@ pub struct ServeArgs {
     pub ready_file: Option<PathBuf>,
 }
 
+/// The server's in-process worker on this data directory or database.
+pub(crate) fn executor(
+    ctx: &Ctx,
+    client_id: Option<String>,
+    concurrency: usize,
+) -> anyhow::Result<server::jobs::Executor<dyn store::Store>> {
+    Ok(server::jobs::Executor {
+        name: "the server's worker".into(),
+        store: ctx.store.clone(),
+        tokens: server::jobs::local_tokens(&ctx.store),
+        microsoft: server::jobs::Microsoft {
+            cloud: ctx.cloud.clone(),
+            client_id: client_id.unwrap_or_else(|| server::jobs::NO_APP.into()),
+            local_address: None,
+        },
+        history: Some(super::history::run_history(ctx)?),
+        concurrency,
+    })
+}
+
 fn config_path(ctx: &Ctx) -> PathBuf {
     std::env::var_os("TENANTSCOPE_CONFIG").map(PathBuf::from).unwrap_or_else(|| ctx.data_dir.join("config.toml"))
 }
@@ -77,18 +97,7 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<ExitCode> {
             "warning: no app is configured: pass --client-id (or sign in with `tenantscope login`) so that the partner connection can be made"
         );
     }
-    let executor = server::jobs::Executor {
-        name: "the server's worker".into(),
-        store: ctx.store.clone(),
-        tokens: server::jobs::local_tokens(&ctx.store),
-        microsoft: server::jobs::Microsoft {
-            cloud: ctx.cloud.clone(),
-            client_id: client_id.unwrap_or_else(|| server::jobs::NO_APP.into()),
-            local_address: None,
-        },
-        history: Some(super::history::run_history(&ctx)?),
-        concurrency: config.worker.concurrency,
-    };
+    let executor = executor(&ctx, client_id, config.worker.concurrency)?;
     let ready_file = args.ready_file.clone();
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     server::serve(

@@ -1,0 +1,43 @@
+// tenantscope dashboard: progressive enhancement only; every page works without it.
+"use strict";
+
+// Times in the viewer's own time zone (the server writes UTC).
+function localTimes() {
+  for (const el of document.querySelectorAll("time[datetime]")) {
+    const at = new Date(el.getAttribute("datetime"));
+    if (!isNaN(at)) {
+      el.title = el.textContent;
+      el.textContent = at.toLocaleString();
+    }
+  }
+}
+
+// A running job's progress, live, from the API's Server-Sent Events.
+function followJob() {
+  const status = document.getElementById("job-status");
+  if (!status) return;
+  const state = status.textContent.trim();
+  if (state !== "queued" && state !== "running") return;
+  const bar = document.getElementById("job-progress");
+  const text = document.getElementById("job-progress-text");
+  const events = new EventSource("/api/v1/jobs/" + encodeURIComponent(status.dataset.job) + "/events");
+  events.addEventListener("progress", (e) => {
+    const job = JSON.parse(e.data);
+    const p = job.progress || {};
+    status.textContent = job.status;
+    status.className = "badge " + job.status;
+    if (p.planned) bar.max = p.planned;
+    bar.value = p.done || 0;
+    text.textContent = (p.done || 0) + " of " + (p.planned || 0) + " tenants" + (p.failed ? ", " + p.failed + " failed" : "");
+  });
+  events.addEventListener("end", () => {
+    events.close();
+    window.location.reload();
+  });
+  events.onerror = () => events.close();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  localTimes();
+  followJob();
+});

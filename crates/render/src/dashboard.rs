@@ -1,0 +1,425 @@
+//! The dashboard's pages (`tenantscope serve` at `/`), on the templates and partials the HTML
+//! report uses: a figure, a cause card or a tenant row looks the same in both.
+//!
+//! The pages are rendered on the server with no inline script or style (the dashboard's
+//! Content-Security-Policy allows neither): styles and the small script that follows a job's
+//! progress are files with content hashes in their names.
+
+use askama::Template;
+use chrono::{DateTime, Utc};
+
+use crate::RenderError;
+use crate::views::{AlertRow, CollectorRow, ReportView};
+
+/// The script of the dashboard: follows a running job's progress over Server-Sent Events and
+/// shows times in the viewer's time zone.
+pub const JS: &str = include_str!("../assets/dashboard.js");
+
+/// What every page carries: who is signed in, what they may do, and where the assets are.
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    pub user: String,
+    pub role: String,
+    /// Whether the caller may start jobs (an engineer or an admin).
+    pub can_run: bool,
+    /// Whether the caller may change the partner connection and settings (an admin).
+    pub can_admin: bool,
+    /// The session's CSRF token, sent back by every form.
+    pub csrf: String,
+    pub css_href: String,
+    pub js_href: String,
+    /// The navigation entry of this page.
+    pub active: String,
+}
+
+impl Chrome {
+    pub fn nav(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("/", "Overview"),
+            ("/tenants", "Tenants"),
+            ("/jobs", "Jobs"),
+            ("/agents", "Agents"),
+            ("/partner", "Partner"),
+        ]
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/signin.html")]
+struct SignInPage<'a> {
+    chrome: &'a Chrome,
+    microsoft: bool,
+    /// `return_to=...`, encoded.
+    return_query: String,
+    message: Option<&'a str>,
+}
+
+/// The sign-in page.
+pub fn sign_in(
+    chrome: &Chrome,
+    microsoft: bool,
+    return_to: &str,
+    message: Option<&str>,
+) -> Result<String, RenderError> {
+    let return_query =
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish();
+    Ok(SignInPage { chrome, microsoft, return_query, message }.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/overview.html")]
+struct OverviewPage<'a> {
+    chrome: &'a Chrome,
+    v: &'a ReportView,
+}
+
+/// The overview: counts, causes with their tenants and fix, warnings, alerts, changes of the last
+/// day, and the customers' table.
+pub fn overview(chrome: &Chrome, v: &ReportView) -> Result<String, RenderError> {
+    Ok(OverviewPage { chrome, v }.render()?)
+}
+
+/// One row of the tenants page.
+#[derive(Debug, Clone)]
+pub struct TenantListRow {
+    pub id: String,
+    pub name: String,
+    pub domain: String,
+    /// Empty before the first inspection.
+    pub status: String,
+    pub cause: Option<String>,
+    pub summary: Option<String>,
+    pub last_inspected: Option<DateTime<Utc>>,
+    pub access: String,
+    pub pool: String,
+}
+
+/// The tenants page: the rows to show and the filters that chose them.
+pub struct TenantList {
+    pub rows: Vec<TenantListRow>,
+    pub total: usize,
+    pub q: String,
+    pub status: String,
+    pub cause: String,
+    pub pool: String,
+    pub sort: String,
+    pub causes: Vec<String>,
+    pub pools: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/tenants.html")]
+struct TenantsPage<'a> {
+    chrome: &'a Chrome,
+    rows: &'a [TenantListRow],
+    total: usize,
+    q: &'a str,
+    status: &'a str,
+    cause: &'a str,
+    pool: &'a str,
+    sort: &'a str,
+    causes: &'a [String],
+    pools: &'a [String],
+    columns: Vec<(&'static str, &'static str)>,
+}
+
+impl TenantsPage<'_> {
+    /// The query string that sorts by `key`, ascending, or descending when it already is.
+    fn sort_link(&self, key: &str) -> String {
+        let sort = if self.sort == key { format!("-{key}") } else { key.to_string() };
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [("q", self.q), ("status", self.status), ("cause", self.cause), ("pool", self.pool)] {
+            if !v.is_empty() {
+                pairs.append_pair(k, v);
+            }
+        }
+        pairs.append_pair("sort", &sort);
+        pairs.finish()
+    }
+
+    fn aria_sort(&self, key: &str) -> &'static str {
+        match self.sort.strip_prefix('-') {
+            Some(k) if k == key => "descending",
+            None if self.sort == key => "ascending",
+            _ => "none",
+        }
+    }
+}
+
+/// The tenants page.
+pub fn tenants(chrome: &Chrome, list: &TenantList) -> Result<String, RenderError> {
+    Ok(TenantsPage {
+        chrome,
+        rows: &list.rows,
+        total: list.total,
+        q: &list.q,
+        status: &list.status,
+        cause: &list.cause,
+        pool: &list.pool,
+        sort: &list.sort,
+        causes: &list.causes,
+        pools: &list.pools,
+        columns: vec![
+            ("name", "Tenant"),
+            ("status", "Status"),
+            ("cause", "Cause"),
+            ("last_inspected", "Last inspected"),
+        ],
+    }
+    .render()?)
+}
+
+/// A diagnosis as the tenant page shows it.
+#[derive(Debug, Clone)]
+pub struct DiagnosisView {
+    pub cause: String,
+    /// Rich text (escaped, commands as code, URLs as links).
+    pub summary: String,
+    pub fix: Vec<String>,
+    pub evidence: Vec<(String, String)>,
+}
+
+impl DiagnosisView {
+    /// From a stored diagnosis (JSON).
+    pub fn from_value(d: &serde_json::Value) -> Option<DiagnosisView> {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        Some(DiagnosisView {
+            cause: d.get("cause")?.as_str()?.to_string(),
+            summary: crate::text::rich(&text(&d["summary"])),
+            fix: d["fix"]
+                .as_array()
+                .map(|a| a.iter().map(|s| crate::text::rich(&text(s))).collect())
+                .unwrap_or_default(),
+            evidence: d["evidence"]
+                .as_array()
+                .map(|a| a.iter().map(|e| (text(&e["name"]), text(&e["value"]))).collect())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/tenant.html")]
+struct TenantPage<'a> {
+    chrome: &'a Chrome,
+    t: &'a TenantListRow,
+    diagnosis: Option<&'a DiagnosisView>,
+    collectors: &'a [CollectorRow],
+    alerts: &'a [AlertRow],
+}
+
+/// A tenant's page: its state, diagnosis with the fix and evidence, collectors, alerts, and the
+/// buttons that run it.
+pub fn tenant(
+    chrome: &Chrome,
+    t: &TenantListRow,
+    diagnosis: Option<&DiagnosisView>,
+    collectors: &[CollectorRow],
+    alerts: &[AlertRow],
+) -> Result<String, RenderError> {
+    Ok(TenantPage { chrome, t, diagnosis, collectors, alerts }.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/jobs.html")]
+struct JobsPage<'a> {
+    chrome: &'a Chrome,
+    rows: &'a [TenantListRow],
+}
+
+/// The newest jobs (one row each: kind and id, pool and who queued it, status, progress, when,
+/// error).
+pub fn jobs(chrome: &Chrome, rows: &[TenantListRow]) -> Result<String, RenderError> {
+    Ok(JobsPage { chrome, rows }.render()?)
+}
+
+/// A job as its page shows it.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub id: String,
+    pub kind: String,
+    pub pool: String,
+    pub status: String,
+    pub created_by: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/job.html")]
+struct JobPage<'a> {
+    chrome: &'a Chrome,
+    job: &'a JobView,
+    planned: u64,
+    done: u64,
+    failed: u64,
+    has_trace: bool,
+    result: Option<String>,
+}
+
+/// A job's page, whose progress follows the job live.
+pub fn job(
+    chrome: &Chrome,
+    job: &JobView,
+    progress: &serde_json::Value,
+    result: Option<&serde_json::Value>,
+) -> Result<String, RenderError> {
+    let n = |k: &str| progress[k].as_u64().unwrap_or(0);
+    Ok(JobPage {
+        chrome,
+        job,
+        planned: n("planned").max(1),
+        done: n("done"),
+        failed: n("failed"),
+        has_trace: result.is_some_and(|r| r["trace"]["download"].is_string()),
+        result: result.and_then(|r| serde_json::to_string_pretty(r).ok()),
+    }
+    .render()?)
+}
+
+/// An agent as the agents page shows it.
+#[derive(Debug, Clone)]
+pub struct AgentRow {
+    pub name: String,
+    pub pool: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub egress: Option<String>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub version: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/agents.html")]
+struct AgentsPage<'a> {
+    chrome: &'a Chrome,
+    agents: &'a [AgentRow],
+}
+
+/// The agents page.
+pub fn agents(chrome: &Chrome, agents: &[AgentRow]) -> Result<String, RenderError> {
+    Ok(AgentsPage { chrome, agents }.render()?)
+}
+
+/// The partner connection as its page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct PartnerView {
+    pub signed_in: bool,
+    pub upn: String,
+    pub tenant: Option<String>,
+    pub mfa: Option<bool>,
+    pub fix: Option<String>,
+    /// A device code being typed right now, and where.
+    pub user_code: Option<String>,
+    pub verification_uri: String,
+    /// How the last sign-in from the dashboard ended.
+    pub outcome: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/partner.html")]
+struct PartnerPage<'a> {
+    chrome: &'a Chrome,
+    signed_in: bool,
+    upn: &'a str,
+    tenant: Option<&'a str>,
+    mfa: Option<bool>,
+    fix: Option<&'a str>,
+    user_code: Option<&'a str>,
+    verification_uri: &'a str,
+    outcome: Option<&'a str>,
+}
+
+/// The partner connection page, with the button that starts Microsoft's sign-in.
+pub fn partner(chrome: &Chrome, p: &PartnerView) -> Result<String, RenderError> {
+    Ok(PartnerPage {
+        chrome,
+        signed_in: p.signed_in,
+        upn: &p.upn,
+        tenant: p.tenant.as_deref(),
+        mfa: p.mfa,
+        fix: p.fix.as_deref(),
+        user_code: p.user_code.as_deref(),
+        verification_uri: &p.verification_uri,
+        outcome: p.outcome.as_deref(),
+    }
+    .render()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chrome(can_run: bool) -> Chrome {
+        Chrome {
+            user: "<b>Megan</b>".into(),
+            role: "engineer".into(),
+            can_run,
+            can_admin: false,
+            csrf: "c1".into(),
+            css_href: "/assets/a.css".into(),
+            js_href: "/assets/a.js".into(),
+            active: "/tenants".into(),
+        }
+    }
+
+    fn row(name: &str) -> TenantListRow {
+        TenantListRow {
+            id: "t1".into(),
+            name: name.into(),
+            domain: "contoso.example".into(),
+            status: "failed".into(),
+            cause: Some("gdap_missing".into()),
+            summary: Some("<img src=x onerror=alert(1)>".into()),
+            last_inspected: None,
+            access: "gdap".into(),
+            pool: "local".into(),
+        }
+    }
+
+    /// The page as a browser shows its text (the entities askama writes, decoded).
+    fn shown(page: &str) -> String {
+        page.replace("&#60;", "<")
+            .replace("&#62;", ">")
+            .replace("&#38;", "&")
+            .replace("&#34;", "\"")
+            .replace("&#39;", "'")
+    }
+
+    #[test]
+    fn hostile_names_are_text_and_viewers_get_no_buttons() {
+        let hostile = row("<script>alert(1)</script>");
+        let page = tenant(&chrome(false), &hostile, None, &[], &[]).expect("page");
+        assert!(shown(&page).contains("<script>alert(1)</script>"), "{page}");
+        assert!(!page.contains("<script>alert"), "a tenant's name is never markup");
+        assert!(
+            shown(&page).contains("<b>Megan</b>") && !page.contains("<b>Megan"),
+            "the operator's name is escaped too"
+        );
+        assert!(!page.contains("Run now"), "no button for a viewer");
+        let page = tenant(&chrome(true), &hostile, None, &[], &[]).expect("page");
+        assert!(page.contains("Run now") && page.contains("name=\"csrf\" value=\"c1\""));
+        // No inline script or style anywhere: the page's policy forbids them.
+        assert!(!page.contains("<script>") && !page.contains("style=") && !page.contains("onclick"));
+    }
+
+    #[test]
+    fn the_tenants_table_sorts_both_ways_and_keeps_its_filters() {
+        let list = TenantList {
+            rows: vec![row("Contoso")],
+            total: 3,
+            q: "con to".into(),
+            status: "failed".into(),
+            cause: String::new(),
+            pool: String::new(),
+            sort: "name".into(),
+            causes: vec!["gdap_missing".into()],
+            pools: vec!["local".into()],
+        };
+        let page = tenants(&chrome(true), &list).expect("page");
+        assert!(shown(&page).contains("q=con+to&status=failed&sort=-name"), "{page}");
+        assert!(page.contains("aria-sort=\"ascending\""));
+        assert!(page.contains("1 of 3 tenants"));
+        assert!(shown(&page).contains("<img src=x") && !page.contains("<img src=x"), "a summary is text");
+    }
+}

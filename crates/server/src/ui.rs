@@ -1,0 +1,573 @@
+//! The dashboard: server-rendered pages at `/` for operators signed in with a session (the
+//! templates and view models are the `render` crate's, shared with the HTML report).
+//!
+//! Pages read what the API reads; buttons are forms that post to `/ui/...` with the session's
+//! CSRF token as a field (a form cannot send the API's header), and the server checks the role
+//! of every such request whatever the page showed. Assets are served under names that carry a
+//! hash of their content, cached for a year.
+
+use std::sync::OnceLock;
+
+use axum::Form;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::Utc;
+use render::dashboard::{self, AgentRow, Chrome, DiagnosisView, JobView, PartnerView, TenantList, TenantListRow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::AppState;
+use crate::api::{Segment, TenantItem, TenantQuery};
+use crate::auth::{Role, constant_time_eq, cookie_value, hash_secret};
+use crate::problem::Problem;
+
+/// A stylesheet or script, named after its content.
+pub struct Asset {
+    pub name: String,
+    pub body: &'static str,
+    pub content_type: &'static str,
+}
+
+/// The dashboard's assets.
+pub fn assets() -> &'static [Asset; 2] {
+    static ASSETS: OnceLock<[Asset; 2]> = OnceLock::new();
+    ASSETS.get_or_init(|| {
+        let named = |stem: &str, ext: &str, body: &'static str, content_type: &'static str| {
+            let hash = hex::encode(&Sha256::digest(body.as_bytes())[..6]);
+            Asset { name: format!("{stem}.{hash}.{ext}"), body, content_type }
+        };
+        [
+            named("tenantscope", "css", render::report::CSS, "text/css; charset=utf-8"),
+            named("dashboard", "js", render::dashboard::JS, "text/javascript; charset=utf-8"),
+        ]
+    })
+}
+
+/// `GET /assets/{name}`.
+pub async fn asset(Segment(name): Segment<String>) -> Response {
+    match assets().iter().find(|a| a.name == name) {
+        Some(a) => {
+            let mut response = a.body.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+            response
+        }
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+/// An operator signed in with a session, as the pages need them.
+pub struct Operator {
+    pub name: String,
+    pub subject: String,
+    pub role: Role,
+    pub csrf: String,
+    pub id_hash: String,
+    pub address: Option<String>,
+}
+
+impl Operator {
+    fn actor(&self) -> String {
+        format!("user:{} ({})", self.name, self.subject)
+    }
+
+    fn chrome(&self, active: &str) -> Chrome {
+        let [css, js] = assets();
+        Chrome {
+            user: self.name.clone(),
+            role: self.role.as_str().to_string(),
+            can_run: self.role >= Role::Engineer,
+            can_admin: self.role >= Role::Admin,
+            csrf: self.csrf.clone(),
+            css_href: format!("/assets/{}", css.name),
+            js_href: format!("/assets/{}", js.name),
+            active: active.to_string(),
+        }
+    }
+
+    /// Refuses a form whose CSRF token is not the session's, or a role below `needed`.
+    fn allow(&self, csrf: &str, needed: Role) -> Result<(), Page> {
+        if !constant_time_eq(csrf, &self.csrf) {
+            return Err(Page::Problem(Problem::forbidden(
+                "the form's CSRF token is not this session's; reload the page",
+            )));
+        }
+        if self.role < needed {
+            return Err(Page::Problem(Problem::forbidden(format!(
+                "this needs the {} role; you have {}",
+                needed.as_str(),
+                self.role.as_str()
+            ))));
+        }
+        Ok(())
+    }
+}
+
+/// Why a page is not shown: the caller must sign in first, or the request is refused.
+pub enum Page {
+    SignIn(String),
+    Problem(Problem),
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        match self {
+            Page::SignIn(return_to) => {
+                let mut query = url::form_urlencoded::Serializer::new(String::new());
+                query.append_pair("return_to", &return_to);
+                Redirect::to(&format!("/signin?{}", query.finish())).into_response()
+            }
+            Page::Problem(p) => p.into_response(),
+        }
+    }
+}
+
+impl From<Problem> for Page {
+    fn from(p: Problem) -> Page {
+        Page::Problem(p)
+    }
+}
+
+impl From<store::StoreError> for Page {
+    fn from(e: store::StoreError) -> Page {
+        Page::Problem(Problem::from(e))
+    }
+}
+
+impl From<render::RenderError> for Page {
+    fn from(e: render::RenderError) -> Page {
+        tracing::error!(error = %e, "a dashboard page could not be rendered");
+        Page::Problem(Problem::internal())
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Page;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Operator, Page> {
+        let return_to = parts.uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
+        let cookie = cookie_value(parts, crate::auth::SESSION_COOKIE)
+            .or_else(|| cookie_value(parts, crate::auth::SESSION_COOKIE_PLAIN));
+        let Some(id) = cookie else { return Err(Page::SignIn(return_to)) };
+        let id_hash = hash_secret(id);
+        let now = Utc::now();
+        let Some(session) =
+            state.store.session_get(&id_hash).await?.filter(|s| s.revoked_at.is_none() && s.expires_at > now)
+        else {
+            return Err(Page::SignIn(return_to));
+        };
+        let role = Role::parse(&session.role).ok_or_else(Problem::internal)?;
+        Ok(Operator {
+            name: session.name,
+            subject: session.subject,
+            role,
+            csrf: session.csrf,
+            id_hash,
+            address: crate::auth::peer_address(parts),
+        })
+    }
+}
+
+type PageResult = Result<Response, Page>;
+
+fn html(body: String) -> Response {
+    let mut response = Html(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SignInQuery {
+    #[serde(default)]
+    return_to: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// `GET /signin`: the sign-in page.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<SignInQuery>,
+) -> PageResult {
+    let [css, js] = assets();
+    let chrome = Chrome {
+        css_href: format!("/assets/{}", css.name),
+        js_href: format!("/assets/{}", js.name),
+        ..Chrome::default()
+    };
+    // Only a path on this server is a place to come back to.
+    let return_to =
+        query.return_to.filter(|r| r.starts_with('/') && !r.starts_with("//")).unwrap_or_else(|| "/".into());
+    Ok(html(dashboard::sign_in(&chrome, state.oidc.is_some(), &return_to, query.error.as_deref())?))
+}
+
+/// `POST /ui/sign-out`.
+pub async fn sign_out(State(state): State<AppState>, who: Operator, Form(form): Form<CsrfForm>) -> PageResult {
+    who.allow(&form.csrf, Role::Viewer)?;
+    state.store.session_revoke(&who.id_hash, Utc::now()).await?;
+    let mut response = Redirect::to("/signin").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, crate::session::clear_cookie(&state));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `GET /`: the overview.
+pub async fn overview(State(state): State<AppState>, who: Operator) -> PageResult {
+    let chrome = who.chrome("/");
+    match render::fleet_view(state.store.as_ref(), Utc::now()).await {
+        Ok(view) => Ok(html(dashboard::overview(&chrome, &view)?)),
+        Err(render::RenderError::NoRun) => Ok(html(dashboard::tenants(
+            &chrome,
+            &TenantList {
+                rows: Vec::new(),
+                total: 0,
+                q: String::new(),
+                status: String::new(),
+                cause: String::new(),
+                pool: String::new(),
+                sort: "name".into(),
+                causes: Vec::new(),
+                pools: Vec::new(),
+            },
+        )?)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn row_of(t: TenantItem) -> TenantListRow {
+    TenantListRow {
+        name: match t.label.as_deref() {
+            Some(l) if !l.eq_ignore_ascii_case(&t.display_name) => format!("{} [{l}]", t.display_name),
+            _ => t.display_name,
+        },
+        id: t.id,
+        domain: t.domain.unwrap_or_default(),
+        status: t.status.unwrap_or_default(),
+        cause: t.cause,
+        summary: t.summary,
+        last_inspected: t.last_inspected,
+        access: t.access,
+        pool: t.pool,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TenantsQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    cause: String,
+    #[serde(default)]
+    pool: String,
+    #[serde(default)]
+    sort: String,
+}
+
+/// `GET /tenants`: every tenant, searched, filtered and sorted.
+pub async fn tenants(
+    State(state): State<AppState>,
+    who: Operator,
+    axum::extract::Query(query): axum::extract::Query<TenantsQuery>,
+) -> PageResult {
+    let all = crate::api::tenant_items(&state).await?;
+    let total = all.len();
+    let mut causes: Vec<String> = all.iter().filter_map(|t| t.cause.clone()).collect();
+    causes.sort();
+    causes.dedup();
+    let mut pools: Vec<String> = all.iter().map(|t| t.pool.clone()).collect();
+    pools.sort();
+    pools.dedup();
+    let sort = if query.sort.is_empty() { "name".to_string() } else { query.sort.clone() };
+    let (descending, key) = match sort.strip_prefix('-') {
+        Some(k) => (true, k),
+        None => (false, sort.as_str()),
+    };
+    let key = if ["name", "status", "cause", "last_inspected"].contains(&key) { key } else { "name" };
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let filter = TenantQuery {
+        status: some(&query.status),
+        cause: some(&query.cause),
+        q: some(&query.q),
+        pool: some(&query.pool),
+        ..TenantQuery::default()
+    };
+    let rows: Vec<TenantListRow> =
+        crate::api::filter_tenants(all, &filter, key, descending).into_iter().map(row_of).collect();
+    let list = TenantList {
+        rows,
+        total,
+        q: query.q,
+        status: query.status,
+        cause: query.cause,
+        pool: query.pool,
+        sort,
+        causes,
+        pools,
+    };
+    Ok(html(dashboard::tenants(&who.chrome("/tenants"), &list)?))
+}
+
+/// `GET /tenants/{id}`: a tenant's state, diagnosis, collectors and the buttons that run it.
+pub async fn tenant(State(state): State<AppState>, who: Operator, Segment(id): Segment<String>) -> PageResult {
+    let axum::Json(detail) = crate::api::tenant_detail(&state, &id).await?;
+    let diagnosis = detail.diagnosis.as_ref().and_then(DiagnosisView::from_value);
+    let collectors: Vec<render::views::CollectorRow> = detail
+        .collectors
+        .iter()
+        .map(|c| render::views::CollectorRow {
+            name: c["collector"].as_str().unwrap_or_default().to_string(),
+            status: c["status"].as_str().unwrap_or_default().to_string(),
+            items: c["items"].as_u64().map(|n| n.to_string()).unwrap_or_default(),
+            why: match (&c["diagnosis"], &c["reason"]) {
+                (d, _) if d.is_object() => format!(
+                    "<code>{}</code> {}",
+                    render::text::esc(d["cause"].as_str().unwrap_or_default()),
+                    render::text::rich(d["summary"].as_str().unwrap_or_default())
+                ),
+                (_, r) if r.is_object() => render::text::rich(r["detail"].as_str().unwrap_or_default()),
+                _ => String::new(),
+            },
+        })
+        .collect();
+    let alerts: Vec<render::views::AlertRow> = detail
+        .open_alerts
+        .iter()
+        .filter_map(|a| {
+            Some(render::views::AlertRow {
+                key: a["key"].as_str()?.to_string(),
+                rule: a["rule"].as_str().unwrap_or_default().to_string(),
+                tenant: detail.tenant.display_name.clone(),
+                severity: a["severity"].as_str().unwrap_or_default().to_string(),
+                opened_at: serde_json::from_value(a["opened_at"].clone()).ok()?,
+                summary: a["payload"]["summary"].as_str().unwrap_or_default().to_string(),
+            })
+        })
+        .collect();
+    let row = row_of(detail.tenant);
+    Ok(html(dashboard::tenant(&who.chrome("/tenants"), &row, diagnosis.as_ref(), &collectors, &alerts)?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JobForm {
+    csrf: String,
+    kind: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    clear_cache: Option<String>,
+    #[serde(default)]
+    debug: Option<String>,
+}
+
+/// `POST /ui/jobs`: a button that runs a tenant (inspect, with the cache cleared and a trace, or
+/// doctor); then the job's page.
+pub async fn start_job(State(state): State<AppState>, who: Operator, Form(form): Form<JobForm>) -> PageResult {
+    who.allow(&form.csrf, Role::Engineer)?;
+    let on = |v: &Option<String>| v.as_deref().is_some_and(|v| v == "true" || v == "on");
+    let params = match form.kind.as_str() {
+        "inspect" => json!({
+            "tenants": form.tenant.iter().collect::<Vec<_>>(),
+            "clear_cache": on(&form.clear_cache),
+            "debug": on(&form.debug),
+        }),
+        "doctor" => json!({"tenant": form.tenant}),
+        other => return Err(Problem::bad_request(format!("unknown job kind {other:?}")).into()),
+    };
+    let principal = crate::auth::Principal {
+        actor: who.actor(),
+        role: who.role,
+        via: crate::auth::Via::Session { id_hash: who.id_hash.clone() },
+        address: who.address.clone(),
+    };
+    let job = crate::api::queue_job(&state, &principal, &form.kind, params, None).await?;
+    Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
+}
+
+/// `GET /jobs`: the newest jobs.
+pub async fn jobs(State(state): State<AppState>, who: Operator) -> PageResult {
+    let list = state.store.list_jobs(&store::JobFilter { limit: 50, ..Default::default() }).await?;
+    let rows: Vec<TenantListRow> = list
+        .into_iter()
+        .map(|j| TenantListRow {
+            id: j.id.clone(),
+            name: format!("{} {}", j.kind, j.id),
+            domain: format!("pool {} · by {}", j.pool, j.created_by),
+            status: j.status.to_string(),
+            cause: j.last_error.clone(),
+            summary: j.progress.as_ref().map(|p| format!("{} of {} tenants", p["done"], p["planned"])),
+            last_inspected: Some(j.created_at),
+            access: j.kind.clone(),
+            pool: j.pool.clone(),
+        })
+        .collect();
+    Ok(html(dashboard::jobs(&who.chrome("/jobs"), &rows)?))
+}
+
+/// `GET /jobs/{id}`: a job, its live progress, and its trace when it recorded one.
+pub async fn job(State(state): State<AppState>, who: Operator, Segment(id): Segment<String>) -> PageResult {
+    let job = state.store.get_job(&id).await?.ok_or_else(|| Problem::not_found(format!("no job {id}")))?;
+    let view = JobView {
+        id: job.id.clone(),
+        kind: job.kind.clone(),
+        pool: job.pool.clone(),
+        status: job.status.to_string(),
+        created_by: job.created_by.clone(),
+        attempts: job.attempts,
+        last_error: job.last_error.clone(),
+    };
+    let progress = job.progress.clone().unwrap_or(Value::Null);
+    Ok(html(dashboard::job(&who.chrome("/jobs"), &view, &progress, job.result.as_ref())?))
+}
+
+/// `GET /agents`: every agent with its health.
+pub async fn agents(State(state): State<AppState>, who: Operator) -> PageResult {
+    let now = Utc::now();
+    let rows: Vec<AgentRow> = state
+        .store
+        .agent_list()
+        .await?
+        .into_iter()
+        .map(|a| crate::agents::AgentItem::of(a, now, state.config.agent_offline))
+        .map(|a| AgentRow {
+            name: a.name,
+            pool: a.pool,
+            state: a.state,
+            reason: a.reason,
+            egress: a.egress_address,
+            last_seen_at: a.last_seen_at,
+            version: a.version,
+        })
+        .collect();
+    Ok(html(dashboard::agents(&who.chrome("/agents"), &rows)?))
+}
+
+/// The setting that holds the dashboard's pending partner sign-in (its device code).
+const PENDING_SIGN_IN: &str = "ui.partner.sign_in";
+
+/// `GET /partner`: the partner connection, and the button that makes or redoes it.
+pub async fn partner(State(state): State<AppState>, who: Operator) -> PageResult {
+    let axum::Json(p) = crate::api::partner_state(&state).await?;
+    let mut view = PartnerView {
+        signed_in: p.signed_in,
+        upn: p.upn.clone().unwrap_or_default(),
+        tenant: p.tenant_id.clone(),
+        mfa: p.mfa,
+        fix: p.fix.clone(),
+        ..PartnerView::default()
+    };
+    if who.role >= Role::Admin
+        && let Some(pending) = state.store.setting_get(PENDING_SIGN_IN).await?
+    {
+        let id = pending["id"].as_str().unwrap_or_default();
+        let outcome = state.store.setting_get(&crate::api::sign_in_key(id)).await?.unwrap_or(Value::Null);
+        match outcome["status"].as_str() {
+            Some("pending") => {
+                view.user_code = pending["user_code"].as_str().map(str::to_string);
+                view.verification_uri = pending["verification_uri"].as_str().unwrap_or_default().to_string();
+            }
+            Some("succeeded") => {
+                view.outcome = Some(format!(
+                    "{} signed in{}",
+                    outcome["upn"].as_str().unwrap_or("someone"),
+                    if outcome["mfa"] == true { " with MFA" } else { " without MFA" }
+                ))
+            }
+            Some("failed") => {
+                view.outcome = Some(format!(
+                    "failed ({}): {}",
+                    outcome["cause"].as_str().unwrap_or("unknown"),
+                    outcome["error"].as_str().unwrap_or_default()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(html(dashboard::partner(&who.chrome("/partner"), &view)?))
+}
+
+/// `POST /ui/partner/sign-in`: "Open Microsoft Sign-In": starts the partner's device-code
+/// sign-in and shows the code to type.
+pub async fn partner_sign_in(State(state): State<AppState>, who: Operator, Form(form): Form<CsrfForm>) -> PageResult {
+    who.allow(&form.csrf, Role::Admin)?;
+    let principal = crate::auth::Principal {
+        actor: who.actor(),
+        role: who.role,
+        via: crate::auth::Via::Session { id_hash: who.id_hash.clone() },
+        address: who.address.clone(),
+    };
+    let started = crate::api::start_partner_sign_in(&state, &principal, None).await?;
+    state
+        .store
+        .setting_put(
+            PENDING_SIGN_IN,
+            &json!({"id": started.id, "user_code": started.user_code, "verification_uri": started.verification_uri}),
+        )
+        .await?;
+    Ok(Redirect::to("/partner").into_response())
+}
+
+/// The prefix of a sign-in link's token name: an API token of the operator's role, spent by the
+/// first visit of `/signin/link`.
+const LINK_NAME: &str = "sign-in link for ";
+
+/// A one-time sign-in link for an operator named `name` (the demo's, or one an admin hands out
+/// from the shell): the secret to put in the URL, and the record to store. It expires in an hour.
+pub fn new_sign_in_link(
+    name: &str,
+    role: Role,
+    now: chrono::DateTime<Utc>,
+) -> Result<(String, store::ApiTokenRecord), Problem> {
+    crate::auth::new_api_token(&format!("{LINK_NAME}{name}"), role, "demo", now, now + chrono::Duration::hours(1))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LinkQuery {
+    token: String,
+}
+
+/// `GET /signin/link?token=...`: spends a sign-in link and starts a session with its role. The
+/// token is revoked by the conditional update that spends it, so a second visit (or a copy of the
+/// URL) is refused.
+pub async fn sign_in_link(
+    State(state): State<AppState>,
+    peer: crate::auth::Peer,
+    axum::extract::Query(query): axum::extract::Query<LinkQuery>,
+) -> PageResult {
+    let refused = || Page::SignIn("/".into());
+    let now = Utc::now();
+    let Some(record) = state.store.token_by_hash(&hash_secret(query.token.trim())).await? else {
+        return Err(refused());
+    };
+    let Some(name) = record.name.strip_prefix(LINK_NAME).map(str::to_string) else { return Err(refused()) };
+    if record.revoked_at.is_some() || record.expires_at <= now || !state.store.token_revoke(&record.id, now).await? {
+        return Err(refused());
+    }
+    let role = Role::parse(&record.role).ok_or_else(Problem::internal)?;
+    let address = peer.0.map(|a| a.to_string());
+    let (cookie, _) =
+        crate::session::start(&state, &format!("link:{}", record.id), &name, role, address.clone()).await?;
+    let entry = store::AuditEntry {
+        id: 0,
+        at: now,
+        actor: format!("user:{name} (link:{})", record.id),
+        action: "session.login".into(),
+        target: None,
+        address,
+        detail: json!({"method": "sign-in link"}),
+    };
+    state.store.audit_append(&entry).await?;
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
