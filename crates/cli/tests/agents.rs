@@ -141,6 +141,35 @@ async fn agents_enroll_once_run_their_pools_jobs_survive_a_kill_and_are_revoked(
     let out = enroll(&env, &server, &ca_file, &token_b, &dir_b, "dc1-b");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // An agent whose clock is ten minutes fast (played here with agent b's own keys, before b
+    // runs) is degraded, and the server says why.
+    let b_config = agent::run::AgentConfig::load(&dir_b).expect("agent b's configuration");
+    let b_keys = agent::keys::AgentKeys::load(&dir_b.join("agent-keys.json")).expect("agent b's keys");
+    let skewed = agent::client::Client::new(
+        &agent::client::Connection { server: server.url.clone(), ca_files: vec![ca_file.clone()], bind_address: None },
+        Some(agent::client::Identity { agent_id: b_config.agent_id.clone(), keys: std::sync::Arc::new(b_keys) }),
+    )
+    .expect("client");
+    let now = chrono::Utc::now();
+    let health = agent::protocol::Health {
+        version: agent::VERSION.to_string(),
+        started_at: now,
+        now: now + chrono::Duration::minutes(10),
+        bind_address: None,
+        egress_address: None,
+        login: None,
+        graph: None,
+        last_job: None,
+        jobs_in_flight: 0,
+    };
+    let answer: agent::protocol::HeartbeatResponse =
+        skewed.post("/heartbeat", &health, Duration::from_secs(10)).await.expect("heartbeat").expect("an answer");
+    assert_eq!(answer.state, "degraded", "{answer:?}");
+    let listed = agents(&server, &viewer).await;
+    let b = listed.iter().find(|a| a["name"] == "dc1-b").expect("agent b");
+    assert!(b["clock_skew_seconds"].as_i64().is_some_and(|s| (590..=610).contains(&s)), "{b}");
+    assert!(b["reason"].as_str().is_some_and(|r| r.contains("clock")), "{b}");
+
     // A customer moves to pool dc1; its inspection goes to that pool by itself.
     let northwind = env.tenant_id("northwind");
     let (status, body) = server
@@ -271,6 +300,17 @@ async fn agents_enroll_once_run_their_pools_jobs_survive_a_kill_and_are_revoked(
     assert!(evidence.contains("dc1-b") && evidence.contains("revoked"), "{evidence}");
     let (_, page) = server.call(Method::GET, "/api/v1/tenants?cause=agent_unhealthy", Some(&viewer), None).await;
     assert_eq!(page["total"], 1, "only the pool's tenant: {page}");
+    // Its doctor is answered at once: no agent could run the other five checks.
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            Some(&admin),
+            Some(json!({"kind": "doctor", "params": {"tenant": northwind}})),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("agent_unhealthy")), "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("dc1-a") && d.contains("Fix:")), "{body}");
 
     // Neither agent's directory holds a refresh token in clear.
     for dir in [&dir_a, &dir_b] {

@@ -146,3 +146,31 @@ async fn a_cloud_file_given_by_a_relative_path_is_found_from_any_directory_later
         String::from_utf8_lossy(&zero.stderr)
     );
 }
+
+/// A lost key file is not silently replaced while the database holds secrets encrypted with the
+/// old key: every command refuses with how to recover, and `key reset --yes` removes only what
+/// the lost key could decrypt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_key_is_refused_with_the_way_out() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    let before = env.json(&["tenants", "--json"]);
+    let key = env.data_dir().join("key");
+    std::fs::remove_file(&key).expect("the key file is lost");
+    let out = env.run(&["tenants", "--json"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("encrypted with the key") && err.contains("key reset --yes"), "{err}");
+    // Said once, not once per layer.
+    assert_eq!(err.matches("encrypted with the key").count(), 1, "{err}");
+    let out = env.run(&["key", "reset"]);
+    assert!(!out.status.success(), "a reset needs --yes");
+    let out = env.run(&["key", "reset", "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Removed"), "{}", String::from_utf8_lossy(&out.stderr));
+    // The tenants are still known; the sign-in must be made again.
+    let after = env.json(&["tenants", "--json"]);
+    assert_eq!(after["tenants"].as_array().map(Vec::len), before["tenants"].as_array().map(Vec::len));
+    let out = env.run(&["inspect"]);
+    assert!(!out.status.success(), "nothing is signed in any more");
+}

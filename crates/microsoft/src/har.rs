@@ -241,24 +241,21 @@ impl HarRecorder {
         self.len() == 0
     }
 
-    /// Writes the HAR file atomically (a temporary file renamed into place), readable only by the owner.
+    /// Writes the HAR file atomically, readable only by the owner: a temporary file created
+    /// exclusively (never an existing file or a planted symlink) with mode 0600 in the target's
+    /// directory, then renamed into place.
     pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write as _;
         let text = serde_json::to_string_pretty(&self.to_json()).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("har.tmp");
-        {
-            use std::io::Write;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let mut tmp = tempfile::Builder::new().prefix(".tenantscope-har-").suffix(".tmp").tempfile_in(dir)?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     }
 }
 
@@ -317,6 +314,26 @@ pub(crate) fn scrub_jwts(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A symlink planted where a careless writer would put its temporary file is not followed,
+    /// and the trace is readable by its owner only whatever the umask.
+    #[cfg(unix)]
+    #[test]
+    fn traces_are_written_exclusively_and_privately() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").expect("victim");
+        let path = dir.path().join("job.har");
+        std::os::unix::fs::symlink(&victim, dir.path().join("job.har.tmp")).expect("symlink");
+        HarRecorder::new().write(&path).expect("write");
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "untouched");
+        assert_eq!(std::fs::metadata(&path).expect("trace").permissions().mode() & 0o777, 0o600);
+        let har: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("trace")).expect("JSON");
+        assert!(har["log"]["entries"].is_array());
+        let leftovers = std::fs::read_dir(dir.path()).expect("dir").filter_map(Result::ok).count();
+        assert_eq!(leftovers, 3, "the trace, the victim and the planted link; no temporary file");
+    }
 
     #[test]
     fn jwts_and_known_secrets_are_scrubbed() {

@@ -1023,6 +1023,24 @@ async fn queue_jobs(
             plan.push((pool, None));
         }
     }
+    // The doctor's sixth check asks whether an agent can run the other five: when no agent of the
+    // tenant's pool is healthy, nothing would ever claim the job, so the answer is given now.
+    if body.kind == "doctor"
+        && let Some(name) = params["tenant"].as_str()
+        && let Some(record) = inspect::access::find_record(state.store.as_ref(), name)
+            .await
+            .map_err(|e| Problem::bad_request(e.to_string()))?
+        && let Some(blocked) = crate::agents::Pools::load(state).await?.blocked(&record.id)
+    {
+        let evidence: Vec<String> = blocked.evidence.iter().map(|e| format!("{}: {}", e.name, e.value)).collect();
+        return Err(Problem::conflict(format!(
+            "{} {}. Fix: {}",
+            blocked.summary,
+            evidence.join("; "),
+            blocked.fix.join(" ")
+        ))
+        .with_code("agent_unhealthy"));
+    }
     // An empty list of tenants means every tenant: a pool with none of its own gets no job.
     plan.retain(|(_, tenants)| tenants.as_ref().is_none_or(|t| !t.is_empty()));
     if plan.is_empty() {

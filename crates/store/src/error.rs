@@ -70,6 +70,20 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// The database holds secrets encrypted with another key than the one given (most often: the
+    /// key file was lost and a new one was created). Nothing is changed.
+    #[error(
+        "the database holds {secrets} secret(s) encrypted with the key {expected}, but the key given is {found}: restore the key file (`key` in the data directory) from a backup or set TENANTSCOPE_KEY to it; if the old key is lost, the stored sign-ins and app credentials cannot be recovered: `tenantscope key reset --yes` removes them (tenants, dataprints and history stay), then sign in and add the app credentials again"
+    )]
+    WrongKey {
+        /// The fingerprint of the key the secrets were encrypted with.
+        expected: String,
+        /// The fingerprint of the key given.
+        found: String,
+        /// How many secrets are stored.
+        secrets: usize,
+    },
+
     /// The database URL names no supported backend, or cannot be parsed.
     /// Only the scheme is reported, since a URL may carry a password.
     #[error("unsupported database URL (scheme {scheme:?}): {reason}")]

@@ -158,6 +158,16 @@ impl Key {
     }
 
     /// The raw key bytes, for the cipher.
+    /// A fingerprint of the key: what the database records to recognise the key its secrets were
+    /// encrypted with. A hash of 256 random bits under a fixed label reveals nothing of them.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"tenantscope key fingerprint v1\0");
+        h.update(&self.0[..]);
+        hex::encode(&h.finalize()[..8])
+    }
+
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }

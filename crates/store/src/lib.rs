@@ -65,6 +65,44 @@ pub use traits::{
 };
 pub use vocab::{Severity, TenantId};
 
+/// The setting that records the fingerprint of the key the store's secrets are encrypted with.
+const KEY_FINGERPRINT: &str = "store.key_fingerprint";
+
+/// Refuses a key other than the one the stored secrets were encrypted with, before anything is
+/// written: a lost key file must not be replaced silently while secrets need the old one. A store
+/// without secrets adopts the key it is given.
+async fn check_key(store: &dyn Store, fingerprint: &str) -> Result<()> {
+    let recorded = store.setting_get(KEY_FINGERPRINT).await?.and_then(|v| v.as_str().map(str::to_string));
+    if recorded.as_deref() == Some(fingerprint) {
+        return Ok(());
+    }
+    let secrets = store.credential_list().await?.len() + store.cache_list().await?.len();
+    match recorded {
+        Some(expected) if secrets > 0 => {
+            return Err(StoreError::WrongKey { expected, found: fingerprint.to_string(), secrets });
+        }
+        // A database from before fingerprints: its secrets must open with this key.
+        None if secrets > 0 => {
+            let probe = match store.cache_list().await?.first() {
+                Some(first) => store.cache_get(&first.key).await.map(|_| ()),
+                None => match store.credential_list().await?.first() {
+                    Some(first) => store.credential_get(&first.tenant_id).await.map(|_| ()),
+                    None => Ok(()),
+                },
+            };
+            if probe.is_err() {
+                return Err(StoreError::WrongKey {
+                    expected: "(not recorded)".into(),
+                    found: fingerprint.to_string(),
+                    secrets,
+                });
+            }
+        }
+        _ => {}
+    }
+    store.setting_put(KEY_FINGERPRINT, &serde_json::json!(fingerprint)).await
+}
+
 /// Opens the store at `url` and applies pending migrations.
 ///
 /// - `sqlite://PATH?mode=rwc`, `sqlite:PATH`, `sqlite::memory:` or a bare
@@ -74,15 +112,45 @@ pub use vocab::{Severity, TenantId};
 /// Runs left `Running` by a process that is gone are marked `Interrupted`.
 ///
 /// A database written by a newer tenantscope is refused with [`StoreError::SchemaTooNew`]; one
-/// written by an older tenantscope is migrated in place.
+/// written by an older tenantscope is migrated in place. A key other than the one the stored
+/// secrets were encrypted with is refused with [`StoreError::WrongKey`].
 pub async fn open(url: &str, key: Key) -> Result<Arc<dyn Store>> {
+    let fingerprint = key.fingerprint();
+    let store = open_unchecked(url, key).await?;
+    check_key(store.as_ref(), &fingerprint).await?;
+    store.recover_interrupted_runs().await?;
+    Ok(store)
+}
+
+/// Opens the store with a key that may not be the one its secrets were encrypted with (the old
+/// one is lost), deletes those secrets (every cached token and app credential: nothing can
+/// decrypt them any more) and adopts the key. Tenants, dataprints and history are kept. Returns
+/// the store and how many secrets were removed; with the right key, nothing is removed.
+pub async fn open_discarding_secrets(url: &str, key: Key) -> Result<(Arc<dyn Store>, usize)> {
+    let fingerprint = key.fingerprint();
+    let store = open_unchecked(url, key).await?;
+    let removed = match check_key(store.as_ref(), &fingerprint).await {
+        Ok(()) => 0,
+        Err(StoreError::WrongKey { .. }) => {
+            let mut removed = store.cache_clear().await? as usize;
+            for c in store.credential_list().await? {
+                removed += usize::from(store.credential_delete(&c.tenant_id).await?);
+            }
+            store.setting_put(KEY_FINGERPRINT, &serde_json::json!(fingerprint)).await?;
+            removed
+        }
+        Err(e) => return Err(e),
+    };
+    store.recover_interrupted_runs().await?;
+    Ok((store, removed))
+}
+
+async fn open_unchecked(url: &str, key: Key) -> Result<Arc<dyn Store>> {
     let dialect: Box<dyn sql::Dialect> = match classify_url(url)? {
         UrlKind::Sqlite => Box::new(sql::sqlite::Sqlite::open(url).await?),
         UrlKind::Postgres => Box::new(sql::postgres::Pg::open(url).await?),
     };
-    let store: Arc<dyn Store> = Arc::new(sqlstore::SqlStore::new(dialect, key));
-    store.recover_interrupted_runs().await?;
-    Ok(store)
+    Ok(Arc::new(sqlstore::SqlStore::new(dialect, key)))
 }
 
 #[derive(Debug)]

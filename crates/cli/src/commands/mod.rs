@@ -7,6 +7,7 @@ mod diagnosis;
 mod gdap;
 mod history;
 mod inspect;
+mod key;
 mod login;
 mod output;
 mod permissions;
@@ -103,6 +104,9 @@ pub enum Command {
     /// An agent: inspections run from this machine's network for a server.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// The key that encrypts stored secrets.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -129,6 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiToken(cmd) => serve::api_token(cmd, g).await,
         Command::HashPassword => serve::hash_password().await,
         Command::Agent(cmd) => agent::run(cmd, g).await,
+        Command::Key(cmd) => key::run(cmd, g).await,
     }
 }
 

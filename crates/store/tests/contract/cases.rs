@@ -894,17 +894,19 @@ pub async fn wrong_key_fails_cleanly(store: S, db: Db) {
     store.close().await;
     drop(store);
 
-    let other = db.open_with(Key::generate()).await.expect("open with another key");
-    let err = other.cache_get("rt").await.expect_err("must fail");
-    assert!(matches!(&err, StoreError::Crypto { record } if record.contains("rt")), "{err}");
-    assert!(err.to_string().contains("key"), "{err}");
-    let err = other.credential_get(&tid("tenant-a")).await.expect_err("must fail");
-    assert!(matches!(err, StoreError::Crypto { .. }), "{err}");
-    // Everything that is not secret is still usable, and the cache can be
-    // cleared to recover.
-    assert_eq!(other.list_tenants().await.expect("tenants").len(), 1);
-    assert_eq!(other.cache_list().await.expect("list").len(), 1);
-    assert_eq!(other.cache_clear().await.expect("clear"), 1);
+    // Another key is refused at open, before anything could be written under it, and the error
+    // names no secret.
+    let err = db.open_with(Key::generate()).await.err().expect("another key is refused");
+    assert!(matches!(&err, StoreError::WrongKey { secrets: 2, .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("key") && !text.contains("the-refresh-token") && !text.contains("the-client-secret"),
+        "{text}"
+    );
+    // The right key still reads everything.
+    let same = db.open_with(db.key.clone()).await.expect("the right key");
+    assert!(same.cache_get("rt").await.expect("token").is_some());
+    assert_eq!(same.list_tenants().await.expect("tenants").len(), 1);
 }
 
 pub async fn app_credentials(store: S, _db: Db) {
@@ -2026,4 +2028,43 @@ pub async fn agents_enroll_once_and_are_revoked(store: S, _db: Db) {
     store.set_tenant_pool(&tid("t1"), None).await.expect("default");
     assert_eq!(store.tenant_pools().await.expect("pools"), vec![(tid("t2"), "dc1".to_string())]);
     assert!(store.set_tenant_pool(&tid("t3"), Some(" ")).await.is_err(), "an empty pool is refused");
+}
+
+/// Another key than the one the stored secrets were encrypted with is refused (a lost key file is
+/// not silently replaced); a store without secrets adopts the key; after the old key is lost,
+/// its secrets can be discarded and everything else is kept.
+pub async fn a_lost_key_is_not_silently_replaced(store: S, db: Db) {
+    store.upsert_tenant(&tenant("t-key", None, "Keyed")).await.expect("tenant");
+    store.credential_put(&credential("t-key", CredentialKind::Secret, "s3cret")).await.expect("credential");
+    store.close().await;
+    let other = store::Key::generate();
+    let refused = store::open(&db.url, other.clone()).await.err().expect("another key is refused");
+    match &refused {
+        store::StoreError::WrongKey { expected, found, secrets } => {
+            assert_eq!(
+                (expected.as_str(), found.as_str(), *secrets),
+                (db.key.fingerprint().as_str(), other.fingerprint().as_str(), 1)
+            );
+        }
+        e => panic!("unexpected error: {e}"),
+    }
+    assert!(refused.to_string().contains("key reset"), "the message says how to recover: {refused}");
+    // The right key still opens it, with the secret intact.
+    let again = store::open(&db.url, db.key.clone()).await.expect("the right key opens it");
+    assert!(again.credential_get(&tid("t-key")).await.expect("credential").is_some());
+    again.close().await;
+    // The old key is lost: its secret goes, the tenant stays, and the new key is adopted.
+    let (reset, removed) = store::open_discarding_secrets(&db.url, other.clone()).await.expect("reset");
+    assert_eq!(removed, 1);
+    assert!(reset.credential_list().await.expect("list").is_empty());
+    assert!(reset.get_tenant(&tid("t-key")).await.expect("tenant").is_some());
+    reset.close().await;
+    let adopted = store::open(&db.url, other).await.expect("the new key is the store's now");
+    adopted.close().await;
+    // Without secrets, a store adopts whatever key it is given.
+    let fresh = store::Key::generate();
+    let (s, removed) = store::open_discarding_secrets(&db.url, fresh.clone()).await.expect("open");
+    assert_eq!(removed, 0);
+    s.close().await;
+    store::open(&db.url, fresh).await.expect("adopted").close().await;
 }

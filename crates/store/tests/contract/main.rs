@@ -77,6 +77,7 @@ contract_tests!(
     sessions_tokens_and_the_append_only_audit_log,
     latest_results_per_tenant,
     agents_enroll_once_and_are_revoked,
+    a_lost_key_is_not_silently_replaced,
 );
 
 /// The child process of `killed_process_loses_nothing_committed`: does
