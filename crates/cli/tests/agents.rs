@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::platform::{CONFIG, Server, api_token, start_server, tls_files};
-use common::{Env, MEGAN};
+use common::Env;
+use common::platform::{Server, api_token, inspected, start_server, tls_files, unscheduled};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sim::WorldSource;
@@ -96,18 +96,10 @@ async fn committed(server: &Server, token: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_enroll_once_run_their_pools_jobs_survive_a_kill_and_are_revoked() {
     let env = Env::start(WorldSource::Demo).await;
-    env.login(MEGAN, &[]).await;
-    // The partner and its customers are known (the command line inspected them once); the
-    // scheduler stays off so that the only jobs are the ones started here.
-    let out = env.run(&["inspect", "--all"]);
-    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        CONFIG
-            .replace("tick_seconds = 1", "tick_seconds = 1\nenabled = false")
-            .replace("drain_seconds = 2", "drain_seconds = 2\nagent_offline_seconds = 3"),
-    )
-    .expect("config");
+    // The partner and its customers are known; the scheduler stays off so that the only jobs are
+    // the ones started here.
+    inspected(&env).await;
+    unscheduled(&env, "agent_offline_seconds = 3");
     let (ca, cert, key) = tls_files(env.dir.path());
     let ca_file = env.dir.path().join("server-ca.pem");
     std::fs::write(&ca_file, &ca).expect("CA file");
@@ -377,14 +369,8 @@ async fn conditional_access_names_the_pool_whose_address_it_allows_and_agents_wo
     std::fs::write(&world, demo.replace("ranges = [\"203.0.113.0/24\"]", "ranges = [\"127.0.0.2/32\"]"))
         .expect("world");
     let env = Env::start(WorldSource::File(world)).await;
-    env.login(MEGAN, &[]).await;
-    let out = env.run(&["inspect", "--all"]);
-    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        CONFIG.replace("tick_seconds = 1", "tick_seconds = 1\nenabled = false"),
-    )
-    .expect("config");
+    inspected(&env).await;
+    unscheduled(&env, "");
     let (ca, cert, key) = tls_files(env.dir.path());
     let ca_file = env.dir.path().join("server-ca.pem");
     std::fs::write(&ca_file, &ca).expect("CA file");

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{Env, MEGAN};
+use common::Env;
+use common::platform::{inspected, store_of, unscheduled};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use sim::WorldSource;
@@ -144,18 +145,10 @@ async fn an_engineer_reads_a_cause_reruns_with_a_trace_and_a_viewer_changes_noth
     let Some((_driver, client)) = browser().await else { return };
     let axe = axe_source();
     let env = Env::start(WorldSource::Demo).await;
-    env.login(MEGAN, &[]).await;
-    let out = env.run(&["inspect", "--all"]);
-    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(env.data_dir().join("config.toml"), "[server.schedule]\nenabled = false\n").expect("config");
+    inspected(&env).await;
+    unscheduled(&env, "");
     let (_server, base) = serve(&env).await;
-    let data = env.data_dir();
-    let store = store::open(
-        &format!("sqlite://{}?mode=rwc", data.join("tenantscope.db").display()),
-        store::Key::from_env_or_file(&data).expect("key"),
-    )
-    .await
-    .expect("store");
+    let store = store_of(&env).await;
     let northwind = env.tenant_id("northwind");
     store
         .set_tenant_label(&store::TenantId::new(&northwind), Some("<img src=x onerror=alert(1)>"))

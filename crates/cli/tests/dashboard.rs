@@ -4,17 +4,10 @@
 
 mod common;
 
-use common::platform::{CONFIG, api_token, start_server, tls_files};
+use common::platform::{api_token, inspected, start_server, store_of, tls_files, unscheduled};
 use common::{Env, MEGAN};
 use reqwest::{StatusCode, header};
 use sim::WorldSource;
-
-/// Opens the server's store from the test (the same SQLite database and key).
-async fn store_of(env: &Env) -> std::sync::Arc<dyn store::Store> {
-    let data = env.data_dir();
-    let key = store::Key::from_env_or_file(&data).expect("key");
-    store::open(&format!("sqlite://{}?mode=rwc", data.join("tenantscope.db").display()), key).await.expect("store")
-}
 
 /// A session of `role` for a person called `name`; returns (cookie, CSRF token).
 async fn session(store: &dyn store::Store, name: &str, role: &str) -> (String, String) {
@@ -75,14 +68,8 @@ impl Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_causes_and_fixes_and_runs_a_tenant_for_an_engineer_only() {
     let env = Env::start(WorldSource::Demo).await;
-    env.login(MEGAN, &[]).await;
-    let out = env.run(&["inspect", "--all"]);
-    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(
-        env.data_dir().join("config.toml"),
-        CONFIG.replace("tick_seconds = 1", "tick_seconds = 1\nenabled = false"),
-    )
-    .expect("config");
+    inspected(&env).await;
+    unscheduled(&env, "");
     let (ca, cert, key) = tls_files(env.dir.path());
     let engineer_token = api_token(&env, "engineer", "engineer");
     let server = start_server(&env, &ca, &cert, &key).await;

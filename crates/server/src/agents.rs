@@ -187,13 +187,18 @@ pub async fn create_enrollment(
     Ok(response)
 }
 
+/// Every agent with its state as of now (the API's list, the dashboard's page, the pools' health).
+pub async fn agent_items(state: &AppState) -> Result<Vec<AgentItem>, StoreError> {
+    let now = Utc::now();
+    let offline = state.config.agent_offline;
+    Ok(state.store.agent_list().await?.into_iter().map(|a| AgentItem::of(a, now, offline)).collect())
+}
+
 /// Every agent with its health.
 #[utoipa::path(get, path = "/api/v1/agents", responses((status = 200, body = Vec<AgentItem>)))]
 pub async fn list_agents(State(state): State<AppState>, who: Principal) -> ApiResult<Json<Vec<AgentItem>>> {
     who.require(Role::Viewer)?;
-    let now = Utc::now();
-    let offline = state.config.agent_offline;
-    Ok(Json(state.store.agent_list().await?.into_iter().map(|a| AgentItem::of(a, now, offline)).collect()))
+    Ok(Json(agent_items(&state).await?))
 }
 
 /// Revokes an agent: its next call is refused, and the job it holds goes to another agent of the
@@ -247,6 +252,7 @@ pub struct Pools {
     pub default: String,
     of_tenant: std::collections::HashMap<store::TenantId, String>,
     unhealthy: std::collections::HashMap<String, diagnose::Diagnosis>,
+    agents: Vec<AgentItem>,
 }
 
 impl Pools {
@@ -254,20 +260,26 @@ impl Pools {
         let now = Utc::now();
         let of_tenant: std::collections::HashMap<store::TenantId, String> =
             state.store.tenant_pools().await?.into_iter().collect();
-        let mut members: std::collections::HashMap<String, Vec<AgentItem>> = std::collections::HashMap::new();
-        for agent in state.store.agent_list().await? {
-            members.entry(agent.pool.clone()).or_default().push(AgentItem::of(agent, now, state.config.agent_offline));
+        let agents = agent_items(state).await?;
+        let mut members: std::collections::HashMap<&str, Vec<AgentItem>> = std::collections::HashMap::new();
+        for agent in &agents {
+            members.entry(agent.pool.as_str()).or_default().push(agent.clone());
         }
         let mut unhealthy = std::collections::HashMap::new();
         let used: std::collections::HashSet<&String> = of_tenant.values().collect();
         for pool in used {
-            let agents = members.get(pool).map(Vec::as_slice).unwrap_or(&[]);
-            if agents.iter().any(|a| a.state == "healthy") {
+            let of_pool = members.get(pool.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            if of_pool.iter().any(|a| a.state == "healthy") {
                 continue;
             }
-            unhealthy.insert(pool.clone(), pool_diagnosis(pool, agents, now));
+            unhealthy.insert(pool.clone(), pool_diagnosis(pool, of_pool, now));
         }
-        Ok(Pools { default: state.config.worker.pool.clone(), of_tenant, unhealthy })
+        Ok(Pools { default: state.config.worker.pool.clone(), of_tenant, unhealthy, agents })
+    }
+
+    /// Every agent with its state, as read for these pools.
+    pub fn agents(&self) -> &[AgentItem] {
+        &self.agents
     }
 
     /// The pool whose agents inspect `tenant`.

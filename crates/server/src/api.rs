@@ -623,15 +623,7 @@ pub(crate) async fn tenant_detail(state: &AppState, id: &str) -> ApiResult<Json<
     if let Some(d) = diagnosis.as_mut().filter(|d| d["cause"] == "conditional_access_blocked")
         && let Some((_, dataprint)) = state.store.last_good_dataprint(&record.id).await?
     {
-        let now = Utc::now();
-        let agents: Vec<crate::agents::AgentItem> = state
-            .store
-            .agent_list()
-            .await?
-            .into_iter()
-            .map(|a| crate::agents::AgentItem::of(a, now, state.config.agent_offline))
-            .collect();
-        crate::agents::place_blocked_tenant(d, &dataprint, &agents, pools.of(&record.id));
+        crate::agents::place_blocked_tenant(d, &dataprint, pools.agents(), pools.of(&record.id));
     }
     let gdap = record.gdap.clone();
     let tenant = tenant_item(record, last.as_ref(), &pools);

@@ -75,6 +75,16 @@ impl Operator {
         format!("user:{} ({})", self.name, self.subject)
     }
 
+    /// The caller as the API's handlers know it, for the actions a page's form shares with them.
+    fn principal(&self) -> crate::auth::Principal {
+        crate::auth::Principal {
+            actor: self.actor(),
+            role: self.role,
+            via: crate::auth::Via::Session { id_hash: self.id_hash.clone() },
+            address: self.address.clone(),
+        }
+    }
+
     fn chrome(&self, active: &str) -> Chrome {
         let [css, js] = assets();
         Chrome {
@@ -383,12 +393,7 @@ pub async fn start_job(State(state): State<AppState>, who: Operator, Form(form):
         "doctor" => json!({"tenant": form.tenant}),
         other => return Err(Problem::bad_request(format!("unknown job kind {other:?}")).into()),
     };
-    let principal = crate::auth::Principal {
-        actor: who.actor(),
-        role: who.role,
-        via: crate::auth::Via::Session { id_hash: who.id_hash.clone() },
-        address: who.address.clone(),
-    };
+    let principal = who.principal();
     let job = crate::api::queue_job(&state, &principal, &form.kind, params, None).await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
 }
@@ -431,13 +436,9 @@ pub async fn job(State(state): State<AppState>, who: Operator, Segment(id): Segm
 
 /// `GET /agents`: every agent with its health.
 pub async fn agents(State(state): State<AppState>, who: Operator) -> PageResult {
-    let now = Utc::now();
-    let rows: Vec<AgentRow> = state
-        .store
-        .agent_list()
+    let rows: Vec<AgentRow> = crate::agents::agent_items(&state)
         .await?
         .into_iter()
-        .map(|a| crate::agents::AgentItem::of(a, now, state.config.agent_offline))
         .map(|a| AgentRow {
             name: a.name,
             pool: a.pool,
@@ -499,12 +500,7 @@ pub async fn partner(State(state): State<AppState>, who: Operator) -> PageResult
 /// sign-in and shows the code to type.
 pub async fn partner_sign_in(State(state): State<AppState>, who: Operator, Form(form): Form<CsrfForm>) -> PageResult {
     who.allow(&form.csrf, Role::Admin)?;
-    let principal = crate::auth::Principal {
-        actor: who.actor(),
-        role: who.role,
-        via: crate::auth::Via::Session { id_hash: who.id_hash.clone() },
-        address: who.address.clone(),
-    };
+    let principal = who.principal();
     let started = crate::api::start_partner_sign_in(&state, &principal, None).await?;
     state
         .store

@@ -155,3 +155,27 @@ pub fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode) {
     assert_eq!(body["status"], expected.as_u16(), "problem details carry the status: {body}");
     assert!(body["title"].is_string() && body["type"].is_string(), "{body}");
 }
+
+/// The demo partner signed in and every tenant inspected once by the command line, so that the
+/// platform starts with its customers known.
+pub async fn inspected(env: &Env) {
+    env.login(super::MEGAN, &[]).await;
+    let out = env.run(&["inspect", "--all"]);
+    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The test configuration with the scheduler off (the only jobs are the test's own), and `extra`
+/// lines in its `[server]` table.
+pub fn unscheduled(env: &Env, extra: &str) {
+    let config = CONFIG
+        .replace("tick_seconds = 1", "tick_seconds = 1\nenabled = false")
+        .replace("drain_seconds = 2", &format!("drain_seconds = 2\n{extra}"));
+    std::fs::write(env.data_dir().join("config.toml"), config).expect("config");
+}
+
+/// The server's own store (its SQLite database and key), opened from the test.
+pub async fn store_of(env: &Env) -> std::sync::Arc<dyn store::Store> {
+    let data = env.data_dir();
+    let key = store::Key::from_env_or_file(&data).expect("key");
+    store::open(&format!("sqlite://{}?mode=rwc", data.join("tenantscope.db").display()), key).await.expect("store")
+}
