@@ -32,17 +32,50 @@ pub fn private_dir(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The database of a data directory: `--database-url`, else SQLite in the directory.
+pub fn database_url(global: &Global, data_dir: &Path) -> String {
+    match &global.database_url {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}?mode=rwc", data_dir.join("tenantscope.db").display()),
+    }
+}
+
+/// Opens the store, first settling a key rotation that a killed `key rotate` left behind: if its
+/// transaction committed, the database needs the next key, which is installed as the key; if it
+/// did not, the next key is removed. Either way the key file and the database agree after.
+async fn open_store(url: &str, key: store::Key, data_dir: &Path) -> Result<Arc<dyn Store>, store::StoreError> {
+    let from_env = std::env::var(store::KEY_ENV).is_ok_and(|v| !v.trim().is_empty());
+    let next = if from_env { None } else { store::Key::read_next(data_dir)? };
+    let Some(next) = next else { return store::open(url, key).await };
+    match store::open(url, key).await {
+        Ok(store) => {
+            store::Key::discard_next(data_dir)?;
+            eprintln!("note: an interrupted key rotation had not committed; the key is unchanged");
+            Ok(store)
+        }
+        Err(store::StoreError::WrongKey { expected, .. }) if expected == next.fingerprint() => {
+            store::Key::install_next(data_dir)?;
+            eprintln!("note: finished an interrupted key rotation; the new key is now the key file");
+            store::open(url, next).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl Ctx {
     pub async fn open(global: &Global) -> anyhow::Result<Ctx> {
         let data_dir = global.data_dir.clone().unwrap_or_else(crate::commands::default_data_dir);
         private_dir(&data_dir)?;
         let key = store::Key::from_env_or_file(&data_dir).context("cannot load the encryption key")?;
-        let url = match &global.database_url {
-            Some(u) => u.clone(),
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("tenantscope.db").display()),
+        let url = database_url(global, &data_dir);
+        let store = match open_store(&url, key, &data_dir).await {
+            Ok(store) => store,
+            // It already names the file and says why.
+            Err(e @ store::StoreError::Open { .. }) => return Err(e.into()),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot open the database {}", redact_url(&url))));
+            }
         };
-        let store =
-            store::open(&url, key).await.with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
         let saved = store.setting_get("cloud").await?.and_then(|v| v.as_str().map(str::to_string));
         let cloud_spec = global.cloud.clone().or(saved).unwrap_or_else(|| "global".to_string());
         let mut cloud = Cloud::resolve(&cloud_spec).map_err(|e| anyhow!("{e}"))?;

@@ -44,10 +44,28 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, each said once. Library errors often repeat their
+/// source's text in their own (`database error: {0}` over the SQLite error, over the I/O error),
+/// so a cause whose text the line already holds adds nothing and is left out.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Ends the process quietly with status 0 when standard output (or error) is closed early
@@ -104,4 +122,19 @@ fn init_tracing(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_cause_of_an_error_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied (os error 13)");
+        let e = anyhow::Error::new(io)
+            .context("I/O error on /data/key: Permission denied (os error 13)")
+            .context("cannot load the encryption key");
+        assert_eq!(
+            super::error_text(&e),
+            "cannot load the encryption key: I/O error on /data/key: Permission denied (os error 13)"
+        );
+    }
 }

@@ -27,6 +27,9 @@ pub(crate) enum GraphKind {
     IdentityDisabled,
     Throttled,
     ServerError,
+    /// A delta link Graph no longer honours (`resyncRequired`, `syncStateNotFound`, 410 Gone): the
+    /// round must start again from a full read.
+    Resync,
     /// Graph refused the request itself (query shape), not the caller.
     BadRequest,
     NotFound,
@@ -192,6 +195,9 @@ pub(crate) fn classify(
     {
         return GraphKind::Denied;
     }
+    if code_l == "resyncrequired" || code_l == "syncstatenotfound" || status == 410 {
+        return GraphKind::Resync;
+    }
     if status >= 500
         || code_l == "servicenotavailable"
         || code_l == "generalexception"
@@ -216,8 +222,6 @@ pub(crate) fn classify(
         || code_l == "badrequest"
         || code_l == "invalidrequest"
         || code_l == "notsupported"
-        || code_l == "resyncrequired"
-        || code_l == "syncstatenotfound"
         || status == 400
         || status == 405
     {
@@ -271,6 +275,9 @@ mod tests {
         assert_eq!(c("TooManyRequests", None, "Please retry again later.", 429), GraphKind::Throttled);
         assert_eq!(c("", None, "", 503), GraphKind::ServerError);
         assert_eq!(c("Request_UnsupportedQuery", None, "Unsupported Query.", 400), GraphKind::BadRequest);
+        assert_eq!(c("resyncRequired", None, "Resync required.", 400), GraphKind::Resync);
+        assert_eq!(c("SyncStateNotFound", None, "", 410), GraphKind::Resync);
+        assert_eq!(c("", None, "", 410), GraphKind::Resync);
         assert_eq!(c("", None, "", 401), GraphKind::Unauthorized);
         assert_eq!(
             c(

@@ -821,6 +821,17 @@ fn graph_rules(g: &GraphFailure, facts: &Facts, out: &mut Vec<Cand>) {
         GraphKind::Denied => denied(g, facts, out),
         GraphKind::Throttled => out.push(Cand::new(Cause::Throttled, 0.9, format!("Microsoft Graph is throttling the requests ({code})."))),
         GraphKind::ServerError => out.push(Cand::new(Cause::ServiceUnavailable, 0.85, format!("Microsoft Graph answered {} ({code}): the service is unavailable or failed internally.", g.http_status))),
+        GraphKind::Resync => out.push(
+            Cand::new(
+                Cause::ServiceUnavailable,
+                0.75,
+                format!("Graph kept refusing the delta round ({code}: {}) even after it was started again from a full read.", short(&g.message, 200)),
+            )
+            .fix(&[
+                "Run the inspection again: Graph asks for a new delta round when its sync state was lost, and a fresh round normally succeeds.",
+                "If it recurs, run `tenantscope inspect --tenant {tenant_id} --full` to read every collection in full without delta links.",
+            ]),
+        ),
         GraphKind::BadRequest => out.push(
             Cand::new(Cause::Unknown, 0.6, format!("Graph rejected the request itself ({code}: {}); this is not an access problem.", short(&g.message, 200)))
                 .fix(&["Run with `--debug` and report the redacted trace: the query tenantscope sent is not one this tenant's Graph accepts (for example an advanced query without `ConsistencyLevel: eventual`)."]),
@@ -1180,9 +1191,15 @@ fn transport_rules(t: &TransportFailure, facts: &Facts, out: &mut Vec<Cand>) {
             let cloud = host.as_deref().and_then(hosts::cloud_of_host);
             match cloud {
                 Some(c) => out.push(Cand::new(Cause::WrongCloud, 0.8, format!("A response pointed tenantscope to {where_}, a host of the {c} cloud, outside the configured cloud; the token was not sent there."))),
+                // Not a Microsoft host at all: either the cloud file names a Graph URL other than
+                // the one that answers (a proxy or gateway in front of Graph), or something on the
+                // path rewrites responses. Both are fixed in the configuration of the path to Graph.
                 None => out.push(
-                    Cand::new(Cause::Unknown, 0.8, format!("A response pointed tenantscope to {where_}, which is not a host of the configured Microsoft cloud; tenantscope refused to send the token there."))
-                        .fix(&["Treat this as suspicious: a nextLink or redirect to a foreign host can be an attempt to capture the token. Check for a proxy rewriting responses, run with `--debug`, and report the redacted trace."]),
+                    Cand::new(Cause::WrongCloud, 0.6, format!("A response pointed tenantscope to {where_}, which is not a host of the configured Microsoft cloud; tenantscope refused to send the token there."))
+                        .fix(&[
+                            "Compare the cloud file's `graph_url` with the host the response pointed to: if Graph is reached through a gateway, the cloud file must name the host that answers.",
+                            "Otherwise treat this as suspicious: a nextLink or redirect to a foreign host can be an attempt to capture the token. Check for a proxy rewriting responses, run with `--debug`, and report the redacted trace.",
+                        ]),
                 ),
             }
         }
@@ -1387,6 +1404,18 @@ fn check_for_unknown(failure: Option<&Failure>) -> Check {
     }
 }
 
+/// The check a diagnosis belongs to. Throttling, an unavailable service and an unknown failure
+/// happen at whichever layer answered: a Graph 503 after its retries is a failure of the Graph
+/// reads (check 5), not of token retrieval, and a dropped connection is the agent's network.
+fn check_of(cause: Cause, failure: Option<&Failure>) -> Check {
+    match (cause, failure) {
+        (Cause::Unknown, _) => check_for_unknown(failure),
+        (Cause::Throttled | Cause::ServiceUnavailable, Some(Failure::Graph(_))) => Check::Permissions,
+        (Cause::Throttled | Cause::ServiceUnavailable, Some(Failure::Transport(_))) => Check::Agent,
+        _ => cause.check(),
+    }
+}
+
 pub(crate) fn finalize(cands: Vec<Cand>, facts: &Facts, failure: Option<&Failure>) -> Vec<Diagnosis> {
     let mut cands = cands;
     if cands.is_empty() {
@@ -1425,9 +1454,7 @@ pub(crate) fn finalize(cands: Vec<Cand>, facts: &Facts, failure: Option<&Failure
                 fix.push(step);
             }
         }
-        let check = c
-            .check
-            .unwrap_or_else(|| if c.cause == Cause::Unknown { check_for_unknown(failure) } else { c.cause.check() });
+        let check = c.check.unwrap_or_else(|| check_of(c.cause, failure));
         out.push(Diagnosis {
             cause: c.cause,
             summary: fill(&c.summary, &prose, &id),

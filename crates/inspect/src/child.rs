@@ -254,6 +254,9 @@ fn graph_code(e: &Error) -> Option<&str> {
     }
 }
 
+/// How many times a full delta round that Graph tells to resync is started again.
+const MAX_DELTA_RESTARTS: u32 = 2;
+
 fn is_resync(e: &Error) -> bool {
     match e.root() {
         Error::Graph(g) => {
@@ -656,7 +659,19 @@ impl Child<'_> {
             }
         }
         o.mode = Mode::Full;
-        let d = self.graph.delta(&target, c.path).await?;
+        // A full round can itself be told to resync: Graph loses the sync state of a round in
+        // progress, or a retried last page meets a state it already consumed. The round starts
+        // again from the beginning, a bounded number of times, before the collector fails.
+        let mut restarts = 0;
+        let d = loop {
+            match self.graph.delta(&target, c.path).await {
+                Err(e) if is_resync(&e) && restarts < MAX_DELTA_RESTARTS => {
+                    restarts += 1;
+                    tracing::info!(tenant = %self.target.tenant_id, collection = c.name, restarts, "delta round told to resync; starting it again");
+                }
+                other => break other?,
+            }
+        };
         links.push((c.name.to_string(), d.delta_link));
         Ok(d.changed)
     }

@@ -280,6 +280,9 @@ pub struct Runner<S: ?Sized = dyn Store> {
 struct Plan {
     targets: Vec<TenantTarget>,
     secrets: Vec<diagnose::SecretInfo>,
+    /// Selected tenants whose stored app credential cannot be decrypted: each fails on its own,
+    /// with the cause and the fix, instead of failing the run.
+    unreadable: Vec<store::AppCredentialMeta>,
 }
 
 impl<S: InspectStore + ?Sized> Runner<S> {
@@ -475,11 +478,12 @@ impl<S: InspectStore + ?Sized> Runner<S> {
         };
         let mut plan = self.plan(&customers, &accounts, &known, selected.as_ref()).await?;
         plan.targets.retain(|t| !done.contains(&t.tenant_id));
-        if plan.targets.is_empty() && partner_summary.is_none() {
+        plan.unreadable.retain(|m| !done.contains(&m.tenant_id));
+        if plan.targets.is_empty() && plan.unreadable.is_empty() && partner_summary.is_none() {
             self.store.finish_run(&run.id, store::RunStatus::Failed, self.clock.now(), &json!({})).await?;
             return Err(RunError::NothingToInspect);
         }
-        self.observer.planned(plan.targets.len());
+        self.observer.planned(plan.targets.len() + plan.unreadable.len());
 
         let child_options = ChildOptions {
             full: self.options.full,
@@ -498,6 +502,9 @@ impl<S: InspectStore + ?Sized> Runner<S> {
         let mut tenants = Vec::new();
         for r in results {
             tenants.push(r?);
+        }
+        for meta in &plan.unreadable {
+            tenants.push(self.unreadable_credential(&run.id, meta, &known).await);
         }
         tenants.sort_by_key(|t| t.display_name.to_ascii_lowercase());
 
@@ -572,8 +579,19 @@ impl<S: InspectStore + ?Sized> Runner<S> {
         let partner_id = partner.map(|a| TenantId::new(&a.home_tenant));
         let mut credentials = HashMap::new();
         let mut secrets = Vec::new();
+        let mut unreadable = Vec::new();
         for meta in self.store.credential_list().await? {
-            let Some(credential) = self.store.credential_get(&meta.tenant_id).await? else { continue };
+            let credential = match self.store.credential_get(&meta.tenant_id).await {
+                Ok(Some(credential)) => credential,
+                Ok(None) => continue,
+                Err(store::StoreError::Crypto { .. }) => {
+                    if selected.is_none_or(|s| s.contains(&meta.tenant_id)) {
+                        unreadable.push(meta);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if let Some(end) = credential.expires_at {
                 secrets.push(diagnose::SecretInfo {
                     app: credential.client_id.clone(),
@@ -605,7 +623,10 @@ impl<S: InspectStore + ?Sized> Runner<S> {
 
         let mut targets: Vec<TenantTarget> = Vec::new();
         for (id, name, domain, gdap) in candidates {
-            if targets.iter().any(|t| t.tenant_id == id) || partner_id.as_ref() == Some(&id) {
+            if targets.iter().any(|t| t.tenant_id == id)
+                || partner_id.as_ref() == Some(&id)
+                || unreadable.iter().any(|m| m.tenant_id == id)
+            {
                 continue;
             }
             let record = known.get(&id);
@@ -636,7 +657,64 @@ impl<S: InspectStore + ?Sized> Runner<S> {
                 grant: access.grant,
             });
         }
-        Ok(Plan { targets, secrets })
+        Ok(Plan { targets, secrets, unreadable })
+    }
+
+    /// Commits the failure of a tenant whose app credential cannot be decrypted: the database
+    /// was moved to another key, or the record was altered. Its other tenants are not affected.
+    async fn unreadable_credential(
+        &self,
+        run_id: &RunId,
+        meta: &store::AppCredentialMeta,
+        known: &HashMap<TenantId, TenantRecord>,
+    ) -> TenantSummary {
+        let record = known.get(&meta.tenant_id);
+        let cause = diagnose::Cause::ClientCredentialInvalid;
+        let tenant = meta.tenant_id.as_str();
+        let diagnosis = diagnose::Diagnosis {
+            cause,
+            summary: "The stored app credential of this tenant cannot be decrypted: it was encrypted with another key, or its record was altered."
+                .to_string(),
+            evidence: vec![
+                diagnose::Evidence::new("app", &meta.client_id),
+                diagnose::Evidence::new("credential", format!("{:?}, added {}", meta.kind, meta.added_at.to_rfc3339())),
+                diagnose::Evidence::new("store", "decryption failed (authenticated encryption refused the record)"),
+            ],
+            fix: vec![
+                format!("Remove the unreadable credential: `tenantscope tenants remove-app --tenant {tenant}`."),
+                format!(
+                    "Add the app credential again (`tenantscope tenants add-app --tenant {tenant} --client-id {} ...`), or reach the tenant through GDAP by signing in again with `tenantscope login`.",
+                    meta.client_id
+                ),
+                "If the data directory's key file was replaced, restore the original key instead: every secret it encrypted becomes readable again.".to_string(),
+            ],
+            confidence: 1.0,
+            check: cause.check(),
+            docs: cause.docs(),
+        };
+        let now = self.clock.now();
+        self.finish_tenant(
+            run_id,
+            Inspected {
+                tenant_id: &meta.tenant_id,
+                display_name: record.map(|r| r.display_name.clone()).unwrap_or_else(|| tenant.to_string()),
+                label: record.and_then(|r| r.label.clone()),
+                domain: record.and_then(|r| r.domain.clone()),
+                auth: AuthMode::App,
+                status: Status::Failed,
+                outcomes: &[],
+                dataprint: None,
+                diagnosis: Some(&diagnosis),
+                token_error: None,
+                previous: None,
+                metrics: &[],
+                delta_links: &[],
+                started: now,
+                finished: now,
+                requests: 0,
+            },
+        )
+        .await
     }
 
     async fn inspect_one(

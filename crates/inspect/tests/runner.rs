@@ -196,6 +196,64 @@ async fn a_tenant_the_store_refuses_fails_with_a_cause_and_the_run_goes_on() {
     assert!(f.store.last_tenant_run(&TenantId::new(&tailspin)).await.expect("read").is_none());
 }
 
+/// Graph finishes a delta round but its answer to the last page is lost, so the client's retry
+/// of that page is told to resync: the round starts again and the collection is read in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_on_the_retried_last_delta_page_restarts_the_round() {
+    let f = Fixture::new("sqlite::memory:").await;
+    let northwind = f.env.tenant_id("northwindtraders");
+    f.env.control(reqwest::Method::PUT, "faults", json!({"delta_last_page_lost": true, "tenants": [northwind]})).await;
+    let report = f.run().await;
+    let summary = f.summary(&report, "northwindtraders");
+    assert_eq!(summary.status, Status::Ok, "{summary:#?}");
+    for name in ["users", "groups"] {
+        let c = summary.collectors.iter().find(|c| c.name == name).expect("collector");
+        assert_eq!(c.status, inspect::child::OutcomeStatus::Ok, "{c:#?}");
+        assert_eq!(c.mode, Mode::Full);
+    }
+    let users = summary.collectors.iter().find(|c| c.name == "users").expect("users");
+    assert!(users.items.is_some_and(|n| n > 0), "{users:#?}");
+}
+
+/// An app credential that cannot be decrypted (its record was altered, or it was written under
+/// another key) fails its own tenant with the cause and the fix; the run inspects every other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecryptable_app_credential_fails_only_its_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.db");
+    let f = Fixture::new(&format!("sqlite://{}?mode=rwc", path.display())).await;
+    let woodgrove = TenantId::new(f.env.tenant_id("woodgrovebank"));
+    f.store
+        .credential_put(&store::AppCredential {
+            tenant_id: woodgrove.clone(),
+            client_id: "0b6f2c4d-7a1e-4c59-9f3e-5d1a2b3c4d5e".into(),
+            kind: store::CredentialKind::Secret,
+            secret: microsoft::SecretString::from("not-used".to_string()),
+            certificate_pem: None,
+            expires_at: None,
+            label: Some("Woodgrove".into()),
+            added_at: Utc::now(),
+        })
+        .await
+        .expect("credential stored");
+    let raw = sqlx_raw(&path).await;
+    // Other bytes in place of the ciphertext: authenticated encryption refuses them.
+    sqlx::query("UPDATE app_credentials SET secret = randomblob(length(secret))").execute(&raw).await.expect("tamper");
+    raw.close().await;
+
+    let report = f.run().await;
+    let failed = f.summary(&report, "woodgrovebank");
+    assert_eq!(failed.status, Status::Failed);
+    let diagnosis = failed.diagnosis.as_ref().expect("a cause");
+    assert_eq!(diagnosis.cause, "client_credential_invalid", "{diagnosis:#?}");
+    assert!(diagnosis.fix.iter().any(|f| f.contains("tenants remove-app")), "{diagnosis:#?}");
+    assert_eq!(f.summary(&report, "northwindtraders").status, Status::Ok);
+    let run = f.store.get_run(&report.run_id).await.expect("read").expect("run");
+    assert_eq!(run.status, store::RunStatus::Partial);
+    let committed = f.store.last_tenant_run(&woodgrove).await.expect("read").expect("the failure is committed");
+    assert!(committed.diagnosis.is_some_and(|d| d["cause"] == "client_credential_invalid"));
+}
+
 async fn sqlx_raw(path: &std::path::Path) -> sqlx::SqlitePool {
     let options =
         sqlx::sqlite::SqliteConnectOptions::new().filename(path).busy_timeout(std::time::Duration::from_secs(15));

@@ -125,8 +125,31 @@ impl Authenticator {
         }
     }
 
-    /// The partner account signed in with this app, if any.
+    /// The partner account signed in with this app, if any. A partner signed in for another
+    /// identity of this cloud (same name and sign-in host, another Graph URL, resource or port) is an
+    /// error that says so: its tokens are never used here, and a new sign-in is the way on.
     pub async fn account(&self) -> Result<Option<Account>, Error> {
+        if let Some(account) = self.current_account().await? {
+            return Ok(Some(account));
+        }
+        let other = self.cache.list().await?.into_iter().find(|t| {
+            t.kind == TokenKind::Account
+                && t.client_id == self.client_id
+                && t.key.ends_with("|partner")
+                && t.key.starts_with(&format!("{}#", self.cloud.same_name_prefix()))
+        });
+        match other {
+            Some(_) => Err(Error::SignIn(format!(
+                "the partner signed in to another configuration of cloud {:?}; the one in use now is {}. Tokens are never sent to a cloud other than the one they were obtained from: run `tenantscope login` again",
+                self.cloud.name,
+                self.cloud.identity()
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// The partner account signed in with this app for exactly this cloud, if any.
+    async fn current_account(&self) -> Result<Option<Account>, Error> {
         Ok(self.cache.get(&self.account_key(AccountRole::Partner, "")).await?.map(Self::account_of))
     }
 
@@ -138,13 +161,11 @@ impl Authenticator {
     /// Every signed-in account: the partner and the direct ones.
     pub async fn accounts(&self) -> Result<Vec<Account>, Error> {
         let mut out = Vec::new();
-        for info in self
-            .cache
-            .list()
-            .await?
-            .into_iter()
-            .filter(|t| t.kind == TokenKind::Account && t.client_id == self.client_id)
-        {
+        for info in self.cache.list().await?.into_iter().filter(|t| {
+            t.kind == TokenKind::Account
+                && t.client_id == self.client_id
+                && t.key.starts_with(&format!("{}|", self.cloud_key()))
+        }) {
             if let Some(t) = self.cache.get(&info.key).await? {
                 out.push(Self::account_of(t));
             }
@@ -209,7 +230,7 @@ impl Authenticator {
         let cloud = self.cloud_key();
         // The previous account in this role must not keep serving tokens.
         let previous = match role {
-            AccountRole::Partner => self.account().await?,
+            AccountRole::Partner => self.current_account().await?,
             AccountRole::Direct => self.direct_account(&tid).await?,
         };
         if let Some(p) = previous {

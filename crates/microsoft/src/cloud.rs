@@ -183,9 +183,31 @@ impl Cloud {
             && url.password().is_none()
     }
 
-    /// A stable key for the cache: tokens of one cloud never serve another.
+    /// A stable key for the cache: tokens of one cloud never serve another. It covers the cloud's
+    /// whole identity (sign-in URL, Graph URL, Graph resource, ports included), so a cloud file that
+    /// keeps a name and a sign-in host but points Graph elsewhere never receives the tokens obtained
+    /// for the original; the readable part lets [`Cloud::same_name_prefix`] find such a sign-in.
     pub(crate) fn cache_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let identity = format!("{}\n{}\n{}", self.login_url, self.graph_url, self.graph_resource);
+        let digest = Sha256::digest(identity.as_bytes());
+        let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("{}#{short}", self.same_name_prefix())
+    }
+
+    /// The part of [`Cloud::cache_key`] that names the cloud without its identity.
+    pub(crate) fn same_name_prefix(&self) -> String {
         format!("{}@{}", self.name, self.login_url.host_str().unwrap_or(""))
+    }
+
+    /// The cloud's identity as the user configured it, for messages.
+    pub fn identity(&self) -> String {
+        format!(
+            "sign-in {}, Graph {} (resource {})",
+            self.login_url.as_str().trim_end_matches('/'),
+            self.graph_url.as_str().trim_end_matches('/'),
+            self.graph_resource
+        )
     }
 }
 

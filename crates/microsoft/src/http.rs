@@ -155,7 +155,28 @@ impl Transport {
                 builder = builder.add_root_certificate(c);
             }
         }
-        let client = builder.build().map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let client = builder.build().map_err(|e| {
+            // reqwest's own text is only "builder error"; the reason is in its sources. With an
+            // extra CA the one thing that can fail here is a certificate rustls cannot use.
+            let mut reason = String::new();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason = s.to_string();
+                source = s.source();
+            }
+            match (&cloud.ca_file, &cloud.ca_pem) {
+                (Some(path), _) => Error::Config(format!(
+                    "the CA file {} holds a certificate that cannot be trusted as a root ({}): give a PEM file of CA certificates",
+                    path.display(),
+                    if reason.is_empty() { "malformed certificate" } else { reason.as_str() }
+                )),
+                (None, Some(_)) => Error::Config(format!(
+                    "the cloud's CA certificate cannot be trusted as a root ({})",
+                    if reason.is_empty() { "malformed certificate" } else { reason.as_str() }
+                )),
+                (None, None) => Error::Config(format!("cannot build the HTTP client: {e}: {reason}")),
+            }
+        })?;
         Ok(Transport { client, options, har, stats: Arc::new(Stats::default()) })
     }
 
@@ -310,4 +331,26 @@ fn transport_error(url: &str, e: &reqwest::Error) -> Error {
         TransportKind::Other
     };
     Error::Transport(TransportError { url: url.into(), kind, message: chain })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PEM block whose content is not a certificate is named with its file and the reason,
+    /// never reqwest's bare "builder error".
+    #[test]
+    fn a_ca_file_with_a_broken_certificate_says_which_file_and_why() {
+        let cloud = Cloud {
+            name: "x".into(),
+            login_url: url::Url::parse("https://login.example").unwrap(),
+            graph_url: url::Url::parse("https://graph.example").unwrap(),
+            graph_resource: "https://graph.example".into(),
+            ca_pem: Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()),
+            ca_file: Some("proxy-ca.pem".into()),
+        };
+        let err = Transport::new(&cloud, TransportOptions::default(), None).err().expect("refused").to_string();
+        assert!(err.contains("proxy-ca.pem") && err.contains("cannot be trusted as a root"), "{err}");
+        assert!(!err.contains("builder error"), "{err}");
+    }
 }

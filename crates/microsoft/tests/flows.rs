@@ -463,3 +463,43 @@ async fn transient_faults_are_retried() {
     assert!(users.len() > 100);
     assert!(microsoft::http::Stats::get(&client.transport.stats.retries) > 0);
 }
+
+#[tokio::test]
+async fn a_cloud_that_points_graph_elsewhere_never_receives_the_cached_tokens() {
+    let env = Env::start().await;
+    let store = Arc::new(MemoryTokenStore::default());
+    let auth = env.auth_with(store.clone(), None);
+    env.login(&auth, MEGAN, "organizations", AccountRole::Partner).await.expect("sign in");
+    let northwind = env.tenant("northwindtraders");
+    auth.access_token(&northwind, &Grant::Partner).await.expect("a cached GDAP token");
+
+    // Another host that counts every connection: a token can only reach it over one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let connections = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    // The same name and sign-in URL as the cloud the partner signed in to; only Graph differs.
+    let cloud = microsoft::Cloud { graph_url: url::Url::parse(&elsewhere).unwrap(), ..env.cloud.clone() };
+    let transport =
+        microsoft::http::Transport::new(&cloud, microsoft::http::TransportOptions::default(), None).expect("transport");
+    let other = Arc::new(microsoft::Authenticator::new(cloud, transport, store.clone(), CLIENT));
+
+    let err = other.account().await.expect_err("a sign-in for another configuration of the cloud is not used");
+    assert!(err.to_string().contains("run `tenantscope login` again"), "{err}");
+    assert!(err.to_string().contains(&elsewhere), "the message names the cloud in use: {err}");
+    let err = graph(other.clone())
+        .get(&Target { tenant: northwind.clone(), grant: Grant::Partner }, "users", &[])
+        .await
+        .expect_err("no token for a Graph the sign-in was not made for");
+    assert!(err.to_string().contains("tenantscope login"), "{err}");
+    assert!(other.accounts().await.unwrap().is_empty(), "the other configuration's accounts are not listed");
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "the other Graph host was never contacted");
+
+    // The original configuration still works from the same store.
+    assert!(auth.access_token(&northwind, &Grant::Partner).await.unwrap().from_cache);
+}

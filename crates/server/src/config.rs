@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub trace_retention: Duration,
     /// An agent without a heartbeat for this long is offline.
     pub agent_offline: Duration,
+    /// How long inspection history is kept (`prune --older-than`, daily); `None` keeps it all.
+    pub retention: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -48,6 +50,7 @@ impl ServerConfig {
             deliver_every: Duration::from_secs(30),
             trace_retention: Duration::from_secs(7 * 24 * 3600),
             agent_offline: Duration::from_secs(90),
+            retention: None,
         }
     }
 }
@@ -202,6 +205,10 @@ pub struct FileConfig {
     pub drain_seconds: Option<u64>,
     /// Seconds without a heartbeat after which an agent is offline (default 90).
     pub agent_offline_seconds: Option<u64>,
+    /// Days of inspection history to keep; older results, dataprints, metric points, events and
+    /// resolved alerts are pruned daily (each tenant's latest state always stays). Unset keeps
+    /// everything.
+    pub retention_days: Option<u64>,
 }
 
 impl ServerConfig {
@@ -224,6 +231,9 @@ impl ServerConfig {
         }
         if let Some(s) = file.agent_offline_seconds {
             self.agent_offline = Duration::from_secs(s.max(1));
+        }
+        if let Some(days) = file.retention_days {
+            self.retention = Some(Duration::from_secs(days.max(1).saturating_mul(24 * 3600)));
         }
     }
 }

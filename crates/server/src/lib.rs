@@ -299,6 +299,9 @@ pub async fn serve(
         stop_rx.clone(),
     )));
     background.push(tokio::spawn(prune_traces(config.data_dir.join("debug"), config.trace_retention, stop_rx.clone())));
+    if let Some(keep) = config.retention {
+        background.push(tokio::spawn(prune_history(store.clone(), keep, stop_rx.clone())));
+    }
     if tls.is_none() && !local.ip().is_loopback() {
         tracing::warn!(
             "serving plain HTTP on {local}: put a TLS-terminating reverse proxy in front, or pass --tls-cert and --tls-key"
@@ -408,6 +411,26 @@ async fn prune_traces(dir: std::path::PathBuf, keep: Duration, mut stop: watch::
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Prunes inspection history older than `keep`, at start and then daily. Pruning is one
+/// transaction and idempotent, so replicas that each run it cannot harm one another.
+async fn prune_history(store: Arc<dyn Store>, keep: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        // A retention longer than the calendar can express keeps everything.
+        let Some(cutoff) = chrono::Duration::from_std(keep).ok().and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        else {
+            return;
+        };
+        match store.prune_older_than(cutoff).await {
+            Ok(report) => tracing::info!(?report, %cutoff, "pruned history older than the retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning history failed; it is tried again tomorrow"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
             _ = stop.changed() => break,
         }
     }

@@ -42,11 +42,19 @@ pub struct FaultConfig {
     pub unusual_unicode: bool,
     /// Faults also apply to the identity endpoints, not only to Graph.
     pub identity: bool,
+    /// The answer to the last page of a delta round is lost (503) after the round was finished,
+    /// once per tenant and collection: the client's retry of that page is told to resync.
+    pub delta_last_page_lost: bool,
     /// Restrict faults to these tenants (ids); empty means every tenant.
     pub tenants: Vec<String>,
 }
 
 impl FaultConfig {
+    /// Whether the faults apply to a tenant (by id): every tenant when none is named.
+    pub(crate) fn applies_to(&self, tenant_id: &str) -> bool {
+        self.tenants.is_empty() || self.tenants.iter().any(|t| t.eq_ignore_ascii_case(tenant_id))
+    }
+
     pub(crate) fn is_active(&self) -> bool {
         self.latency_ms > 0
             || self.error_rate > 0.0

@@ -23,6 +23,10 @@ pub const KEY_ENV: &str = "TENANTSCOPE_KEY";
 /// The key file name inside the data directory.
 pub const KEY_FILE_NAME: &str = "key";
 
+/// The file name of the key a rotation is moving the secrets to, beside [`KEY_FILE_NAME`] until
+/// the rotation's transaction has committed and the file is renamed over the old key.
+pub const NEXT_KEY_FILE_NAME: &str = "key.next";
+
 /// Length of the key in bytes.
 pub const KEY_LEN: usize = 32;
 
@@ -225,6 +229,51 @@ fn write_new_private_file(path: &Path, key: &Key) -> Result<()> {
         file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|err| StoreError::io(path, err));
     text.zeroize();
     result
+}
+
+impl Key {
+    /// Writes `key` as the data directory's next key (`key.next`, mode 0600, synced), replacing
+    /// one left by a rotation that never committed.
+    pub fn write_next(data_dir: &Path, key: &Key) -> Result<PathBuf> {
+        let path = data_dir.join(NEXT_KEY_FILE_NAME);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(StoreError::io(&path, err)),
+        }
+        write_new_private_file(&path, key)?;
+        sync_dir(data_dir);
+        Ok(path)
+    }
+
+    /// The next key a rotation left in the data directory, if any.
+    pub fn read_next(data_dir: &Path) -> Result<Option<Key>> {
+        let path = data_dir.join(NEXT_KEY_FILE_NAME);
+        match Key::read_file(&path) {
+            Ok(key) => Ok(Some(key)),
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Makes the next key the data directory's key: one atomic rename over the old key file.
+    pub fn install_next(data_dir: &Path) -> Result<()> {
+        let next = data_dir.join(NEXT_KEY_FILE_NAME);
+        let key = data_dir.join(KEY_FILE_NAME);
+        std::fs::rename(&next, &key).map_err(|err| StoreError::io(&key, err))?;
+        sync_dir(data_dir);
+        Ok(())
+    }
+
+    /// Removes the next key of a rotation that never committed.
+    pub fn discard_next(data_dir: &Path) -> Result<()> {
+        let path = data_dir.join(NEXT_KEY_FILE_NAME);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(StoreError::io(&path, err)),
+        }
+    }
 }
 
 /// Makes a new directory entry durable. Failure is ignored: some file

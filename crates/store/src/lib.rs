@@ -56,7 +56,7 @@ mod sqlstore;
 mod traits;
 
 pub use error::{Result, StoreError};
-pub use key::{KEY_ENV, KEY_FILE_NAME, KEY_LEN, Key};
+pub use key::{KEY_ENV, KEY_FILE_NAME, KEY_LEN, Key, NEXT_KEY_FILE_NAME};
 pub use model::*;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use traits::{
@@ -145,12 +145,32 @@ pub async fn open_discarding_secrets(url: &str, key: Key) -> Result<(Arc<dyn Sto
     Ok((store, removed))
 }
 
-async fn open_unchecked(url: &str, key: Key) -> Result<Arc<dyn Store>> {
+/// Re-encrypts every stored secret under `new`, in one transaction, after checking that `current`
+/// is the key they are encrypted with now; the database then records `new`'s fingerprint.
+/// Killed at any point, the database is either wholly under `current` or wholly under `new`.
+/// The caller owns the key files: write `new` durably before, install it after (see
+/// [`Key::write_next`] and [`Key::install_next`]). Returns how many secrets were re-encrypted.
+pub async fn rotate_key(url: &str, current: Key, new: &Key) -> Result<usize> {
+    let fingerprint = current.fingerprint();
+    let store = open_sql(url, current).await?;
+    let result = match check_key(&store, &fingerprint).await {
+        Ok(()) => store.rekey(new, KEY_FINGERPRINT).await,
+        Err(e) => Err(e),
+    };
+    AdminStore::close(&store).await;
+    result
+}
+
+async fn open_sql(url: &str, key: Key) -> Result<sqlstore::SqlStore> {
     let dialect: Box<dyn sql::Dialect> = match classify_url(url)? {
         UrlKind::Sqlite => Box::new(sql::sqlite::Sqlite::open(url).await?),
         UrlKind::Postgres => Box::new(sql::postgres::Pg::open(url).await?),
     };
-    Ok(Arc::new(sqlstore::SqlStore::new(dialect, key)))
+    Ok(sqlstore::SqlStore::new(dialect, key))
+}
+
+async fn open_unchecked(url: &str, key: Key) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(open_sql(url, key).await?))
 }
 
 #[derive(Debug)]

@@ -356,6 +356,47 @@ pub struct PruneReport {
     pub sets_deleted: u64,
     /// Collection blobs no longer used by any set.
     pub blobs_deleted: u64,
+    /// Tenant results deleted (pruning by age only).
+    #[serde(default)]
+    pub tenant_runs: u64,
+    /// Runs deleted once nothing referred to them (pruning by age only).
+    #[serde(default)]
+    pub runs_deleted: u64,
+    /// Metric points deleted; the point in effect at the cutoff is kept (pruning by age only).
+    #[serde(default)]
+    pub metrics_deleted: u64,
+    /// Change events deleted (pruning by age only).
+    #[serde(default)]
+    pub events_deleted: u64,
+    /// Resolved alerts deleted, with their deliveries (pruning by age only).
+    #[serde(default)]
+    pub alerts_deleted: u64,
+}
+
+/// What [`crate::TenantStore::forget_tenant`] removed: everything held about one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetReport {
+    /// The tenant's record (name, domain, GDAP view) existed and was deleted.
+    pub tenant: bool,
+    pub dataprints: u64,
+    /// Collection blobs that only this tenant's dataprints used.
+    pub blobs: u64,
+    pub tenant_runs: u64,
+    pub metrics: u64,
+    pub events: u64,
+    pub alerts: u64,
+    /// Notifications about its alerts that were still waiting to be sent.
+    pub notifications: u64,
+    pub tokens: u64,
+    pub credentials: u64,
+    pub delta_links: u64,
+    pub domains: u64,
+    /// Baselines taken from this tenant, by name.
+    pub baselines: Vec<String>,
+    /// Runs whose recorded warnings named the tenant, rewritten without them.
+    pub runs_scrubbed: u64,
+    /// Job entries, schedule, pool, mutes.
+    pub other: u64,
 }
 
 /// One entry of the Microsoft token cache.

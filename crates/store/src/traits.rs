@@ -51,6 +51,13 @@ pub trait TenantStore: Send + Sync {
     /// Records that a tenant is no longer a customer. An earlier `gone_since` is kept. Returns
     /// false when the tenant is unknown.
     async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Deletes everything held about a tenant, in one transaction: its record, domains,
+    /// dataprints and the collection blobs only they used, tenant results, metrics, change
+    /// events, alerts and their pending notifications, cached tokens, app credential, delta
+    /// links, baselines taken from it, schedule, pool and mutes; warnings that named it are
+    /// removed from the runs that recorded them. Runs themselves, shared by every tenant, stay.
+    async fn forget_tenant(&self, tenant_id: &TenantId) -> Result<crate::ForgetReport>;
 }
 
 /// Runs and the results of each tenant in them.
@@ -159,6 +166,13 @@ pub trait DataprintStore: Send + Sync {
     /// any more. Tenant results that pointed at a deleted dataprint keep their outcomes, figures
     /// included, and lose only the dataprint and its `run` member.
     async fn prune(&self, keep_per_tenant: usize) -> Result<PruneReport>;
+
+    /// Deletes what is older than `cutoff`: tenant results finished before it (each tenant's
+    /// latest result and latest result with a dataprint stay, so the last good dataprint is never
+    /// lost), the dataprints no remaining result uses, metric points superseded before it (the
+    /// value in effect at the cutoff stays), change events, alerts resolved before it with their
+    /// deliveries, and finished runs nothing refers to any more; then unused blobs.
+    async fn prune_older_than(&self, cutoff: DateTime<Utc>) -> Result<PruneReport>;
 
     /// The saved `@odata.deltaLink` of a tenant's collection.
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
@@ -520,6 +534,15 @@ pub trait AdminStore: Send + Sync {
     /// Closes connections gracefully (SQLite checkpoints its WAL). Dropping the store without it
     /// is safe; this only tidies up.
     async fn close(&self);
+
+    /// Writes a consistent online copy of the database to `path`, an empty file the caller
+    /// created (with the mode it wants). SQLite only: a PostgreSQL store answers with how to
+    /// use `pg_dump` instead.
+    async fn backup(&self, path: &std::path::Path) -> Result<()>;
+
+    /// What the database's consistency checks find wrong (SQLite's `integrity_check` and foreign
+    /// keys; on PostgreSQL, rows of the store that refer to missing rows). Empty when sound.
+    async fn integrity_problems(&self) -> Result<Vec<String>>;
 }
 
 /// Everything the store can do: the union of the capability traits.

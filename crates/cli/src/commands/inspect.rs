@@ -42,6 +42,8 @@ pub struct InspectArgs {
 
 pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(g).await?;
+    // Held until the run ends (the process exits, however it exits).
+    let _lock = if args.tenant.is_empty() { Some(RunLock::take(&ctx.data_dir)?) } else { None };
     let client_id = ctx.client_id(None).await.unwrap_or_else(|_| "00000000-0000-0000-0000-000000000000".into());
     let har_path = ctx.har_path(&args.debug, "inspect")?;
     let har = har_path.as_ref().map(|_| Arc::new(HarRecorder::new()));
@@ -79,6 +81,47 @@ pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let clean = report.tenants.iter().all(|t| t.status == Status::Ok)
         && report.partner.as_ref().is_none_or(|p| p.status == Status::Ok);
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// One inspection of every tenant at a time per data directory: a second one would repeat all of
+/// the first one's work and race it for the same tenants. The lock is the operating system's
+/// (`flock`), so a killed run releases it; the file says who holds it.
+struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    fn take(data_dir: &std::path::Path) -> anyhow::Result<RunLock> {
+        use std::io::{Read as _, Seek as _, Write as _};
+        let path = data_dir.join("inspect.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the run lock {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.split_whitespace().collect::<Vec<_>>().join(", ");
+                anyhow::bail!(
+                    "another `tenantscope inspect` of every tenant is running on this data directory ({}): wait for it to finish (each tenant's result is committed as it is read), or stop that process",
+                    if holder.is_empty() { "its details are unknown".to_string() } else { holder }
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "pid={} started={}", std::process::id(), chrono::Utc::now().to_rfc3339())?;
+        file.flush()?;
+        Ok(RunLock { _file: file })
+    }
 }
 
 pub fn json_report(r: &RunReport) -> serde_json::Value {

@@ -1,7 +1,8 @@
 //! The command line: one module per command group.
 
 mod agent;
-pub mod dataprint;
+mod data;
+mod dataprint;
 pub mod demo;
 mod diagnosis;
 mod gdap;
@@ -107,6 +108,13 @@ pub enum Command {
     /// The key that encrypts stored secrets.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Delete everything tenantscope holds about one customer, and say what was removed.
+    Forget(data::ForgetArgs),
+    /// Remove inspection history by age or by count (each tenant's latest state stays).
+    Prune(data::PruneArgs),
+    /// The database: a consistent online backup, a checked restore, a consistency check.
+    #[command(subcommand)]
+    Db(data::DbCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -134,6 +142,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::HashPassword => serve::hash_password().await,
         Command::Agent(cmd) => agent::run(cmd, g).await,
         Command::Key(cmd) => key::run(cmd, g).await,
+        Command::Forget(a) => data::forget(a, g).await,
+        Command::Prune(a) => data::prune(a, g).await,
+        Command::Db(cmd) => data::db(cmd, g).await,
     }
 }
 

@@ -4,7 +4,7 @@
 //! compares them with the current world to find what was added, changed or removed. A round of pages
 //! is computed once, at its first page, and served from memory until its delta link.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use base64::Engine;
@@ -45,6 +45,9 @@ pub(crate) struct DeltaStore {
     rounds: HashMap<String, Round>,
     /// Delta tokens older than this are refused with `resyncRequired`.
     pub token_lifetime_days: Option<i64>,
+    /// The tenants and collections whose last page was already lost once under the
+    /// `delta_last_page_lost` fault: each loses it only once.
+    lost_last_pages: HashSet<(Uuid, String)>,
 }
 
 pub(crate) fn fingerprint(value: &serde_json::Value) -> u64 {
@@ -228,6 +231,14 @@ impl Env<'_> {
         let mut body = json!({ "@odata.context": self.context(&context) });
         if last {
             let token = store.finish(&round, self.now).map_err(|_| resync())?;
+            // The round is finished and its state consumed, but the answer never reaches the
+            // client: its retry of this page finds no round and is told to resync.
+            if self.faults.delta_last_page_lost
+                && self.faults.applies_to(&self.tenant.id.to_string())
+                && store.lost_last_pages.insert((self.tenant.id, collection.to_string()))
+            {
+                return Err(super::injected_graph_error(503, None));
+            }
             body["@odata.deltaLink"] = json!(self.delta_link(&token));
         } else {
             let skip = URL_SAFE_NO_PAD.encode(format!("{round}:{}", offset + entries.len()));

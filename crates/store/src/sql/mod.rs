@@ -171,6 +171,13 @@ pub(crate) trait Dialect: Send + Sync {
     /// Hands space freed by deletions back to the file system where the engine can.
     async fn reclaim_space(&self) -> Result<()>;
 
+    /// Writes a consistent copy of the whole database, taken while it is in use, to `path`, a file
+    /// that exists and is empty.
+    async fn backup(&self, path: &std::path::Path) -> Result<()>;
+
+    /// What the engine's own consistency check finds wrong; empty when nothing is.
+    async fn integrity_problems(&self) -> Result<Vec<String>>;
+
     /// Closes connections gracefully.
     async fn close(&self);
 }

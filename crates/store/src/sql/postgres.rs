@@ -117,6 +117,43 @@ impl Dialect for Pg {
         Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
+    async fn backup(&self, _path: &std::path::Path) -> Result<()> {
+        Err(StoreError::InvalidInput(
+            "a PostgreSQL database is backed up with PostgreSQL's own tools: `pg_dump --format=custom --file tenantscope.dump <database>` takes a consistent copy while the platform runs, and `pg_restore --clean --if-exists --dbname <database> tenantscope.dump` restores it (stop `tenantscope serve` first); keep the key (TENANTSCOPE_KEY) with the dump, since its secrets need it".into(),
+        ))
+    }
+
+    async fn integrity_problems(&self) -> Result<Vec<String>> {
+        // PostgreSQL checks its pages itself; what the store can check is its own consistency:
+        // rows that refer to rows which do not exist.
+        let mut problems = Vec::new();
+        for (what, sql) in [
+            (
+                "tenant results without their run",
+                "SELECT COUNT(*) FROM tenant_runs x WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.key = x.run_key)",
+            ),
+            (
+                "tenant results without their stored result",
+                "SELECT COUNT(*) FROM tenant_runs x WHERE NOT EXISTS (SELECT 1 FROM results s WHERE s.key = x.result_key)",
+            ),
+            (
+                "tenant results pointing at a missing dataprint",
+                "SELECT COUNT(*) FROM tenant_runs x WHERE x.dataprint_key IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM dataprints d WHERE d.key = x.dataprint_key)",
+            ),
+            (
+                "collection sets referring to a missing blob",
+                "SELECT COUNT(*) FROM collection_set_members m WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = m.blob_id)",
+            ),
+        ] {
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+            if n > 0 {
+                problems.push(format!("{n} {what}"));
+            }
+        }
+        Ok(problems)
+    }
+
     async fn reclaim_space(&self) -> Result<()> {
         // Autovacuum makes deleted rows' space reusable; returning it to the file system would take
         // VACUUM FULL, which locks the tables, and is left to the operator.

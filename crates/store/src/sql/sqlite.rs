@@ -82,7 +82,12 @@ impl Sqlite {
             .connect_with(writer_options)
             .await
             .map_err(|err| open_error(&path, err))?;
-        migrate::run(&migrate::SQLITE, &write).await?;
+        // The first statement that writes is where a directory SQLite cannot create its WAL and
+        // shared-memory files in shows itself ("attempt to write a readonly database").
+        migrate::run(&migrate::SQLITE, &write).await.map_err(|err| match err {
+            StoreError::Database(err) => open_error(&path, err),
+            other => other,
+        })?;
         // Readers must not write: `query_only` turns a mistake into an error instead of a second
         // writer fighting for the lock.
         let read =
@@ -129,6 +134,24 @@ impl Dialect for Sqlite {
         Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
+    async fn backup(&self, path: &Path) -> Result<()> {
+        // VACUUM INTO reads one snapshot of the database inside a read transaction, so writers
+        // go on and the copy is exactly one committed state, compacted; the target must be an
+        // empty file.
+        let target = path.to_str().ok_or_else(|| StoreError::InvalidInput("the backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?").bind(target).execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn integrity_problems(&self) -> Result<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.read).await?;
+        let mut problems: Vec<String> = rows.into_iter().filter(|r| r != "ok").collect();
+        let fk: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check").fetch_all(&self.read).await?;
+        problems.extend(fk.into_iter().map(|(t,)| format!("a row of {t} refers to a row that does not exist")));
+        Ok(problems)
+    }
+
     async fn reclaim_space(&self) -> Result<()> {
         // Only effective on databases created with incremental auto-vacuum; harmless otherwise.
         sqlx::query("PRAGMA incremental_vacuum").execute(&self.write).await?;
@@ -166,10 +189,24 @@ fn open_error(path: &Path, err: sqlx::Error) -> StoreError {
         Ok(meta) if meta.permissions().readonly() => format!("its directory {} is read-only", dir.display()),
         Ok(_) => match std::fs::OpenOptions::new().read(true).write(true).open(path) {
             Err(e) => format!("the file cannot be opened for writing: {e}"),
-            Ok(_) => return StoreError::Database(err),
+            Ok(_) => match dir_writable(dir) {
+                Err(e) => format!(
+                    "its directory {} cannot be written ({e}); SQLite creates its write-ahead log and shared-memory files next to the database",
+                    dir.display()
+                ),
+                Ok(()) => return StoreError::Database(err),
+            },
         },
     };
     StoreError::Open { path: path.to_path_buf(), reason }
+}
+
+/// Whether this process can create a file in `dir`: the mode bits alone do not say (another
+/// owner, a read-only mount, an ACL), so a probe file is created and removed.
+fn dir_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".tenantscope-write-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&probe)?;
+    std::fs::remove_file(&probe)
 }
 
 /// Creates the database's directory, and the file itself with mode 0600, when they do not exist:

@@ -141,26 +141,19 @@ impl DataprintStore for SqlStore {
             }
             tx.execute(query("DELETE FROM dataprints WHERE key = $1").bind(key)).await?;
         }
-        let sets = tx
-            .execute(query(
-                "DELETE FROM collection_sets WHERE NOT EXISTS \
-                 (SELECT 1 FROM dataprints d WHERE d.set_id = collection_sets.id)",
-            ))
-            .await?;
-        let blobs = tx
-            .execute(query(
-                "DELETE FROM blobs WHERE NOT EXISTS \
-                 (SELECT 1 FROM collection_set_members m WHERE m.blob_id = blobs.id)",
-            ))
-            .await?;
-        // Results only replaced tenant results used.
-        tx.execute(query(
-            "DELETE FROM results WHERE NOT EXISTS (SELECT 1 FROM tenant_runs x WHERE x.result_key = results.key)",
-        ))
-        .await?;
+        let (sets, blobs) = super::retention::collect_garbage(tx.as_mut()).await?;
         tx.commit().await?;
         self.db.reclaim_space().await?;
-        Ok(PruneReport { dataprints_deleted: doomed.len() as u64, sets_deleted: sets, blobs_deleted: blobs })
+        Ok(PruneReport {
+            dataprints_deleted: doomed.len() as u64,
+            sets_deleted: sets,
+            blobs_deleted: blobs,
+            ..PruneReport::default()
+        })
+    }
+
+    async fn prune_older_than(&self, cutoff: DateTime<Utc>) -> Result<PruneReport> {
+        self.prune_by_age(cutoff).await
     }
 
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>> {

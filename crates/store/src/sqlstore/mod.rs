@@ -16,6 +16,7 @@ mod audit;
 mod dataprints;
 mod history;
 mod jobs;
+mod retention;
 mod runs;
 mod secrets;
 mod settings;
@@ -176,6 +177,14 @@ impl AdminStore for SqlStore {
 
     async fn close(&self) {
         self.db.close().await;
+    }
+
+    async fn backup(&self, path: &std::path::Path) -> Result<()> {
+        self.db.backup(path).await
+    }
+
+    async fn integrity_problems(&self) -> Result<Vec<String>> {
+        self.db.integrity_problems().await
     }
 }
 

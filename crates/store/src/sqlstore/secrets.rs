@@ -8,8 +8,60 @@ use crate::common::{app_credential, cache_record, cache_record_id, credential_re
 use crate::crypto;
 use crate::error::Result;
 use crate::rows::{self, RowExt};
-use crate::sql::query;
-use crate::{AppCredential, AppCredentialMeta, CacheRecord, CacheRecordMeta, SecretStore, TenantId};
+use crate::sql::{TxKind, query};
+use crate::{AppCredential, AppCredentialMeta, CacheRecord, CacheRecordMeta, Key, SecretStore, TenantId};
+
+impl SqlStore {
+    /// Re-encrypts every secret (cached tokens and app credentials) under `new` and records its
+    /// fingerprint, in one transaction: a process killed half-way leaves every secret under the
+    /// old key, and a commit leaves every one under the new key. Returns how many secrets moved.
+    /// A secret the current key cannot open stops the rotation before anything is written.
+    pub(crate) async fn rekey(&self, new: &Key, fingerprint_setting: &str) -> Result<usize> {
+        let mut tx = self.db.begin(TxKind::Write).await?;
+        let mut moved = 0;
+        let rows = tx
+            .fetch_all(query(concat!("SELECT ", cache_meta_columns!(), ", secret FROM token_cache ORDER BY key")))
+            .await?;
+        for row in &rows {
+            let meta = rows::cache_meta(row)?;
+            let record_id = cache_record_id(&meta.key, &meta.tenant_id, &meta.kind, &meta.client_id);
+            let secret = crypto::open(&self.key, &record_id, &row.bytes("secret")?)?;
+            let sealed = crypto::seal(new, &record_id, &secret)?;
+            tx.execute(query("UPDATE token_cache SET secret = $2 WHERE key = $1").bind(&meta.key).bind(sealed)).await?;
+            moved += 1;
+        }
+        let rows = tx
+            .fetch_all(query(concat!(
+                "SELECT ",
+                credential_meta_columns!(),
+                ", secret FROM app_credentials ORDER BY tenant_id"
+            )))
+            .await?;
+        for row in &rows {
+            let meta = rows::credential_meta(row)?;
+            let record_id = credential_record_id(meta.tenant_id.as_str(), &meta.client_id, meta.kind.as_str());
+            let secret = crypto::open(&self.key, &record_id, &row.bytes("secret")?)?;
+            let sealed = crypto::seal(new, &record_id, &secret)?;
+            tx.execute(
+                query("UPDATE app_credentials SET secret = $2 WHERE tenant_id = $1").bind(&meta.tenant_id).bind(sealed),
+            )
+            .await?;
+            moved += 1;
+        }
+        tx.execute(
+            query(
+                "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(fingerprint_setting)
+            .bind(crate::common::json_text(&serde_json::json!(new.fingerprint()))?)
+            .bind(chrono::Utc::now()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
+}
 
 #[async_trait]
 impl SecretStore for SqlStore {

@@ -161,6 +161,10 @@ impl TenantStore for SqlStore {
         Ok(done > 0)
     }
 
+    async fn forget_tenant(&self, tenant_id: &TenantId) -> Result<crate::ForgetReport> {
+        self.forget(tenant_id).await
+    }
+
     async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool> {
         let done = self
             .db
