@@ -280,3 +280,126 @@ async fn a_key_rotation_killed_at_any_point_leaves_a_working_key() {
     assert_eq!(fingerprint(), kept);
     assert!(!dir.join(store::NEXT_KEY_FILE_NAME).exists());
 }
+
+/// `forget` removes a customer and says what it removed; `prune` keeps each tenant's current
+/// state. On SQLite and on PostgreSQL, through the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_and_prune_from_the_command_line() {
+    let mut envs = vec![Env::start(WorldSource::Demo).await];
+    if let Some(url) = test_support::postgres_database("forget").await {
+        envs.push(Env::start_on(WorldSource::Demo, url).await);
+    }
+    for env in envs {
+        env.login(MEGAN, &[]).await;
+        env.run(&["inspect", "--json"]);
+        let out = env.run(&["forget", "--tenant", "Northwind Traders"]);
+        assert_eq!(out.status.code(), Some(2), "a forget needs --yes");
+        let before = env.json(&["tenants", "--json"]);
+        let northwind = before["tenants"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["display_name"] == "Northwind Traders"))
+            .and_then(|t| t["tenant_id"].as_str())
+            .expect("northwind is known")
+            .to_string();
+        let out = env.run(&["forget", "--tenant", "Northwind Traders", "--yes", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let removed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(removed["tenant_id"], northwind.as_str());
+        assert_eq!(removed["removed"]["tenant"], true, "{removed:#}");
+        assert!(removed["removed"]["dataprints"].as_u64() >= Some(1), "{removed:#}");
+        assert!(removed["removed"]["tokens"].as_u64() >= Some(1), "its cached access token: {removed:#}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("still reach"),
+            "the partner's GDAP still reaches it, and the user is told"
+        );
+        let after = env.json(&["tenants", "--json"]);
+        assert!(!after.to_string().contains(&northwind), "{after:#}");
+        assert_eq!(after["tenants"].as_array().map(Vec::len), before["tenants"].as_array().map(|t| t.len() - 1));
+        // An unknown name is an error; an unknown id is accepted and finds nothing.
+        assert_eq!(env.run(&["forget", "--tenant", "nosuch.example", "--yes"]).status.code(), Some(2));
+        let again = env.json(&["forget", "--tenant", &northwind, "--yes", "--json"]);
+        assert_eq!(again["removed"]["tenant"], false);
+
+        assert_eq!(env.run(&["prune"]).status.code(), Some(2), "prune needs --older-than or --keep");
+        let pruned = env.json(&["prune", "--older-than", "1h", "--json"]);
+        assert_eq!(pruned["dataprints_deleted"], 0, "nothing is an hour old: {pruned:#}");
+        let tenants = env.json(&["tenants", "--json"]);
+        assert_eq!(tenants["tenants"].as_array().map(Vec::len), after["tenants"].as_array().map(Vec::len));
+        let check = env.run(&["db", "check"]);
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    }
+}
+
+/// `db backup` copies the database while a run writes to it: the copy is one committed state,
+/// private to its owner, and `db restore` brings exactly that state back, keeping the database
+/// it replaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_a_run_restores_that_state() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::start(WorldSource::Generate("customers=20,users=20..40,seed=4,broken=0".into())).await;
+    env.login_with(GENERATED_APP, GENERATED_ADMIN, &[]).await;
+    env.control_with(Method::PUT, "faults", json!({"seed": 1, "latency_ms": 40})).await;
+    let mut child = env
+        .command()
+        .args(["inspect", "--concurrency", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("inspect starts");
+    let db = format!("sqlite://{}?mode=rwc", env.data_dir().join("tenantscope.db").display());
+    let key = store::Key::from_env_or_file(&env.data_dir()).expect("key");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let store = store::open(&db, key.clone()).await.expect("store");
+        let runs = store.list_runs(5).await.expect("runs");
+        let n = match runs.iter().find(|r| r.kind == "inspect") {
+            Some(r) => store.tenant_runs(&r.id).await.expect("tenant runs").len(),
+            None => 0,
+        };
+        store.close().await;
+        if n >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never committed four tenants");
+    }
+    let backup = env.dir.path().join("backup.db");
+    let out = env.run(&["db", "backup", backup.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::metadata(&backup).expect("backup").permissions().mode() & 0o777, 0o600);
+    assert!(env.run(&["db", "backup", backup.to_str().expect("utf-8")]).status.code() == Some(2), "never overwritten");
+    assert!(child.wait().expect("the run ends").code().is_some());
+    env.control_with(Method::PUT, "faults", json!({})).await;
+    let finished = env.json(&["tenants", "--json"]);
+
+    let out = env.run(&["db", "restore", backup.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "a restore needs --yes");
+    let out = env.run(&["db", "restore", backup.to_str().expect("utf-8"), "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kept: Vec<_> = std::fs::read_dir(env.data_dir())
+        .expect("data dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tenantscope.db.before-restore-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the replaced database is kept");
+    // The restored state is the backup's: a run in progress, with fewer results than the
+    // finished one, each committed result whole.
+    let store = store::open(&db, key.clone()).await.expect("the restored database opens");
+    let run = store.list_runs(5).await.expect("runs").into_iter().find(|r| r.kind == "inspect").expect("run");
+    assert_eq!(run.status, store::RunStatus::Interrupted, "the copy caught the run mid-way");
+    let results = store.tenant_runs(&run.id).await.expect("results");
+    assert!(results.len() >= 4 && results.len() < 21, "{} results", results.len());
+    for r in &results {
+        if let Some(id) = &r.dataprint_id {
+            assert!(store.get_dataprint(id).await.expect("read").is_some(), "dataprint {id} is whole");
+        }
+    }
+    assert!(store.integrity_problems().await.expect("check").is_empty());
+    store.close().await;
+    let restored = env.json(&["tenants", "--json"]);
+    assert_ne!(restored, finished, "the restore went back to the backup's state");
+    assert!(env.run(&["db", "check"]).status.success());
+    // The partner's sign-in came back with the database and still works.
+    let out = env.run(&["inspect", "--json"]);
+    assert!(out.status.success() || out.status.code() == Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Connection as _;
 use sqlx::sqlite::{
     SqliteArguments, SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -139,7 +140,13 @@ impl Dialect for Sqlite {
         // go on and the copy is exactly one committed state, compacted; the target must be an
         // empty file.
         let target = path.to_str().ok_or_else(|| StoreError::InvalidInput("the backup path is not UTF-8".into()))?;
-        sqlx::query("VACUUM INTO ?").bind(target).execute(&self.read).await?;
+        // Readers are `query_only`, which refuses VACUUM even into another file, and the writer
+        // must stay free for commits: the copy gets a connection of its own.
+        let options = (*self.read.connect_options()).clone().pragma("query_only", "OFF");
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+        let copied = sqlx::query("VACUUM INTO ?").bind(target).execute(&mut conn).await;
+        let _ = conn.close().await;
+        copied?;
         Ok(())
     }
 

@@ -2068,3 +2068,175 @@ pub async fn a_lost_key_is_not_silently_replaced(store: S, db: Db) {
     s.close().await;
     store::open(&db.url, fresh).await.expect("adopted").close().await;
 }
+
+/// Forgetting a tenant removes every row about it, and nothing about any other tenant: their
+/// dataprints still read back exactly, shared runs stay with the forgotten tenant's warnings
+/// removed.
+pub async fn forget_removes_everything_about_one_tenant(store: S, db: Db) {
+    let (gone, kept) = ("forget-me", "keep-me");
+    store.upsert_tenant(&tenant(gone, Some("gone.example"), "Gone Ltd")).await.expect("tenant");
+    store.upsert_tenant(&tenant(kept, Some("kept.example"), "Kept Ltd")).await.expect("tenant");
+    store.set_tenant_domains(&tid(gone), "partner", &["gone.example".to_owned()]).await.expect("domains");
+    let mut kept_docs = Vec::new();
+    for day in 1..=2 {
+        let at = ts(&format!("2026-11-0{day}T00:00:00Z"));
+        let run = store.start_run("inspect", at).await.expect("start");
+        for t in [gone, kept] {
+            let doc = fixtures::dataprint(t, run.id.as_str(), 5 + day);
+            let id = commit(&store, run.id.as_str(), t, TenantRunStatus::Ok, at, Some(&doc)).await.expect("stored");
+            if t == kept {
+                kept_docs.push((id, doc));
+            }
+            store.put_metrics(&run.id, &tid(t), at, &[("users".into(), json!(day))]).await.expect("metrics");
+            store.put_events(&run.id, &tid(t), at, &[json!({"kind": "user_added", "tenant": t})]).await.expect("ev");
+        }
+        let stats = json!({"warnings": [
+            {"kind": "gdap_expiring", "tenant_id": gone, "tenant": "Gone Ltd"},
+            {"kind": "gdap_expiring", "tenant_id": kept, "tenant": "Kept Ltd"},
+        ]});
+        store.finish_run(&run.id, RunStatus::Ok, at, &stats).await.expect("finish");
+    }
+    let alert = AlertRecord {
+        key: "gone-alert".into(),
+        tenant_id: tid(gone),
+        ..open_alert("gone-alert", "2026-11-02T00:00:00Z")
+    };
+    store.record_transition(&alert, "opened", &[("ops".to_string(), json!({"t": "opened"}))]).await.expect("alert");
+    let other = AlertRecord {
+        key: "kept-alert".into(),
+        tenant_id: tid(kept),
+        ..open_alert("kept-alert", "2026-11-02T00:00:00Z")
+    };
+    store.record_transition(&other, "opened", &[("ops".to_string(), json!({"t": "opened"}))]).await.expect("alert");
+    store.cache_put(&cache_record("gone-token", gone, "access", "s3cret-gone")).await.expect("token");
+    store.cache_put(&cache_record("kept-token", kept, "access", "s3cret-kept")).await.expect("token");
+    store.credential_put(&credential(gone, CredentialKind::Secret, "app-secret")).await.expect("credential");
+    store
+        .set_delta_link(&tid(gone), "users", "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x")
+        .await
+        .expect("link");
+    store.baseline_put("gold", &json!({"name": "gold", "source_tenant_id": gone})).await.expect("baseline");
+    store.baseline_put("silver", &json!({"name": "silver", "source_tenant_id": kept})).await.expect("baseline");
+
+    let report = store.forget_tenant(&tid(gone)).await.expect("forget");
+    assert!(report.tenant);
+    assert_eq!((report.dataprints, report.tenant_runs), (2, 2), "{report:?}");
+    assert!(report.blobs > 0, "{report:?}");
+    assert_eq!((report.metrics, report.events, report.alerts), (2, 2, 1), "{report:?}");
+    assert_eq!((report.notifications, report.tokens, report.credentials), (1, 1, 1), "{report:?}");
+    assert_eq!((report.delta_links, report.domains), (1, 1), "{report:?}");
+    assert_eq!(report.baselines, vec!["gold".to_string()]);
+    assert_eq!(report.runs_scrubbed, 2);
+
+    // Nothing about it is left, in any table.
+    assert!(store.get_tenant(&tid(gone)).await.expect("get").is_none());
+    assert!(store.last_tenant_run(&tid(gone)).await.expect("get").is_none());
+    assert!(store.latest_metrics(&tid(gone)).await.expect("metrics").is_empty());
+    assert!(store.cache_get("gone-token").await.expect("get").is_none());
+    assert!(store.credential_get(&tid(gone)).await.expect("get").is_none());
+    for sql in [
+        "SELECT COUNT(*) FROM tenant_keys WHERE tenant_id = 'forget-me'",
+        "SELECT COUNT(*) FROM events WHERE tenant_id = 'forget-me'",
+        "SELECT COUNT(*) FROM alerts WHERE tenant_id = 'forget-me'",
+        "SELECT COUNT(*) FROM alert_outbox WHERE alert_key = 'gone-alert'",
+        "SELECT COUNT(*) FROM tenant_domains WHERE tenant_id = 'forget-me'",
+        "SELECT COUNT(*) FROM delta_links WHERE tenant_id = 'forget-me'",
+        "SELECT COUNT(*) FROM runs WHERE stats LIKE '%forget-me%'",
+        "SELECT COUNT(*) FROM blobs WHERE NOT EXISTS (SELECT 1 FROM collection_set_members m WHERE m.blob_id = blobs.id)",
+    ] {
+        assert_eq!(db.count(sql).await, 0, "{sql}");
+    }
+    // The other tenant is untouched.
+    for (id, doc) in &kept_docs {
+        assert_eq!(json_string(&store.get_dataprint(id).await.expect("get").expect("kept")), json_string(doc));
+    }
+    assert!(store.cache_get("kept-token").await.expect("get").is_some());
+    assert!(store.get_alert("kept-alert").await.expect("get").is_some());
+    assert_eq!(store.latest_metrics(&tid(kept)).await.expect("metrics").len(), 1);
+    assert!(store.baseline_get("silver").await.expect("get").is_some());
+    assert_eq!(db.count("SELECT COUNT(*) FROM runs WHERE stats LIKE '%keep-me%'").await, 2);
+    assert!(store.integrity_problems().await.expect("check").is_empty());
+    // Forgetting again finds nothing.
+    assert_eq!(store.forget_tenant(&tid(gone)).await.expect("again"), store::ForgetReport::default());
+}
+
+/// Pruning by age removes what is older than the cutoff but each tenant's current state: its
+/// latest result and last good dataprint, and the metric value in effect at the cutoff.
+pub async fn prune_by_age_keeps_the_current_state(store: S, db: Db) {
+    let mut last = None;
+    for day in 1..=6 {
+        let at = ts(&format!("2026-10-0{day}T00:00:00Z"));
+        let run = store.start_run("inspect", at).await.expect("start");
+        // Day 6 fails: the last good dataprint is day 5's.
+        let status = if day == 6 { TenantRunStatus::Failed } else { TenantRunStatus::Ok };
+        let doc = fixtures::dataprint("aged", run.id.as_str(), 5 + day);
+        let id = commit(&store, run.id.as_str(), "aged", status, at, (day < 6).then_some(&doc)).await;
+        if day == 5 {
+            last = id;
+        }
+        // The metric changes on day 2 only.
+        store
+            .put_metrics(&run.id, &tid("aged"), at, &[("mfa".into(), json!(if day >= 2 { 90 } else { 80 }))])
+            .await
+            .expect("metrics");
+        store.put_events(&run.id, &tid("aged"), at, &[json!({"kind": "x", "day": day})]).await.expect("events");
+        store.finish_run(&run.id, RunStatus::Ok, at, &json!({})).await.expect("finish");
+    }
+    let resolved = AlertRecord {
+        resolved_at: Some(ts("2026-10-02T00:00:00Z")),
+        tenant_id: tid("aged"),
+        ..open_alert("old", "2026-10-01T00:00:00Z")
+    };
+    store.upsert_alert(&resolved).await.expect("alert");
+    let open = AlertRecord { tenant_id: tid("aged"), ..open_alert("open", "2026-10-01T00:00:00Z") };
+    store.upsert_alert(&open).await.expect("alert");
+    let empty_run = store.start_run("inspect", ts("2026-09-01T00:00:00Z")).await.expect("start");
+    store.finish_run(&empty_run.id, RunStatus::Failed, ts("2026-09-01T00:00:01Z"), &json!({})).await.expect("finish");
+
+    // Everything is older than the cutoff.
+    let report = store.prune_older_than(ts("2026-11-01T00:00:00Z")).await.expect("prune");
+    assert_eq!(report.tenant_runs, 4, "days 1 to 4 go; day 5 (last good) and day 6 (latest) stay: {report:?}");
+    assert_eq!(report.dataprints_deleted, 4, "{report:?}");
+    assert_eq!(report.metrics_deleted, 1, "the value of day 1 was superseded on day 2: {report:?}");
+    assert_eq!(report.events_deleted, 6, "{report:?}");
+    assert_eq!(report.alerts_deleted, 1, "only the resolved alert: {report:?}");
+    assert_eq!(report.runs_deleted, 5, "days 1 to 4 and the empty run: {report:?}");
+    let (meta, _) = store.last_good_dataprint(&tid("aged")).await.expect("last good").expect("kept");
+    assert_eq!(Some(meta.id), last);
+    assert_eq!(
+        store.last_tenant_run(&tid("aged")).await.expect("latest").expect("kept").status,
+        TenantRunStatus::Failed
+    );
+    let series = store.metric_series(Some(&tid("aged")), Some("mfa"), None).await.expect("series");
+    assert_eq!(series.len(), 1, "the value in effect at the cutoff stays");
+    assert_eq!(series[0].value, json!(90));
+    assert!(store.get_alert("open").await.expect("get").is_some(), "open alerts stay whatever their age");
+    assert_eq!(db.count("SELECT COUNT(*) FROM runs").await, 2);
+    assert!(store.integrity_problems().await.expect("check").is_empty());
+    // A second prune has nothing left to do.
+    let again = store.prune_older_than(ts("2026-11-01T00:00:00Z")).await.expect("again");
+    assert_eq!(again, store::PruneReport::default());
+}
+
+/// SQLite writes a consistent copy into an empty file; PostgreSQL says how to use pg_dump.
+pub async fn backup_copies_sqlite_and_points_postgres_to_pg_dump(store: S, db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let doc = fixtures::dataprint("bk", run.id.as_str(), 4);
+    commit(&store, run.id.as_str(), "bk", TenantRunStatus::Ok, now(), Some(&doc)).await.expect("stored");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("backup.db");
+    std::fs::File::create(&path).expect("empty file");
+    let result = store.backup(&path).await;
+    match db.kind {
+        Kind::Sqlite => {
+            result.expect("backup");
+            let bytes = std::fs::read(&path).expect("read");
+            assert!(bytes.starts_with(b"SQLite format 3\0"), "a whole SQLite database");
+        }
+        Kind::Postgres => {
+            let err = result.expect_err("PostgreSQL is backed up with its own tools").to_string();
+            assert!(err.contains("pg_dump") && err.contains("pg_restore"), "{err}");
+        }
+    }
+    assert!(store.integrity_problems().await.expect("check").is_empty());
+}
