@@ -293,12 +293,13 @@ fn command_path_len(args: &[String], helps: &mut HashMap<Vec<String>, Help>) -> 
     path.len()
 }
 
-/// Commands that sign in, sign out, start a server, an agent (which reaches a server) or the demo:
-/// checked, not run.
+/// Commands that sign in, sign out, start a server, an agent (which reaches a server) or the demo,
+/// and those that delete data or write files wherever the example says (`forget`, `db`): checked,
+/// not run. Their own tests run them.
 fn runnable(args: &[String]) -> bool {
     !matches!(
         args.first().map(String::as_str),
-        Some("login" | "logout" | "demo" | "sim" | "serve" | "hash-password" | "agent") | None
+        Some("login" | "logout" | "demo" | "sim" | "serve" | "hash-password" | "agent" | "forget" | "db") | None
     )
 }
 
