@@ -180,8 +180,15 @@ impl TenantLimits {
         }
     }
 
-    fn block_for(&self, secs: u64) {
-        let until = Instant::now() + Duration::from_secs(secs);
+    /// Holds the tenant's requests for `secs`, unless that is longer than `limit`, the longest
+    /// wait the retry policy accepts: a `Retry-After` the client will not honour must not stall
+    /// every later request of the tenant either (a hostile or broken answer of years would).
+    fn block_for(&self, secs: u64, limit: Duration) {
+        let wait = Duration::from_secs(secs);
+        if wait > limit {
+            return;
+        }
+        let Some(until) = Instant::now().checked_add(wait) else { return };
         let mut b = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
         if b.is_none_or(|cur| cur < until) {
             *b = Some(until);
@@ -408,7 +415,7 @@ impl GraphClient {
                                 if err.status == 429
                                     && let Some(secs) = err.retry_after
                                 {
-                                    limits.block_for(secs);
+                                    limits.block_for(secs, self.options.retry.max_wait);
                                 }
                                 // A cached token the service rejects as invalid gets one fresh replacement.
                                 if err.status == 401
@@ -692,7 +699,7 @@ impl GraphClient {
                     }
                     self.transport.stats.retries.fetch_add(retry.len() as u64, Ordering::Relaxed);
                     self.transport.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                    limits.block_for(wait);
+                    limits.block_for(wait, self.options.retry.max_wait);
                     limits.wait_gate(&self.transport.stats).await;
                 }
                 pending = retry;

@@ -7,58 +7,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use common::serve_tls;
 use microsoft::graph::{GraphClient, GraphOptions, Target};
 use microsoft::http::{Transport, TransportOptions};
 use microsoft::retry::RetryPolicy;
 use microsoft::{AppCredential, Authenticator, Cloud, Error, Grant, MemoryTokenStore, SecretString, TransportKind};
 use serde_json::json;
-use tower::ServiceExt;
-
-/// Serves a router over TLS on a loopback port with a fresh self-signed certificate.
-async fn serve_tls(router: Router) -> (SocketAddr, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let pem = cert.pem();
-    let chain = vec![rustls::pki_types::CertificateDer::from(cert.der().to_vec())];
-    let pk = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, pk)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else { return };
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let router = router.clone();
-                    async move { router.oneshot(req.map(Body::new)).await }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    (addr, pem)
-}
 
 #[derive(Default)]
 struct Seen {
@@ -247,6 +209,11 @@ async fn retry_after_values_zero_negative_missing_and_huge() {
     let Error::Graph(g) = err.root() else { panic!("{err}") };
     assert_eq!(g.status, 429);
     assert_eq!(g.retry_after, Some(1_000_000_000));
+    // The absurd wait it refused does not hold the tenant's later requests either.
+    let started = Instant::now();
+    let later = tokio::time::timeout(Duration::from_secs(10), h.graph.get(&h.target, "retry/missing", &[])).await;
+    assert!(later.is_ok(), "a later request of the tenant waited for the refused Retry-After");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]

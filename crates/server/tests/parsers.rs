@@ -85,3 +85,87 @@ proptest! {
         })?;
     }
 }
+
+/// A configuration file as an operator might write one: every table the server and the history
+/// read.
+const CONFIG: &str = r#"
+[server]
+public_url = "https://tenantscope.example.net"
+drain_seconds = 30
+agent_offline_seconds = 90
+retention_days = 365
+
+[server.schedule]
+enabled = true
+every_minutes = 240
+jitter = 0.1
+per_label = { vip = 60 }
+
+[[metric]]
+name = "break_glass_accounts"
+query = "length(values(collections.users)[?starts_with(userPrincipalName, 'breakglass')])"
+unit = "users"
+
+[[alert]]
+name = "too_many_global_admins"
+kind = "threshold"
+metric = "global_admins"
+op = ">"
+value = 4
+severity = "high"
+
+[[webhook]]
+name = "ops"
+url = "https://hooks.example.net/tenantscope"
+secret_env = "TENANTSCOPE_WEBHOOK_SECRET"
+min_severity = "medium"
+"#;
+
+#[test]
+fn the_sample_configuration_is_valid() {
+    server::config::parse_file(CONFIG).expect("server");
+    history::parse_config(CONFIG).expect("history");
+    notify::targets_from_config(CONFIG).expect("webhooks");
+}
+
+/// The sample with random edits: bytes deleted, text inserted, both anywhere.
+fn edited_config() -> impl Strategy<Value = String> {
+    prop::collection::vec((0.0f64..1.0, 0usize..12, "[ -~\n\"\\[\\]=.]{0,10}"), 0..6).prop_map(|edits| {
+        let mut text = CONFIG.to_string();
+        for (at, delete, insert) in edits {
+            let mut i = ((text.len() as f64) * at) as usize;
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            let mut end = (i + delete).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.replace_range(i..end, &insert);
+        }
+        text
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Any configuration text is read or refused with a message; applying what was read never
+    /// panics either.
+    #[test]
+    fn configuration_files_parse_or_fail_cleanly(text in prop_oneof![edited_config(), ".{0,300}"]) {
+        match server::config::parse_file(&text) {
+            Ok(file) => {
+                let mut config = server::ServerConfig::new("127.0.0.1:0".parse().expect("address"), std::env::temp_dir());
+                config.apply(file);
+            }
+            Err(message) => prop_assert!(!message.is_empty()),
+        }
+        if let Err(e) = history::parse_config(&text) {
+            prop_assert!(!e.to_string().is_empty());
+        }
+        if let Err(e) = notify::targets_from_config(&text) {
+            prop_assert!(!e.to_string().is_empty());
+        }
+    }
+}
