@@ -9,41 +9,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{command, control, cpu_seconds, peak_rss_kib};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use common::{Killed, command, control, cpu_seconds, peak_rss_kib, tls};
 use serde_json::{Value, json};
-
-struct Killed(Vec<Child>);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A CA and a certificate for 127.0.0.1; returns (CA file, certificate file, key file).
-fn tls(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.clone().self_signed(&ca_key).expect("CA");
-    let issuer = Issuer::new(ca, &ca_key);
-    let key = KeyPair::generate().expect("key");
-    let leaf =
-        CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params").signed_by(&key, &issuer).expect("cert");
-    let paths = (dir.join("server-ca.pem"), dir.join("server.pem"), dir.join("server-key.pem"));
-    std::fs::write(&paths.0, ca_cert.pem()).expect("write");
-    std::fs::write(&paths.1, leaf.pem()).expect("write");
-    std::fs::write(&paths.2, key.serialize_pem()).expect("write");
-    paths
-}
 
 fn run(spec: &str, agents: usize, rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().expect("temp dir");

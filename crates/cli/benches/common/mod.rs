@@ -112,3 +112,65 @@ pub fn login(rt: &tokio::runtime::Runtime, ready: &sim::ReadyInfo, mut command: 
     assert!(login.wait().expect("login").success());
     let _ = drain.join();
 }
+
+/// Child processes, killed when dropped.
+pub struct Killed(pub Vec<Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A CA and a certificate for 127.0.0.1; returns (CA file, certificate file, key file).
+pub fn tls(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.clone().self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("cert");
+    let paths = (dir.join("server-ca.pem"), dir.join("server.pem"), dir.join("server-key.pem"));
+    std::fs::write(&paths.0, ca_cert.pem()).expect("write");
+    std::fs::write(&paths.1, leaf.pem()).expect("write");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write");
+    paths
+}
+
+/// A call to the simulator's control API with a body.
+pub fn control_with(
+    rt: &tokio::runtime::Runtime,
+    ready: &sim::ReadyInfo,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
+    rt.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&ready.ca_cert).expect("CA")).expect("pem");
+        let client = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
+        let url = format!("{}/_sim/{path}", ready.base_url);
+        client
+            .request(method, url)
+            .json(&body)
+            .bearer_auth(&ready.control_token)
+            .send()
+            .await
+            .expect("control")
+            .json()
+            .await
+            .expect("json")
+    })
+}
+
+/// Resident memory now, from the process's status file.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
