@@ -247,8 +247,11 @@ pub fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<Arc<AccessClaims>,
         }
     };
     let now = sim.now().timestamp();
-    if claims.exp + 300 < now || claims.nbf - 300 > now {
-        return Err(GraphError::invalid_token("Access token has expired or is not yet valid."));
+    if claims.exp + 300 < now {
+        return Err(GraphError::invalid_token(TOKEN_EXPIRED));
+    }
+    if claims.nbf - 300 > now {
+        return Err(GraphError::invalid_token(TOKEN_NOT_YET_VALID));
     }
     if sim.world().tenant(claims.tid).is_none() {
         return Err(GraphError::invalid_token("Access token validation failure. Invalid tenant."));
@@ -256,12 +259,20 @@ pub fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<Arc<AccessClaims>,
     Ok(claims)
 }
 
+/// Graph's 401 texts since it validates tokens with Microsoft.IdentityModel (2023 on; earlier it said
+/// "CompactToken parsing failed with error code: 80049217" and "Access token has expired or is not yet
+/// valid."). The malformed-token text is the one recorded from Graph on 2024-11-16 (public capture of a
+/// `GET /v1.0/me` answer); the lifetime texts are IdentityModel's as Graph words them (issue 19).
+pub(crate) const TOKEN_NOT_WELL_FORMED: &str = "IDX14100: JWT is not well formed, there are no dots (.).\nThe token needs to be in JWS or JWE Compact Serialization Format. (JWS): 'EncodedHeader.EncodedPayload.EncodedSignature'. (JWE): 'EncodedProtectedHeader.EncodedEncryptedKey.EncodedInitializationVector.EncodedCiphertext.EncodedAuthenticationTag'.";
+const TOKEN_BAD_HEADER: &str = "IDX14102: Unable to decode the header '[PII of type 'Microsoft.IdentityModel.Logging.SecurityArtifact' is hidden. For more details, see https://aka.ms/IdentityModel/PII.]' as Base64Url encoded string.";
+pub(crate) const TOKEN_EXPIRED: &str = "Lifetime validation failed, the token is expired.";
+const TOKEN_NOT_YET_VALID: &str = "Lifetime validation failed, the token is not yet valid.";
+
 fn verify(sim: &Sim, token: &str) -> Result<AccessClaims, GraphError> {
     if token.split('.').count() != 3 || token.len() > 16 * 1024 {
-        return Err(GraphError::invalid_token("CompactToken parsing failed with error code: 80049217"));
+        return Err(GraphError::invalid_token(TOKEN_NOT_WELL_FORMED));
     }
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|_| GraphError::invalid_token("CompactToken parsing failed with error code: 80049217"))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| GraphError::invalid_token(TOKEN_BAD_HEADER))?;
     let kid =
         header.kid.ok_or_else(|| GraphError::invalid_token("Access token validation failure. Invalid signature."))?;
     let key = sim
