@@ -31,6 +31,12 @@ pub struct ScopeRequest {
 
 /// Parses a `scope` parameter. Unqualified scopes name Graph, as Microsoft assumes.
 pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadError> {
+    parse_scopes_in(scope, base_url, None)
+}
+
+/// Parses a `scope` parameter of a request to `tenant` (its display name, or the segment as given for
+/// `common` and `organizations`), which Entra names when a resource is not found there.
+pub(crate) fn parse_scopes_in(scope: &str, base_url: &str, tenant: Option<&str>) -> Result<ScopeRequest, AadError> {
     let mut req = ScopeRequest::default();
     for s in scope.split_whitespace() {
         if OIDC_SCOPES.contains(&s) {
@@ -46,11 +52,14 @@ pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadErro
             let is_graph = catalog::GRAPH_RESOURCES.iter().any(|g| g.eq_ignore_ascii_case(r))
                 || r.eq_ignore_ascii_case(base_url.trim_end_matches('/'));
             if !is_graph {
+                // The text of the MSALNET live capture `InvalidResourceError500011` ("...was not found in the
+                // tenant named Cross Cloud B2B Test Tenant. ...").
+                let named = tenant.map(|t| format!(" named {t}")).unwrap_or_default();
                 return Err(AadError::bad(
                     "invalid_resource",
                     500011,
                     format!(
-                        "The resource principal named {r} was not found in the tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+                        "The resource principal named {r} was not found in the tenant{named}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
                     ),
                 ));
             }
@@ -269,7 +278,21 @@ pub(crate) fn check_presence(
 }
 
 /// Applies the requirements to a non-interactive grant, whose sign-in cannot prompt.
-pub(crate) fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateTime<Utc>) -> Result<(), AadError> {
+///
+/// The OAuth `error` of a strong-authentication failure depends on the grant: the refresh-token and
+/// on-behalf-of grants answer `interaction_required` with the Conditional Access `claims` the client
+/// must send back (ENTRA `v2-oauth2-on-behalf-of-flow.md`, "Error response example"), while the password
+/// grant answers `invalid_grant` without claims, since nothing can be prompted there (protocol reference
+/// §2.1, 50076 row: "interaction_required (v2 refresh) or invalid_grant (ROPC/v1), suberror basic_action").
+pub(crate) fn enforce(
+    req: &Requirements,
+    authn: &Authn,
+    user: &User,
+    now: DateTime<Utc>,
+    kind: GrantKind,
+) -> Result<(), AadError> {
+    let password = kind == GrantKind::Password;
+    let strong_auth_error = if password { "invalid_grant" } else { "interaction_required" };
     if let Some(policy) = req.block {
         let claims = json!({ "access_token": { "capolids": { "essential": true, "values": [policy.to_string()] } } });
         return Err(AadError::bad(
@@ -283,19 +306,19 @@ pub(crate) fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateT
     if req.mfa && authn.mfa_at.is_none() {
         let error = if user.mfa_registered() {
             AadError::bad(
-                "interaction_required",
+                strong_auth_error,
                 50076,
                 format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
             )
         } else {
             AadError::bad(
-                "interaction_required",
+                strong_auth_error,
                 50079,
                 format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
             )
         }
         .with_suberror("basic_action");
-        if req.mfa_policies.is_empty() {
+        if req.mfa_policies.is_empty() || password {
             return Err(error);
         }
         let claims = json!({ "access_token": { "capolids": { "essential": true, "values": req.mfa_policies.iter().map(Uuid::to_string).collect::<Vec<_>>() } } });
@@ -305,7 +328,7 @@ pub(crate) fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateT
         let limit = Duration::hours(i64::from(hours));
         if mfa && authn.mfa_at.is_some_and(|m| now - m > limit) {
             return Err(AadError::bad(
-                "interaction_required",
+                strong_auth_error,
                 50078,
                 format!("Presented multi-factor authentication has expired due to policies configured by your administrator, you must refresh your multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
             )
@@ -333,15 +356,34 @@ pub(crate) struct UserGrant<'a> {
     pub client_ip: IpAddr,
     pub appidacr: &'static str,
     pub client_info: bool,
-    /// The grant may prompt (MFA, consent) and already did: policies are not checked again.
-    pub interactive: bool,
+    pub kind: GrantKind,
+}
+
+/// The grant a user token is asked for, which decides whether policies are checked again and how
+/// Entra words a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantKind {
+    AuthorizationCode,
+    DeviceCode,
+    RefreshToken,
+    Password,
+}
+
+impl GrantKind {
+    /// The sign-in behind the grant could prompt (MFA, consent) and already did: policies are not
+    /// checked again.
+    fn interactive(self) -> bool {
+        matches!(self, GrantKind::AuthorizationCode | GrantKind::DeviceCode)
+    }
 }
 
 /// Runs every check for a user grant and mints the token response.
 pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadError> {
     let now = sim.now();
     let world = sim.world();
-    let app = world.app(grant.client_id).ok_or_else(|| unknown_client(grant.client_id))?;
+    let app = world
+        .app(grant.client_id)
+        .ok_or_else(|| unknown_client(grant.client_id, &grant.resource_tenant.to_string()))?;
     let resource =
         world.tenant(grant.resource_tenant).ok_or_else(|| tenant_not_found(&grant.resource_tenant.to_string()))?;
     let home =
@@ -355,9 +397,9 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
     }
     check_presence(&world, resource, home, user, app, now)?;
     let consent = consented_scopes(&world, app, resource, home, grant.scopes)?;
-    if !grant.interactive {
+    if !grant.kind.interactive() {
         let req = requirements(&world, resource, home, user, grant.client_ip, now);
-        enforce(&req, &grant.authn, user, now)?;
+        enforce(&req, &grant.authn, user, now, grant.kind)?;
     }
     let foreign = resource.id != home.id;
     let wids: Vec<String> =
@@ -500,12 +542,14 @@ pub(crate) fn revoked() -> AadError {
     .with_suberror("bad_token")
 }
 
-pub(crate) fn unknown_client(client_id: impl std::fmt::Display) -> AadError {
+/// 700016 for an app the directory does not know, naming the directory as Entra does (MSALNET live capture
+/// `WrongTenantError700016`: "...was not found in the directory 'MSIDLAB4'. ...").
+pub(crate) fn unknown_client(client_id: impl std::fmt::Display, directory: &str) -> AadError {
     AadError::bad(
         "unauthorized_client",
         700016,
         format!(
-            "Application with identifier '{client_id}' was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            "Application with identifier '{client_id}' was not found in the directory '{directory}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
         ),
     )
 }

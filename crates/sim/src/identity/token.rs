@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::issue::{self, ScopeRequest, UserGrant, parse_scopes, unknown_client};
+use super::issue::{self, GrantKind, ScopeRequest, UserGrant, parse_scopes_in, unknown_client};
 use super::{ClientIp, TenantSegment, correlation, resolve_segment};
-use crate::errors::{AadError, identity_headers};
+use crate::errors::{AadError, identity_headers, json_body};
 use crate::state::{Authn, Counters, DeviceCode, DeviceStatus, SharedSim, Sim, opaque};
 
 /// The largest form body the endpoints accept; Microsoft rejects far smaller bodies than any real client sends.
@@ -134,8 +134,8 @@ pub(crate) async fn token(
             if let Ok(t) = Uuid::parse_str(&tenant) {
                 sim.counters.tenant(t, |c| c.token_requests += 1);
             }
-            let mut resp = axum::Json(body).into_response();
-            identity_headers(resp.headers_mut(), &corr);
+            let mut resp = json_body(&body).into_response();
+            identity_headers(resp.headers_mut(), &corr, &Uuid::new_v4().to_string(), 0);
             resp
         }
         Err(e) => {
@@ -154,20 +154,13 @@ fn handle_token(
 ) -> Result<Value, AadError> {
     let segment = resolve_segment(sim, tenant)
         .map_err(|e| if e.code == 90002 { AadError { error: "invalid_request", ..e } } else { e })?;
+    let directory = directory_name(sim, &segment, tenant);
     let grant_type = form.require("grant_type")?;
     let (basic_id, basic_secret) = basic_auth(headers);
     let client_id_text = form.get("client_id").map(str::to_string).or(basic_id).ok_or_else(|| missing("client_id"))?;
-    let client_id = Uuid::parse_str(&client_id_text).map_err(|_| {
-        AadError::bad(
-            "unauthorized_client",
-            700016,
-            format!(
-                "Application with identifier '{}' was not found in the directory.",
-                super::truncate(&client_id_text, 64)
-            ),
-        )
-    })?;
-    let app = sim.world().app(client_id).cloned().ok_or_else(|| unknown_client(client_id))?;
+    let client_id = Uuid::parse_str(&client_id_text)
+        .map_err(|_| unknown_client(super::truncate(&client_id_text, 64), &directory))?;
+    let app = sim.world().app(client_id).cloned().ok_or_else(|| unknown_client(client_id, &directory))?;
     if !app.enabled {
         return Err(AadError::bad(
             "unauthorized_client",
@@ -178,16 +171,29 @@ fn handle_token(
     let secret = form.get("client_secret").map(str::to_string).or(basic_secret);
     let auth = authenticate_client(sim, &app, tenant, form, secret.as_deref(), grant_type)?;
     match grant_type {
-        "client_credentials" => client_credentials(sim, &app, &segment, form, &auth),
-        "authorization_code" => authorization_code(sim, &app, &segment, form, ip, &auth),
-        "refresh_token" => refresh(sim, &app, &segment, form, ip, &auth),
-        "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => device_code(sim, &app, form, ip, &auth),
-        "password" => password(sim, &app, &segment, form, ip, &auth),
+        "client_credentials" => client_credentials(sim, &app, &segment, &directory, form, &auth),
+        "authorization_code" => authorization_code(sim, &app, &segment, &directory, form, ip, &auth),
+        "refresh_token" => refresh(sim, &app, &segment, &directory, form, ip, &auth),
+        "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => {
+            device_code(sim, &app, &directory, form, ip, &auth)
+        }
+        "password" => password(sim, &app, &segment, &directory, form, ip, &auth),
         other => Err(AadError::bad(
             "unsupported_grant_type",
             70003,
             format!("The app requested an unsupported grant type '{}'.", super::truncate(other, 64)),
         )),
+    }
+}
+
+/// The name Entra gives the directory of a request in its messages: the tenant's display name, or the
+/// segment as the client wrote it for `common`, `organizations` and `consumers`.
+fn directory_name(sim: &Sim, segment: &TenantSegment, raw: &str) -> String {
+    match segment {
+        TenantSegment::Tenant(id) => {
+            sim.world().tenant(*id).map_or_else(|| raw.to_string(), |t| t.display_name.clone())
+        }
+        _ => super::truncate(raw, 80).to_string(),
     }
 }
 
@@ -280,6 +286,42 @@ fn assertion_error(reason: &str) -> AadError {
     )
 }
 
+/// Where Entra sends a developer whose certificate assertion it refuses (the MSALNET live captures of
+/// 700024 and 700021 end with it).
+const CERT_DOCS: &str = "Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .";
+
+/// Decodes a base64url value with or without its `=` padding: MSAL Python and azure-identity pad the
+/// certificate thumbprints of their assertions (`base64.urlsafe_b64encode`), msal-node does not, and Entra
+/// accepts both.
+fn base64url(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
+}
+
+/// A NumericDate of an assertion: JSON allows it as an integer or a fraction (MSAL Python sends
+/// `time.time()` floats), and Entra accepts both.
+fn numeric_date(claims: &Value, name: &str) -> Option<f64> {
+    claims.get(name).and_then(Value::as_f64)
+}
+
+fn instant(seconds: f64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds.floor() as i64, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// The claims of a JWT read without checking its signature, to decide which key and which errors apply.
+fn unverified_claims(jwt: &str) -> Option<Value> {
+    let payload = jwt.split('.').nth(1)?;
+    serde_json::from_slice(&base64url(payload)?).ok()
+}
+
+/// The JWT algorithms Entra verifies client assertions with.
+const ASSERTION_ALGORITHMS: &[Algorithm] =
+    &[Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
+
+/// Checks a certificate client assertion as Entra does, each failure with its own code and the text of
+/// Entra's live answers (MSALNET `TestConstants.cs`, captured December 2023): 50027 malformed, 5002738
+/// unsupported algorithm, 5002723 no thumbprint, 90014 a required claim missing, 700021 `iss`/`sub` not the
+/// client, 700027 unknown key or bad signature, 700024 outside its validity window (with the current time
+/// and the window, five minutes of skew).
 fn verify_assertion(
     sim: &Sim,
     app: &crate::world::App,
@@ -287,24 +329,68 @@ fn verify_assertion(
     assertion: &str,
     now: DateTime<Utc>,
 ) -> Result<(), AadError> {
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| AadError::new(401, "invalid_client", 50027, "Invalid JWT token. The token is malformed."))?;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let cert = match (header.alg, &header.x5t_s256, &header.x5t) {
-        (Algorithm::PS256, Some(t), _) => {
-            let thumb = b64.decode(t).map_err(|_| assertion_error("The key was not found."))?;
-            app.certificates.iter().find(|c| c.thumbprint_sha256 == thumb)
-        }
-        (Algorithm::RS256, _, Some(t)) => {
-            let thumb = b64.decode(t).map_err(|_| assertion_error("The key was not found."))?;
-            app.certificates.iter().find(|c| c.thumbprint_sha1 == thumb)
-        }
-        _ => return Err(assertion_error("The provided signature algorithm or key identifier is not supported.")),
+    let malformed = || AadError::new(401, "invalid_client", 50027, "JWT token is invalid or malformed.");
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| malformed())?;
+    let claims = unverified_claims(assertion).ok_or_else(malformed)?;
+    if !ASSERTION_ALGORITHMS.contains(&header.alg) {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            5002738,
+            format!(
+                "Invalid JWT token. '{:?}' is not a supported signature algorithm. Supported signing algorithms are: 'RS256,RS384,RS512'",
+                header.alg
+            ),
+        ));
     }
-    .ok_or_else(|| {
+    if header.x5t.is_none() && header.x5t_s256.is_none() && header.kid.is_none() {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            5002723,
+            "Invalid JWT token. No certificate SHA-1 thumbprint, certificate SHA-256 thumbprint, nor keyId specified in token header.",
+        ));
+    }
+    for field in ["iss", "aud"] {
+        if claims.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(AadError::bad(
+                "invalid_request",
+                90014,
+                format!(
+                    "The required field '{field}' is missing from the credential. Ensure that you have all the necessary parameters for the login request."
+                ),
+            ));
+        }
+    }
+    let client = app.client_id.to_string();
+    if claims.get("iss").and_then(Value::as_str) != Some(&client)
+        || claims.get("sub").and_then(Value::as_str) != Some(&client)
+    {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700021,
+            format!("Client assertion application identifier doesn't match 'client_id' parameter. {CERT_DOCS}"),
+        ));
+    }
+    // The SHA-256 thumbprint is preferred when both are present, as MSAL sends both with PS256.
+    let by_sha256 = header
+        .x5t_s256
+        .as_deref()
+        .and_then(base64url)
+        .and_then(|t| app.certificates.iter().find(|c| c.thumbprint_sha256 == t));
+    let by_sha1 = || {
+        let thumb = header
+            .x5t
+            .as_deref()
+            .and_then(base64url)
+            .or_else(|| header.kid.as_deref().and_then(|k| hex::decode(k).ok()))?;
+        app.certificates.iter().find(|c| c.thumbprint_sha1 == thumb)
+    };
+    let cert = by_sha256.or_else(by_sha1).ok_or_else(|| {
         assertion_error(&format!(
             "The key was not found., Thumbprint of key used by client: '{}'",
-            header.x5t.clone().or(header.x5t_s256.clone()).unwrap_or_default()
+            header.x5t.clone().or(header.x5t_s256.clone()).or(header.kid.clone()).unwrap_or_default()
         ))
     })?;
     if cert.end <= now {
@@ -316,20 +402,8 @@ fn verify_assertion(
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let data = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+    jsonwebtoken::decode::<Value>(assertion, &key, &validation)
         .map_err(|_| assertion_error("The signature is invalid."))?;
-    let claims = data.claims;
-    let client = app.client_id.to_string();
-    if claims.get("iss").and_then(Value::as_str) != Some(&client)
-        || claims.get("sub").and_then(Value::as_str) != Some(&client)
-    {
-        return Err(AadError::new(
-            401,
-            "invalid_client",
-            700021,
-            "Client assertion application identifier doesn't match 'client_id' parameter.",
-        ));
-    }
     let aud = claims.get("aud").and_then(Value::as_str).unwrap_or("");
     let expected_suffix = [format!("/{tenant}/oauth2/v2.0/token"), format!("/{tenant}/v2.0")];
     if !aud.starts_with(&sim.base_url) || !expected_suffix.iter().any(|s| aud.ends_with(s.as_str())) {
@@ -343,15 +417,26 @@ fn verify_assertion(
             ),
         ));
     }
-    let ts = now.timestamp();
-    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
-    if exp + 300 < ts || nbf - 300 > ts {
+    check_validity(&claims, now)
+}
+
+/// 700024 when `now` is outside the assertion's window (from `nbf`, or `iat` when it has none, to `exp`),
+/// allowing five minutes of clock skew; the message gives the three instants as Entra does.
+fn check_validity(claims: &Value, now: DateTime<Utc>) -> Result<(), AadError> {
+    let ts = now.timestamp() as f64;
+    let exp = numeric_date(claims, "exp").unwrap_or(0.0);
+    let from = numeric_date(claims, "nbf").or_else(|| numeric_date(claims, "iat")).unwrap_or(0.0);
+    if exp + 300.0 < ts || from - 300.0 > ts {
         return Err(AadError::new(
             401,
             "invalid_client",
             700024,
-            "Client assertion is not within its valid time range.",
+            format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. {CERT_DOCS}",
+                crate::errors::dotnet_time(now),
+                crate::errors::dotnet_time(instant(from)),
+                crate::errors::dotnet_time(instant(exp)),
+            ),
         ));
     }
     Ok(())
@@ -368,6 +453,7 @@ fn client_credentials(
     sim: &Sim,
     app: &crate::world::App,
     segment: &TenantSegment,
+    directory: &str,
     form: &Form,
     auth: &ClientAuth,
 ) -> Result<Value, AadError> {
@@ -389,7 +475,7 @@ fn client_credentials(
             ),
         ));
     }
-    parse_scopes(scope, &sim.base_url)?;
+    parse_scopes_in(scope, &sim.base_url, Some(directory))?;
     let now = sim.now();
     let world = sim.world();
     let resource = world.tenant(tenant).ok_or_else(|| issue::tenant_not_found(&tenant.to_string()))?;
@@ -443,10 +529,10 @@ fn client_credentials(
     }))
 }
 
-fn user_scopes(sim: &Sim, form: &Form, default: Option<&[String]>) -> Result<ScopeRequest, AadError> {
+fn user_scopes(sim: &Sim, directory: &str, form: &Form, default: Option<&[String]>) -> Result<ScopeRequest, AadError> {
     match (form.get("scope"), default) {
-        (Some(s), _) => parse_scopes(s, &sim.base_url),
-        (None, Some(d)) => parse_scopes(&d.join(" "), &sim.base_url),
+        (Some(s), _) => parse_scopes_in(s, &sim.base_url, Some(directory)),
+        (None, Some(d)) => parse_scopes_in(&d.join(" "), &sim.base_url, Some(directory)),
         (None, None) => Err(missing("scope")),
     }
 }
@@ -455,6 +541,7 @@ fn authorization_code(
     sim: &Sim,
     app: &crate::world::App,
     segment: &TenantSegment,
+    directory: &str,
     form: &Form,
     ip: std::net::IpAddr,
     auth: &ClientAuth,
@@ -523,8 +610,8 @@ fn authorization_code(
         record.clone()
     };
     let scopes = match form.get("scope") {
-        Some(s) => parse_scopes(s, &sim.base_url)?,
-        None => parse_scopes(&record.scopes.join(" "), &sim.base_url)?,
+        Some(s) => parse_scopes_in(s, &sim.base_url, Some(directory))?,
+        None => parse_scopes_in(&record.scopes.join(" "), &sim.base_url, Some(directory))?,
     };
     issue::issue_user(
         sim,
@@ -537,7 +624,7 @@ fn authorization_code(
             client_ip: ip,
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
-            interactive: true,
+            kind: GrantKind::AuthorizationCode,
         },
     )
 }
@@ -546,6 +633,7 @@ fn refresh(
     sim: &Sim,
     app: &crate::world::App,
     segment: &TenantSegment,
+    directory: &str,
     form: &Form,
     ip: std::net::IpAddr,
     auth: &ClientAuth,
@@ -575,7 +663,7 @@ fn refresh(
         .with_suberror("bad_token"));
     }
     let resource_tenant = specific_tenant(segment).unwrap_or(state.authn.home_tenant);
-    let scopes = user_scopes(sim, form, Some(&state.scopes))?;
+    let scopes = user_scopes(sim, directory, form, Some(&state.scopes))?;
     let result = issue::issue_user(
         sim,
         UserGrant {
@@ -587,7 +675,7 @@ fn refresh(
             client_ip: ip,
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
-            interactive: false,
+            kind: GrantKind::RefreshToken,
         },
     )?;
     if let Some(s) = sim.sessions().refresh_tokens.get_mut(rt) {
@@ -599,6 +687,7 @@ fn refresh(
 fn device_code(
     sim: &Sim,
     app: &crate::world::App,
+    directory: &str,
     form: &Form,
     ip: std::net::IpAddr,
     auth: &ClientAuth,
@@ -633,7 +722,7 @@ fn device_code(
             "The device code was already redeemed; start a new device code flow.",
         )),
         DeviceStatus::Approved { authn, resource_tenant } => {
-            let scopes = parse_scopes(&entry.scopes.join(" "), &sim.base_url)?;
+            let scopes = parse_scopes_in(&entry.scopes.join(" "), &sim.base_url, Some(directory))?;
             let result = issue::issue_user(
                 sim,
                 UserGrant {
@@ -645,7 +734,7 @@ fn device_code(
                     client_ip: ip,
                     appidacr: auth.appidacr(),
                     client_info: form.get("client_info") == Some("1"),
-                    interactive: true,
+                    kind: GrantKind::DeviceCode,
                 },
             )?;
             if let Some(e) = sim.sessions().device_codes.get_mut(code) {
@@ -660,6 +749,7 @@ fn password(
     sim: &Sim,
     app: &crate::world::App,
     segment: &TenantSegment,
+    directory: &str,
     form: &Form,
     ip: std::net::IpAddr,
     auth: &ClientAuth,
@@ -687,7 +777,7 @@ fn password(
         (home.id, user.id)
     };
     let resource_tenant = specific_tenant(segment).unwrap_or(home);
-    let scopes = user_scopes(sim, form, None)?;
+    let scopes = user_scopes(sim, directory, form, None)?;
     issue::issue_user(
         sim,
         UserGrant {
@@ -699,7 +789,7 @@ fn password(
             client_ip: ip,
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
-            interactive: false,
+            kind: GrantKind::Password,
         },
     )
 }
@@ -713,14 +803,16 @@ pub(crate) async fn devicecode(
     let corr = correlation(&headers);
     let result = async {
         let form = read_form(&headers, body).await?;
-        resolve_segment(&sim, &tenant)?;
+        let segment = resolve_segment(&sim, &tenant)?;
+        let directory = directory_name(&sim, &segment, &tenant);
         let client = form.require("client_id")?;
-        let client_id = Uuid::parse_str(client).map_err(|_| unknown_client(super::truncate(client, 64)))?;
+        let client_id =
+            Uuid::parse_str(client).map_err(|_| unknown_client(super::truncate(client, 64), &directory))?;
         if sim.world().app(client_id).is_none() {
-            return Err(unknown_client(client_id));
+            return Err(unknown_client(client_id, &directory));
         }
         let scope = form.require("scope")?;
-        parse_scopes(scope, &sim.base_url)?;
+        parse_scopes_in(scope, &sim.base_url, Some(&directory))?;
         let now = sim.now();
         let (interval, lifetime) = {
             let w = sim.world();
@@ -764,8 +856,8 @@ pub(crate) async fn devicecode(
     .await;
     match result {
         Ok(v) => {
-            let mut resp = axum::Json(v).into_response();
-            identity_headers(resp.headers_mut(), &corr);
+            let mut resp = json_body(&v).into_response();
+            identity_headers(resp.headers_mut(), &corr, &Uuid::new_v4().to_string(), 0);
             resp
         }
         Err(e) => e.into_response_with(&corr, sim.now(), &sim.base_url),

@@ -758,7 +758,7 @@ impl WorldFile {
     }
 }
 
-fn certificate_from_pem(
+pub(crate) fn certificate_from_pem(
     key_id: Uuid,
     name: &str,
     pem: &str,
