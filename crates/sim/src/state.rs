@@ -105,6 +105,9 @@ pub(crate) struct Sessions {
     pub(crate) device_codes: HashMap<String, DeviceCode>,
     pub(crate) user_codes: HashMap<String, String>,
     pub(crate) refresh_tokens: HashMap<String, RefreshState>,
+    /// The sign-in behind each access token issued for a web API of the world, by its `uti`, with the
+    /// token's expiry: what an on-behalf-of request presenting that token continues.
+    pub(crate) api_tokens: HashMap<String, (Authn, DateTime<Utc>)>,
 }
 
 /// How many distinct Graph paths the counters keep apart.

@@ -181,6 +181,25 @@ async fn python_certificate_credentials_sign_in() {
     );
 }
 
+/// Issue 19: the on-behalf-of grant through MSAL Python's `acquire_token_on_behalf_of`.
+#[tokio::test(flavor = "multi_thread")]
+async fn msal_python_acts_on_behalf_of_a_user() {
+    let sim = TestSim::demo().await;
+    let r = run_client(&sim, &python(), "obo_python.py").await;
+    assert_eq!(r["api_token"]["ok"], true, "{r:#}");
+    assert_eq!(r["api_token"]["aud"], AUTOMATION);
+    assert_eq!(
+        r["without_consent"],
+        json!({"error": "invalid_grant", "error_codes": [65001], "suberror": "consent_required"})
+    );
+    let granted = &r["granted"];
+    assert_eq!(granted["ok"], true, "{r:#}");
+    assert_eq!(granted["appid"], AUTOMATION);
+    assert_eq!(granted["upn"], MEGAN);
+    assert_eq!(granted["scp"], "User.Read");
+    assert_eq!(granted["amr"], json!(["pwd", "mfa"]));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn msgraph_sdk_pages_batches_and_raises_odata_errors() {
     let sim = TestSim::demo().await;

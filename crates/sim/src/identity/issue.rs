@@ -21,12 +21,17 @@ use crate::world::{App, GrantControl, PolicyState, PolicyUsers, Tenant, User, Wo
 /// How many refresh tokens the simulator keeps before forgetting those unused for an hour.
 pub(crate) const MAX_REFRESH_TOKENS: usize = 1_000_000;
 
-/// The scopes of a request, split into the identity scopes and the Graph scopes.
+/// The scopes of a request, split into the identity scopes and the scopes of the one resource asked for:
+/// Graph, or (when `api` is set) a web API registered as an app of the world, addressed as
+/// `api://{client_id}/{scope}` or `{client_id}/{scope}`, whose tokens a middle tier redeems on behalf of
+/// the user.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScopeRequest {
     pub oidc: Vec<String>,
     pub default: bool,
+    /// The scope names of the resource (Graph's unless `api` is set).
     pub graph: Vec<String>,
+    pub api: Option<Uuid>,
 }
 
 /// Parses a `scope` parameter. Unqualified scopes name Graph, as Microsoft assumes.
@@ -38,6 +43,7 @@ pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadErro
 /// `common` and `organizations`), which Entra names when a resource is not found there.
 pub(crate) fn parse_scopes_in(scope: &str, base_url: &str, tenant: Option<&str>) -> Result<ScopeRequest, AadError> {
     let mut req = ScopeRequest::default();
+    let mut graph_named = false;
     for s in scope.split_whitespace() {
         if OIDC_SCOPES.contains(&s) {
             req.oidc.push(s.to_string());
@@ -47,11 +53,13 @@ pub(crate) fn parse_scopes_in(scope: &str, base_url: &str, tenant: Option<&str>)
             Some((r, n)) if r.contains('.') || r.contains(':') || Uuid::parse_str(r).is_ok() => (Some(r), n),
             _ => (None, s),
         };
+        let mut api = None;
         if let Some(r) = resource {
             let r = r.trim_end_matches('/');
             let is_graph = catalog::GRAPH_RESOURCES.iter().any(|g| g.eq_ignore_ascii_case(r))
                 || r.eq_ignore_ascii_case(base_url.trim_end_matches('/'));
-            if !is_graph {
+            api = if is_graph { None } else { Uuid::parse_str(r.strip_prefix("api://").unwrap_or(r)).ok() };
+            if !is_graph && api.is_none() {
                 // The text of the MSALNET live capture `InvalidResourceError500011` ("...was not found in the
                 // tenant named Cross Cloud B2B Test Tenant. ...").
                 let named = tenant.map(|t| format!(" named {t}")).unwrap_or_default();
@@ -70,6 +78,23 @@ pub(crate) fn parse_scopes_in(scope: &str, base_url: &str, tenant: Option<&str>)
                 70011,
                 format!("The provided value for the input parameter 'scope' is not valid. The scope {s} is not valid."),
             ));
+        }
+        // One resource per request: Entra answers 700022 to scopes of two (protocol reference §2.1,
+        // "70011 / 700022 / 28002 | invalid scope / multiple resources").
+        let other_resource = match api {
+            Some(id) => graph_named || req.api.is_some_and(|a| a != id),
+            None => req.api.is_some(),
+        };
+        if other_resource {
+            return Err(AadError::bad(
+                "invalid_scope",
+                700022,
+                "The provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.".replace("%s", scope),
+            ));
+        }
+        match api {
+            Some(id) => req.api = Some(id),
+            None => graph_named = true,
         }
         if name == ".default" {
             req.default = true;
@@ -367,6 +392,7 @@ pub(crate) enum GrantKind {
     DeviceCode,
     RefreshToken,
     Password,
+    OnBehalfOf,
 }
 
 impl GrantKind {
@@ -396,7 +422,24 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
         return Err(revoked());
     }
     check_presence(&world, resource, home, user, app, now)?;
-    let consent = consented_scopes(&world, app, resource, home, grant.scopes)?;
+    // A web API of the world needs its service principal in the tenant; consent to its scopes is not
+    // modelled (docs/simulator.md, "Known limits").
+    let consent = match grant.scopes.api {
+        Some(api) => {
+            if resource.service_principal(api).is_none() {
+                return Err(AadError::bad(
+                    "invalid_resource",
+                    500011,
+                    format!(
+                        "The resource principal named api://{api} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
+                        resource.display_name
+                    ),
+                ));
+            }
+            Grant { scp: grant.scopes.graph.clone() }
+        }
+        None => consented_scopes(&world, app, resource, home, grant.scopes)?,
+    };
     if !grant.kind.interactive() {
         let req = requirements(&world, resource, home, user, grant.client_ip, now);
         enforce(&req, &grant.authn, user, now, grant.kind)?;
@@ -450,7 +493,43 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
     if foreign {
         at["idp"] = json!(format!("https://sts.windows.net/{}/", home.id));
     }
-    let access_token = key.sign(&at, Some(&opaque("AQAB", 48))).map_err(|_| server_error())?;
+    let access_token = match grant.scopes.api {
+        Some(api) => {
+            // A v2 access token for the web API, as Entra issues for an app that accepts v2 tokens
+            // (ENTRA `access-token-claims-reference.md`: `aud` the API's client id, `azp`/`azpacr`, no `amr`).
+            let uti = opaque("", 16);
+            let mut v2 = json!({
+                "aud": api.to_string(),
+                "iss": format!("{}/{}/v2.0", sim.base_url, resource.id),
+                "iat": iat,
+                "nbf": iat,
+                "exp": exp,
+                "aio": opaque("AWQAm/", 24),
+                "azp": app.client_id.to_string(),
+                "azpacr": grant.appidacr,
+                "name": user.display_name,
+                "oid": user.id.to_string(),
+                "preferred_username": user.upn,
+                "rh": opaque("1.A", 20),
+                "scp": consent.scp.join(" "),
+                "sub": pairwise_sub(user.id, api),
+                "tid": resource.id.to_string(),
+                "uti": uti,
+                "ver": "2.0",
+            });
+            if foreign {
+                v2["idp"] = json!(format!("https://sts.windows.net/{}/", home.id));
+            }
+            let mut sessions = sim.sessions();
+            if sessions.api_tokens.len() >= MAX_REFRESH_TOKENS {
+                sessions.api_tokens.retain(|_, (_, e)| *e > now);
+            }
+            sessions.api_tokens.insert(uti, (grant.authn.clone(), now + lifetime));
+            drop(sessions);
+            key.sign(&v2, None).map_err(|_| server_error())?
+        }
+        None => key.sign(&at, Some(&opaque("AQAB", 48))).map_err(|_| server_error())?,
+    };
     let mut response = json!({
         "token_type": "Bearer",
         "scope": echo_scope(grant.scopes, &consent),
@@ -485,10 +564,11 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
         let info = json!({ "uid": user.id.to_string(), "utid": home.id.to_string() });
         response["client_info"] = json!(URL_SAFE_NO_PAD.encode(info.to_string()));
     }
-    let scopes_for_refresh: Vec<String> = if grant.scopes.default {
-        vec!["https://graph.microsoft.com/.default".to_string()]
-    } else {
-        grant.scopes.graph.clone()
+    let scopes_for_refresh: Vec<String> = match grant.scopes.api {
+        Some(api) if grant.scopes.default => vec![format!("api://{api}/.default")],
+        Some(api) => grant.scopes.graph.iter().map(|s| format!("api://{api}/{s}")).collect(),
+        None if grant.scopes.default => vec!["https://graph.microsoft.com/.default".to_string()],
+        None => grant.scopes.graph.clone(),
     };
     drop(world);
     if grant.scopes.oidc.iter().any(|s| s == "offline_access") || grant.scopes.default {
@@ -520,9 +600,13 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
 /// The `scope` echoed in a token response: the granted Graph scopes with their resource prefix, the
 /// requested `.default` scope and the requested identity scopes, so that client caches match them.
 fn echo_scope(req: &ScopeRequest, grant: &Grant) -> String {
-    let mut out: Vec<String> = grant.scp.iter().map(|s| format!("https://graph.microsoft.com/{s}")).collect();
+    let resource = match req.api {
+        Some(api) => format!("api://{api}"),
+        None => "https://graph.microsoft.com".to_string(),
+    };
+    let mut out: Vec<String> = grant.scp.iter().map(|s| format!("{resource}/{s}")).collect();
     if req.default {
-        out.push("https://graph.microsoft.com/.default".to_string());
+        out.push(format!("{resource}/.default"));
     }
     out.extend(req.oidc.iter().filter(|s| *s != "offline_access").cloned());
     out.join(" ")

@@ -36,6 +36,8 @@ const KNOWN_PARAMS: &[&str] = &[
     "code_verifier",
     "username",
     "password",
+    "assertion",
+    "requested_token_use",
 ];
 
 /// A parsed form: one value per parameter; a repeated known parameter is an error, as at Microsoft.
@@ -178,6 +180,7 @@ fn handle_token(
             device_code(sim, &app, &directory, form, ip, &auth)
         }
         "password" => password(sim, &app, &segment, &directory, form, ip, &auth),
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => on_behalf_of(sim, &app, &segment, &directory, form, ip, &auth),
         other => Err(AadError::bad(
             "unsupported_grant_type",
             70003,
@@ -790,6 +793,106 @@ fn password(
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
             kind: GrantKind::Password,
+        },
+    )
+}
+
+/// The on-behalf-of grant (ENTRA `v2-oauth2-on-behalf-of-flow.md`): a confidential middle tier presents
+/// the access token a user got for it (`assertion`, its `aud` the middle tier's client id or
+/// `api://{client id}`) and gets a token for another resource as that user. The user's sign-in is
+/// checked again as on a refresh: revoked sessions, GDAP presence, consent (65001 when the middle tier
+/// lacks it) and Conditional Access (50076/50079 as `interaction_required` with the policies' `claims`,
+/// which the middle tier hands back to its client).
+fn on_behalf_of(
+    sim: &Sim,
+    app: &crate::world::App,
+    segment: &TenantSegment,
+    directory: &str,
+    form: &Form,
+    ip: std::net::IpAddr,
+    auth: &ClientAuth,
+) -> Result<Value, AadError> {
+    match form.get("requested_token_use") {
+        Some("on_behalf_of") => {}
+        Some(other) => {
+            return Err(AadError::bad(
+                "invalid_request",
+                50000,
+                format!(
+                    "There was an error issuing a token. The requested_token_use '{}' is not supported.",
+                    super::truncate(other, 64)
+                ),
+            ));
+        }
+        None => return Err(missing("requested_token_use")),
+    }
+    if matches!(auth, ClientAuth::None) {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ));
+    }
+    let assertion = form.require("assertion")?;
+    let now = sim.now();
+    let invalid = |reason: &str| {
+        AadError::bad("invalid_grant", 50013, format!("Assertion failed signature validation. [Reason - {reason}]"))
+    };
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| AadError::bad("invalid_grant", 50027, "JWT token is invalid or malformed."))?;
+    let key = header.kid.as_deref().and_then(|k| sim.keys.find(k)).ok_or_else(|| invalid("The key was not found."))?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key.decoding, &validation)
+        .map_err(|_| invalid("The signature is invalid."))?
+        .claims;
+    let aud = claims.get("aud").and_then(Value::as_str).unwrap_or("");
+    let client = app.client_id.to_string();
+    if aud != client && aud != format!("api://{client}") {
+        return Err(AadError::bad(
+            "invalid_grant",
+            500131,
+            format!(
+                "Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was '{}' and the expected audience is '{client}' or one of the Application Id URIs of this application.",
+                super::truncate(aud, 200)
+            ),
+        ));
+    }
+    let exp = numeric_date(&claims, "exp").unwrap_or(0.0);
+    if exp + 300.0 < now.timestamp() as f64 {
+        return Err(AadError::bad(
+            "invalid_grant",
+            500133,
+            format!(
+                "Assertion is not within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token. Current time: {}, expiry time of assertion {}.",
+                crate::errors::dotnet_time(now),
+                crate::errors::dotnet_time(instant(exp)),
+            ),
+        ));
+    }
+    let uti = claims.get("uti").and_then(Value::as_str).unwrap_or("");
+    let authn =
+        sim.sessions().api_tokens.get(uti).map(|(a, _)| a.clone()).ok_or_else(|| invalid("The token is unknown."))?;
+    let token_tenant =
+        claims.get("tid").and_then(Value::as_str).and_then(|t| Uuid::parse_str(t).ok()).unwrap_or(authn.home_tenant);
+    let resource_tenant = specific_tenant(segment).unwrap_or(token_tenant);
+    let scopes = user_scopes(sim, directory, form, None)?;
+    issue::issue_user(
+        sim,
+        UserGrant {
+            authn,
+            client_id: app.client_id,
+            resource_tenant,
+            scopes: &scopes,
+            nonce: None,
+            client_ip: ip,
+            appidacr: auth.appidacr(),
+            client_info: form.get("client_info") == Some("1"),
+            kind: GrantKind::OnBehalfOf,
         },
     )
 }
