@@ -208,6 +208,10 @@ pub struct AccessClaims {
     pub(crate) exp: i64,
     /// The home tenant of the user when it differs from `tid` (a partner user through GDAP).
     pub(crate) home_tid: Option<Uuid>,
+    pub(crate) iat: i64,
+    /// The client declared the `cp1` capability (`xms_cc`): Graph evaluates the token continuously and
+    /// answers a revoked session or a disallowed location with a claims challenge.
+    pub(crate) cae: bool,
 }
 
 impl AccessClaims {

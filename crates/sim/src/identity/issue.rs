@@ -382,7 +382,13 @@ pub(crate) struct UserGrant<'a> {
     pub appidacr: &'static str,
     pub client_info: bool,
     pub kind: GrantKind,
+    /// The client declared the `cp1` capability: the Graph token carries `xms_cc` and lives a day.
+    pub cae: bool,
 }
+
+/// The lifetime of a token for a client that declared `cp1`: Entra gives them 20 to 28 hours, and the
+/// recorded answer (`payloads/token_response_client_credentials_recorded.json`) says 86399 seconds.
+pub(crate) const CAE_LIFETIME: Duration = Duration::hours(24);
 
 /// The grant a user token is asked for, which decides whether policies are checked again and how
 /// Entra words a failure.
@@ -448,9 +454,14 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
     let wids: Vec<String> =
         if foreign { world.gdap_roles(home, user.id, resource.id, now) } else { user.roles.clone() };
     let key = sim.signing_key_at(now, world.settings.key_rotation_minutes).ok_or_else(server_error)?;
-    let lifetime = Duration::minutes(i64::from(rand::rng().random_range(
-        world.settings.token_lifetime_min..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
-    )));
+    let lifetime = if grant.cae && grant.scopes.api.is_none() {
+        CAE_LIFETIME
+    } else {
+        Duration::minutes(i64::from(rand::rng().random_range(
+            world.settings.token_lifetime_min
+                ..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
+        )))
+    };
     let iat = now.timestamp();
     let exp = (now + lifetime).timestamp();
     let mut amr = vec!["pwd".to_string()];
@@ -492,6 +503,9 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
     });
     if foreign {
         at["idp"] = json!(format!("https://sts.windows.net/{}/", home.id));
+    }
+    if grant.cae {
+        at["xms_cc"] = json!(["cp1"]);
     }
     let access_token = match grant.scopes.api {
         Some(api) => {

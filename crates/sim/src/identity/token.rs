@@ -445,6 +445,17 @@ fn check_validity(claims: &Value, now: DateTime<Utc>) -> Result<(), AadError> {
     Ok(())
 }
 
+/// Whether the client declared the `cp1` capability in the request's `claims`
+/// (`{"access_token":{"xms_cc":{"values":["cp1"]}}}`, possibly merged with a claims challenge; MSAL sends
+/// `CP1` or `cp1`): its Graph tokens are then evaluated continuously and live a day (the recorded CP1
+/// response of `payloads/token_response_client_credentials_recorded.json` has `expires_in` 86399).
+fn declares_cp1(form: &Form) -> bool {
+    form.get("claims")
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| c["access_token"]["xms_cc"]["values"].as_array().cloned())
+        .is_some_and(|v| v.iter().filter_map(Value::as_str).any(|v| v.eq_ignore_ascii_case("cp1")))
+}
+
 fn specific_tenant(segment: &TenantSegment) -> Option<Uuid> {
     match segment {
         TenantSegment::Tenant(t) => Some(*t),
@@ -486,10 +497,16 @@ fn client_credentials(
         return Err(issue::app_not_in_tenant(app, resource));
     }
     let sp = resource.service_principal(app.client_id).ok_or_else(|| issue::app_not_in_tenant(app, resource))?;
-    let lifetime = Duration::minutes(i64::from(rand::rng().random_range(
-        world.settings.token_lifetime_min..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
-    )));
-    let claims = json!({
+    let cae = declares_cp1(form);
+    let lifetime = if cae {
+        issue::CAE_LIFETIME
+    } else {
+        Duration::minutes(i64::from(rand::rng().random_range(
+            world.settings.token_lifetime_min
+                ..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
+        )))
+    };
+    let mut claims = json!({
         "aud": "https://graph.microsoft.com",
         "iss": format!("https://sts.windows.net/{}/", resource.id),
         "iat": now.timestamp(),
@@ -512,6 +529,9 @@ fn client_credentials(
         "wids": ["0997a1d0-0d1d-4acb-b408-d5ca73121e90"],
         "xms_tcdt": resource.created.timestamp(),
     });
+    if cae {
+        claims["xms_cc"] = json!(["cp1"]);
+    }
     let claims = if sp.application.is_empty() {
         let mut c = claims;
         if let Some(o) = c.as_object_mut() {
@@ -628,6 +648,7 @@ fn authorization_code(
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
             kind: GrantKind::AuthorizationCode,
+            cae: declares_cp1(form),
         },
     )
 }
@@ -679,6 +700,7 @@ fn refresh(
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
             kind: GrantKind::RefreshToken,
+            cae: declares_cp1(form),
         },
     )?;
     if let Some(s) = sim.sessions().refresh_tokens.get_mut(rt) {
@@ -738,6 +760,7 @@ fn device_code(
                     appidacr: auth.appidacr(),
                     client_info: form.get("client_info") == Some("1"),
                     kind: GrantKind::DeviceCode,
+                    cae: declares_cp1(form),
                 },
             )?;
             if let Some(e) = sim.sessions().device_codes.get_mut(code) {
@@ -793,6 +816,7 @@ fn password(
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
             kind: GrantKind::Password,
+            cae: declares_cp1(form),
         },
     )
 }
@@ -893,6 +917,7 @@ fn on_behalf_of(
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
             kind: GrantKind::OnBehalfOf,
+            cae: declares_cp1(form),
         },
     )
 }
