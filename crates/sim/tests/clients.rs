@@ -200,6 +200,22 @@ async fn msal_python_acts_on_behalf_of_a_user() {
     assert_eq!(granted["amr"], json!(["pwd", "mfa"]));
 }
 
+/// Issue 19: workload identity federation through azure-identity (ClientAssertionCredential,
+/// WorkloadIdentityCredential) and MSAL Python (`client_assertion`).
+#[tokio::test(flavor = "multi_thread")]
+async fn python_clients_sign_in_with_a_federated_credential() {
+    let sim = TestSim::demo().await;
+    let r = run_client(&sim, &python(), "federated_python.py").await;
+    let lakeside = sim.tenant("lakeside");
+    for case in ["client_assertion_credential", "workload_identity_credential", "msal"] {
+        assert_eq!(r[case]["ok"], true, "{case}: {r:#}");
+        assert_eq!(r[case]["appid"], AUTOMATION, "{case}");
+        assert_eq!(r[case]["tid"], lakeside.as_str(), "{case}");
+        assert_eq!(r[case]["appidacr"], "2", "{case}");
+    }
+    assert_eq!(r["wrong_subject"], json!({"error": "unauthorized_client", "error_codes": [70021]}));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn msgraph_sdk_pages_batches_and_raises_odata_errors() {
     let sim = TestSim::demo().await;

@@ -355,7 +355,7 @@ fn verify_assertion(
         ));
     }
     for field in ["iss", "aud"] {
-        if claims.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+        if audiences(&claims, field).is_empty() {
             return Err(AadError::bad(
                 "invalid_request",
                 90014,
@@ -366,9 +366,13 @@ fn verify_assertion(
         }
     }
     let client = app.client_id.to_string();
-    if claims.get("iss").and_then(Value::as_str) != Some(&client)
-        || claims.get("sub").and_then(Value::as_str) != Some(&client)
-    {
+    // An issuer that is a URL rather than the client's id is an external identity provider: workload
+    // identity federation.
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+    if iss != client && iss.contains("://") {
+        return verify_federated(sim, app, assertion, &header, &claims, now);
+    }
+    if iss != client || claims.get("sub").and_then(Value::as_str) != Some(&client) {
         return Err(AadError::new(
             401,
             "invalid_client",
@@ -421,6 +425,108 @@ fn verify_assertion(
         ));
     }
     check_validity(&claims, now)
+}
+
+/// The values of a claim that may be a string or an array of strings (`aud` of Kubernetes tokens is an
+/// array), without empty ones.
+fn audiences<'a>(claims: &'a Value, name: &str) -> Vec<&'a str> {
+    match claims.get(name) {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect()
+}
+
+/// Where Entra sends a developer whose federated assertion matches no credential.
+const WIF_DOCS: &str = "Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
+
+/// Workload identity federation: the assertion is a token of an external identity provider, accepted when
+/// one of the app's federated credentials names its issuer, subject and audience exactly, its signature
+/// verifies against the issuer's keys, and it is within its lifetime. The codes and texts are those
+/// Entra's users meet (protocol reference §1.6: 70021 is `unauthorized_client` 401, recorded): 70025 the app
+/// has no federated credential, 700211 none for the issuer, 70021 none for the issuer and subject, 700212
+/// none for the audience, 700027 a bad signature, 700024 an expired token. The simulator verifies tokens of
+/// the issuers it hosts (`{base}/_idp/{name}`); another issuer's keys cannot be fetched offline (50166).
+fn verify_federated(
+    sim: &Sim,
+    app: &crate::world::App,
+    assertion: &str,
+    header: &jsonwebtoken::Header,
+    claims: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), AadError> {
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+    let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+    let aud = audiences(claims, "aud");
+    if app.federated_credentials.is_empty() {
+        return Err(AadError::new(
+            401,
+            "unauthorized_client",
+            70025,
+            format!(
+                "The client '{}'({}) has no configured federated identity credentials.",
+                app.client_id, app.display_name
+            ),
+        ));
+    }
+    let issuer_of = |f: &crate::world::FederatedCredential| f.issuer.replace("{sim}", &sim.base_url);
+    let by_issuer: Vec<&crate::world::FederatedCredential> =
+        app.federated_credentials.iter().filter(|f| issuer_of(f) == iss).collect();
+    if by_issuer.is_empty() {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700211,
+            format!(
+                "No matching federated identity record found for presented assertion issuer '{}'. {WIF_DOCS}",
+                super::truncate(iss, 200)
+            ),
+        ));
+    }
+    let by_subject: Vec<&&crate::world::FederatedCredential> = by_issuer.iter().filter(|f| f.subject == sub).collect();
+    if by_subject.is_empty() {
+        return Err(AadError::new(
+            401,
+            "unauthorized_client",
+            70021,
+            format!(
+                "No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{}'. Assertion Audience: '{}'. https://docs.microsoft.com/azure/active-directory/develop/workload-identity-federation",
+                super::truncate(iss, 200),
+                super::truncate(sub, 200),
+                super::truncate(&aud.join(","), 200)
+            ),
+        ));
+    }
+    if !by_subject.iter().any(|f| f.audiences.iter().any(|a| aud.contains(&a.as_str()))) {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700212,
+            format!(
+                "No matching federated identity record found for presented assertion audience '{}'. {WIF_DOCS}",
+                super::truncate(&aud.join(","), 200)
+            ),
+        ));
+    }
+    if !iss.starts_with(&format!("{}/_idp/", sim.base_url)) {
+        return Err(AadError::new(401, "invalid_client", 50166, "Request to External OIDC endpoint failed."));
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|k| sim.keys.find(k))
+        .ok_or_else(|| assertion_error("The key was not found."))?;
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(assertion, &key.decoding, &validation)
+        .map_err(|_| assertion_error("The signature is invalid."))?;
+    check_validity(claims, now)
 }
 
 /// 700024 when `now` is outside the assertion's window (from `nbf`, or `iat` when it has none, to `exp`),

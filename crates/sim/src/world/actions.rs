@@ -133,6 +133,15 @@ pub enum Action {
         name: String,
         pem: String,
     },
+    /// Adds a federated identity credential to an app (replacing one of the same name).
+    AddFederatedCredential {
+        app: String,
+        name: String,
+        issuer: String,
+        subject: String,
+        #[serde(default = "super::file::default_audiences")]
+        audiences: Vec<String>,
+    },
     SetFaults {
         faults: crate::faults::FaultConfig,
     },
@@ -447,6 +456,19 @@ impl World {
                     .map_err(|e| ActionError::Invalid(e.to_string()))?;
                 if let Some(a) = self.apps.iter_mut().find(|a| a.client_id == id) {
                     a.certificates.push(cert);
+                }
+                Ok(())
+            }
+            Action::AddFederatedCredential { app, name, issuer, subject, audiences } => {
+                let id = self.app_by_key(app).map(|a| a.client_id).ok_or_else(|| ActionError::NoApp(app.clone()))?;
+                if let Some(a) = self.apps.iter_mut().find(|a| a.client_id == id) {
+                    a.federated_credentials.retain(|f| f.name != *name);
+                    a.federated_credentials.push(super::FederatedCredential {
+                        name: name.clone(),
+                        issuer: issuer.clone(),
+                        subject: subject.clone(),
+                        audiences: audiences.clone(),
+                    });
                 }
                 Ok(())
             }
