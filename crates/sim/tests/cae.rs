@@ -92,6 +92,15 @@ async fn a_revoked_session_is_a_claims_challenge_for_capable_tokens_only() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_account_is_a_claims_challenge() {
+    let sim = TestSim::demo().await;
+    let cae = megan_token(&sim, true).await["access_token"].as_str().unwrap().to_string();
+    sim.action(json!({"action": "set_user_enabled", "user": MEGAN, "enabled": false})).await;
+    let r = sim.graph(&cae, "/v1.0/me").await;
+    assert_challenge(&r, "TokenIssuedBeforeRevocationTimestamp");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_location_no_longer_allowed_is_a_claims_challenge() {
     let sim = TestSim::demo().await;
     let cae = megan_token(&sim, true).await["access_token"].as_str().unwrap().to_string();

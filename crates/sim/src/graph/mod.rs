@@ -286,10 +286,15 @@ fn evaluate_continuously(
     let home_id = claims.home_tid.unwrap_or(claims.tid);
     let (Some(resource), Some(home)) = (world.tenant(claims.tid), world.tenant(home_id)) else { return Ok(claims) };
     let Some(user) = home.user(oid) else { return Ok(claims) };
+    let now = sim.now();
     if user.sessions_valid_after.timestamp() > claims.iat {
         return Err(cae_challenge("TokenIssuedBeforeRevocationTimestamp", user.sessions_valid_after.timestamp()));
     }
-    let now = sim.now();
+    // A disabled account is one of CAE's critical events too (ENTRA `concept-continuous-access-evaluation`,
+    // "User account is deleted or disabled"); Entra revokes its sessions, which is the challenge it gets.
+    if !user.enabled {
+        return Err(cae_challenge("TokenIssuedBeforeRevocationTimestamp", now.timestamp()));
+    }
     let blocked_by_location = crate::identity::issue::requirements(&world, resource, home, user, ip, now)
         .block
         .and_then(|id| resource.ca_policies.iter().find(|p| p.id == id))
