@@ -265,6 +265,17 @@ pub static MAPPING: &[CodeRule] = &[
     rule(700021, ClientCredentialInvalid, "AADSTS700021: the client assertion's issuer does not match the client id."),
     rule(70021, ClientCredentialInvalid, "AADSTS70021: no federated identity credential of the app matches the presented assertion.")
         .conf(0.85),
+    // Workload identity federation and client assertions (issue 19): the texts Entra answers with.
+    rule(700211, ClientCredentialInvalid, "AADSTS700211: no federated identity credential of the app names the issuer of the presented token (an exact match, trailing slash included).")
+        .conf(0.85),
+    rule(700212, ClientCredentialInvalid, "AADSTS700212: no federated identity credential of the app accepts the audience of the presented token (api://AzureADTokenExchange by default).")
+        .conf(0.85),
+    rule(70025, ClientCredentialInvalid, "AADSTS70025: the app has no federated identity credential, so an external token cannot stand for it.")
+        .conf(0.85),
+    rule(5002738, ClientCredentialInvalid, "AADSTS5002738: the client assertion is signed with an algorithm Entra does not accept (RS256, RS384, RS512).")
+        .conf(0.85),
+    rule(5002723, ClientCredentialInvalid, "AADSTS5002723: the client assertion names no certificate thumbprint or key id.")
+        .conf(0.85),
     rule(50012, ClientCredentialInvalid, "AADSTS50012: client authentication failed (certificate not authorized, untrusted chain, or invalid assertion)."),
     rule(70002, ClientCredentialInvalid, "AADSTS70002: the app's credentials could not be validated (the client secret does not match)."),
     rule(700030, ClientCredentialInvalid, "AADSTS700030: the certificate's subject name is not authorized for this app.")

@@ -72,6 +72,10 @@ pub(crate) const MESSAGE_SIGNATURES: &[(&str, &str, u16)] = &[
     ("compacttoken parsing failed", "InvalidAuthenticationToken", 401),
     ("access token validation failure", "InvalidAuthenticationToken", 401),
     ("lifetime validation failed", "InvalidAuthenticationToken", 401),
+    // Graph's texts since it validates tokens with Microsoft.IdentityModel (2023 on), next to the older
+    // "CompactToken parsing failed" above: both generations are met in pasted text.
+    ("idx14100: jwt is not well formed", "InvalidAuthenticationToken", 401),
+    ("idx14102: unable to decode the header", "InvalidAuthenticationToken", 401),
     ("your access token has expired", "InvalidAuthenticationToken", 401),
     ("access token missing or malformed", "InvalidAuthenticationToken", 401),
     ("the identity of the calling application could not be established", "Authorization_IdentityNotFound", 401),
@@ -159,6 +163,8 @@ pub(crate) fn classify(
         || has(&msg, "token is expired")
         || has(&msg, "token has expired")
         || has(&msg, "access token missing or malformed")
+        || has(&msg, "jwt is not well formed")
+        || has(&msg, "idx14102")
     {
         return GraphKind::InvalidToken;
     }
@@ -257,6 +263,15 @@ mod tests {
             c("InvalidAuthenticationToken", None, "Access token has expired or is not yet valid.", 401),
             GraphKind::InvalidToken
         );
+        // Both generations of Graph's 401 texts, with and without their code.
+        for message in [
+            "Lifetime validation failed, the token is expired.",
+            "IDX14100: JWT is not well formed, there are no dots (.).\nThe token needs to be in JWS or JWE Compact Serialization Format.",
+            "CompactToken parsing failed with error code: 80049217",
+        ] {
+            assert_eq!(c("InvalidAuthenticationToken", None, message, 401), GraphKind::InvalidToken, "{message}");
+            assert_eq!(c("", None, message, 401), GraphKind::InvalidToken, "{message}");
+        }
         assert_eq!(
             c("Authorization_RequestDenied", None, "Insufficient privileges to complete the operation.", 403),
             GraphKind::Denied

@@ -854,12 +854,34 @@ fn claims_challenge(g: &GraphFailure, out: &mut Vec<Cand>) {
         out.push(Cand::new(Cause::MfaRequired, 0.7, "Graph sent a claims challenge for a Conditional Access authentication context: the call needs a step-up sign-in (typically MFA).").ev("claims challenge", decoded));
         out.push(Cand::plain(Cause::ConditionalAccessBlocked, 0.45));
     } else {
-        out.push(
-            Cand::new(Cause::TokenInvalid, 0.75, "Continuous access evaluation revoked the token (sessions revoked, password changed, account disabled or a network location change); a new token is needed.")
-                .ev("claims challenge", if decoded.is_empty() { "insufficient_claims".to_string() } else { decoded }),
-        );
-        out.push(Cand::plain(Cause::RefreshTokenRevoked, 0.45));
-        out.push(Cand::plain(Cause::ConditionalAccessBlocked, 0.35));
+        let challenge = if decoded.is_empty() { "insufficient_claims".to_string() } else { decoded };
+        // Graph names the event in the message and in the challenge's `error_description`
+        // ("Continuous access evaluation resulted in challenge with result: InteractionRequired and code:
+        // TokenIssuedBeforeRevocationTimestamp"); the two events an MSP meets have causes of their own.
+        let said = format!("{} {}", g.message, g.www_authenticate.as_deref().unwrap_or("")).to_ascii_lowercase();
+        if said.contains("tokenissuedbeforerevocationtimestamp") {
+            out.push(
+                Cand::new(Cause::RefreshTokenRevoked, 0.85, "Continuous access evaluation refused the token: the user's sessions were revoked after it was issued (Revoke sessions, a password change or reset, or the account disabled). The refresh token is revoked too; the user must sign in again.")
+                    .ev("claims challenge", challenge)
+                    .ev("CAE event", "TokenIssuedBeforeRevocationTimestamp"),
+            );
+            out.push(Cand::plain(Cause::TokenInvalid, 0.45));
+        } else if said.contains("locationconditionevaluationsatisfied") {
+            out.push(
+                Cand::new(Cause::ConditionalAccessBlocked, 0.85, "Continuous access evaluation refused the token: the request came from an IP address that the tenant's Conditional Access location policy no longer allows (the network changed, or the policy or its named locations did).")
+                    .ev("claims challenge", challenge)
+                    .ev("CAE event", "LocationConditionEvaluationSatisfied")
+                    .fix(&["Run the inspection from an address inside the tenant's allowed named locations (an agent on that network), or ask the tenant's administrator to add the egress address to the named location."]),
+            );
+            out.push(Cand::plain(Cause::TokenInvalid, 0.45));
+        } else {
+            out.push(
+                Cand::new(Cause::TokenInvalid, 0.75, "Continuous access evaluation revoked the token (sessions revoked, password changed, account disabled or a network location change); a new token is needed.")
+                    .ev("claims challenge", challenge),
+            );
+            out.push(Cand::plain(Cause::RefreshTokenRevoked, 0.45));
+            out.push(Cand::plain(Cause::ConditionalAccessBlocked, 0.35));
+        }
     }
 }
 

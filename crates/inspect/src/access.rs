@@ -6,7 +6,7 @@
 //! The per-tenant choices an engineer made explicitly win over the general one, so the order is:
 //! app credential, direct sign-in, the partner's own tenant, then GDAP.
 
-use microsoft::{Account, AccountRole, AppCredential, Authenticator, Grant};
+use microsoft::{Account, AccountRole, AppCredential, Authenticator, ExposeSecret, Grant};
 use store::{CredentialKind, TenantId, TenantRecord};
 
 use crate::storage::InspectStore;
@@ -157,6 +157,12 @@ pub fn app_grant(credential: &store::AppCredential) -> Grant {
             certificate_pem: credential.certificate_pem.clone().unwrap_or_default(),
             pss: false,
         },
+        // A source that does not parse was not written by `add-app`; it fails at the token request as
+        // an unreadable file would, naming what is stored.
+        CredentialKind::Federated => AppCredential::Federated(
+            microsoft::FederatedSource::parse(credential.secret.expose_secret())
+                .unwrap_or_else(|| microsoft::FederatedSource::File(credential.secret.expose_secret().into())),
+        ),
     };
     Grant::App { client_id: credential.client_id.clone(), credential: credential_kind }
 }

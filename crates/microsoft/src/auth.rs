@@ -312,6 +312,20 @@ impl Authenticator {
 
     /// A Graph token for `tenant`: from the cache while it has five minutes left, else a new one.
     pub async fn access_token(&self, tenant: &str, grant: &Grant) -> Result<AccessToken, Error> {
+        self.acquire(tenant, grant, None).await
+    }
+
+    /// A new Graph token for `tenant` that satisfies a claims challenge Graph answered the cached one with
+    /// (continuous access evaluation): the cached token is dropped and `claims` (the challenge's decoded
+    /// JSON) is sent with the request. When the cause of the challenge stands (revoked sessions, a location
+    /// the tenant no longer allows), the token endpoint refuses, and that refusal is the error.
+    pub async fn token_for_claims(&self, tenant: &str, grant: &Grant, claims: &str) -> Result<AccessToken, Error> {
+        let (account, client) = self.who(grant).await?;
+        self.cache.remove(&self.access_key(&account, tenant, &client)).await?;
+        self.acquire(tenant, grant, Some(claims)).await
+    }
+
+    async fn acquire(&self, tenant: &str, grant: &Grant, challenge: Option<&str>) -> Result<AccessToken, Error> {
         let (account, client) = self.who(grant).await?;
         let key = self.access_key(&account, tenant, &client);
         if let Some(t) = self.cache.access(&key, Utc::now()).await? {
@@ -331,14 +345,14 @@ impl Authenticator {
                     .get(&rt_key)
                     .await?
                     .ok_or_else(|| Error::SignIn("no refresh token is cached: run `tenantscope login`".into()))?;
-                let response = self.oauth.refresh(tenant, &self.client_id, &rt.secret, &scope, None).await?;
+                let response = self.oauth.refresh(tenant, &self.client_id, &rt.secret, &scope, challenge).await?;
                 if let Some(new_rt) = &response.refresh_token {
                     self.cache.put(StoredToken { secret: new_rt.clone(), issued_at: Some(Utc::now()), ..rt }).await?;
                 }
                 response
             }
             Grant::App { client_id, credential } => {
-                self.oauth.client_credentials(tenant, client_id, credential).await?
+                self.oauth.client_credentials(tenant, client_id, credential, challenge).await?
             }
         };
         let stored = self.store_access(&account, tenant, &client, &scope, &response).await?;

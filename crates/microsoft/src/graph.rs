@@ -370,6 +370,7 @@ impl GraphClient {
                         .map_err(|_| Error::Config("the client is shutting down".into()))?;
                     let mut token = self.auth.access_token(&target.tenant, &target.grant).await?;
                     let mut refreshed = false;
+                    let mut challenged = false;
                     let mut current = url.clone();
                     let mut redirects = 0;
                     loop {
@@ -416,6 +417,16 @@ impl GraphClient {
                                     && let Some(secs) = err.retry_after
                                 {
                                     limits.block_for(secs, self.options.retry.max_wait);
+                                }
+                                // A claims challenge (continuous access evaluation) is met once with a token
+                                // that satisfies it; if the token endpoint refuses one, that refusal is the error.
+                                if err.status == 401
+                                    && !challenged
+                                    && let Some(claims) = err.www_authenticate.as_deref().and_then(challenge_claims)
+                                {
+                                    challenged = true;
+                                    token = self.auth.token_for_claims(&target.tenant, &target.grant, &claims).await?;
+                                    continue;
                                 }
                                 // A cached token the service rejects as invalid gets one fresh replacement.
                                 if err.status == 401
@@ -717,6 +728,23 @@ impl GraphClient {
     }
 }
 
+/// The claims a `WWW-Authenticate` claims challenge asks for (`error="insufficient_claims"`, `claims` in
+/// base64), decoded to their JSON text; `None` for any other 401.
+pub(crate) fn challenge_claims(www_authenticate: &str) -> Option<String> {
+    use base64::Engine;
+    if !www_authenticate.to_ascii_lowercase().contains("insufficient_claims") {
+        return None;
+    }
+    let start = www_authenticate.find("claims=\"")? + "claims=\"".len();
+    let encoded = www_authenticate[start..].split('"').next()?.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded))
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    serde_json::from_str::<Value>(&text).ok().filter(Value::is_object).map(|_| text)
+}
+
 fn parse_json(resp: &Response) -> Result<Value, Error> {
     serde_json::from_slice(&resp.body)
         .map_err(|e| Error::Protocol { url: resp.url.clone(), message: format!("the response is not JSON ({e})") })
@@ -813,6 +841,20 @@ mod tests {
         let e = graph_error("GET", &odd);
         assert!(e.message.contains("HTTP 502"));
         assert_eq!(e.code, "");
+    }
+
+    #[test]
+    fn claims_challenges_are_decoded() {
+        // `payloads/graph_claims_challenge_cae.json`, `cae_revocation_example`.
+        let www = r#"Bearer authorization_uri="https://login.windows.net/common/oauth2/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwgInZhbHVlIjoiMTYwNDEwNjY1MSJ9fX0=""#;
+        let claims = challenge_claims(www).expect("a challenge");
+        let v: Value = serde_json::from_str(&claims).unwrap();
+        assert_eq!(v["access_token"]["nbf"]["value"], "1604106651");
+        assert_eq!(challenge_claims(r#"Bearer realm="", error="invalid_token""#), None);
+        assert_eq!(challenge_claims(r#"Bearer error="insufficient_claims", claims="!!!""#), None);
+        let merged: Value = serde_json::from_str(&crate::oauth::request_claims(Some(&claims))).unwrap();
+        assert_eq!(merged["access_token"]["xms_cc"]["values"][0], "cp1");
+        assert_eq!(merged["access_token"]["nbf"]["value"], "1604106651");
     }
 
     #[test]

@@ -30,5 +30,5 @@ pub use claims::Claims;
 pub use cloud::Cloud;
 pub use error::{Error, GraphError, TokenError, TransportError, TransportKind};
 pub use graph::{BatchItem, GraphClient, GraphOptions, Page, Target};
-pub use oauth::AppCredential;
+pub use oauth::{AppCredential, FederatedSource};
 pub use secrecy::{ExposeSecret, SecretString};

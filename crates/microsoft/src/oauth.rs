@@ -26,6 +26,26 @@ use crate::error::{Error, TokenError};
 use crate::http::{Request, Response, Transport};
 use crate::retry::RetryPolicy;
 
+/// The client capabilities tenantscope declares on every token request: `cp1`, so that Graph evaluates
+/// its tokens continuously (ENTRA `claims-challenge.md`): a revoked session or a disallowed location is
+/// answered at once with a claims challenge, which `GraphClient` meets with a new token, instead of the
+/// token working on for up to an hour. Entra gives such tokens a longer life in exchange.
+const CLIENT_CAPABILITIES: &str = r#"{"access_token":{"xms_cc":{"values":["cp1"]}}}"#;
+
+/// The `claims` parameter of a token request: the client capabilities, merged with the claims a
+/// challenge asked for (a JSON object such as `{"access_token":{"nbf":{"essential":true,"value":"…"}}}`).
+/// A challenge that is not a JSON object is sent as the capabilities alone.
+pub(crate) fn request_claims(challenge: Option<&str>) -> String {
+    let Some(Ok(Value::Object(mut asked))) = challenge.map(serde_json::from_str::<Value>) else {
+        return CLIENT_CAPABILITIES.to_string();
+    };
+    let access = asked.entry("access_token").or_insert_with(|| Value::Object(Default::default()));
+    if let Value::Object(a) = access {
+        a.insert("xms_cc".into(), serde_json::json!({ "values": ["cp1"] }));
+    }
+    Value::Object(asked).to_string()
+}
+
 /// What the token endpoint returned on success.
 #[derive(Clone)]
 pub(crate) struct TokenResponse {
@@ -77,6 +97,10 @@ pub enum AppCredential {
         certificate_pem: String,
         pss: bool,
     },
+    /// Workload identity federation: a token of an external identity provider that the app trusts through
+    /// a federated credential (GitHub Actions, Kubernetes, another cloud), presented as the client
+    /// assertion. It is read from its source at every token request, since such tokens live minutes.
+    Federated(FederatedSource),
 }
 
 impl std::fmt::Debug for AppCredential {
@@ -86,7 +110,77 @@ impl std::fmt::Debug for AppCredential {
             AppCredential::Certificate { pss, .. } => {
                 write!(f, "AppCredential::Certificate(pss: {pss}, key: [REDACTED])")
             }
+            AppCredential::Federated(source) => write!(f, "AppCredential::Federated({})", source.spec()),
         }
+    }
+}
+
+/// Where the external token of a federated credential comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FederatedSource {
+    /// A file holding the token, as Kubernetes projects a service account token
+    /// (`AZURE_FEDERATED_TOKEN_FILE`); read again for every request because it is rotated.
+    File(std::path::PathBuf),
+    /// A command (run by `sh -c`) that prints the token, for example one that asks GitHub Actions' OIDC
+    /// endpoint or another cloud's metadata service.
+    Command(String),
+}
+
+/// How long a token command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl FederatedSource {
+    /// Reads a source written by [`FederatedSource::spec`]: `file:PATH` or `command:COMMAND`.
+    pub fn parse(spec: &str) -> Option<FederatedSource> {
+        if let Some(path) = spec.strip_prefix("file:") {
+            return (!path.trim().is_empty()).then(|| FederatedSource::File(path.trim().into()));
+        }
+        spec.strip_prefix("command:")
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| FederatedSource::Command(c.trim().to_string()))
+    }
+
+    /// The source as one line of text, which the store keeps.
+    pub fn spec(&self) -> String {
+        match self {
+            FederatedSource::File(p) => format!("file:{}", p.display()),
+            FederatedSource::Command(c) => format!("command:{c}"),
+        }
+    }
+
+    /// The external token, now. A source that yields nothing usable is a configuration error naming the
+    /// source; the token itself never appears in an error.
+    pub async fn token(&self) -> Result<SecretString, Error> {
+        let fail =
+            |why: String| Error::Config(format!("the federated credential's token source {} {why}", self.spec()));
+        let text = match self {
+            FederatedSource::File(path) => {
+                tokio::fs::read_to_string(path).await.map_err(|e| fail(format!("cannot be read: {e}")))?
+            }
+            FederatedSource::Command(command) => {
+                let run = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(command)
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .output();
+                let out = tokio::time::timeout(COMMAND_TIMEOUT, run)
+                    .await
+                    .map_err(|_| fail(format!("did not finish within {} seconds", COMMAND_TIMEOUT.as_secs())))?
+                    .map_err(|e| fail(format!("cannot be run: {e}")))?;
+                if !out.status.success() {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let first = stderr.lines().next().unwrap_or("").chars().take(200).collect::<String>();
+                    return Err(fail(format!("failed ({}): {first}", out.status)));
+                }
+                String::from_utf8(out.stdout).map_err(|_| fail("printed something that is not text".into()))?
+            }
+        };
+        let token = text.trim();
+        if token.split('.').count() != 3 {
+            return Err(fail("did not yield a JWT".into()));
+        }
+        Ok(SecretString::from(token.to_string()))
     }
 }
 
@@ -196,6 +290,9 @@ impl OAuth {
 
     pub(crate) async fn token(&self, tenant: &str, mut fields: Vec<(String, String)>) -> Result<TokenResponse, Error> {
         fields.push(("client_info".into(), "1".into()));
+        if !fields.iter().any(|(k, _)| k == "claims") {
+            fields.push(("claims".into(), request_claims(None)));
+        }
         let url = self.cloud.token_endpoint(tenant);
         let v = self.post_form(&url, tenant, fields).await?;
         let raw: RawToken = serde_json::from_value(v).map_err(|_| Error::Protocol {
@@ -240,17 +337,15 @@ impl OAuth {
         client_id: &str,
         refresh_token: &SecretString,
         scope: &str,
-        secret: Option<&SecretString>,
+        challenge: Option<&str>,
     ) -> Result<TokenResponse, Error> {
-        let mut fields = vec![
+        let fields = vec![
             ("client_id".to_string(), client_id.to_string()),
             ("grant_type".to_string(), "refresh_token".to_string()),
             ("refresh_token".to_string(), refresh_token.expose_secret().to_string()),
             ("scope".to_string(), scope.to_string()),
+            ("claims".to_string(), request_claims(challenge)),
         ];
-        if let Some(s) = secret {
-            fields.push(("client_secret".into(), s.expose_secret().to_string()));
-        }
         self.token(tenant, fields).await
     }
 
@@ -259,11 +354,13 @@ impl OAuth {
         tenant: &str,
         client_id: &str,
         credential: &AppCredential,
+        challenge: Option<&str>,
     ) -> Result<TokenResponse, Error> {
         let mut fields = vec![
             ("client_id".to_string(), client_id.to_string()),
             ("grant_type".to_string(), "client_credentials".to_string()),
             ("scope".to_string(), self.cloud.graph_default_scope()),
+            ("claims".to_string(), request_claims(challenge)),
         ];
         match credential {
             AppCredential::Secret(s) => {
@@ -271,6 +368,17 @@ impl OAuth {
                     h.add_secret(s.expose_secret());
                 }
                 fields.push(("client_secret".into(), s.expose_secret().to_string()));
+            }
+            AppCredential::Federated(source) => {
+                let token = source.token().await?;
+                if let Some(h) = &self.transport.har {
+                    h.add_secret(token.expose_secret());
+                }
+                fields.push((
+                    "client_assertion_type".into(),
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                fields.push(("client_assertion".into(), token.expose_secret().to_string()));
             }
             AppCredential::Certificate { private_key_pem, certificate_pem, pss } => {
                 let assertion = client_assertion(
@@ -470,6 +578,33 @@ fn pem_der(pem: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn federated_sources_round_trip_their_spec() {
+        for spec in ["file:/var/run/secrets/azure/tokens/azure-identity-token", "command:cat /tmp/token"] {
+            assert_eq!(FederatedSource::parse(spec).map(|s| s.spec()).as_deref(), Some(spec));
+        }
+        assert_eq!(FederatedSource::parse("file:  "), None);
+        assert_eq!(FederatedSource::parse("secret"), None);
+    }
+
+    #[tokio::test]
+    async fn federated_tokens_come_from_a_file_or_a_command_and_must_be_jwts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "aaa.bbb.ccc\n").unwrap();
+        let token = FederatedSource::File(path.clone()).token().await.unwrap();
+        assert_eq!(token.expose_secret(), "aaa.bbb.ccc");
+        let token = FederatedSource::Command(format!("cat '{}'", path.display())).token().await.unwrap();
+        assert_eq!(token.expose_secret(), "aaa.bbb.ccc");
+        let missing = FederatedSource::File(dir.path().join("none")).token().await.unwrap_err().to_string();
+        assert!(missing.contains("cannot be read"), "{missing}");
+        let failing = FederatedSource::Command("echo nope >&2; exit 3".into()).token().await.unwrap_err().to_string();
+        assert!(failing.contains("nope"), "{failing}");
+        std::fs::write(&path, "secret-value").unwrap();
+        let not_jwt = FederatedSource::File(path).token().await.unwrap_err().to_string();
+        assert!(not_jwt.contains("did not yield a JWT") && !not_jwt.contains("secret-value"), "{not_jwt}");
+    }
 
     #[test]
     fn codes_are_found_in_descriptions() {

@@ -31,8 +31,11 @@ pub(crate) fn router(sim: SharedSim) -> Router<SharedSim> {
         .route("/_sim/keys/rotate", post(rotate))
         .route("/_sim/delta/expire", post(expire_delta))
         .route("/_sim/world", get(world))
+        .route("/_sim/idp/{name}/token", post(idp_token))
         .route_layer(middleware::from_fn_with_state(sim, guard))
         .route("/_sim/health", get(|| async { Json(json!({"ok": true})) }))
+        .route("/_idp/{name}/.well-known/openid-configuration", get(idp_configuration))
+        .route("/_idp/{name}/keys", get(idp_keys))
 }
 
 async fn guard(State(sim): State<SharedSim>, req: Request, next: Next) -> Response {
@@ -181,6 +184,83 @@ async fn put_limits(State(sim): State<SharedSim>, body: axum::body::Bytes) -> Re
         }
         Err(e) => bad(format!("not throttling limits: {e}")),
     }
+}
+
+/// What a workload's token is asked for: its subject (a GitHub Actions `repo:org/repo:environment:prod`, a
+/// Kubernetes `system:serviceaccount:ns:name`), its audience and its lifetime.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdpTokenRequest {
+    subject: String,
+    #[serde(default = "default_idp_audience")]
+    audience: String,
+    #[serde(default = "default_idp_lifetime")]
+    lifetime_seconds: i64,
+}
+
+fn default_idp_audience() -> String {
+    "api://AzureADTokenExchange".into()
+}
+
+fn default_idp_lifetime() -> i64 {
+    // GitHub Actions' OIDC tokens live five minutes.
+    300
+}
+
+fn idp_name_ok(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// A token of the external identity provider `{base}/_idp/{name}` that the simulator plays (the issuer of
+/// GitHub Actions, a Kubernetes cluster or another cloud), signed with the simulator's key: what a workload
+/// presents as its client assertion under workload identity federation.
+async fn idp_token(State(sim): State<SharedSim>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
+    if !idp_name_ok(&name) {
+        return bad("an identity provider name is letters, digits and dashes");
+    }
+    let req = match serde_json::from_slice::<IdpTokenRequest>(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("not a token request: {e}")),
+    };
+    if !(1..=86_400).contains(&req.lifetime_seconds) {
+        return bad("lifetime_seconds is 1 to 86400");
+    }
+    let now = sim.now();
+    let claims = json!({
+        "iss": format!("{}/_idp/{name}", sim.base_url),
+        "sub": req.subject,
+        "aud": req.audience,
+        "iat": now.timestamp(),
+        "nbf": now.timestamp(),
+        "exp": now.timestamp() + req.lifetime_seconds,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    let Some(key) = sim.signing_key() else { return bad("no signing key") };
+    match key.sign(&claims, None) {
+        Ok(token) => Json(json!({"token": token})).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
+    }
+}
+
+/// The discovery document of a simulated external identity provider, as Entra reads an issuer's.
+async fn idp_configuration(State(sim): State<SharedSim>, Path(name): Path<String>) -> Response {
+    if !idp_name_ok(&name) {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "no such identity provider"}))).into_response();
+    }
+    let issuer = format!("{}/_idp/{name}", sim.base_url);
+    Json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/keys"),
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["id_token"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["sub", "aud", "exp", "iat", "iss", "jti", "nbf"],
+    }))
+    .into_response()
+}
+
+async fn idp_keys(State(sim): State<SharedSim>) -> Response {
+    Json(sim.keys.jwks()).into_response()
 }
 
 async fn rotate(State(sim): State<SharedSim>) -> Response {

@@ -44,12 +44,13 @@ impl AadError {
         self
     }
 
-    /// The JSON body, stamped with trace and correlation ids and the time of the failure.
-    pub(crate) fn body(&self, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Value {
-        let trace_id = Uuid::new_v4().to_string();
+    /// The JSON body, stamped with the trace id (which is also the response's `x-ms-request-id`), the
+    /// correlation id and the time of the failure. Entra joins the parts of `error_description` with CRLF
+    /// (protocol reference §1.6, from ENTRA `reference-error-codes.md`).
+    pub(crate) fn body(&self, trace_id: &str, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Value {
         let timestamp = now.format("%Y-%m-%d %H:%M:%SZ").to_string();
         let description = format!(
-            "AADSTS{}: {} Trace ID: {} Correlation ID: {} Timestamp: {}",
+            "AADSTS{}: {}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
             self.code, self.message, trace_id, correlation_id, timestamp
         );
         let mut body = json!({
@@ -70,12 +71,43 @@ impl AadError {
         body
     }
 
-    pub(crate) fn into_response_with(self, correlation_id: &str, now: DateTime<Utc>, base_url: &str) -> Response {
-        let body = self.body(correlation_id, now, base_url);
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        identity_headers(resp.headers_mut(), correlation_id);
+    pub(crate) fn into_response_with(self, correlation: &Correlation, now: DateTime<Utc>, base_url: &str) -> Response {
+        let trace_id = Uuid::new_v4().to_string();
+        let body = self.body(&trace_id, &correlation.id, now, base_url);
+        let mut resp = (self.status, json_body(&body)).into_response();
+        identity_headers(resp.headers_mut(), correlation, &trace_id, self.code);
         resp
     }
+}
+
+/// The correlation id of an identity request: the client's `client-request-id` when it sent a GUID,
+/// otherwise one made up here. Entra echoes the header only when the client sent it.
+#[derive(Debug, Clone)]
+pub(crate) struct Correlation {
+    pub id: String,
+    pub echo: bool,
+}
+
+impl Correlation {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Correlation {
+        match headers.get("client-request-id").and_then(|v| v.to_str().ok()).filter(|v| Uuid::parse_str(v).is_ok()) {
+            Some(id) => Correlation { id: id.to_string(), echo: true },
+            None => Correlation::fresh(),
+        }
+    }
+
+    pub(crate) fn fresh() -> Correlation {
+        Correlation { id: Uuid::new_v4().to_string(), echo: false }
+    }
+}
+
+/// A JSON body with the content type the identity platform sends (`application/json; charset=utf-8`,
+/// as in the recorded token response `payloads/token_response_client_credentials_recorded.json`).
+pub(crate) fn json_body(value: &Value) -> impl IntoResponse + use<> {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))],
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
 }
 
 /// An instant as Microsoft's .NET services print it in error messages: seven fractional digits and `Z`
@@ -85,17 +117,29 @@ pub(crate) fn dotnet_time(t: DateTime<Utc>) -> String {
     format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.nanosecond() % 1_000_000_000 / 100)
 }
 
-/// Headers that every response of the token endpoint carries.
-pub(crate) fn identity_headers(headers: &mut HeaderMap, correlation_id: &str) {
+/// Headers that every response of the token endpoint carries, as in the recorded token response
+/// (`payloads/token_response_client_credentials_recorded.json`): no caching, HSTS, `nosniff`, the P3P
+/// compact policy, the STS build, the request id (equal to the body's `trace_id` on errors) and the
+/// client telemetry `x-ms-clitelem` (`1,<AADSTS code or 0>,0,,`, the layout MSAL parses).
+pub(crate) fn identity_headers(headers: &mut HeaderMap, correlation: &Correlation, request_id: &str, code: u32) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(header::EXPIRES, HeaderValue::from_static("-1"));
+    headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(HeaderName::from_static("p3p"), HeaderValue::from_static(r#"CP="DSP CUR OTPi IND OTRi ONL FIN""#));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     headers
         .insert(HeaderName::from_static("x-ms-ests-server"), HeaderValue::from_static("2.1.19999.1 - SIM ProdSlices"));
-    if let Ok(v) = HeaderValue::from_str(&Uuid::new_v4().to_string()) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(HeaderName::from_static("x-ms-request-id"), v);
     }
-    if let Ok(v) = HeaderValue::from_str(correlation_id) {
+    if let Ok(v) = HeaderValue::from_str(&format!("1,{code},0,,")) {
+        headers.insert(HeaderName::from_static("x-ms-clitelem"), v);
+    }
+    if correlation.echo
+        && let Ok(v) = HeaderValue::from_str(&correlation.id)
+    {
         headers.insert(HeaderName::from_static("client-request-id"), v);
     }
 }

@@ -253,7 +253,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
 fn panic_response(sim: &Sim, identity: bool) -> axum::response::Response {
     let now = sim.now();
     if identity {
-        let correlation = uuid::Uuid::new_v4().to_string();
+        let correlation = crate::errors::Correlation::fresh();
         return crate::identity::issue::server_error().into_response_with(&correlation, now, &sim.base_url);
     }
     let ctx = crate::errors::GraphCtx::from_headers(&axum::http::HeaderMap::new(), now);
@@ -336,7 +336,7 @@ fn identity_fault_response(sim: &Sim, code: u16, retry_after: Option<u64>) -> ax
     let error = if code == 503 { "temporarily_unavailable" } else { "server_error" };
     let mut resp =
         crate::errors::AadError::new(code, error, 90033, "A transient error has occurred. Please try again.")
-            .into_response_with(&uuid::Uuid::new_v4().to_string(), sim.now(), &sim.base_url);
+            .into_response_with(&crate::errors::Correlation::fresh(), sim.now(), &sim.base_url);
     if code == 503
         && let Some(s) = retry_after
         && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())

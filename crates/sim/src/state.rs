@@ -105,6 +105,9 @@ pub(crate) struct Sessions {
     pub(crate) device_codes: HashMap<String, DeviceCode>,
     pub(crate) user_codes: HashMap<String, String>,
     pub(crate) refresh_tokens: HashMap<String, RefreshState>,
+    /// The sign-in behind each access token issued for a web API of the world, by its `uti`, with the
+    /// token's expiry: what an on-behalf-of request presenting that token continues.
+    pub(crate) api_tokens: HashMap<String, (Authn, DateTime<Utc>)>,
 }
 
 /// How many distinct Graph paths the counters keep apart.
@@ -205,6 +208,10 @@ pub struct AccessClaims {
     pub(crate) exp: i64,
     /// The home tenant of the user when it differs from `tid` (a partner user through GDAP).
     pub(crate) home_tid: Option<Uuid>,
+    pub(crate) iat: i64,
+    /// The client declared the `cp1` capability (`xms_cc`): Graph evaluates the token continuously and
+    /// answers a revoked session or a disallowed location with a claims challenge.
+    pub(crate) cae: bool,
 }
 
 impl AccessClaims {

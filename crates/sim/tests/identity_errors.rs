@@ -30,13 +30,14 @@ async fn policy_ids(sim: &TestSim, tenant: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn password_grant_without_mfa_asks_for_mfa_50076_with_the_policy_claims() {
+async fn password_grant_without_mfa_asks_for_mfa_50076_without_claims() {
     let sim = TestSim::demo().await;
     let lakeside = sim.tenant("lakeside");
     let r = sim.ropc(&lakeside, MEGAN, &sim.password(MEGAN), USER_SCOPES).await;
-    let body = assert_aad(&r, 400, "interaction_required", 50076);
+    // The password grant cannot prompt: `invalid_grant` and no claims (protocol reference §2.1, 50076 row).
+    let body = assert_aad(&r, 400, "invalid_grant", 50076);
     assert_eq!(body["suberror"], "basic_action");
-    assert_eq!(capolids(&body), policy_ids(&sim, &lakeside).await);
+    assert_eq!(body.get("claims"), None);
     assert!(body["error_description"].as_str().unwrap().contains("multi-factor authentication"));
 }
 
@@ -46,7 +47,7 @@ async fn password_grant_of_an_unregistered_admin_asks_for_enrollment_50079() {
     // Northwind's "Require MFA for administrators" covers Andrew (User Administrator), who has no authenticator.
     let upn = "andrew@northwindtraders.onmicrosoft.com";
     let r = sim.ropc(&sim.tenant("northwind"), upn, &sim.password(upn), USER_SCOPES).await;
-    let body = assert_aad(&r, 400, "interaction_required", 50079);
+    let body = assert_aad(&r, 400, "invalid_grant", 50079);
     assert_eq!(body["suberror"], "basic_action");
     assert!(body["error_description"].as_str().unwrap().contains("enroll in multi-factor authentication"));
 }
@@ -61,7 +62,7 @@ async fn security_defaults_require_mfa_of_admins_without_a_policy() {
         .await;
     let alpine = sim.tenant("alpine");
     let r = sim.ropc(&alpine, "ada@alpineskihouse.onmicrosoft.com", "Alpine-Ada-1!", USER_SCOPES).await;
-    let body = assert_aad(&r, 400, "interaction_required", 50079);
+    let body = assert_aad(&r, 400, "invalid_grant", 50079);
     // No Conditional Access policy is involved, so there is no claims challenge naming one.
     assert!(body.get("claims").is_none(), "{body}");
     // Without security defaults the same sign-in needs no MFA (the app is consented in Alpine).

@@ -271,7 +271,7 @@ fn scope_parser_never_mixes_default_with_named_scopes() {
                         prop_assert!(!g.is_empty());
                     }
                 }
-                Err(e) => prop_assert!([70011, 500011].contains(&e.code), "{scope:?}: {}", e.code),
+                Err(e) => prop_assert!([70011, 700022, 500011].contains(&e.code), "{scope:?}: {}", e.code),
             }
             Ok(())
         })

@@ -133,6 +133,9 @@ text_enum! {
         Secret = "secret",
         /// A certificate: the secret is the PEM private key.
         Certificate = "certificate",
+        /// A federated credential (workload identity federation): the secret is where the external
+        /// identity provider's token comes from, `file:PATH` or `command:COMMAND`.
+        Federated = "federated",
     }
 }
 
@@ -460,7 +463,7 @@ pub struct AppCredential {
     pub client_id: String,
     /// Secret or certificate.
     pub kind: CredentialKind,
-    /// The client secret, or the PEM private key; encrypted at rest.
+    /// The client secret, the PEM private key, or a federated credential's token source; encrypted at rest.
     pub secret: SecretString,
     /// The PEM certificate, for certificate credentials.
     pub certificate_pem: Option<String>,

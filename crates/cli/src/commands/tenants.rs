@@ -22,6 +22,8 @@ pub struct TenantsArgs {
     pub json: bool,
 }
 
+// Parsed once per process, so the size of the add-app arguments next to remove-app's costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
     /// Read a customer app-only with an app registered or consented in that tenant.
@@ -44,17 +46,27 @@ pub struct AddAppArgs {
     #[arg(long)]
     pub client_id: String,
     /// Read the client secret from this environment variable (secrets never go on the command line).
-    #[arg(long, conflicts_with_all = ["secret_stdin", "secret_file", "certificate"])]
+    #[arg(long, conflicts_with_all = ["secret_stdin", "secret_file", "certificate", "federated_token_file", "federated_token_command"])]
     pub secret_env: Option<String>,
     /// Read the client secret from standard input.
-    #[arg(long, conflicts_with_all = ["secret_file", "certificate"])]
+    #[arg(long, conflicts_with_all = ["secret_file", "certificate", "federated_token_file", "federated_token_command"])]
     pub secret_stdin: bool,
     /// Read the client secret from a file.
-    #[arg(long, conflicts_with = "certificate")]
+    #[arg(long, conflicts_with_all = ["certificate", "federated_token_file", "federated_token_command"])]
     pub secret_file: Option<PathBuf>,
     /// Authenticate with a certificate (PEM) instead of a secret; needs --key.
-    #[arg(long, requires = "key")]
+    #[arg(long, requires = "key", conflicts_with_all = ["federated_token_file", "federated_token_command"])]
     pub certificate: Option<PathBuf>,
+    /// Authenticate with a federated credential of the app (workload identity federation) instead of a
+    /// secret: this file holds the external identity provider's token (a Kubernetes projected service
+    /// account token, for example) and is read again at every token request.
+    #[arg(long, conflicts_with = "federated_token_command")]
+    pub federated_token_file: Option<PathBuf>,
+    /// Authenticate with a federated credential: this command (run by `sh -c`) prints the external
+    /// identity provider's token (GitHub Actions' OIDC token, another cloud's identity token), and is run
+    /// at every token request.
+    #[arg(long)]
+    pub federated_token_command: Option<String>,
     /// The certificate's private key (PEM).
     #[arg(long)]
     pub key: Option<PathBuf>,
@@ -176,7 +188,24 @@ async fn add_app_tenant(ctx: &Ctx, query: &str) -> anyhow::Result<(store::Tenant
 
 async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
     let (tenant_id, record) = add_app_tenant(ctx, &a.tenant).await?;
-    let (kind, secret, certificate_pem) = if let Some(cert) = &a.certificate {
+    let federated = match (&a.federated_token_file, &a.federated_token_command) {
+        (Some(path), _) => Some(microsoft::FederatedSource::File(
+            std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?,
+        )),
+        (None, Some(command)) if !command.trim().is_empty() => {
+            Some(microsoft::FederatedSource::Command(command.trim().to_string()))
+        }
+        (None, Some(_)) => bail!("the federated token command is empty"),
+        (None, None) => None,
+    };
+    let (kind, secret, certificate_pem) = if let Some(source) = federated {
+        // The token may only exist where the inspection runs (a pod, a CI job): a source that yields
+        // none here is kept, with a warning.
+        if let Err(e) = source.token().await {
+            eprintln!("Warning: {e}; the credential is kept, and is used where the token is available.");
+        }
+        (CredentialKind::Federated, SecretString::from(source.spec()), None)
+    } else if let Some(cert) = &a.certificate {
         let key_path = a.key.as_ref().context("--certificate needs --key")?;
         let pem = std::fs::read_to_string(cert).with_context(|| format!("cannot read {}", cert.display()))?;
         let key = std::fs::read_to_string(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
@@ -199,7 +228,9 @@ async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
         } else if let Some(f) = &a.secret_file {
             std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
         } else {
-            bail!("give the secret with --secret-env, --secret-stdin or --secret-file, or use --certificate and --key");
+            bail!(
+                "give the secret with --secret-env, --secret-stdin or --secret-file, or use --certificate and --key, or --federated-token-file or --federated-token-command"
+            );
         };
         let text = text.trim().to_string();
         if text.is_empty() {

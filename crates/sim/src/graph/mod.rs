@@ -87,6 +87,7 @@ async fn entry(
     method: Method,
     OriginalUri(uri): OriginalUri,
     injected: Option<Extension<Injected>>,
+    crate::identity::ClientIp(ip): crate::identity::ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -98,7 +99,7 @@ async fn entry(
         None => (full_path.trim_start_matches('/').to_string(), String::new()),
     };
     let query = uri.query().unwrap_or("").to_string();
-    let claims = match authenticate(&sim, &headers) {
+    let claims = match authenticate(&sim, &headers).and_then(|c| evaluate_continuously(&sim, c, ip)) {
         Ok(c) => c,
         Err(e) => {
             Counters::bump(&sim.counters.graph_errors);
@@ -247,8 +248,11 @@ pub fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<Arc<AccessClaims>,
         }
     };
     let now = sim.now().timestamp();
-    if claims.exp + 300 < now || claims.nbf - 300 > now {
-        return Err(GraphError::invalid_token("Access token has expired or is not yet valid."));
+    if claims.exp + 300 < now {
+        return Err(GraphError::invalid_token(TOKEN_EXPIRED));
+    }
+    if claims.nbf - 300 > now {
+        return Err(GraphError::invalid_token(TOKEN_NOT_YET_VALID));
     }
     if sim.world().tenant(claims.tid).is_none() {
         return Err(GraphError::invalid_token("Access token validation failure. Invalid tenant."));
@@ -256,12 +260,71 @@ pub fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<Arc<AccessClaims>,
     Ok(claims)
 }
 
+/// Graph's 401 texts since it validates tokens with Microsoft.IdentityModel (2023 on; earlier it said
+/// "CompactToken parsing failed with error code: 80049217" and "Access token has expired or is not yet
+/// valid."). The malformed-token text is the one recorded from Graph on 2024-11-16 (public capture of a
+/// `GET /v1.0/me` answer); the lifetime texts are IdentityModel's as Graph words them (issue 19).
+pub(crate) const TOKEN_NOT_WELL_FORMED: &str = "IDX14100: JWT is not well formed, there are no dots (.).\nThe token needs to be in JWS or JWE Compact Serialization Format. (JWS): 'EncodedHeader.EncodedPayload.EncodedSignature'. (JWE): 'EncodedProtectedHeader.EncodedEncryptedKey.EncodedInitializationVector.EncodedCiphertext.EncodedAuthenticationTag'.";
+const TOKEN_BAD_HEADER: &str = "IDX14102: Unable to decode the header '[PII of type 'Microsoft.IdentityModel.Logging.SecurityArtifact' is hidden. For more details, see https://aka.ms/IdentityModel/PII.]' as Base64Url encoded string.";
+pub(crate) const TOKEN_EXPIRED: &str = "Lifetime validation failed, the token is expired.";
+const TOKEN_NOT_YET_VALID: &str = "Lifetime validation failed, the token is not yet valid.";
+
+/// Continuous access evaluation of a user token whose client declared `cp1`: Graph refuses it at once,
+/// with a claims challenge, when the user's sessions were revoked after it was issued or when the tenant's
+/// location policy no longer allows the address the request comes from (ENTRA
+/// `app-resilience-continuous-access-evaluation.md`, `claims-challenge.md`; the challenge's layout and texts
+/// are those of `payloads/graph_claims_challenge_cae.json` and of Graph's recorded answers, for example
+/// "Continuous access evaluation resulted in challenge with result: InteractionRequired and code:
+/// TokenIssuedBeforeRevocationTimestamp"). Tokens of clients without the capability live their hour.
+fn evaluate_continuously(
+    sim: &Sim,
+    claims: Arc<AccessClaims>,
+    ip: std::net::IpAddr,
+) -> Result<Arc<AccessClaims>, GraphError> {
+    let Some(oid) = claims.oid.filter(|_| claims.cae) else { return Ok(claims) };
+    let world = sim.world();
+    let home_id = claims.home_tid.unwrap_or(claims.tid);
+    let (Some(resource), Some(home)) = (world.tenant(claims.tid), world.tenant(home_id)) else { return Ok(claims) };
+    let Some(user) = home.user(oid) else { return Ok(claims) };
+    let now = sim.now();
+    if user.sessions_valid_after.timestamp() > claims.iat {
+        return Err(cae_challenge("TokenIssuedBeforeRevocationTimestamp", user.sessions_valid_after.timestamp()));
+    }
+    // A disabled account is one of CAE's critical events too (ENTRA `concept-continuous-access-evaluation`,
+    // "User account is deleted or disabled"); Entra revokes its sessions, which is the challenge it gets.
+    if !user.enabled {
+        return Err(cae_challenge("TokenIssuedBeforeRevocationTimestamp", now.timestamp()));
+    }
+    let blocked_by_location = crate::identity::issue::requirements(&world, resource, home, user, ip, now)
+        .block
+        .and_then(|id| resource.ca_policies.iter().find(|p| p.id == id))
+        .is_some_and(|p| p.outside_locations.is_some());
+    if blocked_by_location {
+        return Err(cae_challenge("LocationConditionEvaluationSatisfied", now.timestamp()));
+    }
+    Ok(claims)
+}
+
+/// Graph's 401 claims challenge: the client must get a token issued after `nbf` and may retry.
+fn cae_challenge(code: &str, nbf: i64) -> GraphError {
+    use base64::Engine;
+    let message =
+        format!("Continuous access evaluation resulted in challenge with result: InteractionRequired and code: {code}");
+    let claims = serde_json::json!({ "access_token": { "nbf": { "essential": true, "value": nbf.to_string() } } });
+    let encoded = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
+    GraphError::new(401, "InvalidAuthenticationToken", message.clone()).with_header(
+        "www-authenticate",
+        format!(
+            r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000", error_description="{message}", error="insufficient_claims", claims="{encoded}""#
+        ),
+    )
+}
+
 fn verify(sim: &Sim, token: &str) -> Result<AccessClaims, GraphError> {
     if token.split('.').count() != 3 || token.len() > 16 * 1024 {
-        return Err(GraphError::invalid_token("CompactToken parsing failed with error code: 80049217"));
+        return Err(GraphError::invalid_token(TOKEN_NOT_WELL_FORMED));
     }
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|_| GraphError::invalid_token("CompactToken parsing failed with error code: 80049217"))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| GraphError::invalid_token(TOKEN_BAD_HEADER))?;
     let kid =
         header.kid.ok_or_else(|| GraphError::invalid_token("Access token validation failure. Invalid signature."))?;
     let key = sim
@@ -310,6 +373,8 @@ fn verify(sim: &Sim, token: &str) -> Result<AccessClaims, GraphError> {
         nbf: c.get("nbf").and_then(Value::as_i64).unwrap_or(0),
         exp: c.get("exp").and_then(Value::as_i64).unwrap_or(0),
         home_tid,
+        iat: c.get("iat").and_then(Value::as_i64).unwrap_or(0),
+        cae: list("xms_cc").iter().any(|v| v.eq_ignore_ascii_case("cp1")),
     })
 }
 

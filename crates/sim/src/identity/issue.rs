@@ -21,17 +21,29 @@ use crate::world::{App, GrantControl, PolicyState, PolicyUsers, Tenant, User, Wo
 /// How many refresh tokens the simulator keeps before forgetting those unused for an hour.
 pub(crate) const MAX_REFRESH_TOKENS: usize = 1_000_000;
 
-/// The scopes of a request, split into the identity scopes and the Graph scopes.
+/// The scopes of a request, split into the identity scopes and the scopes of the one resource asked for:
+/// Graph, or (when `api` is set) a web API registered as an app of the world, addressed as
+/// `api://{client_id}/{scope}` or `{client_id}/{scope}`, whose tokens a middle tier redeems on behalf of
+/// the user.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScopeRequest {
     pub oidc: Vec<String>,
     pub default: bool,
+    /// The scope names of the resource (Graph's unless `api` is set).
     pub graph: Vec<String>,
+    pub api: Option<Uuid>,
 }
 
 /// Parses a `scope` parameter. Unqualified scopes name Graph, as Microsoft assumes.
 pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadError> {
+    parse_scopes_in(scope, base_url, None)
+}
+
+/// Parses a `scope` parameter of a request to `tenant` (its display name, or the segment as given for
+/// `common` and `organizations`), which Entra names when a resource is not found there.
+pub(crate) fn parse_scopes_in(scope: &str, base_url: &str, tenant: Option<&str>) -> Result<ScopeRequest, AadError> {
     let mut req = ScopeRequest::default();
+    let mut graph_named = false;
     for s in scope.split_whitespace() {
         if OIDC_SCOPES.contains(&s) {
             req.oidc.push(s.to_string());
@@ -41,16 +53,21 @@ pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadErro
             Some((r, n)) if r.contains('.') || r.contains(':') || Uuid::parse_str(r).is_ok() => (Some(r), n),
             _ => (None, s),
         };
+        let mut api = None;
         if let Some(r) = resource {
             let r = r.trim_end_matches('/');
             let is_graph = catalog::GRAPH_RESOURCES.iter().any(|g| g.eq_ignore_ascii_case(r))
                 || r.eq_ignore_ascii_case(base_url.trim_end_matches('/'));
-            if !is_graph {
+            api = if is_graph { None } else { Uuid::parse_str(r.strip_prefix("api://").unwrap_or(r)).ok() };
+            if !is_graph && api.is_none() {
+                // The text of the MSALNET live capture `InvalidResourceError500011` ("...was not found in the
+                // tenant named Cross Cloud B2B Test Tenant. ...").
+                let named = tenant.map(|t| format!(" named {t}")).unwrap_or_default();
                 return Err(AadError::bad(
                     "invalid_resource",
                     500011,
                     format!(
-                        "The resource principal named {r} was not found in the tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+                        "The resource principal named {r} was not found in the tenant{named}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
                     ),
                 ));
             }
@@ -61,6 +78,23 @@ pub fn parse_scopes(scope: &str, base_url: &str) -> Result<ScopeRequest, AadErro
                 70011,
                 format!("The provided value for the input parameter 'scope' is not valid. The scope {s} is not valid."),
             ));
+        }
+        // One resource per request: Entra answers 700022 to scopes of two (protocol reference §2.1,
+        // "70011 / 700022 / 28002 | invalid scope / multiple resources").
+        let other_resource = match api {
+            Some(id) => graph_named || req.api.is_some_and(|a| a != id),
+            None => req.api.is_some(),
+        };
+        if other_resource {
+            return Err(AadError::bad(
+                "invalid_scope",
+                700022,
+                "The provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.".replace("%s", scope),
+            ));
+        }
+        match api {
+            Some(id) => req.api = Some(id),
+            None => graph_named = true,
         }
         if name == ".default" {
             req.default = true;
@@ -269,7 +303,21 @@ pub(crate) fn check_presence(
 }
 
 /// Applies the requirements to a non-interactive grant, whose sign-in cannot prompt.
-pub(crate) fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateTime<Utc>) -> Result<(), AadError> {
+///
+/// The OAuth `error` of a strong-authentication failure depends on the grant: the refresh-token and
+/// on-behalf-of grants answer `interaction_required` with the Conditional Access `claims` the client
+/// must send back (ENTRA `v2-oauth2-on-behalf-of-flow.md`, "Error response example"), while the password
+/// grant answers `invalid_grant` without claims, since nothing can be prompted there (protocol reference
+/// §2.1, 50076 row: "interaction_required (v2 refresh) or invalid_grant (ROPC/v1), suberror basic_action").
+pub(crate) fn enforce(
+    req: &Requirements,
+    authn: &Authn,
+    user: &User,
+    now: DateTime<Utc>,
+    kind: GrantKind,
+) -> Result<(), AadError> {
+    let password = kind == GrantKind::Password;
+    let strong_auth_error = if password { "invalid_grant" } else { "interaction_required" };
     if let Some(policy) = req.block {
         let claims = json!({ "access_token": { "capolids": { "essential": true, "values": [policy.to_string()] } } });
         return Err(AadError::bad(
@@ -283,19 +331,19 @@ pub(crate) fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateT
     if req.mfa && authn.mfa_at.is_none() {
         let error = if user.mfa_registered() {
             AadError::bad(
-                "interaction_required",
+                strong_auth_error,
                 50076,
                 format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
             )
         } else {
             AadError::bad(
-                "interaction_required",
+                strong_auth_error,
                 50079,
                 format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
             )
         }
         .with_suberror("basic_action");
-        if req.mfa_policies.is_empty() {
+        if req.mfa_policies.is_empty() || password {
             return Err(error);
         }
         let claims = json!({ "access_token": { "capolids": { "essential": true, "values": req.mfa_policies.iter().map(Uuid::to_string).collect::<Vec<_>>() } } });
@@ -305,7 +353,7 @@ pub(crate) fn enforce(req: &Requirements, authn: &Authn, user: &User, now: DateT
         let limit = Duration::hours(i64::from(hours));
         if mfa && authn.mfa_at.is_some_and(|m| now - m > limit) {
             return Err(AadError::bad(
-                "interaction_required",
+                strong_auth_error,
                 50078,
                 format!("Presented multi-factor authentication has expired due to policies configured by your administrator, you must refresh your multi-factor authentication to access '{}'.", catalog::GRAPH_APP_ID),
             )
@@ -333,15 +381,41 @@ pub(crate) struct UserGrant<'a> {
     pub client_ip: IpAddr,
     pub appidacr: &'static str,
     pub client_info: bool,
-    /// The grant may prompt (MFA, consent) and already did: policies are not checked again.
-    pub interactive: bool,
+    pub kind: GrantKind,
+    /// The client declared the `cp1` capability: the Graph token carries `xms_cc` and lives a day.
+    pub cae: bool,
+}
+
+/// The lifetime of a token for a client that declared `cp1`: Entra gives them 20 to 28 hours, and the
+/// recorded answer (`payloads/token_response_client_credentials_recorded.json`) says 86399 seconds.
+pub(crate) const CAE_LIFETIME: Duration = Duration::hours(24);
+
+/// The grant a user token is asked for, which decides whether policies are checked again and how
+/// Entra words a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantKind {
+    AuthorizationCode,
+    DeviceCode,
+    RefreshToken,
+    Password,
+    OnBehalfOf,
+}
+
+impl GrantKind {
+    /// The sign-in behind the grant could prompt (MFA, consent) and already did: policies are not
+    /// checked again.
+    fn interactive(self) -> bool {
+        matches!(self, GrantKind::AuthorizationCode | GrantKind::DeviceCode)
+    }
 }
 
 /// Runs every check for a user grant and mints the token response.
 pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadError> {
     let now = sim.now();
     let world = sim.world();
-    let app = world.app(grant.client_id).ok_or_else(|| unknown_client(grant.client_id))?;
+    let app = world
+        .app(grant.client_id)
+        .ok_or_else(|| unknown_client(grant.client_id, &grant.resource_tenant.to_string()))?;
     let resource =
         world.tenant(grant.resource_tenant).ok_or_else(|| tenant_not_found(&grant.resource_tenant.to_string()))?;
     let home =
@@ -354,18 +428,40 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
         return Err(revoked());
     }
     check_presence(&world, resource, home, user, app, now)?;
-    let consent = consented_scopes(&world, app, resource, home, grant.scopes)?;
-    if !grant.interactive {
+    // A web API of the world needs its service principal in the tenant; consent to its scopes is not
+    // modelled (docs/simulator.md, "Known limits").
+    let consent = match grant.scopes.api {
+        Some(api) => {
+            if resource.service_principal(api).is_none() {
+                return Err(AadError::bad(
+                    "invalid_resource",
+                    500011,
+                    format!(
+                        "The resource principal named api://{api} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
+                        resource.display_name
+                    ),
+                ));
+            }
+            Grant { scp: grant.scopes.graph.clone() }
+        }
+        None => consented_scopes(&world, app, resource, home, grant.scopes)?,
+    };
+    if !grant.kind.interactive() {
         let req = requirements(&world, resource, home, user, grant.client_ip, now);
-        enforce(&req, &grant.authn, user, now)?;
+        enforce(&req, &grant.authn, user, now, grant.kind)?;
     }
     let foreign = resource.id != home.id;
     let wids: Vec<String> =
         if foreign { world.gdap_roles(home, user.id, resource.id, now) } else { user.roles.clone() };
     let key = sim.signing_key_at(now, world.settings.key_rotation_minutes).ok_or_else(server_error)?;
-    let lifetime = Duration::minutes(i64::from(rand::rng().random_range(
-        world.settings.token_lifetime_min..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
-    )));
+    let lifetime = if grant.cae && grant.scopes.api.is_none() {
+        CAE_LIFETIME
+    } else {
+        Duration::minutes(i64::from(rand::rng().random_range(
+            world.settings.token_lifetime_min
+                ..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
+        )))
+    };
     let iat = now.timestamp();
     let exp = (now + lifetime).timestamp();
     let mut amr = vec!["pwd".to_string()];
@@ -408,7 +504,46 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
     if foreign {
         at["idp"] = json!(format!("https://sts.windows.net/{}/", home.id));
     }
-    let access_token = key.sign(&at, Some(&opaque("AQAB", 48))).map_err(|_| server_error())?;
+    if grant.cae {
+        at["xms_cc"] = json!(["cp1"]);
+    }
+    let access_token = match grant.scopes.api {
+        Some(api) => {
+            // A v2 access token for the web API, as Entra issues for an app that accepts v2 tokens
+            // (ENTRA `access-token-claims-reference.md`: `aud` the API's client id, `azp`/`azpacr`, no `amr`).
+            let uti = opaque("", 16);
+            let mut v2 = json!({
+                "aud": api.to_string(),
+                "iss": format!("{}/{}/v2.0", sim.base_url, resource.id),
+                "iat": iat,
+                "nbf": iat,
+                "exp": exp,
+                "aio": opaque("AWQAm/", 24),
+                "azp": app.client_id.to_string(),
+                "azpacr": grant.appidacr,
+                "name": user.display_name,
+                "oid": user.id.to_string(),
+                "preferred_username": user.upn,
+                "rh": opaque("1.A", 20),
+                "scp": consent.scp.join(" "),
+                "sub": pairwise_sub(user.id, api),
+                "tid": resource.id.to_string(),
+                "uti": uti,
+                "ver": "2.0",
+            });
+            if foreign {
+                v2["idp"] = json!(format!("https://sts.windows.net/{}/", home.id));
+            }
+            let mut sessions = sim.sessions();
+            if sessions.api_tokens.len() >= MAX_REFRESH_TOKENS {
+                sessions.api_tokens.retain(|_, (_, e)| *e > now);
+            }
+            sessions.api_tokens.insert(uti, (grant.authn.clone(), now + lifetime));
+            drop(sessions);
+            key.sign(&v2, None).map_err(|_| server_error())?
+        }
+        None => key.sign(&at, Some(&opaque("AQAB", 48))).map_err(|_| server_error())?,
+    };
     let mut response = json!({
         "token_type": "Bearer",
         "scope": echo_scope(grant.scopes, &consent),
@@ -443,10 +578,11 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
         let info = json!({ "uid": user.id.to_string(), "utid": home.id.to_string() });
         response["client_info"] = json!(URL_SAFE_NO_PAD.encode(info.to_string()));
     }
-    let scopes_for_refresh: Vec<String> = if grant.scopes.default {
-        vec!["https://graph.microsoft.com/.default".to_string()]
-    } else {
-        grant.scopes.graph.clone()
+    let scopes_for_refresh: Vec<String> = match grant.scopes.api {
+        Some(api) if grant.scopes.default => vec![format!("api://{api}/.default")],
+        Some(api) => grant.scopes.graph.iter().map(|s| format!("api://{api}/{s}")).collect(),
+        None if grant.scopes.default => vec!["https://graph.microsoft.com/.default".to_string()],
+        None => grant.scopes.graph.clone(),
     };
     drop(world);
     if grant.scopes.oidc.iter().any(|s| s == "offline_access") || grant.scopes.default {
@@ -478,9 +614,13 @@ pub(crate) fn issue_user(sim: &Sim, grant: UserGrant<'_>) -> Result<Value, AadEr
 /// The `scope` echoed in a token response: the granted Graph scopes with their resource prefix, the
 /// requested `.default` scope and the requested identity scopes, so that client caches match them.
 fn echo_scope(req: &ScopeRequest, grant: &Grant) -> String {
-    let mut out: Vec<String> = grant.scp.iter().map(|s| format!("https://graph.microsoft.com/{s}")).collect();
+    let resource = match req.api {
+        Some(api) => format!("api://{api}"),
+        None => "https://graph.microsoft.com".to_string(),
+    };
+    let mut out: Vec<String> = grant.scp.iter().map(|s| format!("{resource}/{s}")).collect();
     if req.default {
-        out.push("https://graph.microsoft.com/.default".to_string());
+        out.push(format!("{resource}/.default"));
     }
     out.extend(req.oidc.iter().filter(|s| *s != "offline_access").cloned());
     out.join(" ")
@@ -500,12 +640,14 @@ pub(crate) fn revoked() -> AadError {
     .with_suberror("bad_token")
 }
 
-pub(crate) fn unknown_client(client_id: impl std::fmt::Display) -> AadError {
+/// 700016 for an app the directory does not know, naming the directory as Entra does (MSALNET live capture
+/// `WrongTenantError700016`: "...was not found in the directory 'MSIDLAB4'. ...").
+pub(crate) fn unknown_client(client_id: impl std::fmt::Display, directory: &str) -> AadError {
     AadError::bad(
         "unauthorized_client",
         700016,
         format!(
-            "Application with identifier '{client_id}' was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            "Application with identifier '{client_id}' was not found in the directory '{directory}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
         ),
     )
 }

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::errors::AadError;
+use crate::errors::{AadError, Correlation};
 use crate::state::SharedSim;
 
 pub fn router() -> Router<SharedSim> {
@@ -69,9 +69,12 @@ pub(crate) fn resolve_segment(sim: &crate::state::Sim, segment: &str) -> Result<
         "consumers" => return Ok(TenantSegment::Consumers),
         _ => {}
     }
+    // Entra looks up anything that is a GUID or a DNS name, with or without a dot (`contoso` is a valid
+    // single-label DNS name and answers 90002 "Tenant 'contoso' not found", protocol reference §1.1);
+    // only characters no DNS name has, empty labels or over-long names are malformed (900023, as in the
+    // MSALNET capture `InvalidTenantError900023` for `invalid_tenant`).
     let looks_valid = Uuid::parse_str(segment).is_ok()
-        || (segment.contains('.')
-            && segment.len() <= 253
+        || (segment.len() <= 253
             && segment
                 .split('.')
                 .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')));
@@ -98,13 +101,8 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-fn correlation(headers: &HeaderMap) -> String {
-    headers
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| Uuid::parse_str(v).is_ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| Uuid::new_v4().to_string())
+fn correlation(headers: &HeaderMap) -> Correlation {
+    Correlation::from_headers(headers)
 }
 
 async fn openid_configuration(
@@ -149,9 +147,16 @@ async fn openid_configuration(
         "msgraph_host": host,
         "rbac_url": "https://pas.windows.net",
     });
-    let mut resp = axum::Json(doc).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=86400, private"));
-    resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    // The headers of the recorded discovery document (`payloads/openid_configuration_tenant_v2.json`).
+    let mut resp = crate::errors::json_body(&doc).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=86400, private"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert("p3p", HeaderValue::from_static(r#"CP="DSP CUR OTPi IND OTRi ONL FIN""#));
+    h.insert("x-ms-ests-server", HeaderValue::from_static("2.1.19999.1 - SIM ProdSlices"));
+    if let Ok(v) = HeaderValue::from_str(&Uuid::new_v4().to_string()) {
+        h.insert("x-ms-request-id", v);
+    }
     resp
 }
 

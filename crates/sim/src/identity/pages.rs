@@ -440,6 +440,10 @@ fn consent_needed(sim: &Sim, flow: &Flow, resource: Uuid) -> Result<Option<Vec<S
     let app = world.app(flow.client_id).ok_or((700016, "Application not found.".to_string()))?;
     let tenant = world.tenant(resource).ok_or((90002, "Tenant not found.".to_string()))?;
     let req = parse_scopes(&flow.scopes.join(" "), &sim.base_url).map_err(|e| (e.code, e.message))?;
+    // Consent to a web API's own scopes is not modelled: only Graph's are asked for.
+    if req.api.is_some() {
+        return Ok(None);
+    }
     let wanted: Vec<String> = if req.default { app.delegated.clone() } else { req.graph.clone() };
     match tenant.service_principal(app.client_id) {
         Some(sp) if req.default || wanted.iter().all(|w| sp.delegated.iter().any(|g| g.eq_ignore_ascii_case(w))) => {

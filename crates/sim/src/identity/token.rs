@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::issue::{self, ScopeRequest, UserGrant, parse_scopes, unknown_client};
+use super::issue::{self, GrantKind, ScopeRequest, UserGrant, parse_scopes_in, unknown_client};
 use super::{ClientIp, TenantSegment, correlation, resolve_segment};
-use crate::errors::{AadError, identity_headers};
+use crate::errors::{AadError, identity_headers, json_body};
 use crate::state::{Authn, Counters, DeviceCode, DeviceStatus, SharedSim, Sim, opaque};
 
 /// The largest form body the endpoints accept; Microsoft rejects far smaller bodies than any real client sends.
@@ -36,6 +36,8 @@ const KNOWN_PARAMS: &[&str] = &[
     "code_verifier",
     "username",
     "password",
+    "assertion",
+    "requested_token_use",
 ];
 
 /// A parsed form: one value per parameter; a repeated known parameter is an error, as at Microsoft.
@@ -134,8 +136,8 @@ pub(crate) async fn token(
             if let Ok(t) = Uuid::parse_str(&tenant) {
                 sim.counters.tenant(t, |c| c.token_requests += 1);
             }
-            let mut resp = axum::Json(body).into_response();
-            identity_headers(resp.headers_mut(), &corr);
+            let mut resp = json_body(&body).into_response();
+            identity_headers(resp.headers_mut(), &corr, &Uuid::new_v4().to_string(), 0);
             resp
         }
         Err(e) => {
@@ -154,20 +156,13 @@ fn handle_token(
 ) -> Result<Value, AadError> {
     let segment = resolve_segment(sim, tenant)
         .map_err(|e| if e.code == 90002 { AadError { error: "invalid_request", ..e } } else { e })?;
+    let directory = directory_name(sim, &segment, tenant);
     let grant_type = form.require("grant_type")?;
     let (basic_id, basic_secret) = basic_auth(headers);
     let client_id_text = form.get("client_id").map(str::to_string).or(basic_id).ok_or_else(|| missing("client_id"))?;
-    let client_id = Uuid::parse_str(&client_id_text).map_err(|_| {
-        AadError::bad(
-            "unauthorized_client",
-            700016,
-            format!(
-                "Application with identifier '{}' was not found in the directory.",
-                super::truncate(&client_id_text, 64)
-            ),
-        )
-    })?;
-    let app = sim.world().app(client_id).cloned().ok_or_else(|| unknown_client(client_id))?;
+    let client_id = Uuid::parse_str(&client_id_text)
+        .map_err(|_| unknown_client(super::truncate(&client_id_text, 64), &directory))?;
+    let app = sim.world().app(client_id).cloned().ok_or_else(|| unknown_client(client_id, &directory))?;
     if !app.enabled {
         return Err(AadError::bad(
             "unauthorized_client",
@@ -178,16 +173,30 @@ fn handle_token(
     let secret = form.get("client_secret").map(str::to_string).or(basic_secret);
     let auth = authenticate_client(sim, &app, tenant, form, secret.as_deref(), grant_type)?;
     match grant_type {
-        "client_credentials" => client_credentials(sim, &app, &segment, form, &auth),
-        "authorization_code" => authorization_code(sim, &app, &segment, form, ip, &auth),
-        "refresh_token" => refresh(sim, &app, &segment, form, ip, &auth),
-        "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => device_code(sim, &app, form, ip, &auth),
-        "password" => password(sim, &app, &segment, form, ip, &auth),
+        "client_credentials" => client_credentials(sim, &app, &segment, &directory, form, &auth),
+        "authorization_code" => authorization_code(sim, &app, &segment, &directory, form, ip, &auth),
+        "refresh_token" => refresh(sim, &app, &segment, &directory, form, ip, &auth),
+        "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => {
+            device_code(sim, &app, &directory, form, ip, &auth)
+        }
+        "password" => password(sim, &app, &segment, &directory, form, ip, &auth),
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => on_behalf_of(sim, &app, &segment, &directory, form, ip, &auth),
         other => Err(AadError::bad(
             "unsupported_grant_type",
             70003,
             format!("The app requested an unsupported grant type '{}'.", super::truncate(other, 64)),
         )),
+    }
+}
+
+/// The name Entra gives the directory of a request in its messages: the tenant's display name, or the
+/// segment as the client wrote it for `common`, `organizations` and `consumers`.
+fn directory_name(sim: &Sim, segment: &TenantSegment, raw: &str) -> String {
+    match segment {
+        TenantSegment::Tenant(id) => {
+            sim.world().tenant(*id).map_or_else(|| raw.to_string(), |t| t.display_name.clone())
+        }
+        _ => super::truncate(raw, 80).to_string(),
     }
 }
 
@@ -280,6 +289,42 @@ fn assertion_error(reason: &str) -> AadError {
     )
 }
 
+/// Where Entra sends a developer whose certificate assertion it refuses (the MSALNET live captures of
+/// 700024 and 700021 end with it).
+const CERT_DOCS: &str = "Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .";
+
+/// Decodes a base64url value with or without its `=` padding: MSAL Python and azure-identity pad the
+/// certificate thumbprints of their assertions (`base64.urlsafe_b64encode`), msal-node does not, and Entra
+/// accepts both.
+fn base64url(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
+}
+
+/// A NumericDate of an assertion: JSON allows it as an integer or a fraction (MSAL Python sends
+/// `time.time()` floats), and Entra accepts both.
+fn numeric_date(claims: &Value, name: &str) -> Option<f64> {
+    claims.get(name).and_then(Value::as_f64)
+}
+
+fn instant(seconds: f64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds.floor() as i64, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// The claims of a JWT read without checking its signature, to decide which key and which errors apply.
+fn unverified_claims(jwt: &str) -> Option<Value> {
+    let payload = jwt.split('.').nth(1)?;
+    serde_json::from_slice(&base64url(payload)?).ok()
+}
+
+/// The JWT algorithms Entra verifies client assertions with.
+const ASSERTION_ALGORITHMS: &[Algorithm] =
+    &[Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
+
+/// Checks a certificate client assertion as Entra does, each failure with its own code and the text of
+/// Entra's live answers (MSALNET `TestConstants.cs`, captured December 2023): 50027 malformed, 5002738
+/// unsupported algorithm, 5002723 no thumbprint, 90014 a required claim missing, 700021 `iss`/`sub` not the
+/// client, 700027 unknown key or bad signature, 700024 outside its validity window (with the current time
+/// and the window, five minutes of skew).
 fn verify_assertion(
     sim: &Sim,
     app: &crate::world::App,
@@ -287,24 +332,72 @@ fn verify_assertion(
     assertion: &str,
     now: DateTime<Utc>,
 ) -> Result<(), AadError> {
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| AadError::new(401, "invalid_client", 50027, "Invalid JWT token. The token is malformed."))?;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let cert = match (header.alg, &header.x5t_s256, &header.x5t) {
-        (Algorithm::PS256, Some(t), _) => {
-            let thumb = b64.decode(t).map_err(|_| assertion_error("The key was not found."))?;
-            app.certificates.iter().find(|c| c.thumbprint_sha256 == thumb)
-        }
-        (Algorithm::RS256, _, Some(t)) => {
-            let thumb = b64.decode(t).map_err(|_| assertion_error("The key was not found."))?;
-            app.certificates.iter().find(|c| c.thumbprint_sha1 == thumb)
-        }
-        _ => return Err(assertion_error("The provided signature algorithm or key identifier is not supported.")),
+    let malformed = || AadError::new(401, "invalid_client", 50027, "JWT token is invalid or malformed.");
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| malformed())?;
+    let claims = unverified_claims(assertion).ok_or_else(malformed)?;
+    if !ASSERTION_ALGORITHMS.contains(&header.alg) {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            5002738,
+            format!(
+                "Invalid JWT token. '{:?}' is not a supported signature algorithm. Supported signing algorithms are: 'RS256,RS384,RS512'",
+                header.alg
+            ),
+        ));
     }
-    .ok_or_else(|| {
+    if header.x5t.is_none() && header.x5t_s256.is_none() && header.kid.is_none() {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            5002723,
+            "Invalid JWT token. No certificate SHA-1 thumbprint, certificate SHA-256 thumbprint, nor keyId specified in token header.",
+        ));
+    }
+    for field in ["iss", "aud"] {
+        if audiences(&claims, field).is_empty() {
+            return Err(AadError::bad(
+                "invalid_request",
+                90014,
+                format!(
+                    "The required field '{field}' is missing from the credential. Ensure that you have all the necessary parameters for the login request."
+                ),
+            ));
+        }
+    }
+    let client = app.client_id.to_string();
+    // An issuer that is a URL rather than the client's id is an external identity provider: workload
+    // identity federation.
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+    if iss != client && iss.contains("://") {
+        return verify_federated(sim, app, assertion, &header, &claims, now);
+    }
+    if iss != client || claims.get("sub").and_then(Value::as_str) != Some(&client) {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700021,
+            format!("Client assertion application identifier doesn't match 'client_id' parameter. {CERT_DOCS}"),
+        ));
+    }
+    // The SHA-256 thumbprint is preferred when both are present, as MSAL sends both with PS256.
+    let by_sha256 = header
+        .x5t_s256
+        .as_deref()
+        .and_then(base64url)
+        .and_then(|t| app.certificates.iter().find(|c| c.thumbprint_sha256 == t));
+    let by_sha1 = || {
+        let thumb = header
+            .x5t
+            .as_deref()
+            .and_then(base64url)
+            .or_else(|| header.kid.as_deref().and_then(|k| hex::decode(k).ok()))?;
+        app.certificates.iter().find(|c| c.thumbprint_sha1 == thumb)
+    };
+    let cert = by_sha256.or_else(by_sha1).ok_or_else(|| {
         assertion_error(&format!(
             "The key was not found., Thumbprint of key used by client: '{}'",
-            header.x5t.clone().or(header.x5t_s256.clone()).unwrap_or_default()
+            header.x5t.clone().or(header.x5t_s256.clone()).or(header.kid.clone()).unwrap_or_default()
         ))
     })?;
     if cert.end <= now {
@@ -316,20 +409,8 @@ fn verify_assertion(
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let data = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+    jsonwebtoken::decode::<Value>(assertion, &key, &validation)
         .map_err(|_| assertion_error("The signature is invalid."))?;
-    let claims = data.claims;
-    let client = app.client_id.to_string();
-    if claims.get("iss").and_then(Value::as_str) != Some(&client)
-        || claims.get("sub").and_then(Value::as_str) != Some(&client)
-    {
-        return Err(AadError::new(
-            401,
-            "invalid_client",
-            700021,
-            "Client assertion application identifier doesn't match 'client_id' parameter.",
-        ));
-    }
     let aud = claims.get("aud").and_then(Value::as_str).unwrap_or("");
     let expected_suffix = [format!("/{tenant}/oauth2/v2.0/token"), format!("/{tenant}/v2.0")];
     if !aud.starts_with(&sim.base_url) || !expected_suffix.iter().any(|s| aud.ends_with(s.as_str())) {
@@ -343,18 +424,142 @@ fn verify_assertion(
             ),
         ));
     }
-    let ts = now.timestamp();
-    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
-    if exp + 300 < ts || nbf - 300 > ts {
+    check_validity(&claims, now)
+}
+
+/// The values of a claim that may be a string or an array of strings (`aud` of Kubernetes tokens is an
+/// array), without empty ones.
+fn audiences<'a>(claims: &'a Value, name: &str) -> Vec<&'a str> {
+    match claims.get(name) {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect()
+}
+
+/// Where Entra sends a developer whose federated assertion matches no credential.
+const WIF_DOCS: &str = "Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
+
+/// Workload identity federation: the assertion is a token of an external identity provider, accepted when
+/// one of the app's federated credentials names its issuer, subject and audience exactly, its signature
+/// verifies against the issuer's keys, and it is within its lifetime. The codes and texts are those
+/// Entra's users meet (protocol reference §1.6: 70021 is `unauthorized_client` 401, recorded): 70025 the app
+/// has no federated credential, 700211 none for the issuer, 70021 none for the issuer and subject, 700212
+/// none for the audience, 700027 a bad signature, 700024 an expired token. The simulator verifies tokens of
+/// the issuers it hosts (`{base}/_idp/{name}`); another issuer's keys cannot be fetched offline (50166).
+fn verify_federated(
+    sim: &Sim,
+    app: &crate::world::App,
+    assertion: &str,
+    header: &jsonwebtoken::Header,
+    claims: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), AadError> {
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+    let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+    let aud = audiences(claims, "aud");
+    if app.federated_credentials.is_empty() {
+        return Err(AadError::new(
+            401,
+            "unauthorized_client",
+            70025,
+            format!(
+                "The client '{}'({}) has no configured federated identity credentials.",
+                app.client_id, app.display_name
+            ),
+        ));
+    }
+    let issuer_of = |f: &crate::world::FederatedCredential| f.issuer.replace("{sim}", &sim.base_url);
+    let by_issuer: Vec<&crate::world::FederatedCredential> =
+        app.federated_credentials.iter().filter(|f| issuer_of(f) == iss).collect();
+    if by_issuer.is_empty() {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700211,
+            format!(
+                "No matching federated identity record found for presented assertion issuer '{}'. {WIF_DOCS}",
+                super::truncate(iss, 200)
+            ),
+        ));
+    }
+    let by_subject: Vec<&&crate::world::FederatedCredential> = by_issuer.iter().filter(|f| f.subject == sub).collect();
+    if by_subject.is_empty() {
+        return Err(AadError::new(
+            401,
+            "unauthorized_client",
+            70021,
+            format!(
+                "No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{}'. Assertion Audience: '{}'. https://docs.microsoft.com/azure/active-directory/develop/workload-identity-federation",
+                super::truncate(iss, 200),
+                super::truncate(sub, 200),
+                super::truncate(&aud.join(","), 200)
+            ),
+        ));
+    }
+    if !by_subject.iter().any(|f| f.audiences.iter().any(|a| aud.contains(&a.as_str()))) {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            700212,
+            format!(
+                "No matching federated identity record found for presented assertion audience '{}'. {WIF_DOCS}",
+                super::truncate(&aud.join(","), 200)
+            ),
+        ));
+    }
+    if !iss.starts_with(&format!("{}/_idp/", sim.base_url)) {
+        return Err(AadError::new(401, "invalid_client", 50166, "Request to External OIDC endpoint failed."));
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|k| sim.keys.find(k))
+        .ok_or_else(|| assertion_error("The key was not found."))?;
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(assertion, &key.decoding, &validation)
+        .map_err(|_| assertion_error("The signature is invalid."))?;
+    check_validity(claims, now)
+}
+
+/// 700024 when `now` is outside the assertion's window (from `nbf`, or `iat` when it has none, to `exp`),
+/// allowing five minutes of clock skew; the message gives the three instants as Entra does.
+fn check_validity(claims: &Value, now: DateTime<Utc>) -> Result<(), AadError> {
+    let ts = now.timestamp() as f64;
+    let exp = numeric_date(claims, "exp").unwrap_or(0.0);
+    let from = numeric_date(claims, "nbf").or_else(|| numeric_date(claims, "iat")).unwrap_or(0.0);
+    if exp + 300.0 < ts || from - 300.0 > ts {
         return Err(AadError::new(
             401,
             "invalid_client",
             700024,
-            "Client assertion is not within its valid time range.",
+            format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. {CERT_DOCS}",
+                crate::errors::dotnet_time(now),
+                crate::errors::dotnet_time(instant(from)),
+                crate::errors::dotnet_time(instant(exp)),
+            ),
         ));
     }
     Ok(())
+}
+
+/// Whether the client declared the `cp1` capability in the request's `claims`
+/// (`{"access_token":{"xms_cc":{"values":["cp1"]}}}`, possibly merged with a claims challenge; MSAL sends
+/// `CP1` or `cp1`): its Graph tokens are then evaluated continuously and live a day (the recorded CP1
+/// response of `payloads/token_response_client_credentials_recorded.json` has `expires_in` 86399).
+fn declares_cp1(form: &Form) -> bool {
+    form.get("claims")
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| c["access_token"]["xms_cc"]["values"].as_array().cloned())
+        .is_some_and(|v| v.iter().filter_map(Value::as_str).any(|v| v.eq_ignore_ascii_case("cp1")))
 }
 
 fn specific_tenant(segment: &TenantSegment) -> Option<Uuid> {
@@ -368,6 +573,7 @@ fn client_credentials(
     sim: &Sim,
     app: &crate::world::App,
     segment: &TenantSegment,
+    directory: &str,
     form: &Form,
     auth: &ClientAuth,
 ) -> Result<Value, AadError> {
@@ -389,7 +595,7 @@ fn client_credentials(
             ),
         ));
     }
-    parse_scopes(scope, &sim.base_url)?;
+    parse_scopes_in(scope, &sim.base_url, Some(directory))?;
     let now = sim.now();
     let world = sim.world();
     let resource = world.tenant(tenant).ok_or_else(|| issue::tenant_not_found(&tenant.to_string()))?;
@@ -397,10 +603,16 @@ fn client_credentials(
         return Err(issue::app_not_in_tenant(app, resource));
     }
     let sp = resource.service_principal(app.client_id).ok_or_else(|| issue::app_not_in_tenant(app, resource))?;
-    let lifetime = Duration::minutes(i64::from(rand::rng().random_range(
-        world.settings.token_lifetime_min..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
-    )));
-    let claims = json!({
+    let cae = declares_cp1(form);
+    let lifetime = if cae {
+        issue::CAE_LIFETIME
+    } else {
+        Duration::minutes(i64::from(rand::rng().random_range(
+            world.settings.token_lifetime_min
+                ..=world.settings.token_lifetime_max.max(world.settings.token_lifetime_min),
+        )))
+    };
+    let mut claims = json!({
         "aud": "https://graph.microsoft.com",
         "iss": format!("https://sts.windows.net/{}/", resource.id),
         "iat": now.timestamp(),
@@ -423,6 +635,9 @@ fn client_credentials(
         "wids": ["0997a1d0-0d1d-4acb-b408-d5ca73121e90"],
         "xms_tcdt": resource.created.timestamp(),
     });
+    if cae {
+        claims["xms_cc"] = json!(["cp1"]);
+    }
     let claims = if sp.application.is_empty() {
         let mut c = claims;
         if let Some(o) = c.as_object_mut() {
@@ -443,10 +658,10 @@ fn client_credentials(
     }))
 }
 
-fn user_scopes(sim: &Sim, form: &Form, default: Option<&[String]>) -> Result<ScopeRequest, AadError> {
+fn user_scopes(sim: &Sim, directory: &str, form: &Form, default: Option<&[String]>) -> Result<ScopeRequest, AadError> {
     match (form.get("scope"), default) {
-        (Some(s), _) => parse_scopes(s, &sim.base_url),
-        (None, Some(d)) => parse_scopes(&d.join(" "), &sim.base_url),
+        (Some(s), _) => parse_scopes_in(s, &sim.base_url, Some(directory)),
+        (None, Some(d)) => parse_scopes_in(&d.join(" "), &sim.base_url, Some(directory)),
         (None, None) => Err(missing("scope")),
     }
 }
@@ -455,6 +670,7 @@ fn authorization_code(
     sim: &Sim,
     app: &crate::world::App,
     segment: &TenantSegment,
+    directory: &str,
     form: &Form,
     ip: std::net::IpAddr,
     auth: &ClientAuth,
@@ -523,8 +739,8 @@ fn authorization_code(
         record.clone()
     };
     let scopes = match form.get("scope") {
-        Some(s) => parse_scopes(s, &sim.base_url)?,
-        None => parse_scopes(&record.scopes.join(" "), &sim.base_url)?,
+        Some(s) => parse_scopes_in(s, &sim.base_url, Some(directory))?,
+        None => parse_scopes_in(&record.scopes.join(" "), &sim.base_url, Some(directory))?,
     };
     issue::issue_user(
         sim,
@@ -537,7 +753,8 @@ fn authorization_code(
             client_ip: ip,
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
-            interactive: true,
+            kind: GrantKind::AuthorizationCode,
+            cae: declares_cp1(form),
         },
     )
 }
@@ -546,6 +763,7 @@ fn refresh(
     sim: &Sim,
     app: &crate::world::App,
     segment: &TenantSegment,
+    directory: &str,
     form: &Form,
     ip: std::net::IpAddr,
     auth: &ClientAuth,
@@ -575,7 +793,7 @@ fn refresh(
         .with_suberror("bad_token"));
     }
     let resource_tenant = specific_tenant(segment).unwrap_or(state.authn.home_tenant);
-    let scopes = user_scopes(sim, form, Some(&state.scopes))?;
+    let scopes = user_scopes(sim, directory, form, Some(&state.scopes))?;
     let result = issue::issue_user(
         sim,
         UserGrant {
@@ -587,7 +805,8 @@ fn refresh(
             client_ip: ip,
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
-            interactive: false,
+            kind: GrantKind::RefreshToken,
+            cae: declares_cp1(form),
         },
     )?;
     if let Some(s) = sim.sessions().refresh_tokens.get_mut(rt) {
@@ -599,6 +818,7 @@ fn refresh(
 fn device_code(
     sim: &Sim,
     app: &crate::world::App,
+    directory: &str,
     form: &Form,
     ip: std::net::IpAddr,
     auth: &ClientAuth,
@@ -633,7 +853,7 @@ fn device_code(
             "The device code was already redeemed; start a new device code flow.",
         )),
         DeviceStatus::Approved { authn, resource_tenant } => {
-            let scopes = parse_scopes(&entry.scopes.join(" "), &sim.base_url)?;
+            let scopes = parse_scopes_in(&entry.scopes.join(" "), &sim.base_url, Some(directory))?;
             let result = issue::issue_user(
                 sim,
                 UserGrant {
@@ -645,7 +865,8 @@ fn device_code(
                     client_ip: ip,
                     appidacr: auth.appidacr(),
                     client_info: form.get("client_info") == Some("1"),
-                    interactive: true,
+                    kind: GrantKind::DeviceCode,
+                    cae: declares_cp1(form),
                 },
             )?;
             if let Some(e) = sim.sessions().device_codes.get_mut(code) {
@@ -660,6 +881,7 @@ fn password(
     sim: &Sim,
     app: &crate::world::App,
     segment: &TenantSegment,
+    directory: &str,
     form: &Form,
     ip: std::net::IpAddr,
     auth: &ClientAuth,
@@ -687,7 +909,7 @@ fn password(
         (home.id, user.id)
     };
     let resource_tenant = specific_tenant(segment).unwrap_or(home);
-    let scopes = user_scopes(sim, form, None)?;
+    let scopes = user_scopes(sim, directory, form, None)?;
     issue::issue_user(
         sim,
         UserGrant {
@@ -699,7 +921,109 @@ fn password(
             client_ip: ip,
             appidacr: auth.appidacr(),
             client_info: form.get("client_info") == Some("1"),
-            interactive: false,
+            kind: GrantKind::Password,
+            cae: declares_cp1(form),
+        },
+    )
+}
+
+/// The on-behalf-of grant (ENTRA `v2-oauth2-on-behalf-of-flow.md`): a confidential middle tier presents
+/// the access token a user got for it (`assertion`, its `aud` the middle tier's client id or
+/// `api://{client id}`) and gets a token for another resource as that user. The user's sign-in is
+/// checked again as on a refresh: revoked sessions, GDAP presence, consent (65001 when the middle tier
+/// lacks it) and Conditional Access (50076/50079 as `interaction_required` with the policies' `claims`,
+/// which the middle tier hands back to its client).
+fn on_behalf_of(
+    sim: &Sim,
+    app: &crate::world::App,
+    segment: &TenantSegment,
+    directory: &str,
+    form: &Form,
+    ip: std::net::IpAddr,
+    auth: &ClientAuth,
+) -> Result<Value, AadError> {
+    match form.get("requested_token_use") {
+        Some("on_behalf_of") => {}
+        Some(other) => {
+            return Err(AadError::bad(
+                "invalid_request",
+                50000,
+                format!(
+                    "There was an error issuing a token. The requested_token_use '{}' is not supported.",
+                    super::truncate(other, 64)
+                ),
+            ));
+        }
+        None => return Err(missing("requested_token_use")),
+    }
+    if matches!(auth, ClientAuth::None) {
+        return Err(AadError::new(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ));
+    }
+    let assertion = form.require("assertion")?;
+    let now = sim.now();
+    let invalid = |reason: &str| {
+        AadError::bad("invalid_grant", 50013, format!("Assertion failed signature validation. [Reason - {reason}]"))
+    };
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| AadError::bad("invalid_grant", 50027, "JWT token is invalid or malformed."))?;
+    let key = header.kid.as_deref().and_then(|k| sim.keys.find(k)).ok_or_else(|| invalid("The key was not found."))?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key.decoding, &validation)
+        .map_err(|_| invalid("The signature is invalid."))?
+        .claims;
+    let aud = claims.get("aud").and_then(Value::as_str).unwrap_or("");
+    let client = app.client_id.to_string();
+    if aud != client && aud != format!("api://{client}") {
+        return Err(AadError::bad(
+            "invalid_grant",
+            500131,
+            format!(
+                "Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was '{}' and the expected audience is '{client}' or one of the Application Id URIs of this application.",
+                super::truncate(aud, 200)
+            ),
+        ));
+    }
+    let exp = numeric_date(&claims, "exp").unwrap_or(0.0);
+    if exp + 300.0 < now.timestamp() as f64 {
+        return Err(AadError::bad(
+            "invalid_grant",
+            500133,
+            format!(
+                "Assertion is not within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token. Current time: {}, expiry time of assertion {}.",
+                crate::errors::dotnet_time(now),
+                crate::errors::dotnet_time(instant(exp)),
+            ),
+        ));
+    }
+    let uti = claims.get("uti").and_then(Value::as_str).unwrap_or("");
+    let authn =
+        sim.sessions().api_tokens.get(uti).map(|(a, _)| a.clone()).ok_or_else(|| invalid("The token is unknown."))?;
+    let token_tenant =
+        claims.get("tid").and_then(Value::as_str).and_then(|t| Uuid::parse_str(t).ok()).unwrap_or(authn.home_tenant);
+    let resource_tenant = specific_tenant(segment).unwrap_or(token_tenant);
+    let scopes = user_scopes(sim, directory, form, None)?;
+    issue::issue_user(
+        sim,
+        UserGrant {
+            authn,
+            client_id: app.client_id,
+            resource_tenant,
+            scopes: &scopes,
+            nonce: None,
+            client_ip: ip,
+            appidacr: auth.appidacr(),
+            client_info: form.get("client_info") == Some("1"),
+            kind: GrantKind::OnBehalfOf,
+            cae: declares_cp1(form),
         },
     )
 }
@@ -713,14 +1037,16 @@ pub(crate) async fn devicecode(
     let corr = correlation(&headers);
     let result = async {
         let form = read_form(&headers, body).await?;
-        resolve_segment(&sim, &tenant)?;
+        let segment = resolve_segment(&sim, &tenant)?;
+        let directory = directory_name(&sim, &segment, &tenant);
         let client = form.require("client_id")?;
-        let client_id = Uuid::parse_str(client).map_err(|_| unknown_client(super::truncate(client, 64)))?;
+        let client_id =
+            Uuid::parse_str(client).map_err(|_| unknown_client(super::truncate(client, 64), &directory))?;
         if sim.world().app(client_id).is_none() {
-            return Err(unknown_client(client_id));
+            return Err(unknown_client(client_id, &directory));
         }
         let scope = form.require("scope")?;
-        parse_scopes(scope, &sim.base_url)?;
+        parse_scopes_in(scope, &sim.base_url, Some(&directory))?;
         let now = sim.now();
         let (interval, lifetime) = {
             let w = sim.world();
@@ -764,8 +1090,8 @@ pub(crate) async fn devicecode(
     .await;
     match result {
         Ok(v) => {
-            let mut resp = axum::Json(v).into_response();
-            identity_headers(resp.headers_mut(), &corr);
+            let mut resp = json_body(&v).into_response();
+            identity_headers(resp.headers_mut(), &corr, &Uuid::new_v4().to_string(), 0);
             resp
         }
         Err(e) => e.into_response_with(&corr, sim.now(), &sim.base_url),

@@ -127,6 +127,21 @@ pub enum Action {
     ExpireAppSecrets {
         app: String,
     },
+    /// Adds a certificate (PEM) to an app's credentials, valid for a year, as uploading one in the portal.
+    AddAppCertificate {
+        app: String,
+        name: String,
+        pem: String,
+    },
+    /// Adds a federated identity credential to an app (replacing one of the same name).
+    AddFederatedCredential {
+        app: String,
+        name: String,
+        issuer: String,
+        subject: String,
+        #[serde(default = "super::file::default_audiences")]
+        audiences: Vec<String>,
+    },
     SetFaults {
         faults: crate::faults::FaultConfig,
     },
@@ -184,6 +199,8 @@ pub(crate) enum ActionError {
     UserExists(String),
     #[error("no Conditional Access policy {0}")]
     NoPolicy(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn role_id(key: &str) -> Result<String, ActionError> {
@@ -430,6 +447,28 @@ impl World {
                     for s in &mut a.secrets {
                         s.end = s.end.min(now);
                     }
+                }
+                Ok(())
+            }
+            Action::AddAppCertificate { app, name, pem } => {
+                let id = self.app_by_key(app).map(|a| a.client_id).ok_or_else(|| ActionError::NoApp(app.clone()))?;
+                let cert = super::file::certificate_from_pem(Uuid::new_v4(), name, pem, now, now + Duration::days(365))
+                    .map_err(|e| ActionError::Invalid(e.to_string()))?;
+                if let Some(a) = self.apps.iter_mut().find(|a| a.client_id == id) {
+                    a.certificates.push(cert);
+                }
+                Ok(())
+            }
+            Action::AddFederatedCredential { app, name, issuer, subject, audiences } => {
+                let id = self.app_by_key(app).map(|a| a.client_id).ok_or_else(|| ActionError::NoApp(app.clone()))?;
+                if let Some(a) = self.apps.iter_mut().find(|a| a.client_id == id) {
+                    a.federated_credentials.retain(|f| f.name != *name);
+                    a.federated_credentials.push(super::FederatedCredential {
+                        name: name.clone(),
+                        issuer: issuer.clone(),
+                        subject: subject.clone(),
+                        audiences: audiences.clone(),
+                    });
                 }
                 Ok(())
             }

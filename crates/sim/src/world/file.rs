@@ -207,6 +207,9 @@ pub struct AppFile {
     pub secrets: Vec<SecretFile>,
     #[serde(default)]
     pub certificates: Vec<CertificateFile>,
+    /// Federated identity credentials (workload identity federation).
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredentialFile>,
     /// App roles and their assignments (users by UPN, groups as `group:Display Name`).
     #[serde(default)]
     pub app_roles: Vec<AppRoleFile>,
@@ -233,6 +236,23 @@ pub struct SecretFile {
     #[serde(default)]
     pub start: Option<String>,
     pub expires: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedCredentialFile {
+    pub name: String,
+    /// The external issuer; `{sim}` stands for the simulator's base URL (`{sim}/_idp/github` is an issuer
+    /// the simulator hosts).
+    pub issuer: String,
+    pub subject: String,
+    /// Entra's default for workload identity federation.
+    #[serde(default = "default_audiences")]
+    pub audiences: Vec<String>,
+}
+
+pub(crate) fn default_audiences() -> Vec<String> {
+    vec!["api://AzureADTokenExchange".to_string()]
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -507,6 +527,16 @@ impl WorldFile {
                 enabled: true,
                 secrets,
                 certificates,
+                federated_credentials: af
+                    .federated_credentials
+                    .iter()
+                    .map(|f| super::FederatedCredential {
+                        name: f.name.clone(),
+                        issuer: f.issuer.clone(),
+                        subject: f.subject.clone(),
+                        audiences: f.audiences.clone(),
+                    })
+                    .collect(),
                 redirect_uris: af.redirect_uris.clone(),
                 delegated: af.delegated.clone(),
                 application: af.application.clone(),
@@ -758,7 +788,7 @@ impl WorldFile {
     }
 }
 
-fn certificate_from_pem(
+pub(crate) fn certificate_from_pem(
     key_id: Uuid,
     name: &str,
     pem: &str,

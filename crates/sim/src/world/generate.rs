@@ -438,6 +438,7 @@ pub fn generate(spec: &Spec, now: DateTime<Utc>) -> World {
             end: now + Duration::days(365),
         }],
         certificates: vec![],
+        federated_credentials: vec![],
         redirect_uris: vec!["http://localhost".into()],
         delegated: scopes.clone(),
         application: vec![],

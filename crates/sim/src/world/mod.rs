@@ -100,6 +100,18 @@ pub struct AppCertificate {
     pub end: DateTime<Utc>,
 }
 
+/// A federated identity credential of an app: tokens of an external identity provider (GitHub Actions,
+/// Kubernetes, another cloud) whose issuer, subject and audience match it are accepted as the app's client
+/// assertion. `{sim}` in the issuer stands for the simulator's base URL, whose port is only known at run
+/// time (the simulator hosts test issuers under `{sim}/_idp/{name}`).
+#[derive(Debug, Clone)]
+pub struct FederatedCredential {
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct App {
     pub client_id: Uuid,
@@ -111,6 +123,7 @@ pub struct App {
     pub enabled: bool,
     pub secrets: Vec<AppSecret>,
     pub certificates: Vec<AppCertificate>,
+    pub federated_credentials: Vec<FederatedCredential>,
     pub redirect_uris: Vec<String>,
     pub delegated: Vec<String>,
     pub application: Vec<String>,

@@ -70,6 +70,10 @@ class Sim:
         with urllib.request.urlopen(req, context=self._ssl) as resp:
             return json.loads(resp.read())
 
+    def action(self, body):
+        """Changes the simulated world, as an administrator would in the admin centre."""
+        return self.control("POST", "/_sim/actions", body)
+
     def token_requests(self):
         return self.control("GET", "/_sim/counters")["token_requests"]
 
