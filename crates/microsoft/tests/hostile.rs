@@ -2,7 +2,6 @@
 //! endless and truncated bodies, garbage tokens. Each must end in a bounded, clean failure (or a
 //! success where the protocol allows it), and a token must never reach a host outside the cloud.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

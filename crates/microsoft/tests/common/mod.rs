@@ -7,6 +7,7 @@ use std::sync::Arc;
 use microsoft::http::{Transport, TransportOptions};
 use microsoft::{Authenticator, MemoryTokenStore, TokenStore};
 use sim::WorldSource;
+#[allow(unused_imports)]
 pub use test_support::{DEMO_CLIENT as CLIENT, MEGAN};
 
 pub struct Env(test_support::SimEnv);
