@@ -37,6 +37,7 @@ fn store_error(job_id: &str, fence: i64, e: AgentError) -> StoreError {
         }
         Some("not_found") => StoreError::NotFound(e.to_string()),
         Some("invalid") => StoreError::InvalidInput(e.to_string()),
+        Some("undecryptable") => StoreError::Crypto { record: e.to_string() },
         _ => StoreError::Remote(e.to_string()),
     }
 }

@@ -677,7 +677,7 @@ impl<S: InspectStore + ?Sized> Runner<S> {
                 .to_string(),
             evidence: vec![
                 diagnose::Evidence::new("app", &meta.client_id),
-                diagnose::Evidence::new("credential", format!("{:?}, added {}", meta.kind, meta.added_at.to_rfc3339())),
+                diagnose::Evidence::new("credential", format!("{}, added {}", meta.kind.as_str(), meta.added_at.to_rfc3339())),
                 diagnose::Evidence::new("store", "decryption failed (authenticated encryption refused the record)"),
             ],
             fix: vec![

@@ -664,6 +664,8 @@ fn store_problem(job_id: &str, e: StoreError) -> Problem {
         }
         StoreError::NotFound(what) => Problem::not_found(what).with_code("not_found"),
         StoreError::InvalidInput(why) => Problem::bad_request(why).with_code("invalid"),
+        // The agent fails that tenant alone, with its cause, as a run on the server would.
+        e @ StoreError::Crypto { .. } => Problem::conflict(e.to_string()).with_code("undecryptable"),
         other => Problem::from(other),
     }
 }
