@@ -382,6 +382,12 @@ async fn a_backup_taken_during_a_run_restores_that_state() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("tenantscope.db.before-restore-"))
         .collect();
     assert_eq!(kept.len(), 1, "the replaced database is kept");
+    let leftovers: Vec<_> = std::fs::read_dir(env.data_dir())
+        .expect("data dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tenantscope-restore"))
+        .collect();
+    assert!(leftovers.is_empty(), "the restore leaves no temporary file: {leftovers:?}");
     // The restored state is the backup's: a run in progress, with fewer results than the
     // finished one, each committed result whole.
     let store = store::open(&db, key.clone()).await.expect("the restored database opens");

@@ -285,6 +285,11 @@ async fn restore(file: &Path, yes: bool, g: &Global) -> anyhow::Result<ExitCode>
         }
     }
     std::fs::rename(&candidate, &live).with_context(|| format!("cannot replace {}", live.display()))?;
+    // The check closed the candidate cleanly, so its own WAL and shared-memory files hold
+    // nothing; they are not left behind under the temporary name.
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", candidate.display()));
+    }
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }
