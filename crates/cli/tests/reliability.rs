@@ -59,12 +59,15 @@ async fn injected_errors_and_resets_are_retried() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_run_loses_nothing_and_the_next_run_completes() {
-    let env = Env::start(WorldSource::Generate("customers=30,users=20..40,seed=9,broken=0".into())).await;
-    env.login_with(GENERATED_APP, GENERATED_ADMIN, &[]).await;
-    // Slow every request down so that the run is still going when it is killed.
-    env.control_with(Method::PUT, "faults", json!({"seed": 1, "latency_ms": 60})).await;
+/// Starts `inspect` of every tenant in the background with every request slowed by `latency_ms`,
+/// and waits until it has committed at least `at_least` tenants. Returns the running child, the
+/// database URL, the data directory's key and how many tenants were committed.
+async fn slow_run_with_commits(
+    env: &Env,
+    latency_ms: u64,
+    at_least: usize,
+) -> (std::process::Child, String, store::Key, usize) {
+    env.control_with(Method::PUT, "faults", json!({"seed": 1, "latency_ms": latency_ms})).await;
     let mut child = env
         .command()
         .args(["inspect", "--concurrency", "2"])
@@ -76,7 +79,7 @@ async fn a_killed_run_loses_nothing_and_the_next_run_completes() {
     // The key file the first command created, as every later command of this data directory uses it.
     let key = store::Key::from_env_or_file(&env.data_dir()).expect("key");
     let deadline = Instant::now() + Duration::from_secs(120);
-    let committed = loop {
+    loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let store = store::open(&db, key.clone()).await.expect("store opens while the run writes");
         let runs = store.list_runs(5).await.expect("runs");
@@ -85,12 +88,23 @@ async fn a_killed_run_loses_nothing_and_the_next_run_completes() {
             None => 0,
         };
         store.close().await;
-        if n >= 6 {
-            break n;
+        if n >= at_least {
+            return (child, db, key, n);
         }
-        assert!(Instant::now() < deadline, "the run never committed six tenants");
-        assert!(child.try_wait().expect("child").is_none(), "the run finished before it could be killed");
-    };
+        if Instant::now() >= deadline || child.try_wait().expect("child").is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run never committed {at_least} tenants while still running");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_loses_nothing_and_the_next_run_completes() {
+    let env = Env::start(WorldSource::Generate("customers=30,users=20..40,seed=9,broken=0".into())).await;
+    env.login_with(GENERATED_APP, GENERATED_ADMIN, &[]).await;
+    // Slow every request down so that the run is still going when it is killed.
+    let (mut child, db, key, committed) = slow_run_with_commits(&env, 60, 6).await;
     // A second inspection of every tenant is refused while this one runs, naming the process.
     let second = env.run(&["inspect"]);
     let err = String::from_utf8_lossy(&second.stderr);
@@ -338,31 +352,7 @@ async fn a_backup_taken_during_a_run_restores_that_state() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::start(WorldSource::Generate("customers=20,users=20..40,seed=4,broken=0".into())).await;
     env.login_with(GENERATED_APP, GENERATED_ADMIN, &[]).await;
-    env.control_with(Method::PUT, "faults", json!({"seed": 1, "latency_ms": 40})).await;
-    let mut child = env
-        .command()
-        .args(["inspect", "--concurrency", "2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("inspect starts");
-    let db = format!("sqlite://{}?mode=rwc", env.data_dir().join("tenantscope.db").display());
-    let key = store::Key::from_env_or_file(&env.data_dir()).expect("key");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let store = store::open(&db, key.clone()).await.expect("store");
-        let runs = store.list_runs(5).await.expect("runs");
-        let n = match runs.iter().find(|r| r.kind == "inspect") {
-            Some(r) => store.tenant_runs(&r.id).await.expect("tenant runs").len(),
-            None => 0,
-        };
-        store.close().await;
-        if n >= 4 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run never committed four tenants");
-    }
+    let (mut child, db, key, _) = slow_run_with_commits(&env, 40, 4).await;
     let backup = env.dir.path().join("backup.db");
     let out = env.run(&["db", "backup", backup.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
