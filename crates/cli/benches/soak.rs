@@ -251,6 +251,11 @@ secret_env = "HOOK_SECRET"
     let middle = warm_up + (duration - warm_up) / 2;
     let mut early = vec![0u64; measured.len()];
     let mut peaks = vec![0u64; measured.len()];
+    // The peak of each process in each of twelve equal windows, printed so that a trend (a leak
+    // climbs window after window) can be told from the variance of which tenants a process
+    // happened to hold at its peak.
+    let window_len = (duration / 12).max(Duration::from_secs(10));
+    let mut series: Vec<Vec<u64>> = vec![Vec::new(); measured.len()];
     let mut last_kill = Instant::now();
     let mut restarts = 0u32;
     while started.elapsed() < duration {
@@ -265,6 +270,13 @@ secret_env = "HOOK_SECRET"
             for (peak, n) in w.iter_mut().zip(&now) {
                 *peak = (*peak).max(*n);
             }
+        }
+        let slot = (started.elapsed().as_secs_f64() / window_len.as_secs_f64()) as usize;
+        for (s, n) in series.iter_mut().zip(&now) {
+            if s.len() <= slot {
+                s.resize(slot + 1, 0);
+            }
+            s[slot] = s[slot].max(*n);
         }
         if last_kill.elapsed() >= kill_every {
             kill9(&mut replicas[0].0);
@@ -460,6 +472,11 @@ secret_env = "HOOK_SECRET"
         "  resident memory, peak of the second half after warm-up against the first (replicas 1-2, agents 1-3): {}",
         growth.iter().map(|g| format!("{g:.1} %")).collect::<Vec<_>>().join(", ")
     );
+    let names = ["replica 1", "replica 2", "agent 1", "agent 2", "agent 3"];
+    println!("  resident memory, peak of each {} s window (MiB):", window_len.as_secs());
+    for (name, s) in names.iter().zip(&series) {
+        println!("    {name}: {}", s.iter().map(|k| (k / 1024).to_string()).collect::<Vec<_>>().join(" "));
+    }
     println!("  database consistency: {}", if check.status.success() { "ok" } else { "PROBLEMS" });
     if !broken.is_empty() {
         for b in &broken {
