@@ -180,12 +180,7 @@ impl Deliverer {
         owner: &str,
         policy: Policy,
     ) -> Result<Deliverer, String> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tenantscope/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = http_client()?;
         Ok(Deliverer { store, targets, client, owner: format!("{owner}/{}", uuid::Uuid::new_v4()), policy })
     }
 
@@ -280,26 +275,67 @@ impl Deliverer {
     }
 
     async fn send(&self, target: &Target, alert: &Alert, tenant_name: Option<&str>) -> Result<(), String> {
-        let url = target.url()?;
-        let secret = target.secret()?;
-        let req = history::build_for(target.format, alert, tenant_name, secret.as_bytes(), Utc::now());
-        let mut r = self.client.post(&url).body(req.body);
-        for (k, v) in &req.headers {
-            r = r.header(k, v);
-        }
-        match r.send().await {
-            Ok(resp) if resp.status().is_success() => Ok(()),
-            Ok(resp) => Err(format!("http {}", resp.status().as_u16())),
-            Err(e) => Err(format!(
-                "error: {}",
-                if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
-                    "connect"
-                } else {
-                    "request"
-                }
-            )),
-        }
+        post(&self.client, target, alert, tenant_name).await
     }
+}
+
+/// The client every webhook is posted with: no redirects (a webhook that moved must be
+/// reconfigured, not followed), a timeout, and tenantscope's user agent.
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tenantscope/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+async fn post(
+    client: &reqwest::Client,
+    target: &Target,
+    alert: &Alert,
+    tenant_name: Option<&str>,
+) -> Result<(), String> {
+    let url = target.url()?;
+    let secret = target.secret()?;
+    let req = history::build_for(target.format, alert, tenant_name, secret.as_bytes(), Utc::now());
+    let mut r = client.post(&url).body(req.body);
+    for (k, v) in &req.headers {
+        r = r.header(k, v);
+    }
+    match r.send().await {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(format!("http {}", resp.status().as_u16())),
+        Err(e) => Err(format!(
+            "error: {}",
+            if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "request"
+            }
+        )),
+    }
+}
+
+/// Sends a test alert to `target` at once, outside the outbox (the dashboard's "Send test"), and
+/// says whether the webhook took it.
+pub async fn send_test(target: &Target, now: chrono::DateTime<Utc>) -> Result<(), String> {
+    let alert = Alert {
+        id: format!("test-{}", uuid::Uuid::new_v4()),
+        rule: "tenantscope_test".into(),
+        tenant_id: "00000000-0000-0000-0000-000000000000".into(),
+        subject: "test".into(),
+        severity: Severity::Info,
+        status: history::AlertStatus::Open,
+        summary: "A test notification from tenantscope: this webhook receives alerts.".into(),
+        opened_at: now,
+        resolved_at: None,
+        metric: None,
+        value: None,
+        previous_value: None,
+        event: None,
+    };
+    post(&http_client()?, target, &alert, Some("tenantscope test")).await
 }

@@ -37,7 +37,39 @@ function followJob() {
   events.onerror = () => events.close();
 }
 
+// The runs page: each queued or running job's row follows it live; the page reloads once every
+// followed job has ended, so that its results and duration appear.
+function followJobs() {
+  const live = document.querySelectorAll("[data-live-job]");
+  let open = live.length;
+  for (const status of live) {
+    const id = status.dataset.liveJob;
+    const bar = document.querySelector('[data-progress-job="' + CSS.escape(id) + '"]');
+    const text = document.querySelector('[data-progress-text="' + CSS.escape(id) + '"]');
+    const events = new EventSource("/api/v1/jobs/" + encodeURIComponent(id) + "/events");
+    events.addEventListener("progress", (e) => {
+      const job = JSON.parse(e.data);
+      const p = job.progress || {};
+      status.textContent = job.status;
+      status.className = "badge " + job.status;
+      if (bar) {
+        if (p.planned) bar.max = p.planned;
+        bar.value = p.done || 0;
+      }
+      if (text) text.textContent = (p.done || 0) + " of " + (p.planned || 0) + (p.failed ? ", " + p.failed + " failed" : "");
+    });
+    const done = () => {
+      events.close();
+      open -= 1;
+      if (open === 0) window.location.reload();
+    };
+    events.addEventListener("end", done);
+    events.onerror = () => events.close();
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localTimes();
   followJob();
+  followJobs();
 });

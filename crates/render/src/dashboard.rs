@@ -37,9 +37,13 @@ impl Chrome {
         vec![
             ("/", "Overview"),
             ("/tenants", "Tenants"),
-            ("/jobs", "Jobs"),
+            ("/jobs", "Runs"),
+            ("/changes", "Changes"),
+            ("/alerts", "Alerts"),
+            ("/baselines", "Baselines"),
             ("/agents", "Agents"),
             ("/partner", "Partner"),
+            ("/settings", "Settings"),
         ]
     }
 }
@@ -92,7 +96,59 @@ pub struct TenantListRow {
     pub last_inspected: Option<DateTime<Utc>>,
     pub access: String,
     pub pool: String,
+    /// Figures of the tenants page: user accounts, MFA registration (%), Secure Score (%), and
+    /// days until its GDAP access ends (the soonest active relationship).
+    pub users: Option<f64>,
+    pub mfa_pct: Option<f64>,
+    pub score_pct: Option<f64>,
+    pub gdap_days: Option<i64>,
 }
+
+impl TenantListRow {
+    /// A figure for a cell: a dash when unknown, whole numbers without decimals.
+    pub fn num(v: &Option<f64>, suffix: &str) -> String {
+        match v {
+            None => "–".into(),
+            Some(v) if v.fract() == 0.0 => format!("{v:.0}{suffix}"),
+            Some(v) => format!("{v:.1}{suffix}"),
+        }
+    }
+
+    pub fn gdap(&self) -> String {
+        match self.gdap_days {
+            None => "–".into(),
+            Some(d) if d < 0 => "ended".into(),
+            Some(d) => d.to_string(),
+        }
+    }
+
+    /// The row as CSV cells, in [`TENANT_CSV_HEADER`] order.
+    pub fn csv(&self) -> String {
+        let opt = |v: &Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        [
+            self.id.clone(),
+            self.name.clone(),
+            self.domain.clone(),
+            self.access.clone(),
+            self.pool.clone(),
+            self.status.clone(),
+            self.cause.clone().unwrap_or_default(),
+            self.last_inspected.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            opt(&self.users),
+            opt(&self.mfa_pct),
+            opt(&self.score_pct),
+            self.gdap_days.map(|d| d.to_string()).unwrap_or_default(),
+            self.summary.clone().unwrap_or_default(),
+        ]
+        .iter()
+        .map(|f| crate::csv::field(f))
+        .collect::<Vec<_>>()
+        .join(",")
+    }
+}
+
+/// The header of the tenants page's CSV export.
+pub const TENANT_CSV_HEADER: &str = "tenant_id,name,domain,access,pool,status,cause,last_inspected,users,mfa_registered_pct,secure_score_pct,gdap_days_left,summary";
 
 /// The tenants page: the rows to show and the filters that chose them.
 pub struct TenantList {
@@ -127,14 +183,26 @@ impl TenantsPage<'_> {
     /// The query string that sorts by `key`, ascending, or descending when it already is.
     fn sort_link(&self, key: &str) -> String {
         let sort = if self.sort == key { format!("-{key}") } else { key.to_string() };
+        let mut pairs = self.filters();
+        pairs.append_pair("sort", &sort);
+        pairs.finish()
+    }
+
+    /// The CSV export of what the page shows, in its order.
+    fn csv_link(&self) -> String {
+        let mut pairs = self.filters();
+        pairs.append_pair("sort", self.sort);
+        format!("/tenants.csv?{}", pairs.finish())
+    }
+
+    fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in [("q", self.q), ("status", self.status), ("cause", self.cause), ("pool", self.pool)] {
             if !v.is_empty() {
                 pairs.append_pair(k, v);
             }
         }
-        pairs.append_pair("sort", &sort);
-        pairs.finish()
+        pairs
     }
 
     fn aria_sort(&self, key: &str) -> &'static str {
@@ -164,6 +232,10 @@ pub fn tenants(chrome: &Chrome, list: &TenantList) -> Result<String, RenderError
             ("status", "Status"),
             ("cause", "Cause"),
             ("last_inspected", "Last inspected"),
+            ("users", "Users"),
+            ("mfa", "MFA %"),
+            ("score", "Secure Score"),
+            ("gdap", "GDAP days left"),
         ],
     }
     .render()?)
@@ -198,6 +270,30 @@ impl DiagnosisView {
     }
 }
 
+/// A GDAP relationship of a customer, as its tenant page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct GdapRow {
+    pub name: String,
+    pub status: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// The partner's security groups the roles are assigned to, by name.
+    pub groups: Vec<String>,
+    pub end: Option<DateTime<Utc>>,
+    pub days_left: Option<i64>,
+    /// `P180D` as Microsoft writes it, or empty when it does not extend itself.
+    pub auto_extend: String,
+}
+
+/// What a tenant's page shows besides its latest result: GDAP, changes and metric history.
+#[derive(Debug, Clone, Default)]
+pub struct TenantExtras {
+    pub gdap: Vec<GdapRow>,
+    pub changes: Vec<crate::pages::ChangeItem>,
+    /// (caption, SVG) of each metric's line over the last 90 days.
+    pub sparklines: Vec<(String, String)>,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard/tenant.html")]
 struct TenantPage<'a> {
@@ -206,31 +302,20 @@ struct TenantPage<'a> {
     diagnosis: Option<&'a DiagnosisView>,
     collectors: &'a [CollectorRow],
     alerts: &'a [AlertRow],
+    x: &'a TenantExtras,
 }
 
-/// A tenant's page: its state, diagnosis with the fix and evidence, collectors, alerts, and the
-/// buttons that run it.
+/// A tenant's page: its state, diagnosis with the fix and evidence, collectors, alerts, GDAP
+/// relationships, changes, metric history, and the buttons that run it.
 pub fn tenant(
     chrome: &Chrome,
     t: &TenantListRow,
     diagnosis: Option<&DiagnosisView>,
     collectors: &[CollectorRow],
     alerts: &[AlertRow],
+    x: &TenantExtras,
 ) -> Result<String, RenderError> {
-    Ok(TenantPage { chrome, t, diagnosis, collectors, alerts }.render()?)
-}
-
-#[derive(Template)]
-#[template(path = "dashboard/jobs.html")]
-struct JobsPage<'a> {
-    chrome: &'a Chrome,
-    rows: &'a [TenantListRow],
-}
-
-/// The newest jobs (one row each: kind and id, pool and who queued it, status, progress, when,
-/// error).
-pub fn jobs(chrome: &Chrome, rows: &[TenantListRow]) -> Result<String, RenderError> {
-    Ok(JobsPage { chrome, rows }.render()?)
+    Ok(TenantPage { chrome, t, diagnosis, collectors, alerts, x }.render()?)
 }
 
 /// A job as its page shows it.
@@ -374,6 +459,10 @@ mod tests {
             last_inspected: None,
             access: "gdap".into(),
             pool: "local".into(),
+            users: Some(12.0),
+            mfa_pct: Some(87.5),
+            score_pct: None,
+            gdap_days: Some(-3),
         }
     }
 
@@ -389,7 +478,7 @@ mod tests {
     #[test]
     fn hostile_names_are_text_and_viewers_get_no_buttons() {
         let hostile = row("<script>alert(1)</script>");
-        let page = tenant(&chrome(false), &hostile, None, &[], &[]).expect("page");
+        let page = tenant(&chrome(false), &hostile, None, &[], &[], &TenantExtras::default()).expect("page");
         assert!(shown(&page).contains("<script>alert(1)</script>"), "{page}");
         assert!(!page.contains("<script>alert"), "a tenant's name is never markup");
         assert!(
@@ -397,7 +486,7 @@ mod tests {
             "the operator's name is escaped too"
         );
         assert!(!page.contains("Run now"), "no button for a viewer");
-        let page = tenant(&chrome(true), &hostile, None, &[], &[]).expect("page");
+        let page = tenant(&chrome(true), &hostile, None, &[], &[], &TenantExtras::default()).expect("page");
         assert!(page.contains("Run now") && page.contains("name=\"csrf\" value=\"c1\""));
         // No inline script or style anywhere: the page's policy forbids them.
         assert!(!page.contains("<script>") && !page.contains("style=") && !page.contains("onclick"));

@@ -11,6 +11,7 @@
 pub mod chart;
 pub mod csv;
 pub mod dashboard;
+pub mod pages;
 pub mod report;
 pub mod text;
 pub mod views;

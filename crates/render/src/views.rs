@@ -146,6 +146,97 @@ pub struct ReportView {
     pub alerts: Vec<AlertRow>,
     pub changes: Vec<ChangeRow>,
     pub details: Vec<TenantDetail>,
+    /// Posture across every customer over time, one chart per figure.
+    pub posture: Vec<PostureChart>,
+}
+
+/// A chart of the fleet's posture: its caption and the SVG.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostureChart {
+    pub title: String,
+    pub svg: String,
+}
+
+/// How the fleet's value of a metric is made from each customer's.
+#[derive(Clone, Copy)]
+enum Fold {
+    /// The mean of the customers that have a value.
+    Mean,
+    /// The sum over every customer.
+    Sum,
+    /// The share of customers (0 to 100) whose value is above zero.
+    ShareAboveZero,
+}
+
+/// The fleet posture charts: (metric, chart title, how customers are folded into one value).
+const POSTURE: [(&str, &str, Fold); 4] = [
+    ("mfa_registered_pct", "MFA registration, mean of customers (%)", Fold::Mean),
+    ("secure_score_pct", "Secure Score, mean of customers (%)", Fold::Mean),
+    ("global_admins", "Global Administrators, all customers", Fold::Sum),
+    ("ca_policies_enabled", "Customers with an enforced Conditional Access policy (%)", Fold::ShareAboveZero),
+];
+
+/// The most points a posture line gets; more change points are sampled evenly.
+const POSTURE_POINTS: usize = 60;
+
+/// Posture across the customers over the `days` before `end`: for each figure, the value held by
+/// every customer at each moment a customer's value changed (sampled down to
+/// [`POSTURE_POINTS`]), folded into one.
+pub async fn posture(
+    store: &dyn Store,
+    customers: &std::collections::HashSet<TenantId>,
+    end: DateTime<Utc>,
+    days: i64,
+) -> Result<Vec<PostureChart>, RenderError> {
+    let start = end - chrono::Duration::days(days);
+    let mut charts = Vec::new();
+    for (metric, title, fold) in POSTURE {
+        let mut points: Vec<store::MetricPoint> = store
+            .metric_series(None, Some(metric), None)
+            .await?
+            .into_iter()
+            .filter(|p| customers.contains(&p.tenant_id) && p.at <= end)
+            .collect();
+        points.sort_by_key(|p| p.at);
+        let mut moments: Vec<DateTime<Utc>> = points.iter().map(|p| p.at).filter(|at| *at >= start).collect();
+        moments.dedup();
+        if moments.len() > POSTURE_POINTS {
+            let step = moments.len() as f64 / POSTURE_POINTS as f64;
+            let last = moments[moments.len() - 1];
+            moments = (0..POSTURE_POINTS).map(|i| moments[(i as f64 * step) as usize]).collect();
+            moments.push(last);
+        }
+        if !moments.is_empty() {
+            moments.push(end);
+        }
+        let mut held: HashMap<&TenantId, f64> = HashMap::new();
+        let mut next = 0;
+        let mut line = Vec::new();
+        for at in moments {
+            while next < points.len() && points[next].at <= at {
+                let p = &points[next];
+                match p.value.as_f64() {
+                    Some(v) => held.insert(&p.tenant_id, v),
+                    None => held.remove(&p.tenant_id),
+                };
+                next += 1;
+            }
+            if held.is_empty() {
+                continue;
+            }
+            let n = held.len() as f64;
+            let value = match fold {
+                Fold::Mean => held.values().sum::<f64>() / n,
+                Fold::Sum => held.values().sum::<f64>(),
+                Fold::ShareAboveZero => held.values().filter(|v| **v > 0.0).count() as f64 * 100.0 / n,
+            };
+            line.push((at, (value * 10.0).round() / 10.0));
+        }
+        let series = crate::chart::Series { label: metric.to_string(), points: line };
+        charts
+            .push(PostureChart { title: title.to_string(), svg: crate::chart::line_chart(title, &[series], 420, 180) });
+    }
+    Ok(charts)
 }
 
 /// A tenant's name as tenantscope shows it: its own name with the engineer's label beside it.
@@ -398,6 +489,9 @@ async fn assemble(
         Vec::new()
     };
     unreached.sort_by_key(|n| n.to_ascii_lowercase());
+    let customers: std::collections::HashSet<TenantId> =
+        known.values().filter(|t| t.role == TenantRole::Customer).map(|t| t.id.clone()).collect();
+    let posture = posture(store, &customers, at, 90).await?;
     Ok(ReportView {
         generated_at: now,
         run: RunView {
@@ -417,5 +511,6 @@ async fn assemble(
         alerts,
         changes,
         details,
+        posture,
     })
 }

@@ -567,7 +567,7 @@ pub struct TenantDetail {
     pub open_alerts: Vec<Value>,
 }
 
-async fn find_tenant(state: &AppState, id: &str) -> ApiResult<store::TenantRecord> {
+pub(crate) async fn find_tenant(state: &AppState, id: &str) -> ApiResult<store::TenantRecord> {
     let id = id.trim();
     if id.is_empty() || id.len() > 256 {
         return Err(Problem::bad_request("a tenant id, domain or name of 1 to 256 characters"));

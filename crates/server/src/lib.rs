@@ -16,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod jobs;
+pub mod pages;
 pub mod password;
 mod problem;
 pub mod scheduler;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub history: Option<inspect::run::HistoryOptions>,
     /// Operator sign-in with Microsoft, when configured.
     pub oidc: Option<Arc<microsoft::oidc::OidcClient>>,
+    /// Where alert notifications go (the settings page lists them and sends tests).
+    pub targets: Arc<Vec<notify::Target>>,
 }
 
 /// Errors that stop the server from starting.
@@ -144,8 +147,24 @@ pub fn router(state: AppState) -> Router {
         .route("/signin", get(ui::sign_in))
         .route("/signin/link", get(ui::sign_in_link))
         .route("/tenants", get(ui::tenants))
+        .route("/tenants.csv", get(ui::tenants_csv))
         .route("/tenants/{id}", get(ui::tenant))
-        .route("/jobs", get(ui::jobs))
+        .route("/jobs", get(pages::runs))
+        .route("/runs/{id}", get(pages::run))
+        .route("/changes", get(pages::changes))
+        .route("/alerts", get(pages::alerts))
+        .route("/ui/alerts/ack", post(pages::ack))
+        .route("/ui/alerts/mute", post(pages::mute))
+        .route("/tenants/{id}/dataprints", get(pages::dataprints))
+        .route("/dataprints/{id}", get(pages::dataprint))
+        .route("/compare", get(pages::compare))
+        .route("/baselines", get(pages::baselines))
+        .route("/ui/baselines", post(pages::save_baseline))
+        .route("/settings", get(pages::settings))
+        .route("/ui/settings/schedule", post(pages::set_schedule))
+        .route("/ui/settings/webhook-test", post(pages::webhook_test))
+        .route("/ui/settings/tokens", post(pages::create_token))
+        .route("/ui/settings/tokens/revoke", post(pages::revoke_token))
         .route("/jobs/{id}", get(ui::job))
         .route("/agents", get(ui::agents))
         .route("/partner", get(ui::partner))
@@ -263,6 +282,7 @@ pub async fn serve(
         microsoft: services.executor.as_ref().map(|e| e.microsoft.clone()),
         history: services.executor.as_ref().and_then(|e| e.history.clone()),
         oidc: oidc_client(&config, services.executor.as_ref().map(|e| &e.microsoft))?,
+        targets: Arc::new(services.targets.clone()),
     };
     let app = router(state.clone());
     let (stop_tx, stop_rx) = watch::channel(false);

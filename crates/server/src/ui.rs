@@ -71,12 +71,12 @@ pub struct Operator {
 }
 
 impl Operator {
-    fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         format!("user:{} ({})", self.name, self.subject)
     }
 
     /// The caller as the API's handlers know it, for the actions a page's form shares with them.
-    fn principal(&self) -> crate::auth::Principal {
+    pub(crate) fn principal(&self) -> crate::auth::Principal {
         crate::auth::Principal {
             actor: self.actor(),
             role: self.role,
@@ -85,7 +85,7 @@ impl Operator {
         }
     }
 
-    fn chrome(&self, active: &str) -> Chrome {
+    pub(crate) fn chrome(&self, active: &str) -> Chrome {
         let [css, js] = assets();
         Chrome {
             user: self.name.clone(),
@@ -100,7 +100,7 @@ impl Operator {
     }
 
     /// Refuses a form whose CSRF token is not the session's, or a role below `needed`.
-    fn allow(&self, csrf: &str, needed: Role) -> Result<(), Page> {
+    pub(crate) fn allow(&self, csrf: &str, needed: Role) -> Result<(), Page> {
         if !constant_time_eq(csrf, &self.csrf) {
             return Err(Page::Problem(Problem::forbidden(
                 "the form's CSRF token is not this session's; reload the page",
@@ -182,9 +182,9 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-type PageResult = Result<Response, Page>;
+pub(crate) type PageResult = Result<Response, Page>;
 
-fn html(body: String) -> Response {
+pub(crate) fn html(body: String) -> Response {
     let mut response = Html(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -252,7 +252,7 @@ pub async fn overview(State(state): State<AppState>, who: Operator) -> PageResul
     }
 }
 
-fn row_of(t: TenantItem) -> TenantListRow {
+pub(crate) fn row_of(t: TenantItem) -> TenantListRow {
     TenantListRow {
         name: match t.label.as_deref() {
             Some(l) if !l.eq_ignore_ascii_case(&t.display_name) => format!("{} [{l}]", t.display_name),
@@ -266,7 +266,70 @@ fn row_of(t: TenantItem) -> TenantListRow {
         last_inspected: t.last_inspected,
         access: t.access,
         pool: t.pool,
+        users: None,
+        mfa_pct: None,
+        score_pct: None,
+        gdap_days: None,
     }
+}
+
+/// The partner's GDAP relationships and its groups' names by id, from its latest good dataprint.
+async fn partner_gdap(state: &AppState) -> Result<(Vec<Value>, std::collections::HashMap<String, String>), Page> {
+    let partner = state.store.list_tenants().await?.into_iter().find(|t| t.role == store::TenantRole::Partner);
+    let Some(partner) = partner else { return Ok(Default::default()) };
+    let Some((_, doc)) = state.store.last_good_dataprint(&partner.id).await? else { return Ok(Default::default()) };
+    let relationships = doc
+        .pointer("/collections/delegatedAdminRelationships")
+        .and_then(Value::as_object)
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    let groups = doc
+        .pointer("/collections/groups")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.values()
+                .filter_map(|g| Some((g["id"].as_str()?.to_ascii_lowercase(), g["displayName"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((relationships, groups))
+}
+
+/// The tenants page's figures: each tenant's metric values in effect now, and the days until its
+/// soonest active GDAP relationship ends (read from the partner's latest dataprint).
+async fn add_figures(state: &AppState, rows: &mut [TenantListRow]) -> Result<(), Page> {
+    let now = Utc::now();
+    let mut figures: std::collections::HashMap<String, [Option<f64>; 3]> = std::collections::HashMap::new();
+    for p in state.store.metrics_at(now).await? {
+        let slot = match p.name.as_str() {
+            "users" => 0,
+            "mfa_registered_pct" => 1,
+            "secure_score_pct" => 2,
+            _ => continue,
+        };
+        figures.entry(p.tenant_id.to_string()).or_default()[slot] = p.value.as_f64();
+    }
+    let mut gdap_end: std::collections::HashMap<String, chrono::DateTime<Utc>> = std::collections::HashMap::new();
+    for r in partner_gdap(state).await?.0 {
+        let (Some(customer), Some(end)) = (
+            r.pointer("/customer/tenantId").and_then(Value::as_str),
+            r["endDateTime"].as_str().and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok()),
+        ) else {
+            continue;
+        };
+        if r["status"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("active")) {
+            let end = end.with_timezone(&Utc);
+            let soonest = gdap_end.entry(customer.to_ascii_lowercase()).or_insert(end);
+            *soonest = (*soonest).min(end);
+        }
+    }
+    for row in rows {
+        if let Some([users, mfa, score]) = figures.get(&row.id) {
+            (row.users, row.mfa_pct, row.score_pct) = (*users, *mfa, *score);
+        }
+        row.gdap_days = gdap_end.get(&row.id.to_ascii_lowercase()).map(|end| (*end - now).num_days());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,7 +352,36 @@ pub async fn tenants(
     who: Operator,
     axum::extract::Query(query): axum::extract::Query<TenantsQuery>,
 ) -> PageResult {
-    let all = crate::api::tenant_items(&state).await?;
+    let list = tenant_list(&state, query).await?;
+    Ok(html(dashboard::tenants(&who.chrome("/tenants"), &list)?))
+}
+
+/// `GET /tenants.csv`: the tenants page's rows, with the same filters and order, as CSV.
+pub async fn tenants_csv(
+    State(state): State<AppState>,
+    _who: Operator,
+    axum::extract::Query(query): axum::extract::Query<TenantsQuery>,
+) -> PageResult {
+    let list = tenant_list(&state, query).await?;
+    let mut body = String::from(dashboard::TENANT_CSV_HEADER);
+    body.push('\n');
+    for row in &list.rows {
+        body.push_str(&row.csv());
+        body.push('\n');
+    }
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"tenants.csv\""));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The sort keys of the figures, which the API's tenant list does not know.
+const FIGURE_KEYS: [&str; 4] = ["users", "mfa", "score", "gdap"];
+
+async fn tenant_list(state: &AppState, query: TenantsQuery) -> Result<TenantList, Page> {
+    let all = crate::api::tenant_items(state).await?;
     let total = all.len();
     let mut causes: Vec<String> = all.iter().filter_map(|t| t.cause.clone()).collect();
     causes.sort();
@@ -302,7 +394,8 @@ pub async fn tenants(
         Some(k) => (true, k),
         None => (false, sort.as_str()),
     };
-    let key = if ["name", "status", "cause", "last_inspected"].contains(&key) { key } else { "name" };
+    let known = ["name", "status", "cause", "last_inspected"];
+    let api_key = if known.contains(&key) { key } else { "name" };
     let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let filter = TenantQuery {
         status: some(&query.status),
@@ -311,9 +404,29 @@ pub async fn tenants(
         pool: some(&query.pool),
         ..TenantQuery::default()
     };
-    let rows: Vec<TenantListRow> =
-        crate::api::filter_tenants(all, &filter, key, descending).into_iter().map(row_of).collect();
-    let list = TenantList {
+    let mut rows: Vec<TenantListRow> = crate::api::filter_tenants(all, &filter, api_key, descending && api_key == key)
+        .into_iter()
+        .map(row_of)
+        .collect();
+    add_figures(state, &mut rows).await?;
+    if FIGURE_KEYS.contains(&key) {
+        let figure = |r: &TenantListRow| match key {
+            "users" => r.users,
+            "mfa" => r.mfa_pct,
+            "score" => r.score_pct,
+            _ => r.gdap_days.map(|d| d as f64),
+        };
+        // Unknown figures go last whichever way the column is sorted; the sort is stable, so
+        // equal figures keep the order by name.
+        rows.sort_by(|a, b| match (figure(a), figure(b)) {
+            (Some(x), Some(y)) if descending => y.total_cmp(&x),
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
+    Ok(TenantList {
         rows,
         total,
         q: query.q,
@@ -323,8 +436,7 @@ pub async fn tenants(
         sort,
         causes,
         pools,
-    };
-    Ok(html(dashboard::tenants(&who.chrome("/tenants"), &list)?))
+    })
 }
 
 /// `GET /tenants/{id}`: a tenant's state, diagnosis, collectors and the buttons that run it.
@@ -364,7 +476,106 @@ pub async fn tenant(State(state): State<AppState>, who: Operator, Segment(id): S
         })
         .collect();
     let row = row_of(detail.tenant);
-    Ok(html(dashboard::tenant(&who.chrome("/tenants"), &row, diagnosis.as_ref(), &collectors, &alerts)?))
+    let extras = tenant_extras(&state, &row).await?;
+    Ok(html(dashboard::tenant(&who.chrome("/tenants"), &row, diagnosis.as_ref(), &collectors, &alerts, &extras)?))
+}
+
+/// The metrics a tenant's page draws over time, with their captions.
+const SPARKLINES: [(&str, &str); 4] = [
+    ("users", "User accounts"),
+    ("mfa_registered_pct", "MFA registration (%)"),
+    ("secure_score_pct", "Secure Score (%)"),
+    ("global_admins", "Global Administrators"),
+];
+
+/// A tenant's GDAP relationships, its changes of the last 90 days and its metrics over them.
+async fn tenant_extras(state: &AppState, row: &TenantListRow) -> Result<dashboard::TenantExtras, Page> {
+    let now = Utc::now();
+    let since = now - chrono::Duration::days(90);
+    let id = store::TenantId::new(row.id.clone());
+    let (relationships, group_names) = partner_gdap(state).await?;
+    let mut gdap: Vec<dashboard::GdapRow> = relationships
+        .iter()
+        .filter(|r| {
+            r.pointer("/customer/tenantId").and_then(Value::as_str).is_some_and(|c| c.eq_ignore_ascii_case(&row.id))
+        })
+        .map(|r| {
+            let roles = |v: &Value| -> Vec<String> {
+                v.pointer("/accessDetails/unifiedRoles")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| r["roleDefinitionId"].as_str())
+                            .map(|id| vocab::role(id).map_or_else(|| id.to_string(), |r| r.name.to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let groups = r["accessAssignments"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|a| a.pointer("/accessContainer/accessContainerId").and_then(Value::as_str))
+                        .map(|g| group_names.get(&g.to_ascii_lowercase()).cloned().unwrap_or_else(|| g.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let end = r["endDateTime"]
+                .as_str()
+                .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                .map(|e| e.with_timezone(&Utc));
+            dashboard::GdapRow {
+                name: r["displayName"].as_str().unwrap_or_default().to_string(),
+                status: r["status"].as_str().unwrap_or_default().to_string(),
+                roles: roles(r),
+                groups,
+                days_left: end.map(|e| (e - now).num_days()),
+                end,
+                auto_extend: r["autoExtendDuration"]
+                    .as_str()
+                    .filter(|d| *d != "PT0S" && *d != "P0D")
+                    .unwrap_or_default()
+                    .to_string(),
+            }
+        })
+        .collect();
+    gdap.sort_by_key(|a| (a.status != "active", a.end));
+    let changes = state
+        .store
+        .events(&store::EventFilter {
+            tenant: Some(id.clone()),
+            since: Some(since),
+            limit: Some(50),
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .map(|e| render::pages::ChangeItem {
+            at: e.at,
+            tenant_id: row.id.clone(),
+            tenant: row.name.clone(),
+            severity: e.severity.as_str().to_string(),
+            kind: e.event["kind"].as_str().unwrap_or_default().to_string(),
+            summary: e.event["summary"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect();
+    let mut sparklines = Vec::new();
+    let points = state.store.metric_series(Some(&id), None, None).await?;
+    for (metric, caption) in SPARKLINES {
+        // The value in effect 90 days ago starts the line; later change points follow; the last
+        // value is held until now.
+        let mine: Vec<&store::MetricPoint> = points.iter().filter(|p| p.name == metric).collect();
+        let mut line: Vec<(chrono::DateTime<Utc>, f64)> = Vec::new();
+        if let Some(before) = mine.iter().rev().find(|p| p.at < since).and_then(|p| p.value.as_f64()) {
+            line.push((since, before));
+        }
+        line.extend(mine.iter().filter(|p| p.at >= since).filter_map(|p| Some((p.at, p.value.as_f64()?))));
+        let Some(last) = line.last().map(|(_, v)| *v) else { continue };
+        line.push((now, last));
+        let series = render::chart::Series { label: metric.to_string(), points: line };
+        sparklines.push((caption.to_string(), render::chart::line_chart(caption, &[series], 260, 110)));
+    }
+    Ok(dashboard::TenantExtras { gdap, changes, sparklines })
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,26 +607,6 @@ pub async fn start_job(State(state): State<AppState>, who: Operator, Form(form):
     let principal = who.principal();
     let job = crate::api::queue_job(&state, &principal, &form.kind, params, None).await?;
     Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
-}
-
-/// `GET /jobs`: the newest jobs.
-pub async fn jobs(State(state): State<AppState>, who: Operator) -> PageResult {
-    let list = state.store.list_jobs(&store::JobFilter { limit: 50, ..Default::default() }).await?;
-    let rows: Vec<TenantListRow> = list
-        .into_iter()
-        .map(|j| TenantListRow {
-            id: j.id.clone(),
-            name: format!("{} {}", j.kind, j.id),
-            domain: format!("pool {} · by {}", j.pool, j.created_by),
-            status: j.status.to_string(),
-            cause: j.last_error.clone(),
-            summary: j.progress.as_ref().map(|p| format!("{} of {} tenants", p["done"], p["planned"])),
-            last_inspected: Some(j.created_at),
-            access: j.kind.clone(),
-            pool: j.pool.clone(),
-        })
-        .collect();
-    Ok(html(dashboard::jobs(&who.chrome("/jobs"), &rows)?))
 }
 
 /// `GET /jobs/{id}`: a job, its live progress, and its trace when it recorded one.
@@ -514,7 +705,7 @@ pub async fn partner_sign_in(State(state): State<AppState>, who: Operator, Form(
 
 /// The prefix of a sign-in link's token name: an API token of the operator's role, spent by the
 /// first visit of `/signin/link`.
-const LINK_NAME: &str = "sign-in link for ";
+pub(crate) const LINK_NAME: &str = "sign-in link for ";
 
 /// A one-time sign-in link for an operator named `name` (the demo's, or one an admin hands out
 /// from the shell): the secret to put in the URL, and the record to store. It expires in an hour.

@@ -35,6 +35,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, String) {
         microsoft: None,
         history: None,
         oidc: None,
+        targets: Arc::default(),
     };
     (server::router(state), token)
 }
