@@ -231,3 +231,247 @@ async fn demo_serve_opens_the_dashboard_with_a_one_time_link() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The first value of a hidden input named `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} field")) + marker.len();
+    page[start..].split('"').next().unwrap_or_default().to_string()
+}
+
+/// A webhook receiver that answers 200 and keeps what it got.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let count = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                // Reads the head and as much body as the length says, then answers.
+                loop {
+                    let Ok(n) = socket.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen).to_string();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if seen.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                count.lock().expect("log").push(String::from_utf8_lossy(&seen).to_string());
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    (url, got)
+}
+
+/// The pages an MSP team works in every day: alerts acknowledged and muted, the tenants exported,
+/// a dataprint queried and two compared, the changes, the runs, a baseline saved and every
+/// tenant's drift, and an administrator's settings (schedule, webhook test, API tokens, audit) —
+/// each action refused to a role below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_pages_act_for_the_right_roles_only() {
+    let env = Env::start(WorldSource::Demo).await;
+    let (hook, received) = receiver().await;
+    std::fs::create_dir_all(env.data_dir()).expect("data directory");
+    unscheduled(&env, "");
+    let config = env.data_dir().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[[alert]]\nname = \"global_admins_present\"\nkind = \"threshold\"\nmetric = \"global_admins\"\nop = \">=\"\nvalue = 1\nseverity = \"high\"\n\n[[webhook]]\nname = \"ops\"\nurl = \"{hook}\"\n"
+    ));
+    std::fs::write(&config, text).expect("config");
+    inspected(&env).await;
+    let (ca, cert, key) = tls_files(env.dir.path());
+    let server = start_server(&env, &ca, &cert, &key).await;
+    let store = store_of(&env).await;
+    let northwind = env.tenant_id("northwind");
+    let (viewer_cookie, viewer_csrf) = session(store.as_ref(), "Vera Viewer", "viewer").await;
+    let (engineer_cookie, csrf) = session(store.as_ref(), "Megan Bowen", "engineer").await;
+    let (admin_cookie, admin_csrf) = session(store.as_ref(), "Ada Admin", "admin").await;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let viewer = Browser { http: http.clone(), url: server.url.clone(), cookie: Some(viewer_cookie) };
+    let engineer = Browser { http: http.clone(), url: server.url.clone(), cookie: Some(engineer_cookie) };
+    let admin = Browser { http: http.clone(), url: server.url.clone(), cookie: Some(admin_cookie) };
+
+    // The overview draws the fleet's posture as SVG.
+    let (_, _, page) = engineer.get("/").await;
+    assert!(page.contains("id=\"posture\"") && page.contains("<svg role=\"img\""), "{page}");
+
+    // Alerts: the rule opened alerts; a viewer sees them without buttons and cannot acknowledge.
+    let (status, _, page) = viewer.get("/alerts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("global_admins_present") && !page.contains("Acknowledge</button>"), "{page}");
+    let (_, _, page) = engineer.get("/alerts").await;
+    let alert = hidden(&page, "key");
+    let (status, _) = viewer.post("/ui/alerts/ack", &[("csrf", &viewer_csrf), ("key", &alert)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, to) =
+        engineer.post("/ui/alerts/ack", &[("csrf", &csrf), ("key", &alert), ("reason", "tracked in the PSA")]).await;
+    assert_eq!((status, to.as_deref()), (StatusCode::SEE_OTHER, Some("/alerts?notice=acknowledged")));
+    let (_, _, page) = engineer.get("/alerts?notice=acknowledged").await;
+    assert!(page.contains("The alert is acknowledged.") && page.contains("acknowledged by Megan Bowen"), "{page}");
+    let (status, _) = engineer
+        .post(
+            "/ui/alerts/mute",
+            &[("csrf", &csrf), ("tenant", &northwind), ("rule", "global_admins_present"), ("days", "7")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = engineer.get("/alerts").await;
+    let mutes = page.split("<h2>Mutes</h2>").nth(1).unwrap_or_default();
+    assert!(mutes.contains("Northwind Traders") && mutes.contains("global_admins_present"), "{mutes}");
+    let (status, _) = engineer
+        .post(
+            "/ui/alerts/mute",
+            &[("csrf", &csrf), ("tenant", &northwind), ("rule", "global_admins_present"), ("days", "9999")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a mute of decades is refused");
+
+    // The tenants page's figures, and its CSV export with the same filters.
+    let (_, _, page) = engineer.get("/tenants?sort=-users").await;
+    assert!(page.contains("GDAP days left") && page.contains("aria-sort=\"descending\""), "{page}");
+    let resp = http
+        .get(format!("{}/tenants.csv?status=failed", server.url))
+        .header(header::COOKIE, engineer.cookie.as_deref().unwrap_or_default())
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("text/csv; charset=utf-8"));
+    let csv = resp.text().await.expect("csv");
+    let mut lines = csv.lines();
+    assert!(lines.next().is_some_and(|h| h.starts_with("tenant_id,name,domain")), "{csv}");
+    let rows: Vec<&str> = lines.collect();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.contains(",failed,")), "{csv}");
+
+    // The explorer: a JMESPath query and its result, a bad query and why.
+    let (_, _, page) = engineer.get(&format!("/tenants/{northwind}/dataprints")).await;
+    let first =
+        page.split("href=\"/dataprints/").nth(1).and_then(|s| s.split('"').next()).expect("a dataprint").to_string();
+    let (status, _, page) = engineer.get(&format!("/dataprints/{first}?query=length%28collections.users%29")).await;
+    assert_eq!(status, StatusCode::OK);
+    let users: u64 = page
+        .split("<pre id=\"query-result\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .and_then(|s| s.trim().parse().ok())
+        .expect("a number of users");
+    assert!(users > 0, "{page}");
+    let (_, _, page) = engineer.get(&format!("/dataprints/{first}?query=collections.%5B")).await;
+    assert!(page.contains("id=\"query-error\"") && page.contains("invalid JMESPath"), "{page}");
+
+    // A change in the tenant, inspected again: two dataprints, compared field by field, and the
+    // change on the timeline.
+    env.control(
+        "actions",
+        serde_json::json!([{"action": "create_user", "tenant": northwind, "upn": "eve@northwindtraders.onmicrosoft.com", "display_name": "Eve Admin", "roles": ["Global Administrator"]}]),
+    )
+    .await;
+    let out = env.run(&["inspect", "--tenant", &northwind]);
+    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, _, page) = engineer.get(&format!("/tenants/{northwind}/dataprints")).await;
+    assert!(page.contains("<button type=\"submit\">Compare</button>"), "two dataprints can be compared: {page}");
+    let (from, to) = (hidden_option(&page, "from"), hidden_option(&page, "to"));
+    let (status, _, page) = engineer.get(&format!("/compare?from={from}&to={to}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Eve Admin") && page.contains("differences."), "{page}");
+    let (_, _, page) = engineer.get(&format!("/changes?tenant={northwind}")).await;
+    assert!(page.contains("Eve Admin"), "{page}");
+    let (_, _, page) = engineer.get("/changes?severity=critical&kind=no_such_kind").await;
+    assert!(page.contains("No change matches."), "{page}");
+    let (_, _, page) = engineer.get(&format!("/tenants/{northwind}")).await;
+    assert!(page.contains("GDAP relationships") && page.contains("Eve Admin"), "GDAP and the tenant's changes: {page}");
+
+    // The runs: both command-line runs, each with its tenants.
+    let (_, _, page) = engineer.get("/jobs").await;
+    assert!(page.contains("command line"), "{page}");
+    let run = page.split("href=\"/runs/").nth(1).and_then(|s| s.split('"').next()).expect("a run").to_string();
+    let (status, _, page) = engineer.get(&format!("/runs/{run}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Northwind Traders") && page.contains("Graph requests"), "{page}");
+
+    // A baseline: a viewer may not save one; an engineer saves Northwind's settings, Northwind
+    // matches them and the drift of another tenant is listed.
+    let (status, _) =
+        viewer.post("/ui/baselines", &[("csrf", &viewer_csrf), ("tenant", &northwind), ("name", "gold")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) =
+        engineer.post("/ui/baselines", &[("csrf", &csrf), ("tenant", &northwind), ("name", "gold")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = engineer.get(&format!("/baselines?name=gold&tenant={northwind}")).await;
+    assert!(page.contains("<h2 id=\"baseline-1\">gold</h2>") && page.contains("No drift."), "{page}");
+    let (status, _) =
+        engineer.post("/ui/baselines", &[("csrf", &csrf), ("tenant", &northwind), ("name", "../x")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Settings: an engineer reads the schedule but gets neither tokens nor the audit log, and may
+    // not change anything.
+    let (_, _, page) = engineer.get("/settings").await;
+    assert!(page.contains("240 minutes") || page.contains("minutes"), "{page}");
+    assert!(!page.contains("Create token") && !page.contains("Send test"), "{page}");
+    let (status, _) = engineer.post("/ui/settings/schedule", &[("csrf", &csrf), ("every_minutes", "60")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // An administrator changes the schedule, tests the webhook, and makes an API token that
+    // works until it is revoked.
+    let (status, _) = admin.post("/ui/settings/schedule", &[("csrf", &admin_csrf), ("every_minutes", "60")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = admin.get("/settings").await;
+    assert!(page.contains("60 minutes") && page.contains("this page or the API"), "{page}");
+    let (status, to) = admin.post("/ui/settings/webhook-test", &[("csrf", &admin_csrf), ("name", "ops")]).await;
+    assert_eq!((status, to.as_deref()), (StatusCode::SEE_OTHER, Some("/settings?notice=test-sent")));
+    let tests = received.lock().expect("log").iter().filter(|r| r.contains("tenantscope_test")).count();
+    assert_eq!(tests, 1, "the webhook got the test once");
+    let resp = http
+        .post(format!("{}/ui/settings/tokens", server.url))
+        .header(header::COOKIE, admin.cookie.as_deref().unwrap_or_default())
+        .form(&[("csrf", admin_csrf.as_str()), ("name", "psa"), ("role", "viewer"), ("days", "30")])
+        .send()
+        .await
+        .expect("create token");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers().get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()), Some("no-store"));
+    let page = resp.text().await.expect("page");
+    let token =
+        page.split("<pre id=\"new-token\">").nth(1).and_then(|s| s.split('<').next()).expect("the token").to_string();
+    let me = |token: String| {
+        let http = http.clone();
+        let url = server.url.clone();
+        async move { http.get(format!("{url}/api/v1/me")).bearer_auth(token).send().await.expect("me").status() }
+    };
+    assert_eq!(me(token.clone()).await, StatusCode::OK);
+    let (_, _, page) = admin.get("/settings").await;
+    let id = hidden(&page, "id");
+    assert!(page.contains("token.create") && page.contains("webhook.test"), "the audit log: {page}");
+    let (status, _) = admin.post("/ui/settings/tokens/revoke", &[("csrf", &admin_csrf), ("id", &id)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(me(token).await, StatusCode::UNAUTHORIZED);
+}
+
+/// The selected option of the select named `name`.
+fn hidden_option(page: &str, name: &str) -> String {
+    let select = page.split(&format!("<select id=\"{name}\" name=\"{name}\">")).nth(1).expect("the select");
+    let select = select.split("</select>").next().unwrap_or_default();
+    let selected = select.split("<option ").find(|o| o.contains(" selected")).expect("a selected option");
+    selected.split("value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().to_string()
+}

@@ -34,6 +34,15 @@ fn trigger_of(created_by: &str) -> &'static str {
     }
 }
 
+/// A person as the audit log names them (`user:NAME (SUBJECT)`), shown by name; tokens and the
+/// scheduler stay as they are.
+fn person(actor: &str) -> String {
+    match actor.strip_prefix("user:") {
+        Some(rest) => rest.rsplit_once(" (").map_or(rest, |(name, _)| name).to_string(),
+        None => actor.to_string(),
+    }
+}
+
 /// Tenant names by id, as tenantscope shows them.
 async fn names(state: &AppState) -> Result<HashMap<TenantId, String>, Problem> {
     Ok(state.store.list_tenants().await?.into_iter().map(|t| (t.id.clone(), render::views::shown_name(&t))).collect())
@@ -70,7 +79,7 @@ pub async fn runs(State(state): State<AppState>, who: Operator, Query(query): Qu
                 j.started_at.map(|s| pages::duration_text(j.finished_at.unwrap_or(now) - s)).unwrap_or_default();
             RunRow {
                 trigger: trigger_of(&j.created_by).to_string(),
-                by: j.created_by.clone(),
+                by: person(&j.created_by),
                 pool: j.pool.clone(),
                 status: j.status.to_string(),
                 planned: planned.max(done),
@@ -267,7 +276,7 @@ pub async fn alerts(State(state): State<AppState>, who: Operator, Query(query): 
             opened_at: a.opened_at,
             resolved_at: a.resolved_at,
             acked_at: a.acked_at,
-            acked_by: a.acked_by,
+            acked_by: a.acked_by.as_deref().map(person),
         })
         .collect();
     alerts.sort_by(|a, b| (a.resolved_at.is_some(), b.opened_at).cmp(&(b.resolved_at.is_some(), a.opened_at)));
@@ -300,7 +309,7 @@ pub async fn alerts(State(state): State<AppState>, who: Operator, Query(query): 
                 tenant: name(&m.tenant_id),
                 rule: m.rule,
                 until: m.until,
-                by: m.created_by,
+                by: person(&m.created_by),
                 reason: m.reason.unwrap_or_default(),
             })
             .collect(),
@@ -816,4 +825,17 @@ pub async fn revoke_token(State(state): State<AppState>, who: Operator, Form(for
     who.allow(&form.csrf, Role::Admin)?;
     crate::api::revoke_token(State(state), who.principal(), Segment(form.id)).await?;
     Ok(Redirect::to("/settings?notice=revoked").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn people_are_shown_by_name() {
+        assert_eq!(super::person("user:Megan Bowen (oid-1)"), "Megan Bowen");
+        assert_eq!(super::person("user:Ann (the 2nd) (oid-2)"), "Ann (the 2nd)");
+        assert_eq!(super::person("token:psa (t1)"), "token:psa (t1)");
+        assert_eq!(super::trigger_of("scheduler"), "schedule");
+        assert_eq!(super::trigger_of("user:Ann (x)"), "user");
+        assert_eq!(super::trigger_of("token:psa (t1)"), "API");
+    }
 }
