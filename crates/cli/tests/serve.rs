@@ -589,8 +589,9 @@ app_roles = { "TenantScope.Admin" = "admin", "TenantScope.Engineer" = "engineer"
     // Carol has no role: she is refused, and the refusal is audited.
     let (_, back, redirect) = sign_in("carol@msp.onmicrosoft.com").await;
     assert_eq!(back.status(), StatusCode::FORBIDDEN);
-    let problem: Value = back.json().await.expect("problem");
-    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("no tenantscope role")), "{problem}");
+    // A person reads the refusal as a page of the dashboard.
+    let page = back.text().await.expect("page");
+    assert!(page.contains("<h1>") && page.contains("no tenantscope role"), "{page}");
 
     // A callback that is not this browser's sign-in is refused before its code or error is used.
     let stranger = browser_of_operator();

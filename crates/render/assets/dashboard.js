@@ -68,8 +68,17 @@ function followJobs() {
   }
 }
 
+// The partner page while a sign-in waits for its code: looks again every few seconds, so that the
+// outcome shows without a manual reload.
+function followPartnerSignIn() {
+  if (document.getElementById("partner-pending")) {
+    window.setTimeout(() => window.location.reload(), 3000);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localTimes();
   followJob();
   followJobs();
+  followPartnerSignIn();
 });

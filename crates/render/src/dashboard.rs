@@ -83,6 +83,19 @@ pub fn overview(chrome: &Chrome, v: &ReportView) -> Result<String, RenderError> 
     Ok(OverviewPage { chrome, v }.render()?)
 }
 
+#[derive(Template)]
+#[template(path = "dashboard/problem.html")]
+struct ProblemPage<'a> {
+    chrome: &'a Chrome,
+    title: &'a str,
+    detail: &'a str,
+}
+
+/// Why the dashboard refused or could not do something, as a page a person reads.
+pub fn problem(chrome: &Chrome, title: &str, detail: &str) -> Result<String, RenderError> {
+    Ok(ProblemPage { chrome, title, detail }.render()?)
+}
+
 /// One row of the tenants page.
 #[derive(Debug, Clone)]
 pub struct TenantListRow {

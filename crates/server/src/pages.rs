@@ -36,7 +36,7 @@ fn trigger_of(created_by: &str) -> &'static str {
 
 /// A person as the audit log names them (`user:NAME (SUBJECT)`), shown by name; tokens and the
 /// scheduler stay as they are.
-fn person(actor: &str) -> String {
+pub(crate) fn person(actor: &str) -> String {
     match actor.strip_prefix("user:") {
         Some(rest) => rest.rsplit_once(" (").map_or(rest, |(name, _)| name).to_string(),
         None => actor.to_string(),
@@ -462,7 +462,7 @@ pub async fn compare(State(state): State<AppState>, who: Operator, Query(query):
             doc.pointer("/tenant/display_name").and_then(Value::as_str).unwrap_or("?"),
             doc.pointer("/run/started_at")
                 .and_then(Value::as_str)
-                .map(|s| s.get(..16).unwrap_or(s).replace('T', " "))
+                .map(|s| s.get(..19).unwrap_or(s).replace('T', " "))
                 .unwrap_or_default()
         )
     };

@@ -81,7 +81,7 @@ fn redirect_uri(state: &AppState) -> String {
 pub async fn login(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, Problem> {
+) -> Result<Response, crate::ui::Page> {
     let oidc = state
         .oidc
         .as_ref()
@@ -111,7 +111,7 @@ pub async fn callback(
     Peer(ip): Peer,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, Problem> {
+) -> Result<Response, crate::ui::Page> {
     let oidc = state.oidc.as_ref().ok_or_else(|| Problem::not_found("sign-in with Microsoft is not configured"))?;
     let config = state
         .config
@@ -126,10 +126,11 @@ pub async fn callback(
         tracing::warn!(address = ?ip, "a sign-in callback whose state is not this browser's was ignored");
         return Err(Problem::bad_request(
             "this is not the answer to this browser's sign-in (state mismatch): start again at /auth/login",
-        ));
+        )
+        .into());
     }
     if pending.expires < Utc::now().timestamp() {
-        return Err(Problem::bad_request("the sign-in took longer than 10 minutes: start again at /auth/login"));
+        return Err(Problem::bad_request("the sign-in took longer than 10 minutes: start again at /auth/login").into());
     }
     let address = ip.map(|i| i.to_string());
     let refuse = |who: String, why: String, detail: serde_json::Value| {
@@ -159,7 +160,7 @@ pub async fn callback(
             json!({"error": error}),
         )
         .await;
-        return Err(Problem::unauthorized(why));
+        return Err(Problem::unauthorized(why).into());
     }
     let code = q.get("code").ok_or_else(|| Problem::bad_request("the callback carries neither a code nor an error"))?;
     let request = microsoft::oidc::SignInRequest {
@@ -173,7 +174,7 @@ pub async fn callback(
         Ok(identity) => identity,
         Err(e) => {
             let why = refuse("microsoft".into(), format!("the sign-in could not be completed: {e}"), json!({})).await;
-            return Err(Problem::unauthorized(why));
+            return Err(Problem::unauthorized(why).into());
         }
     };
     let shown = identity.username.clone().unwrap_or_else(|| identity.name.clone());
@@ -189,7 +190,7 @@ pub async fn callback(
             json!({"roles": identity.roles, "groups": identity.groups.len()}),
         )
         .await;
-        return Err(Problem::forbidden(why));
+        return Err(Problem::forbidden(why).into());
     };
     let (cookie, _csrf) = crate::session::start(&state, &identity.oid, &shown, role, address.clone()).await?;
     let who = Principal {

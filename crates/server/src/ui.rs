@@ -131,7 +131,21 @@ impl IntoResponse for Page {
                 query.append_pair("return_to", &return_to);
                 Redirect::to(&format!("/signin?{}", query.finish())).into_response()
             }
-            Page::Problem(p) => p.into_response(),
+            Page::Problem(p) => {
+                // A person reads this in the dashboard: the problem as a page, with its status.
+                let [css, js] = assets();
+                let chrome = Chrome {
+                    css_href: format!("/assets/{}", css.name),
+                    js_href: format!("/assets/{}", js.name),
+                    ..Chrome::default()
+                };
+                let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let detail = p.detail.clone().unwrap_or_else(|| p.title.clone());
+                match dashboard::problem(&chrome, &p.title, &detail) {
+                    Ok(body) => (status, html(body)).into_response(),
+                    Err(_) => p.into_response(),
+                }
+            }
         }
     }
 }
@@ -617,7 +631,7 @@ pub async fn job(State(state): State<AppState>, who: Operator, Segment(id): Segm
         kind: job.kind.clone(),
         pool: job.pool.clone(),
         status: job.status.to_string(),
-        created_by: job.created_by.clone(),
+        created_by: crate::pages::person(&job.created_by),
         attempts: job.attempts,
         last_error: job.last_error.clone(),
     };

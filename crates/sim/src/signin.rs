@@ -269,7 +269,7 @@ impl Browser {
 }
 
 /// The current TOTP code of a base32 seed (SHA-1, 6 digits, 30 seconds), as an authenticator app shows it.
-pub(crate) fn totp_now(secret: &str) -> Option<String> {
+pub fn totp_now(secret: &str) -> Option<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     Some(totp(secret)?.generate(now).to_string())
 }
