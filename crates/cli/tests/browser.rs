@@ -146,6 +146,20 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
 }
 
+/// The text of the element matched by `css`, waiting for it to appear (after a form posts, the
+/// next page takes a moment).
+async fn wait_text(client: &Client, css: &str) -> String {
+    client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}")).text().await.expect("text")
 }
@@ -304,7 +318,7 @@ async fn an_engineer_acknowledges_an_alert_queries_and_compares_dataprints() {
         .click()
         .await
         .expect("acknowledge");
-    assert!(text_of(&client, ".banner").await.contains("acknowledged"));
+    assert!(wait_text(&client, ".banner").await.contains("acknowledged"));
     assert!(text_of(&client, "#alert-1").await.contains("acknowledged by Erin Engineer"));
     screenshot(&client, "alerts-acknowledged").await;
 
@@ -316,13 +330,13 @@ async fn an_engineer_acknowledges_an_alert_queries_and_compares_dataprints() {
     arrive(&client, "/dataprints/").await;
     fill(&client, "#query", "values(collections.users)[?accountEnabled == `true`] | length(@)").await;
     press(&client, "Query").await;
-    let enabled: u64 = text_of(&client, "#query-result").await.trim().parse().expect("a count of enabled users");
+    let enabled: u64 = wait_text(&client, "#query-result").await.trim().parse().expect("a count of enabled users");
     assert!(enabled > 0);
     screenshot(&client, "dataprint-query").await;
     accessible(&client, &axe, "dataprint explorer").await;
     fill(&client, "#query", "collections.[").await;
     press(&client, "Query").await;
-    assert!(text_of(&client, "#query-error").await.contains("invalid JMESPath"));
+    assert!(wait_text(&client, "#query-error").await.contains("invalid JMESPath"));
 
     // A change, a second inspection, and the two dataprints compared.
     env.control(
@@ -342,7 +356,7 @@ async fn an_engineer_acknowledges_an_alert_queries_and_compares_dataprints() {
     client.goto(&format!("{base}/tenants/{northwind}/dataprints")).await.expect("dataprints");
     press(&client, "Compare").await;
     arrive(&client, "/compare").await;
-    let table = text_of(&client, "table.compare").await;
+    let table = wait_text(&client, "table.compare").await;
     assert!(table.contains("Eve <b>Admin</b>"), "the new user, as text: {table}");
     assert!(client.find_all(Locator::Css("table.compare b")).await.expect("bold").is_empty(), "no markup was made");
     screenshot(&client, "dataprints-compared").await;
@@ -369,7 +383,7 @@ async fn an_engineer_acknowledges_an_alert_queries_and_compares_dataprints() {
         .await
         .expect("choose Northwind");
     press(&client, "Save baseline").await;
-    assert!(text_of(&client, ".banner").await.contains("saved"));
+    assert!(wait_text(&client, ".banner").await.contains("saved"));
     assert!(text_of(&client, "#baseline-1").await.contains("gold"));
     screenshot(&client, "baselines").await;
     accessible(&client, &axe, "baselines").await;

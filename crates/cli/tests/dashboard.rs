@@ -349,6 +349,22 @@ async fn the_platform_pages_act_for_the_right_roles_only() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a mute of decades is refused");
 
+    // Tags: an engineer tags a tenant, the list filters by tag, a viewer may not, and markup is
+    // not a tag.
+    let (status, _) =
+        viewer.post("/ui/tenants/tags", &[("csrf", &viewer_csrf), ("tenant", &northwind), ("tags", "gold")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, to) =
+        engineer.post("/ui/tenants/tags", &[("csrf", &csrf), ("tenant", &northwind), ("tags", "Gold, eu  gold")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to:?}");
+    let (status, _) =
+        engineer.post("/ui/tenants/tags", &[("csrf", &csrf), ("tenant", &northwind), ("tags", "<b>x</b>")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, _, page) = engineer.get("/tenants?tag=gold").await;
+    assert!(page.contains("1 of ") && page.contains("Northwind Traders"), "{page}");
+    let (_, _, page) = engineer.get(&format!("/tenants/{northwind}")).await;
+    assert!(page.contains("value=\"eu gold\""), "the tags, sorted, in the form: {page}");
+
     // The tenants page's figures, and its CSV export with the same filters.
     let (_, _, page) = engineer.get("/tenants?sort=-users").await;
     assert!(page.contains("GDAP days left") && page.contains("aria-sort=\"descending\""), "{page}");
@@ -466,6 +482,26 @@ async fn the_platform_pages_act_for_the_right_roles_only() {
     let (status, _) = admin.post("/ui/settings/tokens/revoke", &[("csrf", &admin_csrf), ("id", &id)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(me(token).await, StatusCode::UNAUTHORIZED);
+
+    // An agent is enrolled from the agents page: the token and the command, shown once.
+    let (status, _) =
+        engineer.post("/ui/agents/enroll", &[("csrf", &csrf), ("name", "dc1"), ("pool", "dc1"), ("hours", "1")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let resp = http
+        .post(format!("{}/ui/agents/enroll", server.url))
+        .header(header::COOKIE, admin.cookie.as_deref().unwrap_or_default())
+        .form(&[("csrf", admin_csrf.as_str()), ("name", "dc1 agent"), ("pool", "dc1"), ("hours", "2")])
+        .send()
+        .await
+        .expect("enroll");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = shown(&resp.text().await.expect("page"));
+    let command = page.split("<pre id=\"enroll-command\">").nth(1).and_then(|s| s.split('<').next()).expect("command");
+    assert!(
+        command.starts_with(&format!("tenantscope agent enroll --server {} --token tse_", server.url))
+            && command.ends_with("--name 'dc1 agent'"),
+        "{command}"
+    );
 }
 
 /// The selected option of the select named `name`.

@@ -45,6 +45,8 @@ pub fn line_chart(title: &str, series: &[Series], width: u32, height: u32) -> St
         x0 -= chrono::Duration::hours(12);
         x1 += chrono::Duration::hours(12);
     }
+    // Within two days, the hour tells points apart; beyond, the day.
+    let time_format = if x1 - x0 <= chrono::Duration::days(2) { "%H:%M" } else { "%d %b" };
     let pad = ((y1 - y0) * 0.1).max(1.0);
     let (y0, y1) = ((y0 - pad).max(0.0_f64.min(y0)), y1 + pad);
     let mut svg = String::new();
@@ -62,7 +64,9 @@ pub fn line_chart(title: &str, series: &[Series], width: u32, height: u32) -> St
             .x_labels(4)
             .y_labels(4)
             .x_label_formatter(&|x| {
-                DateTime::<Utc>::from_timestamp(*x as i64, 0).map(|d| d.format("%d %b").to_string()).unwrap_or_default()
+                DateTime::<Utc>::from_timestamp(*x as i64, 0)
+                    .map(|d| d.format(time_format).to_string())
+                    .unwrap_or_default()
             })
             .draw()?;
         for (i, s) in series.iter().enumerate() {

@@ -109,6 +109,7 @@ pub struct TenantListRow {
     pub last_inspected: Option<DateTime<Utc>>,
     pub access: String,
     pub pool: String,
+    pub tags: Vec<String>,
     /// Figures of the tenants page: user accounts, MFA registration (%), Secure Score (%), and
     /// days until its GDAP access ends (the soonest active relationship).
     pub users: Option<f64>,
@@ -144,6 +145,7 @@ impl TenantListRow {
             self.domain.clone(),
             self.access.clone(),
             self.pool.clone(),
+            self.tags.join(" "),
             self.status.clone(),
             self.cause.clone().unwrap_or_default(),
             self.last_inspected.map(|t| t.to_rfc3339()).unwrap_or_default(),
@@ -161,9 +163,10 @@ impl TenantListRow {
 }
 
 /// The header of the tenants page's CSV export.
-pub const TENANT_CSV_HEADER: &str = "tenant_id,name,domain,access,pool,status,cause,last_inspected,users,mfa_registered_pct,secure_score_pct,gdap_days_left,summary";
+pub const TENANT_CSV_HEADER: &str = "tenant_id,name,domain,access,pool,tags,status,cause,last_inspected,users,mfa_registered_pct,secure_score_pct,gdap_days_left,summary";
 
 /// The tenants page: the rows to show and the filters that chose them.
+#[derive(Debug, Clone, Default)]
 pub struct TenantList {
     pub rows: Vec<TenantListRow>,
     pub total: usize,
@@ -171,9 +174,11 @@ pub struct TenantList {
     pub status: String,
     pub cause: String,
     pub pool: String,
+    pub tag: String,
     pub sort: String,
     pub causes: Vec<String>,
     pub pools: Vec<String>,
+    pub tags: Vec<String>,
 }
 
 #[derive(Template)]
@@ -186,9 +191,11 @@ struct TenantsPage<'a> {
     status: &'a str,
     cause: &'a str,
     pool: &'a str,
+    tag: &'a str,
     sort: &'a str,
     causes: &'a [String],
     pools: &'a [String],
+    tags: &'a [String],
     columns: Vec<(&'static str, &'static str)>,
 }
 
@@ -210,7 +217,9 @@ impl TenantsPage<'_> {
 
     fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [("q", self.q), ("status", self.status), ("cause", self.cause), ("pool", self.pool)] {
+        for (k, v) in
+            [("q", self.q), ("status", self.status), ("cause", self.cause), ("pool", self.pool), ("tag", self.tag)]
+        {
             if !v.is_empty() {
                 pairs.append_pair(k, v);
             }
@@ -237,9 +246,11 @@ pub fn tenants(chrome: &Chrome, list: &TenantList) -> Result<String, RenderError
         status: &list.status,
         cause: &list.cause,
         pool: &list.pool,
+        tag: &list.tag,
         sort: &list.sort,
         causes: &list.causes,
         pools: &list.pools,
+        tags: &list.tags,
         columns: vec![
             ("name", "Tenant"),
             ("status", "Status"),
@@ -392,11 +403,19 @@ pub struct AgentRow {
 struct AgentsPage<'a> {
     chrome: &'a Chrome,
     agents: &'a [AgentRow],
+    /// A token just created: (agent name, pool, token, expiry), shown once.
+    enrolled: Option<&'a (String, String, String, DateTime<Utc>)>,
+    server_url: &'a str,
 }
 
-/// The agents page.
-pub fn agents(chrome: &Chrome, agents: &[AgentRow]) -> Result<String, RenderError> {
-    Ok(AgentsPage { chrome, agents }.render()?)
+/// The agents page, with an enrollment token just created when there is one.
+pub fn agents(
+    chrome: &Chrome,
+    agents: &[AgentRow],
+    enrolled: Option<&(String, String, String, DateTime<Utc>)>,
+    server_url: &str,
+) -> Result<String, RenderError> {
+    Ok(AgentsPage { chrome, agents, enrolled, server_url }.render()?)
 }
 
 /// The partner connection as its page shows it.
@@ -472,6 +491,7 @@ mod tests {
             last_inspected: None,
             access: "gdap".into(),
             pool: "local".into(),
+            tags: vec!["gold".into()],
             users: Some(12.0),
             mfa_pct: Some(87.5),
             score_pct: None,
@@ -514,9 +534,11 @@ mod tests {
             status: "failed".into(),
             cause: String::new(),
             pool: String::new(),
+            tag: String::new(),
             sort: "name".into(),
             causes: vec!["gdap_missing".into()],
             pools: vec!["local".into()],
+            tags: vec!["gold".into()],
         };
         let page = tenants(&chrome(true), &list).expect("page");
         assert!(shown(&page).contains("q=con+to&status=failed&sort=-name"), "{page}");

@@ -413,9 +413,15 @@ pub struct BaselineList {
     pub baselines: Vec<BaselineView>,
     /// The baseline and tenant whose drift is shown in full, with its rows.
     pub detail: Option<(String, String, Vec<DriftRow>)>,
-    /// (id, name) of every tenant with a dataprint, for the save form.
+    /// (id, name) of every tenant, for the save form.
     pub tenants: Vec<(String, String)>,
     pub notice: Option<String>,
+    /// The page of tenants whose drift is shown (from 1), of how many, and the positions of its
+    /// first and last tenant (from 1).
+    pub page: usize,
+    pub pages: usize,
+    pub first: usize,
+    pub last: usize,
 }
 
 #[derive(Template)]

@@ -20,6 +20,17 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// A word for a POSIX shell command line: as it is when it holds only safe characters, else in
+/// single quotes (a quote inside closes, escapes and reopens them). The page escapes it for HTML
+/// on top, so a name typed by an administrator is copied as one argument.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@=".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// Escapes `text`, then turns `backticked` spans into `<code>` and `https://` URLs into links that
 /// open in a new tab. The result is safe to insert unescaped.
 pub fn rich(text: &str) -> String {
@@ -68,6 +79,15 @@ fn linkify(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_words_stay_one_argument() {
+        assert_eq!(shell_quote("dc1-agent-1"), "dc1-agent-1");
+        assert_eq!(shell_quote("https://ts.example.com:8443"), "https://ts.example.com:8443");
+        assert_eq!(shell_quote("my agent"), "'my agent'");
+        assert_eq!(shell_quote("a'b; rm -rf /"), "'a'\\''b; rm -rf /'");
+        assert_eq!(shell_quote(""), "''");
+    }
 
     #[test]
     fn commands_become_code_and_urls_links_and_nothing_escapes() {

@@ -387,6 +387,8 @@ pub struct TenantItem {
     pub gone_since: Option<DateTime<Utc>>,
     /// The pool of agents that inspects it.
     pub pool: String,
+    /// Tags engineers gave it, lower case and sorted.
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -402,6 +404,8 @@ pub struct TenantQuery {
     pub label: Option<String>,
     /// Only tenants inspected by this pool of agents.
     pub pool: Option<String>,
+    /// Only tenants with this tag.
+    pub tag: Option<String>,
     /// `name` (default), `status`, `cause`, `last_inspected`; prefix `-` for descending.
     pub sort: Option<String>,
     /// Page size (default 100, at most 1000).
@@ -424,11 +428,16 @@ pub(crate) async fn tenant_items(state: &AppState) -> ApiResult<Vec<TenantItem>>
     let latest: HashMap<TenantId, store::TenantRunRecord> =
         state.store.latest_tenant_runs().await?.into_iter().map(|r| (r.tenant_id.clone(), r)).collect();
     let pools = crate::agents::Pools::load(state).await?;
+    let mut tags: HashMap<TenantId, Vec<String>> = HashMap::new();
+    for (tenant, tag) in state.store.tenant_tags().await? {
+        tags.entry(tenant).or_default().push(tag);
+    }
     Ok(tenants
         .into_iter()
         .map(|t| {
             let last = latest.get(&t.id);
-            tenant_item(t, last, &pools)
+            let tags = tags.remove(&t.id).unwrap_or_default();
+            TenantItem { tags, ..tenant_item(t, last, &pools) }
         })
         .collect())
 }
@@ -455,6 +464,7 @@ fn tenant_item(
             last_inspected: last.map(|r| r.finished_at),
             gone_since: t.gone_since,
             pool,
+            tags: Vec::new(),
         };
     }
     let diagnosis = last.and_then(|r| r.diagnosis.as_ref());
@@ -471,6 +481,7 @@ fn tenant_item(
         last_inspected: last.map(|r| r.finished_at),
         gone_since: t.gone_since,
         pool,
+        tags: Vec::new(),
     }
 }
 
@@ -492,11 +503,13 @@ pub(crate) fn filter_tenants(
         .filter(|t| query.cause.as_ref().is_none_or(|c| t.cause.as_ref() == Some(c)))
         .filter(|t| query.label.as_ref().is_none_or(|l| t.label.as_ref() == Some(l)))
         .filter(|t| query.pool.as_ref().is_none_or(|p| t.pool == *p))
+        .filter(|t| query.tag.as_ref().is_none_or(|g| t.tags.iter().any(|x| x.eq_ignore_ascii_case(g))))
         .filter(|t| {
             needle.as_ref().is_none_or(|n| {
                 [Some(&t.display_name), t.domain.as_ref(), Some(&t.id), t.label.as_ref()]
                     .into_iter()
                     .flatten()
+                    .chain(t.tags.iter())
                     .any(|f| f.to_lowercase().contains(n.as_str()))
             })
         })
@@ -587,6 +600,49 @@ pub async fn get_tenant(
 }
 
 /// A tenant's detail (the API's and the dashboard's).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagsBody {
+    /// The tenant's tags after the call (replacing the ones it had): each 1 to 40 letters, digits,
+    /// `-`, `_`, `.` or `:`; at most 20.
+    pub tags: Vec<String>,
+}
+
+/// Checks tags as people type them: trimmed, lower case, without repeats.
+pub(crate) fn valid_tags(tags: &[String]) -> Result<Vec<String>, Problem> {
+    let mut out: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+    out.sort();
+    out.dedup();
+    if out.len() > 20 {
+        return Err(Problem::bad_request("at most 20 tags a tenant"));
+    }
+    if let Some(bad) =
+        out.iter().find(|t| t.chars().count() > 40 || !t.chars().all(|c| c.is_alphanumeric() || "-_.:".contains(c)))
+    {
+        return Err(Problem::bad_request(format!("tag {bad:?}: 1 to 40 letters, digits, '-', '_', '.' or ':'")));
+    }
+    Ok(out)
+}
+
+/// Replaces a tenant's tags.
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/tags", params(("id" = String, Path)), request_body = TagsBody,
+    responses((status = 200, body = Vec<String>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn set_tags(
+    State(state): State<AppState>,
+    who: Principal,
+    Segment(id): Segment<String>,
+    Body(body): Body<TagsBody>,
+) -> ApiResult<Json<Vec<String>>> {
+    who.require(Role::Engineer)?;
+    let tags = valid_tags(&body.tags)?;
+    let record = find_tenant(&state, &id).await?;
+    if !state.store.set_tenant_tags(&record.id, &tags).await? {
+        return Err(Problem::not_found(format!("no tenant {id:?}")));
+    }
+    audit(&state.store, &who, "tenant.tags", Some(record.id.as_str()), json!({"tags": tags})).await?;
+    Ok(Json(tags))
+}
+
 pub(crate) async fn tenant_detail(state: &AppState, id: &str) -> ApiResult<Json<TenantDetail>> {
     let record = find_tenant(state, id).await?;
     let last = state.store.last_tenant_run(&record.id).await?;
@@ -626,7 +682,9 @@ pub(crate) async fn tenant_detail(state: &AppState, id: &str) -> ApiResult<Json<
         crate::agents::place_blocked_tenant(d, &dataprint, pools.agents(), pools.of(&record.id));
     }
     let gdap = record.gdap.clone();
-    let tenant = tenant_item(record, last.as_ref(), &pools);
+    let tags: Vec<String> =
+        state.store.tenant_tags().await?.into_iter().filter(|(t, _)| *t == record.id).map(|(_, tag)| tag).collect();
+    let tenant = TenantItem { tags, ..tenant_item(record, last.as_ref(), &pools) };
     Ok(Json(TenantDetail {
         tenant,
         diagnosis,
@@ -1554,7 +1612,7 @@ pub async fn logout(State(state): State<AppState>, who: Principal) -> ApiResult<
 #[openapi(
     info(title = "tenantscope", description = "The tenantscope platform's API: tenants, their diagnoses, inspections as jobs, alerts, tokens and the audit log."),
     paths(
-        health, me, partner, partner_sign_in, partner_sign_in_status, list_tenants, get_tenant, get_dataprint,
+        health, me, partner, partner_sign_in, partner_sign_in_status, list_tenants, get_tenant, set_tags, get_dataprint,
         list_dataprints, get_dataprint_by_id, diff_dataprints, list_changes, list_metrics, list_baselines, baseline_drift, list_runs, get_run, create_job, list_jobs, get_job,
         cancel_job, job_events, job_trace, list_alerts, ack_alert, mute, create_token, list_tokens, revoke_token,
         list_audit, local_login, logout, get_schedule, put_schedule, reset_schedule,
@@ -1562,7 +1620,7 @@ pub async fn logout(State(state): State<AppState>, who: Principal) -> ApiResult<
         crate::agents::enroll, crate::agents::heartbeat, crate::agents::claim, crate::agents::job_heartbeat,
         crate::agents::job_store, crate::agents::job_token, crate::agents::job_trace_upload, crate::agents::job_finish,
     ),
-    components(schemas(Problem, Health, Me, ScheduleSetting, crate::config::ScheduleConfig, Partner, PartnerSignIn, PartnerSignInStarted, TenantItem, TenantDetail, CreateJob, AckBody, MuteBody, CreateToken,
+    components(schemas(Problem, Health, Me, ScheduleSetting, crate::config::ScheduleConfig, Partner, PartnerSignIn, PartnerSignInStarted, TenantItem, TenantDetail, TagsBody, CreateJob, AckBody, MuteBody, CreateToken,
         CreatedToken, TokenItem, LocalLogin, Role, jobs::InspectParams, jobs::DoctorParams,
         crate::agents::AgentItem, crate::agents::CreateEnrollment, crate::agents::CreatedEnrollment, crate::agents::SetPool,
         agent::protocol::EnrollRequest, agent::protocol::EnrollResponse, agent::protocol::Health,

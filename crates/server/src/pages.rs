@@ -499,6 +499,8 @@ pub async fn compare(State(state): State<AppState>, who: Operator, Query(query):
 #[derive(Debug, Default, Deserialize)]
 pub struct BaselinesQuery {
     #[serde(default)]
+    page: Option<usize>,
+    #[serde(default)]
     name: String,
     #[serde(default)]
     tenant: String,
@@ -506,58 +508,85 @@ pub struct BaselinesQuery {
     notice: String,
 }
 
-/// `GET /baselines`: every baseline with each tenant's drift; one tenant's drift in full.
+/// Tenants per page of the baselines page: each costs a read of its settings and its users'
+/// names, so a page is kept small enough to render quickly with a thousand tenants.
+const DRIFT_PAGE: usize = 25;
+
+/// What a drift comparison reads of a tenant's dataprint: the settings a baseline holds and the
+/// users, groups and locations whose ids it translates into names.
+const DRIFT_COLLECTIONS: &[&str] = &[
+    "securityDefaults",
+    "authorizationPolicy",
+    "authenticationMethodsPolicy",
+    "conditionalAccessPolicies",
+    "namedLocations",
+    "domains",
+    "users",
+    "groups",
+];
+
+/// `GET /baselines`: every baseline with the drift of a page of tenants; one tenant's drift in
+/// full.
 pub async fn baselines(
     State(state): State<AppState>,
     who: Operator,
     Query(query): Query<BaselinesQuery>,
 ) -> PageResult {
-    let tenants: Vec<store::TenantRecord> =
+    let mut tenants: Vec<store::TenantRecord> =
         state.store.list_tenants().await?.into_iter().filter(|t| t.gone_since.is_none()).collect();
-    // Each tenant's latest good dataprint is read once, whatever the number of baselines.
-    let mut latest: Vec<(store::TenantRecord, Option<Value>)> = Vec::new();
-    for t in tenants {
-        let doc = state.store.last_good_dataprint(&t.id).await?.map(|(_, d)| d);
-        latest.push((t, doc));
-    }
-    latest.sort_by_key(|(t, _)| render::views::shown_name(t).to_ascii_lowercase());
-    let mut views = Vec::new();
-    let mut detail = None;
+    tenants.sort_by_key(|t| render::views::shown_name(t).to_ascii_lowercase());
+    let pages = tenants.len().div_ceil(DRIFT_PAGE).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let shown: Vec<&store::TenantRecord> = tenants.iter().skip((page - 1) * DRIFT_PAGE).take(DRIFT_PAGE).collect();
+    let mut baselines = Vec::new();
     for meta in state.store.baseline_list().await? {
         let Some(value) = state.store.baseline_get(&meta.name).await? else { continue };
-        let baseline = match history::Baseline::from_json(&value) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, baseline = %meta.name, "a stored baseline is unreadable");
-                continue;
-            }
-        };
-        let mut rows = Vec::new();
-        for (t, doc) in &latest {
-            let drift = match doc {
-                None => Err("no dataprint yet".to_string()),
-                Some(doc) => history::drift(&baseline, doc).map_err(|e| e.to_string()),
-            };
-            if meta.name == query.name
-                && t.id.as_str() == query.tenant
-                && let Ok(d) = &drift
-            {
-                let rows = d
-                    .iter()
-                    .map(|d| pages::DriftRow {
-                        path: d.path.clone(),
-                        kind: format!("{:?}", d.kind).to_lowercase(),
-                        expected: pages::cell(d.expected.as_ref()),
-                        actual: pages::cell(d.actual.as_ref()),
-                    })
-                    .collect();
-                detail = Some((meta.name.clone(), render::views::shown_name(t), rows));
-            }
-            rows.push((t.id.to_string(), render::views::shown_name(t), drift.map(|d| d.len())));
+        match history::Baseline::from_json(&value) {
+            Ok(b) => baselines.push((meta, b)),
+            Err(e) => tracing::warn!(error = %e, baseline = %meta.name, "a stored baseline is unreadable"),
         }
+    }
+    // Each shown tenant's settings are read once, whatever the number of baselines; the tenant
+    // whose drift is asked for in full is read too when it is on another page.
+    let mut docs: HashMap<TenantId, Option<Value>> = HashMap::new();
+    if !baselines.is_empty() {
+        let asked = tenants.iter().find(|t| t.id.as_str() == query.tenant);
+        for t in shown.iter().copied().chain(asked) {
+            if !docs.contains_key(&t.id) {
+                let doc = state.store.last_good_collections(&t.id, DRIFT_COLLECTIONS).await?.map(|(_, d)| d);
+                docs.insert(t.id.clone(), doc);
+            }
+        }
+    }
+    let drift_of = |baseline: &history::Baseline, id: &TenantId| match docs.get(id) {
+        Some(Some(doc)) => history::drift(baseline, doc).map_err(|e| e.to_string()),
+        _ => Err("no dataprint yet".to_string()),
+    };
+    let mut views = Vec::new();
+    let mut detail = None;
+    for (meta, baseline) in &baselines {
+        if meta.name == query.name
+            && let Some(t) = tenants.iter().find(|t| t.id.as_str() == query.tenant)
+            && let Ok(d) = drift_of(baseline, &t.id)
+        {
+            let rows = d
+                .iter()
+                .map(|d| pages::DriftRow {
+                    path: d.path.clone(),
+                    kind: format!("{:?}", d.kind).to_lowercase(),
+                    expected: pages::cell(d.expected.as_ref()),
+                    actual: pages::cell(d.actual.as_ref()),
+                })
+                .collect();
+            detail = Some((meta.name.clone(), render::views::shown_name(t), rows));
+        }
+        let rows = shown
+            .iter()
+            .map(|t| (t.id.to_string(), render::views::shown_name(t), drift_of(baseline, &t.id).map(|d| d.len())))
+            .collect();
         views.push(pages::BaselineView {
             source: baseline.source_tenant_name.clone().unwrap_or_else(|| "an unnamed tenant".into()),
-            name: meta.name,
+            name: meta.name.clone(),
             updated_at: meta.updated_at,
             tenants: rows,
         });
@@ -565,12 +594,12 @@ pub async fn baselines(
     let list = pages::BaselineList {
         baselines: views,
         detail,
-        tenants: latest
-            .iter()
-            .filter(|(_, d)| d.is_some())
-            .map(|(t, _)| (t.id.to_string(), render::views::shown_name(t)))
-            .collect(),
+        tenants: tenants.iter().map(|t| (t.id.to_string(), render::views::shown_name(t))).collect(),
         notice: (query.notice == "saved").then(|| "The baseline is saved.".to_string()),
+        first: (page - 1) * DRIFT_PAGE + 1,
+        last: ((page - 1) * DRIFT_PAGE + shown.len()).max(1),
+        page,
+        pages,
     };
     Ok(html(pages::baselines(&who.chrome("/baselines"), &list)?))
 }

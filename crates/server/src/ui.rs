@@ -248,20 +248,9 @@ pub async fn overview(State(state): State<AppState>, who: Operator) -> PageResul
     let chrome = who.chrome("/");
     match render::fleet_view(state.store.as_ref(), Utc::now()).await {
         Ok(view) => Ok(html(dashboard::overview(&chrome, &view)?)),
-        Err(render::RenderError::NoRun) => Ok(html(dashboard::tenants(
-            &chrome,
-            &TenantList {
-                rows: Vec::new(),
-                total: 0,
-                q: String::new(),
-                status: String::new(),
-                cause: String::new(),
-                pool: String::new(),
-                sort: "name".into(),
-                causes: Vec::new(),
-                pools: Vec::new(),
-            },
-        )?)),
+        Err(render::RenderError::NoRun) => {
+            Ok(html(dashboard::tenants(&chrome, &TenantList { sort: "name".into(), ..TenantList::default() })?))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -280,6 +269,7 @@ pub(crate) fn row_of(t: TenantItem) -> TenantListRow {
         last_inspected: t.last_inspected,
         access: t.access,
         pool: t.pool,
+        tags: t.tags,
         users: None,
         mfa_pct: None,
         score_pct: None,
@@ -291,7 +281,12 @@ pub(crate) fn row_of(t: TenantItem) -> TenantListRow {
 async fn partner_gdap(state: &AppState) -> Result<(Vec<Value>, std::collections::HashMap<String, String>), Page> {
     let partner = state.store.list_tenants().await?.into_iter().find(|t| t.role == store::TenantRole::Partner);
     let Some(partner) = partner else { return Ok(Default::default()) };
-    let Some((_, doc)) = state.store.last_good_dataprint(&partner.id).await? else { return Ok(Default::default()) };
+    // Only the two collections this needs: the partner's users, sign-ins and devices stay packed.
+    let Some((_, doc)) =
+        state.store.last_good_collections(&partner.id, &["delegatedAdminRelationships", "groups"]).await?
+    else {
+        return Ok(Default::default());
+    };
     let relationships = doc
         .pointer("/collections/delegatedAdminRelationships")
         .and_then(Value::as_object)
@@ -314,14 +309,10 @@ async fn partner_gdap(state: &AppState) -> Result<(Vec<Value>, std::collections:
 async fn add_figures(state: &AppState, rows: &mut [TenantListRow]) -> Result<(), Page> {
     let now = Utc::now();
     let mut figures: std::collections::HashMap<String, [Option<f64>; 3]> = std::collections::HashMap::new();
-    for p in state.store.metrics_at(now).await? {
-        let slot = match p.name.as_str() {
-            "users" => 0,
-            "mfa_registered_pct" => 1,
-            "secure_score_pct" => 2,
-            _ => continue,
-        };
-        figures.entry(p.tenant_id.to_string()).or_default()[slot] = p.value.as_f64();
+    for (slot, name) in ["users", "mfa_registered_pct", "secure_score_pct"].into_iter().enumerate() {
+        for p in state.store.metric_at(now, name).await? {
+            figures.entry(p.tenant_id.to_string()).or_default()[slot] = p.value.as_f64();
+        }
     }
     let mut gdap_end: std::collections::HashMap<String, chrono::DateTime<Utc>> = std::collections::HashMap::new();
     for r in partner_gdap(state).await?.0 {
@@ -356,6 +347,8 @@ pub struct TenantsQuery {
     cause: String,
     #[serde(default)]
     pool: String,
+    #[serde(default)]
+    tag: String,
     #[serde(default)]
     sort: String,
 }
@@ -403,6 +396,9 @@ async fn tenant_list(state: &AppState, query: TenantsQuery) -> Result<TenantList
     let mut pools: Vec<String> = all.iter().map(|t| t.pool.clone()).collect();
     pools.sort();
     pools.dedup();
+    let mut tags: Vec<String> = all.iter().flat_map(|t| t.tags.iter().cloned()).collect();
+    tags.sort();
+    tags.dedup();
     let sort = if query.sort.is_empty() { "name".to_string() } else { query.sort.clone() };
     let (descending, key) = match sort.strip_prefix('-') {
         Some(k) => (true, k),
@@ -416,6 +412,7 @@ async fn tenant_list(state: &AppState, query: TenantsQuery) -> Result<TenantList
         cause: some(&query.cause),
         q: some(&query.q),
         pool: some(&query.pool),
+        tag: some(&query.tag),
         ..TenantQuery::default()
     };
     let mut rows: Vec<TenantListRow> = crate::api::filter_tenants(all, &filter, api_key, descending && api_key == key)
@@ -447,9 +444,11 @@ async fn tenant_list(state: &AppState, query: TenantsQuery) -> Result<TenantList
         status: query.status,
         cause: query.cause,
         pool: query.pool,
+        tag: query.tag,
         sort,
         causes,
         pools,
+        tags,
     })
 }
 
@@ -593,6 +592,33 @@ async fn tenant_extras(state: &AppState, row: &TenantListRow) -> Result<dashboar
 }
 
 #[derive(Debug, Deserialize)]
+pub struct TagsForm {
+    csrf: String,
+    tenant: String,
+    /// Separated by commas or spaces.
+    #[serde(default)]
+    tags: String,
+}
+
+/// `POST /ui/tenants/tags`: replaces a tenant's tags, as `PUT /api/v1/tenants/{id}/tags` does.
+pub async fn set_tags(State(state): State<AppState>, who: Operator, Form(form): Form<TagsForm>) -> PageResult {
+    who.allow(&form.csrf, Role::Engineer)?;
+    let tags: Vec<String> = form.tags.split([',', ' ']).map(str::to_string).collect();
+    let body = crate::api::TagsBody { tags };
+    let _saved =
+        crate::api::set_tags(State(state), who.principal(), Segment(form.tenant.clone()), crate::api::Body(body))
+            .await?;
+    let mut to = url::form_urlencoded::Serializer::new(String::new());
+    to.append_pair("tagged", "1");
+    Ok(Redirect::to(&format!(
+        "/tenants/{}?{}",
+        url::form_urlencoded::byte_serialize(form.tenant.as_bytes()).collect::<String>(),
+        to.finish()
+    ))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
 pub struct JobForm {
     csrf: String,
     kind: String,
@@ -641,7 +667,15 @@ pub async fn job(State(state): State<AppState>, who: Operator, Segment(id): Segm
 
 /// `GET /agents`: every agent with its health.
 pub async fn agents(State(state): State<AppState>, who: Operator) -> PageResult {
-    let rows: Vec<AgentRow> = crate::agents::agent_items(&state)
+    agents_page(&state, &who, None).await
+}
+
+async fn agents_page(
+    state: &AppState,
+    who: &Operator,
+    enrolled: Option<(String, String, String, chrono::DateTime<Utc>)>,
+) -> PageResult {
+    let rows: Vec<AgentRow> = crate::agents::agent_items(state)
         .await?
         .into_iter()
         .map(|a| AgentRow {
@@ -654,7 +688,38 @@ pub async fn agents(State(state): State<AppState>, who: Operator) -> PageResult 
             version: a.version,
         })
         .collect();
-    Ok(html(dashboard::agents(&who.chrome("/agents"), &rows)?))
+    let mut page = html(dashboard::agents(&who.chrome("/agents"), &rows, enrolled.as_ref(), &state.config.public_url)?);
+    page.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(page)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnrollForm {
+    csrf: String,
+    name: String,
+    pool: String,
+    hours: i64,
+}
+
+/// `POST /ui/agents/enroll`: a one-time enrollment token for a new agent, shown once with the
+/// command that uses it (the page is not a redirect, so the token is in no URL).
+pub async fn enroll(State(state): State<AppState>, who: Operator, Form(form): Form<EnrollForm>) -> PageResult {
+    who.allow(&form.csrf, Role::Admin)?;
+    if !(1..=168).contains(&form.hours) {
+        return Err(Problem::bad_request("an enrollment token lasts 1 to 168 hours").into());
+    }
+    let body = crate::agents::CreateEnrollment {
+        name: form.name.trim().to_string(),
+        pool: form.pool.trim().to_string(),
+        expires_minutes: Some(form.hours * 60),
+    };
+    let response =
+        crate::agents::create_enrollment(State(state.clone()), who.principal(), crate::api::Body(body)).await?;
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.map_err(|_| Problem::internal())?;
+    let created: Value = serde_json::from_slice(&bytes).map_err(|_| Problem::internal())?;
+    let text = |k: &str| created[k].as_str().unwrap_or_default().to_string();
+    let expires = serde_json::from_value(created["expires_at"].clone()).map_err(|_| Problem::internal())?;
+    agents_page(&state, &who, Some((text("name"), text("pool"), text("token"), expires))).await
 }
 
 /// The setting that holds the dashboard's pending partner sign-in (its device code).

@@ -243,6 +243,28 @@ pub(crate) fn reassemble(
     Ok(doc)
 }
 
+/// Reassembles a document from its envelope and some of its collections: the slots of the
+/// collections not given are removed, so that the document says nothing about them.
+pub(crate) fn reassemble_partial(
+    dataprint_id: &str,
+    envelope_raw: &[u8],
+    mut members: HashMap<String, Value>,
+) -> Result<Value> {
+    let mut doc: Value = serde_json::from_slice(envelope_raw)
+        .map_err(|err| StoreError::corrupt(format!("dataprint {dataprint_id}: invalid envelope JSON: {err}")))?;
+    let slots = doc
+        .get_mut(COLLECTIONS)
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| StoreError::corrupt(format!("dataprint {dataprint_id}: envelope has no collections object")))?;
+    slots.retain(|name, _| members.contains_key(name));
+    for (name, slot) in slots.iter_mut() {
+        if let Some(value) = members.remove(name) {
+            *slot = value;
+        }
+    }
+    Ok(doc)
+}
+
 /// A dataprint ready to be committed: split, with its envelope compressed
 /// and the collections the database lacks compressed too.
 pub(crate) struct PreparedDataprint {
@@ -319,7 +341,9 @@ pub(crate) struct StoredDataprint {
 
 /// Decompresses, verifies and reassembles a stored dataprint on the
 /// blocking pool.
-pub(crate) async fn load(stored: StoredDataprint) -> Result<Value> {
+/// Inflates and reassembles a stored dataprint; `partial` when only some of its collections were
+/// read (the others are then left out of the document).
+pub(crate) async fn load(stored: StoredDataprint, partial: bool) -> Result<Value> {
     tokio::task::spawn_blocking(move || {
         let envelope =
             decompress(&stored.envelope_z, stored.envelope_len, &format!("dataprint {} envelope", stored.id))?;
@@ -335,7 +359,10 @@ pub(crate) async fn load(stored: StoredDataprint) -> Result<Value> {
                 Some(map)
             }
         };
-        reassemble(&stored.id, &envelope, members)
+        match (partial, members) {
+            (true, Some(members)) => reassemble_partial(&stored.id, &envelope, members),
+            (_, members) => reassemble(&stored.id, &envelope, members),
+        }
     })
     .await
     .map_err(|err| StoreError::Internal(format!("decompression task failed: {err}")))?

@@ -214,9 +214,22 @@ pub(crate) fn run(row: &impl RowExt) -> Result<RunRecord> {
 /// joined with its run id, tenant id, result and dataprint id.
 macro_rules! tenant_run_select {
     () => {
-        "SELECT r.id AS run_id, t.tenant_id, x.finished_at, x.per_run, d.id AS dataprint_id, \
-         s.hash AS result_hash, s.raw_len AS result_len, s.data AS result_data \
-         FROM tenant_runs x JOIN runs r ON r.key = x.run_key JOIN tenant_keys t ON t.key = x.tenant_key \
+        concat!("SELECT ", tenant_run_columns!(), " FROM tenant_runs x ", tenant_run_joins!())
+    };
+}
+
+/// The columns of a tenant run row, from `tenant_runs x` and the tables `tenant_run_joins!` adds.
+macro_rules! tenant_run_columns {
+    () => {
+        "r.id AS run_id, t.tenant_id, x.finished_at, x.per_run, d.id AS dataprint_id, \
+         s.hash AS result_hash, s.raw_len AS result_len, s.data AS result_data"
+    };
+}
+
+/// What a tenant run row (`tenant_runs x`) is joined with.
+macro_rules! tenant_run_joins {
+    () => {
+        "JOIN runs r ON r.key = x.run_key JOIN tenant_keys t ON t.key = x.tenant_key \
          JOIN results s ON s.key = x.result_key LEFT JOIN dataprints d ON d.key = x.dataprint_key"
     };
 }

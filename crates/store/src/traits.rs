@@ -48,6 +48,13 @@ pub trait TenantStore: Send + Sync {
     /// Sets or clears a tenant's label. Returns false when the tenant is unknown.
     async fn set_tenant_label(&self, tenant_id: &TenantId, label: Option<&str>) -> Result<bool>;
 
+    /// Replaces a tenant's tags (trimmed, lower case, without repeats; empty ones dropped).
+    /// Returns false when the tenant is unknown.
+    async fn set_tenant_tags(&self, tenant_id: &TenantId, tags: &[String]) -> Result<bool>;
+
+    /// Every tenant's tags, as (tenant, tag) sorted by tenant and tag.
+    async fn tenant_tags(&self) -> Result<Vec<(TenantId, String)>>;
+
     /// Records that a tenant is no longer a customer. An earlier `gone_since` is kept. Returns
     /// false when the tenant is unknown.
     async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool>;
@@ -147,6 +154,21 @@ pub trait DataprintStore: Send + Sync {
     /// so that an inspection building on it sees when each collection was last read; its meta's
     /// `confirmed_at` tells when that was. A later failed result never replaces it.
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>>;
+
+    /// [`DataprintStore::last_good_dataprint`] with only the named collections in `collections`
+    /// (the others left out): a page that needs a tenant's settings does not inflate its users'
+    /// sign-in logs. A store that cannot read collections apart loads the whole document.
+    async fn last_good_collections(
+        &self,
+        tenant_id: &TenantId,
+        collections: &[&str],
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        let Some((meta, mut doc)) = self.last_good_dataprint(tenant_id).await? else { return Ok(None) };
+        if let Some(all) = doc.get_mut("collections").and_then(Value::as_object_mut) {
+            all.retain(|name, _| collections.contains(&name.as_str()));
+        }
+        Ok(Some((meta, doc)))
+    }
 
     /// A tenant's distinct dataprints, oldest first, that were current at or after `since` (whose
     /// `confirmed_at` is at or after it). Consecutive entries always differ in content, so walking
@@ -270,6 +292,12 @@ pub trait HistoryStore: Send + Sync {
     /// The value every metric of every tenant had at `at`: per tenant and name, the latest point at
     /// or before it. A tenant list or report shows these without loading any dataprint.
     async fn metrics_at(&self, at: DateTime<Utc>) -> Result<Vec<MetricPoint>>;
+
+    /// [`HistoryStore::metrics_at`] for one metric: every tenant's value of `name` at `at`. A page
+    /// that shows three figures of a thousand tenants reads three thousand points, not all of them.
+    async fn metric_at(&self, at: DateTime<Utc>, name: &str) -> Result<Vec<MetricPoint>> {
+        Ok(self.metrics_at(at).await?.into_iter().filter(|p| p.name == name).collect())
+    }
 
     /// Saves change events. Each event's `severity` field (`info`, `low`, `medium`, `high`,
     /// `critical`) is indexed; a missing one means info.

@@ -41,22 +41,15 @@ impl DataprintStore for SqlStore {
     }
 
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>> {
-        let Some(latest) = latest_dataprint(&mut *self.db.read(), tenant_id).await? else {
-            return Ok(None);
-        };
-        let Some((meta, doc)) = self.load_dataprint(&latest.id).await? else {
-            return Ok(None);
-        };
-        if meta.confirmed_run_id == meta.run_id {
-            return Ok(Some((meta, doc)));
-        }
-        // A later run confirmed the content: its `run` member tells when each collection was last
-        // read.
-        let doc = match self.stored_run(&meta.confirmed_run_id, tenant_id).await? {
-            Some(stored) => stored.with_run_member(meta.id.as_str(), doc)?,
-            None => doc,
-        };
-        Ok(Some((meta, doc)))
+        self.last_good_dataprint_with(tenant_id, None).await
+    }
+
+    async fn last_good_collections(
+        &self,
+        tenant_id: &TenantId,
+        collections: &[&str],
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        self.last_good_dataprint_with(tenant_id, Some(collections)).await
     }
 
     async fn dataprints(&self, tenant_id: &TenantId, since: Option<DateTime<Utc>>) -> Result<Vec<DataprintMeta>> {
@@ -76,7 +69,6 @@ impl DataprintStore for SqlStore {
             .await?;
         rows.iter().map(rows::dataprint_meta).collect()
     }
-
     async fn previous_dataprint(
         &self,
         tenant_id: &TenantId,
@@ -188,5 +180,31 @@ impl DataprintStore for SqlStore {
 
     async fn clear_delta_links(&self, tenant_id: &TenantId) -> Result<u64> {
         self.db.write().execute(query("DELETE FROM delta_links WHERE tenant_id = $1").bind(tenant_id)).await
+    }
+}
+
+impl SqlStore {
+    /// The tenant's latest good dataprint, whole or with only some collections.
+    async fn last_good_dataprint_with(
+        &self,
+        tenant_id: &TenantId,
+        only: Option<&[&str]>,
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        let Some(latest) = latest_dataprint(&mut *self.db.read(), tenant_id).await? else {
+            return Ok(None);
+        };
+        let Some((meta, doc)) = self.load_dataprint_with(&latest.id, only).await? else {
+            return Ok(None);
+        };
+        if meta.confirmed_run_id == meta.run_id {
+            return Ok(Some((meta, doc)));
+        }
+        // A later run confirmed the content: its `run` member tells when each collection was last
+        // read.
+        let doc = match self.stored_run(&meta.confirmed_run_id, tenant_id).await? {
+            Some(stored) => stored.with_run_member(meta.id.as_str(), doc)?,
+            None => doc,
+        };
+        Ok(Some((meta, doc)))
     }
 }

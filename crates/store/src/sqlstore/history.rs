@@ -115,15 +115,25 @@ impl HistoryStore for SqlStore {
                 .bind(at),
             )
             .await?;
-        let points = rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?;
-        // Ties (two runs at the same instant) keep the newest run's point, as `latest_metrics` does.
-        let mut out: Vec<MetricPoint> = Vec::with_capacity(points.len());
-        for p in points {
-            if out.last().is_none_or(|l: &MetricPoint| (&l.tenant_id, &l.name) != (&p.tenant_id, &p.name)) {
-                out.push(p);
-            }
-        }
-        Ok(out)
+        newest_of_ties(rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?)
+    }
+
+    async fn metric_at(&self, at: DateTime<Utc>, name: &str) -> Result<Vec<MetricPoint>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m \
+                     WHERE m.name = $2 AND m.at = (SELECT MAX(l.at) FROM metrics l \
+                                   WHERE l.tenant_id = m.tenant_id AND l.name = $2 AND l.at <= $1) \
+                     ORDER BY m.tenant_id, m.name, m.run_id DESC",
+                )
+                .bind(at)
+                .bind(name),
+            )
+            .await?;
+        newest_of_ties(rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?)
     }
 
     async fn put_events(
@@ -255,4 +265,16 @@ impl Series<'_> {
         }
         Ok(())
     }
+}
+
+/// Points ordered by tenant, name and run (newest first), with ties (two runs at the same instant)
+/// kept once: the newest run's point, as `latest_metrics` does.
+fn newest_of_ties(points: Vec<MetricPoint>) -> Result<Vec<MetricPoint>> {
+    let mut out: Vec<MetricPoint> = Vec::with_capacity(points.len());
+    for p in points {
+        if out.last().is_none_or(|l: &MetricPoint| (&l.tenant_id, &l.name) != (&p.tenant_id, &p.name)) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }

@@ -97,6 +97,16 @@ impl SqlStore {
 
     /// A dataprint as first stored, and what is known about it.
     async fn load_dataprint(&self, id: &str) -> Result<Option<(DataprintMeta, Value)>> {
+        self.load_dataprint_with(id, None).await
+    }
+
+    /// A dataprint with, when `only` is given, only those of its collections (the others are left
+    /// out of `collections`, and their blobs are neither read nor inflated).
+    pub(crate) async fn load_dataprint_with(
+        &self,
+        id: &str,
+        only: Option<&[&str]>,
+    ) -> Result<Option<(DataprintMeta, Value)>> {
         // One snapshot, so a concurrent prune cannot remove the collection set between reading the
         // manifest and its members.
         let mut tx = self.db.begin(TxKind::Snapshot).await?;
@@ -114,23 +124,54 @@ impl SqlStore {
         let members = match row.opt_int("set_id")? {
             None => None,
             Some(set_id) => {
-                let member_rows = tx
-                    .fetch_all(
-                        query(
-                            "SELECT m.name, b.hash, b.raw_len, b.data FROM collection_set_members m \
-                             JOIN blobs b ON b.id = m.blob_id WHERE m.set_id = $1",
-                        )
-                        .bind(set_id),
-                    )
-                    .await?;
-                let mut members = Vec::with_capacity(member_rows.len());
-                for member in &member_rows {
-                    members.push(StoredMember {
-                        name: member.text("name")?,
-                        hash: member.text("hash")?,
-                        raw_len: member.int("raw_len")?,
-                        data: member.bytes("data")?,
-                    });
+                let mut members = Vec::new();
+                match only {
+                    None => {
+                        let member_rows = tx
+                            .fetch_all(
+                                query(
+                                    "SELECT m.name, b.hash, b.raw_len, b.data FROM collection_set_members m \
+                                     JOIN blobs b ON b.id = m.blob_id WHERE m.set_id = $1",
+                                )
+                                .bind(set_id),
+                            )
+                            .await?;
+                        for member in &member_rows {
+                            members.push(StoredMember {
+                                name: member.text("name")?,
+                                hash: member.text("hash")?,
+                                raw_len: member.int("raw_len")?,
+                                data: member.bytes("data")?,
+                            });
+                        }
+                    }
+                    Some(names) => {
+                        // The names first, then only the wanted blobs' bytes.
+                        let listed = tx
+                            .fetch_all(
+                                query("SELECT name, blob_id FROM collection_set_members WHERE set_id = $1")
+                                    .bind(set_id),
+                            )
+                            .await?;
+                        for row in &listed {
+                            let name = row.text("name")?;
+                            if !names.contains(&name.as_str()) {
+                                continue;
+                            }
+                            let blob = tx
+                                .fetch_one(
+                                    query("SELECT hash, raw_len, data FROM blobs WHERE id = $1")
+                                        .bind(row.int("blob_id")?),
+                                )
+                                .await?;
+                            members.push(StoredMember {
+                                name,
+                                hash: blob.text("hash")?,
+                                raw_len: blob.int("raw_len")?,
+                                data: blob.bytes("data")?,
+                            });
+                        }
+                    }
                 }
                 Some(members)
             }
@@ -142,7 +183,7 @@ impl SqlStore {
             members,
         };
         tx.commit().await?;
-        let doc = blob::load(stored).await?;
+        let doc = blob::load(stored, only.is_some()).await?;
         Ok(Some((meta, doc)))
     }
 

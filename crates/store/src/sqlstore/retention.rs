@@ -52,6 +52,7 @@ impl SqlStore {
             "DELETE FROM alert_mutes WHERE tenant_id = $1",
             "DELETE FROM schedule_state WHERE tenant_id = $1",
             "DELETE FROM tenant_pools WHERE tenant_id = $1",
+            "DELETE FROM tenant_tags WHERE tenant_id = $1",
         ] {
             report.other += tx.execute(query(sql).bind(tenant_id)).await?;
         }

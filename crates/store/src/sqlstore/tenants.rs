@@ -161,6 +161,29 @@ impl TenantStore for SqlStore {
         Ok(done > 0)
     }
 
+    async fn set_tenant_tags(&self, tenant_id: &TenantId, tags: &[String]) -> Result<bool> {
+        let mut wanted: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut tx = self.db.begin(TxKind::Write).await?;
+        if tx.fetch_optional(query("SELECT id FROM tenants WHERE id = $1").bind(tenant_id)).await?.is_none() {
+            return Ok(false);
+        }
+        tx.execute(query("DELETE FROM tenant_tags WHERE tenant_id = $1").bind(tenant_id)).await?;
+        for tag in &wanted {
+            tx.execute(query("INSERT INTO tenant_tags (tenant_id, tag) VALUES ($1, $2)").bind(tenant_id).bind(tag))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn tenant_tags(&self) -> Result<Vec<(TenantId, String)>> {
+        let rows =
+            self.db.read().fetch_all(query("SELECT tenant_id, tag FROM tenant_tags ORDER BY tenant_id, tag")).await?;
+        rows.iter().map(|r| Ok((TenantId::new(r.text("tenant_id")?), r.text("tag")?))).collect()
+    }
+
     async fn forget_tenant(&self, tenant_id: &TenantId) -> Result<crate::ForgetReport> {
         self.forget(tenant_id).await
     }

@@ -371,6 +371,13 @@ pub async fn dataprint_round_trip_is_byte_exact(store: S, _db: Db) {
     let (meta, last) = store.last_good_dataprint(&tid("t-rt")).await.expect("last").expect("found");
     assert_eq!(meta.id, id);
     assert_eq!(json_string(&last), json_string(&doc));
+    // Some collections only: the others are left out, the rest of the document is whole.
+    let (meta, part) =
+        store.last_good_collections(&tid("t-rt"), &["list", "empty", "absent"]).await.expect("part").expect("found");
+    assert_eq!(meta.id, id);
+    let mut expected = doc.clone();
+    expected["collections"] = json!({"empty": {}, "list": [3, 1, 2]});
+    assert_eq!(json_string(&part), json_string(&expected));
 
     // Documents with nothing to split are stored whole.
     for (tenant_id, doc) in [
@@ -1475,6 +1482,17 @@ pub async fn tenants_resolve_by_id_domain_and_name(store: S, _db: Db) {
     let back = store.get_tenant(&north.id).await.expect("get").expect("found");
     assert_eq!((back.display_name.as_str(), back.label.as_deref()), ("Northwind Traders", Some("VIP")));
     assert!(!store.set_tenant_label(&tid("unknown"), Some("x")).await.expect("label"));
+    // Tags: trimmed, lower case, without repeats; replaced as a whole; unknown tenants refused.
+    let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(store.set_tenant_tags(&north.id, &tags(&[" Gold ", "eu", "gold", ""])).await.expect("tags"));
+    assert_eq!(
+        store.tenant_tags().await.expect("tags"),
+        [(north.id.clone(), "eu".to_string()), (north.id.clone(), "gold".to_string())]
+    );
+    assert!(store.set_tenant_tags(&north.id, &tags(&["silver"])).await.expect("tags"));
+    assert_eq!(store.tenant_tags().await.expect("tags"), [(north.id.clone(), "silver".to_string())]);
+    assert!(!store.set_tenant_tags(&tid("unknown"), &tags(&["x"])).await.expect("tags"));
+    assert!(store.tenant_tags().await.expect("tags").iter().all(|(t, _)| *t == north.id));
 }
 
 /// `metrics_at` gives, for every tenant and metric, the value in effect at a moment.
@@ -1521,6 +1539,17 @@ pub async fn metrics_in_effect_at_a_moment(store: S, _db: Db) {
             ("b".into(), "users".into(), json!(24))
         ]
     );
+    // One metric alone: the same values, the other metrics left out.
+    let mut users: Vec<(String, Value)> = store
+        .metric_at(ts("2026-11-03T00:00:00Z"), "users")
+        .await
+        .expect("metric at")
+        .into_iter()
+        .map(|p| (p.tenant_id.to_string(), p.value))
+        .collect();
+    users.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(users, [("a".into(), json!(12)), ("b".into(), json!(24))]);
+    assert!(store.metric_at(ts("2026-11-03T00:00:00Z"), "nothing").await.expect("none").is_empty());
 }
 
 fn open_alert(key: &str, opened: &str) -> AlertRecord {
@@ -2117,6 +2146,8 @@ pub async fn forget_removes_everything_about_one_tenant(store: S, db: Db) {
         .expect("link");
     store.baseline_put("gold", &json!({"name": "gold", "source_tenant_id": gone})).await.expect("baseline");
     store.baseline_put("silver", &json!({"name": "silver", "source_tenant_id": kept})).await.expect("baseline");
+    store.set_tenant_tags(&tid(gone), &["gold".to_string()]).await.expect("tags");
+    store.set_tenant_tags(&tid(kept), &["gold".to_string()]).await.expect("tags");
 
     let report = store.forget_tenant(&tid(gone)).await.expect("forget");
     assert!(report.tenant);
@@ -2141,6 +2172,7 @@ pub async fn forget_removes_everything_about_one_tenant(store: S, db: Db) {
         "SELECT COUNT(*) FROM alert_outbox WHERE alert_key = 'gone-alert'",
         "SELECT COUNT(*) FROM tenant_domains WHERE tenant_id = 'forget-me'",
         "SELECT COUNT(*) FROM delta_links WHERE tenant_id = 'forget-me'",
+        "SELECT COUNT(*) FROM tenant_tags WHERE tenant_id = 'forget-me'",
         "SELECT COUNT(*) FROM runs WHERE stats LIKE '%forget-me%'",
         "SELECT COUNT(*) FROM blobs WHERE NOT EXISTS (SELECT 1 FROM collection_set_members m WHERE m.blob_id = blobs.id)",
     ] {
@@ -2154,6 +2186,7 @@ pub async fn forget_removes_everything_about_one_tenant(store: S, db: Db) {
     assert!(store.get_alert("kept-alert").await.expect("get").is_some());
     assert_eq!(store.latest_metrics(&tid(kept)).await.expect("metrics").len(), 1);
     assert!(store.baseline_get("silver").await.expect("get").is_some());
+    assert_eq!(store.tenant_tags().await.expect("tags"), [(tid(kept), "gold".to_string())]);
     assert_eq!(db.count("SELECT COUNT(*) FROM runs WHERE stats LIKE '%keep-me%'").await, 2);
     assert!(store.integrity_problems().await.expect("check").is_empty());
     // Forgetting again finds nothing.
