@@ -82,17 +82,37 @@ pub struct Progress {
     done: AtomicUsize,
     failed: AtomicUsize,
     last: std::sync::Mutex<Option<String>>,
+    /// A doctor job's checks so far, each as its report writes it.
+    checks: std::sync::Mutex<Vec<Value>>,
 }
 
 impl Progress {
     pub fn value(&self) -> Value {
         let last = self.last.lock().map(|l| l.clone()).unwrap_or(None);
-        json!({
+        let mut v = json!({
             "planned": self.planned.load(Ordering::Relaxed),
             "done": self.done.load(Ordering::Relaxed),
             "failed": self.failed.load(Ordering::Relaxed),
             "last_tenant": last,
-        })
+        });
+        if let Ok(checks) = self.checks.lock()
+            && !checks.is_empty()
+        {
+            v["checks"] = Value::Array(checks.clone());
+        }
+        v
+    }
+
+    /// A doctor check ended: one more of the six done, and what it found.
+    fn check_done(&self, result: &inspect::doctor::CheckResult) {
+        self.planned.store(6, Ordering::Relaxed);
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if result.status == inspect::doctor::CheckStatus::Fail {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let (Ok(mut checks), Ok(v)) = (self.checks.lock(), serde_json::to_value(result)) {
+            checks.push(v);
+        }
     }
 }
 
@@ -160,7 +180,7 @@ impl<S: InspectStore + ?Sized + 'static> Executor<S> {
     pub async fn execute(&self, job: &Job, progress: Arc<Progress>) -> Executed {
         match job.kind.as_str() {
             "inspect" => self.inspect(job, progress).await,
-            "doctor" => Executed { result: self.doctor(job).await, trace: None },
+            "doctor" => Executed { result: self.doctor(job, progress).await, trace: None },
             other => Executed { result: Err(format!("this worker does not know jobs of kind {other:?}")), trace: None },
         }
     }
@@ -217,7 +237,7 @@ impl<S: InspectStore + ?Sized + 'static> Executor<S> {
         Executed { result, trace: har }
     }
 
-    async fn doctor(&self, job: &Job) -> Result<Value, String> {
+    async fn doctor(&self, job: &Job, progress: Arc<Progress>) -> Result<Value, String> {
         let params: DoctorParams =
             serde_json::from_value(job.params.clone()).map_err(|e| format!("bad parameters: {e}"))?;
         let auth = self.authenticator(None)?;
@@ -238,6 +258,7 @@ impl<S: InspectStore + ?Sized + 'static> Executor<S> {
             partner_tenant: partner_tenant.as_ref(),
             partner_claims: partner.as_ref().and_then(|p| p.claims.as_ref()),
             agent: Some(self.name.as_str()),
+            on_check: Some(&|c: &inspect::doctor::CheckResult| progress.check_done(c)),
         }
         .run()
         .await;
@@ -256,6 +277,24 @@ pub fn trace_summary(job_id: &str, written: Result<(), String>, exchanges: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_doctors_checks_show_in_its_progress_as_each_ends() {
+        let progress = Progress::default();
+        assert!(progress.value().get("checks").is_none(), "an inspection's progress has no checks");
+        let result = inspect::doctor::CheckResult {
+            number: 1,
+            check: inspect::doctor::Check::Mfa,
+            title: "MFA",
+            status: inspect::doctor::CheckStatus::Fail,
+            summary: "no MFA claim".into(),
+            evidence: vec![("amr".into(), "pwd".into())],
+        };
+        progress.check_done(&result);
+        let v = progress.value();
+        assert_eq!((v["planned"].as_u64(), v["done"].as_u64(), v["failed"].as_u64()), (Some(6), Some(1), Some(1)));
+        assert_eq!(v["checks"][0]["summary"], "no MFA claim");
+    }
 
     #[test]
     fn parameters_are_checked_before_queueing() {

@@ -427,6 +427,23 @@ async fn the_platform_pages_act_for_the_right_roles_only() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Northwind Traders") && page.contains("Graph requests"), "{page}");
 
+    // Doctor from the tenant's page: the job's page lists the six checks, each with its status.
+    let (status, to) = engineer.post("/ui/jobs", &[("csrf", &csrf), ("kind", "doctor"), ("tenant", &northwind)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let job = to.expect("the job's page");
+    let mut page = String::new();
+    for _ in 0..600 {
+        page = engineer.get(&job).await.2;
+        if page.contains("id=\"job-status\" data-job") && !page.contains(">running<") && !page.contains(">queued<") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let checks =
+        page.split("<ol id=\"doctor-checks\"").nth(1).and_then(|s| s.split("</ol>").next()).unwrap_or_default();
+    assert_eq!(checks.matches("<li>").count(), 6, "{page}");
+    assert!(checks.contains("badge pass"), "{checks}");
+
     // A baseline: a viewer may not save one; an engineer saves Northwind's settings, Northwind
     // matches them and the drift of another tenant is listed.
     let (status, _) =

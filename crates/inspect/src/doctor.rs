@@ -11,7 +11,8 @@
 //! the server show the [`DoctorReport`] each in their own way.
 
 use chrono::{DateTime, Utc};
-use diagnose::{CacheFacts, Check, Facts, NetworkFacts};
+pub use diagnose::Check;
+use diagnose::{CacheFacts, Facts, NetworkFacts};
 use microsoft::graph::{GraphClient, Target};
 use microsoft::{AccessToken, Error, Grant};
 use serde::Serialize;
@@ -85,9 +86,19 @@ pub struct Doctor<'a> {
     pub partner_claims: Option<&'a microsoft::Claims>,
     /// What runs the checks, for check 6: an agent's name, or `None` for this machine.
     pub agent: Option<&'a str>,
+    /// Told of each check as it ends, so that a dashboard shows them one by one.
+    pub on_check: Option<&'a (dyn Fn(&CheckResult) + Send + Sync)>,
 }
 
 impl Doctor<'_> {
+    /// Keeps a check's result, and tells whoever follows the checks.
+    fn record(&self, checks: &mut Vec<CheckResult>, result: CheckResult) {
+        if let Some(tell) = self.on_check {
+            tell(&result);
+        }
+        checks.push(result);
+    }
+
     /// Runs the six checks in order and names the root cause when one fails.
     pub async fn run(&self) -> DoctorReport {
         let started_at = self.clock.now();
@@ -116,7 +127,7 @@ impl Doctor<'_> {
                 .await
                 .or_else(|| self.access.account.as_ref().and_then(|a| a.claims.clone())),
         };
-        checks.push(match (&sign_in_claims, mode) {
+        self.record(&mut checks, match (&sign_in_claims, mode) {
             (_, AuthMode::App) => {
                 check(Check::Mfa, CheckStatus::Skipped, "app-only access has no user and no MFA", vec![])
             }
@@ -151,27 +162,30 @@ impl Doctor<'_> {
                 Some(p) => match gdap_view(self.graph, p.as_str(), tenant).await {
                     Ok(v) => gdap = Some(v),
                     Err(e) => {
-                        checks.push(check(
-                            Check::Gdap,
-                            CheckStatus::Fail,
-                            format!("the partner's relationships cannot be read: {e}"),
-                            vec![],
-                        ));
+                        self.record(
+                            &mut checks,
+                            check(
+                                Check::Gdap,
+                                CheckStatus::Fail,
+                                format!("the partner's relationships cannot be read: {e}"),
+                                vec![],
+                            ),
+                        );
                         facts.failure.get_or_insert(facts::failure(&e));
                     }
                 },
-                None => checks.push(check(Check::Gdap, CheckStatus::Fail, "no partner is signed in", vec![])),
+                None => {
+                    self.record(&mut checks, check(Check::Gdap, CheckStatus::Fail, "no partner is signed in", vec![]))
+                }
             }
             if let Some(v) = &gdap {
-                checks.push(gdap_check(v, name));
+                self.record(&mut checks, gdap_check(v, name));
             }
         } else {
-            checks.push(check(
-                Check::Gdap,
-                CheckStatus::Skipped,
-                format!("{name} is not reached through GDAP"),
-                vec![],
-            ));
+            self.record(
+                &mut checks,
+                check(Check::Gdap, CheckStatus::Skipped, format!("{name} is not reached through GDAP"), vec![]),
+            );
         }
         facts.gdap = gdap.as_ref().map(GdapView::facts);
 
@@ -186,30 +200,39 @@ impl Doctor<'_> {
         };
         match (&fresh, &fresh_probe) {
             (Err(e), _) => {
-                checks.push(check(
-                    Check::TokenRetrieval,
-                    CheckStatus::Fail,
-                    format!("no token could be obtained for {name}"),
-                    vec![("error".into(), e.to_string())],
-                ));
+                self.record(
+                    &mut checks,
+                    check(
+                        Check::TokenRetrieval,
+                        CheckStatus::Fail,
+                        format!("no token could be obtained for {name}"),
+                        vec![("error".into(), e.to_string())],
+                    ),
+                );
                 facts.failure = Some(facts::failure(e));
             }
             (Ok(_), Some((e, path))) => {
-                checks.push(check(
-                    Check::TokenRetrieval,
-                    CheckStatus::Fail,
-                    format!("a fresh token was issued but Graph refused it for {path}"),
-                    vec![("error".into(), e.to_string())],
-                ));
+                self.record(
+                    &mut checks,
+                    check(
+                        Check::TokenRetrieval,
+                        CheckStatus::Fail,
+                        format!("a fresh token was issued but Graph refused it for {path}"),
+                        vec![("error".into(), e.to_string())],
+                    ),
+                );
                 facts.failure = Some(facts::failure(e));
                 failed_path = Some(path.clone());
             }
-            (Ok(t), None) => checks.push(check(
-                Check::TokenRetrieval,
-                CheckStatus::Pass,
-                format!("a fresh token works against {}", collector_paths.join(", ")),
-                vec![("issued".into(), t.issued_at.map(|d| d.to_rfc3339()).unwrap_or_default())],
-            )),
+            (Ok(t), None) => self.record(
+                &mut checks,
+                check(
+                    Check::TokenRetrieval,
+                    CheckStatus::Pass,
+                    format!("a fresh token works against {}", collector_paths.join(", ")),
+                    vec![("issued".into(), t.issued_at.map(|d| d.to_rfc3339()).unwrap_or_default())],
+                ),
+            ),
         }
 
         // 4. Cache: did the cached token fail where a fresh one succeeds?
@@ -228,7 +251,7 @@ impl Doctor<'_> {
                     fresh_succeeded_at: fresh_ok.then(|| self.clock.now()),
                     ..CacheFacts::default()
                 });
-                checks.push(match (&old_result, fresh_ok) {
+                self.record(&mut checks, match (&old_result, fresh_ok) {
                     (Some((e, _)), true) => {
                         facts.failure = Some(facts::failure(e));
                         check(
@@ -252,32 +275,36 @@ impl Doctor<'_> {
                     ),
                 });
             }
-            None => checks.push(check(
-                Check::Cache,
-                CheckStatus::Skipped,
-                "no cached token to compare with a fresh one",
-                vec![],
-            )),
+            None => self.record(
+                &mut checks,
+                check(Check::Cache, CheckStatus::Skipped, "no cached token to compare with a fresh one", vec![]),
+            ),
         }
 
         // 5. Permissions.
         let mut blocked_collector: Option<&'static catalog::Collector> = None;
-        checks.push(match &fresh_token {
-            Some(t) => {
-                let claims = t.claims.clone().unwrap_or_default();
-                facts.claims = Some(facts::claims(&claims));
-                let app_only = mode == AuthMode::App || claims.is_app_only();
-                if mode != AuthMode::Partner {
-                    let granted = if app_only { &claims.roles } else { &claims.scp };
-                    blocked_collector = catalog::customer_collectors()
-                        .find(|c| !catalog::allowed(granted, if app_only { c.application } else { c.delegated }));
+        self.record(
+            &mut checks,
+            match &fresh_token {
+                Some(t) => {
+                    let claims = t.claims.clone().unwrap_or_default();
+                    facts.claims = Some(facts::claims(&claims));
+                    let app_only = mode == AuthMode::App || claims.is_app_only();
+                    if mode != AuthMode::Partner {
+                        let granted = if app_only { &claims.roles } else { &claims.scp };
+                        blocked_collector = catalog::customer_collectors()
+                            .find(|c| !catalog::allowed(granted, if app_only { c.application } else { c.delegated }));
+                    }
+                    permissions_check(&claims, mode, name)
                 }
-                permissions_check(&claims, mode, name)
-            }
-            None => {
-                check(Check::Permissions, CheckStatus::Skipped, "no token to read the granted permissions from", vec![])
-            }
-        });
+                None => check(
+                    Check::Permissions,
+                    CheckStatus::Skipped,
+                    "no token to read the granted permissions from",
+                    vec![],
+                ),
+            },
+        );
 
         // 6. Agent: this machine runs the inspection; can it reach the login and Graph hosts?
         let hosts = microsoft::reach::check_hosts(&self.graph.transport, &auth.cloud).await;
@@ -303,11 +330,14 @@ impl Doctor<'_> {
             })
             .collect();
         evidence.push(("egress address seen by Microsoft".into(), egress.unwrap_or_else(|| "unknown".into())));
-        checks.push(if login_ok && graph_ok {
-            check(Check::Agent, CheckStatus::Pass, "this machine reaches the login and Graph hosts", evidence)
-        } else {
-            check(Check::Agent, CheckStatus::Fail, "this machine cannot reach the cloud's hosts", evidence)
-        });
+        self.record(
+            &mut checks,
+            if login_ok && graph_ok {
+                check(Check::Agent, CheckStatus::Pass, "this machine reaches the login and Graph hosts", evidence)
+            } else {
+                check(Check::Agent, CheckStatus::Fail, "this machine cannot reach the cloud's hosts", evidence)
+            },
+        );
 
         // The root cause from everything the checks learned.
         let diagnosis = checks.iter().any(|c| c.status == CheckStatus::Fail).then(|| {

@@ -28,13 +28,30 @@ function followJob() {
     status.className = "badge " + job.status;
     if (p.planned) bar.max = p.planned;
     bar.value = p.done || 0;
-    text.textContent = (p.done || 0) + " of " + (p.planned || 0) + " tenants" + (p.failed ? ", " + p.failed + " failed" : "");
+    text.textContent = (p.done || 0) + " of " + (p.planned || 0) + (p.checks ? " checks" : " tenants") + (p.failed ? ", " + p.failed + " failed" : "");
+    showChecks(p.checks);
   });
   events.addEventListener("end", () => {
     events.close();
     window.location.reload();
   });
   events.onerror = () => events.close();
+}
+
+// A doctor job's checks as each ends (built from text, never from markup).
+function showChecks(checks) {
+  const list = document.getElementById("doctor-checks");
+  if (!list || !Array.isArray(checks)) return;
+  list.replaceChildren(...checks.map((c) => {
+    const item = document.createElement("li");
+    const badge = document.createElement("span");
+    badge.className = "badge " + String(c.status || "");
+    badge.textContent = String(c.status || "");
+    const title = document.createElement("b");
+    title.textContent = String(c.title || "");
+    item.append(badge, " ", title, ": " + String(c.summary || ""));
+    return item;
+  }));
 }
 
 // The runs page: each queued or running job's row follows it live; the page reloads once every

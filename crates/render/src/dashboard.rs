@@ -128,6 +128,17 @@ impl TenantListRow {
         }
     }
 
+    /// How long ago it was last inspected: `5 min`, `3 h`, `2 days`.
+    pub fn age(&self) -> String {
+        let Some(at) = self.last_inspected else { return String::new() };
+        let d = Utc::now() - at;
+        match (d.num_days(), d.num_hours(), d.num_minutes()) {
+            (days, _, _) if days >= 2 => format!("{days} days ago"),
+            (_, hours, _) if hours >= 1 => format!("{hours} h ago"),
+            (_, _, minutes) => format!("{} min ago", minutes.max(0)),
+        }
+    }
+
     pub fn gdap(&self) -> String {
         match self.gdap_days {
             None => "–".into(),
@@ -175,10 +186,12 @@ pub struct TenantList {
     pub cause: String,
     pub pool: String,
     pub tag: String,
+    pub access: String,
     pub sort: String,
     pub causes: Vec<String>,
     pub pools: Vec<String>,
     pub tags: Vec<String>,
+    pub accesses: Vec<String>,
 }
 
 #[derive(Template)]
@@ -192,10 +205,12 @@ struct TenantsPage<'a> {
     cause: &'a str,
     pool: &'a str,
     tag: &'a str,
+    access: &'a str,
     sort: &'a str,
     causes: &'a [String],
     pools: &'a [String],
     tags: &'a [String],
+    accesses: &'a [String],
     columns: Vec<(&'static str, &'static str)>,
 }
 
@@ -217,9 +232,14 @@ impl TenantsPage<'_> {
 
     fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in
-            [("q", self.q), ("status", self.status), ("cause", self.cause), ("pool", self.pool), ("tag", self.tag)]
-        {
+        for (k, v) in [
+            ("q", self.q),
+            ("status", self.status),
+            ("cause", self.cause),
+            ("pool", self.pool),
+            ("tag", self.tag),
+            ("access", self.access),
+        ] {
             if !v.is_empty() {
                 pairs.append_pair(k, v);
             }
@@ -247,12 +267,15 @@ pub fn tenants(chrome: &Chrome, list: &TenantList) -> Result<String, RenderError
         cause: &list.cause,
         pool: &list.pool,
         tag: &list.tag,
+        access: &list.access,
         sort: &list.sort,
         causes: &list.causes,
         pools: &list.pools,
         tags: &list.tags,
+        accesses: &list.accesses,
         columns: vec![
             ("name", "Tenant"),
+            ("domain", "Domain"),
             ("status", "Status"),
             ("cause", "Cause"),
             ("last_inspected", "Last inspected"),
@@ -260,6 +283,7 @@ pub fn tenants(chrome: &Chrome, list: &TenantList) -> Result<String, RenderError
             ("mfa", "MFA %"),
             ("score", "Secure Score"),
             ("gdap", "GDAP days left"),
+            ("access", "Access"),
         ],
     }
     .render()?)
@@ -354,6 +378,41 @@ pub struct JobView {
     pub last_error: Option<String>,
 }
 
+/// A doctor check as a job's page shows it.
+#[derive(Debug, Clone)]
+pub struct CheckView {
+    pub number: u64,
+    pub title: String,
+    pub status: String,
+    pub summary: String,
+    pub evidence: Vec<(String, String)>,
+}
+
+impl CheckView {
+    fn from_value(v: &serde_json::Value) -> CheckView {
+        let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        CheckView {
+            number: v["number"].as_u64().unwrap_or(0),
+            title: text("title"),
+            status: text("status"),
+            summary: text("summary"),
+            evidence: v["evidence"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|pair| {
+                            (
+                                pair[0].as_str().unwrap_or_default().to_string(),
+                                pair[1].as_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "dashboard/job.html")]
 struct JobPage<'a> {
@@ -364,6 +423,10 @@ struct JobPage<'a> {
     failed: u64,
     has_trace: bool,
     result: Option<String>,
+    /// A doctor job's checks: those done so far while it runs, all of them once it ended.
+    checks: Vec<CheckView>,
+    /// A doctor job's root cause, once it ended.
+    diagnosis: Option<DiagnosisView>,
 }
 
 /// A job's page, whose progress follows the job live.
@@ -374,6 +437,11 @@ pub fn job(
     result: Option<&serde_json::Value>,
 ) -> Result<String, RenderError> {
     let n = |k: &str| progress[k].as_u64().unwrap_or(0);
+    let checks = result
+        .and_then(|r| r["checks"].as_array())
+        .or_else(|| progress["checks"].as_array())
+        .map(|a| a.iter().map(CheckView::from_value).collect())
+        .unwrap_or_default();
     Ok(JobPage {
         chrome,
         job,
@@ -382,6 +450,8 @@ pub fn job(
         failed: n("failed"),
         has_trace: result.is_some_and(|r| r["trace"]["download"].is_string()),
         result: result.and_then(|r| serde_json::to_string_pretty(r).ok()),
+        checks,
+        diagnosis: result.and_then(|r| r.get("diagnosis")).and_then(DiagnosisView::from_value),
     }
     .render()?)
 }
@@ -431,6 +501,12 @@ pub struct PartnerView {
     pub verification_uri: String,
     /// How the last sign-in from the dashboard ended.
     pub outcome: Option<String>,
+    /// When the partner signed in (the age of the connection), and when its refresh token was
+    /// last used.
+    pub signed_in_at: Option<DateTime<Utc>>,
+    pub refresh_used_at: Option<DateTime<Utc>>,
+    /// The customers GDAP reaches, by the state of their latest inspection.
+    pub customers: Vec<(String, usize)>,
 }
 
 #[derive(Template)]
@@ -445,6 +521,21 @@ struct PartnerPage<'a> {
     user_code: Option<&'a str>,
     verification_uri: &'a str,
     outcome: Option<&'a str>,
+    p: &'a PartnerView,
+    now: DateTime<Utc>,
+}
+
+impl PartnerPage<'_> {
+    /// How long ago, for people: `3 days`, `5 hours`, `12 minutes`.
+    fn ago(&self, at: &DateTime<Utc>) -> String {
+        let d = self.now - *at;
+        match (d.num_days(), d.num_hours(), d.num_minutes()) {
+            (days, _, _) if days >= 2 => format!("{days} days ago"),
+            (_, hours, _) if hours >= 2 => format!("{hours} hours ago"),
+            (_, _, minutes) if minutes >= 1 => format!("{minutes} minutes ago"),
+            _ => "just now".into(),
+        }
+    }
 }
 
 /// The partner connection page, with the button that starts Microsoft's sign-in.
@@ -459,6 +550,8 @@ pub fn partner(chrome: &Chrome, p: &PartnerView) -> Result<String, RenderError> 
         user_code: p.user_code.as_deref(),
         verification_uri: &p.verification_uri,
         outcome: p.outcome.as_deref(),
+        p,
+        now: Utc::now(),
     }
     .render()?)
 }
@@ -535,10 +628,12 @@ mod tests {
             cause: String::new(),
             pool: String::new(),
             tag: String::new(),
+            access: String::new(),
             sort: "name".into(),
             causes: vec!["gdap_missing".into()],
             pools: vec!["local".into()],
             tags: vec!["gold".into()],
+            accesses: vec!["gdap".into()],
         };
         let page = tenants(&chrome(true), &list).expect("page");
         assert!(shown(&page).contains("q=con+to&status=failed&sort=-name"), "{page}");

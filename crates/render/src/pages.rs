@@ -185,6 +185,8 @@ pub struct RuleItem {
 #[derive(Debug, Clone, Default)]
 pub struct AlertList {
     pub show: String,
+    /// How many alerts there are; `alerts` holds the first of them.
+    pub total: usize,
     pub alerts: Vec<AlertItem>,
     pub mutes: Vec<MuteItem>,
     pub rules: Vec<RuleItem>,

@@ -269,6 +269,12 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let mut config = config;
+    // A public URL made from a listen address with port 0 names the port actually bound: pages
+    // show it in commands to copy (an agent's enrollment) and Microsoft redirects to it.
+    if let Some(base) = config.public_url.strip_suffix(":0") {
+        config.public_url = format!("{base}:{}", local.port());
+    }
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,

@@ -253,6 +253,9 @@ pub struct AlertsQuery {
     notice: String,
 }
 
+/// The most alerts the alerts page lists.
+const ALERTS_SHOWN: usize = 1000;
+
 /// `GET /alerts`: open alerts (or all), who acknowledged them, mutes and the rules.
 pub async fn alerts(State(state): State<AppState>, who: Operator, Query(query): Query<AlertsQuery>) -> PageResult {
     let all = query.show == "all";
@@ -280,6 +283,10 @@ pub async fn alerts(State(state): State<AppState>, who: Operator, Query(query): 
         })
         .collect();
     alerts.sort_by(|a, b| (a.resolved_at.is_some(), b.opened_at).cmp(&(b.resolved_at.is_some(), a.opened_at)));
+    // Open ones first, then the newest: a fleet's whole history of alerts would make the page
+    // unusable; `GET /api/v1/alerts?open=false` lists every one.
+    let total = alerts.len();
+    alerts.truncate(ALERTS_SHOWN);
     let rules = state
         .history
         .as_ref()
@@ -302,6 +309,7 @@ pub async fn alerts(State(state): State<AppState>, who: Operator, Query(query): 
     };
     let list = pages::AlertList {
         show: if all { "all".into() } else { "open".into() },
+        total,
         alerts,
         mutes: mutes
             .into_iter()

@@ -350,6 +350,8 @@ pub struct TenantsQuery {
     #[serde(default)]
     tag: String,
     #[serde(default)]
+    access: String,
+    #[serde(default)]
     sort: String,
 }
 
@@ -399,6 +401,9 @@ async fn tenant_list(state: &AppState, query: TenantsQuery) -> Result<TenantList
     let mut tags: Vec<String> = all.iter().flat_map(|t| t.tags.iter().cloned()).collect();
     tags.sort();
     tags.dedup();
+    let mut accesses: Vec<String> = all.iter().map(|t| t.access.clone()).collect();
+    accesses.sort();
+    accesses.dedup();
     let sort = if query.sort.is_empty() { "name".to_string() } else { query.sort.clone() };
     let (descending, key) = match sort.strip_prefix('-') {
         Some(k) => (true, k),
@@ -419,8 +424,23 @@ async fn tenant_list(state: &AppState, query: TenantsQuery) -> Result<TenantList
         .into_iter()
         .map(row_of)
         .collect();
+    if !query.access.is_empty() {
+        rows.retain(|r| r.access == query.access);
+    }
     add_figures(state, &mut rows).await?;
-    if FIGURE_KEYS.contains(&key) {
+    if key == "domain" || key == "access" {
+        // Stable after the sort by name: equal domains or access kinds keep that order.
+        rows.sort_by(|a, b| {
+            let (x, y) = if key == "domain" { (&a.domain, &b.domain) } else { (&a.access, &b.access) };
+            // Tenants without a domain go last whichever way the column is sorted.
+            match (x.is_empty(), y.is_empty()) {
+                (false, true) => std::cmp::Ordering::Less,
+                (true, false) => std::cmp::Ordering::Greater,
+                _ if descending => y.to_lowercase().cmp(&x.to_lowercase()),
+                _ => x.to_lowercase().cmp(&y.to_lowercase()),
+            }
+        });
+    } else if FIGURE_KEYS.contains(&key) {
         let figure = |r: &TenantListRow| match key {
             "users" => r.users,
             "mfa" => r.mfa_pct,
@@ -445,10 +465,12 @@ async fn tenant_list(state: &AppState, query: TenantsQuery) -> Result<TenantList
         cause: query.cause,
         pool: query.pool,
         tag: query.tag,
+        access: query.access,
         sort,
         causes,
         pools,
         tags,
+        accesses,
     })
 }
 
@@ -734,6 +756,13 @@ pub async fn partner(State(state): State<AppState>, who: Operator) -> PageResult
         tenant: p.tenant_id.clone(),
         mfa: p.mfa,
         fix: p.fix.clone(),
+        signed_in_at: p.signed_in_at,
+        refresh_used_at: p.refresh_token_last_used,
+        customers: {
+            let mut c: Vec<(String, usize)> = p.customers.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            c.sort();
+            c
+        },
         ..PartnerView::default()
     };
     if who.role >= Role::Admin

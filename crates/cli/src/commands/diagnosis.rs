@@ -227,6 +227,7 @@ pub async fn doctor(args: DoctorArgs, g: &Global) -> anyhow::Result<ExitCode> {
         partner_tenant: partner_tenant.as_ref(),
         partner_claims: partner.as_ref().and_then(|p| p.claims.as_ref()),
         agent: None,
+        on_check: None,
     }
     .run()
     .await;
