@@ -271,7 +271,8 @@ secret_env = "HOOK_SECRET"
                 *peak = (*peak).max(*n);
             }
         }
-        let slot = (started.elapsed().as_secs_f64() / window_len.as_secs_f64()) as usize;
+        // Twelve windows: the last sample of the run belongs to the last one.
+        let slot = ((started.elapsed().as_secs_f64() / window_len.as_secs_f64()) as usize).min(11);
         for (s, n) in series.iter_mut().zip(&now) {
             if s.len() <= slot {
                 s.resize(slot + 1, 0);

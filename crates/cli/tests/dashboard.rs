@@ -493,6 +493,13 @@ async fn the_platform_pages_act_for_the_right_roles_only() {
         async move { http.get(format!("{url}/api/v1/me")).bearer_auth(token).send().await.expect("me").status() }
     };
     assert_eq!(me(token.clone()).await, StatusCode::OK);
+    let (status, _) = admin
+        .post(
+            "/ui/settings/tokens",
+            &[("csrf", &admin_csrf), ("name", "sign-in link for Mallory"), ("role", "admin"), ("days", "30")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a token may not hide among sign-in links");
     let (_, _, page) = admin.get("/settings").await;
     let id = hidden(&page, "id");
     assert!(page.contains("token.create") && page.contains("webhook.test"), "the audit log: {page}");

@@ -57,7 +57,9 @@ function showChecks(checks) {
 // The runs page: each queued or running job's row follows it live; the page reloads once every
 // followed job has ended, so that its results and duration appear.
 function followJobs() {
-  const live = document.querySelectorAll("[data-live-job]");
+  // A handful of streams at most: a browser keeps few connections to one server, and the rest of
+  // the page must stay reachable.
+  const live = Array.from(document.querySelectorAll("[data-live-job]")).slice(0, 4);
   let open = live.length;
   for (const status of live) {
     const id = status.dataset.liveJob;
@@ -81,7 +83,7 @@ function followJobs() {
       if (open === 0) window.location.reload();
     };
     events.addEventListener("end", done);
-    events.onerror = () => events.close();
+    events.onerror = done;
   }
 }
 

@@ -16,7 +16,9 @@ const FIGURES: &[&str] = &[
 /// Quotes a cell, and defuses one a spreadsheet would run as a formula (as OWASP advises for CSV
 /// exports).
 pub fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    // A number (a negative one starts with '-') is a value to every spreadsheet, never a formula.
+    let number = s.parse::<f64>().is_ok_and(f64::is_finite);
+    let s = if !number && s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
@@ -52,6 +54,8 @@ mod tests {
     fn quotes_and_defuses_formulas() {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("=HYPERLINK(x)"), "'=HYPERLINK(x)");
+        assert_eq!(field("-3"), "-3", "a negative number stays a number");
+        assert_eq!(field("-3+cmd|' /C calc'!A0"), "'-3+cmd|' /C calc'!A0");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }

@@ -364,6 +364,10 @@ fn node(out: &mut String, key: Option<&str>, v: &Value, depth: usize, left: &mut
                 if m.len() == 1 { "key" } else { "keys" }
             ));
             for (k, child) in m {
+                if *left == 0 {
+                    *skipped += count(child);
+                    continue;
+                }
                 out.push_str("<li>");
                 node(out, Some(k), child, depth + 1, left, skipped);
                 out.push_str("</li>");
@@ -377,6 +381,10 @@ fn node(out: &mut String, key: Option<&str>, v: &Value, depth: usize, left: &mut
                 if a.len() == 1 { "item" } else { "items" }
             ));
             for (i, child) in a.iter().enumerate() {
+                if *left == 0 {
+                    *skipped += count(child);
+                    continue;
+                }
                 out.push_str("<li>");
                 node(out, Some(&i.to_string()), child, depth + 1, left, skipped);
                 out.push_str("</li>");
@@ -511,6 +519,7 @@ mod tests {
         let many = json!({"a": (0..50).collect::<Vec<_>>()});
         let tree = json_tree(&many, 10);
         assert!(tree.contains("42 more values are not drawn"), "{tree}");
+        assert_eq!(tree.matches("<li>").count(), 1 + 8, "nothing is drawn past the budget: {tree}");
     }
 
     #[test]

@@ -1436,6 +1436,10 @@ pub async fn create_token(
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(Problem::bad_request("a token name of 1 to 100 printable characters"));
     }
+    // Sign-in links are tokens named so; a token named like one would hide among them.
+    if name.starts_with(crate::ui::LINK_NAME) {
+        return Err(Problem::bad_request(format!("a token name may not start with {:?}", crate::ui::LINK_NAME)));
+    }
     let days = body.days.unwrap_or(90);
     if !(1..=366).contains(&days) {
         return Err(Problem::bad_request("days must be between 1 and 366"));

@@ -84,7 +84,7 @@ pub async fn runs(State(state): State<AppState>, who: Operator, Query(query): Qu
                 status: j.status.to_string(),
                 planned: planned.max(done),
                 done,
-                failed: n(&progress, "failed").or_else(|| n(&result, "failed")).unwrap_or(0),
+                failed: n(&result, "failed").or_else(|| n(&progress, "failed")).unwrap_or(0),
                 queued_at: Some(j.created_at),
                 duration,
                 run_id: result["run_id"].as_str().map(str::to_string),
@@ -96,11 +96,11 @@ pub async fn runs(State(state): State<AppState>, who: Operator, Query(query): Qu
         })
         .collect();
     // Runs made outside the job queue (the command line on the same database) are shown too,
-    // unless a status filter that only jobs have is set.
+    // unless a status filter that only jobs have is set. A run knows the job that started it,
+    // so a job's earlier attempts (killed, retried) are never taken for command-line runs.
     if status.is_none() {
-        let known: std::collections::HashSet<String> = rows.iter().filter_map(|r| r.run_id.clone()).collect();
-        for r in state.store.list_runs(100).await? {
-            if known.contains(r.id.as_str()) || r.kind != "inspect" {
+        for (r, job) in state.store.runs_with_jobs(100).await? {
+            if job.is_some() || r.kind != "inspect" {
                 continue;
             }
             let stat = |k: &str| r.stats.get(k).and_then(Value::as_u64);
@@ -426,9 +426,21 @@ pub async fn dataprint(
         None => doc.pointer("/tenant/display_name").and_then(Value::as_str).unwrap_or(&tenant_id).to_string(),
     };
     let expression = query.query.trim().to_string();
-    let result = (!expression.is_empty()).then(|| {
-        jmespath_search(&doc, &expression).and_then(|v| serde_json::to_string_pretty(&v).map_err(|e| e.to_string()))
-    });
+    // A costly expression over a large dataprint runs on the blocking pool, bounded in time, so
+    // that it never holds up the pages of others.
+    let result = if expression.is_empty() {
+        None
+    } else {
+        let (doc, expression) = (std::sync::Arc::new(doc.clone()), expression.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            jmespath_search(&doc, &expression).and_then(|v| serde_json::to_string_pretty(&v).map_err(|e| e.to_string()))
+        });
+        Some(match tokio::time::timeout(std::time::Duration::from_secs(10), task).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err("the query could not be evaluated".to_string()),
+            Err(_) => Err("the query took longer than 10 seconds: narrow it (filter before projecting)".to_string()),
+        })
+    };
     let taken_at = doc
         .pointer("/run/started_at")
         .and_then(Value::as_str)
@@ -697,7 +709,7 @@ async fn settings_page(
                 min_severity: t.min_severity.map_or("every alert".into(), |s| format!("{} and above", s.as_str())),
             })
             .collect(),
-        sign_in: sign_in_summary(state),
+        sign_in: sign_in_summary(state, who.role >= Role::Admin),
         notice,
         new_token,
         ..Default::default()
@@ -738,7 +750,7 @@ async fn settings_page(
 }
 
 /// How people sign in, and how their role is decided, for the settings page.
-fn sign_in_summary(state: &AppState) -> Vec<(String, String)> {
+fn sign_in_summary(state: &AppState, admin: bool) -> Vec<(String, String)> {
     let access = &state.config.access;
     let mut out = Vec::new();
     match &access.oidc {
@@ -761,9 +773,14 @@ fn sign_in_summary(state: &AppState) -> Vec<(String, String)> {
         }
         None => out.push(("Sign in with Microsoft".to_string(), "off: configure [server.access.oidc]".into())),
     }
+    // Who the break-glass administrator is matters only to administrators.
     out.push((
         "Break-glass administrator".to_string(),
-        access.break_glass.as_ref().map_or("off".into(), |b| format!("on ({})", b.user)),
+        match &access.break_glass {
+            None => "off".into(),
+            Some(b) if admin => format!("on ({})", b.user),
+            Some(_) => "on".into(),
+        },
     ));
     out.push(("Sessions last".to_string(), format!("{} hours", access.session_hours.unwrap_or(12))));
     out

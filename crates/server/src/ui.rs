@@ -277,6 +277,11 @@ pub(crate) fn row_of(t: TenantItem) -> TenantListRow {
     }
 }
 
+/// Whole days until `end`, negative once it has passed (an end an hour ago is -1, not 0).
+fn days_until(end: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> i64 {
+    (end - now).num_seconds().div_euclid(86_400)
+}
+
 /// The partner's GDAP relationships and its groups' names by id, from its latest good dataprint.
 async fn partner_gdap(state: &AppState) -> Result<(Vec<Value>, std::collections::HashMap<String, String>), Page> {
     let partner = state.store.list_tenants().await?.into_iter().find(|t| t.role == store::TenantRole::Partner);
@@ -332,7 +337,7 @@ async fn add_figures(state: &AppState, rows: &mut [TenantListRow]) -> Result<(),
         if let Some([users, mfa, score]) = figures.get(&row.id) {
             (row.users, row.mfa_pct, row.score_pct) = (*users, *mfa, *score);
         }
-        row.gdap_days = gdap_end.get(&row.id.to_ascii_lowercase()).map(|end| (*end - now).num_days());
+        row.gdap_days = gdap_end.get(&row.id.to_ascii_lowercase()).map(|end| days_until(*end, now));
     }
     Ok(())
 }
@@ -564,7 +569,7 @@ async fn tenant_extras(state: &AppState, row: &TenantListRow) -> Result<dashboar
                 status: r["status"].as_str().unwrap_or_default().to_string(),
                 roles: roles(r),
                 groups,
-                days_left: end.map(|e| (e - now).num_days()),
+                days_left: end.map(|e| days_until(e, now)),
                 end,
                 auto_extend: r["autoExtendDuration"]
                     .as_str()

@@ -341,9 +341,9 @@ pub(crate) struct StoredDataprint {
 
 /// Decompresses, verifies and reassembles a stored dataprint on the
 /// blocking pool.
-/// Inflates and reassembles a stored dataprint; `partial` when only some of its collections were
-/// read (the others are then left out of the document).
-pub(crate) async fn load(stored: StoredDataprint, partial: bool) -> Result<Value> {
+/// Inflates and reassembles a stored dataprint; with `only`, just those collections were read
+/// (the others are then left out of the document, also when it was stored whole).
+pub(crate) async fn load(stored: StoredDataprint, only: Option<Vec<String>>) -> Result<Value> {
     tokio::task::spawn_blocking(move || {
         let envelope =
             decompress(&stored.envelope_z, stored.envelope_len, &format!("dataprint {} envelope", stored.id))?;
@@ -359,9 +359,16 @@ pub(crate) async fn load(stored: StoredDataprint, partial: bool) -> Result<Value
                 Some(map)
             }
         };
-        match (partial, members) {
-            (true, Some(members)) => reassemble_partial(&stored.id, &envelope, members),
-            (_, members) => reassemble(&stored.id, &envelope, members),
+        match (only, members) {
+            (Some(_), Some(members)) => reassemble_partial(&stored.id, &envelope, members),
+            (Some(names), None) => {
+                let mut doc = reassemble(&stored.id, &envelope, None)?;
+                if let Some(all) = doc.get_mut(COLLECTIONS).and_then(Value::as_object_mut) {
+                    all.retain(|name, _| names.contains(name));
+                }
+                Ok(doc)
+            }
+            (None, members) => reassemble(&stored.id, &envelope, members),
         }
     })
     .await

@@ -458,6 +458,10 @@ pub trait JobStore: Send + Sync {
     /// The runs a job started, oldest first.
     async fn job_runs(&self, job_id: &str) -> Result<Vec<RunRecord>>;
 
+    /// The newest runs, as [`RunStore::list_runs`] gives them, each with the id of the job that
+    /// started it (`None` for a run made outside the queue, by the command line).
+    async fn runs_with_jobs(&self, limit: u32) -> Result<Vec<(RunRecord, Option<String>)>>;
+
     /// When each scheduled tenant is next due.
     async fn schedule_state(&self) -> Result<Vec<(TenantId, DateTime<Utc>)>>;
 

@@ -274,6 +274,22 @@ impl JobStore for SqlStore {
         Ok(run)
     }
 
+    async fn runs_with_jobs(&self, limit: u32) -> Result<Vec<(RunRecord, Option<String>)>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT r.id, r.kind, r.started_at, r.finished_at, r.status, r.stats, j.id AS job_id \
+                     FROM runs r LEFT JOIN jobs j ON j.key = r.job_key \
+                     ORDER BY r.started_at DESC, r.id DESC LIMIT $1",
+                )
+                .bind(i64::from(limit)),
+            )
+            .await?;
+        rows.iter().map(|r| Ok((rows::run(r)?, r.opt_text("job_id")?))).collect()
+    }
+
     async fn job_tenants(&self, job_id: &str) -> Result<Vec<TenantId>> {
         let rows = self
             .db

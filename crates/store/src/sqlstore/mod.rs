@@ -183,7 +183,7 @@ impl SqlStore {
             members,
         };
         tx.commit().await?;
-        let doc = blob::load(stored, only.is_some()).await?;
+        let doc = blob::load(stored, only.map(|names| names.iter().map(|n| n.to_string()).collect())).await?;
         Ok(Some((meta, doc)))
     }
 

@@ -171,8 +171,14 @@ impl TenantStore for SqlStore {
         }
         tx.execute(query("DELETE FROM tenant_tags WHERE tenant_id = $1").bind(tenant_id)).await?;
         for tag in &wanted {
-            tx.execute(query("INSERT INTO tenant_tags (tenant_id, tag) VALUES ($1, $2)").bind(tenant_id).bind(tag))
-                .await?;
+            // Two replacements at once on PostgreSQL may interleave: the later one's rows win and
+            // a tag both add is kept once instead of failing the request.
+            tx.execute(
+                query("INSERT INTO tenant_tags (tenant_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(tenant_id)
+                    .bind(tag),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -1782,6 +1782,11 @@ pub async fn jobs_are_claimed_once_and_fenced(store: S, _db: Db) {
     store.commit_tenant_result(&t2, &[], None).await.expect("commit t2");
     assert_eq!(store.job_tenants(&a.id).await.expect("tenants"), vec![tid("t1"), tid("t2")]);
     assert_eq!(store.job_runs(&a.id).await.expect("runs").len(), 2);
+    // Each run knows the job that started it; a run made outside the queue knows none.
+    let outside = store.start_run("inspect", later).await.expect("a command-line run");
+    let listed = store.runs_with_jobs(10).await.expect("runs with jobs");
+    assert_eq!(listed.iter().filter(|(_, j)| j.as_deref() == Some(a.id.as_str())).count(), 2, "{listed:?}");
+    assert!(listed.iter().any(|(r, j)| r.id == outside.id && j.is_none()), "{listed:?}");
 
     let done = store.finish_job(&w2, &JobOutcome::Succeeded(json!({"ok": 2})), later).await.expect("finish");
     assert_eq!((done.status, done.result.clone()), (JobStatus::Succeeded, Some(json!({"ok": 2}))));
