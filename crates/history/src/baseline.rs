@@ -37,6 +37,15 @@ const SECTIONS: &[&str] = &[
     "domains",
 ];
 
+/// Every collection [`drift`] and [`Baseline::from_dataprint`] read: the settings sections and
+/// the collections whose ids they translate into names (see `labels`). A caller loading a
+/// dataprint only to compare it with a baseline loads these.
+pub fn drift_reads() -> Vec<&'static str> {
+    let mut reads = SECTIONS.to_vec();
+    reads.extend(["users", "groups"]);
+    reads
+}
+
 /// Fields that identify or date an object rather than configure it.
 const VOLATILE: &[&str] = &["id", "createdDateTime", "modifiedDateTime", "lastModifiedDateTime", "deletedDateTime"];
 
@@ -292,4 +301,14 @@ pub fn drift(baseline: &Baseline, dataprint: &Value) -> Result<Vec<Drift>, Histo
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn drift_reads_every_collection_a_comparison_uses() {
+        for name in super::SECTIONS.iter().chain(["users", "groups", "namedLocations"].iter()) {
+            assert!(super::drift_reads().contains(name), "{name}");
+        }
+    }
 }

@@ -33,7 +33,7 @@ mod webhook;
 pub use alerts::{
     Alert, AlertCondition, AlertOutcome, AlertRule, AlertStatus, ChangeDirection, Comparison, evaluate_alerts,
 };
-pub use baseline::{BASELINE_SCHEMA, Baseline, Drift, DriftKind, drift};
+pub use baseline::{BASELINE_SCHEMA, Baseline, Drift, DriftKind, drift, drift_reads};
 pub use builtin::builtin_metrics;
 pub use config::{Config, parse_config};
 pub use error::{HistoryError, SignatureError};

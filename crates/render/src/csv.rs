@@ -2,8 +2,8 @@
 
 use crate::views::{ReportView, TenantRow};
 
-/// The columns, with the metric each shows.
-const FIGURES: &[&str] = &[
+/// The columns, with the metric each shows: the figures of the tenants table, in its order.
+pub(crate) const FIGURES: &[&str] = &[
     "users",
     "mfa_registered_pct",
     "global_admins",

@@ -299,16 +299,6 @@ pub async fn fleet_view(store: &dyn Store, now: DateTime<Utc>) -> Result<ReportV
 }
 
 /// What a view covers.
-/// The figures the tenants table (`templates/partials/tenant_table.html`) shows.
-const TABLE_FIGURES: [&str; 7] = [
-    "users",
-    "mfa_registered_pct",
-    "global_admins",
-    "admins_without_mfa",
-    "ca_policies_enabled",
-    "security_defaults",
-    "secure_score_pct",
-];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {
@@ -334,7 +324,7 @@ async fn assemble(
         // quick with a thousand tenants.
         Scope::Fleet => {
             let mut points = Vec::new();
-            for name in TABLE_FIGURES {
+            for name in crate::csv::FIGURES {
                 points.extend(store.metric_at(at, name).await?);
             }
             points

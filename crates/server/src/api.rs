@@ -769,6 +769,15 @@ pub async fn get_dataprint_by_id(
     Ok(response)
 }
 
+/// A dataprint by id, or the API's 404.
+pub(crate) async fn dataprint_or_404(state: &AppState, id: &str) -> ApiResult<Value> {
+    state
+        .store
+        .get_dataprint(&store::DataprintId::new(id.to_string()))
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no dataprint {id:?}")))
+}
+
 /// What changed from one dataprint to another (of the same tenant, or two tenants compared).
 #[utoipa::path(get, path = "/api/v1/dataprints/{from}/diff/{to}", params(("from" = String, Path), ("to" = String, Path)),
     responses((status = 200, body = Vec<Object>), (status = 404, body = Problem)))]
@@ -777,16 +786,7 @@ pub async fn diff_dataprints(
     _who: Principal,
     Segment((from, to)): Segment<(String, String)>,
 ) -> ApiResult<Json<Vec<history::ChangeEvent>>> {
-    let load = |id: String| {
-        let store = state.store.clone();
-        async move {
-            store
-                .get_dataprint(&store::DataprintId::new(id.clone()))
-                .await?
-                .ok_or_else(|| Problem::not_found(format!("no dataprint {id:?}")))
-        }
-    };
-    let (before, after) = (load(from).await?, load(to).await?);
+    let (before, after) = (dataprint_or_404(&state, &from).await?, dataprint_or_404(&state, &to).await?);
     let events = history::diff(&before, &after)
         .map_err(|e| Problem::bad_request(format!("these dataprints cannot be compared: {e}")))?;
     Ok(Json(events))

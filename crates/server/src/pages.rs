@@ -417,9 +417,7 @@ pub async fn dataprint(
     Segment(id): Segment<String>,
     Query(query): Query<ExploreQuery>,
 ) -> PageResult {
-    let dp = store::DataprintId::new(id.clone());
-    let doc =
-        state.store.get_dataprint(&dp).await?.ok_or_else(|| Problem::not_found(format!("no dataprint {id:?}")))?;
+    let doc = crate::api::dataprint_or_404(&state, &id).await?;
     let tenant_id = doc.pointer("/tenant/id").and_then(Value::as_str).unwrap_or_default().to_string();
     let tenant = match state.store.get_tenant(&TenantId::new(tenant_id.clone())).await? {
         Some(t) => render::views::shown_name(&t),
@@ -466,16 +464,10 @@ pub struct CompareQuery {
 
 /// `GET /compare?from=&to=`: two dataprints side by side, field by field.
 pub async fn compare(State(state): State<AppState>, who: Operator, Query(query): Query<CompareQuery>) -> PageResult {
-    let load = |id: String| {
-        let store = state.store.clone();
-        async move {
-            store
-                .get_dataprint(&store::DataprintId::new(id.clone()))
-                .await?
-                .ok_or_else(|| Problem::not_found(format!("no dataprint {id:?}")))
-        }
-    };
-    let (before, after) = (load(query.from.clone()).await?, load(query.to.clone()).await?);
+    let (before, after) = (
+        crate::api::dataprint_or_404(&state, &query.from).await?,
+        crate::api::dataprint_or_404(&state, &query.to).await?,
+    );
     let label = |doc: &Value| {
         format!(
             "{} at {}",
@@ -532,19 +524,6 @@ pub struct BaselinesQuery {
 /// names, so a page is kept small enough to render quickly with a thousand tenants.
 const DRIFT_PAGE: usize = 25;
 
-/// What a drift comparison reads of a tenant's dataprint: the settings a baseline holds and the
-/// users, groups and locations whose ids it translates into names.
-const DRIFT_COLLECTIONS: &[&str] = &[
-    "securityDefaults",
-    "authorizationPolicy",
-    "authenticationMethodsPolicy",
-    "conditionalAccessPolicies",
-    "namedLocations",
-    "domains",
-    "users",
-    "groups",
-];
-
 /// `GET /baselines`: every baseline with the drift of a page of tenants; one tenant's drift in
 /// full.
 pub async fn baselines(
@@ -569,11 +548,12 @@ pub async fn baselines(
     // Each shown tenant's settings are read once, whatever the number of baselines; the tenant
     // whose drift is asked for in full is read too when it is on another page.
     let mut docs: HashMap<TenantId, Option<Value>> = HashMap::new();
+    let reads = history::drift_reads();
     if !baselines.is_empty() {
         let asked = tenants.iter().find(|t| t.id.as_str() == query.tenant);
         for t in shown.iter().copied().chain(asked) {
             if !docs.contains_key(&t.id) {
-                let doc = state.store.last_good_collections(&t.id, DRIFT_COLLECTIONS).await?.map(|(_, d)| d);
+                let doc = state.store.last_good_collections(&t.id, &reads).await?.map(|(_, d)| d);
                 docs.insert(t.id.clone(), doc);
             }
         }
