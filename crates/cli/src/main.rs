@@ -26,12 +26,19 @@ mod terminal;
 
 use clap::Parser;
 
+// An inspection parses, hashes and drops hundreds of megabytes of small JSON values on every runtime
+// thread; with mimalloc it takes about a third less CPU than with glibc's malloc (docs/performance.md,
+// "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     quiet_on_closed_pipe();
     let cli = commands::Cli::parse();
-    // The simulator serves many small requests from every thread and keeps glibc's default.
+    // The simulator serves many small requests from every thread and keeps the allocators' defaults.
     if !matches!(cli.command, commands::Command::Sim(_)) {
         limit_malloc_arenas();
+        return_memory_promptly();
     }
     init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -95,12 +102,10 @@ fn quiet_on_closed_pipe() {
 /// Caps glibc's malloc at two arenas, unless `MALLOC_ARENA_MAX` says otherwise. Called before the
 /// runtime starts any thread.
 ///
-/// glibc gives threads that contend for the allocator arenas of their own, up to eight per core, and
-/// memory freed into one arena is not reused for another's allocations. An inspection parses and
-/// drops large JSON documents on whichever runtime or blocking thread is free, so with the default
-/// an unchanged run of the 1,000-customer benchmark peaked at 314 MiB; with two arenas, 185 to
-/// 206 MiB, for 5 to 6 seconds more on a 22-second run (docs/performance.md). Scheduled runs are
-/// mostly such runs, on machines where memory is the scarcer resource.
+/// Rust's allocations go to mimalloc; what still uses glibc's malloc is the C code, SQLite's page
+/// cache and statements above all. glibc gives threads that contend for the allocator arenas of their
+/// own, up to eight per core, and memory freed into one arena is not reused for another's
+/// allocations; SQLite's work moves between sqlx's worker threads, so the cap keeps its memory in two.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
@@ -109,6 +114,32 @@ fn limit_malloc_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }
+    }
+}
+
+/// mimalloc's purge delay, by its index in `mi_option_t` (mimalloc v3, the version libmimalloc-sys
+/// builds by default), which the sys crate does not name; a test checks it against its default.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Has mimalloc hand freed memory back at once, and the process use ordinary pages, unless
+/// `MIMALLOC_PURGE_DELAY` or `MIMALLOC_ALLOW_THP` say otherwise.
+///
+/// By default mimalloc keeps freed memory for a second and asks for 2 MiB transparent huge pages for
+/// its arenas, each resident as a whole once touched: the first run of the 1,000-customer benchmark
+/// then peaked at 364 to 397 MiB (docs/performance.md, "Allocator"). The arena is reserved by the
+/// first allocation, before `main`, so huge pages are turned off for the process itself
+/// (`PR_SET_THP_DISABLE`, which page faults from then on obey) rather than through mimalloc's option,
+/// which would come too late. The simulator keeps the defaults.
+fn return_memory_promptly() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: setting an option only changes a tunable mimalloc reads each time it purges.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and only sets a flag of this process; its
+        // result only says whether the kernel knows the flag.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
 }
 
@@ -126,6 +157,16 @@ fn init_tracing(verbose: u8) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mimalloc_purge_delay_is_the_option_meant() {
+        // Its default identifies it: a mimalloc whose enumeration moved fails here instead of
+        // silently setting some other option.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reading an option has no effect beyond initialising it from the environment.
+            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) }, 1000);
+        }
+    }
+
     #[test]
     fn each_cause_of_an_error_is_said_once() {
         let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied (os error 13)");

@@ -272,6 +272,8 @@ pub struct Child<'a> {
     pub target: &'a TenantTarget,
     pub previous: &'a Previous,
     pub options: &'a ChildOptions,
+    /// The tenant's work permit, set aside while it waits on Graph's pacing; none runs unbounded.
+    pub turn: Option<&'a crate::turn::Turn>,
 }
 
 impl Child<'_> {
@@ -453,6 +455,7 @@ impl Child<'_> {
         // within its limits). Conditional Access allows one request per second per tenant, so reading
         // one collector after another would make every tenant wait on it.
         let mut reads = Vec::new();
+        let mut paced = Vec::new();
         for c in to_read.iter().copied().filter(|c| !c.fetch.batched()) {
             // Once the token endpoint refused this tenant (say, a revoked refresh token found while
             // replacing an expired access token), every further read would fail the same way.
@@ -485,9 +488,17 @@ impl Child<'_> {
                 continue;
             }
             let first = first_pages.remove(c.name);
-            reads.push(self.read(c, now, &token, plans.as_deref(), first));
+            let read = self.read(c, now, &token, plans.as_deref(), first);
+            if microsoft::graph::is_paced(c.path) { paced.push(read) } else { reads.push(read) }
         }
-        for (c, o, items, links) in futures::future::join_all(reads).await {
+        // The paced reads go first, with the tenant's work permit set aside: they wait on Graph's
+        // clock, and the tenant holds little memory until its large reads begin.
+        let paced = match self.turn {
+            Some(turn) if !paced.is_empty() => turn.aside(futures::future::join_all(paced)).await,
+            _ => futures::future::join_all(paced).await,
+        };
+        let read = futures::future::join_all(reads).await;
+        for (c, o, items, links) in paced.into_iter().chain(read) {
             if let Some(items) = items {
                 collections.insert(c.name.to_string(), keyed(items));
             }

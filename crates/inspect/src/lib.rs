@@ -18,6 +18,7 @@ pub mod permissions;
 pub mod run;
 pub mod storage;
 pub mod tokens;
+pub mod turn;
 
 pub use access::Access;
 pub use child::{AuthMode, TenantTarget};

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use microsoft::graph::GraphClient;
 use microsoft::{AccountRole, Grant, SecretString};
 use serde::Serialize;
@@ -23,6 +23,7 @@ use crate::dataprint::Status;
 use crate::facts::GdapView;
 use crate::partner::{self, PartnerResult};
 use crate::storage::InspectStore;
+use crate::turn::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -46,13 +47,19 @@ pub enum CommitError {
     Encode(#[from] serde_json::Error),
 }
 
+/// Tenants in flight for each one at work (see [`crate::turn`]). A tenant waiting on Conditional
+/// Access's one request per second holds its token, outcomes and the small reads of its batch, a few
+/// tens of kilobytes, so the cap is generous.
+const IN_FLIGHT_PER_WORKER: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Tenant ids, domains or names to inspect; empty means every tenant.
     pub tenants: Vec<String>,
     pub full: bool,
     pub clear_cache: bool,
-    /// Tenants inspected at the same time.
+    /// Tenants worked on at the same time; up to eight times as many are in flight while some wait
+    /// on Graph's pacing (see [`crate::turn`]).
     pub concurrency: usize,
     pub cloud: Option<String>,
     /// Metrics and alert rules evaluated after each tenant is committed; `None` records no history.
@@ -285,10 +292,21 @@ struct Plan {
     unreadable: Vec<store::AppCredentialMeta>,
 }
 
-impl<S: InspectStore + ?Sized> Runner<S> {
+impl<S: InspectStore + ?Sized + 'static> Runner<S> {
     /// A runner on the system clock that reports nothing while it runs.
     pub fn new(graph: GraphClient, store: Arc<S>, options: RunOptions) -> Runner<S> {
         Runner { graph, store, options, observer: Arc::new(Silent), clock: Arc::new(SystemClock) }
+    }
+
+    /// A runner sharing this one's client, store, options, observer and clock, to move into tasks.
+    fn share(&self) -> Runner<S> {
+        Runner {
+            graph: self.graph.clone(),
+            store: self.store.clone(),
+            options: self.options.clone(),
+            observer: self.observer.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// Reports progress to `observer`.
@@ -490,13 +508,26 @@ impl<S: InspectStore + ?Sized> Runner<S> {
             clear_cache: self.options.clear_cache,
             cloud: self.options.cloud.clone(),
         };
+        // Each tenant is a task of its own, so that parsing, assembling and hashing tenants runs on
+        // every worker thread; polled inside this one future, all of it ran on a single thread.
+        let shared = Arc::new(self.share());
+        let workers = Workers::new(self.options.concurrency);
         let results: Vec<Result<TenantSummary, RunError>> = futures::stream::iter(plan.targets)
             .map(|target| {
                 let run_id = run.id.clone();
                 let child_options = child_options.clone();
-                async move { self.inspect_one(&run_id, target, &child_options).await }
+                let shared = shared.clone();
+                let workers = workers.clone();
+                // The handle cancels the task when dropped, as dropping the run drops its tenants, and
+                // resumes a panic of the task here.
+                let (task, handle) =
+                    async move { shared.inspect_one(&run_id, target, &child_options, &workers).await }.remote_handle();
+                tokio::spawn(task);
+                handle
             })
-            .buffer_unordered(self.options.concurrency.max(1))
+            // Tenants waiting on Graph's pacing set their work permit aside, so more are in flight
+            // than work at once; the cap bounds what the waiting ones hold.
+            .buffer_unordered(self.options.concurrency.max(1) * IN_FLIGHT_PER_WORKER)
             .collect()
             .await;
         let mut tenants = Vec::new();
@@ -722,7 +753,10 @@ impl<S: InspectStore + ?Sized> Runner<S> {
         run_id: &RunId,
         target: TenantTarget,
         options: &ChildOptions,
+        workers: &Workers,
     ) -> Result<TenantSummary, RunError> {
+        // Held until the tenant is committed, but for its paced reads (see `turn`).
+        let turn = &workers.turn().await;
         let (mut previous, previous_id) = match self.store.last_good_dataprint(&target.tenant_id).await? {
             Some((meta, dp)) => (Previous::new(dp, meta.taken_at), Some(meta.id)),
             None => (Previous::default(), None),
@@ -732,10 +766,16 @@ impl<S: InspectStore + ?Sized> Runner<S> {
                 previous.delta_links.insert(name.to_string(), link);
             }
         }
-        let result: TenantResult =
-            Child { graph: &self.graph, clock: self.clock.as_ref(), target: &target, previous: &previous, options }
-                .run()
-                .await;
+        let result: TenantResult = Child {
+            graph: &self.graph,
+            clock: self.clock.as_ref(),
+            target: &target,
+            previous: &previous,
+            options,
+            turn: Some(turn),
+        }
+        .run()
+        .await;
         drop(previous);
         let now = self.clock.now();
         // A tenant first known only by id gets its name from its own organization object.

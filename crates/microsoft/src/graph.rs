@@ -36,7 +36,8 @@ pub struct GraphOptions {
     /// a small tenant (under 50 users), the smallest, since a tenant's size is not known before it is
     /// read. Each request is paced by its documented cost ([`resource_units`]).
     pub directory_units_per_10s: u32,
-    /// Conditional Access allows one request per second per tenant for all apps together.
+    /// Conditional Access allows one request per second per tenant for all apps together: a
+    /// tenant's requests of that class go one at a time, each this long after the previous answer.
     pub conditional_access_period: Duration,
     /// Reports allow five requests per ten seconds per app and tenant.
     pub reports_per_10s: u32,
@@ -118,10 +119,53 @@ pub(crate) fn class_of(path: &str) -> Class {
     }
 }
 
+/// Whether Graph paces requests to this path at one a second per tenant (Conditional Access): a
+/// tenant's second such read waits on the clock, not on work, so a caller may set the tenant's work
+/// aside meanwhile.
+pub fn is_paced(path: &str) -> bool {
+    class_of(path) == Class::ConditionalAccess
+}
+
+/// One request at a time, each sent at least `period` after the previous one's answer arrived.
+///
+/// Graph admits a request before it answers it, so a request sent a period after the previous answer
+/// reaches Graph at least a period after Graph admitted the previous one, however long either spent
+/// on the way. Pacing by send times instead, as a token bucket does, lets a request delayed on its way
+/// in (a busy machine, a slow network) arrive close behind the next one, which is then refused;
+/// Conditional Access's refusals carry no `Retry-After` to recover by.
+struct Pace {
+    period: Duration,
+    last_answer: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// The right to send a paced request; the answer's time is taken when it is dropped.
+struct PaceGuard<'a>(tokio::sync::MutexGuard<'a, Option<Instant>>);
+
+impl Drop for PaceGuard<'_> {
+    fn drop(&mut self) {
+        *self.0 = Some(Instant::now());
+    }
+}
+
+impl Pace {
+    fn new(period: Duration) -> Pace {
+        Pace { period, last_answer: tokio::sync::Mutex::new(None) }
+    }
+
+    /// Waits for the previous paced request's answer and then for the period after it.
+    async fn turn(&self) -> PaceGuard<'_> {
+        let last = self.last_answer.lock().await;
+        if let Some(at) = *last {
+            tokio::time::sleep_until((at + self.period).into()).await;
+        }
+        PaceGuard(last)
+    }
+}
+
 struct TenantLimits {
     in_flight: Semaphore,
     directory: DefaultDirectRateLimiter,
-    conditional_access: DefaultDirectRateLimiter,
+    conditional_access: Pace,
     reports: DefaultDirectRateLimiter,
     /// No request goes to the tenant before this instant: the last `Retry-After` it was given.
     blocked_until: Mutex<Option<Instant>>,
@@ -141,9 +185,7 @@ impl TenantLimits {
                     .unwrap_or(Quota::per_second(nz(350)))
                     .allow_burst(nz(o.directory_units_per_10s)),
             ),
-            conditional_access: RateLimiter::direct(
-                Quota::with_period(o.conditional_access_period).unwrap_or(Quota::per_second(nz(1))).allow_burst(nz(1)),
-            ),
+            conditional_access: Pace::new(o.conditional_access_period),
             reports: RateLimiter::direct(
                 // Graph allows the five requests of a ten-second window at once; spacing them two
                 // seconds apart would make every tenant wait for its second report.
@@ -358,9 +400,11 @@ impl GraphClient {
                 let client_request_id = client_request_id.clone();
                 async move {
                     limits.wait_gate(&stats).await;
+                    // Held until this attempt's answer is in (or it failed).
+                    let mut _paced = None;
                     match class {
                         Class::Directory => limits.take_units(units).await,
-                        Class::ConditionalAccess => limits.conditional_access.until_ready().await,
+                        Class::ConditionalAccess => _paced = Some(limits.conditional_access.turn().await),
                         Class::Reports => limits.reports.until_ready().await,
                     }
                     let _permit = limits
@@ -605,9 +649,12 @@ impl GraphClient {
             }
         }
         for chunk in chunks {
+            // A chunk holds at most one Conditional Access item; its pace is held until the chunk's
+            // answers are in, retries included.
+            let mut _paced = None;
             for item in &chunk {
                 match class_of(&item.path) {
-                    Class::ConditionalAccess => limits.conditional_access.until_ready().await,
+                    Class::ConditionalAccess => _paced = Some(limits.conditional_access.turn().await),
                     Class::Reports => limits.reports.until_ready().await,
                     Class::Directory => limits.take_units(resource_units(&item.path)).await,
                 }

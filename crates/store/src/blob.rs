@@ -85,8 +85,10 @@ pub(crate) struct CollectionBlob {
     pub name: String,
     /// Hex SHA-256 of `raw`.
     pub hash: String,
-    /// The collection's JSON bytes.
+    /// The collection's JSON bytes; emptied once compressed (see [`prepare`]).
     pub raw: Vec<u8>,
+    /// The length of the JSON bytes.
+    pub raw_len: usize,
 }
 
 /// A dataprint split into envelope and collections.
@@ -120,7 +122,7 @@ pub(crate) fn split(doc: &Value) -> Result<SplitDataprint> {
     for (name, value) in collections {
         let raw = serde_json::to_vec(value)?;
         check_len(raw.len(), name)?;
-        blobs.push(CollectionBlob { name: name.clone(), hash: sha256_hex(&raw), raw });
+        blobs.push(CollectionBlob { name: name.clone(), hash: sha256_hex(&raw), raw_len: raw.len(), raw });
     }
     // The envelope keeps every key in place; only the collection values are
     // replaced, which is cheap because serde_json clones only the envelope
@@ -291,13 +293,16 @@ impl PreparedDataprint {
 /// Compresses the envelope and the named collections on the blocking pool,
 /// so that a large tenant does not stall the async workers (and, in SQLite,
 /// so the work is done before the write lock is taken).
-pub(crate) async fn prepare(split: SplitDataprint, missing: Vec<String>) -> Result<PreparedDataprint> {
+pub(crate) async fn prepare(mut split: SplitDataprint, missing: Vec<String>) -> Result<PreparedDataprint> {
     tokio::task::spawn_blocking(move || {
         let envelope_z = compress(&split.envelope);
         let mut compressed = HashMap::with_capacity(missing.len());
         for hash in missing {
-            if let Some(blob) = split.collections.iter().find(|c| c.hash == hash) {
+            if let Some(blob) = split.collections.iter_mut().find(|c| c.hash == hash) {
                 compressed.insert(hash, compress(&blob.raw));
+                // Only the compressed bytes are written; a large tenant's JSON would otherwise be held
+                // twice until its transaction ends, by every tenant waiting for the writer.
+                blob.raw = Vec::new();
             }
         }
         PreparedDataprint { split, envelope_z, compressed }

@@ -316,7 +316,7 @@ async fn ensure_set(exec: &mut (dyn Exec + '_), prepared: &PreparedDataprint, se
                     "INSERT INTO blobs (hash, raw_len, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING RETURNING id",
                 )
                 .bind(&collection.hash)
-                .bind(collection.raw.len() as i64)
+                .bind(collection.raw_len as i64)
                 .bind(prepared.compressed(collection));
                 insert_or_find(exec, insert, find).await?.0
             }
