@@ -160,8 +160,22 @@ async fn wait_text(client: &Client, css: &str) -> String {
         .expect("text")
 }
 
+/// The text of an element. A page that follows a job live replaces elements as it goes, so an element
+/// found may be gone when its text is asked for; it is then found again.
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}")).text().await.expect("text")
+    let mut attempts = 0;
+    loop {
+        let element = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+        match element.text().await {
+            Ok(text) => return text,
+            Err(e) if attempts < 20 => {
+                attempts += 1;
+                eprintln!("{css} changed while read ({e}); reading it again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("text of {css}: {e}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

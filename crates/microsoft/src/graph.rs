@@ -135,15 +135,15 @@ pub fn is_paced(path: &str) -> bool {
 /// Conditional Access's refusals carry no `Retry-After` to recover by.
 struct Pace {
     period: Duration,
-    last_answer: tokio::sync::Mutex<Option<Instant>>,
+    last_answer: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// The right to send a paced request; the answer's time is taken when it is dropped.
-struct PaceGuard<'a>(tokio::sync::MutexGuard<'a, Option<Instant>>);
+struct PaceGuard<'a>(tokio::sync::MutexGuard<'a, Option<tokio::time::Instant>>);
 
 impl Drop for PaceGuard<'_> {
     fn drop(&mut self) {
-        *self.0 = Some(Instant::now());
+        *self.0 = Some(tokio::time::Instant::now());
     }
 }
 
@@ -156,7 +156,7 @@ impl Pace {
     async fn turn(&self) -> PaceGuard<'_> {
         let last = self.last_answer.lock().await;
         if let Some(at) = *last {
-            tokio::time::sleep_until((at + self.period).into()).await;
+            tokio::time::sleep_until(at + self.period).await;
         }
         PaceGuard(last)
     }
@@ -824,6 +824,32 @@ fn page_of(v: Value, url: &str) -> Result<Page, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn paced_requests_go_one_at_a_time_a_period_after_the_previous_answer() {
+        use tokio::time::{Instant, sleep};
+        let period = Duration::from_millis(200);
+        let pace = Pace::new(period);
+        let first = pace.turn().await;
+        // The first answer takes 50 ms; a second request asked for meanwhile waits for the answer
+        // and then for a whole period after it, not after the first was sent.
+        let second = async {
+            let _turn = pace.turn().await;
+            Instant::now()
+        };
+        let answer = async {
+            sleep(Duration::from_millis(50)).await;
+            drop(first);
+            Instant::now()
+        };
+        let (sent, answered) = tokio::join!(second, answer);
+        assert!(sent >= answered + period, "sent {:?} after the answer", sent - answered);
+        // The second's answer came when its turn ended, after `sent`; with nothing in flight, the
+        // third waits for what is left of the period after it.
+        sleep(Duration::from_millis(80)).await;
+        drop(pace.turn().await);
+        assert!(Instant::now() >= sent + period);
+    }
 
     #[test]
     fn requests_cost_the_resource_units_graph_documents() {

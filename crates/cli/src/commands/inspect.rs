@@ -32,7 +32,8 @@ pub struct InspectArgs {
     /// Record every HTTP exchange, redacted, as a HAR file (default: in the data directory).
     #[arg(long, num_args = 0..=1, require_equals = true, value_name = "HAR_FILE")]
     pub debug: Option<Option<std::path::PathBuf>>,
-    /// Tenants inspected at the same time (1 to 256).
+    /// Tenants worked on at the same time (1 to 256); up to eight times as many are in flight
+    /// while some wait on Graph's pacing of Conditional Access.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Print one JSON document on stdout instead of the table.
