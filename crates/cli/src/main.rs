@@ -27,8 +27,8 @@ mod terminal;
 use clap::Parser;
 
 // An inspection parses, hashes and drops hundreds of megabytes of small JSON values on every runtime
-// thread; with mimalloc it takes about a third less CPU than with glibc's malloc (docs/performance.md,
-// "Allocator").
+// thread; with mimalloc it takes about a fifth less CPU than with glibc's malloc (docs/performance.md,
+// "Inspection").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -126,7 +126,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 ///
 /// By default mimalloc keeps freed memory for a second and asks for 2 MiB transparent huge pages for
 /// its arenas, each resident as a whole once touched: the first run of the 1,000-customer benchmark
-/// then peaked at 364 to 397 MiB (docs/performance.md, "Allocator"). The arena is reserved by the
+/// then peaked at 364 to 397 MiB (docs/performance.md, "Inspection"). The arena is reserved by the
 /// first allocation, before `main`, so huge pages are turned off for the process itself
 /// (`PR_SET_THP_DISABLE`, which page faults from then on obey) rather than through mimalloc's option,
 /// which would come too late. The simulator keeps the defaults.

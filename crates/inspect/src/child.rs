@@ -491,10 +491,14 @@ impl Child<'_> {
             let read = self.read(c, now, &token, plans.as_deref(), first);
             if microsoft::graph::is_paced(c.path) { paced.push(read) } else { reads.push(read) }
         }
-        // The paced reads go first, with the tenant's work permit set aside: they wait on Graph's
-        // clock, and the tenant holds little memory until its large reads begin.
+        // The paced reads go first: they wait on Graph's clock. A tenant inspected for the first time
+        // holds only its batch's small answers until its large reads begin, so it sets its work
+        // permit aside meanwhile; one built on a previous dataprint holds that dataprint's
+        // collections, and keeps its permit, so that the run's memory stays bounded by its workers.
         let paced = match self.turn {
-            Some(turn) if !paced.is_empty() => turn.aside(futures::future::join_all(paced)).await,
+            Some(turn) if !paced.is_empty() && self.previous.taken_at.is_none() => {
+                turn.aside(futures::future::join_all(paced)).await
+            }
             _ => futures::future::join_all(paced).await,
         };
         let read = futures::future::join_all(reads).await;

@@ -47,9 +47,10 @@ pub enum CommitError {
     Encode(#[from] serde_json::Error),
 }
 
-/// Tenants in flight for each one at work (see [`crate::turn`]). A tenant waiting on Conditional
-/// Access's one request per second holds its token, outcomes and the small reads of its batch, a few
-/// tens of kilobytes, so the cap is generous.
+/// Tenants in flight for each one at work (see [`crate::turn`]). A tenant that waits on Conditional
+/// Access's one request per second without its permit is one inspected for the first time, holding
+/// its token, outcomes and the small reads of its batch, a few tens of kilobytes, so the cap is
+/// generous.
 const IN_FLIGHT_PER_WORKER: usize = 8;
 
 #[derive(Debug, Clone)]

@@ -56,7 +56,7 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 /// The zlib level collections are stored at. With zlib-rs, level 1 is a quicker algorithm that
 /// leaves the benchmark fleet's collections 24 % larger than level 2, which takes 0.41 s where level 1
 /// takes 0.26 s for 87 MiB of them, and stores them in 9 % less than miniz_oxide's level 1 did
-/// (docs/performance.md, "Compression").
+/// (docs/performance.md, "Inspection").
 const LEVEL: u32 = 2;
 
 /// Compresses bytes with zlib, whose Adler-32 trailer also catches most

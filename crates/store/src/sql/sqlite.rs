@@ -31,7 +31,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 /// page that several commits change between two checkpoints (an index's leaf, a table's last page) is
 /// appended to the WAL by each, but copied into the database once. An inspection commits a few
 /// hundred kilobytes per tenant, so with SQLite's 4 MiB a checkpoint ran every dozen tenants and
-/// copied the same hot pages again each time (docs/performance.md, "Bytes written").
+/// copied the same hot pages again each time (docs/performance.md, "Inspection").
 const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// Bytes the WAL file is cut back to once a checkpoint has emptied it.
