@@ -25,11 +25,6 @@ impl Workers {
     pub async fn turn(&self) -> Turn {
         Turn { workers: self.0.clone(), permit: Mutex::new(acquire(&self.0).await) }
     }
-
-    /// Permits free now.
-    pub fn available(&self) -> usize {
-        self.0.available_permits()
-    }
 }
 
 /// The semaphore is never closed, so acquiring fails only if that changes; a tenant then goes on
@@ -54,11 +49,6 @@ impl Turn {
         *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = permit;
         out
     }
-
-    /// Whether the tenant holds a permit now.
-    pub fn holds(&self) -> bool {
-        self.permit.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-    }
 }
 
 #[cfg(test)]
@@ -66,12 +56,20 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn available(workers: &Workers) -> usize {
+        workers.0.available_permits()
+    }
+
+    fn holds(turn: &Turn) -> bool {
+        turn.permit.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
     #[tokio::test]
     async fn a_tenant_waiting_aside_lets_another_work() {
         let workers = Workers::new(1);
         let first = workers.turn().await;
-        assert!(first.holds());
-        assert_eq!(workers.available(), 0);
+        assert!(holds(&first));
+        assert_eq!(available(&workers), 0);
         // While the first tenant waits aside, the second gets the only permit; the first gets it back
         // only once the second is done.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -85,15 +83,15 @@ mod tests {
         };
         let waited = first.aside(async {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            assert_eq!(workers.available(), 0, "the second tenant holds the permit while the first waits");
+            assert_eq!(available(&workers), 0, "the second tenant holds the permit while the first waits");
             let _ = tx.send(());
             7
         });
         assert_eq!(waited.await, 7);
-        assert!(first.holds());
+        assert!(holds(&first));
         second.await.expect("second tenant");
-        assert_eq!(workers.available(), 0);
+        assert_eq!(available(&workers), 0);
         drop(first);
-        assert_eq!(workers.available(), 1);
+        assert_eq!(available(&workers), 1);
     }
 }

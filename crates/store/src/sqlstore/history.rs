@@ -102,38 +102,11 @@ impl HistoryStore for SqlStore {
     }
 
     async fn metrics_at(&self, at: DateTime<Utc>) -> Result<Vec<MetricPoint>> {
-        let rows = self
-            .db
-            .read()
-            .fetch_all(
-                query(
-                    "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m \
-                     WHERE m.at = (SELECT MAX(l.at) FROM metrics l \
-                                   WHERE l.tenant_id = m.tenant_id AND l.name = m.name AND l.at <= $1) \
-                     ORDER BY m.tenant_id, m.name, m.run_id DESC",
-                )
-                .bind(at),
-            )
-            .await?;
-        newest_of_ties(rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?)
+        self.points_at(at, None).await
     }
 
     async fn metric_at(&self, at: DateTime<Utc>, name: &str) -> Result<Vec<MetricPoint>> {
-        let rows = self
-            .db
-            .read()
-            .fetch_all(
-                query(
-                    "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m \
-                     WHERE m.name = $2 AND m.at = (SELECT MAX(l.at) FROM metrics l \
-                                   WHERE l.tenant_id = m.tenant_id AND l.name = $2 AND l.at <= $1) \
-                     ORDER BY m.tenant_id, m.name, m.run_id DESC",
-                )
-                .bind(at)
-                .bind(name),
-            )
-            .await?;
-        newest_of_ties(rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?)
+        self.points_at(at, Some(name)).await
     }
 
     async fn put_events(
@@ -277,4 +250,31 @@ fn newest_of_ties(points: Vec<MetricPoint>) -> Result<Vec<MetricPoint>> {
         }
     }
     Ok(out)
+}
+
+impl SqlStore {
+    /// Every tenant's value of each metric (or of `name` alone) in effect at `at`. The name is a
+    /// condition of its own rather than `$2 IS NULL OR ...`, so that a page reading one metric uses
+    /// the `(name, at)` index.
+    async fn points_at(&self, at: DateTime<Utc>, name: Option<&str>) -> Result<Vec<MetricPoint>> {
+        // One statement text, with or without the name; `query` takes static text.
+        macro_rules! sql {
+            ($only:literal, $same:literal) => {
+                concat!(
+                    "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m WHERE ",
+                    $only,
+                    "m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = ",
+                    $same,
+                    " AND l.at <= $1) ORDER BY m.tenant_id, m.name, m.run_id DESC"
+                )
+            };
+        }
+        let sql = if name.is_some() { sql!("m.name = $2 AND ", "$2") } else { sql!("", "m.name") };
+        let mut q = query(sql).bind(at);
+        if let Some(name) = name {
+            q = q.bind(name);
+        }
+        let rows = self.db.read().fetch_all(q).await?;
+        newest_of_ties(rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?)
+    }
 }
