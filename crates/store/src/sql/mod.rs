@@ -15,6 +15,7 @@
 //! sqlx's own `Any` driver is not used because it cannot carry `timestamptz` values and opens
 //! SQLite without the per-connection pragmas the store relies on.
 
+mod group;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
