@@ -27,6 +27,9 @@ struct Measured {
     sys: f64,
     peak_kib: u64,
     written: u64,
+    /// Context switches: waits for something (a lock, a wake-up, the disk) and preemptions.
+    voluntary: u64,
+    involuntary: u64,
     out: Vec<u8>,
 }
 
@@ -60,6 +63,8 @@ fn measure(mut child: Child) -> Measured {
         peak_kib: usage.ru_maxrss as u64,
         // Linux counts block output in 512-byte units of the task's `write_bytes` I/O accounting.
         written: usage.ru_oublock as u64 * 512,
+        voluntary: usage.ru_nvcsw as u64,
+        involuntary: usage.ru_nivcsw as u64,
         out: reader.join().unwrap_or_default(),
     }
 }
@@ -171,6 +176,7 @@ fn run_once(
         m.peak_kib as f64 / 1024.0,
         sim_used
     );
+    println!("  context switches: {} voluntary, {} involuntary", m.voluntary, m.involuntary);
     println!(
         "  wrote {:.1} MiB to storage; the database is {:.1} MiB ({:+.1} MiB), {:.2}x what it grew by",
         mib(m.written),

@@ -504,7 +504,7 @@ impl Child<'_> {
         let read = futures::future::join_all(reads).await;
         for (c, o, items, links) in paced.into_iter().chain(read) {
             if let Some(items) = items {
-                collections.insert(c.name.to_string(), keyed(items));
+                collections.insert(c.name.to_string(), items);
             }
             delta_links.extend(links);
             outcomes.insert(c.name, o);
@@ -550,7 +550,8 @@ impl Child<'_> {
         }
     }
 
-    /// One phase-two read: its outcome, its items when it succeeded, and the delta links it got.
+    /// One phase-two read: its outcome, its items keyed by id when it succeeded, and the delta links
+    /// it got.
     async fn read<'c>(
         &self,
         c: &'c Collector,
@@ -558,7 +559,7 @@ impl Child<'_> {
         token: &AccessToken,
         plans: Option<&[String]>,
         first_page: Option<(String, Result<Value, Error>)>,
-    ) -> (&'c Collector, Outcome, Option<Vec<Value>>, Vec<(String, String)>) {
+    ) -> (&'c Collector, Outcome, Option<Value>, Vec<(String, String)>) {
         let t0 = Instant::now();
         let mut o = Outcome { collected_at: Some(now), ..Outcome::new(c) };
         let mut links = Vec::new();
@@ -567,15 +568,15 @@ impl Child<'_> {
             Fetch::List => {
                 o.mode = Mode::Paged;
                 let cap = if c.name == "signIns" { Some(1000) } else { None };
-                self.list(c.path, cap).await
+                self.list(c.path, cap).await.map(keyed)
             }
-            Fetch::Batch | Fetch::Latest | Fetch::PerResource | Fetch::PerRelationship => Ok(Vec::new()),
+            Fetch::Batch | Fetch::Latest | Fetch::PerResource | Fetch::PerRelationship => Ok(Value::Object(Map::new())),
         };
         o.duration_ms = t0.elapsed().as_millis() as u64;
         let mut items = None;
         match result {
             Ok(read) => {
-                o.items = Some(read.len());
+                o.items = Some(read.as_object().map_or(0, Map::len));
                 items = Some(read);
             }
             Err(e) if graph_code(&e) == Some(NON_PREMIUM) => {
@@ -603,17 +604,16 @@ impl Child<'_> {
     /// The items of a batch answer, following its nextLink when the collection has more pages and
     /// `more` asks for them.
     async fn follow(&self, result: Result<Value, Error>, more: bool) -> Result<Vec<Value>, Error> {
-        let body = result?;
-        match body.get("value") {
-            Some(Value::Array(items)) => {
-                let mut items = items.clone();
-                if more && let Some(next) = body.get("@odata.nextLink").and_then(Value::as_str) {
-                    items.extend(self.graph.list(&self.gtarget(), next, Vec::new()).await?);
-                }
-                Ok(items)
-            }
-            _ => Ok(vec![body]),
+        let mut body = result?;
+        // The items are moved out of the answer, not copied; an answer that is not a page is one item.
+        let mut items = match body.get_mut("value") {
+            Some(Value::Array(items)) => std::mem::take(items),
+            _ => return Ok(vec![body]),
+        };
+        if more && let Some(next) = body.get("@odata.nextLink").and_then(Value::as_str) {
+            items.extend(self.graph.list(&self.gtarget(), next, Vec::new()).await?);
         }
+        Ok(items)
     }
 
     async fn list(&self, path: &str, cap: Option<usize>) -> Result<Vec<Value>, Error> {
@@ -632,14 +632,15 @@ impl Child<'_> {
     }
 
     /// A delta round from the saved link, merged into the previous collection; a full round when there
-    /// is no link, no previous collection, or the link has expired.
+    /// is no link, no previous collection, or the link has expired. Either way the collection keyed
+    /// by id.
     async fn delta(
         &self,
         c: &Collector,
         o: &mut Outcome,
         links: &mut Vec<(String, String)>,
         first_page: Option<(String, Result<Value, Error>)>,
-    ) -> Result<Vec<Value>, Error> {
+    ) -> Result<Value, Error> {
         let target = self.gtarget();
         let link = if self.options.full { None } else { self.previous.delta_links.get(c.name) };
         if let Some(link) = link
@@ -652,20 +653,26 @@ impl Child<'_> {
             };
             match round {
                 Ok(d) => {
-                    let base = self.previous.take(c.name).unwrap_or_default();
+                    // The previous collection is changed in place: rebuilding it as a tree once more
+                    // for every tenant was most of what checking an unchanged tenant cost.
+                    let mut merged = self.previous.take(c.name).unwrap_or_default();
                     o.mode = Mode::Delta;
-                    let mut merged: BTreeMap<String, Value> =
-                        base.into_iter().map(|(k, v)| (k, strip_sign_in(v))).collect();
+                    // Sign-in activity is joined again from this run's read (`merge_sign_in_activity`).
+                    for item in merged.values_mut() {
+                        if let Some(fields) = item.as_object_mut() {
+                            fields.remove("signInActivity");
+                        }
+                    }
                     for id in &d.removed {
                         merged.remove(id);
                     }
                     for item in d.changed {
                         if let Some(id) = item.get("id").and_then(Value::as_str) {
-                            merged.insert(id.to_string(), item);
+                            merged.insert(id.to_string(), canonical(item));
                         }
                     }
                     links.push((c.name.to_string(), d.delta_link));
-                    return Ok(merged.into_values().collect());
+                    return Ok(Value::Object(merged));
                 }
                 Err(e) if is_resync(&e) => {
                     tracing::info!(tenant = %self.target.tenant_id, collection = c.name, "delta link expired; reading in full")
@@ -688,7 +695,7 @@ impl Child<'_> {
             }
         };
         links.push((c.name.to_string(), d.delta_link));
-        Ok(d.changed)
+        Ok(keyed(d.changed))
     }
 
     /// Reuses the previous run's collection when it was read well and inside its window; says
@@ -837,13 +844,6 @@ pub fn service_plans(skus: Option<&Value>) -> Option<Vec<String>> {
     Some(plans)
 }
 
-fn strip_sign_in(mut user: Value) -> Value {
-    if let Some(o) = user.as_object_mut() {
-        o.remove("signInActivity");
-    }
-    user
-}
-
 /// The batch items of a batched collector: one, or one per API for [`Fetch::PerResource`].
 fn batch_items(c: &Collector) -> Vec<BatchItem> {
     if c.fetch == Fetch::PerResource {
@@ -870,7 +870,18 @@ fn missing_answer(id: &str) -> Error {
 /// Microsoft, and names each by its value (`User.Read.All`) from the resource's app roles. Returns how
 /// many remain, or `None` when they were not read.
 fn name_app_permissions(collections: &mut Map<String, Value>) -> Option<usize> {
-    let sps = collections.get("servicePrincipals").and_then(Value::as_object).cloned().unwrap_or_default();
+    // The service principals are lifted out while the assignments are changed, rather than copied.
+    let principals = collections.remove("servicePrincipals");
+    let named = name_with(collections, principals.as_ref().and_then(Value::as_object));
+    if let Some(principals) = principals {
+        collections.insert("servicePrincipals".into(), principals);
+    }
+    named
+}
+
+fn name_with(collections: &mut Map<String, Value>, sps: Option<&Map<String, Value>>) -> Option<usize> {
+    let empty = Map::new();
+    let sps = sps.unwrap_or(&empty);
     let roles: HashMap<(&str, &str), &str> = sps
         .iter()
         .flat_map(|(id, sp)| {

@@ -27,13 +27,20 @@ pub fn canonical(mut v: Value) -> Value {
 }
 
 /// A collection keyed by id, in id order.
+///
+/// The map is built once from the pairs (a sort that finds input already in id order in one pass,
+/// then a bulk build) instead of by inserting one item at a time into a tree that was then rebuilt
+/// as the document's map. Of items with the same id, the last wins, as it did.
 pub fn keyed(items: impl IntoIterator<Item = Value>) -> Value {
-    let mut map: BTreeMap<String, Value> = BTreeMap::new();
-    for (n, item) in items.into_iter().enumerate() {
-        let id = item.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("#{n}"));
-        map.insert(id, canonical(item));
-    }
-    Value::Object(map.into_iter().collect())
+    let pairs: Vec<(String, Value)> = items
+        .into_iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let id = item.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("#{n}"));
+            (id, canonical(item))
+        })
+        .collect();
+    Value::Object(pairs.into_iter().collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,6 +126,12 @@ mod tests {
     fn keyed_orders_by_id() {
         let v = keyed(vec![json!({"id": "b"}), json!({"id": "a"})]);
         assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn keyed_keeps_the_last_of_a_repeated_id() {
+        let v = keyed(vec![json!({"id": "a", "n": 1}), json!({"x": 0}), json!({"id": "a", "n": 2})]);
+        assert_eq!(v, json!({"#1": {"x": 0}, "a": {"id": "a", "n": 2}}));
     }
 
     #[test]
