@@ -16,8 +16,9 @@
 //! committed survives the process being killed exactly as before; a group that fails to commit (a
 //! full disk) fails every member with the error. A writer's transaction dropped without being
 //! committed (an error, a cancelled task) leaves its savepoint to be rolled back by the next user
-//! of the connection, and a task is spawned that commits the rest of its group in case no other
-//! writer comes.
+//! of the connection; when it was the group's only member, a task is spawned that does so and ends
+//! the group, in case no other writer comes. A single statement with no group open runs on its own,
+//! as SQLite commits it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,7 +110,12 @@ impl Writer {
 
     /// Starts a writer's transaction: a savepoint in the open group, or in a new one.
     pub(crate) async fn begin(&self) -> Result<Member> {
-        let mut state = self.lock().await;
+        let state = self.lock().await;
+        self.join(state).await
+    }
+
+    /// [`Writer::begin`] with the lock held.
+    async fn join(&self, mut state: OwnedMutexGuard<State>) -> Result<Member> {
         state.settle().await;
         if state.group.is_none() {
             let mut conn = self.pool.acquire().await?;
@@ -241,8 +247,13 @@ impl Drop for Member {
     fn drop(&mut self) {
         if let Some(mut state) = self.state.take() {
             state.abandoned = true;
+            // Members that joined the group before this one are queued to commit it (or, cancelled,
+            // have spawned a task that does); a group of this member alone has nobody else to.
+            let alone = state.members <= 1;
             drop(state);
-            self.writer.flush_later();
+            if alone {
+                self.writer.flush_later();
+            }
         }
     }
 }
@@ -332,30 +343,66 @@ impl Exec for Member {
     }
 }
 
-/// Single statements that write, each its own member of a group.
+/// Single statements that write: with no group open, a statement of its own (SQLite commits it
+/// before it returns), else a member of the open group.
 pub(crate) struct Single<'a>(pub &'a Writer);
+
+/// Where a single statement runs.
+enum Turn {
+    /// On the idle writer connection, with the lock held so that no group opens meanwhile.
+    Alone(OwnedMutexGuard<State>, PoolConnection<Sqlite>),
+    Grouped(Member),
+}
+
+impl Single<'_> {
+    async fn turn(&self) -> Result<Turn> {
+        let mut state = self.0.lock().await;
+        state.settle().await;
+        if state.group.is_none() {
+            let conn = self.0.pool.acquire().await?;
+            return Ok(Turn::Alone(state, conn));
+        }
+        Ok(Turn::Grouped(self.0.join(state).await?))
+    }
+}
 
 #[async_trait]
 impl Exec for Single<'_> {
     async fn execute(&mut self, q: Query) -> Result<u64> {
-        let mut member = self.0.begin().await?;
-        let n = member.execute(q).await?;
-        Box::new(member).commit().await?;
-        Ok(n)
+        match self.turn().await? {
+            Turn::Alone(_state, mut conn) => Ok(super::sqlite::bind(q)?.execute(&mut *conn).await?.rows_affected()),
+            Turn::Grouped(mut member) => {
+                let n = member.execute(q).await?;
+                Box::new(member).commit().await?;
+                Ok(n)
+            }
+        }
     }
 
     async fn fetch_all(&mut self, q: Query) -> Result<Vec<Row>> {
-        let mut member = self.0.begin().await?;
-        let rows = member.fetch_all(q).await?;
-        Box::new(member).commit().await?;
-        Ok(rows)
+        match self.turn().await? {
+            Turn::Alone(_state, mut conn) => {
+                Ok(super::sqlite::bind(q)?.fetch_all(&mut *conn).await?.into_iter().map(Row::Sqlite).collect())
+            }
+            Turn::Grouped(mut member) => {
+                let rows = member.fetch_all(q).await?;
+                Box::new(member).commit().await?;
+                Ok(rows)
+            }
+        }
     }
 
     async fn fetch_optional(&mut self, q: Query) -> Result<Option<Row>> {
-        let mut member = self.0.begin().await?;
-        let row = member.fetch_optional(q).await?;
-        Box::new(member).commit().await?;
-        Ok(row)
+        match self.turn().await? {
+            Turn::Alone(_state, mut conn) => {
+                Ok(super::sqlite::bind(q)?.fetch_optional(&mut *conn).await?.map(Row::Sqlite))
+            }
+            Turn::Grouped(mut member) => {
+                let row = member.fetch_optional(q).await?;
+                Box::new(member).commit().await?;
+                Ok(row)
+            }
+        }
     }
 }
 
@@ -363,6 +410,7 @@ impl Exec for Single<'_> {
 mod tests {
     use super::*;
     use crate::sql::{ExecExt, query};
+    use sqlx::Connection as _;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
     async fn writer(dir: &tempfile::TempDir) -> (Writer, SqlitePool) {
@@ -476,6 +524,42 @@ mod tests {
         assert!(rows(&reader).await.contains(&1));
         insert(&writer, 3).await.expect("the writer is free again");
         assert!(rows(&reader).await.contains(&3));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_dropped_alone_gives_the_write_lock_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (writer, reader) = writer(&dir).await;
+        let mut member = writer.begin().await.expect("begin");
+        member.execute(query("INSERT INTO t (n) VALUES (1)")).await.expect("insert");
+        drop(member);
+        // Another process's writer gets the lock once the spawned task has ended the group.
+        let other =
+            SqliteConnectOptions::new().filename(dir.path().join("group.db")).busy_timeout(Duration::from_secs(10));
+        let mut other = sqlx::SqliteConnection::connect_with(&other).await.expect("connect");
+        sqlx::query("INSERT INTO t (n) VALUES (2)").execute(&mut other).await.expect("the lock was given back");
+        assert_eq!(rows(&reader).await, vec![2]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_statement_joins_an_open_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (writer, reader) = writer(&dir).await;
+        let mut first = writer.begin().await.expect("begin");
+        first.execute(query("INSERT INTO t (n) VALUES (1)")).await.expect("insert");
+        let single = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                let mut single = Single(&writer);
+                single.execute(query("INSERT INTO t (n) VALUES (2)")).await?;
+                // A statement that fails loses only itself.
+                single.execute(query("INSERT INTO t (n) VALUES (1)")).await
+            }
+        });
+        queued(&writer, 1).await;
+        Box::new(first).commit().await.expect("commit");
+        assert!(single.await.expect("task").is_err());
+        assert_eq!(rows(&reader).await, vec![1, 2]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use super::SqlStore;
 use crate::common::{event_severity, json_text, non_empty, sql_limit};
 use crate::error::Result;
 use crate::rows::{self, RowExt};
-use crate::sql::{Exec, TxKind, query};
+use crate::sql::{Exec, ExecExt, TxKind, query};
 use crate::{BaselineMeta, EventFilter, HistoryStore, MetricPoint, RunId, Severity, StoredEvent, TenantId};
 
 #[async_trait]
@@ -21,6 +21,10 @@ impl HistoryStore for SqlStore {
         values: &[(String, Value)],
     ) -> Result<()> {
         let mut tx = self.db.begin(TxKind::Write).await?;
+        if put_after_every_point(&mut *tx, tenant_id, run_id, at, values).await? {
+            tx.commit().await?;
+            return Ok(());
+        }
         let series = Series { tenant_id, run_id };
         for (name, value) in values {
             let value = json_text(value)?;
@@ -183,6 +187,68 @@ impl HistoryStore for SqlStore {
         let rows = self.db.read().fetch_all(query("SELECT name, updated_at FROM baselines ORDER BY name")).await?;
         rows.iter().map(rows::baseline_meta).collect()
     }
+}
+
+/// Puts a run's metric values in the common case, in a few statements instead of four or five per
+/// metric: every point of the tenant is older than `at` and none is of this run, so the value in
+/// effect at `at` is each series' latest point and nothing after `at` can repeat it. Says whether
+/// that was the case; if not, nothing was written. Of values with the same name, the last counts, as
+/// it does when they are put one after another.
+async fn put_after_every_point(
+    exec: &mut (dyn Exec + '_),
+    tenant_id: &TenantId,
+    run_id: &RunId,
+    at: DateTime<Utc>,
+    values: &[(String, Value)],
+) -> Result<bool> {
+    let bounds = exec
+        .fetch_one(
+            query(
+                "SELECT MAX(at) AS newest, SUM(CASE WHEN run_id = $2 THEN 1 ELSE 0 END) AS mine \
+                 FROM metrics WHERE tenant_id = $1",
+            )
+            .bind(tenant_id)
+            .bind(run_id),
+        )
+        .await?;
+    if bounds.opt_ts("newest")?.is_some_and(|newest| newest >= at) || bounds.opt_int("mine")?.unwrap_or(0) > 0 {
+        return Ok(false);
+    }
+    // The latest point of each series: of two at the same instant, the later run's, as in
+    // `Series::neighbour`'s order. Values are compared as the stored text, as there.
+    let rows = exec
+        .fetch_all(
+            query(
+                "SELECT m.name, m.value FROM metrics m WHERE m.tenant_id = $1 \
+                 AND m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = m.name) \
+                 ORDER BY m.name, m.run_id DESC",
+            )
+            .bind(tenant_id),
+        )
+        .await?;
+    let mut in_effect: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for row in &rows {
+        in_effect.entry(row.text("name")?).or_insert(row.text("value")?);
+    }
+    let mut wanted: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
+    for (name, value) in values {
+        wanted.insert(name.as_str(), json_text(value)?);
+    }
+    for (name, value) in wanted {
+        if in_effect.get(name) == Some(&value) {
+            continue;
+        }
+        exec.execute(
+            query("INSERT INTO metrics (tenant_id, name, at, run_id, value) VALUES ($1, $2, $3, $4, $5)")
+                .bind(tenant_id)
+                .bind(name)
+                .bind(at)
+                .bind(run_id)
+                .bind(value),
+        )
+        .await?;
+    }
+    Ok(true)
 }
 
 /// One tenant's metric series, as written by one run.

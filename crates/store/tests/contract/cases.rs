@@ -1053,6 +1053,11 @@ pub async fn metric_series_keep_only_changes(store: S, db: Db) {
     // And `since` narrows to the changes at or after it.
     let recent = store.metric_series(opt_tid(Some("t")).as_ref(), Some("users"), Some(day(5))).await.expect("series");
     assert_eq!(points(recent), vec![("run-08".into(), day(8), json!(10))]);
+    // Of two values with the same name in one put, the last counts: here the value already in effect.
+    let twice = [("users".to_owned(), json!(11)), ("users".to_owned(), json!(10))];
+    store.put_metrics(&rid("run-12"), &tid("t"), day(12), &twice).await.expect("put");
+    let users = store.metric_series(opt_tid(Some("t")).as_ref(), Some("users"), None).await.expect("series");
+    assert_eq!(users.iter().map(|p| p.run_id.as_str()).collect::<Vec<_>>(), vec!["run-00", "run-04", "run-08"]);
 }
 
 pub async fn events(store: S, _db: Db) {
