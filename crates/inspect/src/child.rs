@@ -653,8 +653,8 @@ impl Child<'_> {
             };
             match round {
                 Ok(d) => {
-                    // The previous collection is changed in place: rebuilding it as a tree once more
-                    // for every tenant was most of what checking an unchanged tenant cost.
+                    // The previous collection is changed in place rather than rebuilt as a tree twice
+                    // (once to merge, once to key it again).
                     let mut merged = self.previous.take(c.name).unwrap_or_default();
                     o.mode = Mode::Delta;
                     // Sign-in activity is joined again from this run's read (`merge_sign_in_activity`).
@@ -879,6 +879,7 @@ fn name_app_permissions(collections: &mut Map<String, Value>) -> Option<usize> {
     named
 }
 
+/// [`name_app_permissions`] with the service principals apart from the collections.
 fn name_with(collections: &mut Map<String, Value>, sps: Option<&Map<String, Value>>) -> Option<usize> {
     let empty = Map::new();
     let sps = sps.unwrap_or(&empty);
