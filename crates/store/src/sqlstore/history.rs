@@ -89,18 +89,7 @@ impl HistoryStore for SqlStore {
     }
 
     async fn latest_metrics(&self, tenant_id: &TenantId) -> Result<Vec<MetricPoint>> {
-        let rows = self
-            .db
-            .read()
-            .fetch_all(
-                query(
-                    "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m WHERE m.tenant_id = $1 \
-                     AND m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = m.name) \
-                     ORDER BY m.name, m.run_id DESC",
-                )
-                .bind(tenant_id),
-            )
-            .await?;
+        let rows = self.db.read().fetch_all(query(LATEST_POINTS).bind(tenant_id)).await?;
         let points = rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?;
         Ok(rows::first_per_name(points))
     }
@@ -189,6 +178,12 @@ impl HistoryStore for SqlStore {
     }
 }
 
+/// The latest point of each of a tenant's series (`$1`), by name; of two at the same instant, the
+/// later run's comes first.
+const LATEST_POINTS: &str = "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m WHERE m.tenant_id = $1 \
+     AND m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = m.name) \
+     ORDER BY m.name, m.run_id DESC";
+
 /// Puts a run's metric values in the common case, in a few statements instead of four or five per
 /// metric: every point of the tenant is older than `at` and none is of this run, so the value in
 /// effect at `at` is each series' latest point and nothing after `at` can repeat it. Says whether
@@ -216,16 +211,7 @@ async fn put_after_every_point(
     }
     // The latest point of each series: of two at the same instant, the later run's, as in
     // `Series::neighbour`'s order. Values are compared as the stored text, as there.
-    let rows = exec
-        .fetch_all(
-            query(
-                "SELECT m.name, m.value FROM metrics m WHERE m.tenant_id = $1 \
-                 AND m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = m.name) \
-                 ORDER BY m.name, m.run_id DESC",
-            )
-            .bind(tenant_id),
-        )
-        .await?;
+    let rows = exec.fetch_all(query(LATEST_POINTS).bind(tenant_id)).await?;
     let mut in_effect: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for row in &rows {
         in_effect.entry(row.text("name")?).or_insert(row.text("value")?);
