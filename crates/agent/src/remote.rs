@@ -16,7 +16,7 @@ use serde_json::Value;
 use store::{
     AlertRecord, AppCredential, AppCredentialMeta, CollectorOutcomeRecord, DataprintId, DataprintMeta, ExposeSecret,
     JobLease, MetricPoint, MuteRecord, Result, RunId, RunRecord, RunStatus, StoreError, TenantId, TenantRecord,
-    TenantRunRecord,
+    TenantRunRecord, WithResult,
 };
 
 use crate::client::{AgentError, Client};
@@ -109,17 +109,19 @@ impl InspectStore for RemoteStore {
     ) -> Result<()> {
         self.call(Call::FinishRun { run_id: run_id.clone(), status, finished_at, stats: stats.clone() }).await
     }
-    async fn commit_tenant_result(
+    async fn commit_tenant_result_with(
         &self,
         tenant_run: &TenantRunRecord,
         outcomes: &[CollectorOutcomeRecord],
         dataprint: Option<&Value>,
+        with: &WithResult,
     ) -> Result<Option<DataprintId>> {
-        self.call(Call::CommitTenantResult {
+        self.call(Call::CommitTenantResult(Box::new(inspect::storage::Commit {
             tenant_run: tenant_run.clone(),
             outcomes: outcomes.to_vec(),
             dataprint: dataprint.cloned(),
-        })
+            with: with.clone(),
+        })))
         .await
     }
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>> {

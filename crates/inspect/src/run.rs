@@ -12,8 +12,8 @@ use microsoft::{AccountRole, Grant, SecretString};
 use serde::Serialize;
 use serde_json::{Value, json};
 use store::{
-    CollectorOutcomeRecord, DataprintId, OutcomeStatus as StoreOutcome, RunId, Store, TenantAuth, TenantId,
-    TenantRecord, TenantRole, TenantRunRecord, TenantRunStatus,
+    CollectorOutcomeRecord, DataprintId, DomainsOf, MetricsAt, OutcomeStatus as StoreOutcome, RunId, Store, TenantAuth,
+    TenantId, TenantRecord, TenantRole, TenantRunRecord, TenantRunStatus, WithResult,
 };
 
 use crate::access;
@@ -269,9 +269,17 @@ struct Inspected<'a> {
     /// The built-in metrics of the dataprint, computed once when it was summarised.
     metrics: &'a [history::MetricValue],
     delta_links: &'a [(String, String)],
+    /// The tenant's record as this run knows it, written with its result.
+    record: Option<TenantRecord>,
     started: DateTime<Utc>,
     finished: DateTime<Utc>,
     requests: u64,
+}
+
+/// A tenant's metric values of this run, and those in effect before it.
+struct Measured {
+    before: Vec<history::MetricValue>,
+    values: Vec<history::MetricValue>,
 }
 
 /// A run on a store: the database itself on the command line and in the server's worker
@@ -440,6 +448,8 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                             previous: previous.as_ref(),
                             metrics: &p.metrics,
                             delta_links: &[],
+                            // Upserted above, also when its result is not committed again.
+                            record: None,
                             started: p.started,
                             finished: p.finished,
                             requests: self.graph.requests_for(partner_id.as_str()).saturating_sub(requests_before),
@@ -741,6 +751,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                 previous: None,
                 metrics: &[],
                 delta_links: &[],
+                record: None,
                 started: now,
                 finished: now,
                 requests: 0,
@@ -796,28 +807,26 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             target.display_name = name;
         }
         let existing = self.store.get_tenant(&target.tenant_id).await?;
-        self.store
-            .upsert_tenant(&TenantRecord {
-                id: target.tenant_id.clone(),
-                domain: target.domain.clone().or_else(|| existing.as_ref().and_then(|e| e.domain.clone())),
-                display_name: if target.display_name.is_empty() {
-                    target.tenant_id.to_string()
-                } else {
-                    target.display_name.clone()
-                },
-                role: TenantRole::Customer,
-                auth: match target.auth {
-                    AuthMode::App => TenantAuth::App,
-                    AuthMode::Direct => TenantAuth::Direct,
-                    _ => TenantAuth::Gdap,
-                },
-                first_seen: now,
-                last_seen: now,
-                gone_since: None,
-                gdap: target.gdap.as_ref().map(serde_json::to_value).transpose().map_err(store::StoreError::from)?,
-                label: None,
-            })
-            .await?;
+        let record = TenantRecord {
+            id: target.tenant_id.clone(),
+            domain: target.domain.clone().or_else(|| existing.as_ref().and_then(|e| e.domain.clone())),
+            display_name: if target.display_name.is_empty() {
+                target.tenant_id.to_string()
+            } else {
+                target.display_name.clone()
+            },
+            role: TenantRole::Customer,
+            auth: match target.auth {
+                AuthMode::App => TenantAuth::App,
+                AuthMode::Direct => TenantAuth::Direct,
+                _ => TenantAuth::Gdap,
+            },
+            first_seen: now,
+            last_seen: now,
+            gone_since: None,
+            gdap: target.gdap.as_ref().map(serde_json::to_value).transpose().map_err(store::StoreError::from)?,
+            label: None,
+        };
         let summary = self
             .finish_tenant(
                 run_id,
@@ -835,6 +844,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                     previous: previous_id.as_ref(),
                     metrics: &result.metrics,
                     delta_links: &result.delta_links,
+                    record: Some(record),
                     started: result.started,
                     finished: result.finished,
                     requests: result.requests,
@@ -901,12 +911,16 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             error: None,
             dataprint_id: None,
         };
-        if let Err(e) = self.store.commit_tenant_result(&record, &[], None).await {
+        // The tenant's record goes with its failure, so that a tenant seen for the first time is
+        // listed with the cause.
+        let with = WithResult { tenant: t.record.clone(), ..WithResult::default() };
+        if let Err(e) = self.store.commit_tenant_result_with(&record, &[], None, &with).await {
             tracing::error!(tenant = %t.tenant_id, error = %e, "the tenant's failure could not be recorded either");
         }
     }
 
-    /// Commits one tenant's result, then its history, then its delta links.
+    /// Commits one tenant's result with its record, domains, metric values and delta links in one
+    /// write, then its change events and alerts.
     async fn commit_tenant(
         &self,
         run_id: &RunId,
@@ -927,36 +941,78 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             .iter()
             .map(|o| store_outcome(run_id, t.tenant_id, o))
             .collect::<Result<Vec<CollectorOutcomeRecord>, serde_json::Error>>()?;
-        let dataprint_id = self.store.commit_tenant_result(&record, &outcomes, t.dataprint).await?;
-        if let Some(domains) = t.dataprint.and_then(verified_domains) {
-            self.store.set_tenant_domains(t.tenant_id, "dataprint", &domains).await?;
-        }
-        let history = self.record_history(run_id, t, dataprint_id.as_ref()).await?;
-        // Delta links are saved only once the data they lead on from is committed, so that a crash in
-        // between re-reads changes instead of losing them.
-        if dataprint_id.is_some() {
-            for (name, link) in t.delta_links {
-                self.store.set_delta_link(t.tenant_id, name, link).await?;
-            }
-        }
+        let now = self.clock.now();
+        let measured = self.measure(t).await?;
+        // Delta links are saved in the transaction that commits the data they lead on from (the
+        // store saves them only with a dataprint), so that a crash re-reads changes instead of
+        // losing them.
+        let with = WithResult {
+            tenant: t.record.clone(),
+            domains: t
+                .dataprint
+                .and_then(verified_domains)
+                .map(|domains| DomainsOf { source: "dataprint".to_string(), domains }),
+            metrics: measured.as_ref().map(|m| MetricsAt {
+                at: now,
+                values: m.values.iter().map(|v| (v.name.clone(), v.value.clone())).collect(),
+            }),
+            delta_links: t.delta_links.to_vec(),
+        };
+        let dataprint_id = self.store.commit_tenant_result_with(&record, &outcomes, t.dataprint, &with).await?;
+        let history = match measured {
+            Some(measured) => self.record_history(run_id, t, dataprint_id.as_ref(), measured, now).await?,
+            None => TenantHistory::default(),
+        };
         Ok((dataprint_id, history))
     }
 
-    /// Change events, metric values and alerts for a committed tenant, from the dataprints in memory.
-    /// Events are computed only when the commit stored new content: an unchanged tenant confirms its
-    /// previous dataprint and has nothing to report.
+    /// This run's metric values of a tenant that has a dataprint, and those in effect before
+    /// them, when the run keeps history.
+    async fn measure(&self, t: &Inspected<'_>) -> Result<Option<Measured>, CommitError> {
+        let (Some(options), Some(current)) = (&self.options.history, t.dataprint) else {
+            return Ok(None);
+        };
+        let computed = t.metrics;
+        let before: Vec<history::MetricValue> = self
+            .store
+            .latest_metrics(t.tenant_id)
+            .await?
+            .into_iter()
+            .map(|p| history::MetricValue { name: p.name, value: p.value, error: None })
+            .collect();
+        // The built-in metrics were computed with the dataprint's summary; only the others (custom
+        // metrics of the configuration) are evaluated here, so every figure is computed once.
+        let pending: Vec<history::Metric> =
+            options.metrics.iter().filter(|m| !computed.iter().any(|c| c.name == m.name())).cloned().collect();
+        let mut extra = history::evaluate(&pending, current, self.clock.now()).into_iter();
+        let values: Vec<history::MetricValue> = options
+            .metrics
+            .iter()
+            .filter_map(|m| match computed.iter().find(|c| c.name == m.name()) {
+                Some(c) => Some(c.clone()),
+                None => extra.next(),
+            })
+            .collect();
+        Ok(Some(Measured { before, values }))
+    }
+
+    /// Change events and alerts for a committed tenant, from the dataprints in memory. Events are
+    /// computed only when the commit stored new content: an unchanged tenant confirms its previous
+    /// dataprint and has nothing to report.
     async fn record_history(
         &self,
         run_id: &RunId,
         t: &Inspected<'_>,
         dataprint_id: Option<&DataprintId>,
+        measured: Measured,
+        now: DateTime<Utc>,
     ) -> Result<TenantHistory, CommitError> {
-        let (tenant_id, previous, current, computed, tenant_name) =
-            (t.tenant_id, t.previous, t.dataprint, t.metrics, t.display_name.as_str());
+        let (tenant_id, previous, current, tenant_name) =
+            (t.tenant_id, t.previous, t.dataprint, t.display_name.as_str());
         let (Some(options), Some(current), Some(id)) = (&self.options.history, current, dataprint_id) else {
             return Ok(TenantHistory::default());
         };
-        let now = self.clock.now();
+        let Measured { before, values } = measured;
         let changed = self.store.dataprint_meta(id).await?.is_some_and(|m| m.run_id == *run_id);
         // The previous dataprint is read again only for a tenant that changed (see `Previous`).
         let previous = match (changed, previous) {
@@ -974,28 +1030,6 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             let values = events.iter().map(serde_json::to_value).collect::<Result<Vec<Value>, _>>()?;
             self.store.put_events(run_id, tenant_id, now, &values).await?;
         }
-        let before: Vec<history::MetricValue> = self
-            .store
-            .latest_metrics(tenant_id)
-            .await?
-            .into_iter()
-            .map(|p| history::MetricValue { name: p.name, value: p.value, error: None })
-            .collect();
-        // The built-in metrics were computed with the dataprint's summary; only the others (custom
-        // metrics of the configuration) are evaluated here, so every figure is computed once.
-        let pending: Vec<history::Metric> =
-            options.metrics.iter().filter(|m| !computed.iter().any(|c| c.name == m.name())).cloned().collect();
-        let mut extra = history::evaluate(&pending, current, now).into_iter();
-        let values: Vec<history::MetricValue> = options
-            .metrics
-            .iter()
-            .filter_map(|m| match computed.iter().find(|c| c.name == m.name()) {
-                Some(c) => Some(c.clone()),
-                None => extra.next(),
-            })
-            .collect();
-        let pairs: Vec<(String, Value)> = values.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
-        self.store.put_metrics(run_id, tenant_id, now, &pairs).await?;
         let mut open = Vec::new();
         for a in self.store.open_alerts(Some(tenant_id)).await? {
             match serde_json::from_value::<history::Alert>(a.payload) {

@@ -18,7 +18,7 @@ use serde_json::Value;
 use store::{
     AlertRecord, AlertStore, AppCredential, AppCredentialMeta, CollectorOutcomeRecord, DataprintId, DataprintMeta,
     DataprintStore, HistoryStore, JobLease, JobStore, MetricPoint, MuteRecord, Result, RunId, RunRecord, RunStatus,
-    RunStore, SecretStore, Store, StoreError, TenantId, TenantRecord, TenantRunRecord, TenantStore,
+    RunStore, SecretStore, Store, StoreError, TenantId, TenantRecord, TenantRunRecord, TenantStore, WithResult,
 };
 
 /// The store calls of an inspection run (and of resolving a tenant for `doctor`). Each has the
@@ -42,11 +42,12 @@ pub trait InspectStore: Send + Sync {
         finished_at: DateTime<Utc>,
         stats: &Value,
     ) -> Result<()>;
-    async fn commit_tenant_result(
+    async fn commit_tenant_result_with(
         &self,
         tenant_run: &TenantRunRecord,
         outcomes: &[CollectorOutcomeRecord],
         dataprint: Option<&Value>,
+        with: &WithResult,
     ) -> Result<Option<DataprintId>>;
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>>;
     async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>>;
@@ -112,13 +113,14 @@ impl<S: Store + ?Sized> InspectStore for S {
     ) -> Result<()> {
         RunStore::finish_run(self, run_id, status, finished_at, stats).await
     }
-    async fn commit_tenant_result(
+    async fn commit_tenant_result_with(
         &self,
         tenant_run: &TenantRunRecord,
         outcomes: &[CollectorOutcomeRecord],
         dataprint: Option<&Value>,
+        with: &WithResult,
     ) -> Result<Option<DataprintId>> {
-        RunStore::commit_tenant_result(self, tenant_run, outcomes, dataprint).await
+        RunStore::commit_tenant_result_with(self, tenant_run, outcomes, dataprint, with).await
     }
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>> {
         DataprintStore::last_good_dataprint(self, tenant_id).await
@@ -191,7 +193,7 @@ pub enum Call {
     StartJobRun { lease: JobLease, kind: String, started_at: DateTime<Utc> },
     JobTenants { job_id: String },
     FinishRun { run_id: RunId, status: RunStatus, finished_at: DateTime<Utc>, stats: Value },
-    CommitTenantResult { tenant_run: TenantRunRecord, outcomes: Vec<CollectorOutcomeRecord>, dataprint: Option<Value> },
+    CommitTenantResult(Box<Commit>),
     LastGoodDataprint { tenant_id: TenantId },
     GetDataprint { id: DataprintId },
     DataprintMeta { id: DataprintId },
@@ -208,6 +210,18 @@ pub enum Call {
     RecordTransition { alert: AlertRecord, transition: String, notify: Vec<(String, Value)> },
 }
 
+/// The arguments of [`Call::CommitTenantResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commit {
+    pub tenant_run: TenantRunRecord,
+    pub outcomes: Vec<CollectorOutcomeRecord>,
+    pub dataprint: Option<Value>,
+    /// Absent from an agent that predates it, which writes each part with a call of its own.
+    #[serde(default)]
+    pub with: WithResult,
+}
+
 impl Call {
     /// Whether the call changes the store. A write must come from whoever holds the job's lease;
     /// the store fences commits itself, and the server refuses every write of an agent whose lease
@@ -221,7 +235,7 @@ impl Call {
                 | Call::StartRun { .. }
                 | Call::StartJobRun { .. }
                 | Call::FinishRun { .. }
-                | Call::CommitTenantResult { .. }
+                | Call::CommitTenantResult(_)
                 | Call::SetDeltaLink { .. }
                 | Call::PutEvents { .. }
                 | Call::PutMetrics { .. }
@@ -244,7 +258,7 @@ impl Call {
             Call::StartJobRun { .. } => "start_job_run",
             Call::JobTenants { .. } => "job_tenants",
             Call::FinishRun { .. } => "finish_run",
-            Call::CommitTenantResult { .. } => "commit_tenant_result",
+            Call::CommitTenantResult(_) => "commit_tenant_result",
             Call::LastGoodDataprint { .. } => "last_good_dataprint",
             Call::GetDataprint { .. } => "get_dataprint",
             Call::DataprintMeta { .. } => "dataprint_meta",
@@ -286,8 +300,8 @@ pub async fn dispatch<S: InspectStore + ?Sized>(store: &S, call: Call) -> Result
         Call::FinishRun { run_id, status, finished_at, stats } => {
             reply(store.finish_run(&run_id, status, finished_at, &stats).await?)
         }
-        Call::CommitTenantResult { tenant_run, outcomes, dataprint } => {
-            reply(store.commit_tenant_result(&tenant_run, &outcomes, dataprint.as_ref()).await?)
+        Call::CommitTenantResult(c) => {
+            reply(store.commit_tenant_result_with(&c.tenant_run, &c.outcomes, c.dataprint.as_ref(), &c.with).await?)
         }
         Call::LastGoodDataprint { tenant_id } => reply(store.last_good_dataprint(&tenant_id).await?),
         Call::GetDataprint { id } => reply(store.get_dataprint(&id).await?),
@@ -374,5 +388,35 @@ mod tests {
         let bad = json!({"op": "get_tenant", "id": "t1", "extra": 1});
         assert!(serde_json::from_value::<Call>(bad).is_err());
         assert!(serde_json::from_value::<Call>(json!({"op": "drop_everything"})).is_err());
+    }
+
+    #[test]
+    fn a_commit_from_an_agent_that_sends_its_parts_separately_still_decodes() {
+        let tenant_run = json!({
+            "run_id": "r1", "tenant_id": "t1", "status": "failed",
+            "started_at": "2026-12-06T10:00:00Z", "finished_at": "2026-12-06T10:00:05Z",
+            "diagnosis": null, "error": null, "dataprint_id": null
+        });
+        let old = json!({"op": "commit_tenant_result", "tenant_run": tenant_run, "outcomes": [], "dataprint": null});
+        match serde_json::from_value::<Call>(old.clone()).expect("decode") {
+            Call::CommitTenantResult(c) => assert_eq!(c.with, WithResult::default()),
+            other => panic!("decoded as {other:?}"),
+        }
+        let mut extra = old;
+        extra["surprise"] = json!(1);
+        assert!(serde_json::from_value::<Call>(extra).is_err(), "unknown fields are refused");
+        let call = Call::CommitTenantResult(Box::new(Commit {
+            tenant_run: serde_json::from_value(tenant_run).expect("record"),
+            outcomes: Vec::new(),
+            dataprint: None,
+            with: WithResult {
+                delta_links: vec![("users".into(), "https://graph.example/delta".into())],
+                ..WithResult::default()
+            },
+        }));
+        let text = serde_json::to_value(&call).expect("encode");
+        assert_eq!(text["op"], "commit_tenant_result");
+        assert_eq!(serde_json::from_value::<Call>(text).expect("decode"), call);
+        assert!(call.writes());
     }
 }

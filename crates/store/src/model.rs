@@ -299,6 +299,49 @@ pub struct TenantRunRecord {
     pub dataprint_id: Option<DataprintId>,
 }
 
+/// What a tenant's commit writes besides its result, in the same transaction
+/// ([`crate::RunStore::commit_tenant_result_with`]), so that a tenant costs one write. Each part
+/// has the meaning of the store method it names; the tenant is the tenant run's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithResult {
+    /// The tenant's record, upserted before the result (`upsert_tenant`); its id must be the
+    /// tenant run's.
+    #[serde(default)]
+    pub tenant: Option<TenantRecord>,
+    /// The tenant's domains of one source, replacing those known (`set_tenant_domains`).
+    #[serde(default)]
+    pub domains: Option<DomainsOf>,
+    /// The run's metric values at an instant (`put_metrics`), put only when the commit has a
+    /// dataprint.
+    #[serde(default)]
+    pub metrics: Option<MetricsAt>,
+    /// Links that continue the tenant's delta reads, by collection (`set_delta_link`), saved only
+    /// when the commit has a dataprint: they lead on from the data it holds.
+    #[serde(default)]
+    pub delta_links: Vec<(String, String)>,
+}
+
+/// A tenant's domains as one source knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainsOf {
+    /// Where the list comes from (`dataprint`, `graph`...).
+    pub source: String,
+    /// The domains.
+    pub domains: Vec<String>,
+}
+
+/// A run's metric values, measured at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsAt {
+    /// When the values were measured.
+    pub at: DateTime<Utc>,
+    /// The values by metric name.
+    pub values: Vec<(String, Value)>,
+}
+
 /// The outcome of one collector for one tenant in one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectorOutcomeRecord {

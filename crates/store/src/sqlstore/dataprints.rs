@@ -8,7 +8,7 @@ use super::{SqlStore, latest_dataprint};
 use crate::common::non_empty;
 use crate::error::Result;
 use crate::rows::{self, RowExt};
-use crate::sql::{ExecExt, TxKind, query};
+use crate::sql::{Exec, ExecExt, TxKind, query};
 use crate::{DataprintId, DataprintMeta, DataprintStore, PruneReport, RunId, TenantId, blob, plan};
 
 #[async_trait]
@@ -160,22 +160,7 @@ impl DataprintStore for SqlStore {
     }
 
     async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()> {
-        non_empty(tenant_id.as_str(), "tenant id")?;
-        self.db
-            .write()
-            .execute(
-                query(
-                    "INSERT INTO delta_links (tenant_id, collection, link, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (tenant_id, collection) DO UPDATE SET link = excluded.link, \
-                     updated_at = excluded.updated_at",
-                )
-                .bind(tenant_id)
-                .bind(collection)
-                .bind(link)
-                .bind(Utc::now()),
-            )
-            .await?;
-        Ok(())
+        set_delta_link_in(&mut *self.db.write(), tenant_id, collection, link).await
     }
 
     async fn clear_delta_links(&self, tenant_id: &TenantId) -> Result<u64> {
@@ -207,4 +192,28 @@ impl SqlStore {
         };
         Ok(Some((meta, doc)))
     }
+}
+
+/// Saves the link that continues a tenant's delta reads of a collection, inside the caller's
+/// transaction (see [`DataprintStore::set_delta_link`]).
+pub(super) async fn set_delta_link_in(
+    exec: &mut (dyn Exec + '_),
+    tenant_id: &TenantId,
+    collection: &str,
+    link: &str,
+) -> Result<()> {
+    non_empty(tenant_id.as_str(), "tenant id")?;
+    exec.execute(
+        query(
+            "INSERT INTO delta_links (tenant_id, collection, link, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, collection) DO UPDATE SET link = excluded.link, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(tenant_id)
+        .bind(collection)
+        .bind(link)
+        .bind(Utc::now()),
+    )
+    .await?;
+    Ok(())
 }

@@ -21,46 +21,7 @@ impl HistoryStore for SqlStore {
         values: &[(String, Value)],
     ) -> Result<()> {
         let mut tx = self.db.begin(TxKind::Write).await?;
-        if put_after_every_point(&mut *tx, tenant_id, run_id, at, values).await? {
-            tx.commit().await?;
-            return Ok(());
-        }
-        let series = Series { tenant_id, run_id };
-        for (name, value) in values {
-            let value = json_text(value)?;
-            // A value already saved for this run is replaced: remove it, and the point after it if
-            // that one now repeats the point before.
-            let replaced = tx
-                .fetch_optional(
-                    query("DELETE FROM metrics WHERE tenant_id = $1 AND name = $2 AND run_id = $3 RETURNING at")
-                        .bind(tenant_id)
-                        .bind(name)
-                        .bind(run_id),
-                )
-                .await?;
-            if let Some(old_at) = replaced.map(|row| row.ts("at")).transpose()? {
-                let before = series.neighbour(&mut *tx, name, old_at, false).await?;
-                series.drop_if_repeats(&mut *tx, name, old_at, before.map(|(_, _, v)| v)).await?;
-            }
-            // A new point only when the value differs from the one in effect at `at`, then the next
-            // point goes if it repeats it.
-            let before = series.neighbour(&mut *tx, name, at, false).await?.map(|(_, _, v)| v);
-            let in_effect = if before.as_deref() == Some(value.as_str()) {
-                before
-            } else {
-                tx.execute(
-                    query("INSERT INTO metrics (tenant_id, name, at, run_id, value) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(tenant_id)
-                        .bind(name)
-                        .bind(at)
-                        .bind(run_id)
-                        .bind(&value),
-                )
-                .await?;
-                Some(value)
-            };
-            series.drop_if_repeats(&mut *tx, name, at, in_effect).await?;
-        }
+        put_metrics_in(&mut *tx, run_id, tenant_id, at, values).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -176,6 +137,57 @@ impl HistoryStore for SqlStore {
         let rows = self.db.read().fetch_all(query("SELECT name, updated_at FROM baselines ORDER BY name")).await?;
         rows.iter().map(rows::baseline_meta).collect()
     }
+}
+
+/// Puts a run's metric values for a tenant inside the caller's transaction (see
+/// [`HistoryStore::put_metrics`]).
+pub(super) async fn put_metrics_in(
+    exec: &mut (dyn Exec + '_),
+    run_id: &RunId,
+    tenant_id: &TenantId,
+    at: DateTime<Utc>,
+    values: &[(String, Value)],
+) -> Result<()> {
+    if put_after_every_point(exec, tenant_id, run_id, at, values).await? {
+        return Ok(());
+    }
+    let series = Series { tenant_id, run_id };
+    for (name, value) in values {
+        let value = json_text(value)?;
+        // A value already saved for this run is replaced: remove it, and the point after it if
+        // that one now repeats the point before.
+        let replaced = exec
+            .fetch_optional(
+                query("DELETE FROM metrics WHERE tenant_id = $1 AND name = $2 AND run_id = $3 RETURNING at")
+                    .bind(tenant_id)
+                    .bind(name)
+                    .bind(run_id),
+            )
+            .await?;
+        if let Some(old_at) = replaced.map(|row| row.ts("at")).transpose()? {
+            let before = series.neighbour(&mut *exec, name, old_at, false).await?;
+            series.drop_if_repeats(&mut *exec, name, old_at, before.map(|(_, _, v)| v)).await?;
+        }
+        // A new point only when the value differs from the one in effect at `at`, then the next
+        // point goes if it repeats it.
+        let before = series.neighbour(&mut *exec, name, at, false).await?.map(|(_, _, v)| v);
+        let in_effect = if before.as_deref() == Some(value.as_str()) {
+            before
+        } else {
+            exec.execute(
+                query("INSERT INTO metrics (tenant_id, name, at, run_id, value) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(tenant_id)
+                    .bind(name)
+                    .bind(at)
+                    .bind(run_id)
+                    .bind(&value),
+            )
+            .await?;
+            Some(value)
+        };
+        series.drop_if_repeats(&mut *exec, name, at, in_effect).await?;
+    }
+    Ok(())
 }
 
 /// The latest point of each of a tenant's series (`$1`), by name; of two at the same instant, the

@@ -4,13 +4,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::dataprints::set_delta_link_in;
+use super::history::put_metrics_in;
+use super::tenants::{set_tenant_domains_in, upsert_tenant_in};
 use super::{SqlStore, ensure_result, ensure_set, latest_dataprint, load_envelope, tenant_key};
 use crate::common::{HEARTBEAT_EVERY, check_ts, json_text, non_empty, owner_is_dead, validate_tenant_result};
 use crate::error::{Result, StoreError};
 use crate::plan::{Decision, Incoming};
 use crate::rows::{self, RowExt};
 use crate::sql::{Exec, ExecExt, TxKind, query};
-use crate::{CollectorOutcomeRecord, DataprintId, RunId, RunRecord, RunStatus, RunStore, TenantId, TenantRunRecord};
+use crate::{
+    CollectorOutcomeRecord, DataprintId, RunId, RunRecord, RunStatus, RunStore, TenantId, TenantRunRecord, WithResult,
+};
 
 /// A run about to start.
 pub(super) fn new_run(kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord> {
@@ -149,13 +154,22 @@ impl RunStore for SqlStore {
         Ok(marked)
     }
 
-    async fn commit_tenant_result(
+    async fn commit_tenant_result_with(
         &self,
         tr: &TenantRunRecord,
         outcomes: &[CollectorOutcomeRecord],
         dataprint: Option<&Value>,
+        with: &WithResult,
     ) -> Result<Option<DataprintId>> {
         validate_tenant_result(tr, outcomes)?;
+        if let Some(tenant) = &with.tenant
+            && tenant.id != tr.tenant_id
+        {
+            return Err(StoreError::InvalidInput(format!(
+                "the tenant record of {} was committed with a result of {}",
+                tenant.id, tr.tenant_id
+            )));
+        }
         // The start is checked like any timestamp, although it is stored as time before the end,
         // in the per-run part.
         check_ts(tr.started_at)?;
@@ -171,6 +185,9 @@ impl RunStore for SqlStore {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("run {}", tr.run_id)))?;
         let run_key = run.int("key")?;
+        if let Some(tenant) = &with.tenant {
+            upsert_tenant_in(&mut *tx, tenant).await?;
+        }
         let tenant_key = tenant_key(&mut *tx, &tr.tenant_id).await?;
         // A run started for a job commits only while the job's lease holds, each tenant once; a
         // run of the command line has no job and pays nothing for it.
@@ -256,6 +273,18 @@ impl RunStore for SqlStore {
             .bind(per_run),
         )
         .await?;
+
+        if let Some(d) = &with.domains {
+            set_tenant_domains_in(&mut *tx, &tr.tenant_id, &d.source, &d.domains).await?;
+        }
+        if dataprint_id.is_some() {
+            if let Some(m) = &with.metrics {
+                put_metrics_in(&mut *tx, &tr.run_id, &tr.tenant_id, check_ts(m.at)?, &m.values).await?;
+            }
+            for (collection, link) in &with.delta_links {
+                set_delta_link_in(&mut *tx, &tr.tenant_id, collection, link).await?;
+            }
+        }
 
         // The heartbeat is refreshed at most once a minute: writing it with every commit would
         // rewrite the run's row a thousand times per run of a large fleet (in PostgreSQL, a dead

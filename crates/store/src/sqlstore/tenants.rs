@@ -8,35 +8,13 @@ use crate::common::{non_empty, opt_json_text};
 use crate::error::Result;
 use crate::rows;
 use crate::rows::RowExt;
-use crate::sql::{TxKind, query};
+use crate::sql::{Exec, TxKind, query};
 use crate::{TenantId, TenantRecord, TenantStore};
 
 #[async_trait]
 impl TenantStore for SqlStore {
     async fn upsert_tenant(&self, t: &TenantRecord) -> Result<()> {
-        non_empty(t.id.as_str(), "tenant id")?;
-        self.db
-            .write()
-            .execute(
-                query(
-                    "INSERT INTO tenants (id, domain, display_name, role, auth, first_seen, last_seen, gone_since, gdap) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (id) DO UPDATE SET domain = excluded.domain, display_name = excluded.display_name, \
-                     role = excluded.role, auth = excluded.auth, last_seen = excluded.last_seen, \
-                     gone_since = excluded.gone_since, gdap = excluded.gdap",
-                )
-                .bind(&t.id)
-                .bind(&t.domain)
-                .bind(&t.display_name)
-                .bind(t.role.as_str())
-                .bind(t.auth.as_str())
-                .bind(t.first_seen)
-                .bind(t.last_seen)
-                .bind(t.gone_since)
-                .bind(opt_json_text(t.gdap.as_ref())?),
-            )
-            .await?;
-        Ok(())
+        upsert_tenant_in(&mut *self.db.write(), t).await
     }
 
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
@@ -98,43 +76,10 @@ impl TenantStore for SqlStore {
     }
 
     async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()> {
-        non_empty(tenant_id.as_str(), "tenant id")?;
-        non_empty(source, "domain source")?;
-        let mut wanted: Vec<String> =
-            domains.iter().map(|d| d.trim().to_ascii_lowercase()).filter(|d| !d.is_empty()).collect();
-        wanted.sort();
-        wanted.dedup();
         let mut tx = self.db.begin(TxKind::Write).await?;
-        let known: Vec<String> = tx
-            .fetch_all(
-                query("SELECT domain FROM tenant_domains WHERE tenant_id = $1 AND source = $2 ORDER BY domain")
-                    .bind(tenant_id)
-                    .bind(source),
-            )
-            .await?
-            .iter()
-            .map(|r| r.text("domain"))
-            .collect::<Result<_>>()?;
-        // Most runs find the same domains: then nothing is written.
-        if known == wanted {
-            // Committed rather than dropped: a dropped transaction is rolled back, which in SQLite's
-            // group commit costs a statement more.
-            tx.commit().await?;
-            return Ok(());
-        }
-        tx.execute(
-            query("DELETE FROM tenant_domains WHERE tenant_id = $1 AND source = $2").bind(tenant_id).bind(source),
-        )
-        .await?;
-        for domain in &wanted {
-            tx.execute(
-                query("INSERT INTO tenant_domains (tenant_id, domain, source) VALUES ($1, $2, $3)")
-                    .bind(tenant_id)
-                    .bind(domain)
-                    .bind(source),
-            )
-            .await?;
-        }
+        set_tenant_domains_in(&mut *tx, tenant_id, source, domains).await?;
+        // Committed even when nothing changed: a dropped transaction is rolled back, which in
+        // SQLite's group commit costs a statement more.
         tx.commit().await
     }
 
@@ -212,4 +157,72 @@ impl TenantStore for SqlStore {
             .await?;
         Ok(done > 0)
     }
+}
+
+/// Inserts a tenant or updates what is known of it, inside the caller's transaction (see
+/// [`TenantStore::upsert_tenant`]).
+pub(super) async fn upsert_tenant_in(exec: &mut (dyn Exec + '_), t: &TenantRecord) -> Result<()> {
+    non_empty(t.id.as_str(), "tenant id")?;
+    exec.execute(
+        query(
+            "INSERT INTO tenants (id, domain, display_name, role, auth, first_seen, last_seen, gone_since, gdap) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (id) DO UPDATE SET domain = excluded.domain, display_name = excluded.display_name, \
+             role = excluded.role, auth = excluded.auth, last_seen = excluded.last_seen, \
+             gone_since = excluded.gone_since, gdap = excluded.gdap",
+        )
+        .bind(&t.id)
+        .bind(&t.domain)
+        .bind(&t.display_name)
+        .bind(t.role.as_str())
+        .bind(t.auth.as_str())
+        .bind(t.first_seen)
+        .bind(t.last_seen)
+        .bind(t.gone_since)
+        .bind(opt_json_text(t.gdap.as_ref())?),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Replaces a tenant's domains of one source inside the caller's transaction (see
+/// [`TenantStore::set_tenant_domains`]).
+pub(super) async fn set_tenant_domains_in(
+    exec: &mut (dyn Exec + '_),
+    tenant_id: &TenantId,
+    source: &str,
+    domains: &[String],
+) -> Result<()> {
+    non_empty(tenant_id.as_str(), "tenant id")?;
+    non_empty(source, "domain source")?;
+    let mut wanted: Vec<String> =
+        domains.iter().map(|d| d.trim().to_ascii_lowercase()).filter(|d| !d.is_empty()).collect();
+    wanted.sort();
+    wanted.dedup();
+    let known: Vec<String> = exec
+        .fetch_all(
+            query("SELECT domain FROM tenant_domains WHERE tenant_id = $1 AND source = $2 ORDER BY domain")
+                .bind(tenant_id)
+                .bind(source),
+        )
+        .await?
+        .iter()
+        .map(|r| r.text("domain"))
+        .collect::<Result<_>>()?;
+    // Most runs find the same domains: then nothing is written.
+    if known == wanted {
+        return Ok(());
+    }
+    exec.execute(query("DELETE FROM tenant_domains WHERE tenant_id = $1 AND source = $2").bind(tenant_id).bind(source))
+        .await?;
+    for domain in &wanted {
+        exec.execute(
+            query("INSERT INTO tenant_domains (tenant_id, domain, source) VALUES ($1, $2, $3)")
+                .bind(tenant_id)
+                .bind(domain)
+                .bind(source),
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -770,6 +770,91 @@ pub async fn delta_links(store: S, _db: Db) {
     assert!(store.get_delta_link(&tid("t2"), "users").await.expect("get").is_some());
 }
 
+pub async fn a_tenant_commits_everything_in_one_write(store: S, _db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let t = tid("t1");
+    let doc = fixtures::dataprint("t1", run.id.as_str(), 40);
+    let outcomes = fixtures::outcomes(run.id.as_str(), "t1", &doc);
+    let at = now();
+    let with = store::WithResult {
+        tenant: Some(tenant("t1", Some("contoso.example"), "Contoso")),
+        domains: Some(store::DomainsOf {
+            source: "dataprint".into(),
+            domains: vec!["Contoso.example".into(), "contoso.onmicrosoft.example".into()],
+        }),
+        metrics: Some(store::MetricsAt {
+            at,
+            values: vec![("users.total".into(), json!(40)), ("mfa.coverage".into(), json!(0.5))],
+        }),
+        delta_links: vec![("users".into(), "https://graph.example/v1.0/users/delta?$deltatoken=a".into())],
+    };
+    let id = store
+        .commit_tenant_result_with(&tenant_run(&run.id, "t1", TenantRunStatus::Ok, at), &outcomes, Some(&doc), &with)
+        .await
+        .expect("commit with everything")
+        .expect("a dataprint");
+    assert_eq!(store.get_tenant(&t).await.expect("tenant").expect("upserted").display_name, "Contoso");
+    assert_eq!(
+        store.tenant_domains(&t).await.expect("domains"),
+        vec!["contoso.example".to_string(), "contoso.onmicrosoft.example".to_string()]
+    );
+    let mut latest = store.latest_metrics(&t).await.expect("metrics");
+    latest.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        latest.iter().map(|p| (p.name.as_str(), p.value.clone(), p.at)).collect::<Vec<_>>(),
+        vec![("mfa.coverage", json!(0.5), at), ("users.total", json!(40), at)]
+    );
+    assert!(store.get_delta_link(&t, "users").await.expect("link").expect("saved").ends_with("=a"));
+    assert_eq!(store.last_good_dataprint(&t).await.expect("read").expect("stored").0.id, id);
+
+    // A result without a dataprint keeps the tenant's metrics and delta links as they were: the
+    // links lead on from data that this result does not hold.
+    let run2 = store.start_run("inspect", now()).await.expect("start");
+    let failed = links_and_metrics("b", 41);
+    let none = store
+        .commit_tenant_result_with(&tenant_run(&run2.id, "t1", TenantRunStatus::Failed, now()), &[], None, &failed)
+        .await
+        .expect("commit a failure");
+    assert_eq!(none, None);
+    assert!(store.get_delta_link(&t, "users").await.expect("link").expect("kept").ends_with("=a"));
+    assert!(store.latest_metrics(&t).await.expect("metrics").iter().all(|p| p.at == at));
+
+    // All or nothing: a part the store refuses leaves the result uncommitted as well.
+    let run3 = store.start_run("inspect", now()).await.expect("start");
+    let mut bad = links_and_metrics("c", 42);
+    bad.domains = Some(store::DomainsOf { source: String::new(), domains: vec!["x.example".into()] });
+    let doc3 = fixtures::dataprint("t1", run3.id.as_str(), 41);
+    let refused = store
+        .commit_tenant_result_with(
+            &tenant_run(&run3.id, "t1", TenantRunStatus::Ok, now()),
+            &fixtures::outcomes(run3.id.as_str(), "t1", &doc3),
+            Some(&doc3),
+            &bad,
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
+    assert!(store.tenant_runs(&run3.id).await.expect("runs").is_empty());
+    assert!(store.get_delta_link(&t, "users").await.expect("link").expect("kept").ends_with("=a"));
+    assert!(store.latest_metrics(&t).await.expect("metrics").iter().all(|p| p.at == at));
+
+    // Another tenant's record cannot ride along with this tenant's result.
+    let other = store::WithResult { tenant: Some(tenant("t2", None, "Other")), ..store::WithResult::default() };
+    let refused = store
+        .commit_tenant_result_with(&tenant_run(&run3.id, "t1", TenantRunStatus::Failed, now()), &[], None, &other)
+        .await;
+    assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
+    assert_eq!(store.get_tenant(&tid("t2")).await.expect("read"), None);
+}
+
+/// A delta link and a metric value to commit with a tenant's result.
+fn links_and_metrics(token: &str, users: i64) -> store::WithResult {
+    store::WithResult {
+        metrics: Some(store::MetricsAt { at: now(), values: vec![("users.total".into(), json!(users))] }),
+        delta_links: vec![("users".into(), format!("https://graph.example/v1.0/users/delta?$deltatoken={token}"))],
+        ..store::WithResult::default()
+    }
+}
+
 pub async fn token_cache_rotation_and_deletes(store: S, _db: Db) {
     store.cache_put(&cache_record("at-a", "tenant-a", "access", "eyJ.access.a")).await.expect("put");
     store.cache_put(&cache_record("rt-a", "tenant-a", "refresh", "0.refresh.a.v1")).await.expect("put");

@@ -50,6 +50,7 @@ contract_tests!(
     prune_by_age_keeps_the_current_state,
     backup_copies_sqlite_and_points_postgres_to_pg_dump,
     delta_links,
+    a_tenant_commits_everything_in_one_write,
     token_cache_rotation_and_deletes,
     secrets_are_encrypted_at_rest,
     tampered_or_moved_ciphertext_fails_cleanly,
