@@ -942,7 +942,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             .map(|o| store_outcome(run_id, t.tenant_id, o))
             .collect::<Result<Vec<CollectorOutcomeRecord>, serde_json::Error>>()?;
         let now = self.clock.now();
-        let measured = self.measure(t).await?;
+        let measured = self.measure(t, now).await?;
         // Delta links are saved in the transaction that commits the data they lead on from (the
         // store saves them only with a dataprint), so that a crash re-reads changes instead of
         // losing them.
@@ -966,9 +966,9 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         Ok((dataprint_id, history))
     }
 
-    /// This run's metric values of a tenant that has a dataprint, and those in effect before
-    /// them, when the run keeps history.
-    async fn measure(&self, t: &Inspected<'_>) -> Result<Option<Measured>, CommitError> {
+    /// This run's metric values of a tenant that has a dataprint, measured at `now`, and those in
+    /// effect before them, when the run keeps history.
+    async fn measure(&self, t: &Inspected<'_>, now: DateTime<Utc>) -> Result<Option<Measured>, CommitError> {
         let (Some(options), Some(current)) = (&self.options.history, t.dataprint) else {
             return Ok(None);
         };
@@ -984,7 +984,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         // metrics of the configuration) are evaluated here, so every figure is computed once.
         let pending: Vec<history::Metric> =
             options.metrics.iter().filter(|m| !computed.iter().any(|c| c.name == m.name())).cloned().collect();
-        let mut extra = history::evaluate(&pending, current, self.clock.now()).into_iter();
+        let mut extra = history::evaluate(&pending, current, now).into_iter();
         let values: Vec<history::MetricValue> = options
             .metrics
             .iter()
