@@ -174,15 +174,7 @@ pub(super) async fn put_metrics_in(
         let in_effect = if before.as_deref() == Some(value.as_str()) {
             before
         } else {
-            exec.execute(
-                query("INSERT INTO metrics (tenant_id, name, at, run_id, value) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(tenant_id)
-                    .bind(name)
-                    .bind(at)
-                    .bind(run_id)
-                    .bind(&value),
-            )
-            .await?;
+            insert_point(&mut *exec, tenant_id, name, at, run_id, &value).await?;
             Some(value)
         };
         series.drop_if_repeats(&mut *exec, name, at, in_effect).await?;
@@ -236,17 +228,30 @@ async fn put_after_every_point(
         if in_effect.get(name) == Some(&value) {
             continue;
         }
-        exec.execute(
-            query("INSERT INTO metrics (tenant_id, name, at, run_id, value) VALUES ($1, $2, $3, $4, $5)")
-                .bind(tenant_id)
-                .bind(name)
-                .bind(at)
-                .bind(run_id)
-                .bind(value),
-        )
-        .await?;
+        insert_point(&mut *exec, tenant_id, name, at, run_id, &value).await?;
     }
     Ok(true)
+}
+
+/// Adds one point to a series; the callers decide that it is a change.
+async fn insert_point(
+    exec: &mut (dyn Exec + '_),
+    tenant_id: &TenantId,
+    name: &str,
+    at: DateTime<Utc>,
+    run_id: &RunId,
+    value: &str,
+) -> Result<()> {
+    exec.execute(
+        query("INSERT INTO metrics (tenant_id, name, at, run_id, value) VALUES ($1, $2, $3, $4, $5)")
+            .bind(tenant_id)
+            .bind(name)
+            .bind(at)
+            .bind(run_id)
+            .bind(value),
+    )
+    .await?;
+    Ok(())
 }
 
 /// One tenant's metric series, as written by one run.
