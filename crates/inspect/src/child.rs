@@ -104,6 +104,10 @@ pub struct Outcome {
     pub requests: u64,
     pub duration_ms: u64,
     pub collected_at: Option<DateTime<Utc>>,
+    /// The collection is the previous dataprint's, unchanged: a delta round that brought no
+    /// change. (A collection reused as it was has [`Mode::Reused`] instead.)
+    #[serde(skip)]
+    pub unchanged: bool,
 }
 
 impl Outcome {
@@ -119,6 +123,7 @@ impl Outcome {
             requests: 0,
             duration_ms: 0,
             collected_at: None,
+            unchanged: false,
         }
     }
 
@@ -147,6 +152,9 @@ pub struct TenantResult {
     pub token_error: Option<Error>,
     pub token: Option<AccessToken>,
     pub delta_links: Vec<(String, String)>,
+    /// The collections moved unchanged from the previous dataprint into this one, which the store
+    /// then need not serialise and hash again.
+    pub reused: Vec<String>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub requests: u64,
@@ -331,6 +339,7 @@ impl Child<'_> {
                     token_error: Some(e),
                     token: None,
                     delta_links: Vec::new(),
+                    reused: Vec::new(),
                     started,
                     finished: self.clock.now(),
                     requests: self.graph.requests_for(self.target.tenant_id.as_str()).saturating_sub(requests_before),
@@ -518,7 +527,11 @@ impl Child<'_> {
         }
 
         // Sign-in activity is not available through delta, so it is read apart and joined to users.
-        merge_sign_in_activity(&mut collections);
+        if merge_sign_in_activity(&mut collections)
+            && let Some(o) = outcomes.get_mut("users")
+        {
+            o.unchanged = false;
+        }
 
         let ordered: Vec<Outcome> = collectors.iter().filter_map(|c| outcomes.remove(c.name)).collect();
         let any_data = ordered.iter().any(|o| o.status == OutcomeStatus::Ok);
@@ -534,6 +547,14 @@ impl Child<'_> {
         let finished = self.clock.now();
         let mut dataprint = any_data.then(|| self.dataprint(status, &ordered, collections, started, finished, &token));
         let metrics = dataprint.as_mut().map(|d| dataprint::summarize(d, finished)).unwrap_or_default();
+        let reused = match &dataprint {
+            Some(_) => ordered
+                .iter()
+                .filter(|o| o.status == OutcomeStatus::Ok && (o.mode == Mode::Reused || o.unchanged))
+                .map(|o| o.name.to_string())
+                .collect(),
+            None => Vec::new(),
+        };
         TenantResult {
             target: self.target.clone(),
             status,
@@ -544,6 +565,7 @@ impl Child<'_> {
             token_error: None,
             token: Some(token),
             delta_links,
+            reused,
             started,
             finished,
             requests: self.graph.requests_for(self.target.tenant_id.as_str()).saturating_sub(requests_before),
@@ -657,12 +679,9 @@ impl Child<'_> {
                     // (once to merge, once to key it again).
                     let mut merged = self.previous.take(c.name).unwrap_or_default();
                     o.mode = Mode::Delta;
-                    // Sign-in activity is joined again from this run's read (`merge_sign_in_activity`).
-                    for item in merged.values_mut() {
-                        if let Some(fields) = item.as_object_mut() {
-                            fields.remove("signInActivity");
-                        }
-                    }
+                    // Sign-in activity is joined again from this run's read, and may still change
+                    // the users (`merge_sign_in_activity`).
+                    o.unchanged = d.removed.is_empty() && d.changed.is_empty();
                     for id in &d.removed {
                         merged.remove(id);
                     }
@@ -913,20 +932,35 @@ fn name_with(collections: &mut Map<String, Value>, sps: Option<&Map<String, Valu
     Some(assignments.len())
 }
 
-fn merge_sign_in_activity(collections: &mut Map<String, Value>) {
+/// Joins each user's sign-in activity of this run to the users, and says whether that changed any.
+fn merge_sign_in_activity(collections: &mut Map<String, Value>) -> bool {
     // The activity collection is lifted out while the users are changed, rather than copied: on a large
     // tenant it holds an object per user.
-    let Some(activity) = collections.remove("signInActivity") else { return };
-    if let (Some(by_id), Some(users)) =
-        (activity.as_object(), collections.get_mut("users").and_then(Value::as_object_mut))
-    {
+    let activity = collections.remove("signInActivity");
+    let by_id = activity.as_ref().and_then(Value::as_object);
+    let mut changed = false;
+    if let Some(users) = collections.get_mut("users").and_then(Value::as_object_mut) {
         for (id, user) in users.iter_mut() {
-            if let (Some(a), Some(u)) = (by_id.get(id).and_then(|a| a.get("signInActivity")), user.as_object_mut()) {
-                u.insert("signInActivity".into(), canonical(a.clone()));
+            let Some(u) = user.as_object_mut() else { continue };
+            // A user keeps the activity of this run's read, or none: an unchanged user of a delta
+            // round still holds the previous run's join, which is compared rather than rebuilt so
+            // that an unchanged tenant's users are known to be unchanged.
+            match by_id.and_then(|m| m.get(id)).and_then(|a| a.get("signInActivity")) {
+                Some(a) => {
+                    let a = canonical(a.clone());
+                    if u.get("signInActivity") != Some(&a) {
+                        u.insert("signInActivity".into(), a);
+                        changed = true;
+                    }
+                }
+                None => changed |= u.remove("signInActivity").is_some(),
             }
         }
     }
-    collections.insert("signInActivity".into(), activity);
+    if let Some(activity) = activity {
+        collections.insert("signInActivity".into(), activity);
+    }
+    changed
 }
 
 /// The tenant's diagnosis: the cause most of its failing collectors share. Its summary says what
@@ -1067,9 +1101,20 @@ mod tests {
             "signInActivity".into(),
             json!({"u1": {"id": "u1", "signInActivity": {"lastSignInDateTime": "2026-11-01T00:00:00Z"}}}),
         );
-        merge_sign_in_activity(&mut collections);
+        assert!(merge_sign_in_activity(&mut collections));
         assert_eq!(collections["users"]["u1"]["signInActivity"]["lastSignInDateTime"], "2026-11-01T00:00:00Z");
         assert!(collections["users"]["u2"].get("signInActivity").is_none());
         assert!(collections.contains_key("signInActivity"));
+
+        // The same activity joined again (the users of a delta round that brought no change) changes
+        // nothing; a user whose activity is gone loses it.
+        let joined = collections["users"].clone();
+        assert!(!merge_sign_in_activity(&mut collections));
+        assert_eq!(collections["users"], joined);
+        collections.insert("signInActivity".into(), json!({}));
+        assert!(merge_sign_in_activity(&mut collections));
+        assert!(collections["users"]["u1"].get("signInActivity").is_none());
+        collections.remove("signInActivity");
+        assert!(!merge_sign_in_activity(&mut collections));
     }
 }

@@ -159,6 +159,7 @@ pub async fn inspect_partner(
             requests: 0,
             duration_ms: 0,
             collected_at: Some(clock.now()),
+            unchanged: false,
         };
         outcomes.insert(o.name, o);
     };
@@ -176,6 +177,7 @@ pub async fn inspect_partner(
                 requests: 0,
                 duration_ms: 0,
                 collected_at: Some(clock.now()),
+                unchanged: false,
             },
         );
     };

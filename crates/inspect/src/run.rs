@@ -12,8 +12,8 @@ use microsoft::{AccountRole, Grant, SecretString};
 use serde::Serialize;
 use serde_json::{Value, json};
 use store::{
-    CollectorOutcomeRecord, DataprintId, DomainsOf, MetricsAt, OutcomeStatus as StoreOutcome, RunId, Store, TenantAuth,
-    TenantId, TenantRecord, TenantRole, TenantRunRecord, TenantRunStatus, WithResult,
+    CollectorOutcomeRecord, DataprintId, DomainsOf, MetricsAt, OutcomeStatus as StoreOutcome, ReusedFrom, RunId, Store,
+    TenantAuth, TenantId, TenantRecord, TenantRole, TenantRunRecord, TenantRunStatus, WithResult,
 };
 
 use crate::access;
@@ -269,6 +269,8 @@ struct Inspected<'a> {
     /// The built-in metrics of the dataprint, computed once when it was summarised.
     metrics: &'a [history::MetricValue],
     delta_links: &'a [(String, String)],
+    /// The collections moved unchanged from the previous dataprint, for the store.
+    reused: Option<ReusedFrom>,
     /// The tenant's record as this run knows it, written with its result.
     record: Option<TenantRecord>,
     started: DateTime<Utc>,
@@ -448,6 +450,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                             previous: previous.as_ref(),
                             metrics: &p.metrics,
                             delta_links: &[],
+                            reused: None,
                             // Upserted above, also when its result is not committed again.
                             record: None,
                             started: p.started,
@@ -751,6 +754,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                 previous: None,
                 metrics: &[],
                 delta_links: &[],
+                reused: None,
                 record: None,
                 started: now,
                 finished: now,
@@ -844,6 +848,10 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                     previous: previous_id.as_ref(),
                     metrics: &result.metrics,
                     delta_links: &result.delta_links,
+                    reused: previous_id
+                        .as_ref()
+                        .filter(|_| !result.reused.is_empty())
+                        .map(|id| ReusedFrom { dataprint: id.clone(), collections: result.reused.clone() }),
                     record: Some(record),
                     started: result.started,
                     finished: result.finished,
@@ -957,6 +965,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                 values: m.values.iter().map(|v| (v.name.clone(), v.value.clone())).collect(),
             }),
             delta_links: t.delta_links.to_vec(),
+            reused: t.reused.clone(),
         };
         let dataprint_id = self.store.commit_tenant_result_with(&record, &outcomes, t.dataprint, &with).await?;
         let history = match measured {

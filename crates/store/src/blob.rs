@@ -91,11 +91,19 @@ pub(crate) struct CollectionBlob {
     pub name: String,
     /// Hex SHA-256 of `raw`.
     pub hash: String,
-    /// The collection's JSON bytes; emptied once compressed (see [`prepare`]).
+    /// The collection's JSON bytes; emptied once compressed (see [`prepare`]), and never held for
+    /// a collection `carried` over.
     pub raw: Vec<u8>,
     /// The length of the JSON bytes.
     pub raw_len: usize,
+    /// Whether the hash and length were taken from the stored blob of an earlier dataprint
+    /// instead of from the bytes (see [`Known`]).
+    pub carried: bool,
 }
+
+/// What the store already holds of some collections: by name, the hash and length of their
+/// stored JSON bytes, for collections the producer moved unchanged from an earlier dataprint.
+pub(crate) type Known = HashMap<String, (String, usize)>;
 
 /// A dataprint split into envelope and collections.
 pub(crate) struct SplitDataprint {
@@ -114,7 +122,16 @@ pub(crate) struct SplitDataprint {
 
 /// Splits a dataprint into its envelope and collection blobs, and computes
 /// its content identity.
+#[cfg(test)]
 pub(crate) fn split(doc: &Value) -> Result<SplitDataprint> {
+    split_with(doc, &Known::new())
+}
+
+/// [`split`], taking the hash and length of the collections in `known` as given instead of
+/// serialising and hashing them: on a large tenant whose collections are mostly reused, that is
+/// most of a commit's work. Builds with debug assertions (the tests) serialise them anyway and
+/// refuse a claim that does not hold, so that a producer's mistake cannot pass unseen.
+pub(crate) fn split_with(doc: &Value, known: &Known) -> Result<SplitDataprint> {
     let run = doc.as_object().and_then(|top| top.get(RUN)).cloned();
     let collections = match doc.get(COLLECTIONS) {
         Some(Value::Object(map)) if !map.is_empty() => map,
@@ -126,9 +143,28 @@ pub(crate) fn split(doc: &Value) -> Result<SplitDataprint> {
     };
     let mut blobs = Vec::with_capacity(collections.len());
     for (name, value) in collections {
+        if let Some((hash, raw_len)) = known.get(name) {
+            if cfg!(debug_assertions) {
+                check_carried(name, value, hash)?;
+            }
+            blobs.push(CollectionBlob {
+                name: name.clone(),
+                hash: hash.clone(),
+                raw: Vec::new(),
+                raw_len: *raw_len,
+                carried: true,
+            });
+            continue;
+        }
         let raw = serde_json::to_vec(value)?;
         check_len(raw.len(), name)?;
-        blobs.push(CollectionBlob { name: name.clone(), hash: sha256_hex(&raw), raw_len: raw.len(), raw });
+        blobs.push(CollectionBlob {
+            name: name.clone(),
+            hash: sha256_hex(&raw),
+            raw_len: raw.len(),
+            raw,
+            carried: false,
+        });
     }
     // The envelope keeps every key in place; only the collection values are
     // replaced, which is cheap because serde_json clones only the envelope
@@ -150,6 +186,18 @@ pub(crate) fn split(doc: &Value) -> Result<SplitDataprint> {
     let envelope = serde_json::to_vec(&envelope)?;
     check_len(envelope.len(), "envelope")?;
     Ok(SplitDataprint { envelope, collections: blobs, set_hash: Some(set_hash), content_hash, run })
+}
+
+/// The JSON bytes of a collection said to be carried over with `hash`, refused when they are not
+/// the bytes of that hash.
+fn check_carried(name: &str, value: &Value, hash: &str) -> Result<Vec<u8>> {
+    let raw = serde_json::to_vec(value)?;
+    if sha256_hex(&raw) != hash {
+        return Err(StoreError::InvalidInput(format!(
+            "collection {name:?} was said to be reused unchanged from an earlier dataprint, but it differs from it"
+        )));
+    }
+    Ok(raw)
 }
 
 /// The content identity of a dataprint: its envelope without the `run`
@@ -287,12 +335,20 @@ pub(crate) struct PreparedDataprint {
 impl PreparedDataprint {
     /// The compressed bytes of a collection: prepared ones if any, else
     /// compressed now (a blob that was pruned between the check and the
-    /// transaction).
-    pub(crate) fn compressed(&self, blob: &CollectionBlob) -> Vec<u8> {
-        match self.compressed.get(&blob.hash) {
-            Some(bytes) => bytes.clone(),
-            None => compress(&blob.raw),
+    /// transaction). A carried collection has no bytes of its own: it is serialised from `doc`,
+    /// the document being committed, and must still have its claimed hash.
+    pub(crate) fn compressed(&self, blob: &CollectionBlob, doc: Option<&Value>) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.compressed.get(&blob.hash) {
+            return Ok(bytes.clone());
         }
+        if !blob.carried {
+            return Ok(compress(&blob.raw));
+        }
+        let value = doc
+            .and_then(|d| d.get(COLLECTIONS))
+            .and_then(|c| c.get(&blob.name))
+            .ok_or_else(|| StoreError::Internal(format!("collection {:?} is not in the document", blob.name)))?;
+        Ok(compress(&check_carried(&blob.name, value, &blob.hash)?))
     }
 }
 
@@ -304,7 +360,9 @@ pub(crate) async fn prepare(mut split: SplitDataprint, missing: Vec<String>) -> 
         let envelope_z = compress(&split.envelope);
         let mut compressed = HashMap::with_capacity(missing.len());
         for hash in missing {
-            if let Some(blob) = split.collections.iter_mut().find(|c| c.hash == hash) {
+            // A carried collection's blob is stored; one pruned meanwhile is serialised again from
+            // the document when it is inserted.
+            if let Some(blob) = split.collections.iter_mut().find(|c| c.hash == hash && !c.carried) {
                 compressed.insert(hash, compress(&blob.raw));
                 // Only the compressed bytes are written; a large tenant's JSON would otherwise be held
                 // twice until its transaction ends, by every tenant waiting for the writer.
@@ -400,6 +458,36 @@ mod tests {
         assert!(decompress(&packed, raw.len() as i64 - 1, "t").is_err());
         assert!(decompress(&packed, -1, "t").is_err());
         assert!(decompress(b"garbage", 7, "t").is_err());
+    }
+
+    #[test]
+    fn a_carried_collection_keeps_its_identity_and_is_serialised_only_when_missing() {
+        let doc = json!({
+            "collections": {"users": {"b": {"displayName": "B", "id": "b"}}, "domains": {"d": {"id": "d"}}},
+            "run": {"id": "r1"},
+        });
+        let plain = split(&doc).expect("split");
+        let users = plain.collections.iter().find(|c| c.name == "users").expect("users");
+        let known: Known = [("users".to_string(), (users.hash.clone(), users.raw_len))].into();
+        let carried = split_with(&doc, &known).expect("split");
+        assert_eq!(carried.content_hash, plain.content_hash);
+        assert_eq!(carried.set_hash, plain.set_hash);
+        let prepared = prepare_now(carried);
+        let blob = prepared.split.collections.iter().find(|c| c.name == "users").expect("users");
+        assert!(blob.carried && blob.raw.is_empty() && blob.raw_len == users.raw_len);
+
+        // A carried blob pruned before its commit is serialised again from the document, and must
+        // still be what was claimed.
+        let packed = prepared.compressed(blob, Some(&doc)).expect("compressed");
+        assert_eq!(decompress(&packed, users.raw_len as i64, "t").expect("inflate"), users.raw);
+        let mut changed = doc.clone();
+        changed["collections"]["users"]["b"]["displayName"] = json!("C");
+        assert!(matches!(prepared.compressed(blob, Some(&changed)), Err(StoreError::InvalidInput(_))));
+        assert!(prepared.compressed(blob, None).is_err());
+
+        // A claim that does not hold is refused when debug assertions check it.
+        let wrong: Known = [("domains".to_string(), (users.hash.clone(), users.raw_len))].into();
+        assert_eq!(split_with(&doc, &wrong).is_err(), cfg!(debug_assertions));
     }
 
     #[test]

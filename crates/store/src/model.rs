@@ -320,6 +320,22 @@ pub struct WithResult {
     /// when the commit has a dataprint: they lead on from the data it holds.
     #[serde(default)]
     pub delta_links: Vec<(String, String)>,
+    /// Collections of the dataprint that are exactly those of an earlier dataprint of the same
+    /// tenant, moved from it unchanged. The store then takes their content hash from that
+    /// dataprint instead of serialising and hashing them again; a hint it checks (the dataprint
+    /// must be the tenant's and hold a collection of that name) and ignores when it does not hold.
+    #[serde(default)]
+    pub reused: Option<ReusedFrom>,
+}
+
+/// Collections moved unchanged from one earlier dataprint (see [`WithResult::reused`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReusedFrom {
+    /// The earlier dataprint, the tenant's.
+    pub dataprint: DataprintId,
+    /// The names of the collections taken from it as they were.
+    pub collections: Vec<String>,
 }
 
 /// A tenant's domains as one source knows them.

@@ -81,6 +81,7 @@ impl Incoming {
         tenant_run: &TenantRunRecord,
         outcomes: &[CollectorOutcomeRecord],
         dataprint: Option<&Value>,
+        known: &blob::Known,
     ) -> Result<(Incoming, Option<SplitDataprint>)> {
         let (content, numbers) = ResultContent::from_records(tenant_run, outcomes);
         let result = result::encode(&content)?;
@@ -88,7 +89,7 @@ impl Incoming {
         // the tenant's last good one.
         let split = match (tenant_run.status, dataprint) {
             (TenantRunStatus::Failed, _) | (_, None) => None,
-            (_, Some(doc)) => Some(blob::split(doc)?),
+            (_, Some(doc)) => Some(blob::split_with(doc, known)?),
         };
         let elapsed_micros =
             (micros(tenant_run.finished_at) - micros(tenant_run.started_at)).num_microseconds().unwrap_or(i64::MAX);

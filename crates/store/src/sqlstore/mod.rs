@@ -34,7 +34,7 @@ use crate::plan::{self, Doc, Envelope, Incoming, Latest};
 use crate::result::EncodedResult;
 use crate::rows::{self, RowExt};
 use crate::sql::{Dialect, Exec, ExecExt, Query, TxKind, query};
-use crate::{AdminStore, Backend, DataprintMeta, Key, RunId, TenantId, TenantRunRecord};
+use crate::{AdminStore, Backend, DataprintMeta, Key, ReusedFrom, RunId, TenantId, TenantRunRecord};
 
 pub(crate) struct SqlStore {
     db: Box<dyn Dialect>,
@@ -49,6 +49,40 @@ impl SqlStore {
 
     /// Compresses a dataprint expected to be new, asking the database (outside any transaction,
     /// and in SQLite outside the write lock) which collections it already has.
+    /// The stored hash and length of the collections a commit says it reused unchanged from an
+    /// earlier dataprint ([`crate::WithResult::reused`]): only from a dataprint of the same tenant,
+    /// and only the collections it holds. What does not hold is left out, and those collections
+    /// are serialised and hashed as usual.
+    pub(crate) async fn reused_blobs(&self, tenant_id: &TenantId, reused: &ReusedFrom) -> Result<blob::Known> {
+        let mut known = blob::Known::new();
+        if reused.collections.is_empty() {
+            return Ok(known);
+        }
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query(
+                    "SELECT m.name, b.hash, b.raw_len FROM dataprints d \
+                     JOIN tenant_keys t ON t.key = d.tenant_key \
+                     JOIN collection_set_members m ON m.set_id = d.set_id \
+                     JOIN blobs b ON b.id = m.blob_id WHERE d.id = $1 AND t.tenant_id = $2",
+                )
+                .bind(&reused.dataprint)
+                .bind(tenant_id),
+            )
+            .await?;
+        for row in &rows {
+            let name = row.text("name")?;
+            if reused.collections.contains(&name)
+                && let Ok(len) = usize::try_from(row.int("raw_len")?)
+            {
+                known.insert(name, (row.text("hash")?, len));
+            }
+        }
+        Ok(known)
+    }
+
     async fn prepare(&self, split: SplitDataprint) -> Result<PreparedDataprint> {
         let mut missing = Vec::new();
         if let Some(set_hash) = &split.set_hash {
@@ -298,7 +332,12 @@ async fn ensure_result(exec: &mut (dyn Exec + '_), result: &EncodedResult) -> Re
 
 /// Inserts the collection set (and any missing blobs) of a dataprint, or finds the existing one;
 /// returns the set id. A set inserted by another commit comes with its members.
-async fn ensure_set(exec: &mut (dyn Exec + '_), prepared: &PreparedDataprint, set_hash: &str) -> Result<i64> {
+async fn ensure_set(
+    exec: &mut (dyn Exec + '_),
+    prepared: &PreparedDataprint,
+    set_hash: &str,
+    doc: Option<&Value>,
+) -> Result<i64> {
     let find = query("SELECT id FROM collection_sets WHERE hash = $1").bind(set_hash);
     let insert = query("INSERT INTO collection_sets (hash) VALUES ($1) ON CONFLICT (hash) DO NOTHING RETURNING id")
         .bind(set_hash);
@@ -317,7 +356,7 @@ async fn ensure_set(exec: &mut (dyn Exec + '_), prepared: &PreparedDataprint, se
                 )
                 .bind(&collection.hash)
                 .bind(collection.raw_len as i64)
-                .bind(prepared.compressed(collection));
+                .bind(prepared.compressed(collection, doc)?);
                 insert_or_find(exec, insert, find).await?.0
             }
         };

@@ -15,6 +15,7 @@ use crate::rows::{self, RowExt};
 use crate::sql::{Exec, ExecExt, TxKind, query};
 use crate::{
     CollectorOutcomeRecord, DataprintId, RunId, RunRecord, RunStatus, RunStore, TenantId, TenantRunRecord, WithResult,
+    blob,
 };
 
 /// A run about to start.
@@ -174,7 +175,11 @@ impl RunStore for SqlStore {
         // in the per-run part.
         check_ts(tr.started_at)?;
         let finished_at = check_ts(tr.finished_at)?;
-        let (mut incoming, split) = Incoming::new(tr, outcomes, dataprint)?;
+        let known = match (&with.reused, dataprint) {
+            (Some(reused), Some(_)) => self.reused_blobs(&tr.tenant_id, reused).await?,
+            _ => blob::Known::new(),
+        };
+        let (mut incoming, split) = Incoming::new(tr, outcomes, dataprint, &known)?;
         if let Some(split) = split {
             self.plan(tr, &mut incoming, split).await?;
         }
@@ -232,7 +237,7 @@ impl RunStore for SqlStore {
             Decision::Confirm { key, id, per_run } => (Some(key), Some(id), per_run),
             Decision::Insert(prepared) => {
                 let set_id = match &prepared.split.set_hash {
-                    Some(hash) => Some(ensure_set(&mut *tx, &prepared, hash).await?),
+                    Some(hash) => Some(ensure_set(&mut *tx, &prepared, hash, dataprint).await?),
                     None => None,
                 };
                 let id = uuid::Uuid::now_v7().to_string();

@@ -787,6 +787,7 @@ pub async fn a_tenant_commits_everything_in_one_write(store: S, _db: Db) {
             values: vec![("users.total".into(), json!(40)), ("mfa.coverage".into(), json!(0.5))],
         }),
         delta_links: vec![("users".into(), "https://graph.example/v1.0/users/delta?$deltatoken=a".into())],
+        reused: None,
     };
     let id = store
         .commit_tenant_result_with(&tenant_run(&run.id, "t1", TenantRunStatus::Ok, at), &outcomes, Some(&doc), &with)
@@ -844,6 +845,85 @@ pub async fn a_tenant_commits_everything_in_one_write(store: S, _db: Db) {
         .await;
     assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
     assert_eq!(store.get_tenant(&tid("t2")).await.expect("read"), None);
+}
+
+pub async fn reused_collections_are_taken_from_the_earlier_dataprint(store: S, _db: Db) {
+    let run1 = store.start_run("inspect", now()).await.expect("start");
+    let doc1 = fixtures::dataprint("t1", run1.id.as_str(), 30);
+    let commit = |run: &store::RunRecord, doc: &Value, with: store::WithResult| {
+        let (store, run, doc) = (store.clone(), run.clone(), doc.clone());
+        async move {
+            let outcomes = fixtures::outcomes(run.id.as_str(), "t1", &doc);
+            store
+                .commit_tenant_result_with(
+                    &tenant_run(&run.id, "t1", TenantRunStatus::Ok, now()),
+                    &outcomes,
+                    Some(&doc),
+                    &with,
+                )
+                .await
+        }
+    };
+    let first = commit(&run1, &doc1, store::WithResult::default()).await.expect("commit").expect("a dataprint");
+    let names: Vec<String> =
+        doc1["collections"].as_object().expect("collections").keys().filter(|n| *n != "domains").cloned().collect();
+
+    // Every collection but `domains` moved unchanged; `domains` changed.
+    let run2 = store.start_run("inspect", now()).await.expect("start");
+    let mut doc2 = fixtures::dataprint("t1", run2.id.as_str(), 30);
+    doc2["collections"]["domains"] = json!({"d-new": {"id": "d-new", "isVerified": true}});
+    let reused = |collections: Vec<String>| store::WithResult {
+        reused: Some(store::ReusedFrom { dataprint: first.clone(), collections }),
+        ..store::WithResult::default()
+    };
+    let second = commit(&run2, &doc2, reused(names.clone())).await.expect("commit").expect("a dataprint");
+    assert_ne!(second, first);
+    assert_eq!(store.get_dataprint(&second).await.expect("read").expect("stored"), doc2);
+
+    // A claim that does not hold is refused where it can be checked (builds with debug assertions:
+    // the tests) rather than storing the earlier content.
+    let run3 = store.start_run("inspect", now()).await.expect("start");
+    let mut doc3 = fixtures::dataprint("t1", run3.id.as_str(), 30);
+    doc3["collections"]["domains"] = json!({"d-3": {"id": "d-3"}});
+    let wrong = commit(&run3, &doc3, reused(vec!["domains".into()])).await;
+    if cfg!(debug_assertions) {
+        assert!(matches!(wrong, Err(StoreError::InvalidInput(_))), "{wrong:?}");
+        assert!(store.tenant_runs(&run3.id).await.expect("runs").is_empty());
+    }
+
+    // Another tenant's dataprint, an unknown one, and collections it does not hold are no help:
+    // the collections are stored from the document.
+    let run4 = store.start_run("inspect", now()).await.expect("start");
+    let other = fixtures::dataprint("t2", run4.id.as_str(), 30);
+    let outcomes = fixtures::outcomes(run4.id.as_str(), "t2", &other);
+    let theirs = store
+        .commit_tenant_result_with(
+            &tenant_run(&run4.id, "t2", TenantRunStatus::Ok, now()),
+            &outcomes,
+            Some(&other),
+            &reused(names.clone()),
+        )
+        .await
+        .expect("commit")
+        .expect("a dataprint");
+    assert_eq!(store.get_dataprint(&theirs).await.expect("read").expect("stored"), other);
+    let run5 = store.start_run("inspect", now()).await.expect("start");
+    let mut doc5 = fixtures::dataprint("t1", run5.id.as_str(), 31);
+    doc5["collections"]["nothingLikeIt"] = json!({});
+    let with = store::WithResult {
+        reused: Some(store::ReusedFrom {
+            dataprint: store::DataprintId::from("no-such-dataprint".to_string()),
+            collections: vec!["users".into(), "nothingLikeIt".into()],
+        }),
+        ..store::WithResult::default()
+    };
+    let fifth = commit(&run5, &doc5, with).await.expect("commit").expect("a dataprint");
+    assert_eq!(store.get_dataprint(&fifth).await.expect("read").expect("stored"), doc5);
+    let partial = commit(&run5, &doc5, reused(vec!["nothingLikeIt".into(), "users".into()])).await;
+    // `users` differs in size from the first dataprint's: refused in debug builds, as above.
+    if cfg!(debug_assertions) {
+        assert!(matches!(partial, Err(StoreError::InvalidInput(_))), "{partial:?}");
+    }
 }
 
 /// A delta link and a metric value to commit with a tenant's result.
