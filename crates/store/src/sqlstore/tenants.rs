@@ -163,13 +163,23 @@ impl TenantStore for SqlStore {
 /// [`TenantStore::upsert_tenant`]).
 pub(super) async fn upsert_tenant_in(exec: &mut (dyn Exec + '_), t: &TenantRecord) -> Result<()> {
     non_empty(t.id.as_str(), "tenant id")?;
+    // Every run upserts each tenant, which is nearly always unchanged but for when it was last seen.
+    // An update that sets a column rewrites every index on it, changed or not (in SQLite the
+    // entries of the name and domain indexes, a third of the second run's WAL; in PostgreSQL a
+    // non-HOT row version with new entries in every index). So the record is written only when
+    // something in it changed, and `last_seen`, which no index holds, on its own.
     exec.execute(
         query(
             "INSERT INTO tenants (id, domain, display_name, role, auth, first_seen, last_seen, gone_since, gdap) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (id) DO UPDATE SET domain = excluded.domain, display_name = excluded.display_name, \
              role = excluded.role, auth = excluded.auth, last_seen = excluded.last_seen, \
-             gone_since = excluded.gone_since, gdap = excluded.gdap",
+             gone_since = excluded.gone_since, gdap = excluded.gdap \
+             WHERE tenants.domain IS DISTINCT FROM excluded.domain \
+             OR tenants.display_name IS DISTINCT FROM excluded.display_name \
+             OR tenants.role IS DISTINCT FROM excluded.role OR tenants.auth IS DISTINCT FROM excluded.auth \
+             OR tenants.gone_since IS DISTINCT FROM excluded.gone_since \
+             OR tenants.gdap IS DISTINCT FROM excluded.gdap",
         )
         .bind(&t.id)
         .bind(&t.domain)
@@ -180,6 +190,12 @@ pub(super) async fn upsert_tenant_in(exec: &mut (dyn Exec + '_), t: &TenantRecor
         .bind(t.last_seen)
         .bind(t.gone_since)
         .bind(opt_json_text(t.gdap.as_ref())?),
+    )
+    .await?;
+    exec.execute(
+        query("UPDATE tenants SET last_seen = $2 WHERE id = $1 AND last_seen IS DISTINCT FROM $2")
+            .bind(&t.id)
+            .bind(t.last_seen),
     )
     .await?;
     Ok(())
