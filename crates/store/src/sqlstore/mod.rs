@@ -47,8 +47,6 @@ impl SqlStore {
         SqlStore { db, key, instance: InstanceGuard::register() }
     }
 
-    /// Compresses a dataprint expected to be new, asking the database (outside any transaction,
-    /// and in SQLite outside the write lock) which collections it already has.
     /// The stored hash and length of the collections a commit says it reused unchanged from an
     /// earlier dataprint ([`crate::WithResult::reused`]): only from a dataprint of the same tenant,
     /// and only the collections it holds. What does not hold is left out, and those collections
@@ -83,6 +81,8 @@ impl SqlStore {
         Ok(known)
     }
 
+    /// Compresses a dataprint expected to be new, asking the database (outside any transaction,
+    /// and in SQLite outside the write lock) which collections it already has.
     async fn prepare(&self, split: SplitDataprint) -> Result<PreparedDataprint> {
         let mut missing = Vec::new();
         if let Some(set_hash) = &split.set_hash {
