@@ -192,6 +192,21 @@ pub async fn tenants(store: S, _db: Db) {
     assert_eq!(back.auth, TenantAuth::App);
     assert_eq!(back.last_seen, renamed.last_seen);
     assert_eq!(back.gdap, None);
+    // The same record seen again later: only `last_seen` moves (the store skips rewriting the
+    // rest), and a record that differs only in `gone_since` is still written.
+    let mut seen_again = renamed.clone();
+    seen_again.last_seen = ts("2026-11-30T00:00:00Z");
+    store.upsert_tenant(&seen_again).await.expect("upsert unchanged");
+    assert_eq!(
+        store.find_tenant(north.id.as_str()).await.expect("get").expect("found"),
+        TenantRecord { first_seen: north.first_seen, ..seen_again.clone() }
+    );
+    let mut gone = seen_again.clone();
+    gone.gone_since = Some(ts("2026-11-30T00:00:00Z"));
+    store.upsert_tenant(&gone).await.expect("upsert gone");
+    assert_eq!(store.find_tenant(north.id.as_str()).await.expect("get").expect("found").gone_since, gone.gone_since);
+    store.upsert_tenant(&seen_again).await.expect("upsert back");
+    assert_eq!(store.find_tenant(north.id.as_str()).await.expect("get").expect("found").gone_since, None);
 
     let mut partner = tenant("partner-0001", Some("msp.onmicrosoft.com"), "Alpha MSP");
     partner.role = TenantRole::Partner;
