@@ -3,7 +3,8 @@
 //! A dataprint is split in two:
 //!
 //! - each entry of its `collections` object becomes a **blob**: the entry's
-//!   JSON bytes, zlib-compressed, keyed by the SHA-256 of those bytes;
+//!   JSON bytes, compressed (a zstd frame; zlib in stores written before
+//!   zstd), keyed by the SHA-256 of those bytes;
 //! - everything else is the **envelope**: the document with every collection
 //!   replaced by a `null` placeholder, so that the position of `collections`
 //!   in the document and of each name inside it is kept.
@@ -26,6 +27,7 @@
 //! returns byte-for-byte what was stored, even for a producer that does not
 //! sort; such a collection deduplicates only against byte-identical copies.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
@@ -53,32 +55,78 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The zlib level collections are stored at. With zlib-rs, level 1 is a quicker algorithm that
-/// leaves the benchmark fleet's collections 24 % larger than level 2, which takes 0.41 s where level 1
-/// takes 0.26 s for 87 MiB of them, and stores them in 9 % less than miniz_oxide's level 1 did
-/// (docs/performance.md, "Inspection").
-const LEVEL: u32 = 2;
+/// The zstd level blobs are written at. On the benchmark fleet's 478 MiB of collections (15,395
+/// blobs), level 1 stores them in 70.2 MiB in 0.7 s and inflates them in 0.19 s, where zlib-rs at
+/// level 2, used before, took 82.3 MiB, 1.7 s and 0.52 s; zstd's levels 2 and 3 are slower and, on
+/// blobs this size, no smaller (docs/performance.md, "Inspection", item 13).
+const ZSTD_LEVEL: i32 = 1;
 
-/// Compresses bytes with zlib, whose Adler-32 trailer also catches most
-/// corruption before the hash check does.
+/// The first four bytes of a zstd frame. Blobs written before zstd are zlib streams, whose first
+/// byte (CMF) has 8, deflate, as its low nibble and so is never 0x28: the two cannot be confused.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+thread_local! {
+    /// One compression context per thread: making one costs more than compressing most of the
+    /// store's small blobs, envelopes and results.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn zstd_compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+    // The frame's checksum catches most corruption before the hash check does, as zlib's Adler-32
+    // trailer did.
+    compressor.include_checksum(true)?;
+    Ok(compressor)
+}
+
+/// Compresses bytes as one zstd frame (with its content size and checksum).
+///
+/// zstd fails here only when it cannot allocate its context; the bytes are then written as a zlib
+/// stream, which [`decompress`] reads as well, rather than failing the write.
 pub(crate) fn compress(raw: &[u8]) -> Vec<u8> {
-    let mut encoder = ZlibEncoder::new(Vec::with_capacity(raw.len() / 4 + 64), Compression::new(LEVEL));
+    let zstd = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = zstd_compressor().ok();
+        }
+        slot.as_mut().and_then(|c| c.compress(raw).ok())
+    });
+    zstd.unwrap_or_else(|| zlib_compress(raw))
+}
+
+/// The format the store wrote before zstd, and its fallback.
+fn zlib_compress(raw: &[u8]) -> Vec<u8> {
+    let mut encoder = ZlibEncoder::new(Vec::with_capacity(raw.len() / 4 + 64), Compression::new(2));
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(raw);
     encoder.finish().unwrap_or_default()
 }
 
-/// Decompresses bytes that must inflate to exactly `raw_len` bytes.
+/// Decompresses bytes that must inflate to exactly `raw_len` bytes: a zstd frame, or a zlib stream
+/// written by an earlier version.
 pub(crate) fn decompress(data: &[u8], raw_len: i64, what: &str) -> Result<Vec<u8>> {
     let expected = usize::try_from(raw_len)
         .ok()
         .filter(|len| *len <= MAX_RAW_LEN)
         .ok_or_else(|| StoreError::corrupt(format!("{what}: invalid length {raw_len}")))?;
-    let mut raw = Vec::with_capacity(expected);
-    ZlibDecoder::new(data)
-        .take(expected as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(|err| StoreError::corrupt(format!("{what}: cannot decompress: {err}")))?;
+    let raw = if data.starts_with(&ZSTD_MAGIC) {
+        DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new()?);
+            }
+            match slot.as_mut() {
+                // A frame that holds more than `expected` bytes fails here rather than allocating more.
+                Some(d) => d.decompress(data, expected),
+                None => Err(std::io::Error::other("no decompression context")),
+            }
+        })
+    } else {
+        let mut raw = Vec::with_capacity(expected);
+        ZlibDecoder::new(data).take(expected as u64 + 1).read_to_end(&mut raw).map(|_| raw)
+    }
+    .map_err(|err| StoreError::corrupt(format!("{what}: cannot decompress: {err}")))?;
     if raw.len() != expected {
         return Err(StoreError::corrupt(format!("{what}: decompressed to {} bytes, expected {expected}", raw.len())));
     }
@@ -408,10 +456,9 @@ pub(crate) struct StoredDataprint {
     pub members: Option<Vec<StoredMember>>,
 }
 
-/// Decompresses, verifies and reassembles a stored dataprint on the
-/// blocking pool.
-/// Inflates and reassembles a stored dataprint; with `only`, just those collections were read
-/// (the others are then left out of the document, also when it was stored whole).
+/// Decompresses, verifies and reassembles a stored dataprint on the blocking pool; with `only`, just
+/// those collections were read (the others are then left out of the document, also when it was
+/// stored whole).
 pub(crate) async fn load(stored: StoredDataprint, only: Option<Vec<String>>) -> Result<Value> {
     tokio::task::spawn_blocking(move || {
         let envelope =
@@ -458,6 +505,28 @@ mod tests {
         assert!(decompress(&packed, raw.len() as i64 - 1, "t").is_err());
         assert!(decompress(&packed, -1, "t").is_err());
         assert!(decompress(b"garbage", 7, "t").is_err());
+        assert!(packed.starts_with(&ZSTD_MAGIC));
+        // A frame cut short, or with a byte flipped, is refused (the frame's checksum), never
+        // returned as other content.
+        assert!(decompress(&packed[..packed.len() - 1], raw.len() as i64, "t").is_err());
+        let mut flipped = packed.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x40;
+        assert!(decompress(&flipped, raw.len() as i64, "t").is_err());
+        // A frame that holds more than the stored length says is refused without inflating it all.
+        assert!(decompress(&compress(&vec![b' '; 1 << 20]), 10, "t").is_err());
+        // Empty content round-trips.
+        assert_eq!(decompress(&compress(b""), 0, "t").expect("empty"), b"");
+    }
+
+    #[test]
+    fn blobs_written_with_zlib_before_zstd_still_read() {
+        let raw = b"{\"id\":\"u1\",\"displayName\":\"Adele\"}".repeat(50);
+        let old = zlib_compress(&raw);
+        assert!(!old.starts_with(&ZSTD_MAGIC));
+        assert_eq!(decompress(&old, raw.len() as i64, "t").expect("zlib"), raw);
+        assert!(decompress(&old, raw.len() as i64 + 1, "t").is_err());
+        assert!(decompress(&old[..old.len() - 2], raw.len() as i64, "t").is_err());
     }
 
     #[test]
