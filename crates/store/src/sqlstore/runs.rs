@@ -237,7 +237,7 @@ impl RunStore for SqlStore {
             Decision::Confirm { key, id, per_run } => (Some(key), Some(id), per_run),
             Decision::Insert(prepared) => {
                 let set_id = match &prepared.split.set_hash {
-                    Some(hash) => Some(ensure_set(&mut *tx, &prepared, hash, dataprint).await?),
+                    Some(hash) => Some(ensure_set(&mut *tx, self.db.backend(), &prepared, hash, dataprint).await?),
                     None => None,
                 };
                 let id = uuid::Uuid::now_v7().to_string();

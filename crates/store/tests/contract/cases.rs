@@ -605,6 +605,21 @@ pub async fn only_changed_collections_are_added(store: S, db: Db) {
     commit(&store, run3.id.as_str(), "other", TenantRunStatus::Ok, now(), Some(&c)).await;
     let added = db.count("SELECT COUNT(*) FROM blobs").await - before;
     assert_eq!(added, 12, "13 collections, one shared with fabrikam");
+
+    // Two collections of one dataprint with the same content share one blob, and both read back.
+    let mut d = fixtures::dataprint("twins", run3.id.as_str(), 4);
+    d["collections"]["usersAgain"] = d["collections"]["users"].clone();
+    let id_d = commit(&store, run3.id.as_str(), "twins", TenantRunStatus::Ok, now(), Some(&d)).await.expect("stored");
+    let members = d["collections"].as_object().map_or(0, |m| m.len()) as i64;
+    let (all, distinct) = (
+        "SELECT COUNT(*) FROM collection_set_members \
+         WHERE set_id = (SELECT set_id FROM dataprints WHERE key = (SELECT MAX(key) FROM dataprints))",
+        "SELECT COUNT(DISTINCT blob_id) FROM collection_set_members \
+         WHERE set_id = (SELECT set_id FROM dataprints WHERE key = (SELECT MAX(key) FROM dataprints))",
+    );
+    assert_eq!(db.count(all).await, members);
+    assert_eq!(db.count(distinct).await, members - 1, "the twins share a blob");
+    assert_eq!(json_string(&store.get_dataprint(&id_d).await.expect("get").expect("found")), json_string(&d));
 }
 
 pub async fn last_good_dataprint_survives_failed_runs(store: S, _db: Db) {
