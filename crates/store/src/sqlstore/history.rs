@@ -9,7 +9,7 @@ use crate::common::{event_severity, json_text, non_empty, sql_limit};
 use crate::error::Result;
 use crate::rows::{self, RowExt};
 use crate::sql::{Exec, ExecExt, TxKind, query};
-use crate::{BaselineMeta, EventFilter, HistoryStore, MetricPoint, RunId, Severity, StoredEvent, TenantId};
+use crate::{Backend, BaselineMeta, EventFilter, HistoryStore, MetricPoint, RunId, Severity, StoredEvent, TenantId};
 
 #[async_trait]
 impl HistoryStore for SqlStore {
@@ -21,7 +21,7 @@ impl HistoryStore for SqlStore {
         values: &[(String, Value)],
     ) -> Result<()> {
         let mut tx = self.db.begin(TxKind::Write).await?;
-        put_metrics_in(&mut *tx, run_id, tenant_id, at, values).await?;
+        put_metrics_in(&mut *tx, self.db.backend(), run_id, tenant_id, at, values).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -143,12 +143,13 @@ impl HistoryStore for SqlStore {
 /// [`HistoryStore::put_metrics`]).
 pub(super) async fn put_metrics_in(
     exec: &mut (dyn Exec + '_),
+    backend: Backend,
     run_id: &RunId,
     tenant_id: &TenantId,
     at: DateTime<Utc>,
     values: &[(String, Value)],
 ) -> Result<()> {
-    if put_after_every_point(exec, tenant_id, run_id, at, values).await? {
+    if put_after_every_point(exec, backend, tenant_id, run_id, at, values).await? {
         return Ok(());
     }
     let series = Series { tenant_id, run_id };
@@ -188,13 +189,14 @@ const LATEST_POINTS: &str = "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value
      AND m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = m.name) \
      ORDER BY m.name, m.run_id DESC";
 
-/// Puts a run's metric values in the common case, in a few statements instead of four or five per
-/// metric: every point of the tenant is older than `at` and none is of this run, so the value in
+/// Puts a run's metric values in the common case, in three statements (two reads and one insert)
+/// instead of four or five per metric: every point of the tenant is older than `at` and none is of this run, so the value in
 /// effect at `at` is each series' latest point and nothing after `at` can repeat it. Says whether
 /// that was the case; if not, nothing was written. Of values with the same name, the last counts, as
 /// it does when they are put one after another.
 async fn put_after_every_point(
     exec: &mut (dyn Exec + '_),
+    backend: Backend,
     tenant_id: &TenantId,
     run_id: &RunId,
     at: DateTime<Utc>,
@@ -224,12 +226,27 @@ async fn put_after_every_point(
     for (name, value) in values {
         wanted.insert(name.as_str(), json_text(value)?);
     }
-    for (name, value) in wanted {
-        if in_effect.get(name) == Some(&value) {
-            continue;
-        }
-        insert_point(&mut *exec, tenant_id, name, at, run_id, &value).await?;
+    // The new points go in as one statement, a JSON object from name to the value's JSON text: a
+    // tenant's first inspection adds a point to each of its 29 series at once.
+    let points: serde_json::Map<String, Value> = wanted
+        .into_iter()
+        .filter(|(name, value)| in_effect.get(*name) != Some(value))
+        .map(|(name, value)| (name.to_owned(), Value::String(value)))
+        .collect();
+    if points.is_empty() {
+        return Ok(true);
     }
+    let sql = match backend {
+        Backend::Sqlite => {
+            "INSERT INTO metrics (tenant_id, name, at, run_id, value) \
+             SELECT $1, j.key, $2, $3, j.value FROM json_each($4) j"
+        }
+        Backend::Postgres => {
+            "INSERT INTO metrics (tenant_id, name, at, run_id, value) \
+             SELECT $1, j.key, $2, $3, j.value FROM json_each_text($4::json) j"
+        }
+    };
+    exec.execute(query(sql).bind(tenant_id).bind(at).bind(run_id).bind(serde_json::to_string(&points)?)).await?;
     Ok(true)
 }
 

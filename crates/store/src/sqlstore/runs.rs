@@ -284,7 +284,8 @@ impl RunStore for SqlStore {
         }
         if dataprint_id.is_some() {
             if let Some(m) = &with.metrics {
-                put_metrics_in(&mut *tx, &tr.run_id, &tr.tenant_id, check_ts(m.at)?, &m.values).await?;
+                put_metrics_in(&mut *tx, self.db.backend(), &tr.run_id, &tr.tenant_id, check_ts(m.at)?, &m.values)
+                    .await?;
             }
             for (collection, link) in &with.delta_links {
                 set_delta_link_in(&mut *tx, &tr.tenant_id, collection, link).await?;

@@ -1183,6 +1183,23 @@ pub async fn metrics(store: S, _db: Db) {
     let summary: Vec<(String, Value)> = latest.into_iter().map(|p| (p.name, p.value)).collect();
     assert_eq!(summary, vec![("mfa_pct".to_owned(), json!(75.5)), ("users".to_owned(), json!(12))]);
     assert!(store.latest_metrics(&tid("nobody")).await.expect("latest").is_empty());
+
+    // Values of every JSON kind, and names a statement would have to quote, read back as put (a
+    // tenant's new points are written in one statement).
+    let odd: Vec<(String, Value)> = vec![
+        ("security_defaults".into(), json!(false)),
+        ("note".into(), json!("O'Brien said \"no\" \\ ✓")),
+        ("nothing".into(), Value::Null),
+        ("list".into(), json!([1, "two", {"three": 3}])),
+        ("quote'd \"name\"".into(), json!(-1.25e-7)),
+    ];
+    store.put_metrics(&rid("run-1"), &tid("tenant-c"), t1, &odd).await.expect("put");
+    let mut back: Vec<(String, Value)> =
+        store.latest_metrics(&tid("tenant-c")).await.expect("latest").into_iter().map(|p| (p.name, p.value)).collect();
+    let mut expected = odd.clone();
+    back.sort_by(|a, b| a.0.cmp(&b.0));
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(back, expected);
 }
 
 /// Metric series keep only their change points, and stay minimal when a
