@@ -190,10 +190,10 @@ const LATEST_POINTS: &str = "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value
      ORDER BY m.name, m.run_id DESC";
 
 /// Puts a run's metric values in the common case, in three statements (two reads and one insert)
-/// instead of four or five per metric: every point of the tenant is older than `at` and none is of this run, so the value in
-/// effect at `at` is each series' latest point and nothing after `at` can repeat it. Says whether
-/// that was the case; if not, nothing was written. Of values with the same name, the last counts, as
-/// it does when they are put one after another.
+/// instead of four or five per metric: every point of the tenant is older than `at` and none is of
+/// this run, so the value in effect at `at` is each series' latest point and nothing after `at` can
+/// repeat it. Says whether that was the case; if not, nothing was written. Of values with the same
+/// name, the last counts, as it does when they are put one after another.
 async fn put_after_every_point(
     exec: &mut (dyn Exec + '_),
     backend: Backend,
