@@ -56,9 +56,16 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A value, and its inflation when it is zlib- or gzip-compressed.
+/// A value, and its inflation when it is a zstd frame (what the store writes), or zlib- (what it
+/// wrote before) or gzip-compressed.
 fn expand(bytes: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
+    if let Ok(decoded) = zstd::decode_all(bytes)
+        && !decoded.is_empty()
+    {
+        out.extend_from_slice(b"\n");
+        out.extend_from_slice(&decoded);
+    }
     let mut inflated = Vec::new();
     if flate2::read::ZlibDecoder::new(bytes).read_to_end(&mut inflated).is_ok() && !inflated.is_empty() {
         out.extend_from_slice(b"\n");

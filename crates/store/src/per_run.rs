@@ -37,7 +37,7 @@
 //! elapsed   zigzag varint: microseconds from the start to `finished_at`
 //! run part  kind 2: bitmap (its length follows from the reference and its
 //!           own container bits), values; kind 3: varint length and JSON
-//!           text, or varint raw length, varint length and zlib data when
+//!           text, or varint raw length, varint length and compressed data when
 //!           compressed
 //! [flags]   with bit 4: 2 bits per outcome (requests, duration_ms hold)
 //! figures   varints for the figures not predicted

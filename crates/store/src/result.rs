@@ -122,7 +122,7 @@ pub(crate) struct EncodedResult {
     pub hash: Vec<u8>,
     /// Uncompressed length.
     pub raw_len: i64,
-    /// zlib data.
+    /// Compressed data (a zstd frame, or zlib if written before zstd).
     pub data: Vec<u8>,
 }
 
