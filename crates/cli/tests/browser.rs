@@ -9,23 +9,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::Env;
 use common::platform::{inspected, store_of, unscheduled};
+use common::{Env, Killed};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use sim::WorldSource;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("..").join("browser-screenshots")
@@ -165,7 +156,15 @@ async fn wait_text(client: &Client, css: &str) -> String {
 async fn text_of(client: &Client, css: &str) -> String {
     let mut attempts = 0;
     loop {
-        let element = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+        let element = match client.find(Locator::Css(css)).await {
+            Ok(element) => element,
+            // The page as it was, to tell a slow page from a wrong one when this fails.
+            Err(e) => panic!(
+                "no {css} on {}: {e}\n{}",
+                client.current_url().await.map(|u| u.to_string()).unwrap_or_default(),
+                client.source().await.unwrap_or_default()
+            ),
+        };
         match element.text().await {
             Ok(text) => return text,
             Err(e) if attempts < 20 => {

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::BIN;
+use common::{BIN, Killed};
 use sqlx::{Column, Row, TypeInfo};
 
 /// Text that may appear in nothing tenantscope writes, with what it is.
@@ -121,16 +121,19 @@ async fn no_secret_reaches_anything_tenantscope_writes_or_prints() {
     assert!(needles.len() > 10, "the world's secrets are known");
 
     let root = tempfile::tempdir().expect("tempdir");
-    let mut demo = std::process::Command::new(BIN)
-        .args(["--data-dir", root.path().to_str().expect("utf-8"), "demo", "--keep-running"])
-        .env("TENANTSCOPE_NO_BROWSER", "1")
-        .env_remove("TENANTSCOPE_DATA_DIR")
-        .env_remove("TENANTSCOPE_CLOUD")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the demo starts");
-    let stdout = demo.stdout.take().expect("stdout");
+    // Killed if the test panics before it stops the demo as a user would.
+    let mut demo = Killed(
+        std::process::Command::new(BIN)
+            .args(["--data-dir", root.path().to_str().expect("utf-8"), "demo", "--keep-running"])
+            .env("TENANTSCOPE_NO_BROWSER", "1")
+            .env_remove("TENANTSCOPE_DATA_DIR")
+            .env_remove("TENANTSCOPE_CLOUD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the demo starts"),
+    );
+    let stdout = demo.0.stdout.take().expect("stdout");
     let out_reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = BufReader::new(stdout).read_to_string(&mut s);
@@ -138,7 +141,7 @@ async fn no_secret_reaches_anything_tenantscope_writes_or_prints() {
     });
     let mut demo_err = String::new();
     let mut cloud = None;
-    for line in BufReader::new(demo.stderr.take().expect("stderr")).lines() {
+    for line in BufReader::new(demo.0.stderr.take().expect("stderr")).lines() {
         let line = line.expect("line");
         demo_err.push_str(&line);
         demo_err.push('\n');
@@ -170,8 +173,8 @@ async fn no_secret_reaches_anything_tenantscope_writes_or_prints() {
     printed.push(run(&["-vv", "tenants", "--json"]));
     printed.push(run(&["-vv", "token", "--tenant", "northwindtraders.onmicrosoft.com", "--json"]));
     // The demo stops on Ctrl-C, as its user would stop it.
-    unsafe { libc::kill(demo.id() as i32, libc::SIGINT) };
-    let _ = demo.wait();
+    unsafe { libc::kill(demo.0.id() as i32, libc::SIGINT) };
+    let _ = demo.0.wait();
     printed.push(demo_err);
     printed.push(out_reader.join().expect("stdout reader"));
     assert!(har.exists(), "no HAR trace: {}", printed[0].lines().last().unwrap_or_default());

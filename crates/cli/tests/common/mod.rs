@@ -12,6 +12,17 @@ use sim::WorldSource;
 pub mod platform;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tenantscope");
+
+/// A child process killed and reaped when dropped, so that a test that panics does not leave it
+/// running (holding its ports and its data directory).
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 #[allow(unused_imports)]
 pub use test_support::{DEMO_CLIENT, MEGAN};
 
