@@ -23,6 +23,7 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
 #[allow(unused_imports)]
 pub use test_support::{DEMO_CLIENT, MEGAN};
 

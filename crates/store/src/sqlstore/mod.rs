@@ -93,9 +93,7 @@ impl SqlStore {
                 .await?
                 .is_some();
             if !set_known {
-                let mut hashes: Vec<&str> = split.collections.iter().map(|c| c.hash.as_str()).collect();
-                hashes.sort_unstable();
-                hashes.dedup();
+                let hashes = distinct_hashes(&split.collections);
                 let known = known_blobs(&mut *self.db.read(), self.db.backend(), &hashes).await?;
                 missing = hashes.into_iter().filter(|h| !known.contains(*h)).map(str::to_owned).collect();
             }
@@ -320,6 +318,14 @@ async fn ensure_result(exec: &mut (dyn Exec + '_), result: &EncodedResult) -> Re
     Ok(ensure_key(exec, find, insert).await?.0)
 }
 
+/// The blob hashes of some collections, each once (two collections may hold the same content).
+fn distinct_hashes(collections: &[blob::CollectionBlob]) -> Vec<&str> {
+    let mut hashes: Vec<&str> = collections.iter().map(|c| c.hash.as_str()).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
 /// Which of some blob hashes the store holds, in one statement: the hashes go in as one JSON
 /// array, since a statement's text is always a literal.
 async fn known_blobs(exec: &mut (dyn Exec + '_), backend: Backend, hashes: &[&str]) -> Result<HashSet<String>> {
@@ -355,10 +361,7 @@ async fn ensure_set(
         return Ok(set_id);
     }
     let collections = &prepared.split.collections;
-    let mut hashes: Vec<&str> = collections.iter().map(|c| c.hash.as_str()).collect();
-    hashes.sort_unstable();
-    hashes.dedup();
-    let mut known = known_blobs(&mut *exec, backend, &hashes).await?;
+    let mut known = known_blobs(&mut *exec, backend, &distinct_hashes(collections)).await?;
     for collection in collections {
         if known.contains(&collection.hash) {
             continue;
