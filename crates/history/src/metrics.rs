@@ -211,6 +211,14 @@ impl Metric {
         self.requires.iter().map(|alt| alt.join("|")).collect()
     }
 
+    /// Every collection the metric can read, or `None` when it may read collections it does not
+    /// name (`values(collections)`, `*`, `@` at the top level): a caller that loads a dataprint
+    /// only to evaluate metrics can leave every other collection unread and get the same values.
+    pub fn reads(&self) -> Option<BTreeSet<String>> {
+        let mut reads = BTreeSet::new();
+        reads_from(&self.query_node.node, true, &mut reads).then_some(reads)
+    }
+
     fn requirements_met(&self, dp: &Dataprint<'_>) -> bool {
         self.requires.iter().all(|alternatives| alternatives.iter().any(|c| dp.collection(c).is_some()))
     }
@@ -247,6 +255,41 @@ fn scan(node: &Node, reads: &mut BTreeSet<String>) {
         }
         Node::MultiHash(items) => items.iter().for_each(|(_, a)| scan(a, reads)),
         Node::Identity | Node::Field(..) | Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => {}
+    }
+}
+
+/// Adds to `reads` the collections `node` reads through `collections.<name>` from the document,
+/// and says whether those are all it can read. `at_root` tells whether the node is evaluated against
+/// the document itself: only the document's own `collections` member holds collections, and only
+/// `@` (directly, or under `*` and the like) or `collections` taken whole hands it on unnamed. What
+/// a right-hand side or an expression reference sees is part of a value read already.
+fn reads_from(node: &Node, at_root: bool, reads: &mut BTreeSet<String>) -> bool {
+    match node {
+        Node::Identity => !at_root,
+        Node::Field(name, _) => !(at_root && name == "collections"),
+        Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => true,
+        Node::Subexpr(lhs, rhs) => {
+            if at_root
+                && let (Node::Field(l, _), Node::Field(r, _)) = (&**lhs, &**rhs)
+                && l == "collections"
+            {
+                reads.insert(r.clone());
+                return true;
+            }
+            reads_from(lhs, at_root, reads) & reads_from(rhs, false, reads)
+        }
+        Node::Projection(lhs, rhs) | Node::CountProjection(lhs, rhs) => {
+            reads_from(lhs, at_root, reads) & reads_from(rhs, false, reads)
+        }
+        Node::Condition(a, b) | Node::Comparison(_, a, b) | Node::And(a, b) | Node::Or(a, b) => {
+            reads_from(a, at_root, reads) & reads_from(b, at_root, reads)
+        }
+        Node::ObjectValues(a) | Node::Flatten(a) | Node::Not(a) => reads_from(a, at_root, reads),
+        Node::Expref(a) => reads_from(a, false, reads),
+        Node::MultiList(items) | Node::Function(_, items) => {
+            items.iter().fold(true, |all, a| reads_from(a, at_root, reads) & all)
+        }
+        Node::MultiHash(items) => items.iter().fold(true, |all, (_, a)| reads_from(a, at_root, reads) & all),
     }
 }
 
@@ -380,6 +423,38 @@ mod tests {
         assert!(all.requires().is_empty());
         let explicit = m.with_requires(&["directoryRoles|roleAssignments"]);
         assert_eq!(explicit.requires(), ["directoryRoles|roleAssignments"]);
+    }
+
+    #[test]
+    fn reads_names_every_collection_or_says_it_cannot() {
+        let reads = |q: &str| Metric::new("x", q).unwrap().reads().map(|r| r.into_iter().collect::<Vec<_>>());
+        assert_eq!(reads("length(collections.users)"), Some(vec!["users".to_string()]));
+        // Inside a filter, `collections.groups` is read from each user, not from the document.
+        assert_eq!(
+            reads("length(values(collections.users)[?contains(keys(collections.groups), id)])"),
+            Some(vec!["users".to_string()])
+        );
+        assert_eq!(
+            reads("max_by(values(collections.secureScores), &createdDateTime) | currentScore"),
+            Some(vec!["secureScores".to_string()])
+        );
+        assert_eq!(reads("summary.users"), Some(vec![]));
+        for wide in [
+            "length(keys(collections))",
+            "length(values(collections)[0])",
+            "length(*.devices)",
+            "length(@.collections.devices)",
+            "map(&collections.devices, [@])",
+            "{c: collections}.c.devices",
+            "collections.*",
+            "collections.users || collections",
+        ] {
+            assert_eq!(reads(wide), None, "{wide}");
+        }
+        // Every built-in metric names what it reads, so that a run can leave the rest unread.
+        for m in crate::builtin_metrics() {
+            assert!(m.reads().is_some(), "{}", m.name());
+        }
     }
 
     #[test]

@@ -155,9 +155,47 @@ pub struct TenantResult {
     /// The collections moved unchanged from the previous dataprint into this one, which the store
     /// then need not serialise and hash again.
     pub reused: Vec<String>,
+    /// Of `reused`, those never read from the store: `null` in the dataprint, their content the
+    /// previous dataprint's (see [`READ_FROM_PREVIOUS`]).
+    pub unread: Vec<String>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub requests: u64,
+}
+
+/// The collections a run reads from the previous dataprint itself, whatever the metrics: the bases
+/// of delta rounds are every [`Fetch::Delta`] collector's, and besides them the licences a run falls
+/// back on when it cannot read them, the sign-in activity joined to users, the organization that
+/// names a tenant known only by id, the domains recorded with the tenant, what names application
+/// permissions, what decides whether named locations are read every run, and what the summary
+/// shows besides the metrics (`dataprint::summarize`).
+const READ_FROM_PREVIOUS: &[&str] = &[
+    "subscribedSkus",
+    "secureScores",
+    "signInActivity",
+    "organization",
+    "domains",
+    "servicePrincipals",
+    "appRoleAssignments",
+    "conditionalAccessPolicies",
+];
+
+/// The customer collections a run can leave unread when it loads the previous dataprint: those
+/// neither the run itself nor any of `metrics` (nor any built-in metric, which the summary always
+/// computes) reads. A collection the run then reuses is carried over by the store as it is stored,
+/// never inflated or parsed. Empty when a metric may read collections it does not name.
+pub fn unread_from_previous(metrics: &[history::Metric]) -> Vec<&'static str> {
+    let mut read: std::collections::BTreeSet<String> = READ_FROM_PREVIOUS.iter().map(|s| s.to_string()).collect();
+    for m in dataprint::builtins().iter().chain(metrics) {
+        match m.reads() {
+            Some(names) => read.extend(names),
+            None => return Vec::new(),
+        }
+    }
+    catalog::customer_collectors()
+        .filter(|c| c.fetch != Fetch::Delta && !read.contains(c.name))
+        .map(|c| c.name)
+        .collect()
 }
 
 /// What a previous run left that this one may build on.
@@ -169,10 +207,19 @@ pub struct TenantResult {
 #[derive(Debug, Default)]
 pub struct Previous {
     collections: std::sync::Mutex<Map<String, Value>>,
-    /// Per collector: whether it succeeded, and when its collection was last read from Graph.
-    collectors: HashMap<String, (bool, Option<DateTime<Utc>>)>,
+    /// Per collector: whether it succeeded, when its collection was last read from Graph, and how
+    /// many items it held.
+    collectors: HashMap<String, PreviousCollector>,
     pub taken_at: Option<DateTime<Utc>>,
     pub delta_links: HashMap<String, String>,
+}
+
+/// What a previous collector reported.
+#[derive(Debug)]
+struct PreviousCollector {
+    ok: bool,
+    at: Option<DateTime<Utc>>,
+    items: Option<usize>,
 }
 
 impl Previous {
@@ -192,7 +239,8 @@ impl Previous {
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc))
                     .or(Some(taken_at));
-                collectors.insert(name.clone(), (ok, at));
+                let items = c.get("items").and_then(Value::as_u64).and_then(|n| usize::try_from(n).ok());
+                collectors.insert(name.clone(), PreviousCollector { ok, at, items });
             }
         }
         Previous {
@@ -211,6 +259,17 @@ impl Previous {
         }
     }
 
+    /// Moves out a collection the store left unread (`null`, see
+    /// [`crate::storage::InspectStore::last_good_dataprint_unread`]), and says whether there was one.
+    fn take_unread(&self, name: &str) -> bool {
+        let mut collections = self.collections.lock().unwrap_or_else(|e| e.into_inner());
+        if collections.get(name).is_some_and(Value::is_null) {
+            collections.remove(name);
+            return true;
+        }
+        false
+    }
+
     fn has(&self, name: &str) -> bool {
         self.collections.lock().unwrap_or_else(|e| e.into_inner()).get(name).is_some_and(Value::is_object)
     }
@@ -222,11 +281,16 @@ impl Previous {
 
     /// When a collection was last read from Graph (carried through reuses).
     fn collected_at(&self, name: &str) -> Option<DateTime<Utc>> {
-        self.collectors.get(name).and_then(|(_, at)| *at)
+        self.collectors.get(name).and_then(|c| c.at)
     }
 
     fn was_ok(&self, name: &str) -> bool {
-        self.collectors.get(name).is_some_and(|(ok, _)| *ok)
+        self.collectors.get(name).is_some_and(|c| c.ok)
+    }
+
+    /// How many items a collection held, as its collector reported.
+    fn items(&self, name: &str) -> Option<usize> {
+        self.collectors.get(name).and_then(|c| c.items)
     }
 }
 
@@ -340,6 +404,7 @@ impl Child<'_> {
                     token: None,
                     delta_links: Vec::new(),
                     reused: Vec::new(),
+                    unread: Vec::new(),
                     started,
                     finished: self.clock.now(),
                     requests: self.graph.requests_for(self.target.tenant_id.as_str()).saturating_sub(requests_before),
@@ -533,6 +598,7 @@ impl Child<'_> {
             o.unchanged = false;
         }
 
+        let unread: Vec<String> = collections.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k.clone()).collect();
         let ordered: Vec<Outcome> = collectors.iter().filter_map(|c| outcomes.remove(c.name)).collect();
         let any_data = ordered.iter().any(|o| o.status == OutcomeStatus::Ok);
         let any_problem = ordered.iter().any(Outcome::is_access_problem);
@@ -555,6 +621,7 @@ impl Child<'_> {
                 .collect(),
             None => Vec::new(),
         };
+        let unread = if dataprint.is_some() { unread } else { Vec::new() };
         TenantResult {
             target: self.target.clone(),
             status,
@@ -566,6 +633,7 @@ impl Child<'_> {
             token: Some(token),
             delta_links,
             reused,
+            unread,
             started,
             finished,
             requests: self.graph.requests_for(self.target.tenant_id.as_str()).saturating_sub(requests_before),
@@ -731,13 +799,19 @@ impl Child<'_> {
             && self.previous.was_ok(c.name)
             && let Some(at) = self.previous.collected_at(c.name)
             && now - at < Duration::minutes(i64::from(c.fresh_minutes))
-            && let Some(prev) = self.previous.take(c.name)
         {
-            outcomes.insert(
-                c.name,
-                Outcome { items: Some(prev.len()), mode: Mode::Reused, collected_at: Some(at), ..Outcome::new(c) },
-            );
-            collections.insert(c.name.to_string(), Value::Object(prev));
+            let (value, items) = if self.previous.take_unread(c.name) {
+                // Nothing in this run reads it: it stays `null`, and the store carries it over from
+                // the previous dataprint (`TenantResult::unread`).
+                (Value::Null, self.previous.items(c.name))
+            } else if let Some(prev) = self.previous.take(c.name) {
+                let n = prev.len();
+                (Value::Object(prev), Some(n))
+            } else {
+                return false;
+            };
+            outcomes.insert(c.name, Outcome { items, mode: Mode::Reused, collected_at: Some(at), ..Outcome::new(c) });
+            collections.insert(c.name.to_string(), value);
             return true;
         }
         false

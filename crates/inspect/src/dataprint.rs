@@ -62,7 +62,7 @@ impl Status {
 }
 
 /// The built-in metrics, compiled once.
-fn builtins() -> &'static [history::Metric] {
+pub(crate) fn builtins() -> &'static [history::Metric] {
     static BUILTINS: std::sync::LazyLock<Vec<history::Metric>> = std::sync::LazyLock::new(history::builtin_metrics);
     &BUILTINS
 }

@@ -17,7 +17,7 @@ use store::{
 };
 
 use crate::access;
-use crate::child::{AuthMode, Child, ChildOptions, Outcome, OutcomeStatus, Previous, TenantResult, TenantTarget};
+use crate::child::{self, AuthMode, Child, ChildOptions, Outcome, OutcomeStatus, Previous, TenantResult, TenantTarget};
 use crate::clock::{Clock, SystemClock};
 use crate::dataprint::Status;
 use crate::facts::GdapView;
@@ -773,10 +773,15 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
     ) -> Result<TenantSummary, RunError> {
         // Held until the tenant is committed, but for its paced reads (see `turn`).
         let turn = &workers.turn().await;
-        let (mut previous, previous_id) = match self.store.last_good_dataprint(&target.tenant_id).await? {
-            Some((meta, dp)) => (Previous::new(dp, meta.taken_at), Some(meta.id)),
-            None => (Previous::default(), None),
-        };
+        // What neither this run nor a metric reads stays in the store, and is carried over from there
+        // when the run reuses it.
+        let metrics = self.options.history.as_ref().map(|h| h.metrics.as_slice()).unwrap_or_default();
+        let unread = child::unread_from_previous(metrics);
+        let (mut previous, previous_id) =
+            match self.store.last_good_dataprint_unread(&target.tenant_id, &unread).await? {
+                Some((meta, dp)) => (Previous::new(dp, meta.taken_at), Some(meta.id)),
+                None => (Previous::default(), None),
+            };
         for name in ["users", "groups"] {
             if let Some(link) = self.store.get_delta_link(&target.tenant_id, name).await? {
                 previous.delta_links.insert(name.to_string(), link);
@@ -848,10 +853,11 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                     previous: previous_id.as_ref(),
                     metrics: &result.metrics,
                     delta_links: &result.delta_links,
-                    reused: previous_id
-                        .as_ref()
-                        .filter(|_| !result.reused.is_empty())
-                        .map(|id| ReusedFrom { dataprint: id.clone(), collections: result.reused.clone() }),
+                    reused: previous_id.as_ref().filter(|_| !result.reused.is_empty()).map(|id| ReusedFrom {
+                        dataprint: id.clone(),
+                        collections: result.reused.clone(),
+                        unread: result.unread.clone(),
+                    }),
                     record: Some(record),
                     started: result.started,
                     finished: result.finished,
@@ -1024,10 +1030,19 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         let Measured { before, values } = measured;
         let changed = self.store.dataprint_meta(id).await?.is_some_and(|m| m.run_id == *run_id);
         // The previous dataprint is read again only for a tenant that changed (see `Previous`).
-        let previous = match (changed, previous) {
+        let mut previous = match (changed, previous) {
             (true, Some(p)) if p != id => self.store.get_dataprint(p).await?,
             _ => None,
         };
+        // A collection carried over unread is `null` in this run's dataprint, and unchanged: it is
+        // left out of the comparison on both sides.
+        if let (Some(before), Some(reused)) = (previous.as_mut(), t.reused.as_ref()) {
+            for name in &reused.unread {
+                if let Some(slot) = before.get_mut("collections").and_then(|c| c.get_mut(name)) {
+                    *slot = Value::Null;
+                }
+            }
+        }
         let events = match (changed, previous) {
             (true, Some(previous)) => history::diff(&previous, current).unwrap_or_else(|e| {
                 tracing::warn!(tenant = %tenant_id, error = %e, "change detection skipped");

@@ -50,6 +50,16 @@ pub trait InspectStore: Send + Sync {
         with: &WithResult,
     ) -> Result<Option<DataprintId>>;
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>>;
+    /// [`DataprintStore::last_good_dataprint_unread`]; a store reached over the network reads
+    /// every collection.
+    async fn last_good_dataprint_unread(
+        &self,
+        tenant_id: &TenantId,
+        unread: &[&str],
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        let _ = unread;
+        self.last_good_dataprint(tenant_id).await
+    }
     async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>>;
     async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>>;
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
@@ -124,6 +134,13 @@ impl<S: Store + ?Sized> InspectStore for S {
     }
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>> {
         DataprintStore::last_good_dataprint(self, tenant_id).await
+    }
+    async fn last_good_dataprint_unread(
+        &self,
+        tenant_id: &TenantId,
+        unread: &[&str],
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        DataprintStore::last_good_dataprint_unread(self, tenant_id, unread).await
     }
     async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>> {
         DataprintStore::get_dataprint(self, id).await

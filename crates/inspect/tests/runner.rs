@@ -128,6 +128,64 @@ async fn moving_the_clock_decides_what_is_reused_and_what_is_read_again() {
     assert_eq!(stored.0.confirmed_run_id, third.run_id);
 }
 
+/// A collection reused that neither the run nor a metric reads is never loaded: the store carries
+/// it into the new dataprint from the previous one, whole, and the change history sees no change in
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_nothing_reads_are_carried_over_unread() {
+    let f = Fixture::new("sqlite::memory:").await;
+    let first = f.run().await;
+    let northwind = f.summary(&first, "northwindtraders").tenant_id.clone();
+    let before = f.store.dataprint_for_run(&first.run_id, &northwind).await.expect("read").expect("stored");
+    let unread = inspect::child::unread_from_previous(&history::builtin_metrics());
+    assert!(unread.contains(&"devices") && !unread.contains(&"users"), "{unread:?}");
+
+    // Security defaults change (read every run), so the tenant stores a new dataprint.
+    let tenant = "northwindtraders.onmicrosoft.com";
+    let enabled = before["collections"]["securityDefaults"].as_object().and_then(|m| m.values().next()).expect("read")
+        ["isEnabled"]
+        .as_bool()
+        .expect("a flag");
+    f.env
+        .control(
+            reqwest::Method::POST,
+            "actions",
+            json!([{"action": "set_security_defaults", "tenant": tenant, "enabled": !enabled}]),
+        )
+        .await;
+    f.advance(0).await;
+    f.clock.advance(Duration::minutes(10));
+    let second = f.run().await;
+    let again = f.summary(&second, "northwindtraders");
+    assert_ne!(again.dataprint_id, f.summary(&first, "northwindtraders").dataprint_id, "the tenant changed");
+    let after = f.store.dataprint_for_run(&second.run_id, &northwind).await.expect("read").expect("stored");
+    let carried: Vec<&str> = again
+        .collectors
+        .iter()
+        .filter(|c| c.mode == Mode::Reused && unread.contains(&c.name.as_str()))
+        .map(|c| c.name.as_str())
+        .collect();
+    assert!(carried.contains(&"devices"), "{:?}", again.collectors);
+    for name in &carried {
+        let was = &before["collections"][*name];
+        assert!(was.is_object(), "{name} was read");
+        assert_eq!(&after["collections"][*name], was, "{name} is carried whole");
+        let items = again.collectors.iter().find(|c| c.name == *name).and_then(|c| c.items);
+        assert_eq!(items, was.as_object().map(|m| m.len()), "{name}'s item count");
+    }
+    assert_ne!(after["collections"]["securityDefaults"], before["collections"]["securityDefaults"]);
+    let events = f
+        .store
+        .events(&store::EventFilter { tenant: Some(northwind.clone()), ..Default::default() })
+        .await
+        .expect("events");
+    assert!(!events.is_empty(), "the change is recorded");
+    for e in &events {
+        let collection = e.event["collection"].as_str().unwrap_or_default();
+        assert!(!carried.contains(&collection), "a change in {collection} was reported: {}", e.event);
+    }
+}
+
 /// Named locations matter to access only while a Conditional Access policy uses them: then every
 /// run reads them (a range added to a trusted location is a way in); otherwise they keep a window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -192,7 +192,8 @@ pub(crate) fn split_with(doc: &Value, known: &Known) -> Result<SplitDataprint> {
     let mut blobs = Vec::with_capacity(collections.len());
     for (name, value) in collections {
         if let Some((hash, raw_len)) = known.get(name) {
-            if cfg!(debug_assertions) {
+            // A collection carried unread is `null` here: there is nothing to check it against.
+            if cfg!(debug_assertions) && !value.is_null() {
                 check_carried(name, value, hash)?;
             }
             blobs.push(CollectionBlob {
@@ -369,6 +370,34 @@ pub(crate) fn reassemble_partial(
     Ok(doc)
 }
 
+/// Reassembles a document from its envelope and all its collections but the `unread` ones, whose
+/// slots stay `null`; any other collection missing is corruption, as in [`reassemble`].
+pub(crate) fn reassemble_unread(
+    dataprint_id: &str,
+    envelope_raw: &[u8],
+    mut members: HashMap<String, Value>,
+    unread: &[String],
+) -> Result<Value> {
+    let mut doc: Value = serde_json::from_slice(envelope_raw)
+        .map_err(|err| StoreError::corrupt(format!("dataprint {dataprint_id}: invalid envelope JSON: {err}")))?;
+    let corrupt = |what: String| StoreError::corrupt(format!("dataprint {dataprint_id}: {what}"));
+    let slots = doc
+        .get_mut(COLLECTIONS)
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| corrupt("envelope has no collections object".into()))?;
+    for (name, slot) in slots.iter_mut() {
+        match members.remove(name) {
+            Some(value) => *slot = value,
+            None if unread.contains(name) => *slot = Value::Null,
+            None => return Err(corrupt(format!("collection {name:?} is missing"))),
+        }
+    }
+    if let Some(name) = members.keys().next() {
+        return Err(corrupt(format!("collection {name:?} is stored but not named in the envelope")));
+    }
+    Ok(doc)
+}
+
 /// A dataprint ready to be committed: split, with its envelope compressed
 /// and the collections the database lacks compressed too.
 pub(crate) struct PreparedDataprint {
@@ -396,6 +425,13 @@ impl PreparedDataprint {
             .and_then(|d| d.get(COLLECTIONS))
             .and_then(|c| c.get(&blob.name))
             .ok_or_else(|| StoreError::Internal(format!("collection {:?} is not in the document", blob.name)))?;
+        if value.is_null() {
+            return Err(StoreError::InvalidInput(format!(
+                "collection {:?} was carried unread from an earlier dataprint whose blob is gone (pruned \
+                 meanwhile); inspect the tenant again",
+                blob.name
+            )));
+        }
         Ok(compress(&check_carried(&blob.name, value, &blob.hash)?))
     }
 }
@@ -459,7 +495,17 @@ pub(crate) struct StoredDataprint {
 /// Decompresses, verifies and reassembles a stored dataprint on the blocking pool; with `only`, just
 /// those collections were read (the others are then left out of the document, also when it was
 /// stored whole).
-pub(crate) async fn load(stored: StoredDataprint, only: Option<Vec<String>>) -> Result<Value> {
+/// Which collections [`load`] was given, and what it does with the slots of the others.
+#[derive(Debug, Clone)]
+pub(crate) enum Pick {
+    All,
+    /// Only these were read; the other slots are removed.
+    Only(Vec<String>),
+    /// These were not read; their slots stay `null`.
+    Unread(Vec<String>),
+}
+
+pub(crate) async fn load(stored: StoredDataprint, pick: Pick) -> Result<Value> {
     tokio::task::spawn_blocking(move || {
         let envelope =
             decompress(&stored.envelope_z, stored.envelope_len, &format!("dataprint {} envelope", stored.id))?;
@@ -475,16 +521,18 @@ pub(crate) async fn load(stored: StoredDataprint, only: Option<Vec<String>>) -> 
                 Some(map)
             }
         };
-        match (only, members) {
-            (Some(_), Some(members)) => reassemble_partial(&stored.id, &envelope, members),
-            (Some(names), None) => {
+        match (pick, members) {
+            (Pick::Only(_), Some(members)) => reassemble_partial(&stored.id, &envelope, members),
+            (Pick::Unread(names), Some(members)) => reassemble_unread(&stored.id, &envelope, members, &names),
+            (Pick::Only(names), None) => {
                 let mut doc = reassemble(&stored.id, &envelope, None)?;
                 if let Some(all) = doc.get_mut(COLLECTIONS).and_then(Value::as_object_mut) {
                     all.retain(|name, _| names.contains(name));
                 }
                 Ok(doc)
             }
-            (None, members) => reassemble(&stored.id, &envelope, members),
+            // A document stored whole has its collections in its envelope, read already.
+            (Pick::All | Pick::Unread(_), members) => reassemble(&stored.id, &envelope, members),
         }
     })
     .await

@@ -336,6 +336,12 @@ pub struct ReusedFrom {
     pub dataprint: DataprintId,
     /// The names of the collections taken from it as they were.
     pub collections: Vec<String>,
+    /// Of `collections`, those the producer never read (loaded with
+    /// [`crate::DataprintStore::last_good_dataprint_unread`]): `null` in the document, their content
+    /// is the earlier dataprint's. Unlike the others these are not a hint: a commit that cannot
+    /// carry one of them from that dataprint is refused rather than stored without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
 }
 
 /// A tenant's domains as one source knows them.

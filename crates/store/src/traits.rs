@@ -184,6 +184,19 @@ pub trait DataprintStore: Send + Sync {
         Ok(Some((meta, doc)))
     }
 
+    /// [`DataprintStore::last_good_dataprint`] with the collections `unread` names left unread: each
+    /// stays in `collections` as `null`, so that the caller knows the dataprint holds it without
+    /// paying for its content, and may carry it into a later dataprint unread
+    /// ([`crate::ReusedFrom::unread`]). A store that cannot read collections apart reads them all.
+    async fn last_good_dataprint_unread(
+        &self,
+        tenant_id: &TenantId,
+        unread: &[&str],
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        let _ = unread;
+        self.last_good_dataprint(tenant_id).await
+    }
+
     /// A tenant's distinct dataprints, oldest first, that were current at or after `since` (whose
     /// `confirmed_at` is at or after it). Consecutive entries always differ in content, so walking
     /// them walks real changes.

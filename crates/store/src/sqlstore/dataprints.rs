@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{SqlStore, latest_dataprint};
+use super::{Pick, SqlStore, latest_dataprint};
 use crate::common::non_empty;
 use crate::error::Result;
 use crate::rows::{self, RowExt};
@@ -41,7 +41,7 @@ impl DataprintStore for SqlStore {
     }
 
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>> {
-        self.last_good_dataprint_with(tenant_id, None).await
+        self.last_good_dataprint_with(tenant_id, Pick::All).await
     }
 
     async fn last_good_collections(
@@ -49,7 +49,15 @@ impl DataprintStore for SqlStore {
         tenant_id: &TenantId,
         collections: &[&str],
     ) -> Result<Option<(DataprintMeta, Value)>> {
-        self.last_good_dataprint_with(tenant_id, Some(collections)).await
+        self.last_good_dataprint_with(tenant_id, Pick::Only(collections)).await
+    }
+
+    async fn last_good_dataprint_unread(
+        &self,
+        tenant_id: &TenantId,
+        unread: &[&str],
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        self.last_good_dataprint_with(tenant_id, Pick::Unread(unread)).await
     }
 
     async fn dataprints(&self, tenant_id: &TenantId, since: Option<DateTime<Utc>>) -> Result<Vec<DataprintMeta>> {
@@ -173,12 +181,12 @@ impl SqlStore {
     async fn last_good_dataprint_with(
         &self,
         tenant_id: &TenantId,
-        only: Option<&[&str]>,
+        pick: Pick<'_>,
     ) -> Result<Option<(DataprintMeta, Value)>> {
         let Some(latest) = latest_dataprint(&mut *self.db.read(), tenant_id).await? else {
             return Ok(None);
         };
-        let Some((meta, doc)) = self.load_dataprint_with(&latest.id, only).await? else {
+        let Some((meta, doc)) = self.load_dataprint_with(&latest.id, pick).await? else {
             return Ok(None);
         };
         if meta.confirmed_run_id == meta.run_id {

@@ -42,6 +42,37 @@ pub(crate) struct SqlStore {
     instance: InstanceGuard,
 }
 
+/// Which collections of a stored dataprint a read loads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pick<'a> {
+    All,
+    /// Only these; the others are left out of the document.
+    Only(&'a [&'a str]),
+    /// All but these, which stay in the document as `null`.
+    Unread(&'a [&'a str]),
+}
+
+impl Pick<'_> {
+    fn reads(&self, name: &str) -> bool {
+        match self {
+            Pick::All => true,
+            Pick::Only(names) => names.contains(&name),
+            Pick::Unread(names) => !names.contains(&name),
+        }
+    }
+}
+
+impl From<Pick<'_>> for blob::Pick {
+    fn from(pick: Pick<'_>) -> blob::Pick {
+        let owned = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        match pick {
+            Pick::All => blob::Pick::All,
+            Pick::Only(names) => blob::Pick::Only(owned(names)),
+            Pick::Unread(names) => blob::Pick::Unread(owned(names)),
+        }
+    }
+}
+
 impl SqlStore {
     pub(crate) fn new(db: Box<dyn Dialect>, key: Key) -> SqlStore {
         SqlStore { db, key, instance: InstanceGuard::register() }
@@ -53,7 +84,7 @@ impl SqlStore {
     /// are serialised and hashed as usual.
     pub(crate) async fn reused_blobs(&self, tenant_id: &TenantId, reused: &ReusedFrom) -> Result<blob::Known> {
         let mut known = blob::Known::new();
-        if reused.collections.is_empty() {
+        if reused.collections.is_empty() && reused.unread.is_empty() {
             return Ok(known);
         }
         let rows = self
@@ -72,7 +103,7 @@ impl SqlStore {
             .await?;
         for row in &rows {
             let name = row.text("name")?;
-            if reused.collections.contains(&name)
+            if (reused.collections.contains(&name) || reused.unread.contains(&name))
                 && let Ok(len) = usize::try_from(row.int("raw_len")?)
             {
                 known.insert(name, (row.text("hash")?, len));
@@ -119,16 +150,12 @@ impl SqlStore {
 
     /// A dataprint as first stored, and what is known about it.
     async fn load_dataprint(&self, id: &str) -> Result<Option<(DataprintMeta, Value)>> {
-        self.load_dataprint_with(id, None).await
+        self.load_dataprint_with(id, Pick::All).await
     }
 
-    /// A dataprint with, when `only` is given, only those of its collections (the others are left
-    /// out of `collections`, and their blobs are neither read nor inflated).
-    pub(crate) async fn load_dataprint_with(
-        &self,
-        id: &str,
-        only: Option<&[&str]>,
-    ) -> Result<Option<(DataprintMeta, Value)>> {
+    /// A dataprint with the collections `pick` reads; the blobs of the others are neither read nor
+    /// inflated.
+    pub(crate) async fn load_dataprint_with(&self, id: &str, pick: Pick<'_>) -> Result<Option<(DataprintMeta, Value)>> {
         // One snapshot, so a concurrent prune cannot remove the collection set between reading the
         // manifest and its members.
         let mut tx = self.db.begin(TxKind::Snapshot).await?;
@@ -147,8 +174,8 @@ impl SqlStore {
             None => None,
             Some(set_id) => {
                 let mut members = Vec::new();
-                match only {
-                    None => {
+                match pick {
+                    Pick::All => {
                         let member_rows = tx
                             .fetch_all(
                                 query(
@@ -167,7 +194,7 @@ impl SqlStore {
                             });
                         }
                     }
-                    Some(names) => {
+                    Pick::Only(_) | Pick::Unread(_) => {
                         // The names first, then only the wanted blobs' bytes.
                         let listed = tx
                             .fetch_all(
@@ -177,7 +204,7 @@ impl SqlStore {
                             .await?;
                         for row in &listed {
                             let name = row.text("name")?;
-                            if !names.contains(&name.as_str()) {
+                            if !pick.reads(&name) {
                                 continue;
                             }
                             let blob = tx
@@ -205,7 +232,7 @@ impl SqlStore {
             members,
         };
         tx.commit().await?;
-        let doc = blob::load(stored, only.map(|names| names.iter().map(|n| n.to_string()).collect())).await?;
+        let doc = blob::load(stored, pick.into()).await?;
         Ok(Some((meta, doc)))
     }
 

@@ -179,6 +179,15 @@ impl RunStore for SqlStore {
             (Some(reused), Some(_)) => self.reused_blobs(&tr.tenant_id, reused).await?,
             _ => blob::Known::new(),
         };
+        if let (Some(reused), Some(_)) = (&with.reused, dataprint)
+            && let Some(name) = reused.unread.iter().find(|name| !known.contains_key(name.as_str()))
+        {
+            return Err(StoreError::InvalidInput(format!(
+                "collection {name:?} was committed unread from dataprint {}, which is not the tenant's or does not \
+                 hold it; inspect the tenant again",
+                reused.dataprint
+            )));
+        }
         let (mut incoming, split) = Incoming::new(tr, outcomes, dataprint, &known)?;
         if let Some(split) = split {
             self.plan(tr, &mut incoming, split).await?;

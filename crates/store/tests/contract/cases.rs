@@ -903,7 +903,7 @@ pub async fn reused_collections_are_taken_from_the_earlier_dataprint(store: S, _
     let mut doc2 = fixtures::dataprint("t1", run2.id.as_str(), 30);
     doc2["collections"]["domains"] = json!({"d-new": {"id": "d-new", "isVerified": true}});
     let reused = |collections: Vec<String>| store::WithResult {
-        reused: Some(store::ReusedFrom { dataprint: first.clone(), collections }),
+        reused: Some(store::ReusedFrom { dataprint: first.clone(), collections, unread: vec![] }),
         ..store::WithResult::default()
     };
     let second = commit(&run2, &doc2, reused(names.clone())).await.expect("commit").expect("a dataprint");
@@ -944,6 +944,7 @@ pub async fn reused_collections_are_taken_from_the_earlier_dataprint(store: S, _
         reused: Some(store::ReusedFrom {
             dataprint: store::DataprintId::from("no-such-dataprint".to_string()),
             collections: vec!["users".into(), "nothingLikeIt".into()],
+            unread: vec![],
         }),
         ..store::WithResult::default()
     };
@@ -954,6 +955,78 @@ pub async fn reused_collections_are_taken_from_the_earlier_dataprint(store: S, _
     if cfg!(debug_assertions) {
         assert!(matches!(partial, Err(StoreError::InvalidInput(_))), "{partial:?}");
     }
+}
+
+pub async fn unread_collections_are_carried_from_the_earlier_dataprint(store: S, _db: Db) {
+    let run1 = store.start_run("inspect", now()).await.expect("start");
+    let doc1 = fixtures::dataprint("t1", run1.id.as_str(), 30);
+    let commit = |tenant: &'static str, run: &store::RunRecord, doc: &Value, with: store::WithResult| {
+        let (store, run, doc) = (store.clone(), run.clone(), doc.clone());
+        async move {
+            let outcomes = fixtures::outcomes(run.id.as_str(), tenant, &doc);
+            store
+                .commit_tenant_result_with(
+                    &tenant_run(&run.id, tenant, TenantRunStatus::Ok, now()),
+                    &outcomes,
+                    Some(&doc),
+                    &with,
+                )
+                .await
+        }
+    };
+    let first = commit("t1", &run1, &doc1, store::WithResult::default()).await.expect("commit").expect("a dataprint");
+    let skip = ["devices", "signIns"];
+    for name in skip {
+        assert!(doc1["collections"][name].is_object(), "the fixture has {name}");
+    }
+
+    // Read with two collections left unread: they are there, as null; the rest is as stored.
+    let (meta, loaded) = store.last_good_dataprint_unread(&tid("t1"), &skip).await.expect("read").expect("stored");
+    assert_eq!(meta.id, first);
+    let mut expected = store.last_good_dataprint(&tid("t1")).await.expect("read").expect("stored").1;
+    for name in skip {
+        expected["collections"][name] = Value::Null;
+    }
+    assert_eq!(loaded, expected);
+
+    // Committed again with users changed and the two carried unread: stored whole, with the earlier
+    // content of the two.
+    let run2 = store.start_run("inspect", now()).await.expect("start");
+    let mut doc2 = fixtures::dataprint("t1", run2.id.as_str(), 30);
+    doc2["collections"]["users"] = json!({"u-new": {"id": "u-new", "accountEnabled": true}});
+    let mut sent = doc2.clone();
+    for name in skip {
+        sent["collections"][name] = Value::Null;
+    }
+    let carried = |dataprint: &store::DataprintId, unread: &[&str]| store::WithResult {
+        reused: Some(store::ReusedFrom {
+            dataprint: dataprint.clone(),
+            collections: vec![],
+            unread: unread.iter().map(|n| n.to_string()).collect(),
+        }),
+        ..store::WithResult::default()
+    };
+    let second = commit("t1", &run2, &sent, carried(&first, &skip)).await.expect("commit").expect("a dataprint");
+    assert_ne!(second, first);
+    assert_eq!(store.get_dataprint(&second).await.expect("read").expect("stored"), doc2);
+
+    // Carrying what cannot be carried is refused, and nothing is stored: a collection the earlier
+    // dataprint lacks, an unknown dataprint, another tenant's.
+    let run3 = store.start_run("inspect", now()).await.expect("start");
+    let mut doc3 = fixtures::dataprint("t1", run3.id.as_str(), 31);
+    doc3["collections"]["nothingLikeIt"] = Value::Null;
+    let missing = commit("t1", &run3, &doc3, carried(&second, &["nothingLikeIt"])).await;
+    assert!(matches!(missing, Err(StoreError::InvalidInput(_))), "{missing:?}");
+    let unknown = store::DataprintId::from("no-such-dataprint".to_string());
+    let mut doc4 = fixtures::dataprint("t1", run3.id.as_str(), 31);
+    doc4["collections"]["devices"] = Value::Null;
+    let refused = commit("t1", &run3, &doc4, carried(&unknown, &["devices"])).await;
+    assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
+    let mut theirs = fixtures::dataprint("t2", run3.id.as_str(), 31);
+    theirs["collections"]["devices"] = Value::Null;
+    let refused = commit("t2", &run3, &theirs, carried(&second, &["devices"])).await;
+    assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
+    assert!(store.tenant_runs(&run3.id).await.expect("runs").is_empty());
 }
 
 /// A delta link and a metric value to commit with a tenant's result.
