@@ -41,11 +41,12 @@ mod values;
 
 pub(crate) use self::compile::{Node, compile};
 pub use self::functions::EXTRA_FUNCTIONS;
+pub(crate) use self::functions::Func;
 pub(crate) use self::values::Val;
 
 use self::compile::Cmp;
 use self::counting::address;
-use self::functions::{Func, days_between, length_of, type_error};
+use self::functions::{days_between, length_of, type_error};
 use self::values::{
     NULL, compare, compare_json, float_eq, get_hinted, index, json_truthy, keys_sorted, ordered, slice,
 };

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::dataprint::{Dataprint, check_schema};
 use crate::error::HistoryError;
-use crate::eval::{Ctx, Node, Val, compile};
+use crate::eval::{Ctx, Func, Node, Val, compile};
 
 /// A compiled JMESPath expression, evaluated in place over JSON.
 ///
@@ -219,6 +219,13 @@ impl Metric {
         reads_from(&self.query_node.node, true, &mut reads).then_some(reads)
     }
 
+    /// Whether the value may depend on when it is computed as well as on the dataprint: the
+    /// expression measures time (`days_since`, `days_until`) or reads `now`. A metric that does not,
+    /// and whose collections did not change, keeps its value.
+    pub fn uses_now(&self) -> bool {
+        uses_now(&self.query_node.node)
+    }
+
     fn requirements_met(&self, dp: &Dataprint<'_>) -> bool {
         self.requires.iter().all(|alternatives| alternatives.iter().any(|c| dp.collection(c).is_some()))
     }
@@ -255,6 +262,25 @@ fn scan(node: &Node, reads: &mut BTreeSet<String>) {
         }
         Node::MultiHash(items) => items.iter().for_each(|(_, a)| scan(a, reads)),
         Node::Identity | Node::Field(..) | Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => {}
+    }
+}
+
+/// See [`Metric::uses_now`]; a field named `now` anywhere counts, read from the document or not.
+fn uses_now(node: &Node) -> bool {
+    match node {
+        Node::Function(Func::DaysSince | Func::DaysUntil, _) => true,
+        Node::Field(name, _) => name == "now",
+        Node::Identity | Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => false,
+        Node::Subexpr(a, b)
+        | Node::Projection(a, b)
+        | Node::CountProjection(a, b)
+        | Node::Condition(a, b)
+        | Node::Comparison(_, a, b)
+        | Node::And(a, b)
+        | Node::Or(a, b) => uses_now(a) || uses_now(b),
+        Node::ObjectValues(a) | Node::Flatten(a) | Node::Not(a) | Node::Expref(a) => uses_now(a),
+        Node::MultiList(items) | Node::Function(_, items) => items.iter().any(uses_now),
+        Node::MultiHash(items) => items.iter().any(|(_, a)| uses_now(a)),
     }
 }
 
@@ -451,6 +477,11 @@ mod tests {
         ] {
             assert_eq!(reads(wide), None, "{wide}");
         }
+        let now = |q: &str| Metric::new("x", q).unwrap().uses_now();
+        assert!(now("length(values(collections.users)[?days_since(createdDateTime) > `90`])"));
+        assert!(now("days_until(summary.expiry)"));
+        assert!(now("now"));
+        assert!(!now("length(values(collections.users)[?accountEnabled])"));
         // Every built-in metric names what it reads, so that a run can leave the rest unread.
         for m in crate::builtin_metrics() {
             assert!(m.reads().is_some(), "{}", m.name());

@@ -181,12 +181,16 @@ const READ_FROM_PREVIOUS: &[&str] = &[
 ];
 
 /// The customer collections a run can leave unread when it loads the previous dataprint: those
-/// neither the run itself nor any of `metrics` (nor any built-in metric, which the summary always
-/// computes) reads. A collection the run then reuses is carried over by the store as it is stored,
-/// never inflated or parsed. Empty when a metric may read collections it does not name.
+/// neither the run itself nor any of `metrics` reads, nor any built-in metric (which the summary
+/// always computes) but one that reads that collection alone and not the time: such a metric keeps
+/// its value while the collection is reused ([`dataprint::summarize`]). A collection the run then
+/// reuses is carried over by the store as it is stored, never inflated or parsed. Empty when a
+/// metric may read collections it does not name.
 pub fn unread_from_previous(metrics: &[history::Metric]) -> Vec<&'static str> {
     let mut read: std::collections::BTreeSet<String> = READ_FROM_PREVIOUS.iter().map(|s| s.to_string()).collect();
-    for m in dataprint::builtins().iter().chain(metrics) {
+    let builtins = dataprint::builtins();
+    let custom = metrics.iter().filter(|m| !builtins.iter().any(|b| b.name() == m.name()));
+    for m in builtins.iter().filter(|m| !dataprint::keeps_value(m)).chain(custom) {
         match m.reads() {
             Some(names) => read.extend(names),
             None => return Vec::new(),
@@ -212,6 +216,8 @@ pub struct Previous {
     collectors: HashMap<String, PreviousCollector>,
     pub taken_at: Option<DateTime<Utc>>,
     pub delta_links: HashMap<String, String>,
+    /// The previous dataprint's summary: the values of the metrics computed on it.
+    summary: Map<String, Value>,
 }
 
 /// What a previous collector reported.
@@ -243,11 +249,16 @@ impl Previous {
                 collectors.insert(name.clone(), PreviousCollector { ok, at, items });
             }
         }
+        let summary = match dataprint.get_mut("summary").map(Value::take) {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
         Previous {
             collections: std::sync::Mutex::new(collections),
             collectors,
             taken_at: Some(taken_at),
             delta_links: HashMap::new(),
+            summary,
         }
     }
 
@@ -612,7 +623,8 @@ impl Child<'_> {
         let diagnosis = tenant_diagnosis_for(&ordered, Some(self.target), Side::Customer);
         let finished = self.clock.now();
         let mut dataprint = any_data.then(|| self.dataprint(status, &ordered, collections, started, finished, &token));
-        let metrics = dataprint.as_mut().map(|d| dataprint::summarize(d, finished)).unwrap_or_default();
+        let kept = dataprint::Kept { unread: &unread, previous: &self.previous.summary };
+        let metrics = dataprint.as_mut().map(|d| dataprint::summarize(d, finished, Some(kept))).unwrap_or_default();
         let reused = match &dataprint {
             Some(_) => ordered
                 .iter()

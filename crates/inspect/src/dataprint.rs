@@ -67,13 +67,39 @@ pub(crate) fn builtins() -> &'static [history::Metric] {
     &BUILTINS
 }
 
+/// Whether a built-in metric keeps its value while its input is unchanged: it reads one collection,
+/// and not the time.
+pub(crate) fn keeps_value(m: &history::Metric) -> bool {
+    !m.uses_now() && m.reads().is_some_and(|r| r.len() == 1)
+}
+
+/// What a dataprint built on a previous one kept of it unread.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept<'a> {
+    /// The collections carried over unread, `null` in the dataprint.
+    pub unread: &'a [String],
+    /// The previous dataprint's summary.
+    pub previous: &'a Map<String, Value>,
+}
+
 /// Computes a dataprint's figures and puts them in its `summary` member (docs/dataprint.md,
 /// "Summary"): the value of every built-in metric that applies to it, so that the summary, the
 /// report, `tenants` and `metrics` show one number for one thing, computed once; and, for the
 /// tables that show them, the secure score's points and the licences per SKU. Returns the metric
 /// values, which the run records as the tenant's metric series.
-pub fn summarize(dataprint: &mut Value, now: DateTime<Utc>) -> Vec<history::MetricValue> {
-    let values = history::evaluate(builtins(), dataprint, now);
+///
+/// A metric that reads only a collection carried over unread (`kept`), and not the time, has the
+/// value it had on the previous dataprint, whose collection this is.
+pub fn summarize(dataprint: &mut Value, now: DateTime<Utc>, kept: Option<Kept<'_>>) -> Vec<history::MetricValue> {
+    let mut values = history::evaluate(builtins(), dataprint, now);
+    if let Some(kept) = kept.filter(|k| !k.unread.is_empty()) {
+        for (v, m) in values.iter_mut().zip(builtins()) {
+            if keeps_value(m) && m.reads().is_some_and(|r| r.iter().all(|c| kept.unread.contains(c))) {
+                v.value = kept.previous.get(&v.name).cloned().unwrap_or(Value::Null);
+                v.error = None;
+            }
+        }
+    }
     let mut summary = Map::new();
     for v in values.iter().filter(|v| v.error.is_none() && !v.value.is_null()) {
         summary.insert(v.name.clone(), v.value.clone());
@@ -169,7 +195,7 @@ mod tests {
             "collections": Value::Object(c),
             "run": {},
         });
-        let values = summarize(&mut dp, Utc::now());
+        let values = summarize(&mut dp, Utc::now(), None);
         let s = &dp["summary"];
         assert_eq!(s["users"], 3);
         assert_eq!(s["licensed_users"], 1);
@@ -180,6 +206,19 @@ mod tests {
         assert_eq!(s["secure_score_pct"], 50.0);
         assert_eq!(s["secure_score"]["max"], 60.0);
         assert!(s.get("ca_policies").is_none(), "absent collection gives no figure, not 0");
+        // Registration details carried over unread: the metrics that read them alone keep the
+        // previous dataprint's values; the others are computed.
+        let mut carried = dp.clone();
+        carried["collections"]["userRegistrationDetails"] = Value::Null;
+        let previous =
+            json!({"mfa_registered_pct": 12.5, "users_without_mfa": 7, "users": 99}).as_object().cloned().unwrap();
+        let unread = vec!["userRegistrationDetails".to_string()];
+        let kept = summarize(&mut carried, Utc::now(), Some(Kept { unread: &unread, previous: &previous }));
+        let value = |name: &str| kept.iter().find(|v| v.name == name).map(|v| v.value.clone());
+        assert_eq!(value("mfa_registered_pct"), Some(json!(12.5)));
+        assert_eq!(value("users"), Some(json!(3)), "computed from this dataprint's users");
+        assert_eq!(carried["summary"]["mfa_registered_pct"], 12.5);
+        assert_eq!(carried["summary"]["admins_without_mfa"], Value::Null, "absent before, so absent now");
         // The summary is exactly the metric values the run records.
         for v in values.iter().filter(|v| !v.value.is_null()) {
             assert_eq!(s[&v.name], v.value, "{}", v.name);

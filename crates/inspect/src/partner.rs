@@ -330,7 +330,7 @@ pub async fn inspect_partner(
             },
         })
     });
-    let metrics = dataprint.as_mut().map(|d| dataprint::summarize(d, finished)).unwrap_or_default();
+    let metrics = dataprint.as_mut().map(|d| dataprint::summarize(d, finished, None)).unwrap_or_default();
     PartnerResult {
         metrics,
         tenant_id: partner_tenant.to_string(),

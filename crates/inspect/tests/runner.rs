@@ -139,6 +139,7 @@ async fn collections_nothing_reads_are_carried_over_unread() {
     let before = f.store.dataprint_for_run(&first.run_id, &northwind).await.expect("read").expect("stored");
     let unread = inspect::child::unread_from_previous(&history::builtin_metrics());
     assert!(unread.contains(&"devices") && !unread.contains(&"users"), "{unread:?}");
+    assert!(unread.contains(&"userRegistrationDetails"), "read only by metrics that keep their values");
 
     // Security defaults change (read every run), so the tenant stores a new dataprint.
     let tenant = "northwindtraders.onmicrosoft.com";
@@ -174,6 +175,13 @@ async fn collections_nothing_reads_are_carried_over_unread() {
         assert_eq!(items, was.as_object().map(|m| m.len()), "{name}'s item count");
     }
     assert_ne!(after["collections"]["securityDefaults"], before["collections"]["securityDefaults"]);
+    // The figures of what was carried are those it had.
+    assert!(carried.contains(&"userRegistrationDetails"), "{carried:?}");
+    for name in ["mfa_registered_pct", "users_without_mfa", "admins_without_mfa"] {
+        assert!(!before["summary"][name].is_null(), "{name} was computed");
+        assert_eq!(after["summary"][name], before["summary"][name], "{name}");
+    }
+    assert_eq!(after["summary"]["security_defaults"], !enabled);
     let events = f
         .store
         .events(&store::EventFilter { tenant: Some(northwind.clone()), ..Default::default() })
