@@ -52,16 +52,6 @@ pub(crate) enum Pick<'a> {
     Unread(&'a [&'a str]),
 }
 
-impl Pick<'_> {
-    fn reads(&self, name: &str) -> bool {
-        match self {
-            Pick::All => true,
-            Pick::Only(names) => names.contains(&name),
-            Pick::Unread(names) => !names.contains(&name),
-        }
-    }
-}
-
 impl From<Pick<'_>> for blob::Pick {
     fn from(pick: Pick<'_>) -> blob::Pick {
         let owned = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
@@ -173,54 +163,44 @@ impl SqlStore {
         let members = match row.opt_int("set_id")? {
             None => None,
             Some(set_id) => {
+                // One statement, whatever the pick: a statement per blob was a round trip to
+                // SQLite's worker thread each, twenty-odd per tenant on every run.
+                macro_rules! members {
+                    ($filter:literal) => {
+                        concat!(
+                            "SELECT m.name, b.hash, b.raw_len, b.data FROM collection_set_members m \
+                             JOIN blobs b ON b.id = m.blob_id WHERE m.set_id = $1",
+                            $filter
+                        )
+                    };
+                }
+                let (names, sql) = match (pick, self.db.backend()) {
+                    (Pick::All, _) => (None, members!("")),
+                    (Pick::Only(names), Backend::Sqlite) => {
+                        (Some(names), members!(" AND m.name IN (SELECT value FROM json_each($2))"))
+                    }
+                    (Pick::Unread(names), Backend::Sqlite) => {
+                        (Some(names), members!(" AND m.name NOT IN (SELECT value FROM json_each($2))"))
+                    }
+                    (Pick::Only(names), Backend::Postgres) => {
+                        (Some(names), members!(" AND m.name IN (SELECT json_array_elements_text($2::json))"))
+                    }
+                    (Pick::Unread(names), Backend::Postgres) => {
+                        (Some(names), members!(" AND m.name NOT IN (SELECT json_array_elements_text($2::json))"))
+                    }
+                };
+                let mut q = query(sql).bind(set_id);
+                if let Some(names) = names {
+                    q = q.bind(serde_json::to_string(names)?);
+                }
                 let mut members = Vec::new();
-                match pick {
-                    Pick::All => {
-                        let member_rows = tx
-                            .fetch_all(
-                                query(
-                                    "SELECT m.name, b.hash, b.raw_len, b.data FROM collection_set_members m \
-                                     JOIN blobs b ON b.id = m.blob_id WHERE m.set_id = $1",
-                                )
-                                .bind(set_id),
-                            )
-                            .await?;
-                        for member in &member_rows {
-                            members.push(StoredMember {
-                                name: member.text("name")?,
-                                hash: member.text("hash")?,
-                                raw_len: member.int("raw_len")?,
-                                data: member.bytes("data")?,
-                            });
-                        }
-                    }
-                    Pick::Only(_) | Pick::Unread(_) => {
-                        // The names first, then only the wanted blobs' bytes.
-                        let listed = tx
-                            .fetch_all(
-                                query("SELECT name, blob_id FROM collection_set_members WHERE set_id = $1")
-                                    .bind(set_id),
-                            )
-                            .await?;
-                        for row in &listed {
-                            let name = row.text("name")?;
-                            if !pick.reads(&name) {
-                                continue;
-                            }
-                            let blob = tx
-                                .fetch_one(
-                                    query("SELECT hash, raw_len, data FROM blobs WHERE id = $1")
-                                        .bind(row.int("blob_id")?),
-                                )
-                                .await?;
-                            members.push(StoredMember {
-                                name,
-                                hash: blob.text("hash")?,
-                                raw_len: blob.int("raw_len")?,
-                                data: blob.bytes("data")?,
-                            });
-                        }
-                    }
+                for member in &tx.fetch_all(q).await? {
+                    members.push(StoredMember {
+                        name: member.text("name")?,
+                        hash: member.text("hash")?,
+                        raw_len: member.int("raw_len")?,
+                        data: member.bytes("data")?,
+                    });
                 }
                 Some(members)
             }
