@@ -876,8 +876,17 @@ impl Child<'_> {
             if let Some(r) = &o.reason {
                 s["reason"] = json!({ "kind": r.kind, "detail": r.detail });
             }
-            if let Some(d) = &o.diagnosis {
-                s["diagnosis"] = json!({ "cause": d.cause, "summary": d.summary, "fix": d.fix, "check": d.check });
+            // A collector skipped for a missing licence is skipped alike whether the run learnt it
+            // from Graph's refusal or from the licences it knew already; only a refusal comes with a
+            // diagnosis, which is therefore the run's, not the tenant's. In the stable part it made
+            // the first run after a refusal store a new dataprint of an unchanged tenant.
+            let learnt = o.reason.as_ref().is_some_and(|r| r.kind == "license");
+            let diagnosis = o
+                .diagnosis
+                .as_ref()
+                .map(|d| json!({ "cause": d.cause, "summary": d.summary, "fix": d.fix, "check": d.check }));
+            if let Some(d) = diagnosis.clone().filter(|_| !learnt) {
+                s["diagnosis"] = d;
             }
             if let Some(e) = &o.error {
                 s["error"] = stable_error(e);
@@ -892,6 +901,9 @@ impl Child<'_> {
             }
             if let Some(d) = &o.diagnosis {
                 v["evidence"] = serde_json::to_value(&d.evidence).unwrap_or(Value::Null);
+            }
+            if let Some(d) = diagnosis.filter(|_| learnt) {
+                v["diagnosis"] = d;
             }
             volatile.insert(o.name.to_string(), v);
         }

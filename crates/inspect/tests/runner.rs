@@ -106,6 +106,14 @@ async fn moving_the_clock_decides_what_is_reused_and_what_is_read_again() {
         "unchanged content is confirmed"
     );
     assert!(again.requests < first_requests, "{} requests then {}", first_requests, again.requests);
+    // Nothing in the world changed, so every tenant confirms its dataprint: also one whose missing
+    // licence the first run learnt from Graph's refusal and the second knew without asking.
+    for t in &second.tenants {
+        let before = first.tenants.iter().find(|b| b.tenant_id == t.tenant_id).and_then(|b| b.dataprint_id.clone());
+        if before.is_some() {
+            assert_eq!(t.dataprint_id, before, "{} stored a new dataprint", t.display_name);
+        }
+    }
     assert!(again.collectors.iter().any(|c| c.mode == Mode::Reused), "slow collections are reused");
     // A tenant whose reused licences lack Entra ID P1 is not asked for what P1 gates: the collectors
     // are skipped up front, with no request and so no refusal to diagnose.
