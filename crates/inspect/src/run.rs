@@ -462,14 +462,15 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                 )
             };
             partner_summary = summary;
+            let mut records = Vec::with_capacity(p.customers.len());
             for c in &p.customers {
                 let key = TenantId::new(&c.tenant_id);
                 if !known.contains_key(&key) {
                     new_customers.push(key.clone());
                 }
                 let previous = known.get(&key);
-                self.store
-                    .upsert_tenant(&TenantRecord {
+                records.push((
+                    TenantRecord {
                         id: key.clone(),
                         domain: c.domain.clone().or_else(|| previous.and_then(|p| p.domain.clone())),
                         display_name: if c.display_name.is_empty() {
@@ -484,10 +485,11 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                         gone_since: None,
                         gdap: Some(serde_json::to_value(&c.gdap).map_err(store::StoreError::from)?),
                         label: None,
-                    })
-                    .await?;
-                self.store.set_tenant_domains(&key, "partner", c.domain.as_slice()).await?;
+                    },
+                    c.domain.clone().into_iter().collect(),
+                ));
             }
+            self.store.upsert_tenants_with_domains(&records, "partner").await?;
             if p.relationships_read {
                 for (id, t) in &known {
                     let still = p.customers.iter().any(|c| *id == *c.tenant_id.as_str());

@@ -31,6 +31,15 @@ pub trait InspectStore: Send + Sync {
     async fn resolve_tenants(&self, query: &str) -> Result<Vec<TenantRecord>>;
     async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>>;
     async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()>;
+    /// [`TenantStore::upsert_tenants_with_domains`]; a store reached over the network is called
+    /// twice per tenant.
+    async fn upsert_tenants_with_domains(&self, tenants: &[(TenantRecord, Vec<String>)], source: &str) -> Result<()> {
+        for (tenant, domains) in tenants {
+            self.upsert_tenant(tenant).await?;
+            self.set_tenant_domains(&tenant.id, source, domains).await?;
+        }
+        Ok(())
+    }
     async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool>;
     async fn start_run(&self, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
     async fn start_job_run(&self, lease: &JobLease, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
@@ -101,6 +110,9 @@ impl<S: Store + ?Sized> InspectStore for S {
     }
     async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()> {
         TenantStore::set_tenant_domains(self, tenant_id, source, domains).await
+    }
+    async fn upsert_tenants_with_domains(&self, tenants: &[(TenantRecord, Vec<String>)], source: &str) -> Result<()> {
+        TenantStore::upsert_tenants_with_domains(self, tenants, source).await
     }
     async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool> {
         TenantStore::mark_gone(self, tenant_id, at).await

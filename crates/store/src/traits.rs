@@ -42,6 +42,17 @@ pub trait TenantStore: Send + Sync {
     /// Replaces the domains a source (`dataprint`, `partner`) knows for a tenant.
     async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()>;
 
+    /// [`TenantStore::upsert_tenant`] and [`TenantStore::set_tenant_domains`] for many tenants, in
+    /// one transaction: what a run learns of the partner's customers is written at once rather
+    /// than as two writes per customer.
+    async fn upsert_tenants_with_domains(&self, tenants: &[(TenantRecord, Vec<String>)], source: &str) -> Result<()> {
+        for (tenant, domains) in tenants {
+            self.upsert_tenant(tenant).await?;
+            self.set_tenant_domains(&tenant.id, source, domains).await?;
+        }
+        Ok(())
+    }
+
     /// Every domain known for a tenant, sorted, without repeats.
     async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>>;
 

@@ -83,6 +83,15 @@ impl TenantStore for SqlStore {
         tx.commit().await
     }
 
+    async fn upsert_tenants_with_domains(&self, tenants: &[(TenantRecord, Vec<String>)], source: &str) -> Result<()> {
+        let mut tx = self.db.begin(TxKind::Write).await?;
+        for (tenant, domains) in tenants {
+            upsert_tenant_in(&mut *tx, tenant).await?;
+            set_tenant_domains_in(&mut *tx, &tenant.id, source, domains).await?;
+        }
+        tx.commit().await
+    }
+
     async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>> {
         let rows = self
             .db

@@ -957,6 +957,26 @@ pub async fn reused_collections_are_taken_from_the_earlier_dataprint(store: S, _
     }
 }
 
+pub async fn tenants_and_their_domains_are_upserted_together(store: S, _db: Db) {
+    let north = tenant("t1", Some("north.example"), "North");
+    let south = tenant("t2", None, "South");
+    let batch = vec![(north.clone(), vec!["north.example".to_string(), "n.example".into()]), (south.clone(), vec![])];
+    store.upsert_tenants_with_domains(&batch, "partner").await.expect("upsert");
+    assert_eq!(store.get_tenant(&tid("t1")).await.expect("read").map(|t| t.display_name), Some("North".into()));
+    assert_eq!(store.get_tenant(&tid("t2")).await.expect("read").map(|t| t.display_name), Some("South".into()));
+    assert_eq!(store.tenant_domains(&tid("t1")).await.expect("read"), ["n.example", "north.example"]);
+    assert_eq!(store.resolve_tenants("n.example").await.expect("resolve").len(), 1);
+
+    // One bad record and nothing of the batch is written.
+    let renamed = TenantRecord { display_name: "North Renamed".into(), ..north };
+    let bad = vec![(renamed, vec![]), (tenant("", None, "Nobody"), vec![]), (tenant("t3", None, "Third"), vec![])];
+    let refused = store.upsert_tenants_with_domains(&bad, "partner").await;
+    assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
+    assert_eq!(store.get_tenant(&tid("t1")).await.expect("read").map(|t| t.display_name), Some("North".into()));
+    assert_eq!(store.tenant_domains(&tid("t1")).await.expect("read"), ["n.example", "north.example"]);
+    assert_eq!(store.get_tenant(&tid("t3")).await.expect("read"), None);
+}
+
 pub async fn unread_collections_are_carried_from_the_earlier_dataprint(store: S, _db: Db) {
     let run1 = store.start_run("inspect", now()).await.expect("start");
     let doc1 = fixtures::dataprint("t1", run1.id.as_str(), 30);

@@ -53,6 +53,7 @@ contract_tests!(
     a_tenant_commits_everything_in_one_write,
     reused_collections_are_taken_from_the_earlier_dataprint,
     unread_collections_are_carried_from_the_earlier_dataprint,
+    tenants_and_their_domains_are_upserted_together,
     token_cache_rotation_and_deletes,
     secrets_are_encrypted_at_rest,
     tampered_or_moved_ciphertext_fails_cleanly,
