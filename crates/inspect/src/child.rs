@@ -165,14 +165,13 @@ pub struct TenantResult {
 
 /// The collections a run reads from the previous dataprint itself, whatever the metrics: the bases
 /// of delta rounds are every [`Fetch::Delta`] collector's, and besides them the licences a run falls
-/// back on when it cannot read them, the sign-in activity joined to users, the organization that
+/// back on when it cannot read them, the organization that
 /// names a tenant known only by id, the domains recorded with the tenant, what names application
 /// permissions, what decides whether named locations are read every run, and what the summary
 /// shows besides the metrics (`dataprint::summarize`).
 const READ_FROM_PREVIOUS: &[&str] = &[
     "subscribedSkus",
     "secureScores",
-    "signInActivity",
     "organization",
     "domains",
     "servicePrincipals",
@@ -767,7 +766,10 @@ impl Child<'_> {
                     }
                     for item in d.changed {
                         if let Some(id) = item.get("id").and_then(Value::as_str) {
-                            merged.insert(id.to_string(), canonical(item));
+                            let id = id.to_string();
+                            let mut item = canonical(item);
+                            keep_sign_in_activity(&mut item, merged.get(&id));
+                            merged.insert(id, item);
                         }
                     }
                     links.push((c.name.to_string(), d.delta_link));
@@ -794,7 +796,13 @@ impl Child<'_> {
             }
         };
         links.push((c.name.to_string(), d.delta_link));
-        Ok(keyed(d.changed))
+        let mut items = keyed(d.changed);
+        if let (Some(fresh), Some(before)) = (items.as_object_mut(), self.previous.take(c.name)) {
+            for (id, item) in fresh.iter_mut() {
+                keep_sign_in_activity(item, before.get(id));
+            }
+        }
+        Ok(items)
     }
 
     /// Reuses the previous run's collection when it was read well and inside its window; says
@@ -1030,8 +1038,25 @@ fn name_with(collections: &mut Map<String, Value>, sps: Option<&Map<String, Valu
     Some(assignments.len())
 }
 
+/// Gives a user read again from Graph (which reads users without their sign-in activity) the
+/// activity joined to it before, until [`merge_sign_in_activity`] joins this run's.
+fn keep_sign_in_activity(item: &mut Value, before: Option<&Value>) {
+    if let (Some(a), Some(u)) = (before.and_then(|b| b.get("signInActivity")), item.as_object_mut())
+        && !u.contains_key("signInActivity")
+    {
+        u.insert("signInActivity".into(), a.clone());
+    }
+}
+
 /// Joins each user's sign-in activity of this run to the users, and says whether that changed any.
+///
+/// Activity carried over unread (`null`, see [`unread_from_previous`]) is the collection the
+/// previous users were joined with, and each user read again kept its join from them
+/// ([`keep_sign_in_activity`]): the join stands as it is.
 fn merge_sign_in_activity(collections: &mut Map<String, Value>) -> bool {
+    if collections.get("signInActivity").is_some_and(Value::is_null) {
+        return false;
+    }
     // The activity collection is lifted out while the users are changed, rather than copied: on a large
     // tenant it holds an object per user.
     let activity = collections.remove("signInActivity");

@@ -155,11 +155,27 @@ async fn collections_nothing_reads_are_carried_over_unread() {
         ["isEnabled"]
         .as_bool()
         .expect("a flag");
+    // And a user with sign-in activity is disabled, so that the delta round of users brings it back
+    // while the activity is carried over unread: it keeps the activity joined to it.
+    let (user, activity) = before["collections"]["users"]
+        .as_object()
+        .and_then(|users| {
+            users.iter().find_map(|(id, u)| {
+                let upn = u["userPrincipalName"].as_str()?;
+                (u["accountEnabled"] == true && u["signInActivity"].is_object())
+                    .then(|| (id.clone(), upn.to_string(), u["signInActivity"].clone()))
+            })
+        })
+        .map(|(id, upn, a)| ((id, upn), a))
+        .expect("an enabled user with sign-in activity");
     f.env
         .control(
             reqwest::Method::POST,
             "actions",
-            json!([{"action": "set_security_defaults", "tenant": tenant, "enabled": !enabled}]),
+            json!([
+                {"action": "set_security_defaults", "tenant": tenant, "enabled": !enabled},
+                {"action": "set_user_enabled", "user": user.1, "enabled": false},
+            ]),
         )
         .await;
     f.advance(0).await;
@@ -183,6 +199,19 @@ async fn collections_nothing_reads_are_carried_over_unread() {
         assert_eq!(items, was.as_object().map(|m| m.len()), "{name}'s item count");
     }
     assert_ne!(after["collections"]["securityDefaults"], before["collections"]["securityDefaults"]);
+    assert!(carried.contains(&"signInActivity"), "{carried:?}");
+    let changed = &after["collections"]["users"][&user.0];
+    assert_eq!(changed["accountEnabled"], false, "the user was read again");
+    assert_eq!(changed["signInActivity"], activity, "and kept its sign-in activity");
+
+    // A delta link that expired makes the next run read every user again, still with the activity
+    // carried: every user keeps its join, and the tenant is unchanged.
+    f.env.control(reqwest::Method::POST, "delta/expire", json!({})).await;
+    f.clock.advance(Duration::minutes(10));
+    let third = f.run().await;
+    let users = f.summary(&third, "northwindtraders").collectors.iter().find(|c| c.name == "users").map(|c| c.mode);
+    assert_eq!(users, Some(Mode::Full), "users are read in full");
+    assert_eq!(f.summary(&third, "northwindtraders").dataprint_id, again.dataprint_id, "nothing changed");
     // The figures of what was carried are those it had.
     assert!(carried.contains(&"userRegistrationDetails"), "{carried:?}");
     for name in ["mfa_registered_pct", "users_without_mfa", "admins_without_mfa"] {
