@@ -1030,7 +1030,8 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             return Ok(TenantHistory::default());
         };
         let Measured { before, values } = measured;
-        let changed = self.store.dataprint_meta(id).await?.is_some_and(|m| m.run_id == *run_id);
+        // A commit that confirmed the previous dataprint changed nothing; only another one is looked up.
+        let changed = previous != Some(id) && self.store.dataprint_meta(id).await?.is_some_and(|m| m.run_id == *run_id);
         // The previous dataprint is read again only for a tenant that changed (see `Previous`).
         let mut previous = match (changed, previous) {
             (true, Some(p)) if p != id => self.store.get_dataprint(p).await?,
@@ -1068,7 +1069,11 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             history::evaluate_alerts(&options.rules, tenant_id.as_str(), &values, &before, &events, &open, now);
         // Transitions are recorded with their notifications queued, in one transaction each, so that
         // a run killed right after loses none; an alert that stays open is only refreshed.
-        let mutes = self.store.mutes().await?;
+        let mutes = if outcome.opened.is_empty() && outcome.resolved.is_empty() {
+            Vec::new()
+        } else {
+            self.store.mutes().await?
+        };
         let muted = |rule: &str| mutes.iter().any(|m| m.tenant_id == *tenant_id && m.rule == rule && m.until > now);
         let transitions =
             outcome.opened.iter().map(|a| ("opened", a)).chain(outcome.resolved.iter().map(|a| ("resolved", a)));
