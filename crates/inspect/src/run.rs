@@ -518,6 +518,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             return Err(RunError::NothingToInspect);
         }
         self.observer.planned(plan.targets.len() + plan.unreadable.len());
+        longest_first(&mut plan.targets, self.store.latest_tenant_runs().await?);
 
         let child_options = ChildOptions {
             full: self.options.full,
@@ -1097,6 +1098,15 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
     }
 }
 
+/// Orders tenants longest first by how long each took last time: a tenant that took long (a large
+/// one, or one that waits on Graph's pacing) starts while others are still to come, instead of last
+/// with nothing left to overlap it. A tenant never inspected counts as long; ties keep their order.
+fn longest_first(targets: &mut [TenantTarget], last: Vec<store::TenantRunRecord>) {
+    let took: HashMap<TenantId, chrono::TimeDelta> =
+        last.into_iter().map(|r| (r.tenant_id, r.finished_at - r.started_at)).collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(took.get(&t.tenant_id).copied().unwrap_or(chrono::TimeDelta::MAX)));
+}
+
 /// The store's record of an alert.
 fn alert_record(a: &history::Alert) -> Result<store::AlertRecord, serde_json::Error> {
     Ok(store::AlertRecord {
@@ -1133,4 +1143,39 @@ pub fn secret(text: String) -> SecretString {
 /// The grant of an app credential, for callers that hold one (kept here for the CLI's sake).
 pub fn app_grant(credential: &store::AppCredential) -> Grant {
     access::app_grant(credential)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_that_took_longest_go_first_and_new_ones_before_them() {
+        let target = |id: &str| TenantTarget {
+            tenant_id: TenantId::new(id),
+            display_name: id.to_string(),
+            label: None,
+            domain: None,
+            auth: AuthMode::Gdap,
+            grant: Grant::Partner,
+            gdap: None,
+            partner_tenant_id: None,
+            sign_in: None,
+        };
+        let at = Utc::now();
+        let ran = |id: &str, ms: i64| store::TenantRunRecord {
+            run_id: RunId::new("r"),
+            tenant_id: TenantId::new(id),
+            status: store::TenantRunStatus::Ok,
+            started_at: at - chrono::TimeDelta::milliseconds(ms),
+            finished_at: at,
+            diagnosis: None,
+            error: None,
+            dataprint_id: None,
+        };
+        let mut targets: Vec<TenantTarget> = ["quick", "new", "slow", "also-quick", "newer"].map(target).into();
+        longest_first(&mut targets, vec![ran("quick", 20), ran("slow", 900), ran("also-quick", 20)]);
+        let order: Vec<&str> = targets.iter().map(|t| t.tenant_id.as_str()).collect();
+        assert_eq!(order, ["new", "newer", "slow", "quick", "also-quick"]);
+    }
 }

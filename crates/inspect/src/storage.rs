@@ -69,6 +69,11 @@ pub trait InspectStore: Send + Sync {
         let _ = unread;
         self.last_good_dataprint(tenant_id).await
     }
+    /// Every tenant's latest result ([`RunStore::latest_tenant_runs`]); a store reached over the
+    /// network gives none, and its runs take tenants in the order they are given.
+    async fn latest_tenant_runs(&self) -> Result<Vec<TenantRunRecord>> {
+        Ok(Vec::new())
+    }
     async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>>;
     async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>>;
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
@@ -153,6 +158,9 @@ impl<S: Store + ?Sized> InspectStore for S {
         unread: &[&str],
     ) -> Result<Option<(DataprintMeta, Value)>> {
         DataprintStore::last_good_dataprint_unread(self, tenant_id, unread).await
+    }
+    async fn latest_tenant_runs(&self) -> Result<Vec<TenantRunRecord>> {
+        RunStore::latest_tenant_runs(self).await
     }
     async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>> {
         DataprintStore::get_dataprint(self, id).await
