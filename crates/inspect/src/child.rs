@@ -165,10 +165,10 @@ pub struct TenantResult {
 
 /// The collections a run reads from the previous dataprint itself, whatever the metrics: the bases
 /// of delta rounds are every [`Fetch::Delta`] collector's, and besides them the licences a run falls
-/// back on when it cannot read them, the organization that
-/// names a tenant known only by id, the domains recorded with the tenant, what names application
-/// permissions, what decides whether named locations are read every run, and what the summary
-/// shows besides the metrics (`dataprint::summarize`).
+/// back on when it cannot read them, the organization that names a tenant known only by id, the
+/// domains recorded with the tenant, what names application permissions, what decides whether
+/// named locations are read every run, and what the summary shows besides the metrics
+/// (`dataprint::summarize`).
 const READ_FROM_PREVIOUS: &[&str] = &[
     "subscribedSkus",
     "secureScores",
@@ -194,6 +194,9 @@ pub fn unread_from_previous(metrics: &[history::Metric]) -> Vec<&'static str> {
             Some(names) => read.extend(names),
             None => return Vec::new(),
         }
+        // A metric is evaluated only when the collections it requires are there, which it may
+        // state apart from what its expression reads.
+        read.extend(m.requires().iter().flat_map(|r| r.split('|').map(str::to_string)));
     }
     catalog::customer_collectors()
         .filter(|c| c.fetch != Fetch::Delta && !read.contains(c.name))
@@ -1214,6 +1217,29 @@ mod tests {
     fn previous_of_a_malformed_dataprint_is_empty() {
         let previous = Previous::new(json!({"collections": [1, 2], "collectors": "x"}), Utc::now());
         assert!(!previous.has("users") && !previous.was_ok("users") && previous.service_plans().is_none());
+    }
+
+    #[test]
+    fn what_a_run_leaves_unread_follows_the_metrics() {
+        let metric = |q: &str, requires: Value| -> history::Metric {
+            serde_json::from_value(
+                json!({"name": "x", "query": q, "description": "", "unit": null, "requires": requires}),
+            )
+            .expect("a metric")
+        };
+        let builtin_only = unread_from_previous(&[]);
+        for name in ["devices", "managedDevices", "signIns", "userRegistrationDetails", "signInActivity"] {
+            assert!(builtin_only.contains(&name), "{name}: {builtin_only:?}");
+        }
+        for name in ["users", "groups", "subscribedSkus", "conditionalAccessPolicies", "directoryRoles"] {
+            assert!(!builtin_only.contains(&name), "{name}: {builtin_only:?}");
+        }
+        // What a custom metric reads or requires is loaded; one that may read anything loads all.
+        let named = unread_from_previous(&[metric("length(collections.devices)", json!([["devices"]]))]);
+        assert!(!named.contains(&"devices") && named.contains(&"signIns"), "{named:?}");
+        let required = unread_from_previous(&[metric("summary.users", json!([["signIns", "managedDevices"]]))]);
+        assert!(!required.contains(&"signIns") && !required.contains(&"managedDevices"), "{required:?}");
+        assert!(unread_from_previous(&[metric("length(keys(collections))", json!([]))]).is_empty());
     }
 
     #[test]
