@@ -492,19 +492,18 @@ pub(crate) struct StoredDataprint {
     pub members: Option<Vec<StoredMember>>,
 }
 
-/// Decompresses, verifies and reassembles a stored dataprint on the blocking pool; with `only`, just
-/// those collections were read (the others are then left out of the document, also when it was
-/// stored whole).
 /// Which collections [`load`] was given, and what it does with the slots of the others.
 #[derive(Debug, Clone)]
 pub(crate) enum Pick {
     All,
-    /// Only these were read; the other slots are removed.
+    /// Only these were read; the other slots are removed, also when the document was stored whole.
     Only(Vec<String>),
     /// These were not read; their slots stay `null`.
     Unread(Vec<String>),
 }
 
+/// Decompresses, verifies and reassembles a stored dataprint on the blocking pool, with the
+/// collections `pick` says were read.
 pub(crate) async fn load(stored: StoredDataprint, pick: Pick) -> Result<Value> {
     tokio::task::spawn_blocking(move || {
         let envelope =
