@@ -45,13 +45,7 @@ pub trait TenantStore: Send + Sync {
     /// [`TenantStore::upsert_tenant`] and [`TenantStore::set_tenant_domains`] for many tenants, in
     /// one transaction: what a run learns of the partner's customers is written at once rather
     /// than as two writes per customer.
-    async fn upsert_tenants_with_domains(&self, tenants: &[(TenantRecord, Vec<String>)], source: &str) -> Result<()> {
-        for (tenant, domains) in tenants {
-            self.upsert_tenant(tenant).await?;
-            self.set_tenant_domains(&tenant.id, source, domains).await?;
-        }
-        Ok(())
-    }
+    async fn upsert_tenants_with_domains(&self, tenants: &[(TenantRecord, Vec<String>)], source: &str) -> Result<()>;
 
     /// Every domain known for a tenant, sorted, without repeats.
     async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>>;
@@ -198,15 +192,12 @@ pub trait DataprintStore: Send + Sync {
     /// [`DataprintStore::last_good_dataprint`] with the collections `unread` names left unread: each
     /// stays in `collections` as `null`, so that the caller knows the dataprint holds it without
     /// paying for its content, and may carry it into a later dataprint unread
-    /// ([`crate::ReusedFrom::unread`]). A store that cannot read collections apart reads them all.
+    /// ([`crate::ReusedFrom::unread`]).
     async fn last_good_dataprint_unread(
         &self,
         tenant_id: &TenantId,
         unread: &[&str],
-    ) -> Result<Option<(DataprintMeta, Value)>> {
-        let _ = unread;
-        self.last_good_dataprint(tenant_id).await
-    }
+    ) -> Result<Option<(DataprintMeta, Value)>>;
 
     /// A tenant's distinct dataprints, oldest first, that were current at or after `since` (whose
     /// `confirmed_at` is at or after it). Consecutive entries always differ in content, so walking
