@@ -159,15 +159,27 @@ impl TokenStore for MemoryTokenStore {
 /// How long before expiry a cached access token stops being handed out.
 pub(crate) const EXPIRY_MARGIN: Duration = Duration::minutes(5);
 
+/// How long an account read from the store is taken as it was. Every Graph request asks who the
+/// partner is; another process (`tenantscope login` beside a running server) may sign in someone
+/// else, and is noticed this long after at most.
+const ACCOUNT_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct TokenCache {
     store: Arc<dyn TokenStore>,
     hot: Mutex<HashMap<String, StoredToken>>,
+    /// Accounts read from the store (not written by this process), with when they were read.
+    accounts: Mutex<HashMap<String, (std::time::Instant, StoredToken)>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TokenCache {
     pub(crate) fn new(store: Arc<dyn TokenStore>) -> TokenCache {
-        TokenCache { store, hot: Mutex::new(HashMap::new()), locks: Mutex::new(HashMap::new()) }
+        TokenCache {
+            store,
+            hot: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+        }
     }
 
     pub(crate) fn access_key(cloud: &str, account: &str, tenant: &str, client: &str, scopes: &str) -> String {
@@ -199,18 +211,36 @@ impl TokenCache {
         if let Some(t) = self.hot.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned() {
             return Ok(Some(t));
         }
-        self.store.load(key).await
+        let now = std::time::Instant::now();
+        if let Some((_, t)) = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .filter(|(at, _)| now.duration_since(*at) < ACCOUNT_RECHECK)
+        {
+            return Ok(Some(t.clone()));
+        }
+        let loaded = self.store.load(key).await?;
+        // Only accounts are remembered: a refresh token may be rotated by another process, and
+        // must be read from the store each time it is redeemed.
+        if let Some(t) = loaded.as_ref().filter(|t| t.kind == TokenKind::Account) {
+            self.accounts.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), (now, t.clone()));
+        }
+        Ok(loaded)
     }
 
     /// Persists first, then updates memory, so that a crash never leaves memory ahead of disk.
     pub(crate) async fn put(&self, token: StoredToken) -> Result<(), Error> {
         self.store.save(&token).await?;
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner()).remove(&token.key);
         self.hot.lock().unwrap_or_else(|e| e.into_inner()).insert(token.key.clone(), token);
         Ok(())
     }
 
     pub(crate) async fn remove(&self, key: &str) -> Result<(), Error> {
         self.hot.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         self.store.delete(key).await
     }
 
@@ -223,15 +253,103 @@ impl TokenCache {
     /// Forgets every token for one tenant (access tokens issued for it).
     pub async fn clear_tenant(&self, tenant_id: &str) -> Result<u64, Error> {
         self.hot.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, t| !t.tenant_id.eq_ignore_ascii_case(tenant_id));
+        self.accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (_, t)| !t.tenant_id.eq_ignore_ascii_case(tenant_id));
         self.store.delete_tenant(tenant_id).await
     }
 
     pub async fn clear(&self) -> Result<u64, Error> {
         self.hot.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.store.clear().await
     }
 
     pub(crate) async fn list(&self) -> Result<Vec<TokenInfo>, Error> {
         self.store.list().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A memory store that counts its loads.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryTokenStore,
+        loads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl TokenStore for Counting {
+        async fn load(&self, key: &str) -> Result<Option<StoredToken>, Error> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            self.inner.load(key).await
+        }
+        async fn save(&self, token: &StoredToken) -> Result<(), Error> {
+            self.inner.save(token).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), Error> {
+            self.inner.delete(key).await
+        }
+        async fn delete_tenant(&self, tenant_id: &str) -> Result<u64, Error> {
+            self.inner.delete_tenant(tenant_id).await
+        }
+        async fn clear(&self) -> Result<u64, Error> {
+            self.inner.clear().await
+        }
+        async fn list(&self) -> Result<Vec<TokenInfo>, Error> {
+            self.inner.list().await
+        }
+    }
+
+    fn token(key: &str, kind: TokenKind, home: &str) -> StoredToken {
+        StoredToken {
+            key: key.into(),
+            kind,
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            home_account: Some(home.into()),
+            scopes: String::new(),
+            secret: SecretString::from(String::from("s")),
+            issued_at: None,
+            expires_at: None,
+            claims: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_account_read_from_the_store_is_remembered_for_a_while_and_a_refresh_token_never() {
+        let store = Arc::new(Counting::default());
+        // Written by another process: this cache has never seen them.
+        store.inner.save(&token("account", TokenKind::Account, "a")).await.unwrap();
+        store.inner.save(&token("refresh", TokenKind::Refresh, "a")).await.unwrap();
+        let cache = TokenCache::new(store.clone());
+
+        for _ in 0..3 {
+            assert_eq!(cache.get("account").await.unwrap().unwrap().home_account.as_deref(), Some("a"));
+            assert!(cache.get("refresh").await.unwrap().is_some());
+        }
+        assert_eq!(store.loads.load(Ordering::SeqCst), 4, "one load of the account, three of the refresh token");
+
+        // Another process signs someone else in; once the account is old enough it is read again.
+        store.inner.save(&token("account", TokenKind::Account, "b")).await.unwrap();
+        assert_eq!(cache.get("account").await.unwrap().unwrap().home_account.as_deref(), Some("a"));
+        let long_ago = std::time::Instant::now().checked_sub(ACCOUNT_RECHECK).unwrap();
+        for (at, _) in cache.accounts.lock().unwrap().values_mut() {
+            *at = long_ago;
+        }
+        assert_eq!(cache.get("account").await.unwrap().unwrap().home_account.as_deref(), Some("b"));
+
+        // Removing it through this cache forgets the remembered copy at once.
+        cache.remove("account").await.unwrap();
+        assert!(cache.get("account").await.unwrap().is_none());
+        // A missing account is not remembered: a sign-in by another process is seen at once.
+        store.inner.save(&token("account", TokenKind::Account, "c")).await.unwrap();
+        assert_eq!(cache.get("account").await.unwrap().unwrap().home_account.as_deref(), Some("c"));
     }
 }
