@@ -529,16 +529,22 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         // every worker thread; polled inside this one future, all of it ran on a single thread.
         let shared = Arc::new(self.share());
         let workers = Workers::new(self.options.concurrency);
+        // What neither this run nor a metric reads stays in the store, and is carried over from
+        // there when the run reuses it; the same for every tenant.
+        let metrics = self.options.history.as_ref().map(|h| h.metrics.as_slice()).unwrap_or_default();
+        let unread: Arc<[&'static str]> = child::unread_from_previous(metrics).into();
         let results: Vec<Result<TenantSummary, RunError>> = futures::stream::iter(plan.targets)
             .map(|target| {
                 let run_id = run.id.clone();
                 let child_options = child_options.clone();
                 let shared = shared.clone();
                 let workers = workers.clone();
+                let unread = unread.clone();
                 // The handle cancels the task when dropped, as dropping the run drops its tenants, and
                 // resumes a panic of the task here.
                 let (task, handle) =
-                    async move { shared.inspect_one(&run_id, target, &child_options, &workers).await }.remote_handle();
+                    async move { shared.inspect_one(&run_id, target, &child_options, &workers, &unread).await }
+                        .remote_handle();
                 tokio::spawn(task);
                 handle
             })
@@ -669,6 +675,8 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             candidates.push((TenantId::new(&a.home_tenant), String::new(), domain, None));
         }
 
+        let ids: Vec<TenantId> = candidates.iter().map(|(id, ..)| id.clone()).collect();
+        let known_domains = self.store.domains_of(&ids).await?;
         let mut targets: Vec<TenantTarget> = Vec::new();
         for (id, name, domain, gdap) in candidates {
             if targets.iter().any(|t| t.tenant_id == id)
@@ -687,7 +695,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             if selected.is_some_and(|s| !s.contains(&id)) {
                 continue;
             }
-            let mut domains = self.store.tenant_domains(&id).await?;
+            let mut domains = known_domains.get(&id).cloned().unwrap_or_default();
             domains.extend(domain.iter().cloned());
             let Some(access) = access::choose(&id, &domains, credentials.get(&id), accounts) else { continue };
             targets.push(TenantTarget {
@@ -773,23 +781,16 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         target: TenantTarget,
         options: &ChildOptions,
         workers: &Workers,
+        unread: &[&str],
     ) -> Result<TenantSummary, RunError> {
         // Held until the tenant is committed, but for its paced reads (see `turn`).
         let turn = &workers.turn().await;
-        // What neither this run nor a metric reads stays in the store, and is carried over from there
-        // when the run reuses it.
-        let metrics = self.options.history.as_ref().map(|h| h.metrics.as_slice()).unwrap_or_default();
-        let unread = child::unread_from_previous(metrics);
-        let (mut previous, previous_id) =
-            match self.store.last_good_dataprint_unread(&target.tenant_id, &unread).await? {
-                Some((meta, dp)) => (Previous::new(dp, meta.taken_at), Some(meta.id)),
-                None => (Previous::default(), None),
-            };
-        for name in ["users", "groups"] {
-            if let Some(link) = self.store.get_delta_link(&target.tenant_id, name).await? {
-                previous.delta_links.insert(name.to_string(), link);
-            }
-        }
+        let (mut previous, previous_id) = match self.store.last_good_dataprint_unread(&target.tenant_id, unread).await?
+        {
+            Some((meta, dp)) => (Previous::new(dp, meta.taken_at), Some(meta.id)),
+            None => (Previous::default(), None),
+        };
+        previous.delta_links.extend(self.store.delta_links(&target.tenant_id, &["users", "groups"]).await?);
         let result: TenantResult = Child {
             graph: &self.graph,
             clock: self.clock.as_ref(),
@@ -818,10 +819,14 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         {
             target.display_name = name;
         }
-        let existing = self.store.get_tenant(&target.tenant_id).await?;
+        // A target without a domain (named by id) keeps the one the store knows.
+        let domain = match &target.domain {
+            Some(domain) => Some(domain.clone()),
+            None => self.store.get_tenant(&target.tenant_id).await?.and_then(|e| e.domain),
+        };
         let record = TenantRecord {
             id: target.tenant_id.clone(),
-            domain: target.domain.clone().or_else(|| existing.as_ref().and_then(|e| e.domain.clone())),
+            domain,
             display_name: if target.display_name.is_empty() {
                 target.tenant_id.to_string()
             } else {
@@ -1059,9 +1064,13 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             self.store.put_events(run_id, tenant_id, now, &values).await?;
         }
         let mut open = Vec::new();
+        let mut stored = HashMap::new();
         for a in self.store.open_alerts(Some(tenant_id)).await? {
-            match serde_json::from_value::<history::Alert>(a.payload) {
-                Ok(alert) => open.push(alert),
+            match serde_json::from_value::<history::Alert>(a.payload.clone()) {
+                Ok(alert) => {
+                    open.push(alert);
+                    stored.insert(a.key.clone(), a);
+                }
                 // An alert written by another version is left as it is rather than closed by mistake.
                 Err(e) => tracing::warn!(alert = %a.key, error = %e, "an open alert could not be read"),
             }
@@ -1069,7 +1078,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         let outcome =
             history::evaluate_alerts(&options.rules, tenant_id.as_str(), &values, &before, &events, &open, now);
         // Transitions are recorded with their notifications queued, in one transaction each, so that
-        // a run killed right after loses none; an alert that stays open is only refreshed.
+        // a run killed right after loses none.
         let mutes = if outcome.opened.is_empty() && outcome.resolved.is_empty() {
             Vec::new()
         } else {
@@ -1091,8 +1100,13 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             };
             self.store.record_transition(&alert_record(a)?, transition, &notify).await?;
         }
+        // An alert that stays open as it was stored is not written again: on an unchanged fleet that
+        // was a write per open alert per run.
         for a in &outcome.still_open {
-            self.store.upsert_alert(&alert_record(a)?).await?;
+            let record = alert_record(a)?;
+            if stored.get(&record.key).is_none_or(|s| !same_alert(s, &record)) {
+                self.store.upsert_alert(&record).await?;
+            }
         }
         Ok(TenantHistory { events: events.len(), opened: outcome.opened, resolved: outcome.resolved })
     }
@@ -1105,6 +1119,13 @@ fn longest_first(targets: &mut [TenantTarget], last: Vec<store::TenantRunRecord>
     let took: HashMap<TenantId, chrono::TimeDelta> =
         last.into_iter().map(|r| (r.tenant_id, r.finished_at - r.started_at)).collect();
     targets.sort_by_key(|t| std::cmp::Reverse(took.get(&t.tenant_id).copied().unwrap_or(chrono::TimeDelta::MAX)));
+}
+
+/// Whether writing `new` over the stored alert `old` would change what the store holds. The payload
+/// is the whole alert, and the columns are derived from it (compared through it, since a store may
+/// keep timestamps at a coarser precision than the alert has).
+fn same_alert(old: &store::AlertRecord, new: &store::AlertRecord) -> bool {
+    old.rule == new.rule && old.tenant_id == new.tenant_id && old.severity == new.severity && old.payload == new.payload
 }
 
 /// The store's record of an alert.

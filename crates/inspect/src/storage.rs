@@ -11,6 +11,8 @@
 //! which an agent keeps itself. App credentials travel sealed to the agent's key, so
 //! [`Call::CredentialGet`] is answered by the server, not by [`dispatch`].
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,15 @@ pub trait InspectStore: Send + Sync {
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>>;
     async fn resolve_tenants(&self, query: &str) -> Result<Vec<TenantRecord>>;
     async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>>;
+    /// The domains of each of these tenants ([`TenantStore::all_tenant_domains`]); a store reached
+    /// over the network is asked for each.
+    async fn domains_of(&self, ids: &[TenantId]) -> Result<HashMap<TenantId, Vec<String>>> {
+        let mut out = HashMap::new();
+        for id in ids {
+            out.insert(id.clone(), self.tenant_domains(id).await?);
+        }
+        Ok(out)
+    }
     async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()>;
     /// [`TenantStore::upsert_tenants_with_domains`]; a store reached over the network is called
     /// twice per tenant.
@@ -77,6 +88,17 @@ pub trait InspectStore: Send + Sync {
     async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>>;
     async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>>;
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
+    /// The saved delta links of some of a tenant's collections ([`DataprintStore::delta_links`]); a
+    /// store reached over the network asks for each.
+    async fn delta_links(&self, tenant_id: &TenantId, collections: &[&str]) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for name in collections {
+            if let Some(link) = self.get_delta_link(tenant_id, name).await? {
+                out.push((name.to_string(), link));
+            }
+        }
+        Ok(out)
+    }
     async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()>;
     async fn credential_list(&self) -> Result<Vec<AppCredentialMeta>>;
     async fn credential_get(&self, tenant_id: &TenantId) -> Result<Option<AppCredential>>;
@@ -112,6 +134,10 @@ impl<S: Store + ?Sized> InspectStore for S {
     }
     async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>> {
         TenantStore::tenant_domains(self, tenant_id).await
+    }
+    async fn domains_of(&self, ids: &[TenantId]) -> Result<HashMap<TenantId, Vec<String>>> {
+        let mut all = TenantStore::all_tenant_domains(self).await?;
+        Ok(ids.iter().filter_map(|id| all.remove_entry(id)).collect())
     }
     async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()> {
         TenantStore::set_tenant_domains(self, tenant_id, source, domains).await
@@ -170,6 +196,11 @@ impl<S: Store + ?Sized> InspectStore for S {
     }
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>> {
         DataprintStore::get_delta_link(self, tenant_id, collection).await
+    }
+    async fn delta_links(&self, tenant_id: &TenantId, collections: &[&str]) -> Result<Vec<(String, String)>> {
+        let mut links = DataprintStore::delta_links(self, tenant_id).await?;
+        links.retain(|(name, _)| collections.contains(&name.as_str()));
+        Ok(links)
     }
     async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()> {
         DataprintStore::set_delta_link(self, tenant_id, collection, link).await

@@ -50,6 +50,9 @@ pub trait TenantStore: Send + Sync {
     /// Every domain known for a tenant, sorted, without repeats.
     async fn tenant_domains(&self, tenant_id: &TenantId) -> Result<Vec<String>>;
 
+    /// [`TenantStore::tenant_domains`] of every tenant that has one, in one read.
+    async fn all_tenant_domains(&self) -> Result<std::collections::HashMap<TenantId, Vec<String>>>;
+
     /// Sets or clears a tenant's label. Returns false when the tenant is unknown.
     async fn set_tenant_label(&self, tenant_id: &TenantId, label: Option<&str>) -> Result<bool>;
 
@@ -227,6 +230,9 @@ pub trait DataprintStore: Send + Sync {
 
     /// The saved `@odata.deltaLink` of a tenant's collection.
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
+
+    /// Every saved delta link of a tenant, by collection, in one read.
+    async fn delta_links(&self, tenant_id: &TenantId) -> Result<Vec<(String, String)>>;
 
     /// Saves a delta link, replacing the previous one.
     async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()>;

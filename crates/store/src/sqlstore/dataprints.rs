@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Pick, SqlStore, latest_dataprint};
+use super::{Pick, SqlStore, Which};
 use crate::common::non_empty;
 use crate::error::Result;
 use crate::rows::{self, RowExt};
 use crate::sql::{Exec, ExecExt, TxKind, query};
-use crate::{DataprintId, DataprintMeta, DataprintStore, PruneReport, RunId, TenantId, blob, plan};
+use crate::{Backend, DataprintId, DataprintMeta, DataprintStore, PruneReport, RunId, TenantId, blob, plan};
 
 #[async_trait]
 impl DataprintStore for SqlStore {
@@ -167,8 +167,22 @@ impl DataprintStore for SqlStore {
             .await
     }
 
+    async fn delta_links(&self, tenant_id: &TenantId) -> Result<Vec<(String, String)>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(
+                query("SELECT collection, link FROM delta_links WHERE tenant_id = $1 ORDER BY collection")
+                    .bind(tenant_id),
+            )
+            .await?;
+        rows.iter().map(|row| Ok((row.text("collection")?, row.text("link")?))).collect()
+    }
+
     async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()> {
-        set_delta_link_in(&mut *self.db.write(), tenant_id, collection, link).await
+        let backend = self.db.backend();
+        set_delta_links_in(&mut *self.db.write(), backend, tenant_id, &[(collection.to_string(), link.to_string())])
+            .await
     }
 
     async fn clear_delta_links(&self, tenant_id: &TenantId) -> Result<u64> {
@@ -183,12 +197,10 @@ impl SqlStore {
         tenant_id: &TenantId,
         pick: Pick<'_>,
     ) -> Result<Option<(DataprintMeta, Value)>> {
-        let Some(latest) = latest_dataprint(&mut *self.db.read(), tenant_id).await? else {
+        let Some((meta, doc, loaded)) = self.load_which(Which::LatestGood(tenant_id), pick).await? else {
             return Ok(None);
         };
-        let Some((meta, doc)) = self.load_dataprint_with(&latest.id, pick).await? else {
-            return Ok(None);
-        };
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(tenant_id.clone(), loaded);
         if meta.confirmed_run_id == meta.run_id {
             return Ok(Some((meta, doc)));
         }
@@ -202,26 +214,40 @@ impl SqlStore {
     }
 }
 
-/// Saves the link that continues a tenant's delta reads of a collection, inside the caller's
-/// transaction (see [`DataprintStore::set_delta_link`]).
-pub(super) async fn set_delta_link_in(
+/// Saves the links that continue a tenant's delta reads, each replacing the collection's previous
+/// one, in one statement inside the caller's transaction (see [`DataprintStore::set_delta_link`]).
+pub(super) async fn set_delta_links_in(
     exec: &mut (dyn Exec + '_),
+    backend: Backend,
     tenant_id: &TenantId,
-    collection: &str,
-    link: &str,
+    links: &[(String, String)],
 ) -> Result<()> {
     non_empty(tenant_id.as_str(), "tenant id")?;
-    exec.execute(
-        query(
-            "INSERT INTO delta_links (tenant_id, collection, link, updated_at) VALUES ($1, $2, $3, $4) \
+    if links.is_empty() {
+        return Ok(());
+    }
+    for (collection, _) in links {
+        non_empty(collection, "delta link's collection")?;
+    }
+    // A JSON object of collection to link; a collection named twice keeps its last link, as two
+    // statements did.
+    let links: serde_json::Map<String, Value> =
+        links.iter().map(|(c, l)| (c.clone(), Value::String(l.clone()))).collect();
+    // `WHERE true` tells SQLite's parser that `ON CONFLICT` is the upsert's, not the join's.
+    let sql = match backend {
+        Backend::Sqlite => {
+            "INSERT INTO delta_links (tenant_id, collection, link, updated_at) \
+             SELECT $1, j.key, j.value, $2 FROM json_each($3) j WHERE true \
              ON CONFLICT (tenant_id, collection) DO UPDATE SET link = excluded.link, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(tenant_id)
-        .bind(collection)
-        .bind(link)
-        .bind(Utc::now()),
-    )
-    .await?;
+             updated_at = excluded.updated_at"
+        }
+        Backend::Postgres => {
+            "INSERT INTO delta_links (tenant_id, collection, link, updated_at) \
+             SELECT $1, j.key, j.value, $2 FROM json_each_text($3::json) j \
+             ON CONFLICT (tenant_id, collection) DO UPDATE SET link = excluded.link, \
+             updated_at = excluded.updated_at"
+        }
+    };
+    exec.execute(query(sql).bind(tenant_id).bind(Utc::now()).bind(serde_json::to_string(&links)?)).await?;
     Ok(())
 }

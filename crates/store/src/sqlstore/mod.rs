@@ -25,6 +25,7 @@ mod tenants;
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::blob::{self, PreparedDataprint, SplitDataprint, StoredDataprint, StoredMember};
@@ -40,6 +41,22 @@ pub(crate) struct SqlStore {
     db: Box<dyn Dialect>,
     key: Key,
     instance: InstanceGuard,
+    /// When this process last refreshed each run's heartbeat (by the run's key), so that a commit
+    /// within the minute does not even ask.
+    heartbeats: std::sync::Mutex<std::collections::HashMap<i64, DateTime<Utc>>>,
+    /// Each tenant's newest good dataprint as this process last loaded it: a run loads it, builds
+    /// the tenant's new dataprint on it, and commits one that most often confirms it. The commit's
+    /// early check takes it from here instead of reading it again; it is only a guess, which the
+    /// commit's transaction checks against the database like any early decision.
+    loaded: std::sync::Mutex<std::collections::HashMap<TenantId, (Latest, Envelope)>>,
+}
+
+/// Which stored dataprint a read loads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Which<'a> {
+    Id(&'a str),
+    /// The tenant's newest good (ok or partial) dataprint.
+    LatestGood(&'a TenantId),
 }
 
 /// Which collections of a stored dataprint a read loads.
@@ -65,7 +82,13 @@ impl From<Pick<'_>> for blob::Pick {
 
 impl SqlStore {
     pub(crate) fn new(db: Box<dyn Dialect>, key: Key) -> SqlStore {
-        SqlStore { db, key, instance: InstanceGuard::register() }
+        SqlStore {
+            db,
+            key,
+            instance: InstanceGuard::register(),
+            heartbeats: Default::default(),
+            loaded: Default::default(),
+        }
     }
 
     /// The stored hash and length of the collections a commit says it reused unchanged from an
@@ -126,13 +149,23 @@ impl SqlStore {
     /// (then encodes the per-run part against it) or is new (then compresses it). The transaction
     /// checks the decision again (see [`crate::plan`]).
     async fn plan(&self, tr: &TenantRunRecord, incoming: &mut Incoming, split: SplitDataprint) -> Result<()> {
-        if let Some(latest) = latest_dataprint(&mut *self.db.read(), &tr.tenant_id).await?
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).remove(&tr.tenant_id);
+        let found = match loaded {
+            Some((latest, envelope)) => Some((latest, Some(envelope))),
+            None => latest_dataprint(&mut *self.db.read(), &tr.tenant_id).await?.map(|latest| (latest, None)),
+        };
+        if let Some((latest, envelope)) = found
             && plan::matches(&split, tr.status, &latest)
-            && let Some(envelope) = load_envelope(&mut *self.db.read(), latest.key).await?
         {
-            let per_run = incoming.per_run_against(tr, &split, envelope.run()?.as_ref(), latest.taken_at)?;
-            incoming.doc = Doc::Confirm { split, key: latest.key, id: latest.id, per_run };
-            return Ok(());
+            let envelope = match envelope {
+                Some(envelope) => Some(envelope),
+                None => load_envelope(&mut *self.db.read(), latest.key).await?,
+            };
+            if let Some(envelope) = envelope {
+                let per_run = incoming.per_run_against(tr, &split, envelope.run()?.as_ref(), latest.taken_at)?;
+                incoming.doc = Doc::Confirm { split, key: latest.key, id: latest.id, per_run };
+                return Ok(());
+            }
         }
         incoming.doc = Doc::Insert(self.prepare(split).await?);
         Ok(())
@@ -146,20 +179,44 @@ impl SqlStore {
     /// A dataprint with the collections `pick` reads; the blobs of the others are neither read nor
     /// inflated.
     pub(crate) async fn load_dataprint_with(&self, id: &str, pick: Pick<'_>) -> Result<Option<(DataprintMeta, Value)>> {
-        // One snapshot, so a concurrent prune cannot remove the collection set between reading the
-        // manifest and its members.
+        Ok(self.load_which(Which::Id(id), pick).await?.map(|(meta, doc, _)| (meta, doc)))
+    }
+
+    /// A dataprint with the collections `pick` reads, and what a commit checks a new dataprint of
+    /// the tenant against ([`Latest`], its [`Envelope`]).
+    async fn load_which(
+        &self,
+        which: Which<'_>,
+        pick: Pick<'_>,
+    ) -> Result<Option<(DataprintMeta, Value, (Latest, Envelope))>> {
+        // What is known of the dataprint and its envelope in one statement, with the members in a
+        // second, in one snapshot, so that a concurrent prune cannot remove the collection set
+        // between the two.
+        macro_rules! with_envelope {
+            ($filter:literal) => {
+                concat!(
+                    "SELECT x.*, e.envelope, e.envelope_len, e.set_id, e.content_hash FROM (",
+                    dataprint_meta_select!(),
+                    $filter,
+                    ") x JOIN dataprints e ON e.key = x.key"
+                )
+            };
+        }
         let mut tx = self.db.begin(TxKind::Snapshot).await?;
-        let Some(row) =
-            tx.fetch_optional(query(concat!(dataprint_meta_select!(), " WHERE d.id = $1")).bind(id)).await?
-        else {
+        let q = match which {
+            Which::Id(id) => query(with_envelope!(" WHERE d.id = $1")).bind(id),
+            Which::LatestGood(tenant_id) => query(with_envelope!(
+                " WHERE d.key = (SELECT l.key FROM dataprints l \
+                 WHERE l.tenant_key = (SELECT key FROM tenant_keys WHERE tenant_id = $1) \
+                 AND l.status IN ('ok', 'partial') ORDER BY l.taken_at DESC, l.id DESC LIMIT 1)"
+            ))
+            .bind(tenant_id),
+        };
+        let Some(row) = tx.fetch_optional(q).await? else {
             return Ok(None);
         };
         let meta = rows::dataprint_meta(&row)?;
-        let row = tx
-            .fetch_one(
-                query("SELECT envelope, envelope_len, set_id FROM dataprints WHERE key = $1").bind(row.int("key")?),
-            )
-            .await?;
+        let latest = rows::latest(&row)?;
         let members = match row.opt_int("set_id")? {
             None => None,
             Some(set_id) => {
@@ -205,15 +262,17 @@ impl SqlStore {
                 Some(members)
             }
         };
+        let envelope =
+            Envelope { id: meta.id.to_string(), data: row.bytes("envelope")?, len: row.int("envelope_len")? };
         let stored = StoredDataprint {
-            id: meta.id.to_string(),
-            envelope_z: row.bytes("envelope")?,
-            envelope_len: row.int("envelope_len")?,
+            id: envelope.id.clone(),
+            envelope_z: envelope.data.clone(),
+            envelope_len: envelope.len,
             members,
         };
         tx.commit().await?;
         let doc = blob::load(stored, pick.into()).await?;
-        Ok(Some((meta, doc)))
+        Ok(Some((meta, doc, (latest, envelope))))
     }
 
     /// The tenant run of a tenant in a run, ready to decode.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::dataprints::set_delta_link_in;
+use super::dataprints::set_delta_links_in;
 use super::history::put_metrics_in;
 use super::tenants::{set_tenant_domains_in, upsert_tenant_in};
 use super::{SqlStore, ensure_result, ensure_set, latest_dataprint, load_envelope, tenant_key};
@@ -296,23 +296,36 @@ impl RunStore for SqlStore {
                 put_metrics_in(&mut *tx, self.db.backend(), &tr.run_id, &tr.tenant_id, check_ts(m.at)?, &m.values)
                     .await?;
             }
-            for (collection, link) in &with.delta_links {
-                set_delta_link_in(&mut *tx, &tr.tenant_id, collection, link).await?;
-            }
+            set_delta_links_in(&mut *tx, self.db.backend(), &tr.tenant_id, &with.delta_links).await?;
         }
 
         // The heartbeat is refreshed at most once a minute: writing it with every commit would
         // rewrite the run's row a thousand times per run of a large fleet (in PostgreSQL, a dead
-        // row version each time), and a run counts as silent only after two hours.
+        // row version each time), and a run counts as silent only after two hours. Within the
+        // minute after this process refreshed it, the statement is not even sent.
         let now = Utc::now();
-        tx.execute(
-            query("UPDATE runs SET heartbeat_at = $2 WHERE key = $1 AND heartbeat_at < $3")
-                .bind(run_key)
-                .bind(now)
-                .bind(now - HEARTBEAT_EVERY),
-        )
-        .await?;
+        let due = self
+            .heartbeats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&run_key)
+            .is_none_or(|last| *last <= now - HEARTBEAT_EVERY);
+        if due {
+            tx.execute(
+                query("UPDATE runs SET heartbeat_at = $2 WHERE key = $1 AND heartbeat_at < $3")
+                    .bind(run_key)
+                    .bind(now)
+                    .bind(now - HEARTBEAT_EVERY),
+            )
+            .await?;
+        }
         tx.commit().await?;
+        if due {
+            let mut beats = self.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
+            // A long-lived server sees many runs; those not heard of for an hour are forgotten.
+            beats.retain(|_, last| *last > now - chrono::TimeDelta::hours(1));
+            beats.insert(run_key, now);
+        }
         Ok(dataprint_id.map(DataprintId::from))
     }
 

@@ -108,6 +108,23 @@ impl TenantStore for SqlStore {
         rows.iter().map(|r| r.text("domain")).collect()
     }
 
+    async fn all_tenant_domains(&self) -> Result<std::collections::HashMap<TenantId, Vec<String>>> {
+        let rows = self
+            .db
+            .read()
+            .fetch_all(query(
+                "SELECT tenant_id, lower(domain) AS domain FROM tenant_domains \
+                 UNION SELECT id AS tenant_id, lower(domain) AS domain FROM tenants WHERE domain IS NOT NULL \
+                 ORDER BY tenant_id, domain",
+            ))
+            .await?;
+        let mut all: std::collections::HashMap<TenantId, Vec<String>> = std::collections::HashMap::new();
+        for row in &rows {
+            all.entry(TenantId::new(row.text("tenant_id")?)).or_default().push(row.text("domain")?);
+        }
+        Ok(all)
+    }
+
     async fn set_tenant_label(&self, tenant_id: &TenantId, label: Option<&str>) -> Result<bool> {
         let label = label.map(str::trim).filter(|l| !l.is_empty());
         let done = self

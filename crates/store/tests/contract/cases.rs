@@ -798,6 +798,8 @@ pub async fn delta_links(store: S, _db: Db) {
     assert_eq!(store.clear_delta_links(&tid("t1")).await.expect("clear"), 2);
     assert_eq!(store.get_delta_link(&tid("t1"), "users").await.expect("get"), None);
     assert!(store.get_delta_link(&tid("t2"), "users").await.expect("get").is_some());
+    assert_eq!(store.delta_links(&tid("t1")).await.expect("links"), vec![]);
+    assert_eq!(store.delta_links(&tid("t2")).await.expect("links").len(), 1);
 }
 
 pub async fn a_tenant_commits_everything_in_one_write(store: S, _db: Db) {
@@ -816,7 +818,10 @@ pub async fn a_tenant_commits_everything_in_one_write(store: S, _db: Db) {
             at,
             values: vec![("users.total".into(), json!(40)), ("mfa.coverage".into(), json!(0.5))],
         }),
-        delta_links: vec![("users".into(), "https://graph.example/v1.0/users/delta?$deltatoken=a".into())],
+        delta_links: vec![
+            ("users".into(), "https://graph.example/v1.0/users/delta?$deltatoken=a".into()),
+            ("groups".into(), "https://graph.example/v1.0/groups/delta?$deltatoken=g".into()),
+        ],
         reused: None,
     };
     let id = store
@@ -836,6 +841,15 @@ pub async fn a_tenant_commits_everything_in_one_write(store: S, _db: Db) {
         vec![("mfa.coverage", json!(0.5), at), ("users.total", json!(40), at)]
     );
     assert!(store.get_delta_link(&t, "users").await.expect("link").expect("saved").ends_with("=a"));
+    assert_eq!(
+        store.delta_links(&t).await.expect("links"),
+        vec![
+            ("groups".to_string(), "https://graph.example/v1.0/groups/delta?$deltatoken=g".to_string()),
+            ("users".to_string(), "https://graph.example/v1.0/users/delta?$deltatoken=a".to_string()),
+        ]
+    );
+    let all = store.all_tenant_domains().await.expect("all domains");
+    assert_eq!(all.get(&t), Some(&store.tenant_domains(&t).await.expect("domains")));
     assert_eq!(store.last_good_dataprint(&t).await.expect("read").expect("stored").0.id, id);
 
     // A result without a dataprint keeps the tenant's metrics and delta links as they were: the
@@ -966,6 +980,9 @@ pub async fn tenants_and_their_domains_are_upserted_together(store: S, _db: Db) 
     assert_eq!(store.get_tenant(&tid("t2")).await.expect("read").map(|t| t.display_name), Some("South".into()));
     assert_eq!(store.tenant_domains(&tid("t1")).await.expect("read"), ["n.example", "north.example"]);
     assert_eq!(store.resolve_tenants("n.example").await.expect("resolve").len(), 1);
+    let all = store.all_tenant_domains().await.expect("all domains");
+    assert_eq!(all.get(&tid("t1")).map(Vec::as_slice), Some(&["n.example".to_string(), "north.example".into()][..]));
+    assert_eq!(all.get(&tid("t2")), None);
 
     // One bad record and nothing of the batch is written.
     let renamed = TenantRecord { display_name: "North Renamed".into(), ..north };
@@ -1047,6 +1064,47 @@ pub async fn unread_collections_are_carried_from_the_earlier_dataprint(store: S,
     let refused = commit("t2", &run3, &theirs, carried(&second, &["devices"])).await;
     assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
     assert!(store.tenant_runs(&run3.id).await.expect("runs").is_empty());
+}
+
+pub async fn a_commit_confirms_only_the_latest_dataprint_whatever_was_loaded_before(store: S, db: Db) {
+    let commit = |store: S, tenant: &'static str, run: store::RunRecord, doc: Value| async move {
+        let outcomes = fixtures::outcomes(run.id.as_str(), tenant, &doc);
+        store
+            .commit_tenant_result_with(
+                &tenant_run(&run.id, tenant, TenantRunStatus::Ok, now()),
+                &outcomes,
+                Some(&doc),
+                &store::WithResult::default(),
+            )
+            .await
+            .expect("commit")
+            .expect("a dataprint")
+    };
+    let run1 = store.start_run("inspect", now()).await.expect("start");
+    let doc1 = fixtures::dataprint("t1", run1.id.as_str(), 30);
+    let first = commit(store.clone(), "t1", run1, doc1.clone()).await;
+
+    // This store loads the tenant's latest dataprint, as a run does before building on it; then
+    // another process stores a different one.
+    assert_eq!(store.last_good_dataprint(&tid("t1")).await.expect("read").expect("stored").0.id, first);
+    let other = db.open().await;
+    let run2 = other.start_run("inspect", now()).await.expect("start");
+    let doc2 = fixtures::dataprint("t1", run2.id.as_str(), 31);
+    let second = commit(other.clone(), "t1", run2, doc2).await;
+    assert_ne!(second, first);
+
+    // The first content again is a change from the latest, and is stored anew rather than taken as
+    // a confirmation of the dataprint loaded earlier.
+    let run3 = store.start_run("inspect", now()).await.expect("start");
+    let third = commit(store.clone(), "t1", run3.clone(), fixtures::dataprint("t1", run3.id.as_str(), 30)).await;
+    assert_ne!(third, first);
+    assert_ne!(third, second);
+    assert_eq!(store.last_good_dataprint(&tid("t1")).await.expect("read").expect("stored").0.id, third);
+
+    // Loaded, and committed unchanged: confirmed.
+    let run4 = store.start_run("inspect", now()).await.expect("start");
+    let fourth = commit(store.clone(), "t1", run4.clone(), fixtures::dataprint("t1", run4.id.as_str(), 30)).await;
+    assert_eq!(fourth, third);
 }
 
 /// A delta link and a metric value to commit with a tenant's result.

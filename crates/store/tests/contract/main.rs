@@ -54,6 +54,7 @@ contract_tests!(
     reused_collections_are_taken_from_the_earlier_dataprint,
     unread_collections_are_carried_from_the_earlier_dataprint,
     tenants_and_their_domains_are_upserted_together,
+    a_commit_confirms_only_the_latest_dataprint_whatever_was_loaded_before,
     token_cache_rotation_and_deletes,
     secrets_are_encrypted_at_rest,
     tampered_or_moved_ciphertext_fails_cleanly,
