@@ -219,6 +219,17 @@ impl Metric {
         reads_from(&self.query_node.node, true, &mut reads).then_some(reads)
     }
 
+    /// The members of `collection`'s elements the metric can read, when it reads that collection
+    /// only by counting it (`length(collections.NAME)`, `keys(collections.NAME)`) or counting its
+    /// elements that pass a test (`length(values(collections.NAME)[?test])`) whose test reads
+    /// members of the element by name: evaluated on a copy of the collection whose elements keep
+    /// only these members (each whole), the metric has the same value. `None` when it may read the
+    /// collection any other way, the element whole among them (`@`, `*`, `keys(@)`).
+    pub fn element_fields(&self, collection: &str) -> Option<BTreeSet<String>> {
+        let mut fields = BTreeSet::new();
+        (self.reads().is_some() && projectable(&self.query_node.node, true, collection, &mut fields)).then_some(fields)
+    }
+
     /// Whether the value may depend on when it is computed as well as on the dataprint: the
     /// expression measures time (`days_since`, `days_until`) or reads `now`. A metric that does not,
     /// and whose collections did not change, keeps its value.
@@ -316,6 +327,91 @@ fn reads_from(node: &Node, at_root: bool, reads: &mut BTreeSet<String>) -> bool 
             items.iter().fold(true, |all, a| reads_from(a, at_root, reads) & all)
         }
         Node::MultiHash(items) => items.iter().fold(true, |all, (_, a)| reads_from(a, at_root, reads) & all),
+    }
+}
+
+/// Whether `node` is `collections.NAME`, read from the document.
+fn is_collection(node: &Node, name: &str) -> bool {
+    matches!(node, Node::Subexpr(l, r)
+        if matches!(&**l, Node::Field(c, _) if c == "collections") && matches!(&**r, Node::Field(n, _) if n == name))
+}
+
+/// See [`Metric::element_fields`]: whether `node` reads the collection `name` only in the ways that
+/// method allows, adding to `fields` the members of its elements it reads. `at_root` is as in
+/// [`reads_from`].
+fn projectable(node: &Node, at_root: bool, name: &str, fields: &mut BTreeSet<String>) -> bool {
+    match node {
+        // `length(values(collections.NAME)[?test])`, or `[*].expression`: each element's test, or
+        // whether the expression is null on it, decides.
+        Node::CountProjection(lhs, rhs)
+            if at_root
+                && matches!(&**lhs, Node::Function(Func::Values, a) if matches!(a.as_slice(), [c] if is_collection(c, name))) =>
+        {
+            match &**rhs {
+                // The element itself is the result: a copy of it is as null as the element.
+                Node::Condition(test, then) if matches!(**then, Node::Identity) => element_reads(test, true, fields),
+                other => element_reads(other, true, fields),
+            }
+        }
+        // The collection's size and ids: every element is kept, under its id.
+        Node::Function(Func::Length | Func::Keys, args)
+            if at_root && matches!(args.as_slice(), [c] if is_collection(c, name)) =>
+        {
+            true
+        }
+        _ if at_root && is_collection(node, name) => false,
+        // Another collection, read as the metric likes.
+        Node::Subexpr(lhs, rhs)
+            if at_root
+                && matches!(&**lhs, Node::Field(c, _) if c == "collections")
+                && matches!(&**rhs, Node::Field(..)) =>
+        {
+            true
+        }
+        Node::Identity => !at_root,
+        Node::Field(field, _) => !(at_root && field == "collections"),
+        Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => true,
+        Node::Subexpr(lhs, rhs) | Node::Projection(lhs, rhs) | Node::CountProjection(lhs, rhs) => {
+            projectable(lhs, at_root, name, fields) & projectable(rhs, false, name, fields)
+        }
+        Node::Condition(a, b) | Node::Comparison(_, a, b) | Node::And(a, b) | Node::Or(a, b) => {
+            projectable(a, at_root, name, fields) & projectable(b, at_root, name, fields)
+        }
+        Node::ObjectValues(a) | Node::Flatten(a) | Node::Not(a) => projectable(a, at_root, name, fields),
+        Node::Expref(a) => projectable(a, false, name, fields),
+        Node::MultiList(items) | Node::Function(_, items) => {
+            items.iter().fold(true, |all, a| projectable(a, at_root, name, fields) & all)
+        }
+        Node::MultiHash(items) => items.iter().fold(true, |all, (_, a)| projectable(a, at_root, name, fields) & all),
+    }
+}
+
+/// Adds to `fields` the members of an element that `node`, evaluated against the element when
+/// `at_element`, reads by name, and says whether those are all it sees of the element: the element
+/// itself (`@`, directly or under `*`) is seen whole. What a right-hand side or an expression
+/// reference sees is part of a member read already, kept whole.
+fn element_reads(node: &Node, at_element: bool, fields: &mut BTreeSet<String>) -> bool {
+    match node {
+        Node::Identity => !at_element,
+        Node::Field(field, _) => {
+            if at_element {
+                fields.insert(field.clone());
+            }
+            true
+        }
+        Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => true,
+        Node::Subexpr(lhs, rhs) | Node::Projection(lhs, rhs) | Node::CountProjection(lhs, rhs) => {
+            element_reads(lhs, at_element, fields) & element_reads(rhs, false, fields)
+        }
+        Node::Condition(a, b) | Node::Comparison(_, a, b) | Node::And(a, b) | Node::Or(a, b) => {
+            element_reads(a, at_element, fields) & element_reads(b, at_element, fields)
+        }
+        Node::ObjectValues(a) | Node::Flatten(a) | Node::Not(a) => element_reads(a, at_element, fields),
+        Node::Expref(a) => element_reads(a, false, fields),
+        Node::MultiList(items) | Node::Function(_, items) => {
+            items.iter().fold(true, |all, a| element_reads(a, at_element, fields) & all)
+        }
+        Node::MultiHash(items) => items.iter().fold(true, |all, (_, a)| element_reads(a, at_element, fields) & all),
     }
 }
 
@@ -486,6 +582,51 @@ mod tests {
         for m in crate::builtin_metrics() {
             assert!(m.reads().is_some(), "{}", m.name());
         }
+    }
+
+    #[test]
+    fn element_fields_are_what_counts_read_of_each_element() {
+        let fields =
+            |q: &str| Metric::new("x", q).unwrap().element_fields("users").map(|f| f.into_iter().collect::<Vec<_>>());
+        assert_eq!(fields("length(collections.users)"), Some(vec![]));
+        assert_eq!(fields("length(keys(collections.users))"), Some(vec![]));
+        assert_eq!(fields("length(collections.groups)"), Some(vec![]), "another collection is not this one");
+        assert_eq!(
+            fields("length(values(collections.users)[?accountEnabled == `true` && signInActivity.lastSignInDateTime])"),
+            Some(vec!["accountEnabled".to_string(), "signInActivity".into()])
+        );
+        assert_eq!(
+            fields("length(values(collections.users)[?length(assignedLicenses || `[]`) > `0`])"),
+            Some(vec!["assignedLicenses".to_string()])
+        );
+        assert_eq!(
+            fields("length(values(collections.users)[*].signInActivity)"),
+            Some(vec!["signInActivity".to_string()])
+        );
+        // Inside a test, `collections.groups` is a member of the user.
+        assert_eq!(
+            fields("length(values(collections.users)[?contains(keys(collections.groups), id)])"),
+            Some(vec!["collections".to_string(), "id".into()])
+        );
+        for whole in [
+            "collections.users",
+            "values(collections.users)",
+            "length(values(collections.users)[?length(@) > `3`])",
+            "length(values(collections.users)[?keys(@)])",
+            "length(values(collections.users)[?to_string(@) == 'x'])",
+            "length(values(collections.users)[*].*)",
+            "max_by(values(collections.users), &createdDateTime)",
+            "length(values(collections.users)[0])",
+            "collections.users.u1.displayName",
+            "length(keys(collections))",
+        ] {
+            assert_eq!(fields(whole), None, "{whole}");
+        }
+        let stale = crate::builtin_metrics().into_iter().find(|m| m.name() == "stale_accounts").unwrap();
+        assert_eq!(
+            stale.element_fields("users").map(|f| f.into_iter().collect::<Vec<_>>()),
+            Some(vec!["accountEnabled".to_string(), "createdDateTime".into(), "signInActivity".into()])
+        );
     }
 
     #[test]

@@ -321,6 +321,149 @@ pub(crate) fn parse_blob(raw: &[u8], hash: &str) -> Result<Value> {
     serde_json::from_slice(raw).map_err(|err| StoreError::corrupt(format!("blob {hash}: invalid JSON: {err}")))
 }
 
+/// A collection (an object of elements by id) with each element that is an object keeping only the
+/// members named in `fields`, each whole; what is not an object stays as it is.
+pub fn project_collection(mut collection: Value, fields: &[String]) -> Value {
+    if let Some(elements) = collection.as_object_mut() {
+        for element in elements.values_mut() {
+            if let Some(members) = element.as_object_mut() {
+                members.retain(|name, _| fields.iter().any(|f| f == name));
+            }
+        }
+    }
+    collection
+}
+
+/// Checks that a decompressed collection matches its hash and parses it with each element that is
+/// an object keeping only the members named in `fields` ([`project_collection`]): the
+/// members left out are read past, never built.
+pub(crate) fn parse_projected(raw: &[u8], hash: &str, fields: &[String]) -> Result<Value> {
+    use serde::de::DeserializeSeed;
+    if sha256_hex(raw) != hash {
+        return Err(StoreError::corrupt(format!("blob {hash}: content does not match its hash")));
+    }
+    let invalid = |err: serde_json::Error| StoreError::corrupt(format!("blob {hash}: invalid JSON: {err}"));
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let value = Projected { fields, depth: 0 }.deserialize(&mut de).map_err(invalid)?;
+    de.end().map_err(invalid)?;
+    Ok(value)
+}
+
+/// A value parsed as [`parse_projected`] parses a collection: at depth 0 the collection, at depth 1
+/// an element (projected when it is an object), deeper a value kept whole.
+struct Projected<'f> {
+    fields: &'f [String],
+    depth: u8,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Projected<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Projected<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        if self.depth == 0 {
+            // Elements, under their ids.
+            while let Some(key) = map.next_key::<String>()? {
+                let element = map.next_value_seed(Projected { fields: self.fields, depth: 1 })?;
+                out.insert(key, element);
+            }
+        } else {
+            // An element's members: a name is compared where it lies in the input, and owned only
+            // when the member is kept.
+            while let Some(key) = map.next_key_seed(Member(self.fields))? {
+                match key {
+                    Some(key) => {
+                        out.insert(key, map.next_value::<Value>()?);
+                    }
+                    None => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// A member's name in [`parse_projected`]: the name when it is one of the fields kept.
+struct Member<'f>(&'f [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Member<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Member<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member's name")
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Option<String>, E> {
+        Ok(self.0.iter().any(|f| f == v).then(|| v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Option<String>, E> {
+        Ok(self.0.contains(&v).then_some(v))
+    }
+}
+
 /// Rebuilds a dataprint from its envelope and, when it was split, the
 /// parsed collections by name.
 pub(crate) fn reassemble(
@@ -664,6 +807,47 @@ mod tests {
         let c = set_hash([("d", "2"), ("u", "3")].into_iter());
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_projected_collection_keeps_only_the_named_members_of_each_element() {
+        let collection = json!({
+            "u1": {"id": "u1", "accountEnabled": true, "signInActivity": {"lastSignInDateTime": "x"}, "big": [1, {"a": 2}]},
+            "u2": {"id": "u2", "displayName": "Two", "accountEnabled": false, "accountEnabled2": 1},
+            "odd": [1, {"accountEnabled": 2, "other": 3}],
+            "none": null,
+            "n": -3.5,
+            "s": "text é \"quoted\""
+        });
+        let fields = vec!["accountEnabled".to_string(), "signInActivity".to_string()];
+        let raw = serde_json::to_vec(&collection).expect("json");
+        let parsed = parse_projected(&raw, &sha256_hex(&raw), &fields).expect("parsed");
+        assert_eq!(parsed, project_collection(collection.clone(), &fields));
+        assert_eq!(
+            parsed,
+            json!({
+                "u1": {"accountEnabled": true, "signInActivity": {"lastSignInDateTime": "x"}},
+                "u2": {"accountEnabled": false},
+                "odd": [1, {"accountEnabled": 2, "other": 3}],
+                "none": null,
+                "n": -3.5,
+                "s": "text é \"quoted\""
+            })
+        );
+        // Without fields, every element is an empty object; what is not a collection is kept whole.
+        assert_eq!(
+            parse_projected(b"{\"u\": {\"a\": 1}}", &sha256_hex(b"{\"u\": {\"a\": 1}}"), &[]).expect("parsed"),
+            json!({"u": {}})
+        );
+        assert_eq!(parse_projected(b"[1, 2]", &sha256_hex(b"[1, 2]"), &fields).expect("parsed"), json!([1, 2]));
+        // Another hash, JSON cut short, or something after it: corrupt, as a whole parse says.
+        assert!(matches!(parse_projected(&raw, "00", &fields), Err(StoreError::Corrupt { .. })));
+        for bad in [&b"{\"u1\": {\"a\": 1"[..], b"{} x", b"{\"u1\": {\"a\": tru}}"] {
+            assert!(
+                matches!(parse_projected(bad, &sha256_hex(bad), &fields), Err(StoreError::Corrupt { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@ mod sql;
 mod sqlstore;
 mod traits;
 
+pub use blob::project_collection;
 pub use error::{Result, StoreError};
 pub use key::{KEY_ENV, KEY_FILE_NAME, KEY_LEN, Key, NEXT_KEY_FILE_NAME};
 pub use model::*;

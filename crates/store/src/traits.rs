@@ -192,6 +192,18 @@ pub trait DataprintStore: Send + Sync {
         Ok(Some((meta, doc)))
     }
 
+    /// One collection of a stored dataprint, `None` when the dataprint or the collection is not
+    /// there. With `fields`, each element that is an object keeps only those members
+    /// ([`crate::project_collection`]), and the others are read past rather than built: a caller
+    /// that needs a few members of a large collection's elements pays for little more than reading
+    /// its bytes.
+    async fn dataprint_collection(
+        &self,
+        id: &DataprintId,
+        name: &str,
+        fields: Option<&[String]>,
+    ) -> Result<Option<Value>>;
+
     /// [`DataprintStore::last_good_dataprint`] with the collections `unread` names left unread: each
     /// stays in `collections` as `null`, so that the caller knows the dataprint holds it without
     /// paying for its content, and may carry it into a later dataprint unread

@@ -167,6 +167,62 @@ impl DataprintStore for SqlStore {
             .await
     }
 
+    async fn dataprint_collection(
+        &self,
+        id: &DataprintId,
+        name: &str,
+        fields: Option<&[String]>,
+    ) -> Result<Option<Value>> {
+        // One snapshot, so that a concurrent prune cannot remove the blob between the two reads.
+        let mut tx = self.db.begin(TxKind::Snapshot).await?;
+        let Some(row) = tx
+            .fetch_optional(query("SELECT envelope, envelope_len, set_id FROM dataprints WHERE id = $1").bind(id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let member = match row.opt_int("set_id")? {
+            Some(set_id) => tx
+                .fetch_optional(
+                    query(
+                        "SELECT b.hash, b.raw_len, b.data FROM collection_set_members m \
+                         JOIN blobs b ON b.id = m.blob_id WHERE m.set_id = $1 AND m.name = $2",
+                    )
+                    .bind(set_id)
+                    .bind(name),
+                )
+                .await?
+                .map(|m| Ok::<_, crate::StoreError>((m.text("hash")?, m.int("raw_len")?, m.bytes("data")?)))
+                .transpose()?,
+            None => None,
+        };
+        let envelope = (row.bytes("envelope")?, row.int("envelope_len")?);
+        tx.commit().await?;
+        let (id, name, fields) = (id.to_string(), name.to_string(), fields.map(<[String]>::to_vec));
+        tokio::task::spawn_blocking(move || match member {
+            Some((hash, raw_len, data)) => {
+                let raw = blob::decompress(&data, raw_len, &format!("blob {hash}"))?;
+                match &fields {
+                    Some(fields) => blob::parse_projected(&raw, &hash, fields).map(Some),
+                    None => blob::parse_blob(&raw, &hash).map(Some),
+                }
+            }
+            // A dataprint stored whole holds its collections in its envelope.
+            None => {
+                let (envelope_z, envelope_len) = envelope;
+                let raw = blob::decompress(&envelope_z, envelope_len, &format!("dataprint {id} envelope"))?;
+                let mut doc = blob::reassemble(&id, &raw, None)?;
+                let collection = doc.get_mut(blob::COLLECTIONS).and_then(|c| c.get_mut(&name)).map(Value::take);
+                Ok(collection.filter(|c| !c.is_null()).map(|c| match &fields {
+                    Some(fields) => blob::project_collection(c, fields),
+                    None => c,
+                }))
+            }
+        })
+        .await
+        .map_err(|err| crate::StoreError::Internal(format!("decompression task failed: {err}")))?
+    }
+
     async fn delta_links(&self, tenant_id: &TenantId) -> Result<Vec<(String, String)>> {
         let rows = self
             .db

@@ -1107,6 +1107,32 @@ pub async fn a_commit_confirms_only_the_latest_dataprint_whatever_was_loaded_bef
     assert_eq!(fourth, third);
 }
 
+pub async fn one_collection_of_a_dataprint_is_read_whole_or_projected(store: S, _db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let doc = fixtures::dataprint("t1", run.id.as_str(), 30);
+    let outcomes = fixtures::outcomes(run.id.as_str(), "t1", &doc);
+    let id = store
+        .commit_tenant_result_with(
+            &tenant_run(&run.id, "t1", TenantRunStatus::Ok, now()),
+            &outcomes,
+            Some(&doc),
+            &store::WithResult::default(),
+        )
+        .await
+        .expect("commit")
+        .expect("a dataprint");
+    let users = doc["collections"]["users"].clone();
+    assert!(users.as_object().is_some_and(|u| u.len() == 30), "the fixture has users");
+    assert_eq!(store.dataprint_collection(&id, "users", None).await.expect("read"), Some(users.clone()));
+    let fields = vec!["accountEnabled".to_string(), "userType".to_string()];
+    let projected = store.dataprint_collection(&id, "users", Some(&fields)).await.expect("read").expect("there");
+    assert_eq!(projected, store::project_collection(users, &fields));
+    assert!(projected.as_object().expect("users").values().all(|u| u.as_object().is_some_and(|u| u.len() <= 2)));
+    assert_eq!(store.dataprint_collection(&id, "noSuchCollection", None).await.expect("read"), None);
+    let unknown = store::DataprintId::from("no-such-dataprint".to_string());
+    assert_eq!(store.dataprint_collection(&unknown, "users", None).await.expect("read"), None);
+}
+
 /// A delta link and a metric value to commit with a tenant's result.
 fn links_and_metrics(token: &str, users: i64) -> store::WithResult {
     store::WithResult {

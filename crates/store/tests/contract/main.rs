@@ -55,6 +55,7 @@ contract_tests!(
     unread_collections_are_carried_from_the_earlier_dataprint,
     tenants_and_their_domains_are_upserted_together,
     a_commit_confirms_only_the_latest_dataprint_whatever_was_loaded_before,
+    one_collection_of_a_dataprint_is_read_whole_or_projected,
     token_cache_rotation_and_deletes,
     secrets_are_encrypted_at_rest,
     tampered_or_moved_ciphertext_fails_cleanly,
