@@ -204,6 +204,63 @@ pub fn unread_from_previous(metrics: &[history::Metric]) -> Vec<&'static str> {
         .collect()
 }
 
+/// A collection the run may leave unread in the store while its delta round finds no change,
+/// loading it only when one does ([`Previous::with_loader`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lazy {
+    pub name: &'static str,
+    /// The members of its elements that the built-in metrics measuring time read
+    /// ([`history::Metric::element_fields`]): loaded, with only these, to compute them while the
+    /// collection stays unread. `None` when no such metric reads it.
+    pub fields: Option<Vec<String>>,
+}
+
+/// The delta collections a run can leave unread when it loads the previous dataprint: those no
+/// custom metric reads, and that each built-in metric reads either only to count them (it keeps its
+/// value while the collection is unchanged, [`dataprint::keeps_value`]) or by members of their
+/// elements ([`history::Metric::element_fields`]). Empty when a metric may read collections it does
+/// not name.
+pub fn lazy_from_previous(metrics: &[history::Metric]) -> Vec<Lazy> {
+    let builtins = dataprint::builtins();
+    let custom: Vec<&history::Metric> =
+        metrics.iter().filter(|m| !builtins.iter().any(|b| b.name() == m.name())).collect();
+    let mut read_by_custom = std::collections::BTreeSet::new();
+    for m in &custom {
+        match m.reads() {
+            Some(names) => read_by_custom.extend(names),
+            None => return Vec::new(),
+        }
+        read_by_custom.extend(m.requires().iter().flat_map(|r| r.split('|').map(str::to_string)));
+    }
+    let mut lazy = Vec::new();
+    'collections: for c in catalog::customer_collectors().filter(|c| c.fetch == Fetch::Delta) {
+        if read_by_custom.contains(c.name) {
+            continue;
+        }
+        let mut fields: Option<std::collections::BTreeSet<String>> = None;
+        for m in builtins.iter().filter(|m| !dataprint::keeps_value(m)) {
+            let Some(reads) = m.reads() else { return Vec::new() };
+            if !reads.contains(c.name) {
+                continue;
+            }
+            match m.element_fields(c.name) {
+                Some(f) => fields.get_or_insert_default().extend(f),
+                None => continue 'collections,
+            }
+        }
+        lazy.push(Lazy { name: c.name, fields: fields.map(|f| f.into_iter().collect()) });
+    }
+    lazy
+}
+
+/// Reads a collection of the previous dataprint from the store when the run needs it after all
+/// (see [`Lazy`]).
+#[async_trait::async_trait]
+pub trait LoadPrevious: Send + Sync {
+    /// The collection, whole, or with each element keeping only `fields`.
+    async fn load(&self, name: &str, fields: Option<&[String]>) -> Result<Option<Value>, String>;
+}
+
 /// What a previous run left that this one may build on.
 ///
 /// Its collections are moved, not copied, into the run that reuses them (a fresh collection, or the
@@ -220,6 +277,15 @@ pub struct Previous {
     pub delta_links: HashMap<String, String>,
     /// The previous dataprint's summary: the values of the metrics computed on it.
     summary: Map<String, Value>,
+    /// The collections left unread that the run may load when it needs them, and how.
+    lazy: Vec<Lazy>,
+    loader: Option<std::sync::Arc<dyn LoadPrevious>>,
+}
+
+impl std::fmt::Debug for dyn LoadPrevious {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoadPrevious")
+    }
 }
 
 /// What a previous collector reported.
@@ -261,6 +327,41 @@ impl Previous {
             taken_at: Some(taken_at),
             delta_links: HashMap::new(),
             summary,
+            lazy: Vec::new(),
+            loader: None,
+        }
+    }
+
+    /// Lets the run load the collections of `lazy` that the store left unread (`null`) when it
+    /// needs them, with `loader`. Only a collection its collector read well counts: another is read
+    /// again in full, as when it was loaded.
+    #[must_use]
+    pub fn with_loader(mut self, lazy: &[Lazy], loader: std::sync::Arc<dyn LoadPrevious>) -> Previous {
+        let collections = self.collections.lock().unwrap_or_else(|e| e.into_inner());
+        let unread: Vec<Lazy> = lazy
+            .iter()
+            .filter(|l| collections.get(l.name).is_some_and(Value::is_null) && self.was_ok(l.name))
+            .cloned()
+            .collect();
+        drop(collections);
+        self.lazy = unread;
+        self.loader = Some(loader);
+        self
+    }
+
+    /// Whether a collection was left unread, to be loaded when needed (see [`Lazy`]).
+    fn is_lazy(&self, name: &str) -> bool {
+        self.loader.is_some() && self.lazy.iter().any(|l| l.name == name)
+    }
+
+    /// A collection left unread, loaded now: whole, or with `fields` of each element.
+    async fn load(&self, name: &str, fields: Option<&[String]>) -> Result<Map<String, Value>, String> {
+        let Some(loader) = &self.loader else {
+            return Err(format!("the previous {name} were not kept"));
+        };
+        match loader.load(name, fields).await? {
+            Some(Value::Object(m)) => Ok(m),
+            Some(_) | None => Err(format!("the previous dataprint holds no {name}")),
         }
     }
 
@@ -483,7 +584,7 @@ impl Child<'_> {
             to_read
                 .iter()
                 .copied()
-                .filter(|c| c.fetch == Fetch::Delta && self.previous.has(c.name))
+                .filter(|c| c.fetch == Fetch::Delta && (self.previous.has(c.name) || self.previous.is_lazy(c.name)))
                 .filter_map(|c| {
                     let link = self.previous.delta_links.get(c.name)?;
                     let path = self.graph.batch_path(link).ok()?;
@@ -604,6 +705,21 @@ impl Child<'_> {
             o.items = Some(n);
         }
 
+        // Users left unread are loaded to join sign-in activity read afresh.
+        if collections.get("users").is_some_and(Value::is_null)
+            && collections.get("signInActivity").is_some_and(Value::is_object)
+        {
+            match self.previous.load("users", None).await {
+                Ok(users) => {
+                    collections.insert("users".into(), Value::Object(users));
+                }
+                // The users stay as stored, joined with the activity of an earlier read, which the
+                // next run joins again; the activity read now is stored as read.
+                Err(e) => {
+                    tracing::warn!(tenant = %self.target.tenant_id, error = %e, "the previous users could not be loaded to join sign-in activity")
+                }
+            }
+        }
         // Sign-in activity is not available through delta, so it is read apart and joined to users.
         if merge_sign_in_activity(&mut collections)
             && let Some(o) = outcomes.get_mut("users")
@@ -625,8 +741,36 @@ impl Child<'_> {
         let diagnosis = tenant_diagnosis_for(&ordered, Some(self.target), Side::Customer);
         let finished = self.clock.now();
         let mut dataprint = any_data.then(|| self.dataprint(status, &ordered, collections, started, finished, &token));
+        // A collection left unread that a metric measuring time reads is loaded with only what that
+        // metric reads of each element while the summary is computed, and left unread again.
+        let mut projected = Vec::new();
+        if let Some(d) = dataprint.as_mut() {
+            for l in self.previous.lazy.iter().filter(|l| unread.iter().any(|u| u == l.name)) {
+                let Some(fields) = &l.fields else { continue };
+                match self.previous.load(l.name, Some(fields)).await {
+                    Ok(collection) => {
+                        if let Some(slot) = d.get_mut("collections").and_then(|c| c.get_mut(l.name)) {
+                            *slot = Value::Object(collection);
+                            projected.push(l.name);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %self.target.tenant_id, collection = l.name, error = %e, "the metrics that measure time on a collection left unread are not computed")
+                    }
+                }
+            }
+        }
+        // The metrics that only count it keep their earlier values, as for any collection left
+        // unread (`Kept`); those that measure time are computed on the projection.
         let kept = dataprint::Kept { unread: &unread, previous: &self.previous.summary };
         let metrics = dataprint.as_mut().map(|d| dataprint::summarize(d, finished, Some(kept))).unwrap_or_default();
+        if let Some(d) = dataprint.as_mut() {
+            for name in &projected {
+                if let Some(slot) = d.get_mut("collections").and_then(|c| c.get_mut(*name)) {
+                    *slot = Value::Null;
+                }
+            }
+        }
         let reused = match &dataprint {
             Some(_) => ordered
                 .iter()
@@ -679,6 +823,11 @@ impl Child<'_> {
         o.duration_ms = t0.elapsed().as_millis() as u64;
         let mut items = None;
         match result {
+            // Left unread and unchanged: as many items as before.
+            Ok(Value::Null) => {
+                o.items = self.previous.items(c.name);
+                items = Some(Value::Null);
+            }
             Ok(read) => {
                 o.items = Some(read.as_object().map_or(0, Map::len));
                 items = Some(read);
@@ -747,8 +896,9 @@ impl Child<'_> {
     ) -> Result<Value, Error> {
         let target = self.gtarget();
         let link = if self.options.full { None } else { self.previous.delta_links.get(c.name) };
+        let lazy = self.previous.is_lazy(c.name);
         if let Some(link) = link
-            && self.previous.has(c.name)
+            && (self.previous.has(c.name) || lazy)
         {
             let round = match first_page {
                 Some((link, Ok(page))) => self.graph.delta_from_page(&target, &link, page).await,
@@ -756,27 +906,46 @@ impl Child<'_> {
                 None => self.graph.delta(&target, link).await,
             };
             match round {
+                // Left unread and unchanged, the collection stays unread: the store carries it over.
+                Ok(d) if lazy && d.removed.is_empty() && d.changed.is_empty() => {
+                    o.mode = Mode::Delta;
+                    o.unchanged = true;
+                    links.push((c.name.to_string(), d.delta_link));
+                    return Ok(Value::Null);
+                }
                 Ok(d) => {
+                    // Left unread, it is loaded now to merge the changes into; when it cannot be,
+                    // the full round below reads it again.
+                    let base = if lazy {
+                        self.previous
+                            .load(c.name, None)
+                            .await
+                            .inspect_err(|e| tracing::warn!(tenant = %self.target.tenant_id, collection = c.name, error = %e, "the previous collection could not be loaded; reading it in full"))
+                            .ok()
+                    } else {
+                        Some(self.previous.take(c.name).unwrap_or_default())
+                    };
                     // The previous collection is changed in place rather than rebuilt as a tree twice
                     // (once to merge, once to key it again).
-                    let mut merged = self.previous.take(c.name).unwrap_or_default();
-                    o.mode = Mode::Delta;
-                    // Sign-in activity is joined again from this run's read, and may still change
-                    // the users (`merge_sign_in_activity`).
-                    o.unchanged = d.removed.is_empty() && d.changed.is_empty();
-                    for id in &d.removed {
-                        merged.remove(id);
-                    }
-                    for item in d.changed {
-                        if let Some(id) = item.get("id").and_then(Value::as_str) {
-                            let id = id.to_string();
-                            let mut item = canonical(item);
-                            keep_sign_in_activity(&mut item, merged.get(&id));
-                            merged.insert(id, item);
+                    if let Some(mut merged) = base {
+                        o.mode = Mode::Delta;
+                        // Sign-in activity is joined again from this run's read, and may still change
+                        // the users (`merge_sign_in_activity`).
+                        o.unchanged = d.removed.is_empty() && d.changed.is_empty();
+                        for id in &d.removed {
+                            merged.remove(id);
                         }
+                        for item in d.changed {
+                            if let Some(id) = item.get("id").and_then(Value::as_str) {
+                                let id = id.to_string();
+                                let mut item = canonical(item);
+                                keep_sign_in_activity(&mut item, merged.get(&id));
+                                merged.insert(id, item);
+                            }
+                        }
+                        links.push((c.name.to_string(), d.delta_link));
+                        return Ok(Value::Object(merged));
                     }
-                    links.push((c.name.to_string(), d.delta_link));
-                    return Ok(Value::Object(merged));
                 }
                 Err(e) if is_resync(&e) => {
                     tracing::info!(tenant = %self.target.tenant_id, collection = c.name, "delta link expired; reading in full")
@@ -800,7 +969,13 @@ impl Child<'_> {
         };
         links.push((c.name.to_string(), d.delta_link));
         let mut items = keyed(d.changed);
-        if let (Some(fresh), Some(before)) = (items.as_object_mut(), self.previous.take(c.name)) {
+        // Left unread, the previous collection is loaded with only what a user keeps from it.
+        let before = if lazy {
+            self.previous.load(c.name, Some(&["signInActivity".to_string()])).await.ok()
+        } else {
+            self.previous.take(c.name)
+        };
+        if let (Some(fresh), Some(before)) = (items.as_object_mut(), before) {
             for (id, item) in fresh.iter_mut() {
                 keep_sign_in_activity(item, before.get(id));
             }
@@ -1192,6 +1367,50 @@ mod tests {
             },
             "run": {"collectors": {"users": {"collected_at": "2026-11-01T10:00:00.000Z"}}},
         })
+    }
+
+    /// Answers every load with the collection it was given, projected as asked, and counts them.
+    struct Loader(Value, std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl LoadPrevious for Loader {
+        async fn load(&self, name: &str, fields: Option<&[String]>) -> Result<Option<Value>, String> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let c = self.0.get(name).cloned();
+            Ok(match fields {
+                Some(f) => c.map(|c| store::project_collection(c, f)),
+                None => c,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_collection_read_well_and_left_unread_is_loaded_later() {
+        let mut left = stored();
+        for name in ["users", "groups"] {
+            left["collections"][name] = Value::Null;
+        }
+        let whole = stored()["collections"].clone();
+        let loader = std::sync::Arc::new(Loader(whole, Default::default()));
+        let lazy = vec![
+            Lazy { name: "users", fields: Some(vec!["id".into()]) },
+            Lazy { name: "groups", fields: None },
+            Lazy { name: "devices", fields: None },
+        ];
+        let previous = Previous::new(left, Utc::now()).with_loader(&lazy, loader.clone());
+        assert!(previous.is_lazy("users"), "read well, and left unread");
+        assert!(!previous.is_lazy("groups"), "its collector failed: read again in full");
+        assert!(!previous.is_lazy("devices"), "not in the dataprint");
+        assert!(!previous.has("users"));
+        assert_eq!(previous.load("users", None).await.map(|u| u.len()), Ok(2));
+        assert_eq!(
+            previous.load("users", Some(&["nothing".to_string()])).await,
+            Ok(serde_json::from_value(json!({"u1": {}, "u2": {}})).unwrap_or_default())
+        );
+        assert!(previous.load("devices", None).await.is_err(), "nothing to load");
+        assert_eq!(loader.1.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // A previous dataprint without a loader has nothing to load.
+        assert!(!Previous::new(stored(), Utc::now()).is_lazy("users"));
     }
 
     #[test]

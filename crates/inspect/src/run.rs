@@ -532,19 +532,25 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         // What neither this run nor a metric reads stays in the store, and is carried over from
         // there when the run reuses it; the same for every tenant.
         let metrics = self.options.history.as_ref().map(|h| h.metrics.as_slice()).unwrap_or_default();
-        let unread: Arc<[&'static str]> = child::unread_from_previous(metrics).into();
+        // The delta collections the run loads only when their round finds changes are left unread
+        // too.
+        let lazy: Arc<[child::Lazy]> = child::lazy_from_previous(metrics).into();
+        let mut unread = child::unread_from_previous(metrics);
+        unread.extend(lazy.iter().map(|l| l.name));
+        let unread: Arc<[&'static str]> = unread.into();
         let results: Vec<Result<TenantSummary, RunError>> = futures::stream::iter(plan.targets)
             .map(|target| {
                 let run_id = run.id.clone();
                 let child_options = child_options.clone();
                 let shared = shared.clone();
                 let workers = workers.clone();
-                let unread = unread.clone();
+                let (unread, lazy) = (unread.clone(), lazy.clone());
                 // The handle cancels the task when dropped, as dropping the run drops its tenants, and
                 // resumes a panic of the task here.
-                let (task, handle) =
-                    async move { shared.inspect_one(&run_id, target, &child_options, &workers, &unread).await }
-                        .remote_handle();
+                let (task, handle) = async move {
+                    shared.inspect_one(&run_id, target, &child_options, &workers, (&unread, &lazy)).await
+                }
+                .remote_handle();
                 tokio::spawn(task);
                 handle
             })
@@ -781,13 +787,16 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         target: TenantTarget,
         options: &ChildOptions,
         workers: &Workers,
-        unread: &[&str],
+        (unread, lazy): (&[&str], &[child::Lazy]),
     ) -> Result<TenantSummary, RunError> {
         // Held until the tenant is committed, but for its paced reads (see `turn`).
         let turn = &workers.turn().await;
         let (mut previous, previous_id) = match self.store.last_good_dataprint_unread(&target.tenant_id, unread).await?
         {
-            Some((meta, dp)) => (Previous::new(dp, meta.taken_at), Some(meta.id)),
+            Some((meta, dp)) => {
+                let loader = Arc::new(StoreLoader { store: self.store.clone(), dataprint: meta.id.clone() });
+                (Previous::new(dp, meta.taken_at).with_loader(lazy, loader), Some(meta.id))
+            }
             None => (Previous::default(), None),
         };
         previous.delta_links.extend(self.store.delta_links(&target.tenant_id, &["users", "groups"]).await?);
@@ -1109,6 +1118,20 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             }
         }
         Ok(TenantHistory { events: events.len(), opened: outcome.opened, resolved: outcome.resolved })
+    }
+}
+
+/// Reads the collections of a tenant's previous dataprint that its run left unread, when it needs
+/// them after all.
+struct StoreLoader<S: ?Sized> {
+    store: Arc<S>,
+    dataprint: DataprintId,
+}
+
+#[async_trait::async_trait]
+impl<S: InspectStore + ?Sized + 'static> child::LoadPrevious for StoreLoader<S> {
+    async fn load(&self, name: &str, fields: Option<&[String]>) -> Result<Option<Value>, String> {
+        self.store.dataprint_collection(&self.dataprint, name, fields).await.map_err(|e| e.to_string())
     }
 }
 

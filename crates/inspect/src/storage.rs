@@ -86,6 +86,24 @@ pub trait InspectStore: Send + Sync {
         Ok(Vec::new())
     }
     async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>>;
+    /// [`DataprintStore::dataprint_collection`]; a store reached over the network reads the whole
+    /// dataprint and projects here.
+    async fn dataprint_collection(
+        &self,
+        id: &DataprintId,
+        name: &str,
+        fields: Option<&[String]>,
+    ) -> Result<Option<Value>> {
+        let collection = self
+            .get_dataprint(id)
+            .await?
+            .and_then(|mut dp| dp.get_mut("collections").and_then(|c| c.get_mut(name)).map(Value::take))
+            .filter(|c| !c.is_null());
+        Ok(match fields {
+            Some(fields) => collection.map(|c| store::project_collection(c, fields)),
+            None => collection,
+        })
+    }
     async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>>;
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
     /// The saved delta links of some of a tenant's collections ([`DataprintStore::delta_links`]); a
@@ -196,6 +214,14 @@ impl<S: Store + ?Sized> InspectStore for S {
     }
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>> {
         DataprintStore::get_delta_link(self, tenant_id, collection).await
+    }
+    async fn dataprint_collection(
+        &self,
+        id: &DataprintId,
+        name: &str,
+        fields: Option<&[String]>,
+    ) -> Result<Option<Value>> {
+        Ok(DataprintStore::dataprint_collection(self, id, name, fields).await?.filter(|c| !c.is_null()))
     }
     async fn delta_links(&self, tenant_id: &TenantId, collections: &[&str]) -> Result<Vec<(String, String)>> {
         let mut links = DataprintStore::delta_links(self, tenant_id).await?;

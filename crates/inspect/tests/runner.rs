@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use inspect::child::Mode;
 use inspect::dataprint::Status;
-use inspect::{ManualClock, RunOptions, RunReport, Runner, StoreTokens};
+use inspect::{Clock, ManualClock, RunOptions, RunReport, Runner, StoreTokens};
 use microsoft::http::{Transport, TransportOptions};
 use microsoft::{AccountRole, Authenticator, GraphClient, GraphOptions};
 use serde_json::json;
@@ -229,6 +229,93 @@ async fn collections_nothing_reads_are_carried_over_unread() {
         let collection = e.event["collection"].as_str().unwrap_or_default();
         assert!(!carried.contains(&collection), "a change in {collection} was reported: {}", e.event);
     }
+}
+
+/// Users and groups whose delta round finds no change stay in the store, unread, and are carried
+/// into the new dataprint; the metric that measures time over users is computed on what it reads
+/// of them, and the metrics that only count them keep their values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_stay_unread_while_their_delta_round_finds_no_change() {
+    let f = Fixture::new("sqlite::memory:").await;
+    let lazy = inspect::child::lazy_from_previous(&history::builtin_metrics());
+    let users_lazy = lazy.iter().find(|l| l.name == "users").expect("users can stay unread");
+    assert_eq!(
+        users_lazy.fields.as_deref(),
+        Some(&["accountEnabled".to_string(), "createdDateTime".into(), "signInActivity".into()][..]),
+        "what stale_accounts reads of a user"
+    );
+    let custom =
+        history::Metric::new("breakglass", "length(values(collections.users)[?starts_with(userPrincipalName, 'bg')])")
+            .expect("metric");
+    assert!(
+        inspect::child::lazy_from_previous(&[custom]).iter().all(|l| l.name != "users"),
+        "a custom metric reads users whole"
+    );
+
+    let first = f.run().await;
+    let northwind = f.summary(&first, "northwindtraders").tenant_id.clone();
+    // A user created 91 days less five hours before now, who never signed in: not stale for the
+    // next few hours, stale after that.
+    let tenant = "northwindtraders.onmicrosoft.com";
+    let back = 91 * 86_400 - 5 * 3_600;
+    f.env.control(reqwest::Method::POST, "clock", json!({"seconds": -back})).await;
+    f.env
+        .control(
+            reqwest::Method::POST,
+            "actions",
+            json!([{"action": "create_user", "tenant": tenant, "upn": format!("late.joiner@{tenant}"), "display_name": "Late Joiner"}]),
+        )
+        .await;
+    f.env.control(reqwest::Method::POST, "clock", json!({"seconds": back})).await;
+
+    // Ten minutes on, the users' delta round brings the new user: users are read from the store and
+    // merged.
+    f.clock.advance(Duration::minutes(10));
+    let second = f.run().await;
+    let mode = |report: &RunReport, name: &str| {
+        f.summary(report, "northwindtraders").collectors.iter().find(|c| c.name == name).map(|c| (c.mode, c.items))
+    };
+    let stored = |report: &RunReport| {
+        let f = &f;
+        let northwind = northwind.clone();
+        let run_id = report.run_id.clone();
+        async move { f.store.dataprint_for_run(&run_id, &northwind).await.expect("read").expect("stored") }
+    };
+    let two = stored(&second).await;
+    let users_two = two["collections"]["users"].as_object().map(|u| u.len()).expect("users");
+    assert_eq!(mode(&second, "users"), Some((Mode::Delta, Some(users_two))));
+    assert!(
+        two["collections"]["users"].as_object().expect("users").values().any(|u| u["displayName"] == "Late Joiner")
+    );
+
+    // Six hours after the first run (sign-in activity is still fresh), nothing changed in the
+    // directory: users stay unread and are carried over, and the new user is now stale.
+    f.clock.advance(Duration::hours(6) - Duration::minutes(10));
+    let third = f.run().await;
+    assert_eq!(mode(&third, "users"), Some((Mode::Delta, Some(users_two))), "as many users as before");
+    assert_eq!(mode(&third, "groups").map(|m| m.0), Some(Mode::Delta));
+    let three = stored(&third).await;
+    assert_eq!(three["collections"]["users"], two["collections"]["users"], "carried as they were");
+    let stale = |dp: &serde_json::Value| dp["summary"]["stale_accounts"].as_u64().expect("stale_accounts");
+    assert_eq!(stale(&three), stale(&two) + 1, "the new user became stale");
+    for name in ["users", "enabled_users", "guest_users", "licensed_users"] {
+        assert_eq!(three["summary"][name], two["summary"][name], "{name} keeps its value");
+    }
+    // Every figure is what the stored dataprint gives when measured whole at that time.
+    let now = f.clock.now();
+    for v in history::evaluate(&history::builtin_metrics(), &three, now) {
+        assert_eq!(three["summary"].get(&v.name).cloned().unwrap_or_default(), v.value, "{}", v.name);
+    }
+    assert_ne!(
+        f.summary(&third, "northwindtraders").dataprint_id,
+        f.summary(&second, "northwindtraders").dataprint_id,
+        "the summary changed"
+    );
+
+    // Unchanged again, minutes later: the dataprint is confirmed.
+    f.clock.advance(Duration::minutes(10));
+    let fourth = f.run().await;
+    assert_eq!(f.summary(&fourth, "northwindtraders").dataprint_id, f.summary(&third, "northwindtraders").dataprint_id);
 }
 
 /// Named locations matter to access only while a Conditional Access policy uses them: then every
