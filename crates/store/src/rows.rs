@@ -33,6 +33,7 @@ pub(crate) trait RowExt {
     fn int(&self, column: &str) -> Result<i64>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>>;
     fn bytes(&self, column: &str) -> Result<Vec<u8>>;
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>>;
     fn ts(&self, column: &str) -> Result<DateTime<Utc>>;
     fn opt_ts(&self, column: &str) -> Result<Option<DateTime<Utc>>>;
     /// The integer in a column by position, for single-value queries.
@@ -72,6 +73,10 @@ macro_rules! plain_columns {
         }
 
         fn bytes(&self, column: &str) -> Result<Vec<u8>> {
+            self.try_get(column).map_err(|e| decode_error(column, e))
+        }
+
+        fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>> {
             self.try_get(column).map_err(|e| decode_error(column, e))
         }
 
@@ -163,6 +168,7 @@ impl RowExt for Row {
         int(&str) -> i64,
         opt_int(&str) -> Option<i64>,
         bytes(&str) -> Vec<u8>,
+        opt_bytes(&str) -> Option<Vec<u8>>,
         ts(&str) -> DateTime<Utc>,
         opt_ts(&str) -> Option<DateTime<Utc>>,
         int_at(usize) -> i64,

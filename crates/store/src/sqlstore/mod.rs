@@ -48,7 +48,16 @@ pub(crate) struct SqlStore {
     /// the tenant's new dataprint on it, and commits one that most often confirms it. The commit's
     /// early check takes it from here instead of reading it again; it is only a guess, which the
     /// commit's transaction checks against the database like any early decision.
-    loaded: std::sync::Mutex<std::collections::HashMap<TenantId, (Latest, Envelope)>>,
+    loaded: std::sync::Mutex<std::collections::HashMap<TenantId, Loaded>>,
+}
+
+/// What a commit checks a new dataprint of a tenant against, as loaded with the tenant's latest
+/// dataprint ([`SqlStore::load_which`]): the dataprint, its envelope, and the hash and length of
+/// each of its collections, read or not.
+pub(crate) struct Loaded {
+    latest: Latest,
+    envelope: Envelope,
+    members: blob::Known,
 }
 
 /// Which stored dataprint a read loads.
@@ -99,6 +108,18 @@ impl SqlStore {
         let mut known = blob::Known::new();
         if reused.collections.is_empty() && reused.unread.is_empty() {
             return Ok(known);
+        }
+        let named = |name: &str| reused.collections.iter().chain(&reused.unread).any(|n| n == name);
+        // The dataprint the run built on was loaded by this process with its members' hashes.
+        if let Some(loaded) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(tenant_id)
+            && loaded.latest.id == reused.dataprint.as_str()
+        {
+            return Ok(loaded
+                .members
+                .iter()
+                .filter(|(name, _)| named(name))
+                .map(|(n, h)| (n.clone(), h.clone()))
+                .collect());
         }
         let rows = self
             .db
@@ -151,7 +172,7 @@ impl SqlStore {
     async fn plan(&self, tr: &TenantRunRecord, incoming: &mut Incoming, split: SplitDataprint) -> Result<()> {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).remove(&tr.tenant_id);
         let found = match loaded {
-            Some((latest, envelope)) => Some((latest, Some(envelope))),
+            Some(Loaded { latest, envelope, .. }) => Some((latest, Some(envelope))),
             None => latest_dataprint(&mut *self.db.read(), &tr.tenant_id).await?.map(|latest| (latest, None)),
         };
         if let Some((latest, envelope)) = found
@@ -184,11 +205,7 @@ impl SqlStore {
 
     /// A dataprint with the collections `pick` reads, and what a commit checks a new dataprint of
     /// the tenant against ([`Latest`], its [`Envelope`]).
-    async fn load_which(
-        &self,
-        which: Which<'_>,
-        pick: Pick<'_>,
-    ) -> Result<Option<(DataprintMeta, Value, (Latest, Envelope))>> {
+    async fn load_which(&self, which: Which<'_>, pick: Pick<'_>) -> Result<Option<(DataprintMeta, Value, Loaded)>> {
         // What is known of the dataprint and its envelope in one statement, with the members in a
         // second, in one snapshot, so that a concurrent prune cannot remove the collection set
         // between the two.
@@ -217,34 +234,40 @@ impl SqlStore {
         };
         let meta = rows::dataprint_meta(&row)?;
         let latest = rows::latest(&row)?;
+        let mut known = blob::Known::new();
         let members = match row.opt_int("set_id")? {
             None => None,
             Some(set_id) => {
                 // One statement, whatever the pick: a statement per blob was a round trip to
                 // SQLite's worker thread each, twenty-odd per tenant on every run.
+                // Every member's hash and length, and the bytes of those picked only (SQLite
+                // reads a blob's overflow pages only when the column is taken).
                 macro_rules! members {
-                    ($filter:literal) => {
+                    ($data:literal) => {
                         concat!(
-                            "SELECT m.name, b.hash, b.raw_len, b.data FROM collection_set_members m \
-                             JOIN blobs b ON b.id = m.blob_id WHERE m.set_id = $1",
-                            $filter
+                            "SELECT m.name, b.hash, b.raw_len, ",
+                            $data,
+                            " AS data FROM collection_set_members m JOIN blobs b ON b.id = m.blob_id WHERE m.set_id = $1"
                         )
                     };
                 }
                 let (names, sql) = match (pick, self.db.backend()) {
-                    (Pick::All, _) => (None, members!("")),
+                    (Pick::All, _) => (None, members!("b.data")),
                     (Pick::Only(names), Backend::Sqlite) => {
-                        (Some(names), members!(" AND m.name IN (SELECT value FROM json_each($2))"))
+                        (Some(names), members!("CASE WHEN m.name IN (SELECT value FROM json_each($2)) THEN b.data END"))
                     }
-                    (Pick::Unread(names), Backend::Sqlite) => {
-                        (Some(names), members!(" AND m.name NOT IN (SELECT value FROM json_each($2))"))
-                    }
-                    (Pick::Only(names), Backend::Postgres) => {
-                        (Some(names), members!(" AND m.name IN (SELECT json_array_elements_text($2::json))"))
-                    }
-                    (Pick::Unread(names), Backend::Postgres) => {
-                        (Some(names), members!(" AND m.name NOT IN (SELECT json_array_elements_text($2::json))"))
-                    }
+                    (Pick::Unread(names), Backend::Sqlite) => (
+                        Some(names),
+                        members!("CASE WHEN m.name NOT IN (SELECT value FROM json_each($2)) THEN b.data END"),
+                    ),
+                    (Pick::Only(names), Backend::Postgres) => (
+                        Some(names),
+                        members!("CASE WHEN m.name IN (SELECT json_array_elements_text($2::json)) THEN b.data END"),
+                    ),
+                    (Pick::Unread(names), Backend::Postgres) => (
+                        Some(names),
+                        members!("CASE WHEN m.name NOT IN (SELECT json_array_elements_text($2::json)) THEN b.data END"),
+                    ),
                 };
                 let mut q = query(sql).bind(set_id);
                 if let Some(names) = names {
@@ -252,12 +275,13 @@ impl SqlStore {
                 }
                 let mut members = Vec::new();
                 for member in &tx.fetch_all(q).await? {
-                    members.push(StoredMember {
-                        name: member.text("name")?,
-                        hash: member.text("hash")?,
-                        raw_len: member.int("raw_len")?,
-                        data: member.bytes("data")?,
-                    });
+                    let (name, hash, raw_len) = (member.text("name")?, member.text("hash")?, member.int("raw_len")?);
+                    if let Ok(len) = usize::try_from(raw_len) {
+                        known.insert(name.clone(), (hash.clone(), len));
+                    }
+                    if let Some(data) = member.opt_bytes("data")? {
+                        members.push(StoredMember { name, hash, raw_len, data });
+                    }
                 }
                 Some(members)
             }
@@ -272,7 +296,7 @@ impl SqlStore {
         };
         tx.commit().await?;
         let doc = blob::load(stored, pick.into()).await?;
-        Ok(Some((meta, doc, (latest, envelope))))
+        Ok(Some((meta, doc, Loaded { latest, envelope, members: known })))
     }
 
     /// The tenant run of a tenant in a run, ready to decode.
