@@ -1067,22 +1067,9 @@ pub async fn unread_collections_are_carried_from_the_earlier_dataprint(store: S,
 }
 
 pub async fn a_commit_confirms_only_the_latest_dataprint_whatever_was_loaded_before(store: S, db: Db) {
-    let commit = |store: S, tenant: &'static str, run: store::RunRecord, doc: Value| async move {
-        let outcomes = fixtures::outcomes(run.id.as_str(), tenant, &doc);
-        store
-            .commit_tenant_result_with(
-                &tenant_run(&run.id, tenant, TenantRunStatus::Ok, now()),
-                &outcomes,
-                Some(&doc),
-                &store::WithResult::default(),
-            )
-            .await
-            .expect("commit")
-            .expect("a dataprint")
-    };
     let run1 = store.start_run("inspect", now()).await.expect("start");
     let doc1 = fixtures::dataprint("t1", run1.id.as_str(), 30);
-    let first = commit(store.clone(), "t1", run1, doc1.clone()).await;
+    let first = commit_doc(&store, &run1.id, "t1", TenantRunStatus::Ok, now(), &doc1).await.expect("a dataprint");
 
     // This store loads the tenant's latest dataprint, as a run does before building on it; then
     // another process stores a different one.
@@ -1090,37 +1077,45 @@ pub async fn a_commit_confirms_only_the_latest_dataprint_whatever_was_loaded_bef
     let other = db.open().await;
     let run2 = other.start_run("inspect", now()).await.expect("start");
     let doc2 = fixtures::dataprint("t1", run2.id.as_str(), 31);
-    let second = commit(other.clone(), "t1", run2, doc2).await;
+    let second = commit_doc(&other, &run2.id, "t1", TenantRunStatus::Ok, now(), &doc2).await.expect("a dataprint");
     assert_ne!(second, first);
 
     // The first content again is a change from the latest, and is stored anew rather than taken as
     // a confirmation of the dataprint loaded earlier.
     let run3 = store.start_run("inspect", now()).await.expect("start");
-    let third = commit(store.clone(), "t1", run3.clone(), fixtures::dataprint("t1", run3.id.as_str(), 30)).await;
+    let third = commit_doc(
+        &store,
+        &run3.id,
+        "t1",
+        TenantRunStatus::Ok,
+        now(),
+        &fixtures::dataprint("t1", run3.id.as_str(), 30),
+    )
+    .await
+    .expect("a dataprint");
     assert_ne!(third, first);
     assert_ne!(third, second);
     assert_eq!(store.last_good_dataprint(&tid("t1")).await.expect("read").expect("stored").0.id, third);
 
     // Loaded, and committed unchanged: confirmed.
     let run4 = store.start_run("inspect", now()).await.expect("start");
-    let fourth = commit(store.clone(), "t1", run4.clone(), fixtures::dataprint("t1", run4.id.as_str(), 30)).await;
+    let fourth = commit_doc(
+        &store,
+        &run4.id,
+        "t1",
+        TenantRunStatus::Ok,
+        now(),
+        &fixtures::dataprint("t1", run4.id.as_str(), 30),
+    )
+    .await
+    .expect("a dataprint");
     assert_eq!(fourth, third);
 }
 
 pub async fn one_collection_of_a_dataprint_is_read_whole_or_projected(store: S, _db: Db) {
     let run = store.start_run("inspect", now()).await.expect("start");
     let doc = fixtures::dataprint("t1", run.id.as_str(), 30);
-    let outcomes = fixtures::outcomes(run.id.as_str(), "t1", &doc);
-    let id = store
-        .commit_tenant_result_with(
-            &tenant_run(&run.id, "t1", TenantRunStatus::Ok, now()),
-            &outcomes,
-            Some(&doc),
-            &store::WithResult::default(),
-        )
-        .await
-        .expect("commit")
-        .expect("a dataprint");
+    let id = commit_doc(&store, &run.id, "t1", TenantRunStatus::Ok, now(), &doc).await.expect("a dataprint");
     let users = doc["collections"]["users"].clone();
     assert!(users.as_object().is_some_and(|u| u.len() == 30), "the fixture has users");
     assert_eq!(store.dataprint_collection(&id, "users", None).await.expect("read"), Some(users.clone()));
