@@ -204,7 +204,7 @@ impl SqlStore {
     }
 
     /// A dataprint with the collections `pick` reads, and what a commit checks a new dataprint of
-    /// the tenant against ([`Latest`], its [`Envelope`]).
+    /// the tenant against ([`Loaded`]).
     async fn load_which(&self, which: Which<'_>, pick: Pick<'_>) -> Result<Option<(DataprintMeta, Value, Loaded)>> {
         // What is known of the dataprint and its envelope in one statement, with the members in a
         // second, in one snapshot, so that a concurrent prune cannot remove the collection set
@@ -239,9 +239,9 @@ impl SqlStore {
             None => None,
             Some(set_id) => {
                 // One statement, whatever the pick: a statement per blob was a round trip to
-                // SQLite's worker thread each, twenty-odd per tenant on every run.
-                // Every member's hash and length, and the bytes of those picked only (SQLite
-                // reads a blob's overflow pages only when the column is taken).
+                // SQLite's worker thread each, twenty-odd per tenant on every run. It gives every
+                // member's hash and length, and the bytes of the picked ones only (SQLite reads a
+                // blob's overflow pages only when the column is taken).
                 macro_rules! members {
                     ($data:literal) => {
                         concat!(
