@@ -720,16 +720,7 @@ pub async fn get_dataprint(
         .await?
         .ok_or_else(|| Problem::not_found(format!("{} has no dataprint yet", record.display_name)))?;
     let Some(expression) = query.query else { return Ok(Json(doc)) };
-    if expression.len() > 4096 {
-        return Err(Problem::bad_request("the JMESPath expression is longer than 4096 characters"));
-    }
-    let compiled =
-        jmespath::compile(&expression).map_err(|e| Problem::bad_request(format!("invalid JMESPath: {e}")))?;
-    let data = jmespath::Variable::from_json(&doc.to_string())
-        .map_err(|e| Problem::bad_request(format!("the dataprint cannot be queried: {e}")))?;
-    let result = compiled.search(data).map_err(|e| Problem::bad_request(format!("JMESPath: {e}")))?;
-    let value = serde_json::to_value(&*result).map_err(|_| Problem::internal())?;
-    Ok(Json(value))
+    crate::pages::jmespath_search(&doc, &expression).map(Json).map_err(Problem::bad_request)
 }
 
 // ---------------------------------------------------------------------------------------------

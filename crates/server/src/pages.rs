@@ -398,16 +398,16 @@ pub struct ExploreQuery {
 /// How many nodes of a dataprint the explorer's tree draws.
 const TREE_BUDGET: usize = 4000;
 
-/// Evaluates a JMESPath expression against a document, as the API does.
+/// Evaluates a JMESPath expression against a document, for the API and the explorer alike: with
+/// the evaluator of the metrics and of `tenantscope dataprint --query` (its extra functions
+/// included), which reads the document in place; the `jmespath` crate needed the whole dataprint
+/// serialised and parsed again into its own values for every query.
 pub(crate) fn jmespath_search(doc: &Value, expression: &str) -> Result<Value, String> {
     if expression.len() > 4096 {
         return Err("the JMESPath expression is longer than 4096 characters".into());
     }
-    let compiled = jmespath::compile(expression).map_err(|e| format!("invalid JMESPath: {e}"))?;
-    let data =
-        jmespath::Variable::from_json(&doc.to_string()).map_err(|e| format!("the dataprint cannot be queried: {e}"))?;
-    let result = compiled.search(data).map_err(|e| format!("JMESPath: {e}"))?;
-    serde_json::to_value(&*result).map_err(|e| format!("the result cannot be shown: {e}"))
+    let query = history::Query::new(expression).map_err(|e| format!("invalid JMESPath: {e}"))?;
+    query.search(doc, Some(chrono::Utc::now())).map_err(|e| format!("JMESPath: {e}"))
 }
 
 /// `GET /dataprints/{id}`: the explorer: the JMESPath box and its result, the download, the tree.
@@ -871,5 +871,19 @@ mod tests {
         assert_eq!(super::trigger_of("scheduler"), "schedule");
         assert_eq!(super::trigger_of("user:Ann (x)"), "user");
         assert_eq!(super::trigger_of("token:psa (t1)"), "API");
+    }
+
+    #[test]
+    fn queries_have_the_functions_of_the_metrics_and_say_what_is_wrong() {
+        let doc = serde_json::json!({"collections": {"users": {"u1": {"id": "u1", "tags": ["a", "b", "a"]}}}});
+        assert_eq!(super::jmespath_search(&doc, "length(keys(collections.users))"), Ok(serde_json::json!(1)));
+        assert_eq!(
+            super::jmespath_search(&doc, "unique(collections.users.u1.tags)"),
+            Ok(serde_json::json!(["a", "b"]))
+        );
+        assert_eq!(super::jmespath_search(&doc, "collections.nothing"), Ok(serde_json::Value::Null));
+        assert!(super::jmespath_search(&doc, "collections.[[[").is_err_and(|e| e.starts_with("invalid JMESPath")));
+        assert!(super::jmespath_search(&doc, "abs('x')").is_err_and(|e| e.starts_with("JMESPath")));
+        assert!(super::jmespath_search(&doc, &"a".repeat(4097)).is_err_and(|e| e.contains("4096")));
     }
 }
