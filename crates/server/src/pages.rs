@@ -399,7 +399,7 @@ pub struct ExploreQuery {
 const TREE_BUDGET: usize = 4000;
 
 /// Evaluates a JMESPath expression against a document, for the API and the explorer alike: with
-/// the evaluator of the metrics and of `tenantscope dataprint --query` (its extra functions
+/// the evaluator of the metrics and of `tenantscope dataprint show --query` (its extra functions
 /// included), which reads the document in place; the `jmespath` crate needed the whole dataprint
 /// serialised and parsed again into its own values for every query.
 pub(crate) fn jmespath_search(doc: &Value, expression: &str) -> Result<Value, String> {
