@@ -186,22 +186,34 @@ const READ_FROM_PREVIOUS: &[&str] = &[
 /// reuses is carried over by the store as it is stored, never inflated or parsed. Empty when a
 /// metric may read collections it does not name.
 pub fn unread_from_previous(metrics: &[history::Metric]) -> Vec<&'static str> {
-    let mut read: std::collections::BTreeSet<String> = READ_FROM_PREVIOUS.iter().map(|s| s.to_string()).collect();
     let builtins = dataprint::builtins();
-    let custom = metrics.iter().filter(|m| !builtins.iter().any(|b| b.name() == m.name()));
-    for m in builtins.iter().filter(|m| !dataprint::keeps_value(m)).chain(custom) {
-        match m.reads() {
-            Some(names) => read.extend(names),
-            None => return Vec::new(),
-        }
-        // A metric is evaluated only when the collections it requires are there, which it may
-        // state apart from what its expression reads.
-        read.extend(m.requires().iter().flat_map(|r| r.split('|').map(str::to_string)));
-    }
+    let Some(mut read) = read_by(builtins.iter().filter(|m| !dataprint::keeps_value(m)).chain(custom(metrics))) else {
+        return Vec::new();
+    };
+    read.extend(READ_FROM_PREVIOUS.iter().map(|s| s.to_string()));
     catalog::customer_collectors()
         .filter(|c| c.fetch != Fetch::Delta && !read.contains(c.name))
         .map(|c| c.name)
         .collect()
+}
+
+/// The metrics of the configuration that are not built in.
+fn custom(metrics: &[history::Metric]) -> impl Iterator<Item = &history::Metric> {
+    let builtins = dataprint::builtins();
+    metrics.iter().filter(|m| !builtins.iter().any(|b| b.name() == m.name()))
+}
+
+/// Every collection `metrics` read or require, or `None` when one may read collections it does not
+/// name.
+fn read_by<'m>(metrics: impl Iterator<Item = &'m history::Metric>) -> Option<std::collections::BTreeSet<String>> {
+    let mut read = std::collections::BTreeSet::new();
+    for m in metrics {
+        read.extend(m.reads()?);
+        // A metric is evaluated only when the collections it requires are there, which it may
+        // state apart from what its expression reads.
+        read.extend(m.requires().iter().flat_map(|r| r.split('|').map(str::to_string)));
+    }
+    Some(read)
 }
 
 /// A collection the run may leave unread in the store while its delta round finds no change,
@@ -222,16 +234,7 @@ pub struct Lazy {
 /// not name.
 pub fn lazy_from_previous(metrics: &[history::Metric]) -> Vec<Lazy> {
     let builtins = dataprint::builtins();
-    let custom: Vec<&history::Metric> =
-        metrics.iter().filter(|m| !builtins.iter().any(|b| b.name() == m.name())).collect();
-    let mut read_by_custom = std::collections::BTreeSet::new();
-    for m in &custom {
-        match m.reads() {
-            Some(names) => read_by_custom.extend(names),
-            None => return Vec::new(),
-        }
-        read_by_custom.extend(m.requires().iter().flat_map(|r| r.split('|').map(str::to_string)));
-    }
+    let Some(read_by_custom) = read_by(custom(metrics)) else { return Vec::new() };
     let mut lazy = Vec::new();
     'collections: for c in catalog::customer_collectors().filter(|c| c.fetch == Fetch::Delta) {
         if read_by_custom.contains(c.name) {

@@ -221,7 +221,7 @@ impl<S: Store + ?Sized> InspectStore for S {
         name: &str,
         fields: Option<&[String]>,
     ) -> Result<Option<Value>> {
-        Ok(DataprintStore::dataprint_collection(self, id, name, fields).await?.filter(|c| !c.is_null()))
+        DataprintStore::dataprint_collection(self, id, name, fields).await
     }
     async fn delta_links(&self, tenant_id: &TenantId, collections: &[&str]) -> Result<Vec<(String, String)>> {
         let mut links = DataprintStore::delta_links(self, tenant_id).await?;

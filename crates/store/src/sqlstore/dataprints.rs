@@ -202,10 +202,12 @@ impl DataprintStore for SqlStore {
         tokio::task::spawn_blocking(move || match member {
             Some((hash, raw_len, data)) => {
                 let raw = blob::decompress(&data, raw_len, &format!("blob {hash}"))?;
-                match &fields {
-                    Some(fields) => blob::parse_projected(&raw, &hash, fields).map(Some),
-                    None => blob::parse_blob(&raw, &hash).map(Some),
-                }
+                let collection = match &fields {
+                    Some(fields) => blob::parse_projected(&raw, &hash, fields)?,
+                    None => blob::parse_blob(&raw, &hash)?,
+                };
+                // A collection stored as `null` is not there, as in a dataprint stored whole.
+                Ok(Some(collection).filter(|c| !c.is_null()))
             }
             // A dataprint stored whole holds its collections in its envelope.
             None => {
