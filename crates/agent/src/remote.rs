@@ -3,12 +3,14 @@
 //! arrive sealed with each job, and rotated ones go back to the server) and the access tokens the
 //! agent obtains in its own database, encrypted with its own key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use inspect::storage::{Call, CredentialWire};
+use inspect::storage::{Call, CredentialWire, one_by_one};
 use inspect::{InspectStore, StoreTokens};
 use microsoft::cache::{MemoryTokenStore, StoredToken, TokenInfo, TokenKind, TokenStore};
 use serde::de::DeserializeOwned;
@@ -19,14 +21,48 @@ use store::{
     TenantRunRecord, WithResult,
 };
 
-use crate::client::{AgentError, Client};
+use crate::client::{AgentError, Client, Identity};
 use crate::protocol::{RETURNED_KINDS, SealedCredential, StoreRequest, TokenSave, TokenWire};
 
+/// How a job's store calls reach the server: the agent API over HTTPS ([`Client`]), or, in tests,
+/// anything that answers a [`StoreRequest`] as the server's `POST /jobs/{id}/store` does.
+#[async_trait]
+pub trait StoreWire: Send + Sync {
+    /// Sends one call of job `job_id` and returns the server's answer (`None` for no content).
+    async fn store_call(&self, job_id: &str, request: &StoreRequest) -> std::result::Result<Option<Value>, AgentError>;
+    /// The agent's identity, whose key opens the credentials sealed to it.
+    fn identity(&self) -> Option<&Identity>;
+}
+
+#[async_trait]
+impl StoreWire for Client {
+    async fn store_call(&self, job_id: &str, request: &StoreRequest) -> std::result::Result<Option<Value>, AgentError> {
+        // Commits carry whole dataprints; reads are small. Either way a stuck server must not
+        // hold the run forever: the lease would expire first.
+        self.post(&format!("/jobs/{job_id}/store"), request, Duration::from_secs(120)).await
+    }
+    fn identity(&self) -> Option<&Identity> {
+        Client::identity(self)
+    }
+}
+
 /// The server's store as one job's run sees it.
-pub struct RemoteStore {
-    pub client: Arc<Client>,
-    pub job_id: String,
-    pub fence: i64,
+pub struct RemoteStore<W: ?Sized = Client> {
+    wire: Arc<W>,
+    job_id: String,
+    fence: i64,
+    /// Whether the server may know the calls added with the run's savings on unchanged tenants
+    /// (`LastGoodDataprintUnread` and the others after it); cleared when it refuses one as
+    /// unknown, after which the job makes do with the older calls.
+    newer_calls: AtomicBool,
+}
+
+/// Whether the server refused a call because it does not know it. A server one minor version
+/// older than the agent (the version-skew rule allows it) reads the call with its JSON extractor,
+/// which answers a call added since with 422 and serde's "unknown variant".
+pub fn unknown_call(e: &AgentError, name: &str) -> bool {
+    matches!(e, AgentError::Refused { status: 400 | 422, detail, .. }
+        if detail.contains(&format!("unknown variant `{name}`")))
 }
 
 fn store_error(job_id: &str, fence: i64, e: AgentError) -> StoreError {
@@ -42,29 +78,55 @@ fn store_error(job_id: &str, fence: i64, e: AgentError) -> StoreError {
     }
 }
 
-impl RemoteStore {
-    async fn raw(&self, call: Call) -> Result<Value> {
+impl<W: StoreWire + ?Sized> RemoteStore<W> {
+    pub fn new(wire: Arc<W>, job_id: String, fence: i64) -> RemoteStore<W> {
+        RemoteStore { wire, job_id, fence, newer_calls: AtomicBool::new(true) }
+    }
+
+    async fn send(&self, call: Call) -> std::result::Result<Value, AgentError> {
         let name = call.name();
         let request = StoreRequest { fence: self.fence, call };
-        // Commits carry whole dataprints; reads are small. Either way a stuck server must not
-        // hold the run forever: the lease would expire first.
-        let answer: Option<Value> = self
-            .client
-            .post(&format!("/jobs/{}/store", self.job_id), &request, Duration::from_secs(120))
-            .await
-            .map_err(|e| store_error(&self.job_id, self.fence, e))?;
-        answer.ok_or_else(|| StoreError::Remote(format!("the server gave no answer to {name}")))
+        let answer = self.wire.store_call(&self.job_id, &request).await?;
+        answer.ok_or_else(|| AgentError::Decode {
+            what: name.to_string(),
+            reason: "the server gave no answer".to_string(),
+        })
     }
 
     async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T> {
         let name = call.name();
-        let value = self.raw(call).await?;
-        serde_json::from_value(value).map_err(|e| StoreError::Remote(format!("the answer to {name} is malformed: {e}")))
+        let value = self.send(call).await.map_err(|e| store_error(&self.job_id, self.fence, e))?;
+        decode(name, value)
+    }
+
+    /// A call the server may not know: `None` when it does not (and then for the rest of the job),
+    /// for the caller to make do with older calls.
+    async fn newer<T: DeserializeOwned>(&self, call: Call) -> Result<Option<T>> {
+        if !self.newer_calls.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let name = call.name();
+        match self.send(call).await {
+            Ok(value) => decode(name, value).map(Some),
+            Err(e) if unknown_call(&e, name) => {
+                self.newer_calls.store(false, Ordering::Relaxed);
+                tracing::info!(
+                    call = name,
+                    "the server does not know this store call (it is older than the agent); using the older calls for this job"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(store_error(&self.job_id, self.fence, e)),
+        }
     }
 }
 
+fn decode<T: DeserializeOwned>(name: &str, value: Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| StoreError::Remote(format!("the answer to {name} is malformed: {e}")))
+}
+
 #[async_trait]
-impl InspectStore for RemoteStore {
+impl<W: StoreWire + ?Sized> InspectStore for RemoteStore<W> {
     async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
         self.call(Call::ListTenants).await
     }
@@ -127,6 +189,63 @@ impl InspectStore for RemoteStore {
     async fn last_good_dataprint(&self, tenant_id: &TenantId) -> Result<Option<(DataprintMeta, Value)>> {
         self.call(Call::LastGoodDataprint { tenant_id: tenant_id.clone() }).await
     }
+    async fn last_good_dataprint_unread(
+        &self,
+        tenant_id: &TenantId,
+        unread: &[&str],
+    ) -> Result<Option<(DataprintMeta, Value)>> {
+        let call = Call::LastGoodDataprintUnread {
+            tenant_id: tenant_id.clone(),
+            unread: unread.iter().map(|name| name.to_string()).collect(),
+        };
+        match self.newer(call).await? {
+            Some(answer) => Ok(answer),
+            None => self.last_good_dataprint(tenant_id).await,
+        }
+    }
+    async fn latest_tenant_runs(&self) -> Result<Vec<TenantRunRecord>> {
+        // Without them the run takes its tenants in the order given.
+        Ok(self.newer(Call::LatestTenantRuns).await?.unwrap_or_default())
+    }
+    async fn domains_of(&self, ids: &[TenantId]) -> Result<HashMap<TenantId, Vec<String>>> {
+        match self.newer(Call::DomainsOf { ids: ids.to_vec() }).await? {
+            Some(domains) => Ok(domains),
+            None => one_by_one::domains_of(self, ids).await,
+        }
+    }
+    async fn upsert_tenants_with_domains(&self, tenants: &[(TenantRecord, Vec<String>)], source: &str) -> Result<()> {
+        let call = Call::UpsertTenantsWithDomains { tenants: tenants.to_vec(), source: source.to_string() };
+        match self.newer::<()>(call).await? {
+            Some(()) => Ok(()),
+            None => one_by_one::upsert_tenants_with_domains(self, tenants, source).await,
+        }
+    }
+    async fn delta_links(&self, tenant_id: &TenantId, collections: &[&str]) -> Result<Vec<(String, String)>> {
+        let call = Call::DeltaLinks {
+            tenant_id: tenant_id.clone(),
+            collections: collections.iter().map(|name| name.to_string()).collect(),
+        };
+        match self.newer(call).await? {
+            Some(links) => Ok(links),
+            None => one_by_one::delta_links(self, tenant_id, collections).await,
+        }
+    }
+    async fn dataprint_collection(
+        &self,
+        id: &DataprintId,
+        name: &str,
+        fields: Option<&[String]>,
+    ) -> Result<Option<Value>> {
+        let call = Call::DataprintCollection {
+            id: id.clone(),
+            name: name.to_string(),
+            fields: fields.map(<[String]>::to_vec),
+        };
+        match self.newer(call).await? {
+            Some(collection) => Ok(collection),
+            None => one_by_one::dataprint_collection(self, id, name, fields).await,
+        }
+    }
     async fn get_dataprint(&self, id: &DataprintId) -> Result<Option<Value>> {
         self.call(Call::GetDataprint { id: id.clone() }).await
     }
@@ -150,7 +269,7 @@ impl InspectStore for RemoteStore {
     async fn credential_get(&self, tenant_id: &TenantId) -> Result<Option<AppCredential>> {
         let sealed: SealedCredential = self.call(Call::CredentialGet { tenant_id: tenant_id.clone() }).await?;
         let Some(sealed) = sealed.sealed else { return Ok(None) };
-        let Some(identity) = self.client.identity() else {
+        let Some(identity) = self.wire.identity() else {
             return Err(StoreError::Remote("this agent has no keys to open a sealed credential with".into()));
         };
         let bytes = identity.keys.unseal(&sealed).map_err(|e| StoreError::Remote(e.to_string()))?;

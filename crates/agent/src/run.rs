@@ -345,7 +345,7 @@ async fn work(
         };
         Ok::<_, String>(Executor {
             name: name.to_string(),
-            store: Arc::new(RemoteStore { client: client.clone(), job_id: claimed.id.clone(), fence: claimed.fence }),
+            store: Arc::new(RemoteStore::new(client.clone(), claimed.id.clone(), claimed.fence)),
             tokens: Arc::new(tokens),
             microsoft: Microsoft {
                 cloud,

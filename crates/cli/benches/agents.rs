@@ -1,8 +1,9 @@
 //! The agents benchmark: a first inspection of a generated world (by default 1,000 customers) run
 //! by one agent and by four, each a process of the release binary, for a `serve` on PostgreSQL,
-//! with the simulator in its own process. It reports the wall time, the CPU of the agents, the
-//! server and the simulator, and the agents' peak memory, so that the bound that stops the
-//! scaling shows (CPU of this machine, the simulator, or Graph's limits).
+//! with the simulator in its own process, and then a second inspection of the unchanged world. It
+//! reports, for each, the wall time, the CPU of the agents, the server and the simulator, and the
+//! agents' peak memory, so that the bound that stops the scaling shows (CPU of this machine, the
+//! simulator, or Graph's limits).
 //!
 //! `cargo bench -p tenantscope --bench agents`; `TS_BENCH_SPEC` changes the world and
 //! `TS_BENCH_AGENTS` (default `1,4`) the numbers of agents.
@@ -114,49 +115,53 @@ fn run(spec: &str, agents: usize, rt: &tokio::runtime::Runtime) {
         agent_pids.push(child.id());
         children.0.push(child);
     }
-    control(rt, &ready, "POST", "counters/reset");
     let sim_pid = children.0[0].id();
-    let cpu_before: Vec<f64> = [sim_pid, server_pid].iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).collect();
-    let agents_before: f64 = agent_pids.iter().filter_map(|p| cpu_seconds(*p)).sum();
+    // The first inspection, then a second one of the unchanged world (an agent's run then builds
+    // on each tenant's previous dataprint, fetched from the server).
+    for label in ["first inspection", "second inspection of the unchanged world"] {
+        control(rt, &ready, "POST", "counters/reset");
+        let cpu_before: Vec<f64> = [sim_pid, server_pid].iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).collect();
+        let agents_before: f64 = agent_pids.iter().filter_map(|p| cpu_seconds(*p)).sum();
 
-    let started = Instant::now();
-    let first = call(reqwest::Method::POST, "/api/v1/jobs", Some(json!({"kind": "inspect"})));
-    let mut ids = vec![first["id"].as_str().expect("job id").to_string()];
-    ids.extend(first["also"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)));
-    let mut peaks = vec![0u64; agent_pids.len()];
-    let results = loop {
-        for (peak, pid) in peaks.iter_mut().zip(&agent_pids) {
-            *peak = (*peak).max(peak_rss_kib(*pid).unwrap_or(0));
+        let started = Instant::now();
+        let first = call(reqwest::Method::POST, "/api/v1/jobs", Some(json!({"kind": "inspect"})));
+        let mut ids = vec![first["id"].as_str().expect("job id").to_string()];
+        ids.extend(first["also"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)));
+        let mut peaks = vec![0u64; agent_pids.len()];
+        let results = loop {
+            for (peak, pid) in peaks.iter_mut().zip(&agent_pids) {
+                *peak = (*peak).max(peak_rss_kib(*pid).unwrap_or(0));
+            }
+            let jobs: Vec<Value> =
+                ids.iter().map(|id| call(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"), None)).collect();
+            if jobs.iter().all(|j| ["succeeded", "dead", "cancelled"].contains(&j["status"].as_str().unwrap_or(""))) {
+                break jobs;
+            }
+            assert!(started.elapsed() < Duration::from_secs(1800), "the inspection did not end in 30 minutes");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let wall = started.elapsed();
+        let sim_cpu = cpu_seconds(sim_pid).unwrap_or(0.0) - cpu_before[0];
+        let server_cpu = cpu_seconds(server_pid).unwrap_or(0.0) - cpu_before[1];
+        let agents_cpu: f64 = agent_pids.iter().filter_map(|p| cpu_seconds(*p)).sum::<f64>() - agents_before;
+        let sum = |key: &str| results.iter().filter_map(|j| j["result"][key].as_u64()).sum::<u64>();
+        let counters = control(rt, &ready, "GET", "counters");
+        println!(
+            "{label}: {agents} agent(s), {} job(s): {} tenants ({} ok, {} partial, {} failed) in {:.1} s ({:.0} tenants/s); CPU: agents {agents_cpu:.1} s, server {server_cpu:.1} s, simulator {sim_cpu:.1} s; agents' peak RSS {} MiB; throttled {}, early retries {}",
+            results.len(),
+            sum("tenants"),
+            sum("ok"),
+            sum("partial"),
+            sum("failed"),
+            wall.as_secs_f64(),
+            sum("tenants") as f64 / wall.as_secs_f64(),
+            peaks.iter().map(|k| format!("{:.0}", *k as f64 / 1024.0)).collect::<Vec<_>>().join("/"),
+            counters["throttled"],
+            counters["early_retries"],
+        );
+        for j in results.iter().filter(|j| j["status"] != "succeeded") {
+            println!("  job {} {}: {}", j["id"], j["status"], j["last_error"]);
         }
-        let jobs: Vec<Value> =
-            ids.iter().map(|id| call(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"), None)).collect();
-        if jobs.iter().all(|j| ["succeeded", "dead", "cancelled"].contains(&j["status"].as_str().unwrap_or(""))) {
-            break jobs;
-        }
-        assert!(started.elapsed() < Duration::from_secs(1800), "the inspection did not end in 30 minutes");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let wall = started.elapsed();
-    let sim_cpu = cpu_seconds(sim_pid).unwrap_or(0.0) - cpu_before[0];
-    let server_cpu = cpu_seconds(server_pid).unwrap_or(0.0) - cpu_before[1];
-    let agents_cpu: f64 = agent_pids.iter().filter_map(|p| cpu_seconds(*p)).sum::<f64>() - agents_before;
-    let sum = |key: &str| results.iter().filter_map(|j| j["result"][key].as_u64()).sum::<u64>();
-    let counters = control(rt, &ready, "GET", "counters");
-    println!(
-        "{agents} agent(s), {} job(s): {} tenants ({} ok, {} partial, {} failed) in {:.1} s ({:.0} tenants/s); CPU: agents {agents_cpu:.1} s, server {server_cpu:.1} s, simulator {sim_cpu:.1} s; agents' peak RSS {} MiB; throttled {}, early retries {}",
-        results.len(),
-        sum("tenants"),
-        sum("ok"),
-        sum("partial"),
-        sum("failed"),
-        wall.as_secs_f64(),
-        sum("tenants") as f64 / wall.as_secs_f64(),
-        peaks.iter().map(|k| format!("{:.0}", *k as f64 / 1024.0)).collect::<Vec<_>>().join("/"),
-        counters["throttled"],
-        counters["early_retries"],
-    );
-    for j in results.iter().filter(|j| j["status"] != "succeeded") {
-        println!("  job {} {}: {}", j["id"], j["status"], j["last_error"]);
     }
 }
 

@@ -151,13 +151,20 @@ async fn wait_text(client: &Client, css: &str) -> String {
         .expect("text")
 }
 
-/// The text of an element. A page that follows a job live replaces elements as it goes, so an element
-/// found may be gone when its text is asked for; it is then found again.
+/// The text of an element. A page that follows a job live replaces elements as it goes, and reloads
+/// itself when the job ends, so an element may be missing for the moment the new page loads, or gone
+/// when its text is asked for; it is then looked for again.
 async fn text_of(client: &Client, css: &str) -> String {
     let mut attempts = 0;
     loop {
         let element = match client.find(Locator::Css(css)).await {
             Ok(element) => element,
+            Err(e) if attempts < 20 => {
+                attempts += 1;
+                eprintln!("{css} not found ({e}); the page may be reloading, looking again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             // The page as it was, to tell a slow page from a wrong one when this fails.
             Err(e) => panic!(
                 "no {css} on {}: {e}\n{}",

@@ -389,13 +389,17 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
 
         if let Some(account) = &partner_account {
             let partner_id = TenantId::new(&account.home_tenant);
-            let reuse = if self.options.full {
-                None
+            // The partner's last good dataprint, read once: for the assignments it can reuse, and
+            // for its id, which the commit below is compared with.
+            let (reuse, read_before) = if self.options.full {
+                (None, None)
             } else {
-                self.store
-                    .last_good_dataprint(&partner_id)
-                    .await?
-                    .and_then(|(_, dp)| partner::reusable_assignments(&dp, self.clock.now()))
+                let last = self.store.last_good_dataprint(&partner_id).await?;
+                let id = last.as_ref().map(|(meta, _)| meta.id.clone());
+                (
+                    last.and_then(|(_, dp)| partner::reusable_assignments(&dp, self.clock.now())),
+                    Some((partner_id.clone(), id)),
+                )
             };
             let requests_before = self.graph.requests_for(partner_id.as_str());
             let p: PartnerResult = partner::inspect_partner(
@@ -426,7 +430,10 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                     label: None,
                 })
                 .await?;
-            let previous = self.store.last_good_dataprint(&partner_id).await?.map(|(m, _)| m.id);
+            let previous = match read_before {
+                Some((read_for, id)) if read_for == partner_id => id,
+                _ => self.store.last_good_dataprint(&partner_id).await?.map(|(m, _)| m.id),
+            };
             // An earlier attempt of this run's job committed the partner already: its customers
             // are still read (above) so that the plan is complete, but its result is not committed
             // twice.

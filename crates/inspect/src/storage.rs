@@ -35,21 +35,13 @@ pub trait InspectStore: Send + Sync {
     /// The domains of each of these tenants ([`TenantStore::all_tenant_domains`]); a store reached
     /// over the network is asked for each.
     async fn domains_of(&self, ids: &[TenantId]) -> Result<HashMap<TenantId, Vec<String>>> {
-        let mut out = HashMap::new();
-        for id in ids {
-            out.insert(id.clone(), self.tenant_domains(id).await?);
-        }
-        Ok(out)
+        one_by_one::domains_of(self, ids).await
     }
     async fn set_tenant_domains(&self, tenant_id: &TenantId, source: &str, domains: &[String]) -> Result<()>;
     /// [`TenantStore::upsert_tenants_with_domains`]; a store reached over the network is called
     /// twice per tenant.
     async fn upsert_tenants_with_domains(&self, tenants: &[(TenantRecord, Vec<String>)], source: &str) -> Result<()> {
-        for (tenant, domains) in tenants {
-            self.upsert_tenant(tenant).await?;
-            self.set_tenant_domains(&tenant.id, source, domains).await?;
-        }
-        Ok(())
+        one_by_one::upsert_tenants_with_domains(self, tenants, source).await
     }
     async fn mark_gone(&self, tenant_id: &TenantId, at: DateTime<Utc>) -> Result<bool>;
     async fn start_run(&self, kind: &str, started_at: DateTime<Utc>) -> Result<RunRecord>;
@@ -94,28 +86,14 @@ pub trait InspectStore: Send + Sync {
         name: &str,
         fields: Option<&[String]>,
     ) -> Result<Option<Value>> {
-        let collection = self
-            .get_dataprint(id)
-            .await?
-            .and_then(|mut dp| dp.get_mut("collections").and_then(|c| c.get_mut(name)).map(Value::take))
-            .filter(|c| !c.is_null());
-        Ok(match fields {
-            Some(fields) => collection.map(|c| store::project_collection(c, fields)),
-            None => collection,
-        })
+        one_by_one::dataprint_collection(self, id, name, fields).await
     }
     async fn dataprint_meta(&self, id: &DataprintId) -> Result<Option<DataprintMeta>>;
     async fn get_delta_link(&self, tenant_id: &TenantId, collection: &str) -> Result<Option<String>>;
     /// The saved delta links of some of a tenant's collections ([`DataprintStore::delta_links`]); a
     /// store reached over the network asks for each.
     async fn delta_links(&self, tenant_id: &TenantId, collections: &[&str]) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        for name in collections {
-            if let Some(link) = self.get_delta_link(tenant_id, name).await? {
-                out.push((name.to_string(), link));
-            }
-        }
-        Ok(out)
+        one_by_one::delta_links(self, tenant_id, collections).await
     }
     async fn set_delta_link(&self, tenant_id: &TenantId, collection: &str, link: &str) -> Result<()>;
     async fn credential_list(&self) -> Result<Vec<AppCredentialMeta>>;
@@ -134,6 +112,71 @@ pub trait InspectStore: Send + Sync {
     async fn mutes(&self) -> Result<Vec<MuteRecord>>;
     async fn upsert_alert(&self, alert: &AlertRecord) -> Result<()>;
     async fn record_transition(&self, alert: &AlertRecord, transition: &str, notify: &[(String, Value)]) -> Result<()>;
+}
+
+/// The defaults of [`InspectStore`]'s calls that a store reached over the network may lack, made
+/// of the older calls: also what an agent falls back on with a server that does not know the newer
+/// ones.
+pub mod one_by_one {
+    use super::*;
+
+    /// [`InspectStore::domains_of`], asking for each tenant's domains.
+    pub async fn domains_of<S: InspectStore + ?Sized>(
+        source: &S,
+        ids: &[TenantId],
+    ) -> Result<HashMap<TenantId, Vec<String>>> {
+        let mut out = HashMap::new();
+        for id in ids {
+            out.insert(id.clone(), source.tenant_domains(id).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`InspectStore::upsert_tenants_with_domains`], a write per tenant and another for its domains.
+    pub async fn upsert_tenants_with_domains<S: InspectStore + ?Sized>(
+        source: &S,
+        tenants: &[(TenantRecord, Vec<String>)],
+        domain_source: &str,
+    ) -> Result<()> {
+        for (tenant, domains) in tenants {
+            source.upsert_tenant(tenant).await?;
+            source.set_tenant_domains(&tenant.id, domain_source, domains).await?;
+        }
+        Ok(())
+    }
+
+    /// [`InspectStore::delta_links`], asking for each collection's link.
+    pub async fn delta_links<S: InspectStore + ?Sized>(
+        source: &S,
+        tenant_id: &TenantId,
+        collections: &[&str],
+    ) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for name in collections {
+            if let Some(link) = source.get_delta_link(tenant_id, name).await? {
+                out.push((name.to_string(), link));
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`InspectStore::dataprint_collection`], reading the whole dataprint and projecting here.
+    pub async fn dataprint_collection<S: InspectStore + ?Sized>(
+        source: &S,
+        id: &DataprintId,
+        name: &str,
+        fields: Option<&[String]>,
+    ) -> Result<Option<Value>> {
+        let collection = source
+            .get_dataprint(id)
+            .await?
+            .and_then(|mut dp| dp.get_mut("collections").and_then(|c| c.get_mut(name)).map(Value::take))
+            .filter(|c| !c.is_null());
+        Ok(match fields {
+            Some(fields) => collection.map(|c| store::project_collection(c, fields)),
+            None => collection,
+        })
+    }
 }
 
 #[async_trait]
@@ -292,6 +335,15 @@ pub enum Call {
     GetDataprint { id: DataprintId },
     DataprintMeta { id: DataprintId },
     GetDeltaLink { tenant_id: TenantId, collection: String },
+    // The calls below came with the run's savings on an unchanged tenant (docs/performance.md,
+    // items 15 to 23); a server one minor version older does not know them, and an agent then
+    // falls back to the calls above ([`one_by_one`]).
+    LastGoodDataprintUnread { tenant_id: TenantId, unread: Vec<String> },
+    LatestTenantRuns,
+    DomainsOf { ids: Vec<TenantId> },
+    DeltaLinks { tenant_id: TenantId, collections: Vec<String> },
+    DataprintCollection { id: DataprintId, name: String, fields: Option<Vec<String>> },
+    UpsertTenantsWithDomains { tenants: Vec<(TenantRecord, Vec<String>)>, source: String },
     SetDeltaLink { tenant_id: TenantId, collection: String, link: String },
     CredentialList,
     CredentialGet { tenant_id: TenantId },
@@ -324,6 +376,7 @@ impl Call {
         matches!(
             self,
             Call::UpsertTenant { .. }
+                | Call::UpsertTenantsWithDomains { .. }
                 | Call::SetTenantDomains { .. }
                 | Call::MarkGone { .. }
                 | Call::StartRun { .. }
@@ -357,6 +410,12 @@ impl Call {
             Call::GetDataprint { .. } => "get_dataprint",
             Call::DataprintMeta { .. } => "dataprint_meta",
             Call::GetDeltaLink { .. } => "get_delta_link",
+            Call::LastGoodDataprintUnread { .. } => "last_good_dataprint_unread",
+            Call::LatestTenantRuns => "latest_tenant_runs",
+            Call::DomainsOf { .. } => "domains_of",
+            Call::DeltaLinks { .. } => "delta_links",
+            Call::DataprintCollection { .. } => "dataprint_collection",
+            Call::UpsertTenantsWithDomains { .. } => "upsert_tenants_with_domains",
             Call::SetDeltaLink { .. } => "set_delta_link",
             Call::CredentialList => "credential_list",
             Call::CredentialGet { .. } => "credential_get",
@@ -401,6 +460,22 @@ pub async fn dispatch<S: InspectStore + ?Sized>(store: &S, call: Call) -> Result
         Call::GetDataprint { id } => reply(store.get_dataprint(&id).await?),
         Call::DataprintMeta { id } => reply(store.dataprint_meta(&id).await?),
         Call::GetDeltaLink { tenant_id, collection } => reply(store.get_delta_link(&tenant_id, &collection).await?),
+        Call::LastGoodDataprintUnread { tenant_id, unread } => {
+            let unread: Vec<&str> = unread.iter().map(String::as_str).collect();
+            reply(store.last_good_dataprint_unread(&tenant_id, &unread).await?)
+        }
+        Call::LatestTenantRuns => reply(store.latest_tenant_runs().await?),
+        Call::DomainsOf { ids } => reply(store.domains_of(&ids).await?),
+        Call::DeltaLinks { tenant_id, collections } => {
+            let collections: Vec<&str> = collections.iter().map(String::as_str).collect();
+            reply(store.delta_links(&tenant_id, &collections).await?)
+        }
+        Call::DataprintCollection { id, name, fields } => {
+            reply(store.dataprint_collection(&id, &name, fields.as_deref()).await?)
+        }
+        Call::UpsertTenantsWithDomains { tenants, source } => {
+            reply(store.upsert_tenants_with_domains(&tenants, &source).await?)
+        }
         Call::SetDeltaLink { tenant_id, collection, link } => {
             reply(store.set_delta_link(&tenant_id, &collection, &link).await?)
         }

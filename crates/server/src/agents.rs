@@ -828,6 +828,37 @@ pub async fn job_finish(
 mod tests {
     use super::*;
 
+    /// The version-skew rule lets an agent be one minor version ahead of its server; such an agent
+    /// may send a store call this server does not know, and must be able to tell that refusal from
+    /// any other to fall back on the older calls (`agent::remote::unknown_call`).
+    #[tokio::test]
+    async fn a_store_call_this_server_does_not_know_is_refused_as_agents_recognise() {
+        async fn refusal(body: &'static str) -> agent::client::AgentError {
+            let request = axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/agent/jobs/j/store")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let problem = match <Body<StoreRequest> as axum::extract::FromRequest<()>>::from_request(request, &()).await
+            {
+                Ok(_) => panic!("{body} was accepted"),
+                Err(problem) => problem,
+            };
+            agent::client::AgentError::Refused {
+                what: "store".into(),
+                status: problem.status,
+                detail: problem.detail.unwrap_or_default(),
+                code: problem.code,
+            }
+        }
+        let unknown = refusal(r#"{"fence": 1, "call": {"op": "a_call_from_a_newer_agent", "tenant_id": "t"}}"#).await;
+        assert!(agent::remote::unknown_call(&unknown, "a_call_from_a_newer_agent"), "{unknown}");
+        // A known call with bad arguments is an error of the agent's, not a version's.
+        let malformed = refusal(r#"{"fence": 1, "call": {"op": "get_tenant"}}"#).await;
+        assert!(!agent::remote::unknown_call(&malformed, "get_tenant"), "{malformed}");
+    }
+
     fn agent(seen_ago: i64, health: Option<Value>) -> AgentRecord {
         let now = Utc::now();
         AgentRecord {
