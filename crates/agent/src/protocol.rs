@@ -197,6 +197,7 @@ pub struct JobHeartbeatResponse {
 pub struct StoreRequest {
     pub fence: i64,
     #[schema(value_type = Object)]
+    #[serde(deserialize_with = "inspect::storage::deserialize_call")]
     pub call: inspect::storage::Call,
 }
 

@@ -356,6 +356,50 @@ pub enum Call {
     RecordTransition { alert: AlertRecord, transition: String, notify: Vec<(String, Value)> },
 }
 
+/// Reads a [`Call`] without first copying a commit's dataprint into an intermediate tree.
+///
+/// serde reads an internally tagged enum by buffering the whole object until it has seen the tag,
+/// which for a commit is the tenant's whole dataprint (hundreds of megabytes for a large tenant's
+/// first run), parsed once into serde's own tree and then again into the dataprint. Every sender
+/// writes `op` first (serde does), so when the object starts with `op` a commit is read straight
+/// into [`Commit`], and any other call, being small, is gathered into a `Value` and read as usual.
+/// An object in another order is read the usual way too, only slower.
+pub fn deserialize_call<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Call, D::Error> {
+    use serde::de::{Error as _, MapAccess, Visitor};
+
+    struct CallVisitor;
+
+    impl<'de> Visitor<'de> for CallVisitor {
+        type Value = Call;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a store call, an object with its `op`")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Call, A::Error> {
+            let mut gathered = serde_json::Map::new();
+            if let Some(key) = map.next_key::<String>()? {
+                if key == "op" {
+                    let op: String = map.next_value()?;
+                    if op == "commit_tenant_result" {
+                        let commit = Commit::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                        return Ok(Call::CommitTenantResult(Box::new(commit)));
+                    }
+                    gathered.insert(key, Value::String(op));
+                } else {
+                    gathered.insert(key, map.next_value()?);
+                }
+            }
+            while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                gathered.insert(key, value);
+            }
+            Call::deserialize(Value::Object(gathered)).map_err(A::Error::custom)
+        }
+    }
+
+    deserializer.deserialize_map(CallVisitor)
+}
+
 /// The arguments of [`Call::CommitTenantResult`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -587,5 +631,47 @@ mod tests {
         assert_eq!(text["op"], "commit_tenant_result");
         assert_eq!(serde_json::from_value::<Call>(text).expect("decode"), call);
         assert!(call.writes());
+    }
+
+    /// What `deserialize_call` reads from JSON text, as the server reads an agent's call.
+    fn read_call(text: &str) -> std::result::Result<Call, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        deserialize_call(&mut de)
+    }
+
+    #[test]
+    fn calls_read_tag_first_are_the_calls_read_the_usual_way() {
+        let tenant_run = json!({
+            "run_id": "r1", "tenant_id": "t1", "status": "ok",
+            "started_at": "2026-12-06T10:00:00Z", "finished_at": "2026-12-06T10:00:05Z",
+            "diagnosis": null, "error": null, "dataprint_id": null
+        });
+        let dataprint = json!({"schema": "tenantscope.dataprint/1", "collections": {"users": {"u1": {"id": "u1"}}}});
+        let commit = Call::CommitTenantResult(Box::new(Commit {
+            tenant_run: serde_json::from_value(tenant_run.clone()).expect("record"),
+            outcomes: Vec::new(),
+            dataprint: Some(dataprint.clone()),
+            with: WithResult::default(),
+        }));
+        let small = Call::DeltaLinks { tenant_id: TenantId::new("t1"), collections: vec!["users".into()] };
+        for call in [commit, small, Call::ListTenants] {
+            let text = serde_json::to_string(&call).expect("encode");
+            assert!(text.starts_with(r#"{"op":"#), "serde writes the tag first: {text}");
+            assert_eq!(read_call(&text).expect("decode"), call);
+        }
+        // The tag elsewhere, as another sender may put it: read all the same.
+        let late =
+            json!({"tenant_run": tenant_run, "outcomes": [], "dataprint": dataprint, "op": "commit_tenant_result"});
+        assert!(matches!(read_call(&late.to_string()), Ok(Call::CommitTenantResult(_))));
+        // Refusals keep what they said: unknown fields, and an unknown call named as such (which is
+        // how an agent newer than the server tells it apart).
+        let extra = json!({"op": "commit_tenant_result", "tenant_run": tenant_run, "outcomes": [], "dataprint": null, "surprise": 1});
+        assert!(read_call(&extra.to_string()).is_err());
+        let e = read_call(r#"{"op": "get_tenant", "id": "t1", "extra": 1}"#).expect_err("unknown field");
+        assert!(e.to_string().contains("extra"), "{e}");
+        let e = read_call(r#"{"op": "drop_everything"}"#).expect_err("unknown call");
+        assert!(e.to_string().contains("unknown variant `drop_everything`"), "{e}");
+        assert!(read_call(r#"{"op": 7}"#).is_err());
+        assert!(read_call("[]").is_err());
     }
 }

@@ -62,7 +62,7 @@ pub struct AppState {
     /// Microsoft.
     pub microsoft: Option<jobs::Microsoft>,
     /// The history every run records (agents get it with each job).
-    pub history: Option<inspect::run::HistoryOptions>,
+    pub history: Option<Arc<inspect::run::HistoryOptions>>,
     /// Operator sign-in with Microsoft, when configured.
     pub oidc: Option<Arc<microsoft::oidc::OidcClient>>,
     /// Where alert notifications go (the settings page lists them and sends tests).
@@ -289,7 +289,9 @@ pub async fn serve(
         scheduler_held: Arc::new(AtomicBool::new(false)),
         sse_poll: Duration::from_millis(500),
         microsoft: services.executor.as_ref().map(|e| e.microsoft.clone()),
-        history: services.executor.as_ref().and_then(|e| e.history.clone()),
+        // Shared, not copied: the state is cloned for every request, and the compiled metrics are
+        // not small.
+        history: services.executor.as_ref().and_then(|e| e.history.clone()).map(Arc::new),
         oidc: oidc_client(&config, services.executor.as_ref().map(|e| &e.microsoft))?,
         targets: Arc::new(services.targets.clone()),
     };
