@@ -378,6 +378,20 @@ async fn a_backup_taken_during_a_run_restores_that_state() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".tenantscope-restore"))
         .collect();
     assert!(leftovers.is_empty(), "the restore leaves no temporary file: {leftovers:?}");
+    // Restored again and again, the data directory keeps the three newest copies, not every one.
+    let first_kept = kept[0].file_name();
+    for _ in 0..3 {
+        let out = env.run(&["db", "restore", backup.to_str().expect("utf-8"), "--yes"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let names: Vec<_> = std::fs::read_dir(env.data_dir())
+        .expect("data dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("tenantscope.db.before-restore-"))
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(!names.contains(&first_kept), "the oldest copy went: {names:?}");
     // The restored state is the backup's: a run in progress, with fewer results than the
     // finished one, each committed result whole.
     let store = store::open(&db, key.clone()).await.expect("the restored database opens");

@@ -269,7 +269,7 @@ async fn restore(file: &Path, yes: bool, g: &Global) -> anyhow::Result<ExitCode>
         bail!("{} fails its integrity check: {}", file.display(), problems.join("; "));
     }
     // The current database is kept as it is now, by the same consistent copy a backup makes.
-    let kept = dir.join(format!("tenantscope.db.before-restore-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
+    let kept = dir.join(format!("{BEFORE_RESTORE}{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
     if live.exists() {
         let ctx = Ctx::open(g).await?;
         let copied = backup(ctx.store.as_ref(), &kept).await;
@@ -299,7 +299,39 @@ async fn restore(file: &Path, yes: bool, g: &Global) -> anyhow::Result<ExitCode>
         file.display(),
         if kept.exists() { kept.display().to_string() } else { "(there was none)".to_string() }
     );
+    for removed in prune_before_restore(&dir) {
+        eprintln!("Removed an older copy kept by a restore: {}", removed.display());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the copies of replaced databases are named, before the time of the restore.
+const BEFORE_RESTORE: &str = "tenantscope.db.before-restore-";
+
+/// How many of those copies a restore keeps: each is a whole database, and an operator who
+/// restores again and again (testing backups, say) would otherwise fill the disk with them.
+const BEFORE_RESTORE_KEPT: usize = 3;
+
+/// Removes all but the newest [`BEFORE_RESTORE_KEPT`] copies in `dir` (their names sort by time);
+/// returns the paths removed. A copy that cannot be removed is left, and said so.
+fn prune_before_restore(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut copies: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(BEFORE_RESTORE)))
+        .map(|e| e.path())
+        .collect();
+    copies.sort();
+    let excess = copies.len().saturating_sub(BEFORE_RESTORE_KEPT);
+    let mut removed = Vec::new();
+    for old in copies.into_iter().take(excess) {
+        match std::fs::remove_file(&old) {
+            Ok(()) => removed.push(old),
+            Err(e) => eprintln!("warning: cannot remove {}: {e}", old.display()),
+        }
+    }
+    removed
 }
 
 /// Copies a file to a new path readable by its owner only.
@@ -321,6 +353,21 @@ fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::parse_age;
+
+    #[test]
+    fn a_restore_keeps_the_newest_copies_of_replaced_databases() {
+        let dir = tempfile::tempdir().expect("dir");
+        let names = ["20261201T100000.000Z", "20261203T100000.000Z", "20261202T100000.000Z", "20261204T090000.500Z"];
+        for n in names {
+            std::fs::write(dir.path().join(format!("{}{n}", super::BEFORE_RESTORE)), b"db").expect("copy");
+        }
+        std::fs::write(dir.path().join("tenantscope.db"), b"live").expect("live");
+        std::fs::create_dir(dir.path().join(format!("{}19990101T000000.000Z", super::BEFORE_RESTORE))).expect("dir");
+        let removed = super::prune_before_restore(dir.path());
+        assert_eq!(removed, vec![dir.path().join(format!("{}20261201T100000.000Z", super::BEFORE_RESTORE))]);
+        assert!(dir.path().join("tenantscope.db").exists(), "the live database is not a copy");
+        assert!(super::prune_before_restore(dir.path()).is_empty(), "three are kept");
+    }
 
     #[test]
     fn ages() {
