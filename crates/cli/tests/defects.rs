@@ -48,6 +48,65 @@ async fn tenants_are_found_by_id_domain_or_name_in_every_command() {
     }
 }
 
+/// Tags and labels from the command line: the same checks as the API's, and the list filtered by
+/// tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_tagged_and_labelled_from_the_command_line() {
+    let env = Env::start(WorldSource::Demo).await;
+    env.login(MEGAN, &[]).await;
+    env.json(&["inspect", "--json"]);
+    let ok = |args: &[&str]| {
+        let out = env.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let said = ok(&["tenants", "tag", "--tenant", "Northwind Traders", "--add", "Prod", "--add", "site:LON"]);
+    assert!(said.contains("prod, site:lon"), "{said}");
+    ok(&["tenants", "tag", "--tenant", "margiestravel.onmicrosoft.com", "--add", "prod"]);
+    ok(&["tenants", "tag", "--tenant", "Northwind Traders", "--remove", "site:lon", "--add", "eu"]);
+    let tagged = env.json(&["tenants", "--json", "--tag", "PROD"]);
+    let mut names: Vec<(String, Value)> = tagged["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| (t["display_name"].as_str().unwrap_or_default().to_string(), t["tags"].clone()))
+        .collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        names,
+        vec![
+            ("Margie's Travel".to_string(), serde_json::json!(["prod"])),
+            ("Northwind Traders".to_string(), serde_json::json!(["eu", "prod"]))
+        ]
+    );
+    let table = String::from_utf8_lossy(&env.run(&["tenants", "--tag", "eu"]).stdout).to_string();
+    assert!(table.contains("TAGS") && table.contains("eu,prod") && !table.contains("Margie"), "{table}");
+
+    // Labels are shown beside the tenant's name, never instead of it, and cleared.
+    ok(&["tenants", "label", "--tenant", "Northwind Traders", "NW (EU)"]);
+    let listed = env.json(&["tenants", "--json", "--tag", "eu"]);
+    assert_eq!(listed["tenants"][0]["shown_name"], "Northwind Traders [NW (EU)]", "{listed}");
+    ok(&["tenants", "label", "--tenant", "Northwind Traders", "--clear"]);
+    let listed = env.json(&["tenants", "--json", "--tag", "eu"]);
+    assert!(listed["tenants"][0]["label"].is_null(), "{listed}");
+
+    // Bad input is refused with the reason, and changes nothing.
+    for args in [
+        &["tenants", "tag", "--tenant", "Northwind Traders", "--add", "two words"][..],
+        &["tenants", "label", "--tenant", "Northwind Traders", "evil\u{1b}[2J"],
+        &["tenants", "label", "--tenant", "Northwind Traders"],
+        &["tenants", "tag", "--tenant", "nosuch.example", "--add", "x"],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let listed = env.json(&["tenants", "--json", "--tag", "eu"]);
+    assert_eq!(listed["tenants"][0]["tags"], serde_json::json!(["eu", "prod"]));
+    assert!(listed["tenants"][0]["label"].is_null());
+    let none = env.run(&["tenants", "--tag", "nothing-has-this"]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("No tenant is tagged"), "{none:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permissions_recommend_read_only_roles_and_name_each_tenants_gaps() {
     let env = Env::start(WorldSource::Demo).await;

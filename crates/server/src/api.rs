@@ -608,20 +608,9 @@ pub struct TagsBody {
     pub tags: Vec<String>,
 }
 
-/// Checks tags as people type them: trimmed, lower case, without repeats.
+/// Checks tags as people type them ([`store::normalize_tags`]).
 pub(crate) fn valid_tags(tags: &[String]) -> Result<Vec<String>, Problem> {
-    let mut out: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
-    out.sort();
-    out.dedup();
-    if out.len() > 20 {
-        return Err(Problem::bad_request("at most 20 tags a tenant"));
-    }
-    if let Some(bad) =
-        out.iter().find(|t| t.chars().count() > 40 || !t.chars().all(|c| c.is_alphanumeric() || "-_.:".contains(c)))
-    {
-        return Err(Problem::bad_request(format!("tag {bad:?}: 1 to 40 letters, digits, '-', '_', '.' or ':'")));
-    }
-    Ok(out)
+    store::normalize_tags(tags).map_err(Problem::bad_request)
 }
 
 /// Replaces a tenant's tags.

@@ -931,3 +931,53 @@ pub struct NewAgent {
     pub sealing_key: String,
     pub version: String,
 }
+
+/// Tags as people type them, checked and made canonical: trimmed, lower case, sorted, without
+/// repeats or empty ones; each 1 to 40 letters, digits, `-`, `_`, `.` or `:`, at most 20 a tenant.
+/// `Err` says what is wrong, for the person who typed it.
+pub fn normalize_tags(tags: &[String]) -> std::result::Result<Vec<String>, String> {
+    let mut out: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+    out.sort();
+    out.dedup();
+    if out.len() > 20 {
+        return Err("at most 20 tags a tenant".into());
+    }
+    if let Some(bad) =
+        out.iter().find(|t| t.chars().count() > 40 || !t.chars().all(|c| c.is_alphanumeric() || "-_.:".contains(c)))
+    {
+        return Err(format!("tag {bad:?}: 1 to 40 letters, digits, '-', '_', '.' or ':'"));
+    }
+    Ok(out)
+}
+
+/// An engineer's label for a tenant, checked: trimmed, 1 to 80 characters, none of them control
+/// characters (it is shown in terminals and pages beside the tenant's name).
+pub fn normalize_label(label: &str) -> std::result::Result<String, String> {
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > 80 {
+        return Err("a label is 1 to 80 characters".into());
+    }
+    if label.chars().any(char::is_control) {
+        return Err("a label cannot hold control characters".into());
+    }
+    Ok(label.to_string())
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::{normalize_label, normalize_tags};
+
+    #[test]
+    fn tags_and_labels_are_checked_as_typed() {
+        let typed = [" Prod ", "prod", "", "site:LON", "a.b_c-d"].map(String::from);
+        assert_eq!(normalize_tags(&typed), Ok(vec!["a.b_c-d".into(), "prod".into(), "site:lon".into()]));
+        assert!(normalize_tags(&["two words".into()]).is_err());
+        assert!(normalize_tags(&["x".repeat(41)]).is_err());
+        let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        assert!(normalize_tags(&many).is_err());
+        assert_eq!(normalize_label("  Contoso (EU)  "), Ok("Contoso (EU)".into()));
+        assert!(normalize_label("   ").is_err());
+        assert!(normalize_label("bad\u{1b}[31m").is_err());
+        assert!(normalize_label(&"x".repeat(81)).is_err());
+    }
+}

@@ -20,6 +20,9 @@ pub struct TenantsArgs {
     pub command: Option<TenantsCommand>,
     #[arg(long)]
     pub json: bool,
+    /// Only the tenants with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
 }
 
 // Parsed once per process, so the size of the add-app arguments next to remove-app's costs nothing.
@@ -33,6 +36,33 @@ pub enum TenantsCommand {
         /// The customer: its tenant id, a verified domain or its name.
         #[arg(long)]
         tenant: String,
+    },
+    /// Add or remove a tenant's tags (the dashboard and the API filter by them).
+    Tag {
+        /// The tenant: its tenant id, a verified domain or its name.
+        #[arg(long)]
+        tenant: String,
+        /// A tag to add (letters, digits, '-', '_', '.' or ':'; stored in lower case); repeatable.
+        #[arg(long)]
+        add: Vec<String>,
+        /// A tag to remove; repeatable.
+        #[arg(long)]
+        remove: Vec<String>,
+        /// Remove every tag first.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Give a tenant a name of your own, shown beside the name Microsoft gives it.
+    Label {
+        /// The tenant: its tenant id, a verified domain or its name.
+        #[arg(long)]
+        tenant: String,
+        /// The label (1 to 80 characters).
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        label: Option<String>,
+        /// Remove the label.
+        #[arg(long)]
+        clear: bool,
     },
 }
 
@@ -81,7 +111,42 @@ pub struct AddAppArgs {
 pub async fn run(args: TenantsArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(g).await?;
     match args.command {
-        None => list(&ctx, args.json).await,
+        None => list(&ctx, args.json, args.tag.as_deref()).await,
+        Some(TenantsCommand::Tag { tenant, add, remove, clear }) => {
+            let record = inspect::access::require_tenant(ctx.store.as_ref(), &tenant).await?;
+            let add = store::normalize_tags(&add).map_err(|e| anyhow::anyhow!(e))?;
+            let remove = store::normalize_tags(&remove).map_err(|e| anyhow::anyhow!(e))?;
+            let mut tags: Vec<String> = if clear { Vec::new() } else { tags_of(&ctx, &record.id).await? };
+            tags.retain(|t| !remove.contains(t));
+            tags.extend(add);
+            let tags = store::normalize_tags(&tags).map_err(|e| anyhow::anyhow!(e))?;
+            if !ctx.store.set_tenant_tags(&record.id, &tags).await? {
+                anyhow::bail!("{} is no longer known", shown_name(&record));
+            }
+            ctx.store.audit_append(&cli_audit("tenant.tags", record.id.as_str(), json!({"tags": tags}))).await?;
+            if tags.is_empty() {
+                eprintln!("{} has no tags.", shown_name(&record));
+            } else {
+                eprintln!("{} is tagged {}.", shown_name(&record), tags.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(TenantsCommand::Label { tenant, label, clear }) => {
+            let record = inspect::access::require_tenant(ctx.store.as_ref(), &tenant).await?;
+            let label = match label.filter(|_| !clear) {
+                Some(l) => Some(store::normalize_label(&l).map_err(|e| anyhow::anyhow!(e))?),
+                None => None,
+            };
+            if !ctx.store.set_tenant_label(&record.id, label.as_deref()).await? {
+                anyhow::bail!("{} is no longer known", shown_name(&record));
+            }
+            ctx.store.audit_append(&cli_audit("tenant.label", record.id.as_str(), json!({"label": label}))).await?;
+            match &label {
+                Some(l) => eprintln!("{} is labelled {l:?}.", record.display_name),
+                None => eprintln!("{} has no label.", record.display_name),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(TenantsCommand::AddApp(a)) => add_app(&ctx, a).await,
         Some(TenantsCommand::RemoveApp { tenant }) => {
             let record = inspect::access::require_tenant(ctx.store.as_ref(), &tenant).await?;
@@ -95,8 +160,34 @@ pub async fn run(args: TenantsArgs, g: &Global) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn list(ctx: &Ctx, json_out: bool) -> anyhow::Result<ExitCode> {
+/// A tenant's tags as stored.
+async fn tags_of(ctx: &Ctx, id: &store::TenantId) -> anyhow::Result<Vec<String>> {
+    Ok(ctx.store.tenant_tags().await?.into_iter().filter(|(t, _)| t == id).map(|(_, tag)| tag).collect())
+}
+
+/// An audit entry for a change made from the command line, by the local user.
+fn cli_audit(action: &str, target: &str, detail: serde_json::Value) -> store::AuditEntry {
+    store::AuditEntry {
+        id: 0,
+        at: chrono::Utc::now(),
+        actor: format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
+        action: action.to_string(),
+        target: Some(target.to_string()),
+        address: None,
+        detail,
+    }
+}
+
+async fn list(ctx: &Ctx, json_out: bool, tag: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut tenants = ctx.store.list_tenants().await?;
+    let mut tags: std::collections::HashMap<store::TenantId, Vec<String>> = std::collections::HashMap::new();
+    for (tenant, t) in ctx.store.tenant_tags().await? {
+        tags.entry(tenant).or_default().push(t);
+    }
+    if let Some(wanted) = tag {
+        let wanted = wanted.trim().to_lowercase();
+        tenants.retain(|t| tags.get(&t.id).is_some_and(|ts| ts.contains(&wanted)));
+    }
     tenants.sort_by(|a, b| {
         (a.role != store::TenantRole::Partner, a.display_name.to_ascii_lowercase())
             .cmp(&(b.role != store::TenantRole::Partner, b.display_name.to_ascii_lowercase()))
@@ -108,6 +199,7 @@ async fn list(ctx: &Ctx, json_out: bool) -> anyhow::Result<ExitCode> {
             "tenant_id": t.id,
             "display_name": t.display_name,
             "label": t.label,
+            "tags": tags.get(&t.id).cloned().unwrap_or_default(),
             "shown_name": shown_name(t),
             "domain": t.domain,
             "role": t.role,
@@ -123,7 +215,10 @@ async fn list(ctx: &Ctx, json_out: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if items.is_empty() {
-        eprintln!("No tenants yet: run `tenantscope inspect`.");
+        match tag {
+            Some(tag) => eprintln!("No tenant is tagged {tag:?}."),
+            None => eprintln!("No tenants yet: run `tenantscope inspect`."),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = items
@@ -138,10 +233,13 @@ async fn list(ctx: &Ctx, json_out: bool) -> anyhow::Result<ExitCode> {
                 if s("last_status").is_empty() { "never".into() } else { s("last_status") },
                 s("last_inspected").chars().take(19).collect(),
                 s("cause"),
+                i["tags"]
+                    .as_array()
+                    .map_or(String::new(), |ts| ts.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join(",")),
             ]
         })
         .collect();
-    println!("{}", table(&["TENANT", "DOMAIN", "ID", "ACCESS", "LAST", "WHEN (UTC)", "CAUSE"], &rows));
+    println!("{}", table(&["TENANT", "DOMAIN", "ID", "ACCESS", "LAST", "WHEN (UTC)", "CAUSE", "TAGS"], &rows));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -186,7 +284,9 @@ async fn add_app_tenant(ctx: &Ctx, query: &str) -> anyhow::Result<(store::Tenant
     }
 }
 
-async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
+async fn add_app(ctx: &Ctx, mut a: AddAppArgs) -> anyhow::Result<ExitCode> {
+    // Checked before anything is stored.
+    a.label = a.label.as_deref().map(store::normalize_label).transpose().map_err(|e| anyhow::anyhow!(e))?;
     let (tenant_id, record) = add_app_tenant(ctx, &a.tenant).await?;
     let federated = match (&a.federated_token_file, &a.federated_token_command) {
         (Some(path), _) => Some(microsoft::FederatedSource::File(
@@ -270,8 +370,8 @@ async fn add_app(ctx: &Ctx, a: AddAppArgs) -> anyhow::Result<ExitCode> {
             })
             .await?;
     }
-    if a.label.is_some() {
-        ctx.store.set_tenant_label(&tenant_id, a.label.as_deref()).await?;
+    if let Some(label) = &a.label {
+        ctx.store.set_tenant_label(&tenant_id, Some(label)).await?;
     }
     let shown = match ctx.store.get_tenant(&tenant_id).await? {
         Some(t) => format!("{} ({tenant_id})", shown_name(&t)),
