@@ -13,11 +13,10 @@ use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use inspect::storage::Call;
 use inspect::{ManualClock, RunOptions, RunReport, Runner, StoreTokens};
-use microsoft::http::{Transport, TransportOptions};
-use microsoft::{AccountRole, Authenticator, GraphClient, GraphOptions};
+use microsoft::{Authenticator, GraphClient, GraphOptions};
 use serde_json::{Value, json};
 use store::{DataprintId, Key, Store};
-use test_support::{DEMO_CLIENT, MEGAN, SimEnv};
+use test_support::SimEnv;
 
 /// The calls a server one minor version older than this agent does not know.
 const NEWER: [&str; 6] = [
@@ -87,14 +86,7 @@ impl Fixture {
     async fn new() -> Fixture {
         let env = SimEnv::demo().await;
         let store = store::open("sqlite::memory:", Key::generate()).await.expect("store");
-        let transport = Transport::new(&env.cloud, TransportOptions::default(), None).expect("transport");
-        let auth = Arc::new(Authenticator::new(
-            env.cloud.clone(),
-            transport,
-            Arc::new(StoreTokens { store: store.clone() }),
-            DEMO_CLIENT,
-        ));
-        env.login(&auth, MEGAN, "organizations", AccountRole::Partner).await.expect("partner signs in");
+        let auth = env.partner_signed_in(Arc::new(StoreTokens { store: store.clone() })).await;
         Fixture { env, store, auth, clock: Arc::new(ManualClock::new(Utc::now())) }
     }
 

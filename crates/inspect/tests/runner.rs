@@ -8,11 +8,10 @@ use chrono::{Duration, Utc};
 use inspect::child::Mode;
 use inspect::dataprint::Status;
 use inspect::{Clock, ManualClock, RunOptions, RunReport, Runner, StoreTokens};
-use microsoft::http::{Transport, TransportOptions};
-use microsoft::{AccountRole, Authenticator, GraphClient, GraphOptions};
+use microsoft::{Authenticator, GraphClient, GraphOptions};
 use serde_json::json;
 use store::{Key, Store, TenantId};
-use test_support::{DEMO_CLIENT, MEGAN, SimEnv};
+use test_support::SimEnv;
 
 struct Fixture {
     env: SimEnv,
@@ -26,14 +25,7 @@ impl Fixture {
     async fn new(url: &str) -> Fixture {
         let env = SimEnv::demo().await;
         let store = store::open(url, Key::generate()).await.expect("store");
-        let transport = Transport::new(&env.cloud, TransportOptions::default(), None).expect("transport");
-        let auth = Arc::new(Authenticator::new(
-            env.cloud.clone(),
-            transport,
-            Arc::new(StoreTokens { store: store.clone() }),
-            DEMO_CLIENT,
-        ));
-        env.login(&auth, MEGAN, "organizations", AccountRole::Partner).await.expect("partner signs in");
+        let auth = env.partner_signed_in(Arc::new(StoreTokens { store: store.clone() })).await;
         Fixture { env, store, auth, clock: Arc::new(ManualClock::new(Utc::now())) }
     }
 

@@ -119,6 +119,20 @@ impl SimEnv {
         account
     }
 
+    /// The demo app's authenticator on this cloud, its tokens kept in `tokens`, with the partner
+    /// engineer signed in: what an in-process run of an inspection starts from.
+    pub async fn partner_signed_in(
+        &self,
+        tokens: std::sync::Arc<dyn microsoft::cache::TokenStore>,
+    ) -> std::sync::Arc<Authenticator> {
+        let transport =
+            microsoft::http::Transport::new(&self.cloud, microsoft::http::TransportOptions::default(), None)
+                .expect("transport");
+        let auth = std::sync::Arc::new(Authenticator::new(self.cloud.clone(), transport, tokens, DEMO_CLIENT));
+        self.login(&auth, MEGAN, "organizations", AccountRole::Partner).await.expect("the partner signs in");
+        auth
+    }
+
     /// Approves a device code shown by anything (the binary, a server) as `upn`.
     pub async fn approve_device_code(&self, code: &str, upn: &str) {
         self.browser().approve_device_code(code, &self.person(upn)).await.expect("the scripted user signs in");
