@@ -62,6 +62,8 @@ async fn tenants_are_tagged_and_labelled_from_the_command_line() {
     };
     let said = ok(&["tenants", "tag", "--tenant", "Northwind Traders", "--add", "Prod", "--add", "site:LON"]);
     assert!(said.contains("prod, site:lon"), "{said}");
+    let said = ok(&["tenants", "tag", "--tenant", "Northwind Traders"]);
+    assert!(said.contains("prod, site:lon"), "shown without a change: {said}");
     ok(&["tenants", "tag", "--tenant", "margiestravel.onmicrosoft.com", "--add", "prod"]);
     ok(&["tenants", "tag", "--tenant", "Northwind Traders", "--remove", "site:lon", "--add", "eu"]);
     let tagged = env.json(&["tenants", "--json", "--tag", "PROD"]);

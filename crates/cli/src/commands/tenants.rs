@@ -114,16 +114,21 @@ pub async fn run(args: TenantsArgs, g: &Global) -> anyhow::Result<ExitCode> {
         None => list(&ctx, args.json, args.tag.as_deref()).await,
         Some(TenantsCommand::Tag { tenant, add, remove, clear }) => {
             let record = inspect::access::require_tenant(ctx.store.as_ref(), &tenant).await?;
+            let add_remove_empty = add.is_empty() && remove.is_empty();
             let add = store::normalize_tags(&add).map_err(|e| anyhow::anyhow!(e))?;
             let remove = store::normalize_tags(&remove).map_err(|e| anyhow::anyhow!(e))?;
             let mut tags: Vec<String> = if clear { Vec::new() } else { tags_of(&ctx, &record.id).await? };
             tags.retain(|t| !remove.contains(t));
             tags.extend(add);
             let tags = store::normalize_tags(&tags).map_err(|e| anyhow::anyhow!(e))?;
-            if !ctx.store.set_tenant_tags(&record.id, &tags).await? {
-                anyhow::bail!("{} is no longer known", shown_name(&record));
+            // Without a change asked for, the tags are only shown.
+            let asked = clear || !add_remove_empty;
+            if asked {
+                if !ctx.store.set_tenant_tags(&record.id, &tags).await? {
+                    anyhow::bail!("{} is no longer known", shown_name(&record));
+                }
+                ctx.store.audit_append(&cli_audit("tenant.tags", record.id.as_str(), json!({"tags": tags}))).await?;
             }
-            ctx.store.audit_append(&cli_audit("tenant.tags", record.id.as_str(), json!({"tags": tags}))).await?;
             if tags.is_empty() {
                 eprintln!("{} has no tags.", shown_name(&record));
             } else {

@@ -1,6 +1,7 @@
 //! `POST /{tenant}/oauth2/v2.0/token` and `POST /{tenant}/oauth2/v2.0/devicecode`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -555,6 +556,51 @@ fn check_validity(claims: &Value, now: DateTime<Utc>) -> Result<(), AadError> {
 /// (`{"access_token":{"xms_cc":{"values":["cp1"]}}}`, possibly merged with a claims challenge; MSAL sends
 /// `CP1` or `cp1`): its Graph tokens are then evaluated continuously and live a day (the recorded CP1
 /// response of `payloads/token_response_client_credentials_recorded.json` has `expires_in` 86399).
+/// What every user grant takes from the request itself: the client, its address, how it
+/// authenticated, and what it declares (`client_info`, the `cp1` capability).
+struct Caller {
+    client_id: Uuid,
+    client_ip: IpAddr,
+    appidacr: &'static str,
+    client_info: bool,
+    cae: bool,
+}
+
+impl Caller {
+    fn new(client_id: Uuid, client_ip: IpAddr, auth: &ClientAuth, form: &Form) -> Caller {
+        Caller {
+            client_id,
+            client_ip,
+            appidacr: auth.appidacr(),
+            client_info: form.get("client_info") == Some("1"),
+            cae: declares_cp1(form),
+        }
+    }
+
+    /// The grant of `kind` for the signed-in user `authn`, in `resource_tenant`.
+    fn grant(
+        self,
+        authn: Authn,
+        resource_tenant: Uuid,
+        scopes: &ScopeRequest,
+        nonce: Option<String>,
+        kind: GrantKind,
+    ) -> UserGrant<'_> {
+        UserGrant {
+            authn,
+            client_id: self.client_id,
+            resource_tenant,
+            scopes,
+            nonce,
+            client_ip: self.client_ip,
+            appidacr: self.appidacr,
+            client_info: self.client_info,
+            kind,
+            cae: self.cae,
+        }
+    }
+}
+
 fn declares_cp1(form: &Form) -> bool {
     form.get("claims")
         .and_then(|c| serde_json::from_str::<Value>(c).ok())
@@ -744,18 +790,13 @@ fn authorization_code(
     };
     issue::issue_user(
         sim,
-        UserGrant {
-            authn: record.authn,
-            client_id: app.client_id,
-            resource_tenant: record.resource_tenant,
-            scopes: &scopes,
-            nonce: record.nonce,
-            client_ip: ip,
-            appidacr: auth.appidacr(),
-            client_info: form.get("client_info") == Some("1"),
-            kind: GrantKind::AuthorizationCode,
-            cae: declares_cp1(form),
-        },
+        Caller::new(app.client_id, ip, auth, form).grant(
+            record.authn,
+            record.resource_tenant,
+            &scopes,
+            record.nonce,
+            GrantKind::AuthorizationCode,
+        ),
     )
 }
 
@@ -796,18 +837,13 @@ fn refresh(
     let scopes = user_scopes(sim, directory, form, Some(&state.scopes))?;
     let result = issue::issue_user(
         sim,
-        UserGrant {
-            authn: state.authn.clone(),
-            client_id: app.client_id,
+        Caller::new(app.client_id, ip, auth, form).grant(
+            state.authn.clone(),
             resource_tenant,
-            scopes: &scopes,
-            nonce: None,
-            client_ip: ip,
-            appidacr: auth.appidacr(),
-            client_info: form.get("client_info") == Some("1"),
-            kind: GrantKind::RefreshToken,
-            cae: declares_cp1(form),
-        },
+            &scopes,
+            None,
+            GrantKind::RefreshToken,
+        ),
     )?;
     if let Some(s) = sim.sessions().refresh_tokens.get_mut(rt) {
         s.last_used = now;
@@ -856,18 +892,13 @@ fn device_code(
             let scopes = parse_scopes_in(&entry.scopes.join(" "), &sim.base_url, Some(directory))?;
             let result = issue::issue_user(
                 sim,
-                UserGrant {
+                Caller::new(app.client_id, ip, auth, form).grant(
                     authn,
-                    client_id: app.client_id,
                     resource_tenant,
-                    scopes: &scopes,
-                    nonce: None,
-                    client_ip: ip,
-                    appidacr: auth.appidacr(),
-                    client_info: form.get("client_info") == Some("1"),
-                    kind: GrantKind::DeviceCode,
-                    cae: declares_cp1(form),
-                },
+                    &scopes,
+                    None,
+                    GrantKind::DeviceCode,
+                ),
             )?;
             if let Some(e) = sim.sessions().device_codes.get_mut(code) {
                 e.status = DeviceStatus::Redeemed;
@@ -912,18 +943,13 @@ fn password(
     let scopes = user_scopes(sim, directory, form, None)?;
     issue::issue_user(
         sim,
-        UserGrant {
-            authn: Authn { home_tenant: home, user: user_id, auth_time: now, mfa_at: None },
-            client_id: app.client_id,
+        Caller::new(app.client_id, ip, auth, form).grant(
+            Authn { home_tenant: home, user: user_id, auth_time: now, mfa_at: None },
             resource_tenant,
-            scopes: &scopes,
-            nonce: None,
-            client_ip: ip,
-            appidacr: auth.appidacr(),
-            client_info: form.get("client_info") == Some("1"),
-            kind: GrantKind::Password,
-            cae: declares_cp1(form),
-        },
+            &scopes,
+            None,
+            GrantKind::Password,
+        ),
     )
 }
 
@@ -1013,18 +1039,7 @@ fn on_behalf_of(
     let scopes = user_scopes(sim, directory, form, None)?;
     issue::issue_user(
         sim,
-        UserGrant {
-            authn,
-            client_id: app.client_id,
-            resource_tenant,
-            scopes: &scopes,
-            nonce: None,
-            client_ip: ip,
-            appidacr: auth.appidacr(),
-            client_info: form.get("client_info") == Some("1"),
-            kind: GrantKind::OnBehalfOf,
-            cae: declares_cp1(form),
-        },
+        Caller::new(app.client_id, ip, auth, form).grant(authn, resource_tenant, &scopes, None, GrantKind::OnBehalfOf),
     )
 }
 
