@@ -339,27 +339,31 @@ fn newest_of_ties(points: Vec<MetricPoint>) -> Result<Vec<MetricPoint>> {
 }
 
 impl SqlStore {
-    /// Every tenant's value of each metric (or of `name` alone) in effect at `at`. The name is a
-    /// condition of its own rather than `$2 IS NULL OR ...`, so that a page reading one metric uses
-    /// the `(name, at)` index.
+    /// Every tenant's value of each metric (or of `name` alone) in effect at `at`.
     async fn points_at(&self, at: DateTime<Utc>, name: Option<&str>) -> Result<Vec<MetricPoint>> {
-        // One statement text, with or without the name; `query` takes static text.
-        macro_rules! sql {
-            ($only:literal, $same:literal) => {
-                concat!(
-                    "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m WHERE ",
-                    $only,
-                    "m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = ",
-                    $same,
-                    " AND l.at <= $1) ORDER BY m.tenant_id, m.name, m.run_id DESC"
-                )
-            };
-        }
-        let sql = if name.is_some() { sql!("m.name = $2 AND ", "$2") } else { sql!("", "m.name") };
-        let mut q = query(sql).bind(at);
-        if let Some(name) = name {
-            q = q.bind(name);
-        }
+        let q = match name {
+            None => query(
+                "SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM metrics m WHERE \
+                 m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = m.tenant_id AND l.name = m.name \
+                 AND l.at <= $1) ORDER BY m.tenant_id, m.name, m.run_id DESC",
+            )
+            .bind(at),
+            // One metric across the fleet: each tenant with points is found by a seek on the series
+            // index (the recursive part steps from one tenant id to the next), and its point in
+            // effect by another. There is no index by name: every commit would rewrite one leaf of
+            // it per metric (docs/performance.md, item 26), and a scan by name would read the
+            // metric's whole history.
+            Some(name) => query(
+                "WITH RECURSIVE t(id) AS (SELECT MIN(tenant_id) FROM metrics \
+                 UNION ALL SELECT (SELECT MIN(tenant_id) FROM metrics WHERE tenant_id > t.id) FROM t WHERE t.id IS NOT NULL) \
+                 SELECT m.run_id, m.tenant_id, m.name, m.at, m.value FROM t JOIN metrics m \
+                 ON m.tenant_id = t.id AND m.name = $2 \
+                 AND m.at = (SELECT MAX(l.at) FROM metrics l WHERE l.tenant_id = t.id AND l.name = $2 AND l.at <= $1) \
+                 ORDER BY m.tenant_id, m.name, m.run_id DESC",
+            )
+            .bind(at)
+            .bind(name),
+        };
         let rows = self.db.read().fetch_all(q).await?;
         newest_of_ties(rows.iter().map(rows::metric).collect::<Result<Vec<_>>>()?)
     }

@@ -1939,6 +1939,18 @@ pub async fn metrics_in_effect_at_a_moment(store: S, _db: Db) {
     users.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(users, [("a".into(), json!(12)), ("b".into(), json!(24))]);
     assert!(store.metric_at(ts("2026-11-03T00:00:00Z"), "nothing").await.expect("none").is_empty());
+    // Only the tenants that have the metric, each with its own point in effect, and none before
+    // its first point.
+    let admins = store.metric_at(ts("2026-11-03T00:00:00Z"), "admins").await.expect("metric at");
+    assert_eq!(
+        admins.iter().map(|p| (p.tenant_id.to_string(), p.value.clone(), p.run_id.clone())).collect::<Vec<_>>(),
+        [("a".to_string(), json!(1), r1.id.clone())]
+    );
+    let early = store.metric_at(ts("2026-11-01T12:00:00Z"), "users").await.expect("metric at");
+    let mut early: Vec<(String, Value)> = early.into_iter().map(|p| (p.tenant_id.to_string(), p.value)).collect();
+    early.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(early, [("a".into(), json!(10)), ("b".into(), json!(20))]);
+    assert!(store.metric_at(ts("2026-10-31T00:00:00Z"), "users").await.expect("none").is_empty());
 }
 
 fn open_alert(key: &str, opened: &str) -> AlertRecord {
