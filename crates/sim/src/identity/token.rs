@@ -552,10 +552,6 @@ fn check_validity(claims: &Value, now: DateTime<Utc>) -> Result<(), AadError> {
     Ok(())
 }
 
-/// Whether the client declared the `cp1` capability in the request's `claims`
-/// (`{"access_token":{"xms_cc":{"values":["cp1"]}}}`, possibly merged with a claims challenge; MSAL sends
-/// `CP1` or `cp1`): its Graph tokens are then evaluated continuously and live a day (the recorded CP1
-/// response of `payloads/token_response_client_credentials_recorded.json` has `expires_in` 86399).
 /// What every user grant takes from the request itself: the client, its address, how it
 /// authenticated, and what it declares (`client_info`, the `cp1` capability).
 struct Caller {
@@ -601,6 +597,10 @@ impl Caller {
     }
 }
 
+/// Whether the client declared the `cp1` capability in the request's `claims`
+/// (`{"access_token":{"xms_cc":{"values":["cp1"]}}}`, possibly merged with a claims challenge; MSAL sends
+/// `CP1` or `cp1`): its Graph tokens are then evaluated continuously and live a day (the recorded CP1
+/// response of `payloads/token_response_client_credentials_recorded.json` has `expires_in` 86399).
 fn declares_cp1(form: &Form) -> bool {
     form.get("claims")
         .and_then(|c| serde_json::from_str::<Value>(c).ok())
