@@ -81,6 +81,10 @@ pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
     }
     let clean = report.tenants.iter().all(|t| t.status == Status::Ok)
         && report.partner.as_ref().is_none_or(|p| p.status == Status::Ok);
+    // Copies the run's pages from SQLite's WAL into the database before the process exits, so the
+    // next command does not find the copying left to it (or, when a process exited in the middle of
+    // it, half done).
+    ctx.store.close().await;
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
