@@ -9,8 +9,18 @@
 //! runs inside a savepoint of the group's transaction, so its own failure rolls back only its own
 //! changes; when it is done it releases the savepoint and, if other writers are waiting, gives the
 //! connection to them and queues up again behind them. Whoever gets the connection back first with
-//! the group still open commits it. A group is also committed when nobody is waiting, when it has
-//! [`MAX_MEMBERS`] members or when it has been open for [`MAX_AGE`].
+//! the group still open commits it. A group is also committed when it has [`MAX_MEMBERS`] members
+//! or when it has been open for [`MAX_AGE`], and when nobody is waiting, unless writes are coming
+//! from several tasks at once.
+//!
+//! **Pacing.** Writers that arrive just after each other rather than together (an inspection's
+//! tenants, finishing one by one) found nobody waiting and committed a group each: a few writers
+//! per commit, and every commit appends the pages it changed to the WAL again, the same index
+//! leaves and table ends each time. So while other tasks have written within the last [`PACE`], a
+//! writer that finds nobody waiting leaves its group open until [`PACE`] after the previous commit,
+//! for the writes that are on their way: under a steady stream of writes from many tasks, groups
+//! commit at most once per [`PACE`]. One task writing on its own, or the first write after a quiet
+//! moment, commits at once as before, so a loop of writes in one task is never slowed.
 //!
 //! **No writer is told its write succeeded before the group's `COMMIT` did**, so a write reported
 //! committed survives the process being killed exactly as before; a group that fails to commit (a
@@ -41,6 +51,11 @@ const MAX_MEMBERS: usize = 64;
 /// writes soon.
 const MAX_AGE: Duration = Duration::from_millis(250);
 
+/// The least time between two commits while several tasks are writing (see the module's
+/// documentation): how long at most a writer waits for others to join its group, on top of the
+/// commit itself.
+const PACE: Duration = Duration::from_millis(50);
+
 /// How a group's commit went, shared by its members.
 type Outcome = std::result::Result<(), Arc<str>>;
 
@@ -57,9 +72,18 @@ struct State {
     group: Option<Arc<Group>>,
     /// Writers that have joined the open group.
     members: usize,
-    /// Groups committed, for tests.
+    /// When the last group committed.
+    committed_at: Option<Instant>,
+    /// The task that last began a write (`None` inside: not in a task), and when the writer last
+    /// changed from one task to another: a write from another task within [`PACE`] means writes
+    /// are coming from several at once.
+    last_writer: Option<Option<tokio::task::Id>>,
+    switched_at: Option<Instant>,
+    /// Groups committed, and writers that left their group open for others, for tests.
     #[cfg(test)]
     commits: usize,
+    #[cfg(test)]
+    lingered: usize,
     /// A member's savepoint is still open though the member is gone: it is rolled back before the
     /// connection is used again.
     abandoned: bool,
@@ -94,8 +118,13 @@ impl Writer {
                 group: None,
                 members: 0,
                 abandoned: false,
+                committed_at: None,
+                last_writer: None,
+                switched_at: None,
                 #[cfg(test)]
                 commits: 0,
+                #[cfg(test)]
+                lingered: 0,
             })),
             waiting: Arc::new(AtomicUsize::new(0)),
             grouped,
@@ -128,6 +157,7 @@ impl Writer {
             state.members = 0;
         }
         state.members += 1;
+        state.note_writer();
         let conn = state.conn()?;
         if let Err(err) = sqlx::query("SAVEPOINT member").execute(conn).await {
             // The group's transaction is in a state nobody can rely on; its members hear so.
@@ -196,6 +226,7 @@ impl State {
         };
         match committed {
             Ok(()) => {
+                self.committed_at = Some(Instant::now());
                 #[cfg(test)]
                 {
                     self.commits += 1;
@@ -224,6 +255,26 @@ impl State {
         }
         self.conn = None;
         self.abandoned = false;
+    }
+
+    /// Notes which task is writing, for [`State::paced_until`].
+    fn note_writer(&mut self) {
+        let task = tokio::task::try_id();
+        if self.last_writer != Some(task) {
+            if self.last_writer.is_some() {
+                self.switched_at = Some(Instant::now());
+            }
+            self.last_writer = Some(task);
+        }
+    }
+
+    /// While several tasks are writing, when the next commit is due (module documentation,
+    /// "Pacing"); `None` when a commit may happen at once.
+    fn paced_until(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let several = self.switched_at.is_some_and(|at| now.duration_since(at) < PACE);
+        let due = self.committed_at? + PACE;
+        (several && due > now).then_some(due)
     }
 }
 
@@ -300,23 +351,48 @@ impl Tx for Member {
             return Err(StoreError::Internal("the writer's group is gone".into()));
         };
         let mut outcome = group.done.subscribe();
-        let alone = writer.waiting.load(Ordering::SeqCst) == 0;
-        if !writer.grouped || alone || state.members >= MAX_MEMBERS || group.opened.elapsed() >= MAX_AGE {
+        if !writer.grouped || state.members >= MAX_MEMBERS || group.opened.elapsed() >= MAX_AGE {
             return state.commit().await;
+        }
+        let alone = writer.waiting.load(Ordering::SeqCst) == 0;
+        let paced = |state: &State| {
+            let full = state.members >= MAX_MEMBERS || group.opened.elapsed() >= MAX_AGE;
+            if full { None } else { state.paced_until().map(|due| due.min(group.opened + MAX_AGE)) }
+        };
+        let mut linger = paced(&state);
+        if alone && linger.is_none() {
+            return state.commit().await;
+        }
+        #[cfg(test)]
+        if linger.is_some() {
+            state.lingered += 1;
         }
         drop(state);
         let mut pending = Pending { writer: writer.clone(), done: false };
-        let mut state = writer.lock().await;
-        let still_open = state.group.as_ref().is_some_and(|open| Arc::ptr_eq(open, &group));
-        drop(group);
-        let result = if still_open {
+        let result = loop {
+            if let Some(until) = linger {
+                tokio::time::sleep_until(until.into()).await;
+            }
+            let mut state = writer.lock().await;
+            if !state.group.as_ref().is_some_and(|open| Arc::ptr_eq(open, &group)) {
+                break Ok(());
+            }
             state.settle().await;
-            let still_open = state.group.is_some();
-            if still_open { state.commit().await } else { Ok(()) }
-        } else {
-            Ok(())
+            if state.group.is_none() {
+                break Ok(());
+            }
+            // The writers that queued behind this one have joined the group. While commits are
+            // paced it stays open until due, for the writes still on their way.
+            linger = paced(&state);
+            if linger.is_none() {
+                break state.commit().await;
+            }
+            #[cfg(test)]
+            {
+                state.lingered += 1;
+            }
         };
-        drop(state);
+        drop(group);
         pending.done = true;
         result?;
         let outcome = outcome.wait_for(Option::is_some).await.map(|o| o.clone());
@@ -358,7 +434,9 @@ impl Single<'_> {
     async fn turn(&self) -> Result<Turn> {
         let mut state = self.0.lock().await;
         state.settle().await;
-        if state.group.is_none() {
+        // While commits are paced, a statement opens a group that the writes on their way join.
+        if state.group.is_none() && (!self.0.grouped || state.paced_until().is_none()) {
+            state.note_writer();
             let conn = self.0.pool.acquire().await?;
             return Ok(Turn::Alone(state, conn));
         }
@@ -370,7 +448,11 @@ impl Single<'_> {
 impl Exec for Single<'_> {
     async fn execute(&mut self, q: Query) -> Result<u64> {
         match self.turn().await? {
-            Turn::Alone(_state, mut conn) => Ok(super::sqlite::bind(q)?.execute(&mut *conn).await?.rows_affected()),
+            Turn::Alone(mut state, mut conn) => {
+                let n = super::sqlite::bind(q)?.execute(&mut *conn).await?.rows_affected();
+                state.committed_at = Some(Instant::now());
+                Ok(n)
+            }
             Turn::Grouped(mut member) => {
                 let n = member.execute(q).await?;
                 Box::new(member).commit().await?;
@@ -381,8 +463,10 @@ impl Exec for Single<'_> {
 
     async fn fetch_all(&mut self, q: Query) -> Result<Vec<Row>> {
         match self.turn().await? {
-            Turn::Alone(_state, mut conn) => {
-                Ok(super::sqlite::bind(q)?.fetch_all(&mut *conn).await?.into_iter().map(Row::Sqlite).collect())
+            Turn::Alone(mut state, mut conn) => {
+                let rows = super::sqlite::bind(q)?.fetch_all(&mut *conn).await?;
+                state.committed_at = Some(Instant::now());
+                Ok(rows.into_iter().map(Row::Sqlite).collect())
             }
             Turn::Grouped(mut member) => {
                 let rows = member.fetch_all(q).await?;
@@ -394,8 +478,10 @@ impl Exec for Single<'_> {
 
     async fn fetch_optional(&mut self, q: Query) -> Result<Option<Row>> {
         match self.turn().await? {
-            Turn::Alone(_state, mut conn) => {
-                Ok(super::sqlite::bind(q)?.fetch_optional(&mut *conn).await?.map(Row::Sqlite))
+            Turn::Alone(mut state, mut conn) => {
+                let row = super::sqlite::bind(q)?.fetch_optional(&mut *conn).await?;
+                state.committed_at = Some(Instant::now());
+                Ok(row.map(Row::Sqlite))
             }
             Turn::Grouped(mut member) => {
                 let row = member.fetch_optional(q).await?;
@@ -466,6 +552,49 @@ mod tests {
         let state = writer.state.lock().await;
         assert_eq!(state.commits, 1, "one transaction for the nine writers");
         assert!(state.group.is_none() && state.conn.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_arriving_one_by_one_from_many_tasks_are_paced_into_few_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (writer, reader) = writer(&dir).await;
+        // Sixteen tasks each write ten times, a few milliseconds apart: seldom queued behind each
+        // other, so without pacing nearly every write would be a commit of its own.
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                tokio::spawn({
+                    let writer = writer.clone();
+                    async move {
+                        for i in 0..10 {
+                            tokio::time::sleep(Duration::from_millis(3 + (t % 5) as u64)).await;
+                            insert(&writer, t * 10 + i).await?;
+                        }
+                        Ok::<_, StoreError>(())
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task").expect("every write commits");
+        }
+        assert_eq!(rows(&reader).await, (0..160).collect::<Vec<_>>());
+        let state = writer.state.lock().await;
+        assert!(state.lingered > 0, "writers left their groups open for others");
+        assert!(state.commits <= 40, "160 writes in {} commits", state.commits);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_task_writing_on_its_own_is_not_paced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (writer, reader) = writer(&dir).await;
+        for n in 0..30 {
+            insert(&writer, n).await.expect("insert");
+            Single(&writer).execute(query("INSERT INTO t (n) VALUES ($1)").bind(100 + n)).await.expect("single");
+        }
+        assert_eq!(rows(&reader).await.len(), 60);
+        let state = writer.state.lock().await;
+        assert_eq!(state.lingered, 0, "a loop in one task never waits for others");
+        assert_eq!(state.commits, 30, "each transaction commits at once; single statements on their own");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
