@@ -22,7 +22,7 @@ mod secrets;
 mod settings;
 mod tenants;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -49,6 +49,47 @@ pub(crate) struct SqlStore {
     /// early check takes it from here instead of reading it again; it is only a guess, which the
     /// commit's transaction checks against the database like any early decision.
     loaded: std::sync::Mutex<std::collections::HashMap<TenantId, Loaded>>,
+    /// Which tenant this process last stored each content for, to notice content several tenants
+    /// hold ([`ensure_set`]).
+    seen: SeenBlobs,
+}
+
+/// The owner of blobs that several tenants hold (`blobs.owner`, migration 0012).
+const SHARED: i64 = 0;
+
+/// The content hashes this process stored blobs for, with the tenant key it stored each for.
+///
+/// Blobs are looked up by owner and hash, among the committing tenant's and the shared ones
+/// ([`known_blobs`]); content that another tenant already holds (built-in role definitions, default
+/// policies, empty lists) would be stored again for every tenant. So a commit that stores content
+/// this process stored for another tenant before stores it as shared, and the tenants after find it
+/// there. Only a hint: a hash forgotten (the map is bounded, the process restarted) costs one more
+/// copy, and keys are the hash's first 64 bits, whose rare collision only makes a blob shared.
+#[derive(Default)]
+struct SeenBlobs(std::sync::Mutex<std::collections::HashMap<u64, i64>>);
+
+impl SeenBlobs {
+    /// Hashes remembered at most (about 4 MiB): several first inspections of a thousand tenants.
+    const MAX: usize = 100_000;
+
+    fn key(hash: &str) -> Option<u64> {
+        u64::from_str_radix(hash.get(..16)?, 16).ok()
+    }
+
+    /// Whether a tenant other than `owner` stored this content through this process.
+    fn elsewhere(&self, hash: &str, owner: i64) -> bool {
+        let Some(key) = Self::key(hash) else { return false };
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key).is_some_and(|first| *first != owner)
+    }
+
+    fn note(&self, hash: &str, owner: i64) {
+        let Some(key) = Self::key(hash) else { return };
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.entry(key).or_insert(owner);
+    }
 }
 
 /// What a commit checks a new dataprint of a tenant against, as loaded with the tenant's latest
@@ -97,6 +138,7 @@ impl SqlStore {
             instance: InstanceGuard::register(),
             heartbeats: Default::default(),
             loaded: Default::default(),
+            seen: Default::default(),
         }
     }
 
@@ -148,7 +190,7 @@ impl SqlStore {
 
     /// Compresses a dataprint expected to be new, asking the database (outside any transaction,
     /// and in SQLite outside the write lock) which collections it already has.
-    async fn prepare(&self, split: SplitDataprint) -> Result<PreparedDataprint> {
+    async fn prepare(&self, tenant_id: &TenantId, split: SplitDataprint) -> Result<PreparedDataprint> {
         let mut missing = Vec::new();
         if let Some(set_hash) = &split.set_hash {
             let set_known = self
@@ -159,8 +201,15 @@ impl SqlStore {
                 .is_some();
             if !set_known {
                 let hashes = distinct_hashes(&split.collections);
-                let known = known_blobs(&mut *self.db.read(), self.db.backend(), &hashes).await?;
-                missing = hashes.into_iter().filter(|h| !known.contains(*h)).map(str::to_owned).collect();
+                // A tenant without a key yet has no blobs of its own, only shared ones.
+                let owner = self
+                    .db
+                    .read()
+                    .int(query("SELECT key FROM tenant_keys WHERE tenant_id = $1").bind(tenant_id))
+                    .await?;
+                let known =
+                    known_blobs(&mut *self.db.read(), self.db.backend(), owner.unwrap_or(SHARED), &hashes).await?;
+                missing = hashes.into_iter().filter(|h| !known.contains_key(*h)).map(str::to_owned).collect();
             }
         }
         blob::prepare(split, missing).await
@@ -188,7 +237,7 @@ impl SqlStore {
                 return Ok(());
             }
         }
-        incoming.doc = Doc::Insert(self.prepare(split).await?);
+        incoming.doc = Doc::Insert(self.prepare(&tr.tenant_id, split).await?);
         Ok(())
     }
 
@@ -416,18 +465,33 @@ fn distinct_hashes(collections: &[blob::CollectionBlob]) -> Vec<&str> {
     hashes
 }
 
-/// Which of some blob hashes the store holds, in one statement: the hashes go in as one JSON
-/// array, since a statement's text is always a literal.
-async fn known_blobs(exec: &mut (dyn Exec + '_), backend: Backend, hashes: &[&str]) -> Result<HashSet<String>> {
+/// The blobs of some hashes that the tenant of key `owner` holds or that are shared, by hash, in one
+/// statement: the hashes go in as one JSON array, since a statement's text is always a literal.
+///
+/// Blobs are looked up by owner (migration 0012): keyed by owner, the blobs a commit adds land
+/// together in the `(owner, hash)` index, where keyed by hash alone each landed at a random place
+/// and every commit rewrote a leaf of the index per collection. Content several tenants hold is
+/// shared ([`SeenBlobs`]); a collection set found by its hash shares whatever blobs it names.
+async fn known_blobs(
+    exec: &mut (dyn Exec + '_),
+    backend: Backend,
+    owner: i64,
+    hashes: &[&str],
+) -> Result<HashMap<String, i64>> {
     if hashes.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     let sql = match backend {
-        Backend::Sqlite => "SELECT hash FROM blobs WHERE hash IN (SELECT value FROM json_each($1))",
-        Backend::Postgres => "SELECT hash FROM blobs WHERE hash IN (SELECT json_array_elements_text($1::json))",
+        Backend::Sqlite => {
+            "SELECT hash, id FROM blobs WHERE owner IN ($1, 0) AND hash IN (SELECT value FROM json_each($2))"
+        }
+        Backend::Postgres => {
+            "SELECT hash, id FROM blobs WHERE owner IN ($1, 0) AND hash IN (SELECT json_array_elements_text($2::json))"
+        }
     };
-    let rows = exec.fetch_all(query(sql).bind(serde_json::to_string(hashes)?)).await?;
-    rows.iter().map(|row| row.text("hash")).collect()
+    let rows = exec.fetch_all(query(sql).bind(owner).bind(serde_json::to_string(hashes)?)).await?;
+    // A hash held both by the tenant and shared has two blobs of the same content; either serves.
+    rows.iter().map(|row| Ok((row.text("hash")?, row.int("id")?))).collect()
 }
 
 /// Inserts the collection set (and any missing blobs) of a dataprint, or finds the existing one;
@@ -439,6 +503,8 @@ async fn known_blobs(exec: &mut (dyn Exec + '_), backend: Backend, hashes: &[&st
 async fn ensure_set(
     exec: &mut (dyn Exec + '_),
     backend: Backend,
+    seen: &SeenBlobs,
+    owner: i64,
     prepared: &PreparedDataprint,
     set_hash: &str,
     doc: Option<&Value>,
@@ -451,42 +517,46 @@ async fn ensure_set(
         return Ok(set_id);
     }
     let collections = &prepared.split.collections;
-    let mut known = known_blobs(&mut *exec, backend, &distinct_hashes(collections)).await?;
+    let mut ids = known_blobs(&mut *exec, backend, owner, &distinct_hashes(collections)).await?;
     for collection in collections {
-        if known.contains(&collection.hash) {
+        if ids.contains_key(&collection.hash) {
             continue;
         }
+        let home = if seen.elsewhere(&collection.hash, owner) { SHARED } else { owner };
         // Compressed only now that the blob is known to be missing. Another transaction may insert
-        // the same blob meanwhile (PostgreSQL): `ON CONFLICT DO NOTHING` waits for it, and either
-        // row serves, since members find their blob by hash.
-        exec.execute(
-            query("INSERT INTO blobs (hash, raw_len, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
-                .bind(&collection.hash)
-                .bind(collection.raw_len as i64)
-                .bind(prepared.compressed(collection, doc)?),
+        // the same blob meanwhile (PostgreSQL): `ON CONFLICT DO NOTHING` waits for it, and the
+        // lookup that follows finds its row.
+        let insert = query(
+            "INSERT INTO blobs (owner, hash, raw_len, data) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (owner, hash) DO NOTHING RETURNING id",
         )
-        .await?;
-        known.insert(collection.hash.clone());
+        .bind(home)
+        .bind(&collection.hash)
+        .bind(collection.raw_len as i64)
+        .bind(prepared.compressed(collection, doc)?);
+        let find = query("SELECT id FROM blobs WHERE owner = $1 AND hash = $2").bind(home).bind(&collection.hash);
+        let (id, _) = insert_or_find(exec, insert, find).await?;
+        seen.note(&collection.hash, owner);
+        ids.insert(collection.hash.clone(), id);
     }
-    // The members as one JSON object from collection name to blob hash (names are the keys of the
+    // The members as one JSON object from collection name to blob id (names are the keys of the
     // document's `collections`, so unique).
     let members: serde_json::Map<String, Value> =
-        collections.iter().map(|c| (c.name.clone(), Value::String(c.hash.clone()))).collect();
+        collections.iter().filter_map(|c| ids.get(&c.hash).map(|id| (c.name.clone(), Value::from(*id)))).collect();
     let sql = match backend {
         Backend::Sqlite => {
-            "INSERT INTO collection_set_members (set_id, name, blob_id) \
-             SELECT $1, j.key, b.id FROM json_each($2) j JOIN blobs b ON b.hash = j.value"
+            "INSERT INTO collection_set_members (set_id, name, blob_id) SELECT $1, j.key, j.value FROM json_each($2) j"
         }
         Backend::Postgres => {
             "INSERT INTO collection_set_members (set_id, name, blob_id) \
-             SELECT $1, j.key, b.id FROM json_each_text($2::json) j JOIN blobs b ON b.hash = j.value"
+             SELECT $1, j.key, j.value::bigint FROM json_each_text($2::json) j"
         }
     };
     let written = exec.execute(query(sql).bind(set_id).bind(serde_json::to_string(&members)?)).await?;
-    if written != members.len() as u64 {
+    if written != collections.len() as u64 {
         return Err(StoreError::Internal(format!(
             "collection set {set_hash}: {written} of {} members found their blob",
-            members.len()
+            collections.len()
         )));
     }
     Ok(set_id)

@@ -246,7 +246,10 @@ impl RunStore for SqlStore {
             Decision::Confirm { key, id, per_run } => (Some(key), Some(id), per_run),
             Decision::Insert(prepared) => {
                 let set_id = match &prepared.split.set_hash {
-                    Some(hash) => Some(ensure_set(&mut *tx, self.db.backend(), &prepared, hash, dataprint).await?),
+                    Some(hash) => Some(
+                        ensure_set(&mut *tx, self.db.backend(), &self.seen, tenant_key, &prepared, hash, dataprint)
+                            .await?,
+                    ),
                     None => None,
                 };
                 let id = uuid::Uuid::now_v7().to_string();

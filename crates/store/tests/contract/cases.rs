@@ -598,13 +598,24 @@ pub async fn only_changed_collections_are_added(store: S, db: Db) {
     assert_eq!(db.count("SELECT COUNT(*) FROM collection_sets").await, 2);
     assert_eq!(json_string(&store.get_dataprint(&id_b).await.expect("get").expect("found")), json_string(&b));
 
-    // Another tenant with an identical collection shares its blob.
+    // Another tenant with an identical collection: blobs are looked up among the committing
+    // tenant's and the shared ones (so that a commit's new blobs land together in the index), and
+    // content another tenant stored before is stored once more, as shared, for the tenants after.
     let mut c = fixtures::dataprint("other", run3.id.as_str(), 5);
     c["collections"]["securityDefaults"] = a["collections"]["securityDefaults"].clone();
     let before = db.count("SELECT COUNT(*) FROM blobs").await;
     commit(&store, run3.id.as_str(), "other", TenantRunStatus::Ok, now(), Some(&c)).await;
     let added = db.count("SELECT COUNT(*) FROM blobs").await - before;
-    assert_eq!(added, 12, "13 collections, one shared with fabrikam");
+    assert_eq!(added, 13, "13 collections, none found among other's blobs or the shared ones");
+    assert_eq!(db.count("SELECT COUNT(*) FROM blobs WHERE owner = 0").await, 1, "securityDefaults is shared");
+    let mut third = fixtures::dataprint("third", run3.id.as_str(), 6);
+    third["collections"]["securityDefaults"] = a["collections"]["securityDefaults"].clone();
+    let before = db.count("SELECT COUNT(*) FROM blobs").await;
+    let id_third =
+        commit(&store, run3.id.as_str(), "third", TenantRunStatus::Ok, now(), Some(&third)).await.expect("stored");
+    let added = db.count("SELECT COUNT(*) FROM blobs").await - before;
+    assert_eq!(added, 12, "13 collections, one found among the shared blobs");
+    assert_eq!(json_string(&store.get_dataprint(&id_third).await.expect("get").expect("found")), json_string(&third));
 
     // Two collections of one dataprint with the same content share one blob, and both read back.
     let mut d = fixtures::dataprint("twins", run3.id.as_str(), 4);

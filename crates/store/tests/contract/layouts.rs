@@ -95,7 +95,20 @@ async fn sqlite_database_of_layout_v1_is_migrated_in_place() {
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/layout-v1.sqlite"), &path).expect("copy fixture");
     let store = store::open(&format!("sqlite://{}", path.display()), fixture_key()).await.expect("open and migrate");
     check_v1_content(store.as_ref()).await;
+    // Migration 0012 rebuilt the blobs table with foreign keys off: every member still finds its blob.
+    assert_eq!(store.integrity_problems().await.expect("check"), Vec::<String>::new());
     store.close().await;
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("reopen");
+    let unowned: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM blobs b WHERE b.owner <> (SELECT CASE WHEN count(DISTINCT d.tenant_key) = 1 \
+         THEN min(d.tenant_key) ELSE 0 END FROM collection_set_members m JOIN dataprints d ON d.set_id = m.set_id \
+         WHERE m.blob_id = b.id)",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("count");
+    assert_eq!(unowned, 0, "a blob belongs to the one tenant whose dataprints use it, else it is shared");
+    db.close().await;
 }
 
 #[tokio::test]
@@ -111,6 +124,14 @@ async fn postgres_database_of_layout_v1_is_migrated_in_place() {
     assert!(restored.status.success(), "restore failed: {}", String::from_utf8_lossy(&restored.stderr));
     let store = store::open(&db.url, fixture_key()).await.expect("open and migrate");
     check_v1_content(store.as_ref()).await;
+    let unowned = db
+        .count(
+            "SELECT COUNT(*) FROM blobs b WHERE b.owner <> (SELECT CASE WHEN count(DISTINCT d.tenant_key) = 1 \
+             THEN min(d.tenant_key) ELSE 0 END FROM collection_set_members m JOIN dataprints d \
+             ON d.set_id = m.set_id WHERE m.blob_id = b.id)",
+        )
+        .await;
+    assert_eq!(unowned, 0, "a blob belongs to the one tenant whose dataprints use it, else it is shared");
     // Every key is 64-bit after the migration, identity sequences included.
     let narrow = db
         .count(
