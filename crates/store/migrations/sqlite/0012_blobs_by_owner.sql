@@ -38,3 +38,6 @@ ALTER TABLE blobs_new RENAME TO blobs;
 CREATE UNIQUE INDEX blobs_owner_hash ON blobs (owner, hash);
 COMMIT;
 PRAGMA foreign_keys = ON;
+-- The old table's pages are free now; without this the file would stay
+-- twice the size until a prune reclaims them.
+PRAGMA incremental_vacuum;
