@@ -2,10 +2,11 @@
 //!
 //! Each dialect has its own numbered SQL files (`migrations/sqlite`, `migrations/postgres`) with the
 //! same numbers for the same change. Opening a database applies the ones it lacks, in one
-//! transaction each (a SQLite migration that must turn foreign keys off, which cannot happen inside
-//! a transaction, is marked `-- no-transaction` and opens its own, and is written so that running
-//! it again after a crash before its version was recorded gives the same result); PostgreSQL processes starting together apply each one once (sqlx holds an
-//! advisory lock while migrating). A database that has a migration this binary does not know was
+//! transaction each; PostgreSQL processes starting together apply each one once (sqlx holds an
+//! advisory lock while migrating). A SQLite migration that must turn foreign keys off, which
+//! cannot happen inside a transaction, is marked `-- no-transaction` and opens its own, and is
+//! written so that running it again after a crash before its version was recorded gives the same
+//! result (0012). A database that has a migration this binary does not know was
 //! written by a newer tenantscope and is refused with [`StoreError::SchemaTooNew`], before anything
 //! is read or written, rather than misread.
 

@@ -3,7 +3,7 @@
 -- hash lands at a random place in an index on the hash, so every commit that
 -- stored collections rewrote one leaf of that index per collection: a quarter
 -- of what a first inspection appended to the WAL (docs/performance.md,
--- item 27). Keyed by the tenant that stored it, a tenant's new blobs share a
+-- item 29). Keyed by the tenant that stored it, a tenant's new blobs share a
 -- leaf or two. Content several tenants hold (built-in role definitions,
 -- default policies) is owned by 0, shared; a commit looks a blob up among
 -- its tenant's and the shared ones. A blob is still used by every dataprint

@@ -49,7 +49,7 @@ pub(crate) struct SqlStore {
     /// early check takes it from here instead of reading it again; it is only a guess, which the
     /// commit's transaction checks against the database like any early decision.
     loaded: std::sync::Mutex<std::collections::HashMap<TenantId, Loaded>>,
-    /// Which tenant this process last stored each content for, to notice content several tenants
+    /// Which tenant this process first stored each content for, to notice content several tenants
     /// hold ([`ensure_set`]).
     seen: SeenBlobs,
 }
