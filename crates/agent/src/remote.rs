@@ -178,11 +178,17 @@ impl<W: StoreWire + ?Sized> InspectStore for RemoteStore<W> {
         dataprint: Option<&Value>,
         with: &WithResult,
     ) -> Result<Option<DataprintId>> {
+        // The collections written unparsed travel in the document: the server stores what it is
+        // sent whole.
+        let mut dataprint = dataprint.cloned();
+        if let Some(d) = dataprint.as_mut() {
+            with.embed_unparsed(d)?;
+        }
         self.call(Call::CommitTenantResult(Box::new(inspect::storage::Commit {
             tenant_run: tenant_run.clone(),
             outcomes: outcomes.to_vec(),
-            dataprint: dataprint.cloned(),
-            with: with.clone(),
+            dataprint,
+            with: WithResult { unparsed: Vec::new(), ..with.clone() },
         })))
         .await
     }

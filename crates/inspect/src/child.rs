@@ -158,6 +158,9 @@ pub struct TenantResult {
     /// Of `reused`, those never read from the store: `null` in the dataprint, their content the
     /// previous dataprint's (see [`READ_FROM_PREVIOUS`]).
     pub unread: Vec<String>,
+    /// Collections read this run and written from Graph's answers without being read as trees
+    /// (see [`unparsed`]): `null` in the dataprint, their bytes here.
+    pub unparsed: Vec<store::UnparsedCollection>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub requests: u64,
@@ -254,6 +257,64 @@ pub fn lazy_from_previous(metrics: &[history::Metric]) -> Vec<Lazy> {
         lazy.push(Lazy { name: c.name, fields: fields.map(|f| f.into_iter().collect()) });
     }
     lazy
+}
+
+/// What the run itself reads of this run's collections besides [`READ_FROM_PREVIOUS`]: sign-in
+/// activity, joined to the users.
+const READ_AS_TREES: &[&str] = &["signInActivity"];
+
+/// A collection a run writes from Graph's answers without reading it as a tree ([`crate::canon`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unparsed {
+    pub name: &'static str,
+    /// The members of its elements that built-in metrics read: the summary is computed on a copy
+    /// of the collection whose elements keep only these. `None` when no built-in metric reads or
+    /// requires it.
+    pub fields: Option<Vec<String>>,
+}
+
+/// The collections read by pages ([`Fetch::List`]) that a run can write straight from Graph's
+/// answers to the store, never building their trees: those neither the run itself nor any custom
+/// metric reads, and that every built-in metric reads only by members of their elements
+/// ([`history::Metric::element_fields`]), or not at all. The largest collections of a tenant
+/// (devices, managed devices, sign-in logs, MFA registration) are among them, and building their
+/// trees only to write them out again was most of a first run's CPU. Empty when a metric may read
+/// collections it does not name.
+pub fn unparsed(metrics: &[history::Metric]) -> Vec<Unparsed> {
+    let builtins = dataprint::builtins();
+    let Some(read_by_custom) = read_by(custom(metrics)) else { return Vec::new() };
+    let mut out = Vec::new();
+    'collections: for c in catalog::customer_collectors().filter(|c| c.fetch == Fetch::List) {
+        if read_by_custom.contains(c.name) || READ_FROM_PREVIOUS.contains(&c.name) || READ_AS_TREES.contains(&c.name) {
+            continue;
+        }
+        let mut fields: Option<std::collections::BTreeSet<String>> = None;
+        for m in builtins {
+            let Some(reads) = m.reads() else { return Vec::new() };
+            let required = m.requires().iter().any(|r| r.split('|').any(|n| n == c.name));
+            if !reads.contains(c.name) {
+                // A metric that requires the collection without reading it only needs it there.
+                if required {
+                    fields.get_or_insert_default();
+                }
+                continue;
+            }
+            match m.element_fields(c.name) {
+                Some(f) => fields.get_or_insert_default().extend(f),
+                None => continue 'collections,
+            }
+        }
+        out.push(Unparsed { name: c.name, fields: fields.map(|f| f.into_iter().collect()) });
+    }
+    out
+}
+
+/// What a phase-two read brought.
+enum Collected {
+    /// Items keyed by id, or `null`: left unread and unchanged.
+    Tree(Value),
+    /// The collection's bytes ([`crate::canon`]) and how many items it holds.
+    Bytes(Vec<u8>, usize),
 }
 
 /// Reads a collection of the previous dataprint from the store when the run needs it after all
@@ -418,6 +479,8 @@ pub struct ChildOptions {
     /// Forget the tenant's cached access tokens before starting.
     pub clear_cache: bool,
     pub cloud: Option<String>,
+    /// The collections to write from Graph's answers without reading them as trees ([`unparsed`]).
+    pub unparsed: Vec<Unparsed>,
 }
 
 /// The Graph error code of a read that needs a premium licence the tenant lacks.
@@ -522,6 +585,7 @@ impl Child<'_> {
                     delta_links: Vec::new(),
                     reused: Vec::new(),
                     unread: Vec::new(),
+                    unparsed: Vec::new(),
                     started,
                     finished: self.clock.now(),
                     requests: self.graph.requests_for(self.target.tenant_id.as_str()).saturating_sub(requests_before),
@@ -693,9 +757,18 @@ impl Child<'_> {
             _ => futures::future::join_all(paced).await,
         };
         let read = futures::future::join_all(reads).await;
+        let mut unparsed: Vec<store::UnparsedCollection> = Vec::new();
         for (c, o, items, links) in paced.into_iter().chain(read) {
-            if let Some(items) = items {
-                collections.insert(c.name.to_string(), items);
+            match items {
+                Some(Collected::Tree(items)) => {
+                    collections.insert(c.name.to_string(), items);
+                }
+                // Its place in the dataprint stays empty; the store takes the bytes.
+                Some(Collected::Bytes(json, _)) => {
+                    collections.insert(c.name.to_string(), Value::Null);
+                    unparsed.push(store::UnparsedCollection { name: c.name.to_string(), json: json.into() });
+                }
+                None => {}
             }
             delta_links.extend(links);
             outcomes.insert(c.name, o);
@@ -730,7 +803,11 @@ impl Child<'_> {
             o.unchanged = false;
         }
 
-        let unread: Vec<String> = collections.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k.clone()).collect();
+        let unread: Vec<String> = collections
+            .iter()
+            .filter(|(k, v)| v.is_null() && !unparsed.iter().any(|u| u.name == **k))
+            .map(|(k, _)| k.clone())
+            .collect();
         let ordered: Vec<Outcome> = collectors.iter().filter_map(|c| outcomes.remove(c.name)).collect();
         let any_data = ordered.iter().any(|o| o.status == OutcomeStatus::Ok);
         let any_problem = ordered.iter().any(Outcome::is_access_problem);
@@ -763,6 +840,28 @@ impl Child<'_> {
                 }
             }
         }
+        // A collection written unparsed that built-in metrics read is there for them the same way,
+        // projected from its bytes.
+        if let Some(d) = dataprint.as_mut() {
+            for u in &unparsed {
+                let Some(fields) =
+                    self.options.unparsed.iter().find(|x| x.name == u.name).and_then(|x| x.fields.as_ref())
+                else {
+                    continue;
+                };
+                match crate::canon::project(&u.json, fields) {
+                    Ok(collection) => {
+                        if let Some(slot) = d.get_mut("collections").and_then(|c| c.get_mut(&u.name)) {
+                            *slot = collection;
+                            projected.push(u.name.as_str());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %self.target.tenant_id, collection = %u.name, error = %e, "the metrics on a collection written unparsed are not computed")
+                    }
+                }
+            }
+        }
         // The metrics that only count it keep their earlier values, as for any collection left
         // unread (`Kept`); those that measure time are computed on the projection.
         let kept = dataprint::Kept { unread: &unread, previous: &self.previous.summary };
@@ -783,6 +882,7 @@ impl Child<'_> {
             None => Vec::new(),
         };
         let unread = if dataprint.is_some() { unread } else { Vec::new() };
+        let unparsed = if dataprint.is_some() { unparsed } else { Vec::new() };
         TenantResult {
             target: self.target.clone(),
             status,
@@ -795,6 +895,7 @@ impl Child<'_> {
             delta_links,
             reused,
             unread,
+            unparsed,
             started,
             finished,
             requests: self.graph.requests_for(self.target.tenant_id.as_str()).saturating_sub(requests_before),
@@ -810,30 +911,40 @@ impl Child<'_> {
         token: &AccessToken,
         plans: Option<&[String]>,
         first_page: Option<(String, Result<Value, Error>)>,
-    ) -> (&'c Collector, Outcome, Option<Value>, Vec<(String, String)>) {
+    ) -> (&'c Collector, Outcome, Option<Collected>, Vec<(String, String)>) {
         let t0 = Instant::now();
         let mut o = Outcome { collected_at: Some(now), ..Outcome::new(c) };
         let mut links = Vec::new();
         let result = match c.fetch {
-            Fetch::Delta => self.delta(c, &mut o, &mut links, first_page).await,
+            Fetch::Delta => self.delta(c, &mut o, &mut links, first_page).await.map(Collected::Tree),
             Fetch::List => {
                 o.mode = Mode::Paged;
                 let cap = if c.name == "signIns" { Some(1000) } else { None };
-                self.list(c.path, cap).await.map(keyed)
+                if self.options.unparsed.iter().any(|u| u.name == c.name) {
+                    self.list_unparsed(c.path, cap).await
+                } else {
+                    self.list(c.path, cap).await.map(keyed).map(Collected::Tree)
+                }
             }
-            Fetch::Batch | Fetch::Latest | Fetch::PerResource | Fetch::PerRelationship => Ok(Value::Object(Map::new())),
+            Fetch::Batch | Fetch::Latest | Fetch::PerResource | Fetch::PerRelationship => {
+                Ok(Collected::Tree(Value::Object(Map::new())))
+            }
         };
         o.duration_ms = t0.elapsed().as_millis() as u64;
         let mut items = None;
         match result {
             // Left unread and unchanged: as many items as before.
-            Ok(Value::Null) => {
+            Ok(Collected::Tree(Value::Null)) => {
                 o.items = self.previous.items(c.name);
-                items = Some(Value::Null);
+                items = Some(Collected::Tree(Value::Null));
             }
-            Ok(read) => {
+            Ok(Collected::Tree(read)) => {
                 o.items = Some(read.as_object().map_or(0, Map::len));
-                items = Some(read);
+                items = Some(Collected::Tree(read));
+            }
+            Ok(Collected::Bytes(json, n)) => {
+                o.items = Some(n);
+                items = Some(Collected::Bytes(json, n));
             }
             Err(e) if graph_code(&e) == Some(NON_PREMIUM) => {
                 o.status = OutcomeStatus::Skipped;
@@ -885,6 +996,32 @@ impl Child<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// [`Child::list`], written as the collection's bytes without building trees ([`crate::canon`]).
+    async fn list_unparsed(&self, path: &str, cap: Option<usize>) -> Result<Collected, Error> {
+        use futures::StreamExt;
+        let target = self.gtarget();
+        let mut pages = std::pin::pin!(self.graph.raw_pages(&target, path, Vec::new()));
+        let mut keyed = crate::canon::Keyed::new();
+        let full = |k: &crate::canon::Keyed| cap.is_some_and(|c| k.pushed() >= c);
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            for item in page.items() {
+                if full(&keyed) {
+                    break;
+                }
+                keyed.push(item).map_err(|e| Error::Protocol {
+                    url: path.to_string(),
+                    message: format!("an item of the collection cannot be read ({e})"),
+                })?;
+            }
+            if full(&keyed) {
+                break;
+            }
+        }
+        let (json, n) = keyed.finish();
+        Ok(Collected::Bytes(json, n))
     }
 
     /// A delta round from the saved link, merged into the previous collection; a full round when there

@@ -13,14 +13,17 @@ use serde_json::{Map, Value, json};
 
 pub const SCHEMA: &str = "tenantscope.dataprint/1";
 
+/// The OData annotations [`canonical`] drops.
+pub(crate) const DROPPED: &[&str] = &["@odata.context", "@odata.etag", "@odata.nextLink", "@odata.deltaLink"];
+
 /// Drops the OData annotations of an object that carry no tenant state (paging links, etags).
 ///
 /// Keys need no sorting here: `serde_json` maps are ordered by key (the workspace does not enable
 /// `preserve_order`), so every object serializes in canonical order.
 pub fn canonical(mut v: Value) -> Value {
     if let Value::Object(map) = &mut v {
-        for k in ["@odata.context", "@odata.etag", "@odata.nextLink", "@odata.deltaLink"] {
-            map.remove(k);
+        for k in DROPPED {
+            map.remove(*k);
         }
     }
     v

@@ -6,6 +6,7 @@
 //! failure it meets is handed to the `diagnose` crate with the facts around it.
 
 pub mod access;
+pub mod canon;
 pub mod catalog;
 pub mod child;
 pub mod clock;

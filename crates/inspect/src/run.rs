@@ -271,6 +271,8 @@ struct Inspected<'a> {
     delta_links: &'a [(String, String)],
     /// The collections moved unchanged from the previous dataprint, for the store.
     reused: Option<ReusedFrom>,
+    /// The collections given as bytes, `null` in `dataprint` ([`child::unparsed`]).
+    unparsed: &'a [store::UnparsedCollection],
     /// The tenant's record as this run knows it, written with its result.
     record: Option<TenantRecord>,
     started: DateTime<Utc>,
@@ -460,6 +462,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                             reused: None,
                             // Upserted above, also when its result is not committed again.
                             record: None,
+                            unparsed: &[],
                             started: p.started,
                             finished: p.finished,
                             requests: self.graph.requests_for(partner_id.as_str()).saturating_sub(requests_before),
@@ -527,10 +530,12 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         self.observer.planned(plan.targets.len() + plan.unreadable.len());
         longest_first(&mut plan.targets, self.store.latest_tenant_runs().await?);
 
+        let metrics = self.options.history.as_ref().map(|h| h.metrics.as_slice()).unwrap_or_default();
         let child_options = ChildOptions {
             full: self.options.full,
             clear_cache: self.options.clear_cache,
             cloud: self.options.cloud.clone(),
+            unparsed: child::unparsed(metrics),
         };
         // Each tenant is a task of its own, so that parsing, assembling and hashing tenants runs on
         // every worker thread; polled inside this one future, all of it ran on a single thread.
@@ -538,7 +543,6 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         let workers = Workers::new(self.options.concurrency);
         // What neither this run nor a metric reads stays in the store, and is carried over from
         // there when the run reuses it; the same for every tenant.
-        let metrics = self.options.history.as_ref().map(|h| h.metrics.as_slice()).unwrap_or_default();
         // The delta collections the run loads only when their round finds changes are left unread
         // too.
         let lazy: Arc<[child::Lazy]> = child::lazy_from_previous(metrics).into();
@@ -780,6 +784,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                 delta_links: &[],
                 reused: None,
                 record: None,
+                unparsed: &[],
                 started: now,
                 finished: now,
                 requests: 0,
@@ -883,6 +888,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                         unread: result.unread.clone(),
                     }),
                     record: Some(record),
+                    unparsed: &result.unparsed,
                     started: result.started,
                     finished: result.finished,
                     requests: result.requests,
@@ -996,6 +1002,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             }),
             delta_links: t.delta_links.to_vec(),
             reused: t.reused.clone(),
+            unparsed: t.unparsed.to_vec(),
         };
         let dataprint_id = self.store.commit_tenant_result_with(&record, &outcomes, t.dataprint, &with).await?;
         let history = match measured {
@@ -1068,6 +1075,16 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
                 }
             }
         }
+        // A collection written unparsed is compared as a tree, like the previous one.
+        let whole = match (&previous, t.unparsed) {
+            (Some(_), unparsed) if changed && !unparsed.is_empty() => {
+                let mut whole = current.clone();
+                store::embed_unparsed(unparsed, &mut whole)?;
+                Some(whole)
+            }
+            _ => None,
+        };
+        let current = whole.as_ref().unwrap_or(current);
         let events = match (changed, previous) {
             (true, Some(previous)) => history::diff(&previous, current).unwrap_or_else(|e| {
                 tracing::warn!(tenant = %tenant_id, error = %e, "change detection skipped");

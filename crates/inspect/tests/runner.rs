@@ -310,6 +310,66 @@ async fn users_stay_unread_while_their_delta_round_finds_no_change() {
     assert_eq!(f.summary(&fourth, "northwindtraders").dataprint_id, f.summary(&third, "northwindtraders").dataprint_id);
 }
 
+/// The large collections nothing reads as a tree are written from Graph's answers without building
+/// them (`inspect::canon`). Stored, they are byte for byte what building them gives: a full run
+/// that builds every tree (a custom metric may read any collection) finds every tenant unchanged,
+/// and so does one that writes them unparsed again; the metrics computed on their projections are
+/// those of the whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_written_unparsed_are_stored_as_trees_would_be() {
+    let builtins = history::builtin_metrics();
+    let unparsed = inspect::child::unparsed(&builtins);
+    let names: Vec<&str> = unparsed.iter().map(|u| u.name).collect();
+    for name in ["devices", "managedDevices", "signIns", "userRegistrationDetails"] {
+        assert!(names.contains(&name), "{name} is written unparsed: {names:?}");
+    }
+    for name in ["users", "signInActivity", "servicePrincipals"] {
+        assert!(!names.contains(&name), "the run reads {name} itself: {names:?}");
+    }
+    let mfa = unparsed.iter().find(|u| u.name == "userRegistrationDetails").expect("listed");
+    assert_eq!(
+        mfa.fields.as_deref(),
+        Some(&["isAdmin".to_string(), "isMfaRegistered".into(), "userType".into()][..]),
+        "what the MFA metrics read of a registration"
+    );
+    assert_eq!(unparsed.iter().find(|u| u.name == "devices").map(|u| u.fields.clone()), Some(None));
+    let everything = history::Metric::new("collections", "length(keys(collections))").expect("metric");
+    assert!(inspect::child::unparsed(std::slice::from_ref(&everything)).is_empty(), "a metric may read anything");
+    let devices = history::Metric::new("devices", "length(collections.devices)").expect("metric");
+    assert!(!inspect::child::unparsed(&[devices]).iter().any(|u| u.name == "devices"), "a custom metric reads them");
+
+    let f = Fixture::new("sqlite::memory:").await;
+    let first = f.run().await;
+    let northwind = f.summary(&first, "northwindtraders").tenant_id.clone();
+    let stored = f.store.dataprint_for_run(&first.run_id, &northwind).await.expect("read").expect("stored");
+    for name in ["devices", "userRegistrationDetails", "signIns"] {
+        let items = stored["collections"][name].as_object().map_or(0, |c| c.len());
+        assert!(items > 0, "{name} was read and stored");
+        let reported =
+            f.summary(&first, "northwindtraders").collectors.iter().find(|c| c.name == name).and_then(|c| c.items);
+        assert_eq!(reported, Some(items), "{name}'s item count");
+    }
+    // The MFA figures, computed on the projection, are those of the stored collection whole.
+    let now = f.clock.now();
+    for v in history::evaluate(&builtins, &stored, now) {
+        assert_eq!(stored["summary"].get(&v.name).cloned().unwrap_or_default(), v.value, "{}", v.name);
+    }
+    assert!(stored["summary"]["users_without_mfa"].is_u64(), "{}", stored["summary"]);
+
+    let ids = |report: &RunReport| {
+        let mut ids: Vec<(String, Option<String>)> =
+            report.tenants.iter().map(|t| (t.tenant_id.to_string(), t.dataprint_id.clone())).collect();
+        ids.sort();
+        ids
+    };
+    let history = inspect::run::HistoryOptions { metrics: vec![everything], rules: Vec::new(), notify: Vec::new() };
+    let trees = f.run_with(RunOptions { full: true, history: Some(history), ..RunOptions::default() }).await;
+    assert_eq!(ids(&trees), ids(&first), "built as trees, every tenant's dataprint is the one stored");
+    let again = f.run_with(RunOptions { full: true, ..RunOptions::default() }).await;
+    assert_eq!(ids(&again), ids(&first), "and written unparsed again too");
+    assert!(ids(&first).iter().filter(|(_, id)| id.is_some()).count() >= 3, "{:?}", ids(&first));
+}
+
 /// Named locations matter to access only while a Conditional Access policy uses them: then every
 /// run reads them (a range added to a trusted location is a way in); otherwise they keep a window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

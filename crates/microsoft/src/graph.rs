@@ -247,6 +247,60 @@ pub struct Page {
     pub count: Option<u64>,
 }
 
+/// One page of a collection as Graph sent it: the body, and where in it each item's JSON lies.
+/// Checked as a page (an object with a `value` array) and each item as JSON, but not parsed into
+/// trees.
+#[derive(Debug, Clone, Default)]
+pub struct RawPage {
+    body: bytes::Bytes,
+    items: Vec<std::ops::Range<usize>>,
+    pub next_link: Option<String>,
+}
+
+impl RawPage {
+    /// Each item's JSON text, in the order of the page.
+    pub fn items(&self) -> impl Iterator<Item = &str> {
+        // The body was checked to be UTF-8 when it was parsed, and each range lies on a value's
+        // boundaries in it.
+        let text = std::str::from_utf8(&self.body).unwrap_or_default();
+        self.items.iter().filter_map(move |r| text.get(r.clone()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn parse(resp: &Response) -> Result<RawPage, Error> {
+        use serde_json::value::RawValue;
+        let protocol = |message: String| Error::Protocol { url: resp.url.clone(), message };
+        let text = std::str::from_utf8(&resp.body)
+            .map_err(|e| protocol(format!("the response is not JSON (not UTF-8: {e})")))?;
+        let page: std::collections::BTreeMap<std::borrow::Cow<'_, str>, &RawValue> = match serde_json::from_str(text) {
+            Ok(page) => page,
+            Err(e) if e.is_data() => return Err(protocol("a collection page is not a JSON object".into())),
+            Err(e) => return Err(protocol(format!("the response is not JSON ({e})"))),
+        };
+        let value = page.get("value").ok_or_else(|| protocol("the page has no 'value'".into()))?;
+        let items: Vec<&RawValue> =
+            serde_json::from_str(value.get()).map_err(|_| protocol("'value' is not an array".into()))?;
+        // Each item borrows from `text`: its place in the body is its address's offset from the body's.
+        let base = text.as_ptr() as usize;
+        let items = items
+            .iter()
+            .map(|item| {
+                let start = item.get().as_ptr() as usize - base;
+                start..start + item.get().len()
+            })
+            .collect();
+        let next_link = page.get("@odata.nextLink").and_then(|l| serde_json::from_str::<String>(l.get()).ok());
+        Ok(RawPage { body: resp.body.clone(), items, next_link })
+    }
+}
+
 /// What a delta round returned: objects added or changed, ids removed, and the link for next time.
 #[derive(Debug, Clone, Default)]
 pub struct Delta {
@@ -523,10 +577,34 @@ impl GraphClient {
         path_or_url: &str,
         headers: Vec<(String, String)>,
     ) -> impl Stream<Item = Result<Page, Error>> + 'a {
+        self.pages_with(target, path_or_url, headers, parse_page, |p| p.next_link.as_deref())
+    }
+
+    /// [`GraphClient::pages`], each page as Graph sent it ([`RawPage`]): for a caller that writes the
+    /// items out without reading them as trees.
+    pub fn raw_pages<'a>(
+        &'a self,
+        target: &'a Target,
+        path_or_url: &str,
+        headers: Vec<(String, String)>,
+    ) -> impl Stream<Item = Result<RawPage, Error>> + 'a {
+        self.pages_with(target, path_or_url, headers, RawPage::parse, |p| p.next_link.as_deref())
+    }
+
+    /// The paging loop of [`GraphClient::pages`], for pages parsed by `parse` whose next link `next`
+    /// gives.
+    fn pages_with<'a, P: 'a>(
+        &'a self,
+        target: &'a Target,
+        path_or_url: &str,
+        headers: Vec<(String, String)>,
+        parse: fn(&Response) -> Result<P, Error>,
+        next: fn(&P) -> Option<&str>,
+    ) -> impl Stream<Item = Result<P, Error>> + 'a {
         let first = self.url(path_or_url);
         let state = (Some(first), HashSet::<String>::new(), 0usize, headers);
-        futures::stream::unfold(state, move |(next, mut seen, n, headers)| async move {
-            let url = match next? {
+        futures::stream::unfold(state, move |(next_url, mut seen, n, headers)| async move {
+            let url = match next_url? {
                 Ok(u) => u,
                 Err(e) => return Some((Err(e), (None, seen, n, headers))),
             };
@@ -546,18 +624,18 @@ impl GraphClient {
             }
             let result = async {
                 let resp = self.send(target, Method::GET, url.clone(), None, &headers).await?;
-                parse_page(&resp)
+                parse(&resp)
             }
             .await;
             match result {
                 Ok(page) => {
-                    let next = page.next_link.as_deref().map(|l| {
+                    let next_url = next(&page).map(|l| {
                         Url::parse(l).map_err(|e| Error::Protocol {
                             url: l.to_string(),
                             message: format!("the nextLink is not a URL: {e}"),
                         })
                     });
-                    Some((Ok(page), (next, seen, n + 1, headers)))
+                    Some((Ok(page), (next_url, seen, n + 1, headers)))
                 }
                 Err(e) => Some((Err(e), (None, seen, n + 1, headers))),
             }
@@ -947,5 +1025,37 @@ mod tests {
             .unwrap();
         assert_eq!(p.items.len(), 1);
         assert!(p.next_link.is_some());
+    }
+
+    #[test]
+    fn a_raw_page_is_checked_as_a_page_and_gives_each_item_as_sent() {
+        let resp = |body: &str| Response {
+            status: 200,
+            headers: Default::default(),
+            body: bytes::Bytes::from(body.to_string()),
+            url: "u".into(),
+            request_id: None,
+            client_request_id: "c".into(),
+        };
+        let message = |body: &str| match RawPage::parse(&resp(body)) {
+            Err(Error::Protocol { message, .. }) => message,
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(message("[]"), "a collection page is not a JSON object");
+        assert_eq!(message(r#"{"value": 3}"#), "'value' is not an array");
+        assert_eq!(message(r#"{"values": []}"#), "the page has no 'value'");
+        assert!(message("{\"value\": [1,").starts_with("the response is not JSON"));
+        assert!(message("{\"value\": [{\"id\":\"a\" \"b\"}]}").starts_with("the response is not JSON"));
+        let body = r#"{"@odata.context":"x", "value": [ {"id":"1", "n": [1, 2]} ,"s", 3.5 ],
+            "@odata.nextLink":"https://g/v1.0/devices?$skiptoken=x"}"#;
+        let p = RawPage::parse(&resp(body)).unwrap();
+        assert_eq!(p.items().collect::<Vec<_>>(), vec![r#"{"id":"1", "n": [1, 2]}"#, r#""s""#, "3.5"]);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.next_link.as_deref(), Some("https://g/v1.0/devices?$skiptoken=x"));
+        // What the tree parser reads from the same page.
+        let tree = parse_page(&resp(body)).unwrap();
+        let raw: Vec<Value> = p.items().map(|i| serde_json::from_str(i).unwrap()).collect();
+        assert_eq!(raw, tree.items);
+        assert!(RawPage::parse(&resp(r#"{"value":[]}"#)).unwrap().is_empty());
     }
 }

@@ -38,6 +38,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
+use crate::model::UnparsedCollection;
 
 /// The key of the top-level object that holds the collections.
 pub(crate) const COLLECTIONS: &str = "collections";
@@ -172,15 +173,25 @@ pub(crate) struct SplitDataprint {
 /// its content identity.
 #[cfg(test)]
 pub(crate) fn split(doc: &Value) -> Result<SplitDataprint> {
-    split_with(doc, &Known::new())
+    split_with(doc, &Known::new(), &[])
 }
 
 /// [`split`], taking the hash and length of the collections in `known` as given instead of
 /// serialising and hashing them: on a large tenant whose collections are mostly reused, that is
 /// most of a commit's work. Builds with debug assertions (the tests) serialise them anyway and
 /// refuse a claim that does not hold, so that a producer's mistake cannot pass unseen.
-pub(crate) fn split_with(doc: &Value, known: &Known) -> Result<SplitDataprint> {
+///
+/// A collection in `unparsed` is taken as the bytes given there; its place in the document must
+/// hold `null`.
+pub(crate) fn split_with(doc: &Value, known: &Known, unparsed: &[UnparsedCollection]) -> Result<SplitDataprint> {
     let run = doc.as_object().and_then(|top| top.get(RUN)).cloned();
+    let places = doc.get(COLLECTIONS).and_then(Value::as_object);
+    if let Some(u) = unparsed.iter().find(|u| !places.and_then(|p| p.get(&u.name)).is_some_and(Value::is_null)) {
+        return Err(StoreError::InvalidInput(format!(
+            "collection {:?} was given as bytes, but the dataprint has no empty place for it",
+            u.name
+        )));
+    }
     let collections = match doc.get(COLLECTIONS) {
         Some(Value::Object(map)) if !map.is_empty() => map,
         _ => {
@@ -191,6 +202,24 @@ pub(crate) fn split_with(doc: &Value, known: &Known) -> Result<SplitDataprint> {
     };
     let mut blobs = Vec::with_capacity(collections.len());
     for (name, value) in collections {
+        if let Some(json) = unparsed.iter().find(|u| u.name == *name).map(|u| u.json.as_slice()) {
+            check_len(json.len(), name)?;
+            // The bytes come from this process (they are never read from the network); the tests
+            // check that they are JSON.
+            if cfg!(debug_assertions) && serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
+                return Err(StoreError::InvalidInput(format!(
+                    "collection {name:?} was given as bytes that are not JSON"
+                )));
+            }
+            blobs.push(CollectionBlob {
+                name: name.clone(),
+                hash: sha256_hex(json),
+                raw: json.to_vec(),
+                raw_len: json.len(),
+                carried: false,
+            });
+            continue;
+        }
         if let Some((hash, raw_len)) = known.get(name) {
             // A collection carried unread is `null` here: there is nothing to check it against.
             if cfg!(debug_assertions) && !value.is_null() {
@@ -728,7 +757,7 @@ mod tests {
         let plain = split(&doc).expect("split");
         let users = plain.collections.iter().find(|c| c.name == "users").expect("users");
         let known: Known = [("users".to_string(), (users.hash.clone(), users.raw_len))].into();
-        let carried = split_with(&doc, &known).expect("split");
+        let carried = split_with(&doc, &known, &[]).expect("split");
         assert_eq!(carried.content_hash, plain.content_hash);
         assert_eq!(carried.set_hash, plain.set_hash);
         let prepared = prepare_now(carried);
@@ -746,7 +775,31 @@ mod tests {
 
         // A claim that does not hold is refused when debug assertions check it.
         let wrong: Known = [("domains".to_string(), (users.hash.clone(), users.raw_len))].into();
-        assert_eq!(split_with(&doc, &wrong).is_err(), cfg!(debug_assertions));
+        assert_eq!(split_with(&doc, &wrong, &[]).is_err(), cfg!(debug_assertions));
+    }
+
+    #[test]
+    fn a_collection_given_as_bytes_splits_as_it_would_in_the_document() {
+        let doc = json!({"schema": "s", "collections": {"users": {"b": {"id": "b"}}, "devices": {"d": {"id": "d"}}}});
+        let whole = split(&doc).expect("split");
+        let mut holed = doc.clone();
+        holed["collections"]["devices"] = Value::Null;
+        let bytes =
+            |name: &str, json: &str| UnparsedCollection { name: name.into(), json: json.as_bytes().to_vec().into() };
+        let given = split_with(&holed, &Known::new(), &[bytes("devices", r#"{"d":{"id":"d"}}"#)]).expect("split");
+        assert_eq!(given.content_hash, whole.content_hash);
+        assert_eq!(given.envelope, whole.envelope);
+        let pairs = |s: &SplitDataprint| {
+            s.collections.iter().map(|c| (c.name.clone(), c.hash.clone(), c.raw.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&given), pairs(&whole));
+        // Bytes with no empty place for them, or a place that holds the collection, are refused.
+        for name in ["groups", "users"] {
+            let err = split_with(&holed, &Known::new(), &[bytes(name, "{}")]).err();
+            assert!(matches!(err, Some(StoreError::InvalidInput(_))), "{name}: {err:?}");
+        }
+        let not_json = split_with(&holed, &Known::new(), &[bytes("devices", "{")]).err();
+        assert_eq!(matches!(not_json, Some(StoreError::InvalidInput(_))), cfg!(debug_assertions));
     }
 
     #[test]

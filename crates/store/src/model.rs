@@ -326,6 +326,44 @@ pub struct WithResult {
     /// must be the tenant's and hold a collection of that name) and ignores when it does not hold.
     #[serde(default)]
     pub reused: Option<ReusedFrom>,
+    /// Collections of the dataprint given as their JSON bytes rather than in the document, where
+    /// they are `null`: written from Graph's answers without being read as trees. The store keeps
+    /// the bytes as given, exactly as it would keep the bytes of a collection in the document. Not
+    /// sent over the network: a store reached that way gets them in the document
+    /// ([`WithResult::embed_unparsed`]).
+    #[serde(skip)]
+    pub unparsed: Vec<UnparsedCollection>,
+}
+
+/// A collection given as its JSON bytes (see [`WithResult::unparsed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnparsedCollection {
+    pub name: String,
+    /// Shared, so that the commit and the change history use one copy.
+    pub json: std::sync::Arc<Vec<u8>>,
+}
+
+impl WithResult {
+    /// The bytes of an unparsed collection.
+    pub fn unparsed(&self, name: &str) -> Option<&[u8]> {
+        self.unparsed.iter().find(|u| u.name == name).map(|u| u.json.as_slice())
+    }
+
+    /// Puts the unparsed collections, parsed, into their places in `dataprint`, for whoever needs
+    /// the document whole.
+    pub fn embed_unparsed(&self, dataprint: &mut Value) -> Result<(), serde_json::Error> {
+        embed_unparsed(&self.unparsed, dataprint)
+    }
+}
+
+/// [`WithResult::embed_unparsed`] for collections held apart from a [`WithResult`].
+pub fn embed_unparsed(unparsed: &[UnparsedCollection], dataprint: &mut Value) -> Result<(), serde_json::Error> {
+    for u in unparsed {
+        if let Some(collections) = dataprint.get_mut("collections").and_then(Value::as_object_mut) {
+            collections.insert(u.name.clone(), serde_json::from_slice(&u.json)?);
+        }
+    }
+    Ok(())
 }
 
 /// Collections moved unchanged from one earlier dataprint (see [`WithResult::reused`]).

@@ -82,6 +82,7 @@ impl Incoming {
         outcomes: &[CollectorOutcomeRecord],
         dataprint: Option<&Value>,
         known: &blob::Known,
+        unparsed: &[crate::model::UnparsedCollection],
     ) -> Result<(Incoming, Option<SplitDataprint>)> {
         let (content, numbers) = ResultContent::from_records(tenant_run, outcomes);
         let result = result::encode(&content)?;
@@ -89,7 +90,7 @@ impl Incoming {
         // the tenant's last good one.
         let split = match (tenant_run.status, dataprint) {
             (TenantRunStatus::Failed, _) | (_, None) => None,
-            (_, Some(doc)) => Some(blob::split_with(doc, known)?),
+            (_, Some(doc)) => Some(blob::split_with(doc, known, unparsed)?),
         };
         let elapsed_micros =
             (micros(tenant_run.finished_at) - micros(tenant_run.started_at)).num_microseconds().unwrap_or(i64::MAX);

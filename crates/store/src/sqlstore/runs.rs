@@ -188,7 +188,7 @@ impl RunStore for SqlStore {
                 reused.dataprint
             )));
         }
-        let (mut incoming, split) = Incoming::new(tr, outcomes, dataprint, &known)?;
+        let (mut incoming, split) = Incoming::new(tr, outcomes, dataprint, &known, &with.unparsed)?;
         if let Some(split) = split {
             self.plan(tr, &mut incoming, split).await?;
         }

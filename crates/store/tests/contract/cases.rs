@@ -813,6 +813,59 @@ pub async fn delta_links(store: S, _db: Db) {
     assert_eq!(store.delta_links(&tid("t2")).await.expect("links").len(), 1);
 }
 
+/// A collection given as its bytes (written from Graph's answers without building it) is stored as
+/// the same collection in the document would be: read back whole, and the same document committed
+/// whole later is the same dataprint.
+pub async fn a_collection_given_as_bytes_is_stored_as_in_the_document(store: S, _db: Db) {
+    let run = store.start_run("inspect", now()).await.expect("start");
+    let doc = fixtures::dataprint("t1", run.id.as_str(), 40);
+    let outcomes = fixtures::outcomes(run.id.as_str(), "t1", &doc);
+    let users = serde_json::to_vec(&doc["collections"]["users"]).expect("users");
+    let mut holed = doc.clone();
+    holed["collections"]["users"] = Value::Null;
+    let with = store::WithResult {
+        unparsed: vec![store::UnparsedCollection { name: "users".into(), json: users.into() }],
+        ..store::WithResult::default()
+    };
+    let at = now();
+    let id = store
+        .commit_tenant_result_with(&tenant_run(&run.id, "t1", TenantRunStatus::Ok, at), &outcomes, Some(&holed), &with)
+        .await
+        .expect("commit")
+        .expect("a dataprint");
+    assert_eq!(store.get_dataprint(&id).await.expect("read").expect("stored"), doc);
+
+    let run2 = store.start_run("inspect", now()).await.expect("start");
+    let again = store
+        .commit_tenant_result_with(
+            &tenant_run(&run2.id, "t1", TenantRunStatus::Ok, now()),
+            &fixtures::outcomes(run2.id.as_str(), "t1", &doc),
+            Some(&doc),
+            &store::WithResult::default(),
+        )
+        .await
+        .expect("commit")
+        .expect("a dataprint");
+    assert_eq!(again, id, "the same content, built as a tree, is the dataprint stored");
+
+    // Bytes without an empty place in the document are refused, and nothing is stored.
+    let run3 = store.start_run("inspect", now()).await.expect("start");
+    let stray = store::WithResult {
+        unparsed: vec![store::UnparsedCollection { name: "nowhere".into(), json: b"{}".to_vec().into() }],
+        ..store::WithResult::default()
+    };
+    let refused = store
+        .commit_tenant_result_with(
+            &tenant_run(&run3.id, "t1", TenantRunStatus::Ok, now()),
+            &fixtures::outcomes(run3.id.as_str(), "t1", &doc),
+            Some(&doc),
+            &stray,
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
+    assert_eq!(store.last_good_dataprint(&tid("t1")).await.expect("read").expect("stored").0.id, id);
+}
+
 pub async fn a_tenant_commits_everything_in_one_write(store: S, _db: Db) {
     let run = store.start_run("inspect", now()).await.expect("start");
     let t = tid("t1");
@@ -834,6 +887,7 @@ pub async fn a_tenant_commits_everything_in_one_write(store: S, _db: Db) {
             ("groups".into(), "https://graph.example/v1.0/groups/delta?$deltatoken=g".into()),
         ],
         reused: None,
+        unparsed: Vec::new(),
     };
     let id = store
         .commit_tenant_result_with(&tenant_run(&run.id, "t1", TenantRunStatus::Ok, at), &outcomes, Some(&doc), &with)

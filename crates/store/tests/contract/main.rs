@@ -51,6 +51,7 @@ contract_tests!(
     backup_copies_sqlite_and_points_postgres_to_pg_dump,
     delta_links,
     a_tenant_commits_everything_in_one_write,
+    a_collection_given_as_bytes_is_stored_as_in_the_document,
     reused_collections_are_taken_from_the_earlier_dataprint,
     unread_collections_are_carried_from_the_earlier_dataprint,
     tenants_and_their_domains_are_upserted_together,
