@@ -18,31 +18,88 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// How deep objects and arrays may nest: `serde_json` refuses deeper documents when it builds
 /// trees, and so does this, rather than recursing without bound on a hostile answer.
 const MAX_DEPTH: usize = 128;
 
-/// One collection being written: its items' canonical bytes one after another, with their ids.
+/// One collection being written: its items' canonical bytes one after another, with their ids, and
+/// optionally a projection of them.
 #[derive(Debug, Default)]
 pub struct Keyed {
     buf: Vec<u8>,
     /// Each item's id (or `#n` for the n-th item, which has none) and where its bytes lie in `buf`.
     entries: Vec<(String, usize, usize)>,
+    /// The members of each element to keep in the projection, when one is made ([`Keyed::projecting`]).
+    fields: Option<Vec<String>>,
+    /// Each entry's projection, when one is made.
+    projected: Vec<Value>,
 }
+
+/// A collection's bytes, how many items it holds, and its projection when one was asked for.
+pub type Written = (Vec<u8>, usize, Option<Value>);
 
 impl Keyed {
     pub fn new() -> Keyed {
         Keyed::default()
     }
 
+    /// A collection that is also read back as a tree whose elements that are objects keep only the
+    /// members named in `fields`, each whole (as the store's projection of a stored collection):
+    /// what the built-in metrics need of it, made while the items are written rather than by
+    /// reading them again.
+    pub fn projecting(fields: Vec<String>) -> Keyed {
+        Keyed { fields: Some(fields), ..Keyed::default() }
+    }
+
     /// Adds one item, given as its JSON text: an object loses the annotations
     /// [`crate::dataprint::canonical`] drops, and is keyed by its `id` when that is a string.
     pub fn push(&mut self, item: &str) -> Result<(), serde_json::Error> {
+        self.push_round_or_not(item, None, false)
+    }
+
+    /// Adds one item of a delta round read in full: an item Graph marks removed (`@removed`) is left
+    /// out, as a round built as trees leaves it; with a `join`, an object's member it names is
+    /// replaced by the value it holds for the item's key, or removed when it holds none, as
+    /// `child`'s join of sign-in activity does to users built as trees.
+    pub fn push_round(&mut self, item: &str, join: Option<&Join<'_>>) -> Result<(), serde_json::Error> {
+        self.push_round_or_not(item, join, true)
+    }
+
+    fn push_round_or_not(&mut self, item: &str, join: Option<&Join<'_>>, round: bool) -> Result<(), serde_json::Error> {
+        let json = trim(item);
         let start = self.buf.len();
-        let id = write_item(item, &mut self.buf)?;
-        let id = id.unwrap_or_else(|| format!("#{}", self.entries.len()));
-        self.entries.push((id, start, self.buf.len()));
+        if !json.starts_with('{') {
+            write_value(json, &mut self.buf, 0)?;
+            if self.fields.is_some() {
+                self.projected.push(serde_json::from_str(json)?);
+            }
+            self.entries.push((format!("#{}", self.entries.len()), start, self.buf.len()));
+            return Ok(());
+        }
+        let mut members = serde_json::from_str::<Members<'_>>(json)?.0;
+        if round && members.iter().any(|(k, _)| k == "@removed") {
+            return Ok(());
+        }
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let key = match members.iter().rev().find(|(k, _)| k == "id") {
+            Some((_, v)) if v.get().starts_with('"') => string_of(v.get())?.into_owned(),
+            _ => format!("#{}", self.entries.len()),
+        };
+        if let Some(join) = join {
+            members.retain(|(k, _)| k != join.member);
+            if let Some(value) = join.values.get(key.as_str()) {
+                let at = members.partition_point(|(k, _)| k.as_ref() < join.member);
+                members.insert(at, (Cow::Borrowed(join.member), *value));
+            }
+        }
+        let joined = join.map(|j| j.member);
+        write_members(&members, &mut self.buf, crate::dataprint::DROPPED, 0, joined)?;
+        if let Some(fields) = &self.fields {
+            self.projected.push(project_members(&members, fields, joined)?);
+        }
+        self.entries.push((key, start, self.buf.len()));
         Ok(())
     }
 
@@ -52,15 +109,20 @@ impl Keyed {
     }
 
     /// The collection's bytes, an object of the items by id in id order (of items with the same
-    /// id, the last), and how many items it holds.
-    pub fn finish(mut self) -> (Vec<u8>, usize) {
+    /// id, the last), how many items it holds, and its projection when one was asked for.
+    pub fn finish(self) -> Written {
+        let Keyed { buf, entries, fields, projected } = self;
+        let mut order: Vec<usize> = (0..entries.len()).collect();
         // A stable sort keeps items with the same id in the order they came, so the last is last.
-        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out = Vec::with_capacity(self.buf.len() + self.entries.len() * 40 + 2);
+        order.sort_by(|a, b| entries[*a].0.cmp(&entries[*b].0));
+        let mut out = Vec::with_capacity(buf.len() + entries.len() * 40 + 2);
+        let mut projection = fields.as_ref().map(|_| Map::new());
+        let mut projected: Vec<Option<Value>> = projected.into_iter().map(Some).collect();
         out.push(b'{');
         let mut items = 0;
-        for (i, (id, start, end)) in self.entries.iter().enumerate() {
-            if self.entries.get(i + 1).is_some_and(|next| next.0 == *id) {
+        for (i, n) in order.iter().enumerate() {
+            let (id, start, end) = &entries[*n];
+            if order.get(i + 1).is_some_and(|next| entries[*next].0 == *id) {
                 continue;
             }
             if items > 0 {
@@ -68,54 +130,69 @@ impl Keyed {
             }
             write_str(id, &mut out);
             out.push(b':');
-            out.extend_from_slice(&self.buf[*start..*end]);
+            out.extend_from_slice(&buf[*start..*end]);
+            if let (Some(p), Some(v)) = (projection.as_mut(), projected.get_mut(*n).and_then(Option::take)) {
+                p.insert(id.clone(), v);
+            }
             items += 1;
         }
         out.push(b'}');
-        (out, items)
+        (out, items, projection.map(Value::Object))
     }
 }
 
-/// A collection written by [`Keyed`], read back as a tree whose elements that are objects keep only
-/// the members named in `fields`, each whole (as the store's projection of a stored collection):
-/// what the built-in metrics need of it, without building the rest.
-pub fn project(json: &[u8], fields: &[String]) -> Result<serde_json::Value, serde_json::Error> {
-    use serde_json::{Map, Value};
-    let text = std::str::from_utf8(json).map_err(|e| de::Error::custom(format!("not UTF-8: {e}")))?;
-    let items = serde_json::from_str::<Members<'_>>(text)?.0;
-    let mut out = Map::new();
-    for (id, item) in items {
-        let item = if trim(item.get()).starts_with('{') {
-            let mut kept = Map::new();
-            for (name, value) in serde_json::from_str::<Members<'_>>(item.get())?.0 {
-                if fields.iter().any(|f| *f == name) {
-                    kept.insert(name.into_owned(), serde_json::from_str(value.get())?);
-                }
+/// The projection of one object's members (sorted, the last of a repeated key kept): those named in
+/// `fields`, each whole, except the annotations an item drops; `joined` is canonical as an item.
+fn project_members(
+    members: &[(Cow<'_, str>, &RawValue)],
+    fields: &[String],
+    joined: Option<&str>,
+) -> Result<Value, serde_json::Error> {
+    let mut kept = Map::new();
+    for (i, (key, value)) in members.iter().enumerate() {
+        if members.get(i + 1).is_some_and(|next| next.0 == *key)
+            || crate::dataprint::DROPPED.contains(&key.as_ref())
+            || !fields.iter().any(|f| f == key)
+        {
+            continue;
+        }
+        let mut value: Value = serde_json::from_str(value.get())?;
+        if joined == Some(key.as_ref()) {
+            value = crate::dataprint::canonical(value);
+        }
+        kept.insert(key.to_string(), value);
+    }
+    Ok(Value::Object(kept))
+}
+
+/// A member joined to the items of another collection by their keys ([`Keyed::push_round`]).
+pub struct Join<'a> {
+    member: &'static str,
+    values: std::collections::HashMap<Cow<'a, str>, &'a RawValue>,
+}
+
+impl<'a> Join<'a> {
+    /// Nothing to join: every item loses the member.
+    pub fn none(member: &'static str) -> Join<'a> {
+        Join { member, values: Default::default() }
+    }
+
+    /// The member of each element of a collection written by [`Keyed`] (an object of elements by
+    /// key), by the element's key.
+    pub fn from_collection(member: &'static str, json: &'a [u8]) -> Result<Join<'a>, serde_json::Error> {
+        let text = std::str::from_utf8(json).map_err(|e| de::Error::custom(format!("not UTF-8: {e}")))?;
+        let mut values = std::collections::HashMap::new();
+        for (key, element) in serde_json::from_str::<Members<'a>>(text)?.0 {
+            if !trim(element.get()).starts_with('{') {
+                continue;
             }
-            Value::Object(kept)
-        } else {
-            serde_json::from_str(item.get())?
-        };
-        out.insert(id.into_owned(), item);
+            let members = serde_json::from_str::<Members<'a>>(element.get())?.0;
+            if let Some((_, value)) = members.into_iter().rev().find(|(k, _)| k == member) {
+                values.insert(key, value);
+            }
+        }
+        Ok(Join { member, values })
     }
-    Ok(Value::Object(out))
-}
-
-/// Writes one item and returns its id: the `id` member of an object, when it is a string.
-fn write_item(json: &str, out: &mut Vec<u8>) -> Result<Option<String>, serde_json::Error> {
-    let json = trim(json);
-    if !json.starts_with('{') {
-        write_value(json, out, 0)?;
-        return Ok(None);
-    }
-    let mut members = serde_json::from_str::<Members<'_>>(json)?.0;
-    members.sort_by(|a, b| a.0.cmp(&b.0));
-    let id = match members.iter().rev().find(|(k, _)| k == "id") {
-        Some((_, v)) if v.get().starts_with('"') => Some(string_of(v.get())?.into_owned()),
-        _ => None,
-    };
-    write_members(&members, out, crate::dataprint::DROPPED, 0)?;
-    Ok(id)
 }
 
 /// Writes any JSON value as `serde_json` writes it when it is a [`serde_json::Value`].
@@ -126,7 +203,7 @@ pub fn write_value(json: &str, out: &mut Vec<u8>, depth: usize) -> Result<(), se
         Some(b'{') => {
             let mut members = serde_json::from_str::<Members<'_>>(json)?.0;
             members.sort_by(|a, b| a.0.cmp(&b.0));
-            write_members(&members, out, &[], depth)
+            write_members(&members, out, &[], depth, None)
         }
         Some(b'[') => {
             let items: Vec<&RawValue> = serde_json::from_str(json)?;
@@ -173,12 +250,14 @@ pub fn write_value(json: &str, out: &mut Vec<u8>, depth: usize) -> Result<(), se
 }
 
 /// Writes an object's members, sorted by key; of members with the same key the last, as a
-/// `serde_json` map keeps; leaving out those named in `dropped`.
+/// `serde_json` map keeps; leaving out those named in `dropped`. The member named `joined` is
+/// written as an item is, without the annotations an item drops.
 fn write_members(
     members: &[(Cow<'_, str>, &RawValue)],
     out: &mut Vec<u8>,
     dropped: &[&str],
     depth: usize,
+    joined: Option<&str>,
 ) -> Result<(), serde_json::Error> {
     out.push(b'{');
     let mut written = 0;
@@ -191,7 +270,14 @@ fn write_members(
         }
         write_str(key, out);
         out.push(b':');
-        write_value(value.get(), out, depth + 1)?;
+        let value = trim(value.get());
+        if joined == Some(key.as_ref()) && value.starts_with('{') && depth + 1 < MAX_DEPTH {
+            let mut members = serde_json::from_str::<Members<'_>>(value)?.0;
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            write_members(&members, out, crate::dataprint::DROPPED, depth + 1, None)?;
+        } else {
+            write_value(value, out, depth + 1)?;
+        }
         written += 1;
     }
     out.push(b'}');
@@ -284,7 +370,6 @@ impl<'de> Visitor<'de> for KeyVisitor {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use serde_json::Value;
 
     use super::*;
     use crate::dataprint::keyed;
@@ -300,7 +385,14 @@ mod tests {
         for i in items {
             k.push(i).unwrap();
         }
-        k.finish()
+        let (bytes, n, projection) = k.finish();
+        assert!(projection.is_none());
+        (bytes, n)
+    }
+
+    /// The members the projections of the tests keep.
+    fn fields() -> Vec<String> {
+        ["a", "id", "signInActivity", "@odata.etag"].map(String::from).to_vec()
     }
 
     fn same(items: &[&str]) {
@@ -342,10 +434,15 @@ mod tests {
     #[test]
     fn a_projection_keeps_the_named_members_as_the_stores_does() {
         let items = [r#"{"id":"a","x":1,"y":{"z":[1]},"w":"no"}"#, r#"{"id":"b","w":2}"#, r#""s""#];
-        let (bytes, _) = by_bytes(&items);
         let fields = vec!["y".to_string(), "w".to_string()];
+        let mut k = Keyed::projecting(fields.clone());
+        for i in items {
+            k.push(i).unwrap();
+        }
+        let (bytes, _, projection) = k.finish();
+        assert_eq!(bytes, by_trees(&items));
         let tree: Value = serde_json::from_slice(&by_trees(&items)).unwrap();
-        assert_eq!(project(&bytes, &fields).unwrap(), store::project_collection(tree, &fields));
+        assert_eq!(projection, Some(store::project_collection(tree, &fields)));
     }
 
     /// JSON text with the liberties Graph or a hostile tenant may take: whitespace, keys in any order
@@ -392,8 +489,16 @@ mod tests {
         leaf.prop_recursive(4, 48, 6, move |inner| {
             let ws = ws.clone();
             let key = prop_oneof![
-                prop::sample::select(vec![r#""id""#, r#""a""#, r#""b""#, r#""@odata.etag""#, r#""\u0061""#])
-                    .prop_map(str::to_string),
+                prop::sample::select(vec![
+                    r#""id""#,
+                    r#""a""#,
+                    r#""b""#,
+                    r#""@odata.etag""#,
+                    r#""\u0061""#,
+                    r#""signInActivity""#,
+                    r#""@removed""#,
+                ])
+                .prop_map(str::to_string),
                 string.clone().prop_map(str::to_string),
             ];
             prop_oneof![
@@ -407,12 +512,102 @@ mod tests {
         })
     }
 
+    /// What a round built as trees and joined with sign-in activity gives: `activity` read (`Some`),
+    /// or not read (`None`); `carried` leaves the users as they are.
+    fn round_by_trees(users: &[String], activity: Option<&[String]>, carried: bool) -> Vec<u8> {
+        let changed: Vec<Value> = users
+            .iter()
+            .map(|u| serde_json::from_str::<Value>(u).unwrap())
+            .filter(|u| u.get("@removed").is_none())
+            .collect();
+        let mut tree = keyed(changed);
+        let activity = activity.map(|a| keyed(a.iter().map(|i| serde_json::from_str::<Value>(i).unwrap())));
+        if !carried {
+            for (id, user) in tree.as_object_mut().unwrap() {
+                let Some(user) = user.as_object_mut() else { continue };
+                match activity.as_ref().and_then(|a| a.get(id)).and_then(|a| a.get("signInActivity")) {
+                    Some(a) => {
+                        user.insert("signInActivity".into(), crate::dataprint::canonical(a.clone()));
+                    }
+                    None => {
+                        user.remove("signInActivity");
+                    }
+                }
+            }
+        }
+        serde_json::to_vec(&tree).unwrap()
+    }
+
+    fn round_by_bytes(users: &[String], activity: Option<&[String]>, carried: bool) -> (Vec<u8>, usize) {
+        let activity = activity.map(|a| by_bytes(&a.iter().map(String::as_str).collect::<Vec<_>>()).0);
+        let join = match (&activity, carried) {
+            (_, true) => None,
+            (Some(a), false) => Some(Join::from_collection("signInActivity", a).unwrap()),
+            (None, false) => Some(Join::none("signInActivity")),
+        };
+        let mut k = Keyed::projecting(fields());
+        for u in users {
+            k.push_round(u, join.as_ref()).unwrap();
+        }
+        let (bytes, n, projection) = k.finish();
+        let tree: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(projection, Some(store::project_collection(tree, &fields())), "the projection is the bytes'");
+        (bytes, n)
+    }
+
+    #[test]
+    fn a_round_joined_as_bytes_is_what_trees_give() {
+        let users: Vec<String> = [
+            r#"{"id":"a","displayName":"A","signInActivity":{"old":1}}"#,
+            r#"{"id":"b","@removed":{"reason":"deleted"}}"#,
+            r#"{"displayName":"no id"}"#,
+            r#"{"id":"c","@odata.etag":"x"}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        let activity: Vec<String> = [
+            r##"{"id":"a","signInActivity":{"lastSignInDateTime":"2026-01-01T00:00:00Z","@odata.type":"#x","@odata.etag":"e"}}"##,
+            r##"{"id":"#1","signInActivity":null}"##,
+            r#"{"id":"zz","signInActivity":{}}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        for (a, carried) in [(Some(&activity[..]), false), (None, false), (Some(&activity[..]), true)] {
+            let (bytes, n) = round_by_bytes(&users, a, carried);
+            assert_eq!(
+                String::from_utf8(bytes).unwrap(),
+                String::from_utf8(round_by_trees(&users, a, carried)).unwrap()
+            );
+            assert_eq!(n, 3, "the removed user is left out");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn rounds_joined_as_bytes_are_what_trees_give(
+            users in prop::collection::vec(json_text(), 0..8),
+            activity in prop::collection::vec(json_text(), 0..8),
+            read in any::<bool>(),
+            carried in any::<bool>(),
+        ) {
+            let activity = read.then_some(&activity[..]);
+            let (bytes, _) = round_by_bytes(&users, activity, carried);
+            prop_assert_eq!(String::from_utf8(bytes).unwrap(), String::from_utf8(round_by_trees(&users, activity, carried)).unwrap());
+        }
+
         #[test]
         fn bytes_are_what_trees_write(items in prop::collection::vec(json_text(), 0..8)) {
             let items: Vec<&str> = items.iter().map(String::as_str).collect();
             let (bytes, n) = by_bytes(&items);
             let trees = by_trees(&items);
+            let mut k = Keyed::projecting(fields());
+            for i in &items {
+                k.push(i).unwrap();
+            }
+            let (projected_bytes, _, projection) = k.finish();
+            prop_assert_eq!(&projected_bytes, &bytes);
+            let tree: Value = serde_json::from_slice(&trees).unwrap();
+            prop_assert_eq!(projection, Some(store::project_collection(tree, &fields())));
             prop_assert_eq!(String::from_utf8(bytes).unwrap(), String::from_utf8(trees.clone()).unwrap());
             let tree: Value = serde_json::from_slice(&trees).unwrap();
             prop_assert_eq!(n, tree.as_object().unwrap().len());

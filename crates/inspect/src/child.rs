@@ -259,10 +259,6 @@ pub fn lazy_from_previous(metrics: &[history::Metric]) -> Vec<Lazy> {
     lazy
 }
 
-/// What the run itself reads of this run's collections besides [`READ_FROM_PREVIOUS`]: sign-in
-/// activity, joined to the users.
-const READ_AS_TREES: &[&str] = &["signInActivity"];
-
 /// A collection a run writes from Graph's answers without reading it as a tree ([`crate::canon`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unparsed {
@@ -273,19 +269,21 @@ pub struct Unparsed {
     pub fields: Option<Vec<String>>,
 }
 
-/// The collections read by pages ([`Fetch::List`]) that a run can write straight from Graph's
-/// answers to the store, never building their trees: those neither the run itself nor any custom
+/// The collections a run can write straight from Graph's answers to the store, never building
+/// their trees: those read by pages ([`Fetch::List`]) or by delta rounds (when a round is read in
+/// full with no previous collection to merge into) that neither the run itself nor any custom
 /// metric reads, and that every built-in metric reads only by members of their elements
-/// ([`history::Metric::element_fields`]), or not at all. The largest collections of a tenant
-/// (devices, managed devices, sign-in logs, MFA registration) are among them, and building their
-/// trees only to write them out again was most of a first run's CPU. Empty when a metric may read
-/// collections it does not name.
+/// ([`history::Metric::element_fields`]), or not at all. Users qualify only with their sign-in
+/// activity, which is joined to them as bytes. The largest collections of a tenant (users, sign-in
+/// activity, devices, managed devices, sign-in logs, MFA registration) are among them, and building
+/// their trees only to write them out again was most of a first run's CPU. Empty when a metric may
+/// read collections it does not name.
 pub fn unparsed(metrics: &[history::Metric]) -> Vec<Unparsed> {
     let builtins = dataprint::builtins();
     let Some(read_by_custom) = read_by(custom(metrics)) else { return Vec::new() };
     let mut out = Vec::new();
-    'collections: for c in catalog::customer_collectors().filter(|c| c.fetch == Fetch::List) {
-        if read_by_custom.contains(c.name) || READ_FROM_PREVIOUS.contains(&c.name) || READ_AS_TREES.contains(&c.name) {
+    'collections: for c in catalog::customer_collectors().filter(|c| matches!(c.fetch, Fetch::List | Fetch::Delta)) {
+        if read_by_custom.contains(c.name) || READ_FROM_PREVIOUS.contains(&c.name) {
             continue;
         }
         let mut fields: Option<std::collections::BTreeSet<String>> = None;
@@ -306,15 +304,25 @@ pub fn unparsed(metrics: &[history::Metric]) -> Vec<Unparsed> {
         }
         out.push(Unparsed { name: c.name, fields: fields.map(|f| f.into_iter().collect()) });
     }
+    if !out.iter().any(|u| u.name == SIGN_IN_ACTIVITY) {
+        out.retain(|u| u.name != "users");
+    }
     out
 }
+
+/// The collection of users' sign-in activity, and the member of a user it is joined as.
+const SIGN_IN_ACTIVITY: &str = "signInActivity";
 
 /// What a phase-two read brought.
 enum Collected {
     /// Items keyed by id, or `null`: left unread and unchanged.
     Tree(Value),
-    /// The collection's bytes ([`crate::canon`]) and how many items it holds.
-    Bytes(Vec<u8>, usize),
+    /// The collection's bytes ([`crate::canon`]), how many items it holds, and the projection the
+    /// built-in metrics read ([`Unparsed::fields`]).
+    Bytes(crate::canon::Written),
+    /// A delta round read in full, as Graph sent it, to be written as bytes once what is joined to
+    /// its items is known (sign-in activity to users).
+    Round(microsoft::RawDelta),
 }
 
 /// Reads a collection of the previous dataprint from the store when the run needs it after all
@@ -758,20 +766,65 @@ impl Child<'_> {
         };
         let read = futures::future::join_all(reads).await;
         let mut unparsed: Vec<store::UnparsedCollection> = Vec::new();
+        let mut projections: Vec<(&'static str, Value)> = Vec::new();
+        let mut rounds = Vec::new();
         for (c, o, items, links) in paced.into_iter().chain(read) {
             match items {
                 Some(Collected::Tree(items)) => {
                     collections.insert(c.name.to_string(), items);
                 }
                 // Its place in the dataprint stays empty; the store takes the bytes.
-                Some(Collected::Bytes(json, _)) => {
+                Some(Collected::Bytes((json, _, projection))) => {
                     collections.insert(c.name.to_string(), Value::Null);
                     unparsed.push(store::UnparsedCollection { name: c.name.to_string(), json: json.into() });
+                    projections.extend(projection.map(|p| (c.name, p)));
+                }
+                Some(Collected::Round(round)) => {
+                    collections.insert(c.name.to_string(), Value::Null);
+                    rounds.push((c, round));
                 }
                 None => {}
             }
             delta_links.extend(links);
             outcomes.insert(c.name, o);
+        }
+        // Delta rounds read in full are written now that this run's sign-in activity, joined to the
+        // users, is known. One that cannot be is a failed read: no collection, and no link to lead
+        // on from it.
+        for (c, round) in rounds {
+            match write_round(c, &round, &collections, &unparsed, self.fields(c)) {
+                Ok((json, n, projection)) => {
+                    if let Some(o) = outcomes.get_mut(c.name) {
+                        o.items = Some(n);
+                    }
+                    unparsed.push(store::UnparsedCollection { name: c.name.to_string(), json: json.into() });
+                    projections.extend(projection.map(|p| (c.name, p)));
+                }
+                Err(e) => {
+                    collections.remove(c.name);
+                    delta_links.retain(|(name, _)| name != c.name);
+                    if let Some(o) = outcomes.get_mut(c.name) {
+                        self.fail(o, c, e, &token, plans.as_deref());
+                    }
+                }
+            }
+        }
+        // Sign-in activity written unparsed is joined as a tree to users that are trees, or left
+        // unread and to be loaded for it, and is then left to the store as bytes again.
+        let mut activity_lent = false;
+        if !unparsed.iter().any(|u| u.name == "users")
+            && collections.contains_key("users")
+            && let Some(u) = unparsed.iter().find(|u| u.name == SIGN_IN_ACTIVITY)
+        {
+            match serde_json::from_slice::<Value>(&u.json) {
+                Ok(tree) => {
+                    collections.insert(SIGN_IN_ACTIVITY.into(), tree);
+                    activity_lent = true;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %self.target.tenant_id, error = %e, "the sign-in activity read cannot be joined to the users")
+                }
+            }
         }
         // Application permissions are named, and Microsoft's own apps left out, with the service
         // principals read in the same batch.
@@ -801,6 +854,9 @@ impl Child<'_> {
             && let Some(o) = outcomes.get_mut("users")
         {
             o.unchanged = false;
+        }
+        if activity_lent {
+            collections.insert(SIGN_IN_ACTIVITY.into(), Value::Null);
         }
 
         let unread: Vec<String> = collections
@@ -841,24 +897,12 @@ impl Child<'_> {
             }
         }
         // A collection written unparsed that built-in metrics read is there for them the same way,
-        // projected from its bytes.
+        // projected as it was written.
         if let Some(d) = dataprint.as_mut() {
-            for u in &unparsed {
-                let Some(fields) =
-                    self.options.unparsed.iter().find(|x| x.name == u.name).and_then(|x| x.fields.as_ref())
-                else {
-                    continue;
-                };
-                match crate::canon::project(&u.json, fields) {
-                    Ok(collection) => {
-                        if let Some(slot) = d.get_mut("collections").and_then(|c| c.get_mut(&u.name)) {
-                            *slot = collection;
-                            projected.push(u.name.as_str());
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(tenant = %self.target.tenant_id, collection = %u.name, error = %e, "the metrics on a collection written unparsed are not computed")
-                    }
+            for (name, collection) in projections {
+                if let Some(slot) = d.get_mut("collections").and_then(|c| c.get_mut(name)) {
+                    *slot = collection;
+                    projected.push(name);
                 }
             }
         }
@@ -916,12 +960,12 @@ impl Child<'_> {
         let mut o = Outcome { collected_at: Some(now), ..Outcome::new(c) };
         let mut links = Vec::new();
         let result = match c.fetch {
-            Fetch::Delta => self.delta(c, &mut o, &mut links, first_page).await.map(Collected::Tree),
+            Fetch::Delta => self.delta(c, &mut o, &mut links, first_page).await,
             Fetch::List => {
                 o.mode = Mode::Paged;
                 let cap = if c.name == "signIns" { Some(1000) } else { None };
                 if self.options.unparsed.iter().any(|u| u.name == c.name) {
-                    self.list_unparsed(c.path, cap).await
+                    self.list_unparsed(c, cap).await
                 } else {
                     self.list(c.path, cap).await.map(keyed).map(Collected::Tree)
                 }
@@ -942,10 +986,12 @@ impl Child<'_> {
                 o.items = Some(read.as_object().map_or(0, Map::len));
                 items = Some(Collected::Tree(read));
             }
-            Ok(Collected::Bytes(json, n)) => {
-                o.items = Some(n);
-                items = Some(Collected::Bytes(json, n));
+            Ok(Collected::Bytes(written)) => {
+                o.items = Some(written.1);
+                items = Some(Collected::Bytes(written));
             }
+            // Counted once written (`Child::write_rounds`).
+            Ok(Collected::Round(round)) => items = Some(Collected::Round(round)),
             Err(e) if graph_code(&e) == Some(NON_PREMIUM) => {
                 o.status = OutcomeStatus::Skipped;
                 o.reason = reason(
@@ -998,12 +1044,17 @@ impl Child<'_> {
         Ok(out)
     }
 
+    /// What the built-in metrics read of a collection written unparsed ([`Unparsed::fields`]).
+    fn fields(&self, c: &Collector) -> Option<&[String]> {
+        self.options.unparsed.iter().find(|u| u.name == c.name).and_then(|u| u.fields.as_deref())
+    }
+
     /// [`Child::list`], written as the collection's bytes without building trees ([`crate::canon`]).
-    async fn list_unparsed(&self, path: &str, cap: Option<usize>) -> Result<Collected, Error> {
+    async fn list_unparsed(&self, c: &Collector, cap: Option<usize>) -> Result<Collected, Error> {
         use futures::StreamExt;
         let target = self.gtarget();
-        let mut pages = std::pin::pin!(self.graph.raw_pages(&target, path, Vec::new()));
-        let mut keyed = crate::canon::Keyed::new();
+        let mut pages = std::pin::pin!(self.graph.raw_pages(&target, c.path, Vec::new()));
+        let mut keyed = keyed_for(self.fields(c));
         let full = |k: &crate::canon::Keyed| cap.is_some_and(|c| k.pushed() >= c);
         while let Some(page) = pages.next().await {
             let page = page?;
@@ -1012,7 +1063,7 @@ impl Child<'_> {
                     break;
                 }
                 keyed.push(item).map_err(|e| Error::Protocol {
-                    url: path.to_string(),
+                    url: c.path.to_string(),
                     message: format!("an item of the collection cannot be read ({e})"),
                 })?;
             }
@@ -1020,8 +1071,7 @@ impl Child<'_> {
                 break;
             }
         }
-        let (json, n) = keyed.finish();
-        Ok(Collected::Bytes(json, n))
+        Ok(Collected::Bytes(keyed.finish()))
     }
 
     /// A delta round from the saved link, merged into the previous collection; a full round when there
@@ -1033,10 +1083,12 @@ impl Child<'_> {
         o: &mut Outcome,
         links: &mut Vec<(String, String)>,
         first_page: Option<(String, Result<Value, Error>)>,
-    ) -> Result<Value, Error> {
+    ) -> Result<Collected, Error> {
         let target = self.gtarget();
         let link = if self.options.full { None } else { self.previous.delta_links.get(c.name) };
         let lazy = self.previous.is_lazy(c.name);
+        // With nothing to merge into or keep from, a round read in full can be written unparsed.
+        let unparsed = self.options.unparsed.iter().any(|u| u.name == c.name) && !lazy && !self.previous.has(c.name);
         if let Some(link) = link
             && (self.previous.has(c.name) || lazy)
         {
@@ -1051,7 +1103,7 @@ impl Child<'_> {
                     o.mode = Mode::Delta;
                     o.unchanged = true;
                     links.push((c.name.to_string(), d.delta_link));
-                    return Ok(Value::Null);
+                    return Ok(Collected::Tree(Value::Null));
                 }
                 Ok(d) => {
                     // Left unread, it is loaded now to merge the changes into; when it cannot be,
@@ -1084,7 +1136,7 @@ impl Child<'_> {
                             }
                         }
                         links.push((c.name.to_string(), d.delta_link));
-                        return Ok(Value::Object(merged));
+                        return Ok(Collected::Tree(Value::Object(merged)));
                     }
                 }
                 Err(e) if is_resync(&e) => {
@@ -1098,6 +1150,19 @@ impl Child<'_> {
         // progress, or a retried last page meets a state it already consumed. The round starts
         // again from the beginning, a bounded number of times, before the collector fails.
         let mut restarts = 0;
+        if unparsed {
+            let d = loop {
+                match self.graph.delta_raw(&target, c.path).await {
+                    Err(e) if is_resync(&e) && restarts < MAX_DELTA_RESTARTS => {
+                        restarts += 1;
+                        tracing::info!(tenant = %self.target.tenant_id, collection = c.name, restarts, "delta round told to resync; starting it again");
+                    }
+                    other => break other?,
+                }
+            };
+            links.push((c.name.to_string(), d.delta_link.clone()));
+            return Ok(Collected::Round(d));
+        }
         let d = loop {
             match self.graph.delta(&target, c.path).await {
                 Err(e) if is_resync(&e) && restarts < MAX_DELTA_RESTARTS => {
@@ -1120,7 +1185,7 @@ impl Child<'_> {
                 keep_sign_in_activity(item, before.get(id));
             }
         }
-        Ok(items)
+        Ok(Collected::Tree(items))
     }
 
     /// Reuses the previous run's collection when it was read well and inside its window; says
@@ -1358,6 +1423,50 @@ fn name_with(collections: &mut Map<String, Value>, sps: Option<&Map<String, Valu
 
 /// Gives a user read again from Graph (which reads users without their sign-in activity) the
 /// activity joined to it before, until [`merge_sign_in_activity`] joins this run's.
+/// A delta round read in full written as the collection's bytes: the items Graph did not mark
+/// removed, and for users the sign-in activity of this run joined to each, as
+/// [`merge_sign_in_activity`] joins it to users built as trees: none when the activity was not read,
+/// what each user holds when it was carried over unread.
+fn write_round(
+    c: &Collector,
+    round: &microsoft::RawDelta,
+    collections: &Map<String, Value>,
+    unparsed: &[store::UnparsedCollection],
+    fields: Option<&[String]>,
+) -> Result<crate::canon::Written, Error> {
+    let protocol = |e: serde_json::Error| Error::Protocol {
+        url: c.path.to_string(),
+        message: format!("an item of the collection cannot be read ({e})"),
+    };
+    let from_tree: Vec<u8>;
+    let join = match (c.name, unparsed.iter().find(|u| u.name == SIGN_IN_ACTIVITY), collections.get(SIGN_IN_ACTIVITY)) {
+        ("users", Some(u), _) => {
+            Some(crate::canon::Join::from_collection(SIGN_IN_ACTIVITY, &u.json).map_err(protocol)?)
+        }
+        ("users", None, None) => Some(crate::canon::Join::none(SIGN_IN_ACTIVITY)),
+        ("users", None, Some(activity)) if !activity.is_null() => {
+            from_tree = serde_json::to_vec(activity).map_err(protocol)?;
+            Some(crate::canon::Join::from_collection(SIGN_IN_ACTIVITY, &from_tree).map_err(protocol)?)
+        }
+        _ => None,
+    };
+    let mut keyed = keyed_for(fields);
+    for page in &round.pages {
+        for item in page.items() {
+            keyed.push_round(item, join.as_ref()).map_err(protocol)?;
+        }
+    }
+    Ok(keyed.finish())
+}
+
+/// A collection to write unparsed, projected for the built-in metrics when they read it.
+fn keyed_for(fields: Option<&[String]>) -> crate::canon::Keyed {
+    match fields {
+        Some(fields) => crate::canon::Keyed::projecting(fields.to_vec()),
+        None => crate::canon::Keyed::new(),
+    }
+}
+
 fn keep_sign_in_activity(item: &mut Value, before: Option<&Value>) {
     if let (Some(a), Some(u)) = (before.and_then(|b| b.get("signInActivity")), item.as_object_mut())
         && !u.contains_key("signInActivity")

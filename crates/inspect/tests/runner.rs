@@ -320,12 +320,25 @@ async fn collections_written_unparsed_are_stored_as_trees_would_be() {
     let builtins = history::builtin_metrics();
     let unparsed = inspect::child::unparsed(&builtins);
     let names: Vec<&str> = unparsed.iter().map(|u| u.name).collect();
-    for name in ["devices", "managedDevices", "signIns", "userRegistrationDetails"] {
+    for name in ["devices", "managedDevices", "signIns", "userRegistrationDetails", "users", "signInActivity", "groups"]
+    {
         assert!(names.contains(&name), "{name} is written unparsed: {names:?}");
     }
-    for name in ["users", "signInActivity", "servicePrincipals"] {
+    for name in ["servicePrincipals", "conditionalAccessPolicies", "subscribedSkus"] {
         assert!(!names.contains(&name), "the run reads {name} itself: {names:?}");
     }
+    let users = unparsed.iter().find(|u| u.name == "users").expect("listed");
+    assert_eq!(
+        users.fields.as_deref(),
+        Some(
+            &["accountEnabled", "assignedLicenses", "createdDateTime", "signInActivity", "userType"].map(String::from)
+                [..]
+        ),
+        "what the built-in metrics read of a user"
+    );
+    let activity = history::Metric::new("active", "length(collections.signInActivity)").expect("metric");
+    let without = inspect::child::unparsed(&[activity]);
+    assert!(!without.iter().any(|u| u.name == "users"), "users are joined to their activity as bytes only");
     let mfa = unparsed.iter().find(|u| u.name == "userRegistrationDetails").expect("listed");
     assert_eq!(
         mfa.fields.as_deref(),
@@ -342,7 +355,7 @@ async fn collections_written_unparsed_are_stored_as_trees_would_be() {
     let first = f.run().await;
     let northwind = f.summary(&first, "northwindtraders").tenant_id.clone();
     let stored = f.store.dataprint_for_run(&first.run_id, &northwind).await.expect("read").expect("stored");
-    for name in ["devices", "userRegistrationDetails", "signIns"] {
+    for name in ["devices", "userRegistrationDetails", "signIns", "users", "signInActivity"] {
         let items = stored["collections"][name].as_object().map_or(0, |c| c.len());
         assert!(items > 0, "{name} was read and stored");
         let reported =

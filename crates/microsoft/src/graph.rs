@@ -255,6 +255,15 @@ pub struct RawPage {
     body: bytes::Bytes,
     items: Vec<std::ops::Range<usize>>,
     pub next_link: Option<String>,
+    pub delta_link: Option<String>,
+}
+
+/// A delta round's pages as Graph sent them ([`RawPage`]), and the link for next time. Items Graph
+/// marks `@removed` are among the pages' items, for the caller to tell apart.
+#[derive(Debug, Clone, Default)]
+pub struct RawDelta {
+    pub pages: Vec<RawPage>,
+    pub delta_link: String,
 }
 
 impl RawPage {
@@ -296,8 +305,13 @@ impl RawPage {
                 start..start + item.get().len()
             })
             .collect();
-        let next_link = page.get("@odata.nextLink").and_then(|l| serde_json::from_str::<String>(l.get()).ok());
-        Ok(RawPage { body: resp.body.clone(), items, next_link })
+        let link = |name: &str| page.get(name).and_then(|l| serde_json::from_str::<String>(l.get()).ok());
+        Ok(RawPage {
+            body: resp.body.clone(),
+            items,
+            next_link: link("@odata.nextLink"),
+            delta_link: link("@odata.deltaLink"),
+        })
     }
 }
 
@@ -663,6 +677,27 @@ impl GraphClient {
         let mut delta = Delta::default();
         self.delta_pages(target, path_or_link, &mut delta).await?;
         delta.finish(path_or_link)
+    }
+
+    /// [`GraphClient::delta`] from a path, a full round, with its pages as Graph sent them.
+    pub async fn delta_raw(&self, target: &Target, path: &str) -> Result<RawDelta, Error> {
+        use futures::StreamExt;
+        let mut delta = RawDelta::default();
+        let mut pages = std::pin::pin!(self.raw_pages(target, path, Vec::new()));
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            if let Some(link) = &page.delta_link {
+                delta.delta_link = link.clone();
+            }
+            delta.pages.push(page);
+        }
+        if delta.delta_link.is_empty() {
+            return Err(Error::Protocol {
+                url: path.to_string(),
+                message: "the delta round ended without a deltaLink".into(),
+            });
+        }
+        Ok(delta)
     }
 
     /// Finishes a delta round whose first page came back in a `$batch` (see [`GraphClient::batch_path`]):

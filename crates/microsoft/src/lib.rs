@@ -29,6 +29,6 @@ pub use cache::{MemoryTokenStore, StoredToken, TokenCache, TokenInfo, TokenKind,
 pub use claims::Claims;
 pub use cloud::Cloud;
 pub use error::{Error, GraphError, TokenError, TransportError, TransportKind};
-pub use graph::{BatchItem, GraphClient, GraphOptions, Page, RawPage, Target};
+pub use graph::{BatchItem, GraphClient, GraphOptions, Page, RawDelta, RawPage, Target};
 pub use oauth::{AppCredential, FederatedSource};
 pub use secrecy::{ExposeSecret, SecretString};
