@@ -103,6 +103,12 @@ impl Keyed {
         Ok(())
     }
 
+    /// Makes room for about `bytes` more of items, as Graph sent them, so that a large collection's
+    /// buffer is not copied as it grows.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
+    }
+
     /// Items added so far, repeated ids counted each time.
     pub fn pushed(&self) -> usize {
         self.entries.len()
@@ -310,7 +316,11 @@ fn trim(json: &str) -> &str {
 
 /// An object's members in the order they came: keys decoded (borrowed when they have no escapes),
 /// values as their raw JSON.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+struct Members<'a>(MemberList<'a>);
+
+/// An object's members: most objects of Graph's items have a few, kept on the stack rather than
+/// allocated for each of millions of objects.
+type MemberList<'a> = smallvec::SmallVec<[(Cow<'a, str>, &'a RawValue); 16]>;
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -328,7 +338,7 @@ impl<'de> Visitor<'de> for MembersVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        let mut members = MemberList::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
             members.push((key, value));

@@ -1058,6 +1058,7 @@ impl Child<'_> {
         let full = |k: &crate::canon::Keyed| cap.is_some_and(|c| k.pushed() >= c);
         while let Some(page) = pages.next().await {
             let page = page?;
+            keyed.reserve(page.body_len());
             for item in page.items() {
                 if full(&keyed) {
                     break;
@@ -1451,6 +1452,7 @@ fn write_round(
         _ => None,
     };
     let mut keyed = keyed_for(fields);
+    keyed.reserve(round.pages.iter().map(microsoft::RawPage::body_len).sum());
     for page in &round.pages {
         for item in page.items() {
             keyed.push_round(item, join.as_ref()).map_err(protocol)?;

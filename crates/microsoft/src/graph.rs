@@ -279,6 +279,11 @@ impl RawPage {
         self.items.len()
     }
 
+    /// The size of the page's body.
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
