@@ -156,6 +156,9 @@ pub struct Executor<S: ?Sized> {
     pub microsoft: Microsoft,
     pub history: Option<inspect::run::HistoryOptions>,
     pub concurrency: usize,
+    /// Whether runs build every collection as a tree ([`inspect::RunOptions::trees`]): for a store
+    /// reached over the network.
+    pub trees: bool,
 }
 
 impl<S: ?Sized> Clone for Executor<S> {
@@ -167,6 +170,7 @@ impl<S: ?Sized> Clone for Executor<S> {
             microsoft: self.microsoft.clone(),
             history: self.history.clone(),
             concurrency: self.concurrency,
+            trees: self.trees,
         }
     }
 }
@@ -207,6 +211,7 @@ impl<S: InspectStore + ?Sized + 'static> Executor<S> {
                 cloud: Some(self.microsoft.cloud.name.clone()),
                 history: self.history.clone(),
                 job: Some(job.lease.clone()),
+                trees: self.trees,
             },
         )
         .with_observer(progress);

@@ -354,6 +354,8 @@ async fn work(
             },
             history,
             concurrency: options.concurrency,
+            // The server's store takes the document whole over the network.
+            trees: true,
         })
     };
     let executor = match prepared.await {

@@ -68,6 +68,10 @@ pub struct RunOptions {
     /// The job this run works for (the platform's queue): the run commits only while the job's
     /// lease holds, and skips the tenants an earlier attempt of the job committed already.
     pub job: Option<store::JobLease>,
+    /// Build every collection as a tree rather than writing those nothing reads from Graph's
+    /// bytes ([`child::unparsed`]): a store reached over the network (an agent's) takes the
+    /// document whole, so the bytes would only be parsed again to send it.
+    pub trees: bool,
 }
 
 /// What history to record during a run.
@@ -111,6 +115,7 @@ impl Default for RunOptions {
             cloud: None,
             history: Some(HistoryOptions::default()),
             job: None,
+            trees: false,
         }
     }
 }
@@ -535,7 +540,7 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
             full: self.options.full,
             clear_cache: self.options.clear_cache,
             cloud: self.options.cloud.clone(),
-            unparsed: child::unparsed(metrics),
+            unparsed: if self.options.trees { Vec::new() } else { child::unparsed(metrics) },
         };
         // Each tenant is a task of its own, so that parsing, assembling and hashing tenants runs on
         // every worker thread; polled inside this one future, all of it ran on a single thread.

@@ -63,6 +63,7 @@ pub async fn run(args: InspectArgs, g: &Global) -> anyhow::Result<ExitCode> {
             cloud: Some(ctx.cloud.name.clone()),
             history: Some(crate::commands::history::run_history(&ctx)?),
             job: None,
+            trees: false,
         },
     )
     .with_observer(progress.clone());

@@ -57,6 +57,7 @@ pub(crate) fn executor(
         },
         history: Some(super::history::run_history(ctx)?),
         concurrency,
+        trees: false,
     })
 }
 
