@@ -1084,8 +1084,16 @@ impl<S: InspectStore + ?Sized + 'static> Runner<S> {
         let whole = match (&previous, t.unparsed) {
             (Some(_), unparsed) if changed && !unparsed.is_empty() => {
                 let mut whole = current.clone();
-                store::embed_unparsed(unparsed, &mut whole)?;
-                Some(whole)
+                // The bytes were written by this run; were they unreadable, the tenant is committed
+                // all the same, and only its change events are missing.
+                match store::embed_unparsed(unparsed, &mut whole) {
+                    Ok(()) => Some(whole),
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant_id, error = %e, "change detection skipped");
+                        previous = None;
+                        None
+                    }
+                }
             }
             _ => None,
         };
