@@ -202,17 +202,22 @@ impl<'a> Join<'a> {
 }
 
 /// Writes any JSON value as `serde_json` writes it when it is a [`serde_json::Value`].
-pub fn write_value(json: &str, out: &mut Vec<u8>, depth: usize) -> Result<(), serde_json::Error> {
+fn write_value(json: &str, out: &mut Vec<u8>, depth: usize) -> Result<(), serde_json::Error> {
     let json = trim(json);
     match json.as_bytes().first() {
         Some(b'{') | Some(b'[') if depth >= MAX_DEPTH => Err(de::Error::custom("recursion limit exceeded")),
+        // Empty ones, common in Graph's items, need no reading.
+        Some(b'{') | Some(b'[') if json == "{}" || json == "[]" => {
+            out.extend_from_slice(json.as_bytes());
+            Ok(())
+        }
         Some(b'{') => {
             let mut members = serde_json::from_str::<Members<'_>>(json)?.0;
             members.sort_by(|a, b| a.0.cmp(&b.0));
             write_members(&members, out, &[], depth, None)
         }
         Some(b'[') => {
-            let items: Vec<&RawValue> = serde_json::from_str(json)?;
+            let items = serde_json::from_str::<Items<'_>>(json)?.0;
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -344,6 +349,33 @@ impl<'de> Visitor<'de> for MembersVisitor {
             members.push((key, value));
         }
         Ok(Members(members))
+    }
+}
+
+/// An array's elements as their raw JSON, a few kept on the stack.
+struct Items<'a>(smallvec::SmallVec<[&'a RawValue; 8]>);
+
+impl<'de> Deserialize<'de> for Items<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(ItemsVisitor)
+    }
+}
+
+struct ItemsVisitor;
+
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = Items<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Items<'de>, A::Error> {
+        let mut items = smallvec::SmallVec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            items.push(item);
+        }
+        Ok(Items(items))
     }
 }
 

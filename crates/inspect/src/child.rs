@@ -239,24 +239,50 @@ pub fn lazy_from_previous(metrics: &[history::Metric]) -> Vec<Lazy> {
     let builtins = dataprint::builtins();
     let Some(read_by_custom) = read_by(custom(metrics)) else { return Vec::new() };
     let mut lazy = Vec::new();
-    'collections: for c in catalog::customer_collectors().filter(|c| c.fetch == Fetch::Delta) {
+    for c in catalog::customer_collectors().filter(|c| c.fetch == Fetch::Delta) {
         if read_by_custom.contains(c.name) {
             continue;
         }
-        let mut fields: Option<std::collections::BTreeSet<String>> = None;
-        for m in builtins.iter().filter(|m| !dataprint::keeps_value(m)) {
-            let Some(reads) = m.reads() else { return Vec::new() };
-            if !reads.contains(c.name) {
-                continue;
-            }
-            match m.element_fields(c.name) {
-                Some(f) => fields.get_or_insert_default().extend(f),
-                None => continue 'collections,
-            }
+        match element_reads(builtins.iter().filter(|m| !dataprint::keeps_value(m)), c.name, false) {
+            None => return Vec::new(),
+            Some(ElementReads::Whole) => {}
+            Some(ElementReads::Fields(fields)) => lazy.push(Lazy { name: c.name, fields }),
         }
-        lazy.push(Lazy { name: c.name, fields: fields.map(|f| f.into_iter().collect()) });
     }
     lazy
+}
+
+/// What some metrics read of a collection's elements (see [`element_reads`]).
+enum ElementReads {
+    /// The elements whole, or the collection some other way.
+    Whole,
+    /// Only these members of each element, or (`None`) nothing of them.
+    Fields(Option<Vec<String>>),
+}
+
+/// What `metrics` read of the elements of `collection`, by [`history::Metric::element_fields`];
+/// with `required`, a metric that only requires the collection reads no member of its elements but
+/// needs it there. `None` when a metric may read collections it does not name.
+fn element_reads<'m>(
+    metrics: impl Iterator<Item = &'m history::Metric>,
+    collection: &str,
+    required: bool,
+) -> Option<ElementReads> {
+    let mut fields: Option<std::collections::BTreeSet<String>> = None;
+    for m in metrics {
+        let reads = m.reads()?;
+        if !reads.contains(collection) {
+            if required && m.requires().iter().any(|r| r.split('|').any(|n| n == collection)) {
+                fields.get_or_insert_default();
+            }
+            continue;
+        }
+        match m.element_fields(collection) {
+            Some(f) => fields.get_or_insert_default().extend(f),
+            None => return Some(ElementReads::Whole),
+        }
+    }
+    Some(ElementReads::Fields(fields.map(|f| f.into_iter().collect())))
 }
 
 /// A collection a run writes from Graph's answers without reading it as a tree ([`crate::canon`]).
@@ -282,27 +308,15 @@ pub fn unparsed(metrics: &[history::Metric]) -> Vec<Unparsed> {
     let builtins = dataprint::builtins();
     let Some(read_by_custom) = read_by(custom(metrics)) else { return Vec::new() };
     let mut out = Vec::new();
-    'collections: for c in catalog::customer_collectors().filter(|c| matches!(c.fetch, Fetch::List | Fetch::Delta)) {
+    for c in catalog::customer_collectors().filter(|c| matches!(c.fetch, Fetch::List | Fetch::Delta)) {
         if read_by_custom.contains(c.name) || READ_FROM_PREVIOUS.contains(&c.name) {
             continue;
         }
-        let mut fields: Option<std::collections::BTreeSet<String>> = None;
-        for m in builtins {
-            let Some(reads) = m.reads() else { return Vec::new() };
-            let required = m.requires().iter().any(|r| r.split('|').any(|n| n == c.name));
-            if !reads.contains(c.name) {
-                // A metric that requires the collection without reading it only needs it there.
-                if required {
-                    fields.get_or_insert_default();
-                }
-                continue;
-            }
-            match m.element_fields(c.name) {
-                Some(f) => fields.get_or_insert_default().extend(f),
-                None => continue 'collections,
-            }
+        match element_reads(builtins.iter(), c.name, true) {
+            None => return Vec::new(),
+            Some(ElementReads::Whole) => {}
+            Some(ElementReads::Fields(fields)) => out.push(Unparsed { name: c.name, fields }),
         }
-        out.push(Unparsed { name: c.name, fields: fields.map(|f| f.into_iter().collect()) });
     }
     if !out.iter().any(|u| u.name == SIGN_IN_ACTIVITY) {
         out.retain(|u| u.name != "users");
@@ -990,7 +1004,7 @@ impl Child<'_> {
                 o.items = Some(written.1);
                 items = Some(Collected::Bytes(written));
             }
-            // Counted once written (`Child::write_rounds`).
+            // Counted once written (`write_round`).
             Ok(Collected::Round(round)) => items = Some(Collected::Round(round)),
             Err(e) if graph_code(&e) == Some(NON_PREMIUM) => {
                 o.status = OutcomeStatus::Skipped;
@@ -1147,32 +1161,12 @@ impl Child<'_> {
             }
         }
         o.mode = Mode::Full;
-        // A full round can itself be told to resync: Graph loses the sync state of a round in
-        // progress, or a retried last page meets a state it already consumed. The round starts
-        // again from the beginning, a bounded number of times, before the collector fails.
-        let mut restarts = 0;
         if unparsed {
-            let d = loop {
-                match self.graph.delta_raw(&target, c.path).await {
-                    Err(e) if is_resync(&e) && restarts < MAX_DELTA_RESTARTS => {
-                        restarts += 1;
-                        tracing::info!(tenant = %self.target.tenant_id, collection = c.name, restarts, "delta round told to resync; starting it again");
-                    }
-                    other => break other?,
-                }
-            };
+            let d = self.full_round(c, || self.graph.delta_raw(&target, c.path)).await?;
             links.push((c.name.to_string(), d.delta_link.clone()));
             return Ok(Collected::Round(d));
         }
-        let d = loop {
-            match self.graph.delta(&target, c.path).await {
-                Err(e) if is_resync(&e) && restarts < MAX_DELTA_RESTARTS => {
-                    restarts += 1;
-                    tracing::info!(tenant = %self.target.tenant_id, collection = c.name, restarts, "delta round told to resync; starting it again");
-                }
-                other => break other?,
-            }
-        };
+        let d = self.full_round(c, || self.graph.delta(&target, c.path)).await?;
         links.push((c.name.to_string(), d.delta_link));
         let mut items = keyed(d.changed);
         // Left unread, the previous collection is loaded with only what a user keeps from it.
@@ -1187,6 +1181,26 @@ impl Child<'_> {
             }
         }
         Ok(Collected::Tree(items))
+    }
+
+    /// A full delta round, `round`. It can itself be told to resync: Graph loses the sync state of a
+    /// round in progress, or a retried last page meets a state it already consumed. The round starts
+    /// again from the beginning, a bounded number of times, before the collector fails.
+    async fn full_round<T, F: std::future::Future<Output = Result<T, Error>>>(
+        &self,
+        c: &Collector,
+        round: impl Fn() -> F,
+    ) -> Result<T, Error> {
+        let mut restarts = 0;
+        loop {
+            match round().await {
+                Err(e) if is_resync(&e) && restarts < MAX_DELTA_RESTARTS => {
+                    restarts += 1;
+                    tracing::info!(tenant = %self.target.tenant_id, collection = c.name, restarts, "delta round told to resync; starting it again");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Reuses the previous run's collection when it was read well and inside its window; says

@@ -1048,16 +1048,20 @@ mod tests {
         assert_eq!(merged["access_token"]["nbf"]["value"], "1604106651");
     }
 
-    #[test]
-    fn pages_must_be_objects_with_values() {
-        let resp = |body: &str| Response {
+    /// A 200 answer with `body`.
+    fn resp(body: &str) -> Response {
+        Response {
             status: 200,
             headers: Default::default(),
             body: bytes::Bytes::from(body.to_string()),
             url: "u".into(),
             request_id: None,
             client_request_id: "c".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn pages_must_be_objects_with_values() {
         assert!(parse_page(&resp("[]")).is_err());
         assert!(parse_page(&resp(r#"{"value": 3}"#)).is_err());
         assert!(parse_page(&resp("{\"value\": [1,")).is_err());
@@ -1069,14 +1073,6 @@ mod tests {
 
     #[test]
     fn a_raw_page_is_checked_as_a_page_and_gives_each_item_as_sent() {
-        let resp = |body: &str| Response {
-            status: 200,
-            headers: Default::default(),
-            body: bytes::Bytes::from(body.to_string()),
-            url: "u".into(),
-            request_id: None,
-            client_request_id: "c".into(),
-        };
         let message = |body: &str| match RawPage::parse(&resp(body)) {
             Err(Error::Protocol { message, .. }) => message,
             other => panic!("{body}: {other:?}"),
