@@ -3,7 +3,7 @@
 //! `inspect::canon`, with and without the projection the built-in metrics read.
 //!
 //! Run with `cargo bench -p inspect --bench canon`. The items are users and devices as Graph sends
-//! them (its member order, not sorted; a fixed-seed generator), 2,000 of each; every variant runs
+//! them (its member order, not sorted; proptest's deterministic generator), 2,000 of each; every variant runs
 //! 15 times on one thread and the median is printed with the throughput over the items' bytes.
 //! Unlike the fleet benchmark this does not move with the simulator or the machine's other load as
 //! much, so it shows what one change to `canon` does.
@@ -13,47 +13,43 @@ use std::time::{Duration, Instant};
 
 use inspect::canon::Keyed;
 use inspect::dataprint::keyed;
+use proptest::prelude::Rng as _;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use serde_json::{Value, json};
 
-/// A small deterministic generator (xorshift64*), so every run measures the same data.
-struct Rng(u64);
+/// The benchmark's generator: proptest's, seeded the same every run, so every run measures the same
+/// data.
+type Rng = TestRng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn id(&mut self) -> String {
-        let (a, b) = (self.next(), self.next());
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xffff,
-            b >> 48,
-            b & 0xffff_ffff_ffff
-        )
-    }
+/// A random id in Graph's form.
+fn id(rng: &mut Rng) -> String {
+    let (a, b) = (rng.next_u64(), rng.next_u64());
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 /// A user as the users delta round sends it, with the sign-in activity the run joins to it.
 fn user(rng: &mut Rng, n: usize) -> String {
-    let licences: Vec<Value> = (0..rng.next() % 3).map(|_| json!({"disabledPlans": [], "skuId": rng.id()})).collect();
+    let licences: Vec<Value> =
+        (0..rng.next_u64() % 3).map(|_| json!({"disabledPlans": [], "skuId": id(rng)})).collect();
     // Written by hand to keep Graph's member order, which is not sorted.
     format!(
         r##"{{"@odata.type":"#microsoft.graph.user","id":"{}","displayName":"User Number {n}","userPrincipalName":"user{n}@contoso.onmicrosoft.com","accountEnabled":{},"userType":"{}","assignedLicenses":{},"createdDateTime":"2025-0{}-1{}T08:15:00Z","onPremisesSyncEnabled":null,"mail":"user{n}@contoso.com","jobTitle":"Engineer \u00e9 {n}","department":"Operations","signInActivity":{{"lastSignInDateTime":"2026-11-2{}T10:00:00Z","lastSignInRequestId":"{}","lastNonInteractiveSignInDateTime":"2026-11-30T09:00:00Z","lastNonInteractiveSignInRequestId":"{}"}}}}"##,
-        rng.id(),
-        !rng.next().is_multiple_of(10),
-        if rng.next().is_multiple_of(8) { "Guest" } else { "Member" },
+        id(rng),
+        !rng.next_u64().is_multiple_of(10),
+        if rng.next_u64().is_multiple_of(8) { "Guest" } else { "Member" },
         serde_json::to_string(&licences).unwrap_or_default(),
-        1 + rng.next() % 9,
-        rng.next() % 10,
-        rng.next() % 10,
-        rng.id(),
-        rng.id(),
+        1 + rng.next_u64() % 9,
+        rng.next_u64() % 10,
+        rng.next_u64() % 10,
+        id(rng),
+        id(rng),
     )
 }
 
@@ -61,12 +57,12 @@ fn user(rng: &mut Rng, n: usize) -> String {
 fn device(rng: &mut Rng, n: usize) -> String {
     format!(
         r#"{{"id":"{}","deviceId":"{}","displayName":"LAPTOP-{n:05}","operatingSystem":"Windows","operatingSystemVersion":"10.0.22631.{}","trustType":"AzureAd","isCompliant":{},"isManaged":true,"registrationDateTime":"2025-03-0{}T12:00:00Z","approximateLastSignInDateTime":"2026-11-2{}T07:30:00Z","accountEnabled":true}}"#,
-        rng.id(),
-        rng.id(),
-        rng.next() % 5000,
-        !rng.next().is_multiple_of(4),
-        1 + rng.next() % 9,
-        rng.next() % 10,
+        id(rng),
+        id(rng),
+        rng.next_u64() % 5000,
+        !rng.next_u64().is_multiple_of(4),
+        1 + rng.next_u64() % 9,
+        rng.next_u64() % 10,
     )
 }
 
@@ -115,7 +111,7 @@ fn report(what: &str, input: usize, (time, output): (Duration, usize)) {
 }
 
 fn main() {
-    let mut rng = Rng(0x5EED_CAFE);
+    let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
     let users: Vec<String> = (0..2000).map(|n| user(&mut rng, n)).collect();
     let devices: Vec<String> = (0..2000).map(|n| device(&mut rng, n)).collect();
     let fields: Vec<String> = ["accountEnabled", "assignedLicenses", "createdDateTime", "signInActivity", "userType"]
