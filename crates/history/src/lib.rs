@@ -28,6 +28,7 @@ mod events;
 mod generic;
 mod metrics;
 mod named;
+mod need;
 mod webhook;
 
 pub use alerts::{
@@ -40,4 +41,5 @@ pub use error::{HistoryError, SignatureError};
 pub use eval::EXTRA_FUNCTIONS;
 pub use events::{ChangeEvent, EVENT_KINDS, Severity, diff};
 pub use metrics::{Metric, MetricValue, Query, WhereFilter, evaluate, metric_object};
+pub use need::{Need, project_elements};
 pub use webhook::{WebhookFormat, WebhookRequest, build_for, outbox_payload, verify_signature};

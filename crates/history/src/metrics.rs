@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::dataprint::{Dataprint, check_schema};
 use crate::error::HistoryError;
 use crate::eval::{Ctx, Func, Node, Val, compile};
+use crate::need::{Need, input_need};
 
 /// A compiled JMESPath expression, evaluated in place over JSON.
 ///
@@ -226,8 +227,21 @@ impl Metric {
     /// only these members (each whole), the metric has the same value. `None` when it may read the
     /// collection any other way, the element whole among them (`@`, `*`, `keys(@)`).
     pub fn element_fields(&self, collection: &str) -> Option<BTreeSet<String>> {
-        let mut fields = BTreeSet::new();
-        (self.reads().is_some() && projectable(&self.query_node.node, true, collection, &mut fields)).then_some(fields)
+        self.element_needs(collection).map(|needs| needs.into_keys().collect())
+    }
+
+    /// What the metric needs of each of those members ([`Need`]), where it reads the collection as
+    /// [`Metric::element_fields`] allows: evaluated on a copy of the collection whose elements keep
+    /// only these members, each as [`Need::apply`] makes it, the metric has the same value.
+    pub fn element_needs(&self, collection: &str) -> Option<BTreeMap<String, Need>> {
+        let mut needs = Need::nothing();
+        if self.reads().is_none() || !projectable(&self.query_node.node, true, collection, &mut needs) {
+            return None;
+        }
+        match needs {
+            Need::Members { members, .. } => Some(members),
+            _ => None,
+        }
     }
 
     /// Whether the value may depend on when it is computed as well as on the dataprint: the
@@ -337,9 +351,9 @@ fn is_collection(node: &Node, name: &str) -> bool {
 }
 
 /// See [`Metric::element_fields`]: whether `node` reads the collection `name` only in the ways that
-/// method allows, adding to `fields` the members of its elements it reads. `at_root` is as in
-/// [`reads_from`].
-fn projectable(node: &Node, at_root: bool, name: &str, fields: &mut BTreeSet<String>) -> bool {
+/// method allows, joining to `needs` what it needs of its elements ([`Metric::element_needs`]).
+/// `at_root` is as in [`reads_from`].
+fn projectable(node: &Node, at_root: bool, name: &str, needs: &mut Need) -> bool {
     match node {
         // `length(values(collections.NAME)[?test])`, or `[*].expression`: each element's test, or
         // whether the expression is null on it, decides.
@@ -347,10 +361,19 @@ fn projectable(node: &Node, at_root: bool, name: &str, fields: &mut BTreeSet<Str
             if at_root
                 && matches!(&**lhs, Node::Function(Func::Values, a) if matches!(a.as_slice(), [c] if is_collection(c, name))) =>
         {
-            match &**rhs {
-                // The element itself is the result: a copy of it is as null as the element.
-                Node::Condition(test, then) if matches!(**then, Node::Identity) => element_reads(test, true, fields),
-                other => element_reads(other, true, fields),
+            let need = match &**rhs {
+                // The element itself is the result, counted whatever it holds: only the test reads it.
+                Node::Condition(test, then) if matches!(**then, Node::Identity) => input_need(test, Need::Truth),
+                other => input_need(other, Need::Whole),
+            };
+            // Only members of the element may be read, never the element itself (its emptiness
+            // included): a copy keeps only those.
+            match need {
+                need @ Need::Members { truth: false, .. } => {
+                    *needs = std::mem::replace(needs, Need::nothing()).join(need);
+                    true
+                }
+                _ => false,
             }
         }
         // The collection's size and ids: every element is kept, under its id.
@@ -372,46 +395,17 @@ fn projectable(node: &Node, at_root: bool, name: &str, fields: &mut BTreeSet<Str
         Node::Field(field, _) => !(at_root && field == "collections"),
         Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => true,
         Node::Subexpr(lhs, rhs) | Node::Projection(lhs, rhs) | Node::CountProjection(lhs, rhs) => {
-            projectable(lhs, at_root, name, fields) & projectable(rhs, false, name, fields)
+            projectable(lhs, at_root, name, needs) & projectable(rhs, false, name, needs)
         }
         Node::Condition(a, b) | Node::Comparison(_, a, b) | Node::And(a, b) | Node::Or(a, b) => {
-            projectable(a, at_root, name, fields) & projectable(b, at_root, name, fields)
+            projectable(a, at_root, name, needs) & projectable(b, at_root, name, needs)
         }
-        Node::ObjectValues(a) | Node::Flatten(a) | Node::Not(a) => projectable(a, at_root, name, fields),
-        Node::Expref(a) => projectable(a, false, name, fields),
+        Node::ObjectValues(a) | Node::Flatten(a) | Node::Not(a) => projectable(a, at_root, name, needs),
+        Node::Expref(a) => projectable(a, false, name, needs),
         Node::MultiList(items) | Node::Function(_, items) => {
-            items.iter().fold(true, |all, a| projectable(a, at_root, name, fields) & all)
+            items.iter().fold(true, |all, a| projectable(a, at_root, name, needs) & all)
         }
-        Node::MultiHash(items) => items.iter().fold(true, |all, (_, a)| projectable(a, at_root, name, fields) & all),
-    }
-}
-
-/// Adds to `fields` the members of an element that `node`, evaluated against the element when
-/// `at_element`, reads by name, and says whether those are all it sees of the element: the element
-/// itself (`@`, directly or under `*`) is seen whole. What a right-hand side or an expression
-/// reference sees is part of a member read already, kept whole.
-fn element_reads(node: &Node, at_element: bool, fields: &mut BTreeSet<String>) -> bool {
-    match node {
-        Node::Identity => !at_element,
-        Node::Field(field, _) => {
-            if at_element {
-                fields.insert(field.clone());
-            }
-            true
-        }
-        Node::Index(_) | Node::Slice { .. } | Node::Literal(_) => true,
-        Node::Subexpr(lhs, rhs) | Node::Projection(lhs, rhs) | Node::CountProjection(lhs, rhs) => {
-            element_reads(lhs, at_element, fields) & element_reads(rhs, false, fields)
-        }
-        Node::Condition(a, b) | Node::Comparison(_, a, b) | Node::And(a, b) | Node::Or(a, b) => {
-            element_reads(a, at_element, fields) & element_reads(b, at_element, fields)
-        }
-        Node::ObjectValues(a) | Node::Flatten(a) | Node::Not(a) => element_reads(a, at_element, fields),
-        Node::Expref(a) => element_reads(a, false, fields),
-        Node::MultiList(items) | Node::Function(_, items) => {
-            items.iter().fold(true, |all, a| element_reads(a, at_element, fields) & all)
-        }
-        Node::MultiHash(items) => items.iter().fold(true, |all, (_, a)| element_reads(a, at_element, fields) & all),
+        Node::MultiHash(items) => items.iter().fold(true, |all, (_, a)| projectable(a, at_root, name, needs) & all),
     }
 }
 
