@@ -13,7 +13,10 @@
 //! which way it was made; a property test holds the two against each other.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
+
+use history::Need;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -31,10 +34,12 @@ pub struct Keyed {
     buf: Vec<u8>,
     /// Each item's id (or `#n` for the n-th item, which has none) and where its bytes lie in `buf`.
     entries: Vec<(String, usize, usize)>,
-    /// The members of each element to keep in the projection, when one is made ([`Keyed::projecting`]).
-    fields: Option<Vec<String>>,
+    /// What the projection keeps of each element's members, when one is made ([`Keyed::projecting`]).
+    needs: Option<BTreeMap<String, Need>>,
     /// Each entry's projection, when one is made.
     projected: Vec<Value>,
+    /// Room the writing of one item needs, kept from item to item.
+    space: Space,
 }
 
 /// A collection's bytes, how many items it holds, and its projection when one was asked for.
@@ -46,11 +51,11 @@ impl Keyed {
     }
 
     /// A collection that is also read back as a tree whose elements that are objects keep only the
-    /// members named in `fields`, each whole (as the store's projection of a stored collection):
-    /// what the built-in metrics need of it, made while the items are written rather than by
-    /// reading them again.
-    pub fn projecting(fields: Vec<String>) -> Keyed {
-        Keyed { fields: Some(fields), ..Keyed::default() }
+    /// members named in `needs`, each as its [`Need`] makes it ([`history::project_elements`]):
+    /// what the built-in metrics need of it ([`history::Metric::element_needs`]), made while the
+    /// items are written rather than by reading them again.
+    pub fn projecting(needs: BTreeMap<String, Need>) -> Keyed {
+        Keyed { needs: Some(needs), ..Keyed::default() }
     }
 
     /// Adds one item, given as its JSON text: an object loses the annotations
@@ -68,36 +73,80 @@ impl Keyed {
     }
 
     fn push_round_or_not(&mut self, item: &str, join: Option<&Join<'_>>, round: bool) -> Result<(), serde_json::Error> {
-        let json = trim(item);
         let start = self.buf.len();
-        if !json.starts_with('{') {
-            write_value(json, &mut self.buf, 0)?;
-            if self.fields.is_some() {
-                self.projected.push(serde_json::from_str(json)?);
+        let written = self.write_item(item, join, round);
+        if written.is_err() {
+            // A refused item leaves nothing behind, so the collection stays what it was.
+            self.buf.truncate(start);
+        }
+        self.space.members.clear();
+        written
+    }
+
+    fn write_item(&mut self, item: &str, join: Option<&Join<'_>>, round: bool) -> Result<(), serde_json::Error> {
+        let start = self.buf.len();
+        self.space.members.clear();
+        let mut scan = Scan { src: item, pos: 0, out: &mut self.buf, space: &mut self.space };
+        scan.ws();
+        if scan.peek() != Some(b'{') {
+            scan.value(0)?;
+            scan.end()?;
+            if self.needs.is_some() {
+                self.projected.push(serde_json::from_slice(&self.buf[start..])?);
             }
             self.entries.push((format!("#{}", self.entries.len()), start, self.buf.len()));
             return Ok(());
         }
-        let mut members = serde_json::from_str::<Members<'_>>(json)?.0;
-        if round && members.iter().any(|(k, _)| k == "@removed") {
+        let mut sorted = scan.members(0)?;
+        scan.end()?;
+        let src = scan.src;
+        if round && scan.space.members.iter().any(|m| m.key.text(src) == "@removed") {
+            scan.out.truncate(start);
             return Ok(());
         }
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        let key = match members.iter().rev().find(|(k, _)| k == "id") {
-            Some((_, v)) if v.get().starts_with('"') => string_of(v.get())?.into_owned(),
+        let key = match scan.space.members.iter().rev().find(|m| m.key.text(src) == "id") {
+            Some(m) if scan.out[m.value] == b'"' => {
+                let id = std::str::from_utf8(&scan.out[m.value..m.end]).map_err(de::Error::custom)?;
+                string_of(id)?.into_owned()
+            }
             _ => format!("#{}", self.entries.len()),
         };
         if let Some(join) = join {
-            members.retain(|(k, _)| k != join.member);
+            // The item's own member goes; the one joined to it is written after the others and put
+            // in its place by the sort below.
+            scan.space.members.retain(|m| m.key.text(src) != join.member);
+            sorted = false;
             if let Some(value) = join.values.get(key.as_str()) {
-                let at = members.partition_point(|(k, _)| k.as_ref() < join.member);
-                members.insert(at, (Cow::Borrowed(join.member), *value));
+                let at = scan.out.len();
+                write_str(join.member, scan.out);
+                scan.out.push(b':');
+                let value_at = scan.out.len();
+                let mut joined = Scan { src: value.get(), pos: 0, out: &mut *scan.out, space: &mut *scan.space };
+                joined.ws();
+                if joined.peek() == Some(b'{') {
+                    let base = joined.space.members.len();
+                    let object_at = joined.out.len();
+                    let sorted = joined.members(1)?;
+                    joined.close(base, object_at, sorted, crate::dataprint::DROPPED);
+                    joined.space.members.truncate(base);
+                } else {
+                    joined.value(1)?;
+                }
+                joined.end()?;
+                let end = scan.out.len();
+                scan.space.members.push(Member { key: KeyText::Static(join.member), start: at, value: value_at, end });
             }
         }
-        let joined = join.map(|j| j.member);
-        write_members(&members, &mut self.buf, crate::dataprint::DROPPED, 0, joined)?;
-        if let Some(fields) = &self.fields {
-            self.projected.push(project_members(&members, fields, joined)?);
+        scan.close(0, start, sorted, crate::dataprint::DROPPED);
+        if let Some(needs) = &self.needs {
+            let mut kept = Map::new();
+            for m in &self.space.members {
+                let name = m.key.text(src);
+                if let Some(need) = needs.get(name) {
+                    kept.insert(name.to_string(), project(&self.buf[m.value..m.end], need)?);
+                }
+            }
+            self.projected.push(Value::Object(kept));
         }
         self.entries.push((key, start, self.buf.len()));
         Ok(())
@@ -117,12 +166,12 @@ impl Keyed {
     /// The collection's bytes, an object of the items by id in id order (of items with the same
     /// id, the last), how many items it holds, and its projection when one was asked for.
     pub fn finish(self) -> Written {
-        let Keyed { buf, entries, fields, projected } = self;
+        let Keyed { buf, entries, needs, projected, .. } = self;
         let mut order: Vec<usize> = (0..entries.len()).collect();
         // A stable sort keeps items with the same id in the order they came, so the last is last.
         order.sort_by(|a, b| entries[*a].0.cmp(&entries[*b].0));
         let mut out = Vec::with_capacity(buf.len() + entries.len() * 40 + 2);
-        let mut projection = fields.as_ref().map(|_| Map::new());
+        let mut projection = needs.as_ref().map(|_| Map::new());
         let mut projected: Vec<Option<Value>> = projected.into_iter().map(Some).collect();
         out.push(b'{');
         let mut items = 0;
@@ -147,28 +196,31 @@ impl Keyed {
     }
 }
 
-/// The projection of one object's members (sorted, the last of a repeated key kept): those named in
-/// `fields`, each whole, except the annotations an item drops; `joined` is canonical as an item.
-fn project_members(
-    members: &[(Cow<'_, str>, &RawValue)],
-    fields: &[String],
-    joined: Option<&str>,
-) -> Result<Value, serde_json::Error> {
-    let mut kept = Map::new();
-    for (i, (key, value)) in members.iter().enumerate() {
-        if members.get(i + 1).is_some_and(|next| next.0 == *key)
-            || crate::dataprint::DROPPED.contains(&key.as_ref())
-            || !fields.iter().any(|f| f == key)
-        {
-            continue;
+/// What `need` keeps of a value, given as its canonical bytes: [`Need::apply`] on its tree, built
+/// only as far as the need reads (an array whose elements are not read is counted, not built).
+fn project(json: &[u8], need: &Need) -> Result<Value, serde_json::Error> {
+    match (need, json.first()) {
+        (Need::Truth | Need::Shape, Some(b'[')) => {
+            let items = serde_json::from_slice::<Vec<de::IgnoredAny>>(json)?;
+            Ok(Value::Array(vec![Value::Null; items.len()]))
         }
-        let mut value: Value = serde_json::from_str(value.get())?;
-        if joined == Some(key.as_ref()) {
-            value = crate::dataprint::canonical(value);
+        (Need::Members { members: needed, truth }, Some(b'{')) => {
+            let text = std::str::from_utf8(json).map_err(de::Error::custom)?;
+            // Canonical bytes hold each key once, in order.
+            let members = serde_json::from_str::<Members<'_>>(text)?.0;
+            let mut kept = Map::new();
+            for (name, value) in &members {
+                if let Some(need) = needed.get(name.as_ref()) {
+                    kept.insert(name.to_string(), project(value.get().as_bytes(), need)?);
+                }
+            }
+            if let (true, true, Some((first, _))) = (*truth, kept.is_empty(), members.first()) {
+                kept.insert(first.to_string(), Value::Null);
+            }
+            Ok(Value::Object(kept))
         }
-        kept.insert(key.to_string(), value);
+        _ => serde_json::from_slice(json),
     }
-    Ok(Value::Object(kept))
 }
 
 /// A member joined to the items of another collection by their keys ([`Keyed::push_round`]).
@@ -201,98 +253,309 @@ impl<'a> Join<'a> {
     }
 }
 
-/// Writes any JSON value as `serde_json` writes it when it is a [`serde_json::Value`].
-fn write_value(json: &str, out: &mut Vec<u8>, depth: usize) -> Result<(), serde_json::Error> {
-    let json = trim(json);
-    match json.as_bytes().first() {
-        Some(b'{') | Some(b'[') if depth >= MAX_DEPTH => Err(de::Error::custom("recursion limit exceeded")),
-        // Empty ones, common in Graph's items, need no reading.
-        Some(b'{') | Some(b'[') if json == "{}" || json == "[]" => {
-            out.extend_from_slice(json.as_bytes());
-            Ok(())
-        }
-        Some(b'{') => {
-            let mut members = serde_json::from_str::<Members<'_>>(json)?.0;
-            members.sort_by(|a, b| a.0.cmp(&b.0));
-            write_members(&members, out, &[], depth, None)
-        }
-        Some(b'[') => {
-            let items = serde_json::from_str::<Items<'_>>(json)?.0;
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(item.get(), out, depth + 1)?;
-            }
-            out.push(b']');
-            Ok(())
-        }
-        // A string without escapes is written as it came: JSON forbids the control characters
-        // `serde_json` would escape, so nothing in it needs escaping.
-        Some(b'"') if !json.contains('\\') => {
-            out.extend_from_slice(json.as_bytes());
-            Ok(())
-        }
-        Some(b'"') => {
-            let s: String = serde_json::from_str(json)?;
-            serde_json::to_writer(&mut *out, &s)
-        }
-        // Up to 19 digits always fit a u64, which `serde_json` writes back digit for digit (JSON
-        // allows no leading zero).
-        Some(b'0'..=b'9') if json.len() <= 19 && json.bytes().all(|b| b.is_ascii_digit()) => {
-            out.extend_from_slice(json.as_bytes());
-            Ok(())
-        }
-        Some(b't') | Some(b'f') | Some(b'n') => match json {
-            "true" | "false" | "null" => {
-                out.extend_from_slice(json.as_bytes());
-                Ok(())
-            }
-            _ => Err(de::Error::custom(format!("not a JSON value: {json:.16}"))),
-        },
-        // Other numbers (negative, fractional, exponent, beyond a u64) go through `serde_json`'s
-        // own number, which decides between integer and float as its trees do.
-        _ => {
-            let n: serde_json::Number = serde_json::from_str(json)?;
-            serde_json::to_writer(&mut *out, &n)
+/// What writing an item needs besides its output, kept between items so that it is allocated once.
+#[derive(Debug, Default)]
+struct Space {
+    /// The members of the objects being written, innermost last: each object's members from where
+    /// the list stood when it began.
+    members: Vec<Member>,
+    /// A copy of an object's members while they are written again in order.
+    scratch: Vec<u8>,
+}
+
+/// One member of an object being written: its key, and where the member (key, colon and value)
+/// and its value lie in the output.
+#[derive(Debug)]
+struct Member {
+    key: KeyText,
+    start: usize,
+    value: usize,
+    end: usize,
+}
+
+#[derive(Debug)]
+enum KeyText {
+    /// A key without escapes: its text is in the source, between these offsets.
+    At(usize, usize),
+    /// A key with escapes, decoded.
+    Owned(Box<str>),
+    /// The member a join adds.
+    Static(&'static str),
+}
+
+impl KeyText {
+    fn text<'a>(&'a self, src: &'a str) -> &'a str {
+        match self {
+            KeyText::At(start, end) => src.get(*start..*end).unwrap_or_default(),
+            KeyText::Owned(key) => key,
+            KeyText::Static(key) => key,
         }
     }
 }
 
-/// Writes an object's members, sorted by key; of members with the same key the last, as a
-/// `serde_json` map keeps; leaving out those named in `dropped`. The member named `joined` is
-/// written as an item is, without the annotations an item drops.
-fn write_members(
-    members: &[(Cow<'_, str>, &RawValue)],
-    out: &mut Vec<u8>,
-    dropped: &[&str],
-    depth: usize,
-    joined: Option<&str>,
-) -> Result<(), serde_json::Error> {
-    out.push(b'{');
-    let mut written = 0;
-    for (i, (key, value)) in members.iter().enumerate() {
-        if members.get(i + 1).is_some_and(|next| next.0 == *key) || dropped.contains(&key.as_ref()) {
-            continue;
-        }
-        if written > 0 {
-            out.push(b',');
-        }
-        write_str(key, out);
-        out.push(b':');
-        let value = trim(value.get());
-        if joined == Some(key.as_ref()) && value.starts_with('{') && depth + 1 < MAX_DEPTH {
-            let mut members = serde_json::from_str::<Members<'_>>(value)?.0;
-            members.sort_by(|a, b| a.0.cmp(&b.0));
-            write_members(&members, out, crate::dataprint::DROPPED, depth + 1, None)?;
-        } else {
-            write_value(value, out, depth + 1)?;
-        }
-        written += 1;
+/// One pass over an item's JSON text that writes its canonical bytes as it reads.
+///
+/// Every value is read once: strings and numbers are copied (or decoded and written by
+/// `serde_json` where their text is not what it would write), arrays written as they come, and an
+/// object's members written in the order they came while their keys are noted; an object whose keys
+/// did not come sorted, came more than once, or include one to drop is then written again from a
+/// copy of its members, in key order. So a byte of an item is read once and copied once per object
+/// around it whose members were out of order, where reading each object's members as raw JSON and
+/// each nested object again read it once per level. The grammar is JSON's, as strictly as
+/// `serde_json` reads it: what it refuses, this refuses.
+struct Scan<'s, 'w> {
+    src: &'s str,
+    pos: usize,
+    out: &'w mut Vec<u8>,
+    space: &'w mut Space,
+}
+
+impl Scan<'_, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.src.as_bytes().get(self.pos).copied()
     }
-    out.push(b'}');
-    Ok(())
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn fail(&self, what: &str) -> serde_json::Error {
+        de::Error::custom(format!("{what} at byte {} of an item", self.pos))
+    }
+
+    /// Nothing but whitespace may follow the item.
+    fn end(&mut self) -> Result<(), serde_json::Error> {
+        self.ws();
+        if self.pos == self.src.len() { Ok(()) } else { Err(self.fail("trailing characters")) }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), serde_json::Error> {
+        self.ws();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.fail(&format!("expected `{}`", byte as char)))
+        }
+    }
+
+    /// Refuses a container at `depth` (the item itself is at 0) that `serde_json` would refuse: it
+    /// counts [`MAX_DEPTH`] down as containers open and refuses the one that reaches zero, so 127
+    /// of them nest.
+    fn enter(&self, depth: usize) -> Result<(), serde_json::Error> {
+        if depth + 1 >= MAX_DEPTH { Err(self.fail("recursion limit exceeded")) } else { Ok(()) }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<(), serde_json::Error> {
+        self.ws();
+        match self.peek() {
+            Some(b'{') => {
+                let base = self.space.members.len();
+                let start = self.out.len();
+                let sorted = self.members(depth)?;
+                self.close(base, start, sorted, &[]);
+                self.space.members.truncate(base);
+                Ok(())
+            }
+            Some(b'[') => self.array(depth),
+            Some(b'"') => {
+                let (start, end, escaped) = self.string_span()?;
+                let raw = &self.src[start..end];
+                if escaped {
+                    let s: String = serde_json::from_str(raw)?;
+                    serde_json::to_writer(&mut *self.out, &s)
+                } else {
+                    self.out.extend_from_slice(raw.as_bytes());
+                    Ok(())
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.literal("true"),
+            Some(b'f') => self.literal("false"),
+            Some(b'n') => self.literal("null"),
+            _ => Err(self.fail("expected a JSON value")),
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Result<(), serde_json::Error> {
+        if self.src[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            self.out.extend_from_slice(word.as_bytes());
+            Ok(())
+        } else {
+            Err(self.fail("expected a JSON value"))
+        }
+    }
+
+    fn number(&mut self) -> Result<(), serde_json::Error> {
+        let start = self.pos;
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
+            self.pos += 1;
+        }
+        let text = &self.src[start..self.pos];
+        // Up to 19 digits without a leading zero always fit a u64, which `serde_json` writes back
+        // digit for digit.
+        if text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit()) && (text.len() == 1 || !text.starts_with('0')) {
+            self.out.extend_from_slice(text.as_bytes());
+            Ok(())
+        } else {
+            // Other numbers (negative, fractional, exponent, beyond a u64) go through `serde_json`'s
+            // own number, which decides between integer and float as its trees do, and refuses
+            // what is not a number.
+            let n: serde_json::Number = serde_json::from_str(text)?;
+            serde_json::to_writer(&mut *self.out, &n)
+        }
+    }
+
+    /// Where the string at the cursor starts and ends (quotes included), and whether it holds an
+    /// escape; the cursor moves past it.
+    fn string_span(&mut self) -> Result<(usize, usize, bool), serde_json::Error> {
+        let bytes = self.src.as_bytes();
+        let start = self.pos;
+        let mut at = start + 1;
+        let mut escaped = false;
+        loop {
+            let Some(found) = bytes.get(at..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) else {
+                return Err(self.fail("unterminated string"));
+            };
+            if bytes[at + found] == b'"' {
+                at += found + 1;
+                break;
+            }
+            escaped = true;
+            // The escaped character cannot end the string; what it is, `serde_json` checks when it
+            // decodes the string.
+            at += found + 2;
+        }
+        // JSON forbids control characters in strings; a string with escapes is checked as
+        // `serde_json` decodes it.
+        if !escaped && bytes[start + 1..at - 1].iter().any(|b| *b < 0x20) {
+            return Err(self.fail("control character in a string"));
+        }
+        self.pos = at;
+        Ok((start, at, escaped))
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), serde_json::Error> {
+        self.enter(depth)?;
+        self.pos += 1;
+        self.out.push(b'[');
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            self.out.push(b']');
+            return Ok(());
+        }
+        loop {
+            self.value(depth + 1)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.out.push(b',');
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    self.out.push(b']');
+                    return Ok(());
+                }
+                _ => return Err(self.fail("expected `,` or `]`")),
+            }
+        }
+    }
+
+    /// Reads the object at the cursor and writes its members in the order they came, noting each in
+    /// `space.members`; says whether their keys came strictly in order (sorted, none repeated).
+    /// [`Scan::close`] finishes the object.
+    fn members(&mut self, depth: usize) -> Result<bool, serde_json::Error> {
+        self.enter(depth)?;
+        self.pos += 1;
+        self.out.push(b'{');
+        let base = self.space.members.len();
+        let mut sorted = true;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(true);
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.fail("expected a key"));
+            }
+            if self.space.members.len() > base {
+                self.out.push(b',');
+            }
+            let start = self.out.len();
+            let (key_start, key_end, escaped) = self.string_span()?;
+            let key = if escaped {
+                let key: String = serde_json::from_str(&self.src[key_start..key_end])?;
+                write_str(&key, self.out);
+                KeyText::Owned(key.into_boxed_str())
+            } else {
+                self.out.extend_from_slice(&self.src.as_bytes()[key_start..key_end]);
+                KeyText::At(key_start + 1, key_end - 1)
+            };
+            self.expect(b':')?;
+            self.out.push(b':');
+            let value = self.out.len();
+            self.value(depth + 1)?;
+            if let Some(previous) = self.space.members[base..].last() {
+                sorted &= previous.key.text(self.src) < key.text(self.src);
+            }
+            self.space.members.push(Member { key, start, value, end: self.out.len() });
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(sorted);
+                }
+                _ => return Err(self.fail("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// Finishes the object whose `{` was written at `start` and whose members are
+    /// `space.members[base..]`: when they came out of order, or repeated, or `dropped` names one,
+    /// they are written again sorted by key, the last of a repeated key kept, those named in
+    /// `dropped` left out. Afterwards `space.members[base..]` are the members written, where they
+    /// now lie.
+    fn close(&mut self, base: usize, start: usize, sorted: bool, dropped: &[&str]) {
+        let src = self.src;
+        let Space { members, scratch } = &mut *self.space;
+        if sorted && !members[base..].iter().any(|m| dropped.contains(&m.key.text(src))) {
+            self.out.push(b'}');
+            return;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&self.out[start..]);
+        self.out.truncate(start + 1);
+        // A stable sort keeps members with the same key in the order they came, so the last is last.
+        members[base..].sort_by(|a, b| a.key.text(src).cmp(b.key.text(src)));
+        let mut kept = base;
+        for i in base..members.len() {
+            let key = members[i].key.text(src);
+            if members.get(i + 1).is_some_and(|next| next.key.text(src) == key) || dropped.contains(&key) {
+                continue;
+            }
+            if kept > base {
+                self.out.push(b',');
+            }
+            let at = self.out.len();
+            let m = &mut members[i];
+            self.out.extend_from_slice(&scratch[m.start - start..m.end - start]);
+            m.value = at + (m.value - m.start);
+            m.start = at;
+            m.end = self.out.len();
+            members.swap(kept, i);
+            kept += 1;
+        }
+        members.truncate(kept);
+        self.out.push(b'}');
+    }
 }
 
 /// Writes a string as `serde_json` does: copied between quotes when nothing in it needs escaping.
@@ -352,33 +615,6 @@ impl<'de> Visitor<'de> for MembersVisitor {
     }
 }
 
-/// An array's elements as their raw JSON, a few kept on the stack.
-struct Items<'a>(smallvec::SmallVec<[&'a RawValue; 8]>);
-
-impl<'de> Deserialize<'de> for Items<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_seq(ItemsVisitor)
-    }
-}
-
-struct ItemsVisitor;
-
-impl<'de> Visitor<'de> for ItemsVisitor {
-    type Value = Items<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON array")
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Items<'de>, A::Error> {
-        let mut items = smallvec::SmallVec::new();
-        while let Some(item) = seq.next_element::<&'de RawValue>()? {
-            items.push(item);
-        }
-        Ok(Items(items))
-    }
-}
-
 struct Key<'a>(Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
@@ -432,9 +668,26 @@ mod tests {
         (bytes, n)
     }
 
-    /// The members the projections of the tests keep.
-    fn fields() -> Vec<String> {
-        ["a", "id", "signInActivity", "@odata.etag"].map(String::from).to_vec()
+    /// What the projections of the tests keep: members whole, counted, tested for truth, and read
+    /// by their own members (the last with and without the object's emptiness).
+    fn needs() -> BTreeMap<String, Need> {
+        let some = |truth| Need::Members {
+            members: BTreeMap::from([("a".to_string(), Need::Whole), ("b".to_string(), Need::Shape)]),
+            truth,
+        };
+        BTreeMap::from([
+            ("a".to_string(), Need::Shape),
+            ("b".to_string(), Need::Truth),
+            ("id".to_string(), Need::Whole),
+            ("signInActivity".to_string(), some(true)),
+            ("é日本".to_string(), some(false)),
+            ("@odata.etag".to_string(), Need::Whole),
+        ])
+    }
+
+    /// What the tree path's projection is.
+    fn project_tree(tree: Value) -> Value {
+        history::project_elements(tree, &Need::Members { members: needs(), truth: false })
     }
 
     fn same(items: &[&str]) {
@@ -474,10 +727,56 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_refused_exactly_where_serde_json_refuses_it() {
+        for n in 120..=132 {
+            for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
+                let item = format!("{{\"id\":\"a\",\"v\":{}1{}}}", open.repeat(n), close.repeat(n));
+                let trees = serde_json::from_str::<Value>(&item).is_ok();
+                assert_eq!(Keyed::new().push(&item).is_ok(), trees, "{n} levels of {open}");
+                if trees {
+                    same(&[&item]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn what_serde_json_refuses_is_refused() {
+        for bad in [
+            r#"{"id":"a",}"#,
+            r#"{"id":"a" "b":1}"#,
+            r#"{"id" "a"}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":truex}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":[1 2]}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\ud800"}"#,
+            "{\"a\":\"tab\there\"}",
+            r#"{"a":"unterminated}"#,
+            r#"{"a":1}}"#,
+            r#"{"a":1} x"#,
+            r#"{a:1}"#,
+            r#"{"a":1e400}"#,
+            "{\"a\":1}\u{a0}",
+            "",
+            "   ",
+        ] {
+            assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
+            assert!(Keyed::new().push(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_projection_keeps_the_named_members_as_the_stores_does() {
         let items = [r#"{"id":"a","x":1,"y":{"z":[1]},"w":"no"}"#, r#"{"id":"b","w":2}"#, r#""s""#];
         let fields = vec!["y".to_string(), "w".to_string()];
-        let mut k = Keyed::projecting(fields.clone());
+        let Need::Members { members, .. } = Need::fields(fields.clone()) else { unreachable!() };
+        let mut k = Keyed::projecting(members);
         for i in items {
             k.push(i).unwrap();
         }
@@ -587,13 +886,13 @@ mod tests {
             (Some(a), false) => Some(Join::from_collection("signInActivity", a).unwrap()),
             (None, false) => Some(Join::none("signInActivity")),
         };
-        let mut k = Keyed::projecting(fields());
+        let mut k = Keyed::projecting(needs());
         for u in users {
             k.push_round(u, join.as_ref()).unwrap();
         }
         let (bytes, n, projection) = k.finish();
         let tree: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(projection, Some(store::project_collection(tree, &fields())), "the projection is the bytes'");
+        assert_eq!(projection, Some(project_tree(tree)), "the projection is the bytes'");
         (bytes, n)
     }
 
@@ -637,19 +936,46 @@ mod tests {
             prop_assert_eq!(String::from_utf8(bytes).unwrap(), String::from_utf8(round_by_trees(&users, activity, carried)).unwrap());
         }
 
+        /// Text damaged anywhere (a character removed or one added) is refused exactly when
+        /// `serde_json` refuses it, and written as its trees would be when it is not.
+        #[test]
+        fn damaged_text_is_refused_as_serde_json_refuses_it(
+            item in json_text(),
+            at in any::<prop::sample::Index>(),
+            insert in prop::option::of(prop::sample::select(vec![',', ':', '{', '}', '[', ']', '"', '\\', 'x', '0', '-', '.', 'e', ' ', '\u{1}', 'é'])),
+        ) {
+            let mut chars: Vec<char> = item.chars().collect();
+            let at = at.index(chars.len() + 1);
+            match insert {
+                Some(c) => chars.insert(at, c),
+                None if at < chars.len() => {
+                    chars.remove(at);
+                }
+                None => {}
+            }
+            let damaged: String = chars.into_iter().collect();
+            let trees = serde_json::from_str::<Value>(&damaged);
+            let mut k = Keyed::new();
+            let pushed = k.push(&damaged);
+            prop_assert_eq!(pushed.is_ok(), trees.is_ok(), "{}: {:?} against {:?}", damaged, pushed, trees);
+            if let Ok(tree) = trees {
+                prop_assert_eq!(k.finish().0, serde_json::to_vec(&keyed([tree])).unwrap());
+            }
+        }
+
         #[test]
         fn bytes_are_what_trees_write(items in prop::collection::vec(json_text(), 0..8)) {
             let items: Vec<&str> = items.iter().map(String::as_str).collect();
             let (bytes, n) = by_bytes(&items);
             let trees = by_trees(&items);
-            let mut k = Keyed::projecting(fields());
+            let mut k = Keyed::projecting(needs());
             for i in &items {
                 k.push(i).unwrap();
             }
             let (projected_bytes, _, projection) = k.finish();
             prop_assert_eq!(&projected_bytes, &bytes);
             let tree: Value = serde_json::from_slice(&trees).unwrap();
-            prop_assert_eq!(projection, Some(store::project_collection(tree, &fields())));
+            prop_assert_eq!(projection, Some(project_tree(tree)));
             prop_assert_eq!(String::from_utf8(bytes).unwrap(), String::from_utf8(trees.clone()).unwrap());
             let tree: Value = serde_json::from_slice(&trees).unwrap();
             prop_assert_eq!(n, tree.as_object().unwrap().len());

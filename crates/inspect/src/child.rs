@@ -246,7 +246,9 @@ pub fn lazy_from_previous(metrics: &[history::Metric]) -> Vec<Lazy> {
         match element_reads(builtins.iter().filter(|m| !dataprint::keeps_value(m)), c.name, false) {
             None => return Vec::new(),
             Some(ElementReads::Whole) => {}
-            Some(ElementReads::Fields(fields)) => lazy.push(Lazy { name: c.name, fields }),
+            Some(ElementReads::Members(needs)) => {
+                lazy.push(Lazy { name: c.name, fields: needs.map(|n| n.into_keys().collect()) })
+            }
         }
     }
     lazy
@@ -256,8 +258,9 @@ pub fn lazy_from_previous(metrics: &[history::Metric]) -> Vec<Lazy> {
 enum ElementReads {
     /// The elements whole, or the collection some other way.
     Whole,
-    /// Only these members of each element, or (`None`) nothing of them.
-    Fields(Option<Vec<String>>),
+    /// Only these members of each element, as much of each as its need says, or (`None`) nothing of
+    /// them.
+    Members(Option<BTreeMap<String, history::Need>>),
 }
 
 /// What `metrics` read of the elements of `collection`, by [`history::Metric::element_fields`];
@@ -268,31 +271,42 @@ fn element_reads<'m>(
     collection: &str,
     required: bool,
 ) -> Option<ElementReads> {
-    let mut fields: Option<std::collections::BTreeSet<String>> = None;
+    let mut needs: Option<history::Need> = None;
     for m in metrics {
         let reads = m.reads()?;
         if !reads.contains(collection) {
             if required && m.requires().iter().any(|r| r.split('|').any(|n| n == collection)) {
-                fields.get_or_insert_default();
+                needs.get_or_insert_with(history::Need::nothing);
             }
             continue;
         }
-        match m.element_fields(collection) {
-            Some(f) => fields.get_or_insert_default().extend(f),
+        match m.element_needs(collection) {
+            Some(members) => {
+                let mine = history::Need::Members { members, truth: false };
+                needs = Some(match needs.take() {
+                    Some(n) => n.join(mine),
+                    None => mine,
+                });
+            }
             None => return Some(ElementReads::Whole),
         }
     }
-    Some(ElementReads::Fields(fields.map(|f| f.into_iter().collect())))
+    Some(match needs {
+        None => ElementReads::Members(None),
+        Some(history::Need::Members { members, .. }) => ElementReads::Members(Some(members)),
+        // Needs of members join as members; anything else is the elements whole.
+        Some(_) => ElementReads::Whole,
+    })
 }
 
 /// A collection a run writes from Graph's answers without reading it as a tree ([`crate::canon`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unparsed {
     pub name: &'static str,
-    /// The members of its elements that built-in metrics read: the summary is computed on a copy
-    /// of the collection whose elements keep only these. `None` when no built-in metric reads or
-    /// requires it.
-    pub fields: Option<Vec<String>>,
+    /// What built-in metrics read of its elements' members ([`history::Metric::element_needs`]): the
+    /// summary is computed on a copy of the collection whose elements keep only that. `None` when no
+    /// built-in metric reads or requires it.
+    pub needs: Option<BTreeMap<String, history::Need>>,
 }
 
 /// The collections a run can write straight from Graph's answers to the store, never building
@@ -315,7 +329,7 @@ pub fn unparsed(metrics: &[history::Metric]) -> Vec<Unparsed> {
         match element_reads(builtins.iter(), c.name, true) {
             None => return Vec::new(),
             Some(ElementReads::Whole) => {}
-            Some(ElementReads::Fields(fields)) => out.push(Unparsed { name: c.name, fields }),
+            Some(ElementReads::Members(needs)) => out.push(Unparsed { name: c.name, needs }),
         }
     }
     if !out.iter().any(|u| u.name == SIGN_IN_ACTIVITY) {
@@ -332,7 +346,7 @@ enum Collected {
     /// Items keyed by id, or `null`: left unread and unchanged.
     Tree(Value),
     /// The collection's bytes ([`crate::canon`]), how many items it holds, and the projection the
-    /// built-in metrics read ([`Unparsed::fields`]).
+    /// built-in metrics read ([`Unparsed::needs`]).
     Bytes(crate::canon::Written),
     /// A delta round read in full, as Graph sent it, to be written as bytes once what is joined to
     /// its items is known (sign-in activity to users).
@@ -806,7 +820,7 @@ impl Child<'_> {
         // users, is known. One that cannot be is a failed read: no collection, and no link to lead
         // on from it.
         for (c, round) in rounds {
-            match write_round(c, &round, &collections, &unparsed, self.fields(c)) {
+            match write_round(c, &round, &collections, &unparsed, self.needs(c)) {
                 Ok((json, n, projection)) => {
                     if let Some(o) = outcomes.get_mut(c.name) {
                         o.items = Some(n);
@@ -1058,9 +1072,9 @@ impl Child<'_> {
         Ok(out)
     }
 
-    /// What the built-in metrics read of a collection written unparsed ([`Unparsed::fields`]).
-    fn fields(&self, c: &Collector) -> Option<&[String]> {
-        self.options.unparsed.iter().find(|u| u.name == c.name).and_then(|u| u.fields.as_deref())
+    /// What the built-in metrics read of a collection written unparsed ([`Unparsed::needs`]).
+    fn needs(&self, c: &Collector) -> Option<&BTreeMap<String, history::Need>> {
+        self.options.unparsed.iter().find(|u| u.name == c.name).and_then(|u| u.needs.as_ref())
     }
 
     /// [`Child::list`], written as the collection's bytes without building trees ([`crate::canon`]).
@@ -1068,7 +1082,7 @@ impl Child<'_> {
         use futures::StreamExt;
         let target = self.gtarget();
         let mut pages = std::pin::pin!(self.graph.raw_pages(&target, c.path, Vec::new()));
-        let mut keyed = keyed_for(self.fields(c));
+        let mut keyed = keyed_for(self.needs(c));
         let full = |k: &crate::canon::Keyed| cap.is_some_and(|c| k.pushed() >= c);
         while let Some(page) = pages.next().await {
             let page = page?;
@@ -1447,7 +1461,7 @@ fn write_round(
     round: &microsoft::RawDelta,
     collections: &Map<String, Value>,
     unparsed: &[store::UnparsedCollection],
-    fields: Option<&[String]>,
+    needs: Option<&BTreeMap<String, history::Need>>,
 ) -> Result<crate::canon::Written, Error> {
     let protocol = |e: serde_json::Error| Error::Protocol {
         url: c.path.to_string(),
@@ -1465,7 +1479,7 @@ fn write_round(
         }
         _ => None,
     };
-    let mut keyed = keyed_for(fields);
+    let mut keyed = keyed_for(needs);
     keyed.reserve(round.pages.iter().map(microsoft::RawPage::body_len).sum());
     for page in &round.pages {
         for item in page.items() {
@@ -1476,9 +1490,9 @@ fn write_round(
 }
 
 /// A collection to write unparsed, projected for the built-in metrics when they read it.
-fn keyed_for(fields: Option<&[String]>) -> crate::canon::Keyed {
-    match fields {
-        Some(fields) => crate::canon::Keyed::projecting(fields.to_vec()),
+fn keyed_for(needs: Option<&BTreeMap<String, history::Need>>) -> crate::canon::Keyed {
+    match needs {
+        Some(needs) => crate::canon::Keyed::projecting(needs.clone()),
         None => crate::canon::Keyed::new(),
     }
 }
