@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures::Stream;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{HeaderName, Method};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use url::Url;
@@ -289,18 +290,19 @@ impl RawPage {
     }
 
     fn parse(resp: &Response) -> Result<RawPage, Error> {
-        use serde_json::value::RawValue;
         let protocol = |message: String| Error::Protocol { url: resp.url.clone(), message };
         let text = std::str::from_utf8(&resp.body)
             .map_err(|e| protocol(format!("the response is not JSON (not UTF-8: {e})")))?;
-        let page: std::collections::BTreeMap<std::borrow::Cow<'_, str>, &RawValue> = match serde_json::from_str(text) {
+        let page: PageParts<'_> = match serde_json::from_str(text) {
             Ok(page) => page,
             Err(e) if e.is_data() => return Err(protocol("a collection page is not a JSON object".into())),
             Err(e) => return Err(protocol(format!("the response is not JSON ({e})"))),
         };
-        let value = page.get("value").ok_or_else(|| protocol("the page has no 'value'".into()))?;
-        let items: Vec<&RawValue> =
-            serde_json::from_str(value.get()).map_err(|_| protocol("'value' is not an array".into()))?;
+        let items = match page.value {
+            Some(Some(items)) => items,
+            Some(None) => return Err(protocol("'value' is not an array".into())),
+            None => return Err(protocol("the page has no 'value'".into())),
+        };
         // Each item borrows from `text`: its place in the body is its address's offset from the body's.
         let base = text.as_ptr() as usize;
         let items = items
@@ -310,13 +312,109 @@ impl RawPage {
                 start..start + item.get().len()
             })
             .collect();
-        let link = |name: &str| page.get(name).and_then(|l| serde_json::from_str::<String>(l.get()).ok());
+        let link = |l: Option<&RawValue>| l.and_then(|l| serde_json::from_str::<String>(l.get()).ok());
         Ok(RawPage {
             body: resp.body.clone(),
             items,
-            next_link: link("@odata.nextLink"),
-            delta_link: link("@odata.deltaLink"),
+            next_link: link(page.next_link),
+            delta_link: link(page.delta_link),
         })
+    }
+}
+
+/// What [`RawPage::parse`] reads of a page, in one pass over it: each item of `value` as its raw
+/// JSON (`Some(None)` when `value` is not an array), and the links as they came. Of a member sent
+/// twice, the last counts, as it would in a map; other members are read past.
+struct PageParts<'a> {
+    value: Option<Option<Vec<&'a RawValue>>>,
+    next_link: Option<&'a RawValue>,
+    delta_link: Option<&'a RawValue>,
+}
+
+impl<'de> serde::Deserialize<'de> for PageParts<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(PagePartsVisitor)
+    }
+}
+
+struct PagePartsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PagePartsVisitor {
+    type Value = PageParts<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a collection page")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PageParts<'de>, A::Error> {
+        let mut parts = PageParts { value: None, next_link: None, delta_link: None };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "value" => parts.value = Some(map.next_value::<ItemsOrNot<'de>>()?.0),
+                "@odata.nextLink" => parts.next_link = Some(map.next_value()?),
+                "@odata.deltaLink" => parts.delta_link = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// An array's elements as their raw JSON, or `None` for any other value (read past).
+struct ItemsOrNot<'a>(Option<Vec<&'a RawValue>>);
+
+impl<'de> serde::Deserialize<'de> for ItemsOrNot<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemsOrNotVisitor)
+    }
+}
+
+struct ItemsOrNotVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ItemsOrNotVisitor {
+    type Value = ItemsOrNot<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ItemsOrNot<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            items.push(item);
+        }
+        Ok(ItemsOrNot(Some(items)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ItemsOrNot<'de>, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Ok(ItemsOrNot(None))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<ItemsOrNot<'de>, E> {
+        Ok(ItemsOrNot(None))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<ItemsOrNot<'de>, E> {
+        Ok(ItemsOrNot(None))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<ItemsOrNot<'de>, E> {
+        Ok(ItemsOrNot(None))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<ItemsOrNot<'de>, E> {
+        Ok(ItemsOrNot(None))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<ItemsOrNot<'de>, E> {
+        Ok(ItemsOrNot(None))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<ItemsOrNot<'de>, E> {
+        Ok(ItemsOrNot(None))
     }
 }
 
@@ -1080,6 +1178,13 @@ mod tests {
         assert_eq!(message("[]"), "a collection page is not a JSON object");
         assert_eq!(message(r#"{"value": 3}"#), "'value' is not an array");
         assert_eq!(message(r#"{"values": []}"#), "the page has no 'value'");
+        for not_an_array in ["null", "{\"a\": [1]}", "\"s\"", "true", "-1.5"] {
+            assert_eq!(
+                message(&format!(r#"{{"value": {not_an_array}}}"#)),
+                "'value' is not an array",
+                "{not_an_array}"
+            );
+        }
         assert!(message("{\"value\": [1,").starts_with("the response is not JSON"));
         assert!(message("{\"value\": [{\"id\":\"a\" \"b\"}]}").starts_with("the response is not JSON"));
         let body = r#"{"@odata.context":"x", "value": [ {"id":"1", "n": [1, 2]} ,"s", 3.5 ],
@@ -1093,5 +1198,11 @@ mod tests {
         let raw: Vec<Value> = p.items().map(|i| serde_json::from_str(i).unwrap()).collect();
         assert_eq!(raw, tree.items);
         assert!(RawPage::parse(&resp(r#"{"value":[]}"#)).unwrap().is_empty());
+        // Of a member sent twice the last counts, as in the tree; a link that is not a string is none.
+        let twice = r#"{"value":[1],"@odata.nextLink":7,"value":[2,3],"@odata.deltaLink":"d"}"#;
+        let p = RawPage::parse(&resp(twice)).unwrap();
+        assert_eq!(p.items().collect::<Vec<_>>(), vec!["2", "3"]);
+        assert_eq!((p.next_link, p.delta_link.as_deref()), (None, Some("d")));
+        assert_eq!(parse_page(&resp(twice)).unwrap().items, vec![json!(2), json!(3)]);
     }
 }
