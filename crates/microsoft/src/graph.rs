@@ -899,8 +899,13 @@ impl GraphClient {
                 };
                 let outcome =
                     self.send(target, Method::POST, url.clone(), Some(body), &[]).await.and_then(|r| parse_json(&r));
-                let responses = match outcome {
-                    Ok(v) => v.get("responses").and_then(Value::as_array).cloned().unwrap_or_default(),
+                // The answers are taken out of the parsed response rather than copied: the bodies of
+                // a tenant's small collections are most of it.
+                let mut responses = match outcome {
+                    Ok(mut v) => match v.get_mut("responses").map(Value::take) {
+                        Some(Value::Array(responses)) => responses,
+                        _ => Vec::new(),
+                    },
                     Err(e) => {
                         for i in &pending {
                             results.insert(i.id.clone(), Err(e.clone()));
@@ -912,7 +917,7 @@ impl GraphClient {
                 let mut wait = 0u64;
                 for item in &pending {
                     let Some(r) =
-                        responses.iter().find(|r| r.get("id").and_then(Value::as_str) == Some(item.id.as_str()))
+                        responses.iter_mut().find(|r| r.get("id").and_then(Value::as_str) == Some(item.id.as_str()))
                     else {
                         results.insert(
                             item.id.clone(),
@@ -924,12 +929,12 @@ impl GraphClient {
                         continue;
                     };
                     let status = r.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
-                    let body = r.get("body").cloned().unwrap_or(Value::Null);
+                    let body = r.get_mut("body").map(Value::take).unwrap_or(Value::Null);
                     if (200..300).contains(&status) {
                         results.insert(item.id.clone(), Ok(body));
                         continue;
                     }
-                    let headers = r.get("headers").cloned().unwrap_or(Value::Null);
+                    let headers = r.get_mut("headers").map(Value::take).unwrap_or(Value::Null);
                     let header = |k: &str| {
                         headers
                             .as_object()
