@@ -597,6 +597,11 @@ mod tests {
             fields("length(values(collections.users)[*].signInActivity)"),
             Some(vec!["signInActivity".to_string()])
         );
+        // A projection inside a test reads its left-hand side whole.
+        assert_eq!(
+            fields("length(values(collections.users)[?assignedLicenses[*].skuId])"),
+            Some(vec!["assignedLicenses".to_string()])
+        );
         // Inside a test, `collections.groups` is a member of the user.
         assert_eq!(
             fields("length(values(collections.users)[?contains(keys(collections.groups), id)])"),

@@ -138,8 +138,19 @@ pub(crate) fn input_need(node: &Node, demand: Need) -> Need {
         // An expression reference is applied by its function to elements of another argument,
         // which that argument's own need (whole) covers: of the value itself it reads nothing.
         Node::Expref(_) => Need::nothing(),
-        Node::Function(_, args) => args.iter().fold(Need::nothing(), |need, a| need.join(input_need(a, Need::Whole))),
-        _ => Need::Whole,
+        Node::Function(_, args) | Node::MultiList(args) => {
+            args.iter().fold(Need::nothing(), |need, a| need.join(input_need(a, Need::Whole)))
+        }
+        Node::MultiHash(items) => {
+            items.iter().fold(Need::nothing(), |need, (_, a)| need.join(input_need(a, Need::Whole)))
+        }
+        // The right-hand side of a projection is evaluated on the elements of what the left-hand
+        // side gives, which is kept whole.
+        Node::Projection(lhs, _) | Node::CountProjection(lhs, _) | Node::Flatten(lhs) | Node::ObjectValues(lhs) => {
+            input_need(lhs, Need::Whole)
+        }
+        // An index or a slice reads the value itself.
+        Node::Index(_) | Node::Slice { .. } => Need::Whole,
     }
 }
 
@@ -281,6 +292,11 @@ mod tests {
             "length(values(collections.users)[?signInActivity.a.skuId && assignedLicenses])",
             "length(values(collections.users)[*].signInActivity)",
             "length(values(collections.users)[?(assignedLicenses && userType) == 'Guest'])",
+            "length(values(collections.users)[?assignedLicenses[*].skuId])",
+            "length(values(collections.users)[?length(signInActivity.*) > `1`])",
+            "length(values(collections.users)[?[signInActivity.a, userType][0]])",
+            "length(values(collections.users)[?{a: signInActivity.a}.a])",
+            "length(values(collections.users)[?assignedLicenses[][]])",
         ]
         .into_iter()
         .enumerate()
