@@ -85,7 +85,7 @@ impl Keyed {
 
     fn write_item(&mut self, item: &str, join: Option<&Join<'_>>, round: bool) -> Result<(), serde_json::Error> {
         let start = self.buf.len();
-        self.space.members.clear();
+        // `push_round_or_not` leaves the list of members empty after every item.
         let mut scan = Scan { src: item, pos: 0, out: &mut self.buf, space: &mut self.space };
         scan.ws();
         if scan.peek() != Some(b'{') {
